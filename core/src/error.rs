@@ -1,0 +1,152 @@
+//! The one error type of `extensor-core`.
+//!
+//! Each variant names what went wrong and where (a stream, a position, a file,
+//! a JSON path) so that the API and CLI can pass the message on unchanged.
+//! `code()` gives a stable machine-readable code per variant; the API maps
+//! codes to HTTP statuses.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::store::ExpectedRevision;
+
+/// One problem found while validating a document, located by a JSON path
+/// (`$.jobs[0].schedule`) or, for YAML and source files, `file:line:column`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldProblem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// A command that makes no sense in the aggregate's current state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{aggregate} is {state}: {message}")]
+pub struct DomainError {
+    /// `tenant` or `installation`.
+    pub aggregate: &'static str,
+    /// The state the aggregate is in, e.g. `uninstalled`.
+    pub state: String,
+    /// Stable code, e.g. `already_installed`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid id `{value}`: {reason}")]
+    InvalidId { value: String, reason: String },
+
+    #[error("invalid {what} `{value}`: {reason}")]
+    InvalidValue {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    #[error("invalid manifest: {}", join_problems(.0))]
+    InvalidManifest(Vec<FieldProblem>),
+
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+
+    #[error("revision conflict on stream `{stream}`: expected {expected}, actual {}", show_revision(*.actual))]
+    Conflict {
+        stream: String,
+        expected: ExpectedRevision,
+        actual: Option<u64>,
+    },
+
+    #[error("event store at {}: {detail}", .path.display())]
+    StoreOpen { path: PathBuf, detail: String },
+
+    #[error("event store at {} is not an Extensor store or is corrupted: {detail}", .path.display())]
+    StoreCorrupt { path: PathBuf, detail: String },
+
+    #[error("event store at {} is full: {detail}; nothing from this append was written", .path.display())]
+    StoreFull { path: PathBuf, detail: String },
+
+    #[error("event store at {}: {detail}", .path.display())]
+    StoreIo { path: PathBuf, detail: String },
+
+    #[error("event store is closed")]
+    StoreClosed,
+
+    #[error(
+        "event {position} ({event_type} v{schema_version}) on `{stream}` cannot be decoded: {reason}"
+    )]
+    Decode {
+        position: u64,
+        stream: String,
+        event_type: String,
+        schema_version: u32,
+        reason: String,
+    },
+
+    #[error("event {position} on `{stream}` breaks an invariant of {aggregate}: {reason}")]
+    Invariant {
+        position: u64,
+        stream: String,
+        aggregate: &'static str,
+        reason: String,
+    },
+
+    #[error("invalid append to `{stream}`: {reason}")]
+    InvalidAppend { stream: String, reason: String },
+
+    #[error(
+        "subscriber fell behind and was dropped at position {position}; resubscribe from there"
+    )]
+    SubscriberLagged { position: u64 },
+}
+
+impl Error {
+    /// A stable, machine-readable code for each kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidId { .. } => "invalid_id",
+            Error::InvalidValue { .. } => "invalid_value",
+            Error::InvalidManifest(_) => "invalid_manifest",
+            Error::Domain(d) => d.code,
+            Error::Conflict { .. } => "revision_conflict",
+            Error::StoreOpen { .. } => "store_open_failed",
+            Error::StoreCorrupt { .. } => "store_corrupt",
+            Error::StoreFull { .. } => "store_full",
+            Error::StoreIo { .. } => "store_io",
+            Error::StoreClosed => "store_closed",
+            Error::Decode { .. } => "event_decode_failed",
+            Error::Invariant { .. } => "event_invariant_broken",
+            Error::InvalidAppend { .. } => "invalid_append",
+            Error::SubscriberLagged { .. } => "subscriber_lagged",
+        }
+    }
+}
+
+fn join_problems(problems: &[FieldProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn show_revision(r: Option<u64>) -> String {
+    match r {
+        None => "no stream".into(),
+        Some(n) => format!("revision {n}"),
+    }
+}

@@ -1,0 +1,1 @@
+//! JS sandbox (issue 3).
