@@ -1,0 +1,437 @@
+//! The single writer: one OS thread owns the write connection and commits
+//! appends in groups.
+//!
+//! Concurrent appends queue on a bounded channel. The writer takes whatever
+//! is queued (up to [`GROUP_COMMIT_EVENTS_MAX`]), checks each request's
+//! expected revision, inserts each request inside its own savepoint (so one
+//! bad request never takes its neighbours down), commits the whole group in
+//! one durable transaction, and only then answers every request and
+//! publishes the events to live subscribers. A crash before the commit loses
+//! the group, which nobody was told about; a crash after it loses nothing.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::schema::map_err;
+use crate::error::Error;
+use crate::event::{GENESIS_HASH, Hash, NewEvent, RecordedEvent, StreamId};
+use crate::store::{
+    APPEND_EVENTS_MAX, AppendResult, ExpectedRevision, SNAPSHOT_BYTES_MAX, SnapshotRecord,
+};
+
+/// At most this many events go into one transaction. Bounds the time one
+/// commit holds the write lock and the memory a group needs.
+pub const GROUP_COMMIT_EVENTS_MAX: usize = 4_096;
+/// Appends waiting for the writer. A full queue makes callers wait
+/// (backpressure) instead of growing memory.
+pub const WRITE_QUEUE_MAX: usize = 4_096;
+
+pub enum WriterMsg {
+    Append {
+        stream: StreamId,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<AppendResult, Error>>,
+    },
+    SaveSnapshot {
+        snapshot: SnapshotRecord,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    DeleteSnapshots {
+        reply: oneshot::Sender<Result<u64, Error>>,
+    },
+    /// Finish what is queued, then stop; answered once the thread is done.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// The last committed event: where the next one goes and what it links to.
+#[derive(Clone, Copy)]
+struct Head {
+    position: u64,
+    hash: Hash,
+    recorded_at_micros: i64,
+}
+
+pub struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    live: broadcast::Sender<Arc<RecordedEvent>>,
+}
+
+/// One accepted append waiting for the group's commit.
+struct Pending {
+    reply: oneshot::Sender<Result<AppendResult, Error>>,
+    result: AppendResult,
+    events: Vec<RecordedEvent>,
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        path: PathBuf,
+        live: broadcast::Sender<Arc<RecordedEvent>>,
+    ) -> Self {
+        Self { conn, path, live }
+    }
+
+    /// The writer thread's loop. Returns when every sender is gone or a
+    /// shutdown message arrives.
+    pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = Vec::new();
+            let mut group_events = 0usize;
+            let mut shutdown = None;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    WriterMsg::Append {
+                        stream,
+                        expected,
+                        events,
+                        reply,
+                    } => {
+                        group_events += events.len();
+                        group.push((stream, expected, events, reply));
+                    }
+                    WriterMsg::SaveSnapshot { snapshot, reply } => {
+                        let _ = reply.send(self.save_snapshot(&snapshot));
+                    }
+                    WriterMsg::DeleteSnapshots { reply } => {
+                        let _ = reply.send(self.delete_snapshots());
+                    }
+                    WriterMsg::Shutdown { reply } => shutdown = Some(reply),
+                }
+                if shutdown.is_none() && group_events < GROUP_COMMIT_EVENTS_MAX {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            if let Some(reply) = shutdown {
+                rx.close();
+                // Answer anything that raced in after the shutdown request.
+                while let Ok(msg) = rx.try_recv() {
+                    refuse(msg);
+                }
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+
+    fn commit_group(
+        &mut self,
+        group: Vec<(
+            StreamId,
+            ExpectedRevision,
+            Vec<NewEvent>,
+            oneshot::Sender<Result<AppendResult, Error>>,
+        )>,
+    ) {
+        let path = self.path.clone();
+        let mut tx = match self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(group.into_iter().map(|g| g.3), &map_err(&path, e)),
+        };
+        // Re-read the head inside the write lock: another process may share
+        // this file, and the chain must continue from what is really there.
+        let mut head = match read_head(&tx, &path) {
+            Ok(h) => h,
+            Err(e) => return fail_all(group.into_iter().map(|g| g.3), &e),
+        };
+        let mut revisions: HashMap<StreamId, Option<u64>> = HashMap::new();
+        let mut accepted: Vec<Pending> = Vec::with_capacity(group.len());
+        for (stream, expected, events, reply) in group {
+            match append_one(
+                &mut tx,
+                &path,
+                &mut head,
+                &mut revisions,
+                &stream,
+                expected,
+                events,
+            ) {
+                Ok((result, events)) => accepted.push(Pending {
+                    reply,
+                    result,
+                    events,
+                }),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+        if let Err(e) = tx.commit() {
+            let err = map_err(&path, e);
+            tracing::error!(error = %err, "group commit failed; no append of the group was acknowledged");
+            return fail_all(accepted.into_iter().map(|p| p.reply), &err);
+        }
+        for p in accepted {
+            let _ = p.reply.send(Ok(p.result));
+            for ev in p.events {
+                // No receivers is fine: nobody is subscribed right now.
+                let _ = self.live.send(Arc::new(ev));
+            }
+        }
+    }
+
+    fn save_snapshot(&mut self, s: &SnapshotRecord) -> Result<(), Error> {
+        if s.state.len() > SNAPSHOT_BYTES_MAX {
+            return Err(Error::InvalidAppend {
+                stream: s.stream.to_string(),
+                reason: format!(
+                    "snapshot is {} bytes; the limit is {SNAPSHOT_BYTES_MAX}",
+                    s.state.len()
+                ),
+            });
+        }
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    s.stream.as_str(),
+                    s.aggregate,
+                    s.snapshot_version,
+                    s.revision as i64,
+                    s.position as i64,
+                    s.state
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| map_err(&self.path, e))
+    }
+
+    fn delete_snapshots(&mut self) -> Result<u64, Error> {
+        self.conn
+            .execute("DELETE FROM snapshots", [])
+            .map(|n| n as u64)
+            .map_err(|e| map_err(&self.path, e))
+    }
+}
+
+/// Checks and inserts one append inside a savepoint. On error the savepoint
+/// is rolled back and `head` and `revisions` are left as they were.
+fn append_one(
+    tx: &mut Transaction<'_>,
+    path: &std::path::Path,
+    head: &mut Head,
+    revisions: &mut HashMap<StreamId, Option<u64>>,
+    stream: &StreamId,
+    expected: ExpectedRevision,
+    events: Vec<NewEvent>,
+) -> Result<(AppendResult, Vec<RecordedEvent>), Error> {
+    check_request(stream, &events)?;
+    let actual = match revisions.get(stream) {
+        Some(r) => *r,
+        None => stream_revision(tx, path, stream)?,
+    };
+    if !expected.admits(actual) {
+        return Err(Error::Conflict {
+            stream: stream.to_string(),
+            expected,
+            actual,
+        });
+    }
+    let sp = tx.savepoint().map_err(|e| map_err(path, e))?;
+    let mut local = *head;
+    let mut recorded = Vec::with_capacity(events.len());
+    let first_revision = actual.map_or(0, |r| r + 1);
+    for (i, ev) in events.into_iter().enumerate() {
+        let rec = chain_next(&mut local, stream, first_revision + i as u64, ev);
+        insert(&sp, path, &rec)?;
+        recorded.push(rec);
+    }
+    sp.commit().map_err(|e| map_err(path, e))?;
+    let last_revision = first_revision + recorded.len() as u64 - 1;
+    let result = AppendResult {
+        first_position: head.position + 1,
+        last_position: local.position,
+        next_expected: last_revision,
+    };
+    *head = local;
+    revisions.insert(stream.clone(), Some(last_revision));
+    Ok((result, recorded))
+}
+
+fn check_request(stream: &StreamId, events: &[NewEvent]) -> Result<(), Error> {
+    if events.is_empty() || events.len() > APPEND_EVENTS_MAX {
+        return Err(Error::InvalidAppend {
+            stream: stream.to_string(),
+            reason: format!(
+                "an append carries 1 to {APPEND_EVENTS_MAX} events, not {}",
+                events.len()
+            ),
+        });
+    }
+    events.iter().try_for_each(|e| e.validate(stream))
+}
+
+/// Places `ev` after `head` in the chain and advances `head`.
+fn chain_next(head: &mut Head, stream: &StreamId, revision: u64, ev: NewEvent) -> RecordedEvent {
+    // The clock may step back; recorded_at never does, so time order and
+    // position order agree for every reader.
+    let now = Utc::now().timestamp_micros().max(head.recorded_at_micros);
+    let mut rec = RecordedEvent {
+        position: head.position + 1,
+        stream: stream.clone(),
+        revision,
+        event_id: ev.event_id,
+        event_type: ev.event_type,
+        schema_version: ev.schema_version,
+        recorded_at: DateTime::from_timestamp_micros(now).unwrap_or_default(),
+        tenant: ev.meta.tenant,
+        principal: ev.meta.principal,
+        correlation_id: ev.meta.correlation_id,
+        causation_id: ev.meta.causation_id,
+        payload: ev.payload,
+        prev_hash: head.hash,
+        hash: GENESIS_HASH,
+    };
+    rec.hash = rec.compute_hash();
+    *head = Head {
+        position: rec.position,
+        hash: rec.hash,
+        recorded_at_micros: now,
+    };
+    rec
+}
+
+fn insert(conn: &Connection, path: &std::path::Path, r: &RecordedEvent) -> Result<(), Error> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events (position, stream, revision, event_id, event_type, schema_version,
+                recorded_at, tenant, principal, correlation_id, causation_id, payload, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .map_err(|e| map_err(path, e))?;
+    stmt.execute(params![
+        r.position as i64,
+        r.stream.as_str(),
+        r.revision as i64,
+        r.event_id.as_str(),
+        r.event_type,
+        r.schema_version,
+        r.recorded_at.timestamp_micros(),
+        r.tenant.as_ref().map(|t| t.as_str()),
+        r.principal.as_str(),
+        r.correlation_id.as_str(),
+        r.causation_id.as_ref().map(|c| c.as_str()),
+        r.payload.get(),
+        &r.prev_hash[..],
+        &r.hash[..],
+    ])
+    .map(|_| ())
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => Error::InvalidAppend {
+            stream: r.stream.to_string(),
+            reason: format!("event id {} is already stored", r.event_id),
+        },
+        _ => map_err(path, e),
+    })
+}
+
+fn read_head(conn: &Connection, path: &std::path::Path) -> Result<Head, Error> {
+    let row = conn
+        .query_row(
+            "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(|e| map_err(path, e))?;
+    let Some((position, hash, recorded_at_micros)) = row else {
+        return Ok(Head {
+            position: 0,
+            hash: GENESIS_HASH,
+            recorded_at_micros: i64::MIN,
+        });
+    };
+    let hash: Hash = hash.try_into().map_err(|_| Error::StoreCorrupt {
+        path: path.to_path_buf(),
+        detail: format!("event {position} has a hash that is not 32 bytes"),
+    })?;
+    Ok(Head {
+        position: position as u64,
+        hash,
+        recorded_at_micros,
+    })
+}
+
+pub fn stream_revision(
+    conn: &Connection,
+    path: &std::path::Path,
+    stream: &StreamId,
+) -> Result<Option<u64>, Error> {
+    conn.prepare_cached("SELECT max(revision) FROM events WHERE stream = ?1")
+        .and_then(|mut s| s.query_row([stream.as_str()], |r| r.get::<_, Option<i64>>(0)))
+        .map(|r| r.map(|n| n as u64))
+        .map_err(|e| map_err(path, e))
+}
+
+fn fail_all(
+    replies: impl Iterator<Item = oneshot::Sender<Result<AppendResult, Error>>>,
+    err: &Error,
+) {
+    for reply in replies {
+        let _ = reply.send(Err(clone_error(err)));
+    }
+}
+
+/// Store errors carry only strings and paths, so a group failure can be
+/// handed to each caller in the group.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::StoreFull { path, detail } => Error::StoreFull {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::StoreCorrupt { path, detail } => Error::StoreCorrupt {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::StoreOpen { path, detail } => Error::StoreOpen {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::StoreIo { path, detail } => Error::StoreIo {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        other => Error::StoreIo {
+            path: PathBuf::new(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn refuse(msg: WriterMsg) {
+    match msg {
+        WriterMsg::Append { reply, .. } => {
+            let _ = reply.send(Err(Error::StoreClosed));
+        }
+        WriterMsg::SaveSnapshot { reply, .. } => {
+            let _ = reply.send(Err(Error::StoreClosed));
+        }
+        WriterMsg::DeleteSnapshots { reply } => {
+            let _ = reply.send(Err(Error::StoreClosed));
+        }
+        WriterMsg::Shutdown { reply } => {
+            let _ = reply.send(());
+        }
+    }
+}
