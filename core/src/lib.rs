@@ -6,14 +6,20 @@
 //! - [`role`], [`manifest`]: token roles; the plugin manifest and its validation.
 //! - [`error`]: the crate's one error type, with stable codes.
 //! - [`event`]: the event envelope, stream names, principals, the hash chain.
+//! - [`aggregate`]: the `Aggregate` trait (pure `decide`/`apply`), loading
+//!   from snapshot + tail, and `execute` with bounded conflict retries.
+//! - [`tenant`], [`installation`]: the two aggregates of the kernel.
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
 //!   every backend must pass.
 
+pub mod aggregate;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod installation;
 pub mod manifest;
 pub mod role;
 pub mod store;
+pub mod tenant;
 
 pub use error::{DomainError, Error, FieldProblem};
