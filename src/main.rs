@@ -1,1 +1,82 @@
-fn main() {}
+//! `extensor`: the one binary. Subcommands open the same store the server
+//! uses (`--data-dir` / `EXTENSOR_DATA_DIR`, default `./data`).
+//!
+//! # Layout
+//!
+//! - `main.rs`: argument parsing and exit codes.
+//! - [`events`]: `events tail | export | verify`, the auditor's tools.
+//! - [`state`]: `state tenant|installation ID [--at POSITION|TIME]`.
+//! - [`filter_args`]: the filter flags shared by `tail` and `export`.
+//! - [`progress`]: progress bars that appear only on a terminal.
+
+mod events;
+mod filter_args;
+mod progress;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "extensor",
+    version,
+    about = "Self-hosted extensibility engine: plugins, webhooks-as-code, app scripts"
+)]
+struct Cli {
+    /// Directory of the embedded event store (shared with the server).
+    #[arg(
+        long,
+        global = true,
+        env = "EXTENSOR_DATA_DIR",
+        default_value = "./data"
+    )]
+    data_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read, export and verify the event log.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Rebuild an aggregate from the log and print it, as it is now or was then.
+    State(state::StateArgs),
+}
+
+/// Exit code when `events verify` finds a broken hash chain (errors exit 1).
+const EXIT_CHAIN_BROKEN: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Events(cmd) => events::run(&cli.data_dir, cmd).await,
+            Command::State(args) => state::run(&cli.data_dir, args)
+                .await
+                .map(|()| events::Outcome::Ok),
+        }
+    });
+    match outcome {
+        Ok(events::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(events::Outcome::ChainBroken) => ExitCode::from(EXIT_CHAIN_BROKEN),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -84,6 +84,19 @@ pub enum AsOf {
     Latest,
     /// Everything up to and including this global position.
     Position(u64),
+    /// Everything recorded at or before this time. Recorded times never go
+    /// backwards along the log, so this is a position too.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+impl AsOf {
+    fn excludes(&self, ev: &RecordedEvent) -> bool {
+        match self {
+            AsOf::Latest => false,
+            AsOf::Position(p) => ev.position > *p,
+            AsOf::Time(t) => ev.recorded_at > *t,
+        }
+    }
 }
 
 /// Rebuilds the aggregate on `stream`: the newest snapshot, if one exists
@@ -110,9 +123,7 @@ pub async fn load<A: Aggregate>(
             .await?;
         let page_len = page.len();
         for ev in page {
-            if let AsOf::Position(p) = as_of
-                && ev.position > p
-            {
+            if as_of.excludes(&ev) {
                 return Ok(loaded);
             }
             apply_recorded(&mut loaded, &ev)?;
@@ -134,10 +145,11 @@ async fn load_snapshot<A: Aggregate>(
     else {
         return Ok(None);
     };
-    if let AsOf::Position(p) = as_of
-        && snap.position > p
-    {
-        return Ok(None);
+    // A snapshot past the requested point cannot be used; replay instead.
+    match as_of {
+        AsOf::Position(p) if snap.position > p => return Ok(None),
+        AsOf::Time(_) => return Ok(None),
+        _ => {}
     }
     match serde_json::from_str::<A>(&snap.state) {
         Ok(state) => Ok(Some(Loaded {
