@@ -1,1 +1,38 @@
-//! JS sandbox (issue 3).
+//! Extensor's JS sandbox (issue 3): plugins and webhook transforms run as
+//! JavaScript or TypeScript in isolates, behind an engine-neutral API.
+//!
+//! # Layout
+//!
+//! - [`sandbox`]: the public API — [`Sandbox`] (validate, install),
+//!   [`Installation`] (warm isolate pool, `invoke`), [`Invocation`], [`Outcome`].
+//! - [`config`]: platform limits ([`SandboxConfig::from_env`]) and how a
+//!   manifest tightens them.
+//! - [`bundle`]: bundle files, module resolution confined to the bundle,
+//!   import checks, TypeScript stripping (oxc).
+//! - [`plugin`]: SDK registrations, triggers, validation against the manifest.
+//! - `engine`: the only engine-specific code (QuickJS via rquickjs): isolate
+//!   threads, limits, the event loop that drives promises and host calls.
+//! - [`host`]: what `ctx` reaches — platform traits ([`host::SecretStore`],
+//!   [`host::EventSink`], [`host::EmailOutbox`], [`host::DbReader`]) and the
+//!   sandbox-security components: SSRF-guarded HTTP ([`host::net`]), files
+//!   with quota ([`host::files`]), read-only SQLite ([`host::db`]), LLM client
+//!   ([`host::llm`]), SMTP mailer ([`host::mail`]).
+//! - [`logs`]: captured `console.*` / `ctx.log` lines, bounded.
+//! - [`error`]: the crate's one error type, [`JsError`].
+
+pub mod bundle;
+pub mod config;
+mod engine;
+pub mod error;
+pub mod host;
+pub mod logs;
+pub mod plugin;
+pub mod sandbox;
+
+pub use bundle::Bundle;
+pub use config::{Limits, NetworkPolicy, PrivateNetworks, SandboxConfig};
+pub use error::{JsError, Problem};
+pub use host::{HostServices, InstallationScope};
+pub use logs::{LogEntry, LogLevel};
+pub use plugin::{HandlerKind, Registration, Trigger, ValidatedPlugin};
+pub use sandbox::{Installation, Invocation, Outcome, Sandbox};

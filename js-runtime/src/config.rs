@@ -1,0 +1,173 @@
+//! Platform-wide sandbox limits and settings, and how a manifest tightens them.
+
+use std::time::Duration;
+
+use extensor_core::manifest::ManifestLimits;
+
+use crate::error::JsError;
+
+const MIB: usize = 1024 * 1024;
+/// Issue 3: 100 MiB of heap per isolate unless the platform says otherwise.
+pub const HEAP_MB_DEFAULT: usize = 100;
+/// Hooks and routes answer users or event flows; 5 s is generous.
+pub const DEADLINE_MS_DEFAULT: u64 = 5_000;
+/// Jobs are batch work and get longer.
+pub const JOB_DEADLINE_MS_DEFAULT: u64 = 30_000;
+/// JS stack. QuickJS frames are large (~1 KiB); 1 MiB allows thousands of
+/// frames while staying well inside the isolate thread's own stack.
+pub const STACK_BYTES_DEFAULT: usize = MIB;
+/// Warm isolates kept per installation. Each costs a thread and a heap, so
+/// the pool is small; concurrent invocations beyond it wait.
+pub const POOL_ISOLATES_MAX_DEFAULT: usize = 2;
+/// `ctx.emit` → hook → `ctx.emit` … deeper than this is a loop, not a design.
+pub const EMIT_CHAIN_DEPTH_MAX: u32 = 8;
+/// The largest JSON result a handler may return: results land in events.
+pub const RESULT_BYTES_MAX: usize = MIB;
+/// After the deadline the host waits this long for the isolate thread to notice
+/// (interrupt handler) before giving up on it; covers long native operations.
+pub const DEADLINE_GRACE_MS: u64 = 250;
+
+/// Platform-wide settings. Build one explicitly (tests) or with [`SandboxConfig::from_env`].
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    pub heap_bytes_max: usize,
+    pub deadline_ms: u64,
+    pub job_deadline_ms: u64,
+    pub stack_bytes_max: usize,
+    pub pool_isolates_max: usize,
+    pub network: NetworkPolicy,
+}
+
+/// What outbound HTTP may reach, beyond each manifest's `allowed_hosts`.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkPolicy {
+    /// `EXTENSOR_ALLOW_PRIVATE_NETWORKS`: loopback and private ranges for
+    /// on-prem installs. Link-local and cloud metadata stay refused.
+    pub private_networks: PrivateNetworks,
+    /// Optional platform allowlist (`EXTENSOR_HTTP_ALLOWED_HOSTS`, comma
+    /// separated patterns); when set, a host must match it *and* the manifest.
+    pub platform_allowed_hosts: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrivateNetworks {
+    #[default]
+    Refuse,
+    Allow,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            heap_bytes_max: HEAP_MB_DEFAULT * MIB,
+            deadline_ms: DEADLINE_MS_DEFAULT,
+            job_deadline_ms: JOB_DEADLINE_MS_DEFAULT,
+            stack_bytes_max: STACK_BYTES_DEFAULT,
+            pool_isolates_max: POOL_ISOLATES_MAX_DEFAULT,
+            network: NetworkPolicy::default(),
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// Reads `PLUGIN_MEMORY_LIMIT_MB`, `PLUGIN_TIMEOUT_SECONDS`,
+    /// `PLUGIN_JOB_TIMEOUT_SECONDS`, `EXTENSOR_ALLOW_PRIVATE_NETWORKS` and
+    /// `EXTENSOR_HTTP_ALLOWED_HOSTS`; unset variables keep the defaults.
+    pub fn from_env() -> Result<SandboxConfig, JsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over any lookup, so tests need not touch
+    /// the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<SandboxConfig, JsError> {
+        let mut c = SandboxConfig::default();
+        if let Some(mb) = number(&get, "PLUGIN_MEMORY_LIMIT_MB")? {
+            c.heap_bytes_max = (mb as usize).saturating_mul(MIB);
+        }
+        if let Some(s) = number(&get, "PLUGIN_TIMEOUT_SECONDS")? {
+            c.deadline_ms = s.saturating_mul(1000);
+        }
+        if let Some(s) = number(&get, "PLUGIN_JOB_TIMEOUT_SECONDS")? {
+            c.job_deadline_ms = s.saturating_mul(1000);
+        }
+        if let Some(v) = get("EXTENSOR_ALLOW_PRIVATE_NETWORKS") {
+            c.network.private_networks = match v.trim() {
+                "true" | "1" | "yes" => PrivateNetworks::Allow,
+                "" | "false" | "0" | "no" => PrivateNetworks::Refuse,
+                other => return Err(bad_env("EXTENSOR_ALLOW_PRIVATE_NETWORKS", other)),
+            };
+        }
+        if let Some(v) = get("EXTENSOR_HTTP_ALLOWED_HOSTS") {
+            let hosts: Vec<String> = v
+                .split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect();
+            c.network.platform_allowed_hosts = Some(hosts);
+        }
+        Ok(c)
+    }
+
+    /// The limits for one plugin: the platform's, tightened by its manifest.
+    pub fn limits_for(&self, m: &ManifestLimits) -> Limits {
+        let tighten = |platform: u64, plugin: Option<u32>| match plugin {
+            Some(p) => platform.min(u64::from(p)),
+            None => platform,
+        };
+        Limits {
+            heap_bytes_max: tighten(
+                self.heap_bytes_max as u64,
+                m.memory_mb.map(|mb| mb.saturating_mul(MIB as u32)),
+            ) as usize,
+            deadline_ms: tighten(self.deadline_ms, m.timeout_ms),
+            job_deadline_ms: tighten(self.job_deadline_ms, m.job_timeout_ms),
+            stack_bytes_max: tighten(
+                self.stack_bytes_max as u64,
+                m.stack_kb.map(|kb| kb.saturating_mul(1024)),
+            ) as usize,
+        }
+    }
+}
+
+/// Effective limits of one installation's isolates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub heap_bytes_max: usize,
+    pub deadline_ms: u64,
+    pub job_deadline_ms: u64,
+    pub stack_bytes_max: usize,
+}
+
+impl Limits {
+    pub fn deadline(&self, kind: DeadlineKind) -> Duration {
+        Duration::from_millis(match kind {
+            DeadlineKind::Interactive => self.deadline_ms,
+            DeadlineKind::Job => self.job_deadline_ms,
+        })
+    }
+}
+
+/// Which deadline applies: hooks and routes are interactive, jobs are not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadlineKind {
+    Interactive,
+    Job,
+}
+
+fn number(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<u64>, JsError> {
+    match get(name) {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(bad_env(name, &v)),
+        },
+    }
+}
+
+fn bad_env(name: &str, value: &str) -> JsError {
+    JsError::InvalidArgument {
+        op: "config",
+        message: format!("{name}={value:?} is not valid"),
+    }
+}

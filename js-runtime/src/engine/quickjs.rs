@@ -1,0 +1,769 @@
+//! QuickJS isolates through rquickjs.
+//!
+//! Each isolate is its own `Runtime` (own heap, own limits) living on its own
+//! OS thread for its whole life. Pinning avoids the stack-top trap (QuickJS
+//! measures stack depth from where the runtime was entered; a runtime hopping
+//! threads sees bogus depths) and keeps JS off tokio's workers. The host talks
+//! to the thread over a channel; host calls made by JS run as tokio tasks
+//! whose results come back over the same channel.
+//!
+//! The deadline is enforced three ways, because each alone has holes:
+//! QuickJS's interrupt handler (JS running), a check between promise jobs
+//! (busy promise chains), and `recv_timeout` while JS awaits the host; the
+//! async side also gives up after deadline + grace (long native operations).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use extensor_core::manifest::Permission;
+use rquickjs::loader::{ImportAttributes, Loader, Resolver};
+use rquickjs::module::Declared;
+use rquickjs::promise::PromiseState;
+use rquickjs::{
+    Context, Ctx, Exception, Function, Module, Object, Persistent, Promise, Runtime,
+    Value as JsValue,
+};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::{Finished, InvokeJob, IsolateSpec, Loaded, RawOutcome};
+use crate::bundle::{SDK_MODULE, Sources};
+use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
+use crate::error::JsError;
+use crate::host::{CallContext, HostOp};
+use crate::logs::{LogCapture, LogLevel, cut};
+use crate::plugin::{HandlerKind, Registration};
+
+const PRELUDE: &str = include_str!("../prelude.js");
+const SDK_SOURCE: &str = "const s = globalThis.__extensorSdk;\n\
+export const hook = s.hook, route = s.route, job = s.job, llmFilter = s.llmFilter, generatorHook = s.generatorHook;\n\
+export default s;\n";
+/// The isolate thread's native stack beyond the JS stack limit: room for
+/// QuickJS's own C frames, rquickjs glue and the host-call plumbing.
+const THREAD_STACK_MARGIN_BYTES: usize = 2 * 1024 * 1024;
+/// Host calls one invocation may have in flight; a fan-out bomb stops here.
+const CALLS_IN_FLIGHT_MAX: usize = 64;
+/// Handlers one bundle may register (the manifest caps declarations at 256).
+const REGISTRATIONS_MAX: usize = 1_024;
+/// Characters of a registration key (event type, route, job name).
+const REGISTRATION_KEY_CHARS_MAX: usize = 300;
+/// Error messages and stacks handed back to the host are cut to this.
+const ERROR_TEXT_BYTES_MAX: usize = 8 * 1024;
+/// After an invocation, an isolate holding more than this share of its heap
+/// limit is discarded rather than reused: the next call would start cramped.
+const REUSE_HEAP_SHARE_MAX: f64 = 0.5;
+
+enum Msg {
+    Invoke(Box<InvokeJob>, oneshot::Sender<Finished>),
+    Memory(oneshot::Sender<usize>),
+    HostDone {
+        seq: u64,
+        id: u64,
+        result: Result<Value, JsError>,
+    },
+    Shutdown,
+}
+
+/// The host's handle on one isolate thread.
+pub(crate) struct Isolate {
+    tx: mpsc::Sender<Msg>,
+    kill: Arc<AtomicBool>,
+    pub registrations: Vec<Registration>,
+}
+
+impl Isolate {
+    /// Spawns the thread, creates the runtime and evaluates the bundle.
+    pub async fn start(spec: Arc<IsolateSpec>) -> Result<Isolate, JsError> {
+        let (tx, rx) = mpsc::channel();
+        let kill = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let limit = spec.limits.deadline(DeadlineKind::Interactive)
+            + Duration::from_millis(DEADLINE_GRACE_MS);
+        let deadline_ms = spec.limits.deadline_ms;
+        let thread_tx = tx.clone();
+        let thread_kill = kill.clone();
+        std::thread::Builder::new()
+            .name("extensor-js".into())
+            .stack_size(spec.limits.stack_bytes_max + THREAD_STACK_MARGIN_BYTES)
+            .spawn(move || isolate_main(spec, rx, thread_tx, thread_kill, ready_tx))
+            .map_err(|e| JsError::Internal(format!("spawn isolate thread: {e}")))?;
+        let handle = |registrations| Isolate {
+            tx: tx.clone(),
+            kill: kill.clone(),
+            registrations,
+        };
+        match tokio::time::timeout(limit, ready_rx).await {
+            Ok(Ok(Ok(loaded))) => Ok(handle(loaded.registrations)),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(JsError::Internal(
+                "isolate thread ended during start".into(),
+            )),
+            Err(_) => {
+                kill.store(true, Ordering::Relaxed);
+                let _ = tx.send(Msg::Shutdown);
+                Err(JsError::Timeout { deadline_ms })
+            }
+        }
+    }
+
+    /// Runs one invocation; gives up (and kills the isolate) after deadline + grace.
+    pub async fn invoke(&self, job: InvokeJob) -> Finished {
+        let deadline_ms = job.deadline.as_millis() as u64;
+        let limit = job.deadline + Duration::from_millis(DEADLINE_GRACE_MS);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        if self.tx.send(Msg::Invoke(Box::new(job), reply_tx)).is_err() {
+            return failed(JsError::Internal("isolate thread is gone".into()));
+        }
+        match tokio::time::timeout(limit, reply_rx).await {
+            Ok(Ok(finished)) => finished,
+            Ok(Err(_)) => failed(JsError::Internal(
+                "isolate thread ended during the invocation".into(),
+            )),
+            Err(_) => {
+                self.kill.store(true, Ordering::Relaxed);
+                failed(JsError::Timeout { deadline_ms })
+            }
+        }
+    }
+
+    /// Bytes QuickJS has allocated for this isolate (`malloc_size`).
+    pub async fn memory_bytes(&self) -> Option<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Memory(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+impl Drop for Isolate {
+    fn drop(&mut self) {
+        // If the thread is still busy (abandoned on timeout), the kill flag
+        // makes the interrupt handler stop it at the next check.
+        self.kill.store(true, Ordering::Relaxed);
+        let _ = self.tx.send(Msg::Shutdown);
+    }
+}
+
+fn failed(e: JsError) -> Finished {
+    Finished {
+        result: Err(e),
+        logs: Vec::new(),
+        discard: true,
+    }
+}
+
+fn isolate_main(
+    spec: Arc<IsolateSpec>,
+    rx: mpsc::Receiver<Msg>,
+    tx: mpsc::Sender<Msg>,
+    kill: Arc<AtomicBool>,
+    ready: oneshot::Sender<Result<Loaded, JsError>>,
+) {
+    let engine = match Engine::new(spec, tx, kill) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    match engine.load() {
+        Ok(loaded) => {
+            if ready.send(Ok(loaded)).is_err() {
+                engine.shutdown();
+                return;
+            }
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            engine.shutdown();
+            return;
+        }
+    }
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Shutdown => break,
+            Msg::Invoke(job, reply) => {
+                let finished = engine.invoke(&job, &rx);
+                let discard = finished.discard;
+                let _ = reply.send(finished);
+                if discard {
+                    break;
+                }
+            }
+            Msg::Memory(reply) => {
+                let _ = reply.send(engine.memory_bytes());
+            }
+            Msg::HostDone { .. } => {} // late answer to an invocation that already ended
+        }
+    }
+    engine.shutdown();
+}
+
+/// State shared between the engine and the deadline interrupt handler.
+struct Clock {
+    deadline: Cell<Option<Instant>>,
+    interrupted: Cell<bool>,
+    kill: Arc<AtomicBool>,
+}
+
+impl Clock {
+    fn expired(&self) -> bool {
+        self.interrupted.get()
+            || self.kill.load(Ordering::Relaxed)
+            || self.deadline.get().is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Loading,
+    Ready,
+}
+
+/// Per-isolate state reachable from native functions called by JS.
+struct State {
+    spec: Arc<IsolateSpec>,
+    tx: mpsc::Sender<Msg>,
+    clock: Rc<Clock>,
+    phase: Cell<Phase>,
+    handlers: RefCell<Vec<Persistent<Function<'static>>>>,
+    registrations: RefCell<Vec<Registration>>,
+    prelude: RefCell<Option<[Persistent<Function<'static>>; 2]>>,
+    calls: RefCell<HashMap<u64, Persistent<Function<'static>>>>,
+    next_call: Cell<u64>,
+    seq: Cell<u64>,
+    logs: RefCell<LogCapture>,
+    denied: Cell<Option<Permission>>,
+    /// The deadline of what runs now, for naming it in `Timeout`.
+    deadline_ms: Cell<u64>,
+    call_cx: RefCell<Option<CallContext>>,
+}
+
+impl State {
+    /// Drops every JS value held from Rust; must run before the runtime goes.
+    fn clear(&self) {
+        self.handlers.borrow_mut().clear();
+        self.prelude.borrow_mut().take();
+        self.calls.borrow_mut().clear();
+    }
+
+    fn register<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        kind: &str,
+        key: String,
+        extra: String,
+        f: Function<'js>,
+    ) -> rquickjs::Result<()> {
+        if self.phase.get() != Phase::Loading {
+            return Err(Exception::throw_message(
+                ctx,
+                "handlers can only be registered while the bundle loads (at module top level)",
+            ));
+        }
+        let Some(kind) = HandlerKind::parse(kind) else {
+            return Err(Exception::throw_type(ctx, "unknown handler kind"));
+        };
+        if self.handlers.borrow().len() >= REGISTRATIONS_MAX
+            || key.chars().count() > REGISTRATION_KEY_CHARS_MAX
+        {
+            return Err(Exception::throw_message(
+                ctx,
+                "too many handlers or a name too long",
+            ));
+        }
+        let schedule = (kind == HandlerKind::Job).then_some(extra);
+        self.registrations.borrow_mut().push(Registration {
+            kind,
+            key,
+            schedule,
+        });
+        self.handlers.borrow_mut().push(Persistent::save(ctx, f));
+        Ok(())
+    }
+
+    /// Decodes and permission-checks a host call, then starts it on tokio.
+    /// Returns the call id, or the error to hand straight back to JS.
+    fn start_call(&self, op: &str, args: &str) -> Result<u64, JsError> {
+        let cx = self
+            .call_cx
+            .borrow()
+            .clone()
+            .ok_or_else(|| JsError::InvalidArgument {
+                op: "ctx",
+                message: "ctx can only be used during its own invocation".into(),
+            })?;
+        let op = HostOp::decode(op, args)?;
+        let permission = op.permission();
+        if !self.spec.permissions.contains(&permission) {
+            self.denied.set(Some(permission));
+            return Err(JsError::PermissionDenied {
+                permission: permission.as_str().into(),
+            });
+        }
+        if self.calls.borrow().len() >= CALLS_IN_FLIGHT_MAX {
+            return Err(JsError::InvalidArgument {
+                op: "ctx",
+                message: format!("more than {CALLS_IN_FLIGHT_MAX} host calls in flight"),
+            });
+        }
+        let id = self.next_call.get() + 1;
+        self.next_call.set(id);
+        let (seq, tx, services) = (self.seq.get(), self.tx.clone(), self.spec.services.clone());
+        self.spec.tokio.spawn(async move {
+            let result = op.run(&services, &cx).await;
+            let _ = tx.send(Msg::HostDone { seq, id, result });
+        });
+        Ok(id)
+    }
+}
+
+/// What a host call resolves to in JS: `{ok}` or `{error: {kind, message, permission?}}`.
+fn envelope(result: Result<Value, JsError>) -> String {
+    match result {
+        Ok(v) => json!({ "ok": v }).to_string(),
+        Err(e) => {
+            let permission = match &e {
+                JsError::PermissionDenied { permission } => Some(permission.clone()),
+                _ => None,
+            };
+            json!({"error": {"kind": e.kind(), "message": e.to_string(), "permission": permission}})
+                .to_string()
+        }
+    }
+}
+
+struct BundleResolver(Arc<Sources>);
+
+impl Resolver for BundleResolver {
+    fn resolve<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+        _a: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<String> {
+        crate::bundle::resolve(base, name, |p| self.0.modules.contains_key(p))
+            .map_err(|why| rquickjs::Error::new_resolving_message(base, name, why))
+    }
+}
+
+struct BundleLoader(Arc<Sources>);
+
+impl Loader for BundleLoader {
+    fn load<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        name: &str,
+        _a: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<Module<'js, Declared>> {
+        if name == SDK_MODULE {
+            return Module::declare(ctx.clone(), name, SDK_SOURCE);
+        }
+        let src = self
+            .0
+            .modules
+            .get(name)
+            .ok_or_else(|| rquickjs::Error::new_loading_message(name, "not in the bundle"))?;
+        Module::declare(ctx.clone(), name, src.as_str())
+    }
+}
+
+struct Engine {
+    state: Rc<State>,
+    ctx: Context,
+    rt: Runtime,
+}
+
+impl Engine {
+    fn new(
+        spec: Arc<IsolateSpec>,
+        tx: mpsc::Sender<Msg>,
+        kill: Arc<AtomicBool>,
+    ) -> Result<Engine, JsError> {
+        let rt = Runtime::new().map_err(internal)?;
+        rt.set_memory_limit(spec.limits.heap_bytes_max);
+        rt.set_max_stack_size(spec.limits.stack_bytes_max);
+        let clock = Rc::new(Clock {
+            deadline: Cell::new(None),
+            interrupted: Cell::new(false),
+            kill,
+        });
+        let handler_clock = clock.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            let fire = handler_clock.expired();
+            if fire {
+                handler_clock.interrupted.set(true);
+            }
+            fire
+        })));
+        rt.set_loader(
+            BundleResolver(spec.sources.clone()),
+            BundleLoader(spec.sources.clone()),
+        );
+        let ctx = Context::full(&rt).map_err(internal)?;
+        let state = Rc::new(State {
+            spec,
+            tx,
+            clock,
+            phase: Cell::new(Phase::Loading),
+            handlers: RefCell::default(),
+            registrations: RefCell::default(),
+            prelude: RefCell::default(),
+            calls: RefCell::default(),
+            next_call: Cell::new(0),
+            seq: Cell::new(0),
+            logs: RefCell::default(),
+            denied: Cell::new(None),
+            deadline_ms: Cell::new(0),
+            call_cx: RefCell::default(),
+        });
+        ctx.with(|ctx| install(&ctx, &state)).map_err(internal)?;
+        Ok(Engine { state, ctx, rt })
+    }
+
+    /// Evaluates the entry module (and what it imports) under the interactive deadline.
+    fn load(&self) -> Result<Loaded, JsError> {
+        let spec = self.state.spec.clone();
+        let deadline = Instant::now() + spec.limits.deadline(DeadlineKind::Interactive);
+        self.state.clock.deadline.set(Some(deadline));
+        self.state.deadline_ms.set(spec.limits.deadline_ms);
+        let result = self.ctx.with(|ctx| {
+            let src = spec.sources.modules.get(&spec.entry).ok_or_else(|| {
+                JsError::InvalidBundle(vec![crate::error::Problem::new(
+                    spec.entry.clone(),
+                    "entry file is missing",
+                )])
+            })?;
+            let (_module, promise) =
+                Module::declare(ctx.clone(), spec.entry.as_str(), src.as_str())
+                    .and_then(|m| m.eval())
+                    .map_err(|e| self.js_error(&ctx, e))?;
+            self.drive(&ctx, &promise, deadline, None).map(|_| ())
+        });
+        self.state.clock.deadline.set(None);
+        self.state.phase.set(Phase::Ready);
+        result.map(|()| Loaded {
+            registrations: self.state.registrations.borrow().clone(),
+        })
+    }
+
+    fn invoke(&self, job: &InvokeJob, rx: &mpsc::Receiver<Msg>) -> Finished {
+        let s = &self.state;
+        s.seq.set(s.seq.get() + 1);
+        let deadline = Instant::now() + job.deadline;
+        s.clock.deadline.set(Some(deadline));
+        s.clock.interrupted.set(false);
+        s.deadline_ms.set(job.deadline.as_millis() as u64);
+        s.denied.set(None);
+        *s.logs.borrow_mut() = LogCapture::default();
+        *s.call_cx.borrow_mut() = Some(CallContext {
+            scope: s.spec.scope.clone(),
+            allowed_hosts: s.spec.allowed_hosts.clone(),
+            causation_id: job.causation_id.clone(),
+            chain_depth: job.chain_depth,
+            deadline,
+        });
+        let result = self.ctx.with(|ctx| self.run_job(&ctx, job, deadline, rx));
+        s.call_cx.borrow_mut().take();
+        s.calls.borrow_mut().clear();
+        s.clock.deadline.set(None);
+        let result = self.reclassify_oom(result);
+        let crowded =
+            self.memory_bytes() as f64 > s.spec.limits.heap_bytes_max as f64 * REUSE_HEAP_SHARE_MAX;
+        let discard = crowded || result.as_ref().err().is_some_and(JsError::poisons_isolate);
+        let logs = std::mem::take(&mut *s.logs.borrow_mut()).finish();
+        Finished {
+            result,
+            logs,
+            discard,
+        }
+    }
+
+    fn run_job<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        job: &InvokeJob,
+        deadline: Instant,
+        rx: &mpsc::Receiver<Msg>,
+    ) -> Result<RawOutcome, JsError> {
+        let err = |e| self.js_error(ctx, e);
+        let handler = self.state.handlers.borrow().get(job.handler).cloned();
+        let handler =
+            handler.ok_or_else(|| JsError::Internal("handler index out of range".into()))?;
+        let handler = handler.restore(ctx).map_err(err)?;
+        let [make_ctx, run] = self
+            .state
+            .prelude
+            .borrow()
+            .clone()
+            .ok_or_else(|| JsError::Internal("prelude missing".into()))?;
+        let (make_ctx, run) = (
+            make_ctx.restore(ctx).map_err(err)?,
+            run.restore(ctx).map_err(err)?,
+        );
+        let js_ctx: JsValue = make_ctx.call((job.info_json.as_str(),)).map_err(err)?;
+        let input = ctx.json_parse(job.input_json.as_str()).map_err(err)?;
+        let promise: Promise = run.call((handler, input, js_ctx)).map_err(err)?;
+        let value = self.drive(ctx, &promise, deadline, Some(rx))?;
+        let Some(json) = value.as_string().and_then(|s| s.to_string().ok()) else {
+            return Err(JsError::InvalidResult {
+                reason: "handler result could not be serialised".into(),
+            });
+        };
+        if json.len() > RESULT_BYTES_MAX {
+            return Err(JsError::InvalidResult {
+                reason: format!(
+                    "result is {} bytes of JSON; the limit is {RESULT_BYTES_MAX}",
+                    json.len()
+                ),
+            });
+        }
+        let value = serde_json::from_str(&json).map_err(|e| JsError::InvalidResult {
+            reason: e.to_string(),
+        })?;
+        Ok(RawOutcome { value })
+    }
+
+    /// Runs promise jobs and host-call completions until `promise` settles.
+    fn drive<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        promise: &Promise<'js>,
+        deadline: Instant,
+        rx: Option<&mpsc::Receiver<Msg>>,
+    ) -> Result<JsValue<'js>, JsError> {
+        let timeout = || JsError::Timeout {
+            deadline_ms: self.state.deadline_ms.get(),
+        };
+        loop {
+            while ctx.execute_pending_job() {
+                if self.state.clock.expired() {
+                    return Err(timeout());
+                }
+            }
+            if self.state.clock.expired() {
+                return Err(timeout());
+            }
+            match promise.state() {
+                PromiseState::Resolved => {
+                    return promise
+                        .result::<JsValue>()
+                        .unwrap_or(Ok(JsValue::new_null(ctx.clone())))
+                        .map_err(|e| self.js_error(ctx, e));
+                }
+                PromiseState::Rejected => {
+                    let _ = promise.result::<JsValue>();
+                    let reason = ctx.catch();
+                    return Err(self.classify(reason));
+                }
+                PromiseState::Pending => {}
+            }
+            let rx = match rx {
+                Some(rx) if !self.state.calls.borrow().is_empty() => rx,
+                _ => {
+                    return Err(JsError::InvalidResult {
+                        reason:
+                            "the handler's promise can never settle: nothing it awaits is pending"
+                                .into(),
+                    });
+                }
+            };
+            self.wait_host(ctx, rx, deadline)
+                .map_err(|e| e.unwrap_or_else(timeout))?;
+        }
+    }
+
+    /// Waits for one host-call completion and resolves its promise.
+    /// `Err(None)` means the deadline passed or the host abandoned us.
+    fn wait_host<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        rx: &mpsc::Receiver<Msg>,
+        deadline: Instant,
+    ) -> Result<(), Option<JsError>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Msg::HostDone { seq, id, result }) if seq == self.state.seq.get() => {
+                let resolve = self.state.calls.borrow_mut().remove(&id);
+                if let Some(resolve) = resolve {
+                    let resolve = resolve
+                        .restore(ctx)
+                        .map_err(|e| Some(self.js_error(ctx, e)))?;
+                    resolve
+                        .call::<_, ()>((envelope(result),))
+                        .map_err(|e| Some(self.js_error(ctx, e)))?;
+                }
+                Ok(())
+            }
+            Ok(Msg::HostDone { .. }) => Ok(()),
+            Ok(Msg::Memory(reply)) => {
+                // The runtime is busy inside this invocation; report nothing.
+                drop(reply);
+                Ok(())
+            }
+            Ok(Msg::Invoke(_, reply)) => {
+                let _ = reply.send(failed(JsError::Internal("isolate is busy".into())));
+                Ok(())
+            }
+            Ok(Msg::Shutdown) | Err(_) => Err(None),
+        }
+    }
+
+    /// Turns an rquickjs error (usually a pending JS exception) into ours.
+    fn js_error(&self, ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
+        match e {
+            rquickjs::Error::Exception => self.classify(ctx.catch()),
+            rquickjs::Error::Allocation => JsError::HeapLimit {
+                limit_bytes: self.state.spec.limits.heap_bytes_max,
+            },
+            other if self.state.clock.interrupted.get() => {
+                let _ = other;
+                JsError::Timeout {
+                    deadline_ms: self.state.deadline_ms.get(),
+                }
+            }
+            other => JsError::InvalidResult {
+                reason: cut(&other.to_string(), ERROR_TEXT_BYTES_MAX),
+            },
+        }
+    }
+
+    /// Classifies a thrown JS value by what QuickJS throws for each limit.
+    fn classify(&self, v: JsValue<'_>) -> JsError {
+        let limits = &self.state.spec.limits;
+        if self.state.clock.interrupted.get() {
+            return JsError::Timeout {
+                deadline_ms: self.state.deadline_ms.get(),
+            };
+        }
+        let Some(obj) = v.as_object() else {
+            let text = v
+                .as_string()
+                .and_then(|s| s.to_string().ok())
+                .unwrap_or_else(|| format!("{:?}", v.type_of()));
+            return JsError::Thrown {
+                message: cut(&text, ERROR_TEXT_BYTES_MAX),
+                stack: String::new(),
+            };
+        };
+        let text = |k: &str| {
+            obj.get::<_, Option<String>>(k)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let (name, message, stack) = (text("name"), text("message"), text("stack"));
+        if self.state.clock.interrupted.get() {
+            return JsError::Timeout {
+                deadline_ms: self.state.deadline_ms.get(),
+            };
+        }
+        match (name.as_str(), message.as_str()) {
+            ("InternalError", "out of memory") => JsError::HeapLimit {
+                limit_bytes: limits.heap_bytes_max,
+            },
+            ("RangeError", "Maximum call stack size exceeded") => JsError::StackOverflow {
+                limit_bytes: limits.stack_bytes_max,
+            },
+            ("PermissionDenied", _) if self.state.denied.get().is_some() => {
+                JsError::PermissionDenied {
+                    permission: self
+                        .state
+                        .denied
+                        .get()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                }
+            }
+            _ => JsError::Thrown {
+                message: cut(&format!("{name}: {message}"), ERROR_TEXT_BYTES_MAX),
+                stack: cut(&stack, ERROR_TEXT_BYTES_MAX),
+            },
+        }
+    }
+
+    /// An exception raised while the heap was full may itself have failed to
+    /// allocate; if the heap is at its limit, call it what it is.
+    fn reclassify_oom(&self, r: Result<RawOutcome, JsError>) -> Result<RawOutcome, JsError> {
+        let full =
+            self.memory_bytes() as f64 >= self.state.spec.limits.heap_bytes_max as f64 * 0.95;
+        match r {
+            Err(JsError::Thrown { .. } | JsError::InvalidResult { .. }) if full => {
+                Err(JsError::HeapLimit {
+                    limit_bytes: self.state.spec.limits.heap_bytes_max,
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        usize::try_from(self.rt.memory_usage().malloc_size).unwrap_or(0)
+    }
+
+    fn shutdown(self) {
+        self.state.clear();
+        // Field order drops the context before the runtime.
+        let Engine { state, ctx, rt } = self;
+        drop(ctx);
+        drop(state);
+        rt.run_gc();
+        drop(rt);
+    }
+}
+
+/// Installs the native functions and evaluates the prelude.
+fn install<'js>(ctx: &Ctx<'js>, state: &Rc<State>) -> rquickjs::Result<()> {
+    let host = Object::new(ctx.clone())?;
+    let s = state.clone();
+    host.set(
+        "register",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, kind: String, key: String, extra: String, f: Function<'js>| {
+                s.register(&ctx, &kind, key, extra, f)
+            },
+        )?,
+    )?;
+    let s = state.clone();
+    host.set(
+        "log",
+        Function::new(ctx.clone(), move |level: String, message: String| {
+            s.logs.borrow_mut().push(LogLevel::parse(&level), &message);
+        })?,
+    )?;
+    let s = state.clone();
+    host.set(
+        "call",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, op: String, args: String| -> rquickjs::Result<Promise<'js>> {
+                let (promise, resolve, _reject) = ctx.promise()?;
+                match s.start_call(&op, &args) {
+                    Ok(id) => {
+                        s.calls
+                            .borrow_mut()
+                            .insert(id, Persistent::save(&ctx, resolve));
+                    }
+                    Err(e) => resolve.call::<_, ()>((envelope(Err(e)),))?,
+                }
+                Ok(promise)
+            },
+        )?,
+    )?;
+    let prelude: Function = ctx.eval(PRELUDE)?;
+    let out: Object = prelude.call((host,))?;
+    let make_ctx: Function = out.get("makeCtx")?;
+    let run: Function = out.get("run")?;
+    *state.prelude.borrow_mut() =
+        Some([Persistent::save(ctx, make_ctx), Persistent::save(ctx, run)]);
+    Ok(())
+}
+
+fn internal(e: rquickjs::Error) -> JsError {
+    JsError::Internal(format!("quickjs: {e}"))
+}

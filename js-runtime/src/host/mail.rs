@@ -1,0 +1,138 @@
+//! Email delivery: the SMTP mailer that sends outbox messages (lettre).
+//!
+//! Plugins never talk SMTP: `ctx.email.send` records a message in the outbox
+//! (the [`EmailOutbox`](crate::host::EmailOutbox) trait); the platform
+//! delivers it with [`SmtpMailer`].
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::error::JsError;
+use crate::host::OutboundEmail;
+
+/// SMTP conversations longer than this are abandoned.
+pub const SMTP_TIMEOUT_MS: u64 = 15_000;
+
+/// `EXTENSOR_SMTP_HOST`, `EXTENSOR_SMTP_PORT` (25), `EXTENSOR_SMTP_FROM`,
+/// `EXTENSOR_SMTP_USERNAME`, `EXTENSOR_SMTP_PASSWORD`.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub credentials: Option<(String, String)>,
+}
+
+impl SmtpConfig {
+    pub fn from_env() -> Option<SmtpConfig> {
+        let host = std::env::var("EXTENSOR_SMTP_HOST").ok()?;
+        let port = std::env::var("EXTENSOR_SMTP_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(25);
+        let from =
+            std::env::var("EXTENSOR_SMTP_FROM").unwrap_or_else(|_| "extensor@localhost".into());
+        let credentials = match (
+            std::env::var("EXTENSOR_SMTP_USERNAME"),
+            std::env::var("EXTENSOR_SMTP_PASSWORD"),
+        ) {
+            (Ok(u), Ok(p)) => Some((u, p)),
+            _ => None,
+        };
+        Some(SmtpConfig {
+            host,
+            port,
+            from,
+            credentials,
+        })
+    }
+}
+
+pub struct SmtpMailer {
+    config: SmtpConfig,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpMailer {
+    /// Plain SMTP (no TLS): relays on loopback or a private network. STARTTLS
+    /// would need lettre's rustls feature; see docs/ARCHITECTURE.md.
+    pub fn new(config: SmtpConfig) -> SmtpMailer {
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
+            .port(config.port)
+            .timeout(Some(Duration::from_millis(SMTP_TIMEOUT_MS)));
+        if let Some((u, p)) = &config.credentials {
+            b = b.credentials(Credentials::new(u.clone(), p.clone()));
+        }
+        SmtpMailer {
+            transport: b.build(),
+            config,
+        }
+    }
+
+    /// Delivers one outbox message.
+    pub async fn deliver(&self, email: &OutboundEmail) -> Result<(), JsError> {
+        let message = build(&self.config.from, email)?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| JsError::Host {
+                op: "smtp",
+                message: e.to_string(),
+            })
+    }
+}
+
+fn build(from: &str, email: &OutboundEmail) -> Result<Message, JsError> {
+    let mut b = Message::builder()
+        .from(mailbox(from)?)
+        .subject(email.subject.clone());
+    for to in &email.to {
+        b = b.to(mailbox(to)?);
+    }
+    let text = |t: &str| {
+        SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(t.to_owned())
+    };
+    let html = |h: &str| {
+        SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(h.to_owned())
+    };
+    let built = match (&email.text, &email.html) {
+        (Some(t), Some(h)) => b.multipart(
+            MultiPart::alternative()
+                .singlepart(text(t))
+                .singlepart(html(h)),
+        ),
+        (Some(t), None) => b.singlepart(text(t)),
+        (None, Some(h)) => b.singlepart(html(h)),
+        (None, None) => b.singlepart(text("")),
+    };
+    built.map_err(|e| JsError::InvalidArgument {
+        op: "email",
+        message: e.to_string(),
+    })
+}
+
+fn mailbox(addr: &str) -> Result<Mailbox, JsError> {
+    addr.parse().map_err(|e| JsError::InvalidArgument {
+        op: "email",
+        message: format!(
+            "`{}` is not an email address: {e}",
+            crate::logs::cut(addr, 100)
+        ),
+    })
+}
+
+/// Checks an address the way delivery will parse it.
+pub(crate) fn check_address(addr: &str) -> Result<(), String> {
+    if addr.len() > 254 || addr.contains(['\r', '\n']) {
+        return Err("address too long or contains a line break".into());
+    }
+    mailbox(addr).map(|_| ()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,247 @@
+//! The engine-neutral public API: [`Sandbox`] validates bundles and creates
+//! [`Installation`]s; an installation keeps a small pool of warm isolates and
+//! runs [`Invocation`]s.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::bundle::Bundle;
+use crate::config::{DeadlineKind, EMIT_CHAIN_DEPTH_MAX, SandboxConfig};
+use crate::engine::{InvokeJob, Isolate, IsolateSpec};
+use crate::error::{JsError, Problem};
+use crate::host::{HostServices, InstallationScope};
+use crate::logs::{LogEntry, RecentLogs};
+use crate::plugin::{
+    Trigger, ValidatedPlugin, check_registrations, find_handler, load_problem, prepare,
+};
+
+/// Platform-wide entry point. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    config: Arc<SandboxConfig>,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Sandbox {
+        Sandbox {
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// Validates a bundle: manifest, imports, TypeScript, then one evaluation
+    /// whose registrations are checked against the manifest. Every problem is
+    /// returned at once. Must be called within a tokio runtime.
+    pub async fn validate(&self, bundle: &Bundle) -> Result<Arc<ValidatedPlugin>, Vec<Problem>> {
+        let (manifest, sources) = prepare(bundle)?;
+        let sources = Arc::new(sources);
+        let probe = ValidatedPlugin {
+            manifest,
+            registrations: Vec::new(),
+            sources,
+        };
+        let scope = InstallationScope {
+            tenant_id: "validation".into(),
+            installation_id: "validation".into(),
+        };
+        let spec = self.spec(&probe, scope, HostServices::default());
+        let isolate = Isolate::start(spec)
+            .await
+            .map_err(|e| load_problem(&probe.manifest.entry, &e))?;
+        let problems = check_registrations(&probe.manifest, &isolate.registrations);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Arc::new(ValidatedPlugin {
+            registrations: isolate.registrations.clone(),
+            ..probe
+        }))
+    }
+
+    /// A runtime for one installation of a validated plugin. Isolates are
+    /// created on demand and kept warm; none is shared with another installation.
+    pub fn install(
+        &self,
+        plugin: Arc<ValidatedPlugin>,
+        scope: InstallationScope,
+        services: HostServices,
+    ) -> Installation {
+        let spec = self.spec(&plugin, scope, services);
+        Installation {
+            plugin,
+            spec,
+            idle: Mutex::default(),
+            permits: Semaphore::new(self.config.pool_isolates_max.max(1)),
+            recent: Mutex::default(),
+        }
+    }
+
+    fn spec(
+        &self,
+        plugin: &ValidatedPlugin,
+        scope: InstallationScope,
+        services: HostServices,
+    ) -> Arc<IsolateSpec> {
+        let m = &plugin.manifest;
+        Arc::new(IsolateSpec {
+            sources: plugin.sources.clone(),
+            entry: m.entry.clone(),
+            limits: self.config.limits_for(&m.limits),
+            permissions: m.permissions.clone(),
+            allowed_hosts: Arc::new(m.allowed_hosts.clone()),
+            plugin_info: json!({"slug": m.slug.as_str(), "version": m.version.to_string()}),
+            scope,
+            services,
+            tokio: tokio::runtime::Handle::current(),
+        })
+    }
+}
+
+/// One call into a plugin.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Invocation {
+    /// Unique per invocation; plugins see it as `ctx.invocation.id`.
+    pub id: String,
+    pub trigger: Trigger,
+    /// The handler's first argument (the event, the request, …).
+    pub input: Value,
+    /// The triggering event, for causation and dedup (`ctx.invocation.eventId`).
+    pub event_id: Option<String>,
+    /// How many emits deep this invocation is (0 for external events).
+    pub chain_depth: u32,
+}
+
+/// A successful invocation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Outcome {
+    pub value: Value,
+    pub logs: Vec<LogEntry>,
+    pub duration: Duration,
+}
+
+/// An installation's runtime: a bounded pool of warm isolates.
+pub struct Installation {
+    plugin: Arc<ValidatedPlugin>,
+    spec: Arc<IsolateSpec>,
+    idle: Mutex<Vec<Isolate>>,
+    /// One permit per isolate that may exist; invocations beyond wait.
+    permits: Semaphore,
+    recent: Mutex<RecentLogs>,
+}
+
+impl Installation {
+    pub fn plugin(&self) -> &ValidatedPlugin {
+        &self.plugin
+    }
+
+    pub fn scope(&self) -> &InstallationScope {
+        &self.spec.scope
+    }
+
+    /// Runs one invocation. Whatever happens, captured logs land in
+    /// [`recent_logs`](Self::recent_logs); on success they are also returned.
+    pub async fn invoke(&self, inv: Invocation) -> Result<Outcome, JsError> {
+        if inv.chain_depth > EMIT_CHAIN_DEPTH_MAX {
+            return Err(JsError::ChainTooDeep {
+                depth: inv.chain_depth,
+                limit: EMIT_CHAIN_DEPTH_MAX,
+            });
+        }
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| JsError::Internal(e.to_string()))?;
+        let isolate = self.checkout().await?;
+        let handler = find_handler(&isolate.registrations, &inv.trigger).ok_or_else(|| {
+            JsError::NoHandler {
+                trigger: inv.trigger.describe(),
+            }
+        })?;
+        let started = Instant::now();
+        let finished = isolate.invoke(self.job(&inv, handler)).await;
+        let duration = started.elapsed();
+        lock(&self.recent).extend(&finished.logs);
+        if !finished.discard {
+            lock(&self.idle).push(isolate);
+        }
+        finished.result.map(|raw| Outcome {
+            value: raw.value,
+            logs: finished.logs,
+            duration,
+        })
+    }
+
+    /// Starts isolates until `count` are warm (bounded by the pool size).
+    pub async fn prewarm(&self, count: usize) -> Result<(), JsError> {
+        let want = count.min(self.permits.available_permits());
+        while lock(&self.idle).len() < want {
+            let isolate = Isolate::start(self.spec.clone()).await?;
+            lock(&self.idle).push(isolate);
+        }
+        Ok(())
+    }
+
+    /// Isolates currently warm and idle.
+    pub fn warm_isolates(&self) -> usize {
+        lock(&self.idle).len()
+    }
+
+    /// Heap bytes (QuickJS `malloc_size`) of each idle warm isolate.
+    pub async fn isolate_memory_bytes(&self) -> Vec<usize> {
+        let idle: Vec<Isolate> = std::mem::take(&mut *lock(&self.idle));
+        let mut out = Vec::new();
+        for i in &idle {
+            out.extend(i.memory_bytes().await);
+        }
+        lock(&self.idle).extend(idle);
+        out
+    }
+
+    /// The installation's recent log lines, oldest first.
+    pub fn recent_logs(&self) -> Vec<LogEntry> {
+        lock(&self.recent).snapshot()
+    }
+
+    async fn checkout(&self) -> Result<Isolate, JsError> {
+        let warm = lock(&self.idle).pop();
+        match warm {
+            Some(i) => Ok(i),
+            None => Isolate::start(self.spec.clone()).await,
+        }
+    }
+
+    fn job(&self, inv: &Invocation, handler: usize) -> InvokeJob {
+        let kind = match inv.trigger {
+            Trigger::Job { .. } => DeadlineKind::Job,
+            _ => DeadlineKind::Interactive,
+        };
+        let info = json!({
+            "tenant": {"id": self.spec.scope.tenant_id},
+            "plugin": self.spec.plugin_info,
+            "installation": {"id": self.spec.scope.installation_id},
+            "invocation": {"id": inv.id, "trigger": inv.trigger, "eventId": inv.event_id, "chainDepth": inv.chain_depth},
+        });
+        InvokeJob {
+            handler,
+            input_json: inv.input.to_string(),
+            info_json: info.to_string(),
+            deadline: self.spec.limits.deadline(kind),
+            causation_id: inv.event_id.clone(),
+            chain_depth: inv.chain_depth,
+        }
+    }
+}
+
+/// A poisoned lock only means another invocation panicked mid-update of a
+/// plain list; the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
