@@ -23,6 +23,9 @@ pub const POOL_ISOLATES_MAX_DEFAULT: usize = 2;
 pub const EMIT_CHAIN_DEPTH_MAX: u32 = 8;
 /// The largest JSON result a handler may return: results land in events.
 pub const RESULT_BYTES_MAX: usize = MIB;
+/// Host operations (HTTP, LLM) time out this long *after* the invocation
+/// deadline, so the invocation's own Timeout is what the plugin sees.
+pub const HOST_TIMEOUT_SLACK_MS: u64 = 100;
 /// After the deadline the host waits this long for the isolate thread to notice
 /// (interrupt handler) before giving up on it; covers long native operations.
 pub const DEADLINE_GRACE_MS: u64 = 250;

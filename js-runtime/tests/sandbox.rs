@@ -1,1 +1,14 @@
+//! The sandbox's integration suite: real isolates, real loopback HTTP, a real
+//! SMTP server (aiosmtpd). One binary, submodules per area, to save link time.
 
+#[path = "sandbox/support.rs"]
+mod support;
+
+#[path = "sandbox/basics.rs"]
+mod basics;
+#[path = "sandbox/ctx_apis.rs"]
+mod ctx_apis;
+#[path = "sandbox/hostile.rs"]
+mod hostile;
+#[path = "sandbox/validation.rs"]
+mod validation;

@@ -20,6 +20,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use extensor_core::manifest::Permission;
+use rquickjs::allocator::{Allocator, RustAllocator};
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::promise::PromiseState;
@@ -206,6 +207,8 @@ fn isolate_main(
 struct Clock {
     deadline: Cell<Option<Instant>>,
     interrupted: Cell<bool>,
+    /// Set by the allocator when the heap limit refused an allocation.
+    heap_exhausted: Rc<Cell<bool>>,
     kill: Arc<AtomicBool>,
 }
 
@@ -372,6 +375,86 @@ impl Loader for BundleLoader {
     }
 }
 
+/// QuickJS's own memory limit only makes allocations fail, and the error it
+/// then throws may itself fail to allocate (plugins see `null`) or be caught.
+/// Enforcing the limit in the allocator lets the host know for certain that
+/// the heap limit was hit, whatever JS did about it.
+struct LimitAllocator {
+    inner: RustAllocator,
+    used_bytes: usize,
+    limit_bytes: usize,
+    exhausted: Rc<Cell<bool>>,
+}
+
+impl LimitAllocator {
+    fn admit(&mut self, more: usize, less: usize) -> bool {
+        let after = (self.used_bytes - less.min(self.used_bytes)).saturating_add(more);
+        if after > self.limit_bytes {
+            self.exhausted.set(true);
+            return false;
+        }
+        true
+    }
+}
+
+// SAFETY: every pointer is produced and sized by `RustAllocator`, which this
+// only wraps; the byte count is bookkeeping and never affects pointers.
+unsafe impl Allocator for LimitAllocator {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        if !self.admit(size, 0) {
+            return std::ptr::null_mut();
+        }
+        let p = self.inner.alloc(size);
+        if !p.is_null() {
+            self.used_bytes += unsafe { RustAllocator::usable_size(p) };
+        }
+        p
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        let Some(total) = count.checked_mul(size) else {
+            return std::ptr::null_mut();
+        };
+        if !self.admit(total, 0) {
+            return std::ptr::null_mut();
+        }
+        let p = self.inner.calloc(count, size);
+        if !p.is_null() {
+            self.used_bytes += unsafe { RustAllocator::usable_size(p) };
+        }
+        p
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        if !ptr.is_null() {
+            let size = unsafe { RustAllocator::usable_size(ptr) };
+            self.used_bytes = self.used_bytes.saturating_sub(size);
+        }
+        unsafe { self.inner.dealloc(ptr) }
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        let old = if ptr.is_null() {
+            0
+        } else {
+            unsafe { RustAllocator::usable_size(ptr) }
+        };
+        if !self.admit(new_size, old) {
+            return std::ptr::null_mut();
+        }
+        let p = unsafe { self.inner.realloc(ptr, new_size) };
+        if !p.is_null() {
+            self.used_bytes =
+                self.used_bytes.saturating_sub(old) + unsafe { RustAllocator::usable_size(p) };
+        }
+        p
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        unsafe { RustAllocator::usable_size(ptr) }
+    }
+}
+
 struct Engine {
     state: Rc<State>,
     ctx: Context,
@@ -384,14 +467,20 @@ impl Engine {
         tx: mpsc::Sender<Msg>,
         kill: Arc<AtomicBool>,
     ) -> Result<Engine, JsError> {
-        let rt = Runtime::new().map_err(internal)?;
-        rt.set_memory_limit(spec.limits.heap_bytes_max);
-        rt.set_max_stack_size(spec.limits.stack_bytes_max);
         let clock = Rc::new(Clock {
             deadline: Cell::new(None),
             interrupted: Cell::new(false),
+            heap_exhausted: Rc::new(Cell::new(false)),
             kill,
         });
+        let allocator = LimitAllocator {
+            inner: RustAllocator,
+            used_bytes: 0,
+            limit_bytes: spec.limits.heap_bytes_max,
+            exhausted: clock.heap_exhausted.clone(),
+        };
+        let rt = Runtime::new_with_alloc(allocator).map_err(internal)?;
+        rt.set_max_stack_size(spec.limits.stack_bytes_max);
         let handler_clock = clock.clone();
         rt.set_interrupt_handler(Some(Box::new(move || {
             let fire = handler_clock.expired();
@@ -446,7 +535,7 @@ impl Engine {
         });
         self.state.clock.deadline.set(None);
         self.state.phase.set(Phase::Ready);
-        result.map(|()| Loaded {
+        self.reclassify_oom(result).map(|()| Loaded {
             registrations: self.state.registrations.borrow().clone(),
         })
     }
@@ -457,6 +546,7 @@ impl Engine {
         let deadline = Instant::now() + job.deadline;
         s.clock.deadline.set(Some(deadline));
         s.clock.interrupted.set(false);
+        s.clock.heap_exhausted.set(false);
         s.deadline_ms.set(job.deadline.as_millis() as u64);
         s.denied.set(None);
         *s.logs.borrow_mut() = LogCapture::default();
@@ -686,17 +776,15 @@ impl Engine {
         }
     }
 
-    /// An exception raised while the heap was full may itself have failed to
-    /// allocate; if the heap is at its limit, call it what it is.
-    fn reclassify_oom(&self, r: Result<RawOutcome, JsError>) -> Result<RawOutcome, JsError> {
-        let full =
-            self.memory_bytes() as f64 >= self.state.spec.limits.heap_bytes_max as f64 * 0.95;
+    /// Hitting the heap limit ends the invocation even if JS caught the
+    /// error (or the error itself failed to allocate and JS saw `null`): the
+    /// limit was exceeded and the isolate's state is suspect.
+    fn reclassify_oom<T>(&self, r: Result<T, JsError>) -> Result<T, JsError> {
         match r {
-            Err(JsError::Thrown { .. } | JsError::InvalidResult { .. }) if full => {
-                Err(JsError::HeapLimit {
-                    limit_bytes: self.state.spec.limits.heap_bytes_max,
-                })
-            }
+            Err(JsError::Timeout { .. }) => r,
+            _ if self.state.clock.heap_exhausted.get() => Err(JsError::HeapLimit {
+                limit_bytes: self.state.spec.limits.heap_bytes_max,
+            }),
             other => other,
         }
     }

@@ -101,7 +101,8 @@ impl LlmClient {
             "{}/chat/completions",
             self.config.base_url.trim_end_matches('/')
         );
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now())
+            + Duration::from_millis(crate::config::HOST_TIMEOUT_SLACK_MS);
         let mut rb = self
             .client
             .post(url)

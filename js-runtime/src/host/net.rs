@@ -339,7 +339,8 @@ impl GuardedHttp {
         body: Option<String>,
         deadline: Instant,
     ) -> Result<reqwest::Response, JsError> {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now())
+            + Duration::from_millis(crate::config::HOST_TIMEOUT_SLACK_MS);
         let timeout = left.min(Duration::from_millis(HTTP_TIMEOUT_MS_MAX));
         let mut rb = self
             .client
@@ -368,7 +369,8 @@ async fn read_response(
         .collect();
     let mut bytes = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now())
+            + Duration::from_millis(crate::config::HOST_TIMEOUT_SLACK_MS);
         let chunk = tokio::time::timeout(left, resp.chunk())
             .await
             .map_err(|_| host("response body not complete before the deadline".into()))?

@@ -1,0 +1,3 @@
+export function greeting(name: string, from: string): string {
+  return `Hello ${name}, welcome aboard! — ${from}`;
+}

@@ -1,0 +1,237 @@
+//! Well-behaved plugins: handlers, async, warm reuse, ctx info, logs, modules, TypeScript.
+
+use extensor_js::{Bundle, HostServices, Invocation, JsError, LogLevel, Trigger};
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn hook_returns_json_and_async_await_works() {
+    let ins = install(
+        json!({}),
+        r#"import { hook } from 'extensor:sdk';
+           hook('test.ping', async (event, ctx) => {
+             const x = await Promise.resolve(event.n + 1);
+             const y = await new Promise((res) => Promise.resolve().then(() => res(x * 10)));
+             return { y, tenant: ctx.tenant.id, slug: ctx.plugin.slug, version: ctx.plugin.version,
+                      inv: ctx.invocation.id, eventId: ctx.invocation.eventId, trigger: ctx.invocation.trigger };
+           });"#,
+        HostServices::default(),
+    )
+    .await;
+    let out = ins.invoke(ping()).await.unwrap();
+    assert_eq!(
+        out.value,
+        json!({"y": 20, "tenant": "ten1", "slug": "test-plugin", "version": "1.2.3", "inv": "inv_1", "eventId": "evt_1",
+               "trigger": {"kind": "hook", "eventType": "test.ping"}})
+    );
+}
+
+#[tokio::test]
+async fn warm_isolates_do_not_reevaluate_the_bundle() {
+    let ins = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk'; let loads = (globalThis.loads || 0) + 1; globalThis.loads = loads; let calls = 0;
+         hook('test.ping', () => ({ loads, calls: ++calls }));",
+        HostServices::default(),
+    )
+    .await;
+    for expected in 1..=3 {
+        let out = ins.invoke(ping()).await.unwrap();
+        assert_eq!(out.value, json!({"loads": 1, "calls": expected}));
+    }
+    assert_eq!(ins.warm_isolates(), 1);
+}
+
+#[tokio::test]
+async fn every_registration_kind_dispatches() {
+    let m = json!({
+        "routes": [{"method": "GET", "path": "/hello"}],
+        "jobs": [{"name": "nightly", "schedule": "0 2 * * *"}],
+        "llm_filters": ["summary"],
+        "generator_hooks": ["draft"],
+        "events": ["test.*"],
+    });
+    let ins = install(
+        m,
+        "import sdk, { hook, route, job } from 'extensor:sdk';
+         hook('test.*', (e) => 'pattern');
+         route('get', '/hello', (req) => ({ hello: req.name }));
+         job('nightly', '0 2 * * *', () => 'job ran');
+         sdk.llmFilter('summary', (x) => x.text.toUpperCase());
+         sdk.generatorHook('draft', (x) => [x, x]);",
+        HostServices::default(),
+    )
+    .await;
+    let call = |trigger, input| Invocation {
+        id: "i".into(),
+        trigger,
+        input,
+        event_id: None,
+        chain_depth: 0,
+    };
+    let v = |r: Result<extensor_js::Outcome, JsError>| r.unwrap().value;
+    assert_eq!(
+        v(ins
+            .invoke(call(
+                Trigger::Hook {
+                    event_type: "test.other".into()
+                },
+                json!({})
+            ))
+            .await),
+        json!("pattern")
+    );
+    assert_eq!(
+        v(ins
+            .invoke(call(
+                Trigger::Route {
+                    method: "GET".into(),
+                    path: "/hello".into()
+                },
+                json!({"name": "x"})
+            ))
+            .await),
+        json!({"hello": "x"})
+    );
+    assert_eq!(
+        v(ins
+            .invoke(call(
+                Trigger::Job {
+                    name: "nightly".into()
+                },
+                json!(null)
+            ))
+            .await),
+        json!("job ran")
+    );
+    assert_eq!(
+        v(ins
+            .invoke(call(
+                Trigger::LlmFilter {
+                    name: "summary".into()
+                },
+                json!({"text": "hi"})
+            ))
+            .await),
+        json!("HI")
+    );
+    assert_eq!(
+        v(ins
+            .invoke(call(
+                Trigger::GeneratorHook {
+                    name: "draft".into()
+                },
+                json!(1)
+            ))
+            .await),
+        json!([1, 1])
+    );
+    let err = ins
+        .invoke(call(
+            Trigger::Job {
+                name: "missing".into(),
+            },
+            json!(null),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JsError::NoHandler { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn console_and_ctx_log_are_captured_not_printed() {
+    let ins = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk';
+         hook('test.ping', (e, ctx) => { console.log('hello', {a: 1}); console.warn('careful'); ctx.log('error', 'bad', 2);
+           for (let i = 0; i < 1000; i++) console.debug('spam ' + i); return null; });",
+        HostServices::default(),
+    )
+    .await;
+    let out = ins.invoke(ping()).await.unwrap();
+    assert_eq!(out.logs[0].message, r#"hello {"a":1}"#);
+    assert_eq!(out.logs[0].level, LogLevel::Info);
+    assert_eq!(out.logs[1].level, LogLevel::Warn);
+    assert_eq!(
+        (out.logs[2].level, out.logs[2].message.as_str()),
+        (LogLevel::Error, "bad 2")
+    );
+    assert_eq!(
+        out.logs.len(),
+        extensor_js::logs::LOG_ENTRIES_PER_INVOCATION_MAX + 1
+    );
+    assert!(out.logs.last().unwrap().message.contains("dropped"));
+    assert_eq!(ins.recent_logs().len(), out.logs.len());
+}
+
+#[tokio::test]
+async fn relative_modules_and_typescript_load() {
+    let b = Bundle::new()
+        .with_file("manifest.json", manifest(json!({"entry": "main.ts"})))
+        .with_file(
+            "main.ts",
+            "import { hook } from 'extensor:sdk';\nimport { double } from './lib/math.js';\ninterface Ev { n: number }\nhook('test.ping', (e: Ev): number => double(e.n));\n",
+        )
+        .with_file("lib/math.ts", "export function double(n: number): number { return n * 2 as number; }\n");
+    let plugin = sandbox().validate(&b).await.unwrap();
+    let ins = sandbox().install(plugin, scope("ins1"), HostServices::default());
+    assert_eq!(
+        ins.invoke(hook("test.ping", json!({"n": 21})))
+            .await
+            .unwrap()
+            .value,
+        json!(42)
+    );
+}
+
+#[tokio::test]
+async fn thrown_errors_carry_message_and_stack() {
+    let ins = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk';\nfunction inner() { throw new TypeError('nope'); }\nhook('test.ping', () => inner());",
+        HostServices::default(),
+    )
+    .await;
+    match ins.invoke(ping()).await.unwrap_err() {
+        JsError::Thrown { message, stack } => {
+            assert_eq!(message, "TypeError: nope");
+            assert!(stack.contains("main.js:2"), "{stack}");
+        }
+        other => panic!("expected Thrown, got {other:?}"),
+    }
+    // A plain thrown value and a rejected promise are both `Thrown`.
+    let ins = install(json!({}), "import { hook } from 'extensor:sdk'; hook('test.ping', async () => { throw 'just a string'; });", HostServices::default()).await;
+    assert!(
+        matches!(ins.invoke(ping()).await.unwrap_err(), JsError::Thrown { message, .. } if message == "just a string")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_invocations_share_a_bounded_pool() {
+    let ins = std::sync::Arc::new(
+        install(
+            json!({}),
+            "import { hook } from 'extensor:sdk'; hook('test.ping', async (e) => e.n);",
+            HostServices::default(),
+        )
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let ins = ins.clone();
+        tasks.push(tokio::spawn(async move {
+            ins.invoke(hook("test.ping", json!({"n": n})))
+                .await
+                .unwrap()
+                .value
+        }));
+    }
+    for (n, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), json!(n));
+    }
+    assert!(
+        ins.warm_isolates() <= 2,
+        "pool is bounded by pool_isolates_max"
+    );
+}

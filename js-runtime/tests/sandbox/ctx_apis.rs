@@ -1,0 +1,439 @@
+//! Every ctx API with and without its permission.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use extensor_js::host::db::SqliteReadModels;
+use extensor_js::host::files::FileStore;
+use extensor_js::host::llm::{LlmClient, LlmConfig};
+use extensor_js::host::mail::{SmtpConfig, SmtpMailer};
+use extensor_js::host::net::GuardedHttp;
+use extensor_js::{HostServices, JsError, NetworkPolicy, PrivateNetworks};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn call(expr: &str) -> String {
+    format!(
+        "import {{ hook }} from 'extensor:sdk'; hook('test.ping', async (e, ctx) => {{ return await {expr}; }});"
+    )
+}
+
+struct World {
+    services: HostServices,
+    events: Arc<MemEvents>,
+    outbox: Arc<MemOutbox>,
+    server: HttpServer,
+    files_dir: tempfile::TempDir,
+    _db_dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let server = HttpServer::start(Arc::new(|s: &Seen| match s.path.as_str() {
+        "/v1/chat/completions" => {
+            let req: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
+            let last = req["messages"].as_array().and_then(|m| m.last()).map(|m| m["content"].clone()).unwrap_or(Value::Null);
+            let body = json!({"model": req["model"], "choices": [{"message": {"role": "assistant", "content": format!("echo: {}", last.as_str().unwrap_or(""))}, "finish_reason": "stop"}], "usage": {"total_tokens": 3}});
+            (200, vec![("content-type".into(), "application/json".into())], body.to_string())
+        }
+        _ => (201, vec![("x-test".into(), "yes".into())], format!("{} {} {}", s.method, s.path, s.body)),
+    }))
+    .await;
+    let mut secrets = HashMap::new();
+    secrets.insert(
+        ("ins1".to_string(), "api_key".to_string()),
+        "s3cret".to_string(),
+    );
+    let files_dir = tempfile::tempdir().unwrap();
+    let db_dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(db_dir.path().join("ten1.sqlite")).unwrap();
+    conn.execute_batch("CREATE TABLE events(id TEXT, type TEXT); INSERT INTO events VALUES ('e1', 'test.ping'), ('e2', 'test.pong');").unwrap();
+    let events = Arc::new(MemEvents::default());
+    let outbox = Arc::new(MemOutbox::default());
+    let policy = NetworkPolicy {
+        private_networks: PrivateNetworks::Allow,
+        platform_allowed_hosts: None,
+    };
+    let llm = LlmConfig {
+        base_url: format!("http://127.0.0.1:{}/v1", server.addr.port()),
+        api_key: Some("k".into()),
+        models: vec!["small".into(), "big".into()],
+    };
+    let services = HostServices {
+        secrets: Some(Arc::new(MemSecrets(secrets))),
+        events: Some(events.clone()),
+        outbox: Some(outbox.clone()),
+        db: Some(Arc::new(SqliteReadModels::new(db_dir.path()))),
+        files: Some(Arc::new(
+            FileStore::new(files_dir.path()).with_quota_bytes(1_000),
+        )),
+        http: Some(Arc::new(GuardedHttp::new(policy).unwrap())),
+        llm: Some(Arc::new(LlmClient::new(llm).unwrap())),
+    };
+    World {
+        services,
+        events,
+        outbox,
+        server,
+        files_dir,
+        _db_dir: db_dir,
+    }
+}
+
+/// (permission, JS expression) for every ctx API.
+fn apis(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("secrets.read", "ctx.secrets.get('api_key')".into()),
+        (
+            "outbound_http",
+            format!("ctx.http.fetch('http://localhost:{port}/x')"),
+        ),
+        (
+            "llm",
+            "ctx.llm.complete({ messages: [{ role: 'user', content: 'hi' }] })".into(),
+        ),
+        ("files.read", "ctx.files.read('a.txt')".into()),
+        ("files.read", "ctx.files.list()".into()),
+        ("files.write", "ctx.files.write('a.txt', 'x')".into()),
+        ("files.write", "ctx.files.delete('a.txt')".into()),
+        ("db.read", "ctx.db.query('SELECT 1')".into()),
+        ("events.emit", "ctx.emit('test.emitted', { a: 1 })".into()),
+        (
+            "send_email",
+            "ctx.email.send({ to: 'a@example.com', subject: 's', text: 't' })".into(),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_api_without_its_permission_is_denied_and_does_nothing() {
+    let w = world().await;
+    for (permission, expr) in apis(w.server.addr.port()) {
+        // Every other permission is granted, so only the missing one explains the denial.
+        let others: Vec<&str> = [
+            "secrets.read",
+            "outbound_http",
+            "llm",
+            "files.read",
+            "files.write",
+            "db.read",
+            "events.emit",
+            "send_email",
+        ]
+        .into_iter()
+        .filter(|p| *p != permission)
+        .collect();
+        let ins = install(
+            json!({"permissions": others, "allowed_hosts": ["localhost"]}),
+            &call(&expr),
+            w.services.clone(),
+        )
+        .await;
+        let err = ins.invoke(ping()).await.unwrap_err();
+        assert_eq!(
+            err,
+            JsError::PermissionDenied {
+                permission: permission.into()
+            },
+            "{expr}"
+        );
+    }
+    assert!(
+        w.server.seen.lock().unwrap().is_empty(),
+        "no HTTP or LLM request was made"
+    );
+    assert!(w.events.0.lock().unwrap().is_empty());
+    assert!(w.outbox.0.lock().unwrap().is_empty());
+    assert!(
+        std::fs::read_dir(w.files_dir.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "no file was written"
+    );
+}
+
+async fn granted(w: &World, permissions: Value, expr: &str) -> Result<Value, JsError> {
+    let ins = install(
+        json!({"permissions": permissions, "allowed_hosts": ["localhost", "*.example.com"]}),
+        &call(expr),
+        w.services.clone(),
+    )
+    .await;
+    ins.invoke(ping()).await.map(|o| o.value)
+}
+
+#[tokio::test]
+async fn secrets_with_permission() {
+    let w = world().await;
+    assert_eq!(
+        granted(&w, json!(["secrets.read"]), "ctx.secrets.get('api_key')")
+            .await
+            .unwrap(),
+        json!("s3cret")
+    );
+    assert_eq!(
+        granted(&w, json!(["secrets.read"]), "ctx.secrets.get('other')")
+            .await
+            .unwrap(),
+        json!(null)
+    );
+}
+
+#[tokio::test]
+async fn http_with_permission() {
+    let w = world().await;
+    let port = w.server.addr.port();
+    let expr = format!(
+        "ctx.http.fetch('http://localhost:{port}/post', {{ method: 'POST', headers: {{ 'x-plugin': 'p' }}, body: 'payload' }}).then(async (r) => ({{ status: r.status, ok: r.ok, h: r.headers['x-test'], body: await r.text() }}))"
+    );
+    let v = granted(&w, json!(["outbound_http"]), &expr).await.unwrap();
+    assert_eq!(
+        v,
+        json!({"status": 201, "ok": true, "h": "yes", "body": "POST /post payload"})
+    );
+    assert!(
+        w.server.seen.lock().unwrap()[0]
+            .headers
+            .to_ascii_lowercase()
+            .contains("x-plugin: p")
+    );
+    let err = granted(
+        &w,
+        json!(["outbound_http"]),
+        "ctx.http.fetch('http://not-allowed.test/')",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.starts_with("NetworkDenied") && message.contains("allowed_hosts")),
+        "{err:?}"
+    );
+    let err = granted(
+        &w,
+        json!(["outbound_http"]),
+        "ctx.http.fetch('file:///etc/passwd')",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.contains("scheme")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn llm_with_permission() {
+    let w = world().await;
+    let v = granted(&w, json!(["llm"]), "ctx.llm.complete({ model: 'big', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }] })").await.unwrap();
+    assert_eq!(v["content"], "echo: hello");
+    assert_eq!(v["model"], "big");
+    let seen = w.server.seen.lock().unwrap().clone();
+    assert!(
+        seen[0]
+            .headers
+            .to_ascii_lowercase()
+            .contains("authorization: bearer k")
+    );
+    let err = granted(
+        &w,
+        json!(["llm"]),
+        "ctx.llm.complete({ model: 'gpt-huge', messages: [{ role: 'user', content: 'x' }] })",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.contains("allowlist")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn files_with_permission_and_quota() {
+    let w = world().await;
+    let rw = json!(["files.read", "files.write"]);
+    let expr = "(async () => { await ctx.files.write('notes/a.txt', 'hello'); await ctx.files.write('b.txt', 'bye');
+        const a = await ctx.files.read('notes/a.txt'); const l1 = await ctx.files.list();
+        const d = await ctx.files.delete('b.txt'); const d2 = await ctx.files.delete('b.txt');
+        return { a, l1, d, d2, l2: await ctx.files.list() }; })()";
+    let v = granted(&w, rw.clone(), expr).await.unwrap();
+    assert_eq!(
+        v,
+        json!({"a": "hello", "l1": ["b.txt", "notes/a.txt"], "d": true, "d2": false, "l2": ["notes/a.txt"]})
+    );
+    let on_disk =
+        std::fs::read_to_string(w.files_dir.path().join("ten1/ins1/notes/a.txt")).unwrap();
+    assert_eq!(on_disk, "hello");
+    let err = granted(&w, rw, "ctx.files.write('big.txt', 'x'.repeat(2000))")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.starts_with("QuotaExceeded")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn db_with_permission() {
+    let w = world().await;
+    let v = granted(
+        &w,
+        json!(["db.read"]),
+        "ctx.db.query('SELECT id FROM events WHERE type = ?', ['test.pong'])",
+    )
+    .await
+    .unwrap();
+    assert_eq!(v, json!([{"id": "e2"}]));
+    let err = granted(&w, json!(["db.read"]), "ctx.db.query('DELETE FROM events')")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.starts_with("InvalidArgument")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn emit_with_permission_sets_causation_and_depth() {
+    let w = world().await;
+    let v = granted(
+        &w,
+        json!(["events.emit"]),
+        "ctx.emit('test.emitted', { a: 1 })",
+    )
+    .await
+    .unwrap();
+    assert_eq!(v, json!("evt_emitted_1"));
+    let (scope, req) = w.events.0.lock().unwrap()[0].clone();
+    assert_eq!(scope, scope_of("ins1"));
+    assert_eq!(
+        (
+            req.event_type.as_str(),
+            req.data.clone(),
+            req.causation_id.as_deref(),
+            req.chain_depth
+        ),
+        ("test.emitted", json!({"a": 1}), Some("evt_1"), 1)
+    );
+    // At the maximum depth the next emit is refused.
+    let ins = install(
+        json!({"permissions": ["events.emit"]}),
+        &call("ctx.emit('test.emitted', {})"),
+        w.services.clone(),
+    )
+    .await;
+    let mut inv = ping();
+    inv.chain_depth = extensor_js::config::EMIT_CHAIN_DEPTH_MAX;
+    let err = ins.invoke(inv).await.unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.starts_with("ChainTooDeep")),
+        "{err:?}"
+    );
+    assert_eq!(w.events.0.lock().unwrap().len(), 1);
+    let err = granted(&w, json!(["events.emit"]), "ctx.emit('bad type!', {})")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.starts_with("InvalidArgument")),
+        "{err:?}"
+    );
+}
+
+fn scope_of(ins: &str) -> extensor_js::InstallationScope {
+    scope(ins)
+}
+
+/// aiosmtpd on a free loopback port, writing to a maildir; killed on drop.
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn smtp() -> Smtp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let maildir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(maildir.path().join("mail"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
+    // Owned before waiting, so a failed start still kills and reaps it.
+    let server = Smtp {
+        child,
+        port,
+        maildir,
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("aiosmtpd did not start on port {port}");
+}
+
+#[tokio::test]
+async fn email_is_recorded_then_delivered_over_smtp() {
+    let w = world().await;
+    let v = granted(&w, json!(["send_email"]), "ctx.email.send({ to: ['ada@example.com'], subject: 'Welcome', text: 'Hello Ada', html: '<p>Hello Ada</p>' })").await.unwrap();
+    assert_eq!(v, json!("msg_1"));
+    let err = granted(
+        &w,
+        json!(["send_email"]),
+        "ctx.email.send({ to: 'not an address', subject: 's', text: 't' })",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.starts_with("InvalidArgument")),
+        "{err:?}"
+    );
+    let recorded = w.outbox.0.lock().unwrap().clone();
+    assert_eq!(recorded.len(), 1);
+    let server = smtp().await;
+    let mailer = SmtpMailer::new(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: server.port,
+        from: "extensor@example.com".into(),
+        credentials: None,
+    });
+    mailer.deliver(&recorded[0]).await.unwrap();
+    let new_dir = server.maildir.path().join("mail/new");
+    let mut delivered = String::new();
+    for _ in 0..50 {
+        if let Some(entry) = std::fs::read_dir(&new_dir).ok().and_then(|mut d| d.next()) {
+            delivered = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(delivered.contains("Subject: Welcome"), "{delivered}");
+    assert!(delivered.contains("ada@example.com"));
+    assert!(delivered.contains("Hello Ada"));
+}

@@ -1,0 +1,477 @@
+//! Hostile plugins. Each is contained with the right typed error, and a
+//! well-behaved plugin keeps answering during and after.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use extensor_js::host::files::FileStore;
+use extensor_js::host::net::GuardedHttp;
+use extensor_js::host::{InstallationScope, SecretStore};
+use extensor_js::{HostServices, Installation, JsError, NetworkPolicy, PrivateNetworks, Sandbox};
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use crate::support::*;
+
+/// Runs the hostile input when `event.evil` is set, otherwise answers "ok",
+/// so the same installation can show it still works after an incident.
+fn evil(body: &str) -> String {
+    format!(
+        "import {{ hook }} from 'extensor:sdk';\nhook('test.ping', async (event, ctx) => {{ if (!event.evil) return 'ok';\n{body}\n}});"
+    )
+}
+
+async fn contained(body: &str) -> (JsError, Installation) {
+    let ins = install(json!({}), &evil(body), HostServices::default()).await;
+    let good = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk'; hook('test.ping', (e) => e.n);",
+        HostServices::default(),
+    )
+    .await;
+    let good = Arc::new(good);
+    let bystander = {
+        let good = good.clone();
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                assert_eq!(good.invoke(ping()).await.unwrap().value, json!(1));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let err = ins
+        .invoke(hook("test.ping", json!({"evil": true})))
+        .await
+        .unwrap_err();
+    bystander.await.unwrap();
+    assert_eq!(
+        ins.invoke(ping()).await.unwrap().value,
+        json!("ok"),
+        "the installation recovers with a fresh isolate"
+    );
+    assert_eq!(good.invoke(ping()).await.unwrap().value, json!(1));
+    (err, ins)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_times_out() {
+    let (err, _) = contained("while (true) {}").await;
+    assert_eq!(
+        err,
+        JsError::Timeout {
+            deadline_ms: DEADLINE_MS_TEST
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_promise_chain_times_out() {
+    let (err, _) = contained("function spin() { Promise.resolve().then(spin); } spin(); return await new Promise(() => {});").await;
+    assert_eq!(
+        err,
+        JsError::Timeout {
+            deadline_ms: DEADLINE_MS_TEST
+        }
+    );
+    // A chain where each link waits on the next also grows the heap; it
+    // ends on whichever limit comes first, never on anything else.
+    let (err, _) =
+        contained("function spin() { return Promise.resolve().then(spin); } return spin();").await;
+    assert!(
+        matches!(err, JsError::Timeout { .. } | JsError::HeapLimit { .. }),
+        "{err:?}"
+    );
+    let (err, _) = contained("while (true) { await null; }").await;
+    assert!(matches!(err, JsError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catastrophic_regex_times_out() {
+    let (err, _) = contained("return /^(a+)+$/.test('a'.repeat(40) + 'b');").await;
+    assert!(matches!(err, JsError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bomb_hits_the_heap_limit() {
+    let (err, _) =
+        contained("const a = []; while (true) a.push('x'.repeat(100000) + Math.random());").await;
+    assert_eq!(
+        err,
+        JsError::HeapLimit {
+            limit_bytes: HEAP_BYTES_TEST
+        }
+    );
+    // Catching the out-of-memory error does not undo having hit the limit.
+    let (err, _) = contained("try { const a = []; while (true) a.push(new Array(100000).fill(1)); } catch (e) { return 'survived ' + e; }").await;
+    assert_eq!(
+        err,
+        JsError::HeapLimit {
+            limit_bytes: HEAP_BYTES_TEST
+        }
+    );
+    // At load time (module top level) the same limit applies.
+    let problems = sandbox()
+        .validate(&bundle(
+            json!({}),
+            "const a = []; while (true) a.push(new Array(100000).fill(1));",
+        ))
+        .await
+        .unwrap_err();
+    assert!(problems[0].message.contains("heap limit"), "{problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_recursion_overflows_the_stack() {
+    let (err, _) = contained("function f(n) { return f(n + 1) + 1; } return f(0);").await;
+    assert_eq!(
+        err,
+        JsError::StackOverflow {
+            limit_bytes: 512 * 1024
+        }
+    );
+    // Native recursion (JSON.stringify of a deep object) is bounded too.
+    let (err, _) =
+        contained("let o = {}; for (let i = 0; i < 1e5; i++) o = { o }; return o;").await;
+    assert_eq!(
+        err,
+        JsError::StackOverflow {
+            limit_bytes: 512 * 1024
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_return_value_is_refused() {
+    let (err, _) = contained("return 'x'.repeat(2 * 1024 * 1024);").await;
+    assert!(
+        matches!(&err, JsError::InvalidResult { reason } if reason.contains("limit")),
+        "{err:?}"
+    );
+    let (err, _) = contained("return new Promise(() => {});").await;
+    assert!(
+        matches!(&err, JsError::InvalidResult { reason } if reason.contains("never settle")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_error_objects_are_contained() {
+    let (err, _) = contained("throw { get name() { while (true) {} }, message: 'x' };").await;
+    assert!(matches!(err, JsError::Timeout { .. }), "{err:?}");
+    let (err, _) =
+        contained("const e = new Error('fake'); e.name = 'PermissionDenied'; throw e;").await;
+    assert!(
+        matches!(err, JsError::Thrown { .. }),
+        "a plugin cannot forge PermissionDenied: {err:?}"
+    );
+}
+
+/// Counts calls so a test can prove the host was never reached.
+#[derive(Default)]
+struct CountingSecrets(std::sync::atomic::AtomicUsize);
+impl SecretStore for CountingSecrets {
+    fn get<'a>(
+        &'a self,
+        _s: &'a InstallationScope,
+        _k: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, JsError>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(Some("secret".into())) })
+    }
+}
+
+#[tokio::test]
+async fn prototype_tricks_do_not_bypass_permissions() {
+    let secrets = Arc::new(CountingSecrets::default());
+    let services = HostServices {
+        secrets: Some(secrets.clone()),
+        ..HostServices::default()
+    };
+    let code = "import { hook } from 'extensor:sdk';
+      hook('test.ping', async (e, ctx) => {
+        const out = [];
+        try { ctx.secrets.get = async () => 'forged'; } catch (err) { out.push('frozen'); }
+        try { ctx.secrets = {}; } catch (err) { out.push('frozen ctx'); }
+        JSON.parse = () => ({ ok: 'forged' });
+        JSON.stringify = () => '{}';
+        Object.prototype.ok = 'forged';
+        Promise.prototype.then = function (f) { return f('forged'); };
+        const g = ctx.log.constructor('return this')();
+        out.push(typeof g.__extensorSdk.hook, Object.keys(g).includes('__extensorSdk'));
+        try { out.push(await ctx.secrets.get('k')); } catch (err) { out.push(err.kind + ':' + err.permission); }
+        return out;
+      });";
+    let ins = install(json!({}), code, services).await;
+    let err = ins.invoke(ping()).await;
+    // JSON.stringify was replaced, so the result is whatever the plugin made
+    // of it; what matters is that the host was never called.
+    assert_eq!(
+        secrets.0.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "secret store reached: {err:?}"
+    );
+    // Without the tampering, the outcome is visible: frozen ctx and PermissionDenied.
+    let ins = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk';
+         hook('test.ping', async (e, ctx) => { const out = [];
+           try { ctx.secrets.get = async () => 'forged'; } catch (err) { out.push('frozen'); }
+           try { Object.setPrototypeOf(ctx.secrets, { get: async () => 'forged' }); out.push('proto set'); } catch (err) { out.push('proto refused'); }
+           try { out.push(await ctx.secrets.get('k')); } catch (err) { out.push(err.kind + ':' + err.permission); }
+           return out; });",
+        HostServices { secrets: Some(secrets.clone()), ..HostServices::default() },
+    )
+    .await;
+    let v = ins.invoke(ping()).await.unwrap().value;
+    assert_eq!(
+        v,
+        json!(["frozen", "proto refused", "PermissionDenied:secrets.read"])
+    );
+    assert_eq!(secrets.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+/// A secret store that never answers in time.
+struct SlowSecrets;
+impl SecretStore for SlowSecrets {
+    fn get<'a>(
+        &'a self,
+        _s: &'a InstallationScope,
+        _k: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, JsError>> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(None)
+        })
+    }
+}
+
+#[tokio::test]
+async fn deadline_holds_while_awaiting_the_host() {
+    let services = HostServices {
+        secrets: Some(Arc::new(SlowSecrets)),
+        ..HostServices::default()
+    };
+    let ins = install(
+        json!({"permissions": ["secrets.read"]}),
+        &evil("return await ctx.secrets.get('k');"),
+        services,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let err = ins
+        .invoke(hook("test.ping", json!({"evil": true})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        JsError::Timeout {
+            deadline_ms: DEADLINE_MS_TEST
+        }
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the host call did not hold the invocation"
+    );
+    assert_eq!(ins.invoke(ping()).await.unwrap().value, json!("ok"));
+}
+
+#[tokio::test]
+async fn emit_chains_are_bounded() {
+    let ins = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk'; hook('test.ping', () => 1);",
+        HostServices::default(),
+    )
+    .await;
+    let mut inv = ping();
+    inv.chain_depth = extensor_js::config::EMIT_CHAIN_DEPTH_MAX + 1;
+    assert!(matches!(
+        ins.invoke(inv).await.unwrap_err(),
+        JsError::ChainTooDeep { .. }
+    ));
+}
+
+#[test]
+fn isolates_work_from_many_threads_and_runtimes() {
+    // The stack-top trap: a runtime entered from a thread other than where
+    // its stack top was recorded sees bogus depths. Isolates stay on their own
+    // thread, so invocations from any runtime or worker see the same limits.
+    let make = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ins = Arc::new(make.block_on(install(
+        json!({}),
+        "import { hook } from 'extensor:sdk'; function depth(n) { return n === 0 ? 0 : 1 + depth(n - 1); }
+         hook('test.ping', (e) => { if (e.n < 0) { const f = (k) => f(k + 1); return f(0); } return depth(e.n); });",
+        HostServices::default(),
+    )));
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(3)
+        .enable_all()
+        .build()
+        .unwrap();
+    multi.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let ins = ins.clone();
+            tasks.push(tokio::spawn(async move {
+                ins.invoke(hook("test.ping", json!({"n": 300}))).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().value, json!(300));
+        }
+        let err = ins
+            .invoke(hook("test.ping", json!({"n": -1})))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, JsError::StackOverflow { .. }), "{err:?}");
+    });
+    let again = make
+        .block_on(ins.invoke(hook("test.ping", json!({"n": 300}))))
+        .unwrap();
+    assert_eq!(again.value, json!(300));
+}
+
+fn strict_sandbox() -> Sandbox {
+    let mut c = config();
+    c.network = NetworkPolicy {
+        private_networks: PrivateNetworks::Refuse,
+        platform_allowed_hosts: None,
+    };
+    Sandbox::new(c)
+}
+
+async fn fetch_error(sandbox: &Sandbox, policy: NetworkPolicy, url: &str) -> serde_json::Value {
+    let m = json!({"permissions": ["outbound_http"], "allowed_hosts": ["localhost", "127.0.0.1", "169.254.169.254", "10.0.0.1", "100.64.0.1", "metadata.google.internal"]});
+    let code = "import { hook } from 'extensor:sdk'; hook('test.ping', async (e, ctx) => { try { const r = await ctx.http.fetch(e.url); return { status: r.status, body: await r.text() }; } catch (err) { return { kind: err.kind, message: err.message }; } });";
+    let plugin = sandbox.validate(&bundle(m, code)).await.unwrap();
+    let services = HostServices {
+        http: Some(Arc::new(GuardedHttp::new(policy).unwrap())),
+        ..HostServices::default()
+    };
+    let ins = sandbox.install(plugin, scope("ins1"), services);
+    ins.invoke(hook("test.ping", json!({"url": url})))
+        .await
+        .unwrap()
+        .value
+}
+
+#[tokio::test]
+async fn ssrf_targets_are_refused() {
+    let server =
+        HttpServer::start(Arc::new(|_s: &Seen| (200, vec![], "internal".to_string()))).await;
+    let port = server.addr.port();
+    let strict = NetworkPolicy::default();
+    let sb = strict_sandbox();
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        "http://100.64.0.1/".to_string(),
+        "http://[::1]/".to_string(),
+    ] {
+        let v = fetch_error(&sb, strict.clone(), &url).await;
+        assert_eq!(v["kind"], "NetworkDenied", "{url}: {v}");
+    }
+    let v = fetch_error(&sb, strict.clone(), &format!("http://localhost:{port}/")).await;
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("resolves only to refused addresses"),
+        "{v}"
+    );
+    assert!(
+        server.seen.lock().unwrap().is_empty(),
+        "nothing reached the internal server"
+    );
+}
+
+#[tokio::test]
+async fn redirects_to_internal_addresses_are_refused() {
+    let server = HttpServer::start(Arc::new(|s: &Seen| match s.path.as_str() {
+        "/to-metadata" => (
+            302,
+            vec![(
+                "location".into(),
+                "http://169.254.169.254/latest/meta-data/".into(),
+            )],
+            String::new(),
+        ),
+        "/to-elsewhere" => (
+            302,
+            vec![("location".into(), "http://example.org/".into())],
+            String::new(),
+        ),
+        _ => (200, vec![], "fine".into()),
+    }))
+    .await;
+    let onprem = NetworkPolicy {
+        private_networks: PrivateNetworks::Allow,
+        platform_allowed_hosts: None,
+    };
+    let v = fetch_error(&sandbox(), onprem.clone(), &server.url("/to-metadata")).await;
+    assert_eq!(v["kind"], "NetworkDenied", "{v}");
+    let v = fetch_error(&sandbox(), onprem.clone(), &server.url("/to-elsewhere")).await;
+    assert_eq!(v["kind"], "NetworkDenied", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("allowed_hosts"),
+        "{v}"
+    );
+    let v = fetch_error(&sandbox(), onprem, &server.url("/plain")).await;
+    assert_eq!(v, json!({"status": 200, "body": "fine"}));
+}
+
+#[tokio::test]
+async fn installations_cannot_reach_each_others_files_or_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Arc::new(FileStore::new(dir.path()));
+    let mut secrets = HashMap::new();
+    secrets.insert(
+        ("ins2".to_string(), "api".to_string()),
+        "ins2-secret".to_string(),
+    );
+    let secrets = Arc::new(MemSecrets(secrets));
+    let services = HostServices {
+        files: Some(files.clone()),
+        secrets: Some(secrets),
+        ..HostServices::default()
+    };
+    let m = json!({"permissions": ["files.read", "files.write", "secrets.read"]});
+    let code = "import { hook } from 'extensor:sdk'; hook('test.ping', async (e, ctx) => {
+        if (e.write) { await ctx.files.write('secret.txt', 'mine'); return 'written'; }
+        const out = { own: await ctx.files.read('secret.txt'), secret: await ctx.secrets.get('api') };
+        for (const p of ['../ins2/secret.txt', '/etc/passwd', 'a/../../ins2/secret.txt', '..\\\\ins2\\\\secret.txt']) {
+          try { out[p] = await ctx.files.read(p); } catch (err) { out[p] = err.kind; }
+        }
+        return out; });";
+    let plugin = validated(m, code).await;
+    let ins1 = sandbox().install(plugin.clone(), scope("ins1"), services.clone());
+    let ins2 = sandbox().install(plugin, scope("ins2"), services);
+    assert_eq!(
+        ins2.invoke(hook("test.ping", json!({"write": true})))
+            .await
+            .unwrap()
+            .value,
+        json!("written")
+    );
+    let v = ins1.invoke(ping()).await.unwrap().value;
+    assert_eq!(
+        v,
+        json!({"own": null, "secret": null, "../ins2/secret.txt": "InvalidArgument", "/etc/passwd": "InvalidArgument",
+               "a/../../ins2/secret.txt": "InvalidArgument", "..\\ins2\\secret.txt": "InvalidArgument"})
+    );
+    // A symlink planted in the directory is not followed.
+    let ins1_dir = dir.path().join("ten1").join("ins1");
+    std::fs::create_dir_all(&ins1_dir).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("ten1/ins2"), ins1_dir.join("link")).unwrap();
+    let err = files
+        .read(&scope("ins1"), "link/secret.txt")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+}

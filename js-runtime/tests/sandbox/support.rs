@@ -1,0 +1,252 @@
+//! Shared helpers: configs, bundles, in-memory platform services, a loopback
+//! HTTP server.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use extensor_js::host::{
+    EmailOutbox, EmitRequest, EventSink, InstallationScope, OutboundEmail, SecretStore,
+};
+use extensor_js::{
+    Bundle, HostServices, Installation, Invocation, NetworkPolicy, PrivateNetworks, Sandbox,
+    SandboxConfig, Trigger, ValidatedPlugin,
+};
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const HEAP_BYTES_TEST: usize = 32 * 1024 * 1024;
+pub const DEADLINE_MS_TEST: u64 = 1_000;
+
+/// Small limits so hostile tests finish fast; loopback reachable.
+pub fn config() -> SandboxConfig {
+    SandboxConfig {
+        heap_bytes_max: HEAP_BYTES_TEST,
+        deadline_ms: DEADLINE_MS_TEST,
+        job_deadline_ms: 2_000,
+        stack_bytes_max: 512 * 1024,
+        pool_isolates_max: 2,
+        network: NetworkPolicy {
+            private_networks: PrivateNetworks::Allow,
+            platform_allowed_hosts: None,
+        },
+    }
+}
+
+pub fn sandbox() -> Sandbox {
+    Sandbox::new(config())
+}
+
+/// A manifest with the given overrides merged over a minimal valid one.
+pub fn manifest(overrides: Value) -> String {
+    let mut m = json!({
+        "slug": "test-plugin",
+        "name": "Test Plugin",
+        "version": "1.2.3",
+        "entry": "main.js",
+        "events": ["test.ping"],
+    });
+    if let (Value::Object(base), Value::Object(extra)) = (&mut m, overrides) {
+        base.extend(extra);
+    }
+    m.to_string()
+}
+
+pub fn bundle(manifest_overrides: Value, main_js: &str) -> Bundle {
+    Bundle::new()
+        .with_file("manifest.json", manifest(manifest_overrides))
+        .with_file("main.js", main_js)
+}
+
+pub async fn validated(manifest_overrides: Value, main_js: &str) -> Arc<ValidatedPlugin> {
+    match sandbox()
+        .validate(&bundle(manifest_overrides, main_js))
+        .await
+    {
+        Ok(p) => p,
+        Err(problems) => panic!("bundle should validate: {problems:#?}"),
+    }
+}
+
+pub fn scope(installation: &str) -> InstallationScope {
+    InstallationScope {
+        tenant_id: "ten1".into(),
+        installation_id: installation.into(),
+    }
+}
+
+/// Validates and installs a hook plugin with `services`.
+pub async fn install(
+    manifest_overrides: Value,
+    main_js: &str,
+    services: HostServices,
+) -> Installation {
+    let plugin = validated(manifest_overrides, main_js).await;
+    sandbox().install(plugin, scope("ins1"), services)
+}
+
+pub fn hook(event_type: &str, input: Value) -> Invocation {
+    Invocation {
+        id: "inv_1".into(),
+        trigger: Trigger::Hook {
+            event_type: event_type.into(),
+        },
+        input,
+        event_id: Some("evt_1".into()),
+        chain_depth: 0,
+    }
+}
+
+pub fn ping() -> Invocation {
+    hook("test.ping", json!({"n": 1}))
+}
+
+/// Secrets keyed by installation id then key.
+#[derive(Default)]
+pub struct MemSecrets(pub HashMap<(String, String), String>);
+
+impl SecretStore for MemSecrets {
+    fn get<'a>(
+        &'a self,
+        scope: &'a InstallationScope,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, extensor_js::JsError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .get(&(scope.installation_id.clone(), key.to_owned()))
+                .cloned())
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct MemEvents(pub Mutex<Vec<(InstallationScope, EmitRequest)>>);
+
+impl EventSink for MemEvents {
+    fn emit<'a>(
+        &'a self,
+        scope: &'a InstallationScope,
+        event: EmitRequest,
+    ) -> BoxFuture<'a, Result<String, extensor_js::JsError>> {
+        Box::pin(async move {
+            let mut v = self.0.lock().unwrap();
+            v.push((scope.clone(), event));
+            Ok(format!("evt_emitted_{}", v.len()))
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct MemOutbox(pub Mutex<Vec<OutboundEmail>>);
+
+impl EmailOutbox for MemOutbox {
+    fn record<'a>(
+        &'a self,
+        _scope: &'a InstallationScope,
+        email: OutboundEmail,
+    ) -> BoxFuture<'a, Result<String, extensor_js::JsError>> {
+        Box::pin(async move {
+            let mut v = self.0.lock().unwrap();
+            v.push(email);
+            Ok(format!("msg_{}", v.len()))
+        })
+    }
+}
+
+/// A request the loopback server saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: String,
+    pub body: String,
+}
+
+pub type Handler = Arc<dyn Fn(&Seen) -> (u16, Vec<(String, String)>, String) + Send + Sync>;
+
+/// A minimal HTTP/1.1 server on 127.0.0.1 that answers with `handler` and
+/// records what it saw.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl HttpServer {
+    pub async fn start(handler: Handler) -> HttpServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let handler = handler.clone();
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let Some(req) = read_request(&mut sock).await else {
+                        return;
+                    };
+                    seen.lock().unwrap().push(req.clone());
+                    let (status, headers, body) = handler(&req);
+                    let mut out = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                        body.len()
+                    );
+                    for (k, v) in headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    out.push_str(&body);
+                    let _ = sock.write_all(out.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        HttpServer { addr, seen }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.addr.port())
+    }
+}
+
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Seen> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let mut first = head.lines().next()?.split(' ');
+    Some(Seen {
+        method: first.next()?.to_owned(),
+        path: first.next()?.to_owned(),
+        headers: head.clone(),
+        body: String::from_utf8_lossy(&buf[header_end..]).to_string(),
+    })
+}
