@@ -2,10 +2,10 @@
 //! static import check, and TypeScript type stripping (oxc).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oxc::allocator::Allocator;
-use oxc::codegen::Codegen;
+use oxc::codegen::{Codegen, CodegenOptions};
 use oxc::parser::Parser;
 use oxc::semantic::SemanticBuilder;
 use oxc::span::SourceType;
@@ -88,6 +88,58 @@ fn io_err(path: &Path, e: std::io::Error) -> JsError {
 #[derive(Debug, Default)]
 pub(crate) struct Sources {
     pub modules: BTreeMap<String, String>,
+    /// For stripped TypeScript: per output line (0-based), the mappings
+    /// `(output column, original line, original column)`, all 0-based.
+    pub line_maps: BTreeMap<String, LineMap>,
+}
+
+pub(crate) type LineMap = Vec<Vec<(u32, u32, u32)>>;
+
+impl Sources {
+    /// Rewrites `file.ts:line:col` positions in a JS stack trace from the
+    /// stripped output back to the original TypeScript source.
+    pub fn remap_stack(&self, stack: &str) -> String {
+        let mut out = stack.to_owned();
+        for (path, map) in &self.line_maps {
+            out = remap_positions(&out, path, map);
+        }
+        out
+    }
+}
+
+fn remap_positions(text: &str, path: &str, map: &LineMap) -> String {
+    let needle = format!("{path}:");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(&needle) {
+        let after = &rest[i + needle.len()..];
+        let line_digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let col_part = after[line_digits..].strip_prefix(':').unwrap_or("");
+        let col_digits = col_part.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..i + needle.len()]);
+        let line: Option<u32> = after[..line_digits].parse().ok();
+        let col: u32 = col_part[..col_digits].parse().unwrap_or(1);
+        let mapped = line.and_then(|l| lookup(map, l.saturating_sub(1), col.saturating_sub(1)));
+        let consumed = line_digits + usize::from(col_digits > 0) + col_digits;
+        match mapped {
+            Some((l, c)) if col_digits > 0 => out.push_str(&format!("{}:{}", l + 1, c + 1)),
+            Some((l, _)) => out.push_str(&format!("{}", l + 1)),
+            None => out.push_str(&after[..consumed]),
+        }
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn lookup(map: &LineMap, line: u32, col: u32) -> Option<(u32, u32)> {
+    let tokens = map.get(line as usize)?;
+    let best = tokens
+        .iter()
+        .rev()
+        .find(|t| t.0 <= col)
+        .or_else(|| tokens.first())?;
+    Some((best.1, best.2))
 }
 
 pub(crate) fn is_script(path: &str) -> bool {
@@ -175,8 +227,11 @@ pub(crate) fn compile(bundle: &Bundle) -> Result<Sources, Vec<Problem>> {
             continue;
         };
         match compile_one(path, text, |p| bundle.files.contains_key(p)) {
-            Ok(js) => {
+            Ok((js, map)) => {
                 sources.modules.insert(path.clone(), js);
+                if let Some(map) = map {
+                    sources.line_maps.insert(path.clone(), map);
+                }
             }
             Err(mut p) => problems.append(&mut p),
         }
@@ -194,7 +249,7 @@ fn compile_one(
     path: &str,
     text: &str,
     exists: impl Fn(&str) -> bool,
-) -> Result<String, Vec<Problem>> {
+) -> Result<(String, Option<LineMap>), Vec<Problem>> {
     let allocator = Allocator::default();
     let source_type = SourceType::from_path(Path::new(path))
         .unwrap_or_default()
@@ -229,7 +284,7 @@ fn compile_one(
         return Err(problems);
     }
     if !source_type.is_typescript() {
-        return Ok(text.to_owned());
+        return Ok((text.to_owned(), None));
     }
     let mut program = parsed.program;
     let scoping = SemanticBuilder::new()
@@ -251,7 +306,23 @@ fn compile_one(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Codegen::new().build(&program).code)
+    let options = CodegenOptions {
+        source_map_path: Some(PathBuf::from(path)),
+        ..CodegenOptions::default()
+    };
+    let ret = Codegen::new().with_options(options).build(&program);
+    let map = ret.map.map(|m| {
+        let mut lines: LineMap = Vec::new();
+        for t in m.get_tokens() {
+            let line = t.get_dst_line() as usize;
+            if lines.len() <= line {
+                lines.resize(line + 1, Vec::new());
+            }
+            lines[line].push((t.get_dst_col(), t.get_src_line(), t.get_src_col()));
+        }
+        lines
+    });
+    Ok((ret.code, map))
 }
 
 /// `file:line:column`, 1-based, for a byte offset into `text`.
@@ -295,7 +366,7 @@ mod tests {
 
     #[test]
     fn typescript_is_stripped_and_errors_point_into_the_original() {
-        let js = compile_one(
+        let (js, _) = compile_one(
             "main.ts",
             "const x: number = 1;\nexport function f(a: string): string { return a }\n",
             has,

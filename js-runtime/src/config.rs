@@ -174,3 +174,59 @@ fn bad_env(name: &str, value: &str) -> JsError {
         message: format!("{name}={value:?} is not valid"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_and_manifest_tightening() {
+        let env = |name: &str| match name {
+            "PLUGIN_MEMORY_LIMIT_MB" => Some("64".to_string()),
+            "PLUGIN_TIMEOUT_SECONDS" => Some("3".to_string()),
+            "PLUGIN_JOB_TIMEOUT_SECONDS" => Some("20".to_string()),
+            "EXTENSOR_ALLOW_PRIVATE_NETWORKS" => Some("true".to_string()),
+            "EXTENSOR_HTTP_ALLOWED_HOSTS" => Some("*.example.com, api.test".to_string()),
+            _ => None,
+        };
+        let c = SandboxConfig::from_lookup(env).unwrap();
+        assert_eq!(c.heap_bytes_max, 64 * MIB);
+        assert_eq!((c.deadline_ms, c.job_deadline_ms), (3_000, 20_000));
+        assert_eq!(c.network.private_networks, PrivateNetworks::Allow);
+        assert_eq!(
+            c.network.platform_allowed_hosts.as_deref(),
+            Some(&["*.example.com".to_string(), "api.test".to_string()][..])
+        );
+        let l = c.limits_for(&ManifestLimits {
+            memory_mb: Some(16),
+            timeout_ms: Some(10_000),
+            job_timeout_ms: Some(1_000),
+            stack_kb: Some(256),
+        });
+        assert_eq!(
+            l,
+            Limits {
+                heap_bytes_max: 16 * MIB,
+                deadline_ms: 3_000,
+                job_deadline_ms: 1_000,
+                stack_bytes_max: 256 * 1024
+            }
+        );
+        let defaults = SandboxConfig::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            (
+                defaults.heap_bytes_max,
+                defaults.deadline_ms,
+                defaults.job_deadline_ms
+            ),
+            (100 * MIB, 5_000, 30_000)
+        );
+        assert_eq!(defaults.network.private_networks, PrivateNetworks::Refuse);
+        assert!(
+            SandboxConfig::from_lookup(
+                |n| (n == "PLUGIN_TIMEOUT_SECONDS").then(|| "soon".to_string())
+            )
+            .is_err()
+        );
+    }
+}

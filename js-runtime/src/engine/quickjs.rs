@@ -771,7 +771,10 @@ impl Engine {
             }
             _ => JsError::Thrown {
                 message: cut(&format!("{name}: {message}"), ERROR_TEXT_BYTES_MAX),
-                stack: cut(&stack, ERROR_TEXT_BYTES_MAX),
+                stack: cut(
+                    &self.state.spec.sources.remap_stack(&stack),
+                    ERROR_TEXT_BYTES_MAX,
+                ),
             },
         }
     }

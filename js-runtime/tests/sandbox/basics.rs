@@ -235,3 +235,18 @@ async fn concurrent_invocations_share_a_bounded_pool() {
         "pool is bounded by pool_isolates_max"
     );
 }
+
+#[tokio::test]
+async fn typescript_stack_traces_point_into_the_original_source() {
+    // Types and blank lines that stripping removes would shift every line.
+    let ts = "import { hook } from 'extensor:sdk';\n\ninterface A {\n  n: number;\n}\n\ntype B = A & { m: string };\n\nfunction fail(a: A): never {\n  throw new Error('ts fail ' + a.n);\n}\nhook('test.ping', (e: A) => fail(e));\n";
+    let b = Bundle::new()
+        .with_file("manifest.json", manifest(json!({"entry": "main.ts"})))
+        .with_file("main.ts", ts);
+    let plugin = sandbox().validate(&b).await.unwrap();
+    let ins = sandbox().install(plugin, scope("ins1"), HostServices::default());
+    match ins.invoke(ping()).await.unwrap_err() {
+        JsError::Thrown { stack, .. } => assert!(stack.contains("main.ts:10:"), "{stack}"),
+        other => panic!("expected Thrown, got {other:?}"),
+    }
+}
