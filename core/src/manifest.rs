@@ -556,9 +556,7 @@ impl Validator {
         path: &str,
         permissions: Option<&BTreeSet<Permission>>,
     ) -> Option<RouteDecl> {
-        let Some(obj) = self.object(item, path, &["method", "path", "min_role", "public"]) else {
-            return None;
-        };
+        let obj = self.object(item, path, &["method", "path", "min_role", "public"])?;
         let method = self
             .bounded_text(
                 obj.get("method"),

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 pub use schema::{DB_FILE_NAME, OpenMode};
-pub use writer::{GROUP_COMMIT_EVENTS_MAX, WRITE_QUEUE_MAX};
+pub use writer::{GROUP_COMMIT_EVENTS_MAX, WRITE_QUEUE_MAX, WriterStats};
 
 use self::schema::map_err;
 use self::writer::{Writer, WriterMsg};
@@ -71,6 +71,7 @@ struct Inner {
     /// `None` when opened read-only.
     writer: Option<mpsc::Sender<WriterMsg>>,
     live: broadcast::Sender<Arc<RecordedEvent>>,
+    stats: Arc<WriterStats>,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
 }
@@ -80,6 +81,7 @@ impl SqliteStore {
     pub fn open(config: SqliteConfig) -> Result<Self, Error> {
         let path = schema::db_path(&config.data_dir);
         let (live, _) = broadcast::channel(LIVE_BUFFER_EVENTS);
+        let stats = Arc::new(WriterStats::default());
         let writer = match config.mode {
             OpenMode::ReadOnly => {
                 // Fails fast, naming the file, if there is no store there.
@@ -89,7 +91,12 @@ impl SqliteStore {
             OpenMode::CreateIfMissing => {
                 let pages_max = config.store_bytes_max.map(|b| (b / PAGE_BYTES).max(1));
                 let conn = schema::open_writer(&config.data_dir, pages_max)?;
-                Some(spawn_writer(conn, path.clone(), live.clone())?)
+                Some(spawn_writer(
+                    conn,
+                    path.clone(),
+                    live.clone(),
+                    stats.clone(),
+                )?)
             }
         };
         Ok(Self {
@@ -98,10 +105,16 @@ impl SqliteStore {
                 data_dir: config.data_dir,
                 writer,
                 live,
+                stats,
                 readers: Mutex::new(Vec::new()),
                 read_permits: Semaphore::new(READ_CONNECTIONS_MAX),
             }),
         })
+    }
+
+    /// Group-commit counters since the store was opened.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.inner.stats
     }
 
     /// The SQLite file backing this store.
@@ -166,9 +179,10 @@ fn spawn_writer(
     conn: Connection,
     path: PathBuf,
     live: broadcast::Sender<Arc<RecordedEvent>>,
+    stats: Arc<WriterStats>,
 ) -> Result<mpsc::Sender<WriterMsg>, Error> {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE_MAX);
-    let writer = Writer::new(conn, path.clone(), live);
+    let writer = Writer::new(conn, path.clone(), live, stats);
     std::thread::Builder::new()
         .name("extensor-store-writer".into())
         .spawn(move || writer.run(rx))

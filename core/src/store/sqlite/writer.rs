@@ -30,6 +30,12 @@ pub const GROUP_COMMIT_EVENTS_MAX: usize = 4_096;
 /// Appends waiting for the writer. A full queue makes callers wait
 /// (backpressure) instead of growing memory.
 pub const WRITE_QUEUE_MAX: usize = 4_096;
+/// When the previous group held several appends, the writer waits up to this
+/// long for the current group to fill to that size before committing. The
+/// callers of the last group are just being woken and re-submitting; without
+/// the wait the writer commits the first one alone and groups stay small.
+/// A lone writer never waits (its previous group had one append).
+const GROUP_FILL_WAIT_US: u64 = 300;
 
 pub enum WriterMsg {
     Append {
@@ -49,6 +55,14 @@ pub enum WriterMsg {
     Shutdown { reply: oneshot::Sender<()> },
 }
 
+/// An append taken off the queue: stream, expectation, events, reply.
+type QueuedAppend = (
+    StreamId,
+    ExpectedRevision,
+    Vec<NewEvent>,
+    oneshot::Sender<Result<AppendResult, Error>>,
+);
+
 /// The last committed event: where the next one goes and what it links to.
 #[derive(Clone, Copy)]
 struct Head {
@@ -61,6 +75,18 @@ pub struct Writer {
     conn: Connection,
     path: PathBuf,
     live: broadcast::Sender<Arc<RecordedEvent>>,
+    stats: Arc<WriterStats>,
+}
+
+/// Counters the writer keeps for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed (one per group).
+    pub groups: std::sync::atomic::AtomicU64,
+    /// Appends acknowledged.
+    pub appends: std::sync::atomic::AtomicU64,
+    /// Events committed.
+    pub events: std::sync::atomic::AtomicU64,
 }
 
 /// One accepted append waiting for the group's commit.
@@ -75,18 +101,27 @@ impl Writer {
         conn: Connection,
         path: PathBuf,
         live: broadcast::Sender<Arc<RecordedEvent>>,
+        stats: Arc<WriterStats>,
     ) -> Self {
-        Self { conn, path, live }
+        Self {
+            conn,
+            path,
+            live,
+            stats,
+        }
     }
 
     /// The writer thread's loop. Returns when every sender is gone or a
     /// shutdown message arrives.
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
+        let mut last_group_len = 0usize;
         while let Some(first) = rx.blocking_recv() {
             let mut group = Vec::new();
             let mut group_events = 0usize;
             let mut shutdown = None;
             let mut next = Some(first);
+            let fill_deadline =
+                std::time::Instant::now() + std::time::Duration::from_micros(GROUP_FILL_WAIT_US);
             while let Some(msg) = next.take() {
                 match msg {
                     WriterMsg::Append {
@@ -108,8 +143,16 @@ impl Writer {
                 }
                 if shutdown.is_none() && group_events < GROUP_COMMIT_EVENTS_MAX {
                     next = rx.try_recv().ok();
+                    while next.is_none()
+                        && group.len() < last_group_len
+                        && std::time::Instant::now() < fill_deadline
+                    {
+                        std::thread::yield_now();
+                        next = rx.try_recv().ok();
+                    }
                 }
             }
+            last_group_len = group.len();
             if !group.is_empty() {
                 self.commit_group(group);
             }
@@ -125,15 +168,7 @@ impl Writer {
         }
     }
 
-    fn commit_group(
-        &mut self,
-        group: Vec<(
-            StreamId,
-            ExpectedRevision,
-            Vec<NewEvent>,
-            oneshot::Sender<Result<AppendResult, Error>>,
-        )>,
-    ) {
+    fn commit_group(&mut self, group: Vec<QueuedAppend>) {
         let path = self.path.clone();
         let mut tx = match self
             .conn
@@ -175,6 +210,13 @@ impl Writer {
             tracing::error!(error = %err, "group commit failed; no append of the group was acknowledged");
             return fail_all(accepted.into_iter().map(|p| p.reply), &err);
         }
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.groups.fetch_add(1, Relaxed);
+        self.stats.appends.fetch_add(accepted.len() as u64, Relaxed);
+        self.stats.events.fetch_add(
+            accepted.iter().map(|p| p.events.len() as u64).sum(),
+            Relaxed,
+        );
         for p in accepted {
             let _ = p.reply.send(Ok(p.result));
             for ev in p.events {
