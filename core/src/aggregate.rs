@@ -17,7 +17,7 @@ use crate::store::{EventStore, ExpectedRevision, READ_EVENTS_MAX, SnapshotRecord
 
 /// How many times [`execute`] reloads and retries after a revision conflict
 /// before reporting the conflict to the caller.
-pub const CONFLICT_RETRIES_MAX: u32 = 5;
+pub const CONFLICT_RETRIES_MAX: u32 = 8;
 
 /// A domain event type of one aggregate, with its versioned wire form.
 pub trait DomainEvent: Sized {
@@ -265,10 +265,25 @@ pub async fn execute<A: Aggregate>(
                     events: events.len(),
                 });
             }
-            Err(Error::Conflict { .. }) if attempt < CONFLICT_RETRIES_MAX => attempt += 1,
+            Err(Error::Conflict { .. }) if attempt < CONFLICT_RETRIES_MAX => {
+                attempt += 1;
+                // Writers that lost the same race would otherwise reload and
+                // collide again in lockstep; a random pause spreads them out.
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+            }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A random pause of up to 2^attempt milliseconds (capped at 64 ms).
+fn conflict_backoff(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let ceiling_us = 1_000u64 << attempt.min(6);
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    std::time::Duration::from_micros(random % ceiling_us)
 }
 
 fn to_new_events<E: DomainEvent>(events: &[E], meta: &EventMeta) -> Result<Vec<NewEvent>, Error> {

@@ -156,7 +156,7 @@ async fn concurrent_commands_retry_on_conflict_and_lose_nothing() {
     let store = open(dir.path());
     let (_, stream) = create_tenant(&store, SnapshotPolicy::NEVER).await;
     let mut tasks = Vec::new();
-    for i in 0..4 {
+    for i in 0..8 {
         let (store, stream) = (store.clone(), stream.clone());
         tasks.push(tokio::spawn(async move {
             let cmd = TenantCommand::IssueToken(IssueToken {
@@ -179,8 +179,8 @@ async fn concurrent_commands_retry_on_conflict_and_lose_nothing() {
     let loaded = aggregate::load::<Tenant>(&store, &stream, AsOf::Latest)
         .await
         .unwrap();
-    assert_eq!(loaded.state.tokens.len(), 4);
-    assert_eq!(loaded.revision, Some(4));
+    assert_eq!(loaded.state.tokens.len(), 8);
+    assert_eq!(loaded.revision, Some(8));
 }
 
 #[tokio::test]
