@@ -160,11 +160,13 @@ impl Installation {
             .await
             .map_err(|e| JsError::Internal(e.to_string()))?;
         let isolate = self.checkout().await?;
-        let handler = find_handler(&isolate.registrations, &inv.trigger).ok_or_else(|| {
-            JsError::NoHandler {
+        let Some(handler) = find_handler(&isolate.registrations, &inv.trigger) else {
+            // Nothing ran, so the isolate is as good as before: keep it warm.
+            lock(&self.idle).push(isolate);
+            return Err(JsError::NoHandler {
                 trigger: inv.trigger.describe(),
-            }
-        })?;
+            });
+        };
         let started = Instant::now();
         let finished = isolate.invoke(self.job(&inv, handler)).await;
         let duration = started.elapsed();

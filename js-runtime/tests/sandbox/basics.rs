@@ -43,6 +43,16 @@ async fn warm_isolates_do_not_reevaluate_the_bundle() {
     assert_eq!(ins.warm_isolates(), 1);
 }
 
+fn call(trigger: Trigger, input: serde_json::Value) -> Invocation {
+    Invocation {
+        id: "i".into(),
+        trigger,
+        input,
+        event_id: None,
+        chain_depth: 0,
+    }
+}
+
 #[tokio::test]
 async fn every_registration_kind_dispatches() {
     let m = json!({
@@ -63,80 +73,64 @@ async fn every_registration_kind_dispatches() {
         HostServices::default(),
     )
     .await;
-    let call = |trigger, input| Invocation {
-        id: "i".into(),
-        trigger,
-        input,
-        event_id: None,
-        chain_depth: 0,
-    };
-    let v = |r: Result<extensor_js::Outcome, JsError>| r.unwrap().value;
-    assert_eq!(
-        v(ins
-            .invoke(call(
-                Trigger::Hook {
-                    event_type: "test.other".into()
-                },
-                json!({})
-            ))
-            .await),
-        json!("pattern")
-    );
-    assert_eq!(
-        v(ins
-            .invoke(call(
-                Trigger::Route {
-                    method: "GET".into(),
-                    path: "/hello".into()
-                },
-                json!({"name": "x"})
-            ))
-            .await),
-        json!({"hello": "x"})
-    );
-    assert_eq!(
-        v(ins
-            .invoke(call(
-                Trigger::Job {
-                    name: "nightly".into()
-                },
-                json!(null)
-            ))
-            .await),
-        json!("job ran")
-    );
-    assert_eq!(
-        v(ins
-            .invoke(call(
-                Trigger::LlmFilter {
-                    name: "summary".into()
-                },
-                json!({"text": "hi"})
-            ))
-            .await),
-        json!("HI")
-    );
-    assert_eq!(
-        v(ins
-            .invoke(call(
-                Trigger::GeneratorHook {
-                    name: "draft".into()
-                },
-                json!(1)
-            ))
-            .await),
-        json!([1, 1])
-    );
+    let name = |n: &str| n.to_string();
+    let cases = [
+        (
+            Trigger::Hook {
+                event_type: name("test.other"),
+            },
+            json!({}),
+            json!("pattern"),
+        ),
+        (
+            Trigger::Route {
+                method: name("GET"),
+                path: name("/hello"),
+            },
+            json!({"name": "x"}),
+            json!({"hello": "x"}),
+        ),
+        (
+            Trigger::Job {
+                name: name("nightly"),
+            },
+            json!(null),
+            json!("job ran"),
+        ),
+        (
+            Trigger::LlmFilter {
+                name: name("summary"),
+            },
+            json!({"text": "hi"}),
+            json!("HI"),
+        ),
+        (
+            Trigger::GeneratorHook {
+                name: name("draft"),
+            },
+            json!(1),
+            json!([1, 1]),
+        ),
+    ];
+    for (trigger, input, expected) in cases {
+        let out = ins.invoke(call(trigger.clone(), input)).await;
+        assert_eq!(out.unwrap().value, expected, "{trigger:?}");
+    }
     let err = ins
         .invoke(call(
             Trigger::Job {
-                name: "missing".into(),
+                name: name("missing"),
             },
             json!(null),
         ))
         .await
         .unwrap_err();
     assert!(matches!(err, JsError::NoHandler { .. }), "{err:?}");
+    assert_eq!(
+        ins.warm_isolates(),
+        1,
+        "a missing handler does not cost the warm isolate"
+    );
 }
 
 #[tokio::test]
