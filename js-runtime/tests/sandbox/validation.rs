@@ -102,6 +102,8 @@ async fn manifest_and_evaluation_problems_are_reported() {
     assert!(p.iter().any(|p| p.path == "$.slug"), "{p:#?}");
     let p = problems(bundle(json!({}), "throw new Error('boom at load');")).await;
     assert!(has(&p, "main.js", "boom at load"), "{p:#?}");
+    let p = problems(bundle(json!({}), "while (true) {}")).await;
+    assert!(has(&p, "main.js", "deadline of 1000 ms exceeded"), "{p:#?}");
     let p = problems(bundle(json!({"entry": "missing.js"}), "")).await;
     assert!(has(&p, "$.entry", "missing.js"), "{p:#?}");
     let p = problems(bundle(
