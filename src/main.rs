@@ -8,10 +8,12 @@
 //! - [`state`]: `state tenant|installation ID [--at POSITION|TIME]`.
 //! - [`filter_args`]: the filter flags shared by `tail` and `export`.
 //! - [`progress`]: progress bars that appear only on a terminal.
+//! - [`serve`]: `serve`, the HTTP server on the embedded store.
 
 mod events;
 mod filter_args;
 mod progress;
+mod serve;
 mod state;
 
 use std::path::PathBuf;
@@ -41,6 +43,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start the server on the embedded store.
+    Serve(serve::ServeArgs),
     /// Read, export and verify the event log.
     #[command(subcommand)]
     Events(events::EventsCommand),
@@ -65,6 +69,9 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async move {
         match cli.command {
+            Command::Serve(args) => serve::run(&cli.data_dir, args)
+                .await
+                .map(|()| events::Outcome::Ok),
             Command::Events(cmd) => events::run(&cli.data_dir, cmd).await,
             Command::State(args) => state::run(&cli.data_dir, args)
                 .await
