@@ -108,6 +108,9 @@ pub enum Error {
     #[error("invalid append to `{stream}`: {reason}")]
     InvalidAppend { stream: String, reason: String },
 
+    #[error("invalid append to `{stream}`: event id {event_id} is already stored")]
+    DuplicateEventId { stream: String, event_id: String },
+
     #[error(
         "subscriber fell behind and was dropped at position {position}; resubscribe from there"
     )]
@@ -131,6 +134,7 @@ impl Error {
             Error::Decode { .. } => "event_decode_failed",
             Error::Invariant { .. } => "event_invariant_broken",
             Error::InvalidAppend { .. } => "invalid_append",
+            Error::DuplicateEventId { .. } => "duplicate_event_id",
             Error::SubscriberLagged { .. } => "subscriber_lagged",
         }
     }

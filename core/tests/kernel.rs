@@ -512,3 +512,52 @@ async fn kill_9_loses_no_acknowledged_append() {
         "the chain is intact after a crash"
     );
 }
+
+/// Two store handles on one file behave like two processes: each has its own
+/// writer and connection. Neither may trust its cached revisions after the
+/// other appended, and the hash chain must stay one chain.
+#[tokio::test]
+async fn two_writers_on_one_file_share_one_chain_and_see_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (open(dir.path()), open(dir.path()));
+    let s = StreamId::new("shared", "s").unwrap();
+    let ev =
+        |n: u64| NewEvent::new("t.x", 1, EventMeta::new(None, Principal::system()), &n).unwrap();
+    a.append(s.clone(), ExpectedRevision::NoStream, vec![ev(0)])
+        .await
+        .unwrap();
+    b.append(s.clone(), ExpectedRevision::Exact(0), vec![ev(1)])
+        .await
+        .unwrap();
+    let err = a
+        .append(s.clone(), ExpectedRevision::Exact(0), vec![ev(2)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Conflict {
+                actual: Some(1),
+                ..
+            }
+        ),
+        "a stale revision is not trusted: {err:?}"
+    );
+    a.append(s.clone(), ExpectedRevision::Exact(1), vec![ev(2)])
+        .await
+        .unwrap();
+    b.append(
+        StreamId::new("shared", "t").unwrap(),
+        ExpectedRevision::Any,
+        vec![ev(3)],
+    )
+    .await
+    .unwrap();
+    let all = a.read_all(0, ReadFilter::default(), 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let report = verify_chain(&b, None, &mut |_, _| {}).await.unwrap();
+    assert_eq!((report.first_break, report.events_checked), (None, 4));
+}

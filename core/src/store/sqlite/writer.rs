@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::schema::map_err;
@@ -76,6 +76,24 @@ pub struct Writer {
     path: PathBuf,
     live: broadcast::Sender<Arc<RecordedEvent>>,
     stats: Arc<WriterStats>,
+    /// Last committed revision per stream. Valid only while the log's head is
+    /// the position we last committed; otherwise another process appended
+    /// and the cache is dropped.
+    revisions: HashMap<StreamId, Option<u64>>,
+    committed_head: Option<u64>,
+}
+
+/// Streams whose revision the writer remembers; past this the cache is
+/// dropped and refilled from the index as streams are appended to again.
+const REVISION_CACHE_STREAMS_MAX: usize = 100_000;
+
+type Outcome = Result<(AppendResult, Vec<RecordedEvent>), Error>;
+
+enum GroupFailure {
+    /// The append at this index failed on insert; replay the rest.
+    Request(usize, Error),
+    /// The transaction failed; nothing of the group was committed.
+    Whole(Error),
 }
 
 /// Counters the writer keeps for metrics and benchmarks.
@@ -87,13 +105,6 @@ pub struct WriterStats {
     pub appends: std::sync::atomic::AtomicU64,
     /// Events committed.
     pub events: std::sync::atomic::AtomicU64,
-}
-
-/// One accepted append waiting for the group's commit.
-struct Pending {
-    reply: oneshot::Sender<Result<AppendResult, Error>>,
-    result: AppendResult,
-    events: Vec<RecordedEvent>,
 }
 
 impl Writer {
@@ -108,6 +119,8 @@ impl Writer {
             path,
             live,
             stats,
+            revisions: HashMap::new(),
+            committed_head: None,
         }
     }
 
@@ -168,60 +181,101 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<QueuedAppend>) {
-        let path = self.path.clone();
-        let mut tx = match self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        {
-            Ok(tx) => tx,
-            Err(e) => return fail_all(group.into_iter().map(|g| g.3), &map_err(&path, e)),
-        };
-        // Re-read the head inside the write lock: another process may share
-        // this file, and the chain must continue from what is really there.
-        let mut head = match read_head(&tx, &path) {
-            Ok(h) => h,
-            Err(e) => return fail_all(group.into_iter().map(|g| g.3), &e),
-        };
-        let mut revisions: HashMap<StreamId, Option<u64>> = HashMap::new();
-        let mut accepted: Vec<Pending> = Vec::with_capacity(group.len());
-        for (stream, expected, events, reply) in group {
-            match append_one(
-                &mut tx,
-                &path,
-                &mut head,
-                &mut revisions,
-                &stream,
-                expected,
-                events,
-            ) {
-                Ok((result, events)) => accepted.push(Pending {
-                    reply,
-                    result,
-                    events,
-                }),
-                Err(e) => {
-                    let _ = reply.send(Err(e));
+    /// Commits a group. The common path runs no savepoints: if one append
+    /// fails on insert (a duplicate event id), the transaction is rolled back,
+    /// that caller is told, and the group is replayed without it.
+    fn commit_group(&mut self, mut group: Vec<QueuedAppend>) {
+        loop {
+            match self.try_group(&group) {
+                Ok(outcomes) => return self.acknowledge(group, outcomes),
+                Err(GroupFailure::Request(i, err)) => {
+                    let (_, _, _, reply) = group.remove(i);
+                    let _ = reply.send(Err(err));
+                    if group.is_empty() {
+                        return;
+                    }
+                }
+                Err(GroupFailure::Whole(err)) => {
+                    self.revisions.clear();
+                    tracing::error!(error = %err, "group commit failed; no append of the group was acknowledged");
+                    return fail_all(group.into_iter().map(|g| g.3), &err);
                 }
             }
         }
-        if let Err(e) = tx.commit() {
-            let err = map_err(&path, e);
-            tracing::error!(error = %err, "group commit failed; no append of the group was acknowledged");
-            return fail_all(accepted.into_iter().map(|p| p.reply), &err);
+    }
+
+    fn try_group(&mut self, group: &[QueuedAppend]) -> Result<Vec<Outcome>, GroupFailure> {
+        let path = self.path.clone();
+        let whole = |e| GroupFailure::Whole(map_err(&path, e));
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(whole)?;
+        // Re-read the head inside the write lock: another process may share
+        // this file, and the chain must continue from what is really there.
+        let mut head = read_head(&tx, &path).map_err(GroupFailure::Whole)?;
+        if self.committed_head != Some(head.position) {
+            // Someone else appended since our last commit: cached revisions
+            // may be stale.
+            self.revisions.clear();
         }
+        if self.revisions.len() > REVISION_CACHE_STREAMS_MAX {
+            self.revisions.clear();
+        }
+        let mut tentative: HashMap<StreamId, Option<u64>> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (i, (stream, expected, events, _)) in group.iter().enumerate() {
+            let actual = match tentative.get(stream).or_else(|| self.revisions.get(stream)) {
+                Some(r) => *r,
+                None => {
+                    let r = stream_revision(&tx, &path, stream).map_err(GroupFailure::Whole)?;
+                    self.revisions.insert(stream.clone(), r);
+                    r
+                }
+            };
+            let outcome = append_one(&tx, &path, &mut head, stream, *expected, actual, events);
+            match outcome {
+                Err(e @ Error::DuplicateEventId { .. }) => {
+                    return Err(GroupFailure::Request(i, e));
+                }
+                Err(
+                    e @ (Error::StoreFull { .. }
+                    | Error::StoreIo { .. }
+                    | Error::StoreCorrupt { .. }),
+                ) => {
+                    return Err(GroupFailure::Whole(e));
+                }
+                Ok((result, recorded)) => {
+                    tentative.insert(stream.clone(), Some(result.next_expected));
+                    outcomes.push(Ok((result, recorded)));
+                }
+                Err(e) => outcomes.push(Err(e)),
+            }
+        }
+        tx.commit().map_err(whole)?;
+        self.revisions.extend(tentative);
+        self.committed_head = Some(head.position);
+        Ok(outcomes)
+    }
+
+    /// Answers every caller of a committed group and publishes its events.
+    fn acknowledge(&mut self, group: Vec<QueuedAppend>, outcomes: Vec<Outcome>) {
         use std::sync::atomic::Ordering::Relaxed;
         self.stats.groups.fetch_add(1, Relaxed);
-        self.stats.appends.fetch_add(accepted.len() as u64, Relaxed);
-        self.stats.events.fetch_add(
-            accepted.iter().map(|p| p.events.len() as u64).sum(),
-            Relaxed,
-        );
-        for p in accepted {
-            let _ = p.reply.send(Ok(p.result));
-            for ev in p.events {
-                // No receivers is fine: nobody is subscribed right now.
-                let _ = self.live.send(Arc::new(ev));
+        for ((_, _, _, reply), outcome) in group.into_iter().zip(outcomes) {
+            match outcome {
+                Ok((result, events)) => {
+                    self.stats.appends.fetch_add(1, Relaxed);
+                    self.stats.events.fetch_add(events.len() as u64, Relaxed);
+                    let _ = reply.send(Ok(result));
+                    for ev in events {
+                        // No receivers is fine: nobody is subscribed right now.
+                        let _ = self.live.send(Arc::new(ev));
+                    }
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
             }
         }
     }
@@ -260,22 +314,18 @@ impl Writer {
     }
 }
 
-/// Checks and inserts one append inside a savepoint. On error the savepoint
-/// is rolled back and `head` and `revisions` are left as they were.
+/// Checks and inserts one append. On error nothing of it is kept in `head`;
+/// the caller rolls the transaction back if rows were written.
 fn append_one(
-    tx: &mut Transaction<'_>,
+    tx: &Connection,
     path: &std::path::Path,
     head: &mut Head,
-    revisions: &mut HashMap<StreamId, Option<u64>>,
     stream: &StreamId,
     expected: ExpectedRevision,
-    events: Vec<NewEvent>,
+    actual: Option<u64>,
+    events: &[NewEvent],
 ) -> Result<(AppendResult, Vec<RecordedEvent>), Error> {
-    check_request(stream, &events)?;
-    let actual = match revisions.get(stream) {
-        Some(r) => *r,
-        None => stream_revision(tx, path, stream)?,
-    };
+    check_request(stream, events)?;
     if !expected.admits(actual) {
         return Err(Error::Conflict {
             stream: stream.to_string(),
@@ -283,16 +333,14 @@ fn append_one(
             actual,
         });
     }
-    let sp = tx.savepoint().map_err(|e| map_err(path, e))?;
     let mut local = *head;
     let mut recorded = Vec::with_capacity(events.len());
     let first_revision = actual.map_or(0, |r| r + 1);
-    for (i, ev) in events.into_iter().enumerate() {
+    for (i, ev) in events.iter().enumerate() {
         let rec = chain_next(&mut local, stream, first_revision + i as u64, ev);
-        insert(&sp, path, &rec)?;
+        insert(tx, path, &rec)?;
         recorded.push(rec);
     }
-    sp.commit().map_err(|e| map_err(path, e))?;
     let last_revision = first_revision + recorded.len() as u64 - 1;
     let result = AppendResult {
         first_position: head.position + 1,
@@ -300,7 +348,6 @@ fn append_one(
         next_expected: last_revision,
     };
     *head = local;
-    revisions.insert(stream.clone(), Some(last_revision));
     Ok((result, recorded))
 }
 
@@ -318,7 +365,7 @@ fn check_request(stream: &StreamId, events: &[NewEvent]) -> Result<(), Error> {
 }
 
 /// Places `ev` after `head` in the chain and advances `head`.
-fn chain_next(head: &mut Head, stream: &StreamId, revision: u64, ev: NewEvent) -> RecordedEvent {
+fn chain_next(head: &mut Head, stream: &StreamId, revision: u64, ev: &NewEvent) -> RecordedEvent {
     // The clock may step back; recorded_at never does, so time order and
     // position order agree for every reader.
     let now = Utc::now().timestamp_micros().max(head.recorded_at_micros);
@@ -326,15 +373,15 @@ fn chain_next(head: &mut Head, stream: &StreamId, revision: u64, ev: NewEvent) -
         position: head.position + 1,
         stream: stream.clone(),
         revision,
-        event_id: ev.event_id,
-        event_type: ev.event_type,
+        event_id: ev.event_id.clone(),
+        event_type: ev.event_type.clone(),
         schema_version: ev.schema_version,
         recorded_at: DateTime::from_timestamp_micros(now).unwrap_or_default(),
-        tenant: ev.meta.tenant,
-        principal: ev.meta.principal,
-        correlation_id: ev.meta.correlation_id,
-        causation_id: ev.meta.causation_id,
-        payload: ev.payload,
+        tenant: ev.meta.tenant.clone(),
+        principal: ev.meta.principal.clone(),
+        correlation_id: ev.meta.correlation_id.clone(),
+        causation_id: ev.meta.causation_id.clone(),
+        payload: ev.payload.clone(),
         prev_hash: head.hash,
         hash: GENESIS_HASH,
     };
@@ -373,9 +420,9 @@ fn insert(conn: &Connection, path: &std::path::Path, r: &RecordedEvent) -> Resul
     ])
     .map(|_| ())
     .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => Error::InvalidAppend {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => Error::DuplicateEventId {
             stream: r.stream.to_string(),
-            reason: format!("event id {} is already stored", r.event_id),
+            event_id: r.event_id.to_string(),
         },
         _ => map_err(path, e),
     })
