@@ -94,32 +94,48 @@
     });
   }
 
+  // The API objects hold no per-invocation state (Rust scopes every call to
+  // the invocation running now), so they are built once per isolate.
+  const api = {
+    secrets: freeze({ get: (key) => hostCall('secrets.get', { key: StringCtor(key) }) }),
+    http: freeze({
+      fetch: async (url, init) => response(await hostCall('http.fetch', { url: StringCtor(url), init: init || {} })),
+    }),
+    llm: freeze({ complete: (req) => hostCall('llm.complete', req) }),
+    files: freeze({
+      read: (path) => hostCall('files.read', { path: StringCtor(path) }),
+      write: (path, content) => hostCall('files.write', { path: StringCtor(path), content: StringCtor(content) }),
+      list: () => hostCall('files.list', {}),
+      delete: (path) => hostCall('files.delete', { path: StringCtor(path) }),
+    }),
+    db: freeze({
+      query: (sql, params) => hostCall('db.query', { sql: StringCtor(sql), params: isArray(params) ? params : [] }),
+    }),
+    email: freeze({ send: (msg) => hostCall('email.send', msg) }),
+  };
+  function ctxLog(level, ...rest) {
+    if (levels.includes(level) && rest.length) log(level, fmt(rest));
+    else log('info', fmt([level, ...rest]));
+  }
+  function emit(type, data) {
+    return hostCall('events.emit', { type: StringCtor(type), data: data === undefined ? null : data });
+  }
+
   function makeCtx(infoJson) {
     const info = parse(infoJson);
     return freeze({
       tenant: freeze(info.tenant),
       plugin: freeze(info.plugin),
+      installation: freeze(info.installation),
       invocation: freeze(info.invocation),
-      log(level, ...rest) {
-        if (levels.includes(level) && rest.length) log(level, fmt(rest));
-        else log('info', fmt([level, ...rest]));
-      },
-      secrets: freeze({ get: (key) => hostCall('secrets.get', { key: StringCtor(key) }) }),
-      http: freeze({
-        fetch: async (url, init) => response(await hostCall('http.fetch', { url: StringCtor(url), init: init || {} })),
-      }),
-      llm: freeze({ complete: (req) => hostCall('llm.complete', req) }),
-      files: freeze({
-        read: (path) => hostCall('files.read', { path: StringCtor(path) }),
-        write: (path, content) => hostCall('files.write', { path: StringCtor(path), content: StringCtor(content) }),
-        list: () => hostCall('files.list', {}),
-        delete: (path) => hostCall('files.delete', { path: StringCtor(path) }),
-      }),
-      db: freeze({
-        query: (sql, params) => hostCall('db.query', { sql: StringCtor(sql), params: isArray(params) ? params : [] }),
-      }),
-      emit: (type, data) => hostCall('events.emit', { type: StringCtor(type), data: data === undefined ? null : data }),
-      email: freeze({ send: (msg) => hostCall('email.send', msg) }),
+      log: ctxLog,
+      secrets: api.secrets,
+      http: api.http,
+      llm: api.llm,
+      files: api.files,
+      db: api.db,
+      emit,
+      email: api.email,
     });
   }
 

@@ -209,6 +209,8 @@ struct Clock {
     interrupted: Cell<bool>,
     /// Set by the allocator when the heap limit refused an allocation.
     heap_exhausted: Rc<Cell<bool>>,
+    /// Bytes the allocator has handed out, updated on every allocation.
+    heap_used: Rc<Cell<usize>>,
     kill: Arc<AtomicBool>,
 }
 
@@ -382,11 +384,18 @@ impl Loader for BundleLoader {
 struct LimitAllocator {
     inner: RustAllocator,
     used_bytes: usize,
+    /// `used_bytes` mirrored for the engine: O(1), unlike QuickJS's own
+    /// memory statistics which walk the whole heap.
+    used_shared: Rc<Cell<usize>>,
     limit_bytes: usize,
     exhausted: Rc<Cell<bool>>,
 }
 
 impl LimitAllocator {
+    fn publish(&self) {
+        self.used_shared.set(self.used_bytes);
+    }
+
     fn admit(&mut self, more: usize, less: usize) -> bool {
         let after = (self.used_bytes - less.min(self.used_bytes)).saturating_add(more);
         if after > self.limit_bytes {
@@ -407,6 +416,7 @@ unsafe impl Allocator for LimitAllocator {
         let p = self.inner.alloc(size);
         if !p.is_null() {
             self.used_bytes += unsafe { RustAllocator::usable_size(p) };
+            self.publish();
         }
         p
     }
@@ -421,6 +431,7 @@ unsafe impl Allocator for LimitAllocator {
         let p = self.inner.calloc(count, size);
         if !p.is_null() {
             self.used_bytes += unsafe { RustAllocator::usable_size(p) };
+            self.publish();
         }
         p
     }
@@ -429,6 +440,7 @@ unsafe impl Allocator for LimitAllocator {
         if !ptr.is_null() {
             let size = unsafe { RustAllocator::usable_size(ptr) };
             self.used_bytes = self.used_bytes.saturating_sub(size);
+            self.publish();
         }
         unsafe { self.inner.dealloc(ptr) }
     }
@@ -446,6 +458,7 @@ unsafe impl Allocator for LimitAllocator {
         if !p.is_null() {
             self.used_bytes =
                 self.used_bytes.saturating_sub(old) + unsafe { RustAllocator::usable_size(p) };
+            self.publish();
         }
         p
     }
@@ -471,11 +484,13 @@ impl Engine {
             deadline: Cell::new(None),
             interrupted: Cell::new(false),
             heap_exhausted: Rc::new(Cell::new(false)),
+            heap_used: Rc::new(Cell::new(0)),
             kill,
         });
         let allocator = LimitAllocator {
             inner: RustAllocator,
             used_bytes: 0,
+            used_shared: clock.heap_used.clone(),
             limit_bytes: spec.limits.heap_bytes_max,
             exhausted: clock.heap_exhausted.clone(),
         };
@@ -562,8 +577,8 @@ impl Engine {
         s.calls.borrow_mut().clear();
         s.clock.deadline.set(None);
         let result = self.reclassify_oom(result);
-        let crowded =
-            self.memory_bytes() as f64 > s.spec.limits.heap_bytes_max as f64 * REUSE_HEAP_SHARE_MAX;
+        let crowded = s.clock.heap_used.get() as f64
+            > s.spec.limits.heap_bytes_max as f64 * REUSE_HEAP_SHARE_MAX;
         let discard = crowded || result.as_ref().err().is_some_and(JsError::poisons_isolate);
         let logs = std::mem::take(&mut *s.logs.borrow_mut()).finish();
         Finished {
