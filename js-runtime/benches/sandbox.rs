@@ -98,6 +98,28 @@ async fn baselines(iterations: usize) {
     worker.join().expect("join");
 }
 
+/// What a cold start cannot avoid: a thread, and a QuickJS runtime plus a
+/// full context (all intrinsics), measured without any Extensor code.
+fn cold_start_floor(iterations: usize) {
+    let mut h = hist();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        std::thread::spawn(|| {}).join().expect("join");
+        h.record(t.elapsed().as_nanos() as u64).ok();
+    }
+    report("floor: spawn + join an empty thread", &h);
+    let mut h = hist();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let rt = rquickjs::Runtime::new().expect("runtime");
+        let ctx = rquickjs::Context::full(&rt).expect("context");
+        h.record(t.elapsed().as_nanos() as u64).ok();
+        drop(ctx);
+        drop(rt);
+    }
+    report("floor: QuickJS Runtime::new + Context::full", &h);
+}
+
 async fn cold_start(sandbox: &Sandbox, plugin: &Arc<ValidatedPlugin>, iterations: usize) {
     let mut h = hist();
     for i in 0..iterations {
@@ -151,6 +173,7 @@ fn main() {
         let plugin = sandbox.validate(&bundle).await.expect("validate");
         println!("| measurement | median | p99 | samples |\n|---|---|---|---|");
         baselines(20_000).await;
+        cold_start_floor(500);
         cold_start(&sandbox, &plugin, 500).await;
         let services = HostServices {
             secrets: Some(Arc::new(OneSecret)),

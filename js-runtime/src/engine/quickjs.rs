@@ -16,13 +16,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use extensor_core::manifest::Permission;
 use rquickjs::allocator::{Allocator, RustAllocator};
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
-use rquickjs::module::Declared;
+use rquickjs::module::{Declared, WriteOptions};
 use rquickjs::promise::PromiseState;
 use rquickjs::{
     Context, Ctx, Exception, Function, Module, Object, Persistent, Promise, Runtime,
@@ -861,13 +861,33 @@ fn install<'js>(ctx: &Ctx<'js>, state: &Rc<State>) -> rquickjs::Result<()> {
             },
         )?,
     )?;
-    let prelude: Function = ctx.eval(PRELUDE)?;
+    let (module, promise) = prelude_module(ctx)?.eval()?;
+    promise.finish::<()>()?;
+    let prelude: Function = module.get("default")?;
     let out: Object = prelude.call((host,))?;
     let make_ctx: Function = out.get("makeCtx")?;
     let run: Function = out.get("run")?;
     *state.prelude.borrow_mut() =
         Some([Persistent::save(ctx, make_ctx), Persistent::save(ctx, run)]);
     Ok(())
+}
+
+/// The prelude compiled once per process: parsing it was most of an
+/// isolate's cold start. `'static` because QuickJS reads bytecode as ROM
+/// data and keeps pointing into it for the runtime's life.
+static PRELUDE_BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+
+fn prelude_module<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Module<'js, Declared>> {
+    if let Some(bytes) = PRELUDE_BYTECODE.get() {
+        // SAFETY: the bytes were written by `Module::write` of this same
+        // QuickJS build in this process, and live for the whole process.
+        return unsafe { Module::load(ctx.clone(), bytes) };
+    }
+    let source = format!("export default {PRELUDE};");
+    let module = Module::declare(ctx.clone(), "extensor:prelude", source)?;
+    let bytes = module.write(WriteOptions::default())?;
+    let _ = PRELUDE_BYTECODE.set(bytes);
+    Ok(module)
 }
 
 fn internal(e: rquickjs::Error) -> JsError {
