@@ -37,6 +37,7 @@ async fn world() -> World {
             let body = json!({"model": req["model"], "choices": [{"message": {"role": "assistant", "content": format!("echo: {}", last.as_str().unwrap_or(""))}, "finish_reason": "stop"}], "usage": {"total_tokens": 3}});
             (200, vec![("content-type".into(), "application/json".into())], body.to_string())
         }
+        "/huge" => (200, vec![], "x".repeat(extensor_js::host::net::HTTP_RESPONSE_BYTES_MAX + 1)),
         _ => (201, vec![("x-test".into(), "yes".into())], format!("{} {} {}", s.method, s.path, s.body)),
     }))
     .await;
@@ -208,6 +209,14 @@ async fn http_with_permission() {
     .unwrap_err();
     assert!(
         matches!(&err, JsError::Thrown { message, .. } if message.starts_with("NetworkDenied") && message.contains("allowed_hosts")),
+        "{err:?}"
+    );
+    let huge = format!("ctx.http.fetch('http://localhost:{port}/huge')");
+    let err = granted(&w, json!(["outbound_http"]), &huge)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, JsError::Thrown { message, .. } if message.starts_with("HostError") && message.contains("response body over")),
         "{err:?}"
     );
     let err = granted(
