@@ -87,52 +87,71 @@ fn collect(
 ) -> Result<Vec<RecordedEvent>, Error> {
     let mut rows = stmt.query(params).map_err(|e| map_err(path, e))?;
     let mut out = Vec::new();
+    // Consecutive rows often share a stream; reuse its validated name.
+    let mut last_stream: Option<StreamId> = None;
     while let Some(row) = rows.next().map_err(|e| map_err(path, e))? {
-        out.push(decode_row(row, path)?);
+        let ev = decode_row(row, path, last_stream.as_ref())?;
+        last_stream = Some(ev.stream.clone());
+        out.push(ev);
     }
     Ok(out)
 }
 
 /// Turns one row into an event, naming the position of anything malformed.
-pub fn decode_row(row: &Row<'_>, path: &Path) -> Result<RecordedEvent, Error> {
+/// Columns are read as borrowed values, so each field is allocated once.
+pub fn decode_row(
+    row: &Row<'_>,
+    path: &Path,
+    last_stream: Option<&StreamId>,
+) -> Result<RecordedEvent, Error> {
     let position: i64 = row.get(0).map_err(|e| map_err(path, e))?;
     let bad = |what: &str, detail: String| Error::StoreCorrupt {
         path: path.to_path_buf(),
         detail: format!("event {position}: {what}: {detail}"),
     };
-    let text = |i: usize, what: &str| -> Result<String, Error> {
-        row.get::<_, String>(i)
+    let text = |i: usize, what: &str| -> Result<&str, Error> {
+        row.get_ref(i)
+            .and_then(|v| v.as_str().map_err(Into::into))
             .map_err(|e| bad(what, e.to_string()))
     };
-    let opt_text = |i: usize, what: &str| -> Result<Option<String>, Error> {
-        row.get::<_, Option<String>>(i)
+    let opt_text = |i: usize, what: &str| -> Result<Option<&str>, Error> {
+        row.get_ref(i)
+            .and_then(|v| v.as_str_or_null().map_err(Into::into))
             .map_err(|e| bad(what, e.to_string()))
     };
     let int = |i: usize, what: &str| -> Result<i64, Error> {
         row.get::<_, i64>(i).map_err(|e| bad(what, e.to_string()))
     };
     let hash = |i: usize, what: &str| -> Result<Hash, Error> {
-        let v: Vec<u8> = row.get(i).map_err(|e| bad(what, e.to_string()))?;
+        let v = row
+            .get_ref(i)
+            .and_then(|v| v.as_blob().map_err(Into::into))
+            .map_err(|e| bad(what, e.to_string()))?;
         v.try_into().map_err(|_| bad(what, "not 32 bytes".into()))
+    };
+    let stream_text = text(1, "stream")?;
+    let stream = match last_stream {
+        Some(s) if s.as_str() == stream_text => s.clone(),
+        _ => stream_text
+            .parse()
+            .map_err(|e: Error| bad("stream", e.to_string()))?,
     };
     let recorded = int(6, "recorded_at")?;
     Ok(RecordedEvent {
         position: u64::try_from(position).map_err(|_| bad("position", "negative".into()))?,
-        stream: text(1, "stream")?
-            .parse()
-            .map_err(|e: Error| bad("stream", e.to_string()))?,
+        stream,
         revision: u64::try_from(int(2, "revision")?)
             .map_err(|_| bad("revision", "negative".into()))?,
         event_id: text(3, "event_id")?
             .parse()
             .map_err(|e: Error| bad("event_id", e.to_string()))?,
-        event_type: text(4, "event_type")?,
+        event_type: text(4, "event_type")?.to_owned(),
         schema_version: u32::try_from(int(5, "schema_version")?)
             .map_err(|_| bad("schema_version", "out of range".into()))?,
         recorded_at: DateTime::from_timestamp_micros(recorded)
             .ok_or_else(|| bad("recorded_at", format!("{recorded} is out of range")))?,
         tenant: opt_text(7, "tenant")?
-            .map(|t| t.parse())
+            .map(str::parse)
             .transpose()
             .map_err(|e: Error| bad("tenant", e.to_string()))?,
         principal: text(8, "principal")?
@@ -142,10 +161,10 @@ pub fn decode_row(row: &Row<'_>, path: &Path) -> Result<RecordedEvent, Error> {
             .parse()
             .map_err(|e: Error| bad("correlation_id", e.to_string()))?,
         causation_id: opt_text(10, "causation_id")?
-            .map(|t| t.parse())
+            .map(str::parse)
             .transpose()
             .map_err(|e: Error| bad("causation_id", e.to_string()))?,
-        payload: RawValue::from_string(text(11, "payload")?)
+        payload: RawValue::from_string(text(11, "payload")?.to_owned())
             .map_err(|e| bad("payload", format!("not valid JSON: {e}")))?,
         prev_hash: hash(12, "prev_hash")?,
         hash: hash(13, "hash")?,

@@ -13,6 +13,9 @@ pub const DB_FILE_NAME: &str = "events.sqlite3";
 const FORMAT_MARKER: &str = "extensor-event-store";
 /// Bumped on any incompatible change to the tables below.
 pub const FORMAT_VERSION: u32 = 1;
+/// Address space a reader may map of the store file (not memory: pages are
+/// shared with the OS page cache).
+const READER_MMAP_BYTES: u64 = 1 << 30;
 /// How long a connection waits for another process's lock before failing.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
@@ -112,6 +115,12 @@ pub fn open_reader(data_dir: &Path) -> Result<Connection, Error> {
     .map_err(|e| map_err(&path, e))?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(|e| map_err(&path, e))?;
+    // Readers scan long ranges: map the file instead of copying every page
+    // through read(2) into SQLite's small page cache.
+    conn.query_row(&format!("PRAGMA mmap_size={READER_MMAP_BYTES}"), [], |_| {
+        Ok(())
+    })
+    .map_err(|e| map_err(&path, e))?;
     check_marker(&conn, &path)?;
     Ok(conn)
 }
