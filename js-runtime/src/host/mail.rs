@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::error::JsError;
@@ -16,14 +17,27 @@ use crate::host::OutboundEmail;
 /// SMTP conversations longer than this are abandoned.
 pub const SMTP_TIMEOUT_MS: u64 = 15_000;
 
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plaintext; only for a relay on loopback or a trusted private network.
+    None,
+    /// Plaintext connect, then STARTTLS, which must succeed (the default).
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Wrapper,
+}
+
 /// `EXTENSOR_SMTP_HOST`, `EXTENSOR_SMTP_PORT` (25), `EXTENSOR_SMTP_FROM`,
-/// `EXTENSOR_SMTP_USERNAME`, `EXTENSOR_SMTP_PASSWORD`.
+/// `EXTENSOR_SMTP_USERNAME`, `EXTENSOR_SMTP_PASSWORD`,
+/// `EXTENSOR_SMTP_TLS` (`starttls` default, `tls`, `none`).
 #[derive(Clone, Debug)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
     pub from: String,
     pub credentials: Option<(String, String)>,
+    pub tls: SmtpTls,
 }
 
 impl SmtpConfig {
@@ -42,11 +56,17 @@ impl SmtpConfig {
             (Ok(u), Ok(p)) => Some((u, p)),
             _ => None,
         };
+        let tls = match std::env::var("EXTENSOR_SMTP_TLS").as_deref() {
+            Ok("none") => SmtpTls::None,
+            Ok("tls") => SmtpTls::Wrapper,
+            _ => SmtpTls::StartTls,
+        };
         Some(SmtpConfig {
             host,
             port,
             from,
             credentials,
+            tls,
         })
     }
 }
@@ -57,19 +77,24 @@ pub struct SmtpMailer {
 }
 
 impl SmtpMailer {
-    /// Plain SMTP (no TLS): relays on loopback or a private network. STARTTLS
-    /// would need lettre's rustls feature; see docs/ARCHITECTURE.md.
-    pub fn new(config: SmtpConfig) -> SmtpMailer {
+    /// TLS per [`SmtpTls`] (rustls, webpki roots).
+    pub fn new(config: SmtpConfig) -> Result<SmtpMailer, JsError> {
+        let tls = match config.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::StartTls => Tls::Required(tls_parameters(&config.host)?),
+            SmtpTls::Wrapper => Tls::Wrapper(tls_parameters(&config.host)?),
+        };
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
             .port(config.port)
+            .tls(tls)
             .timeout(Some(Duration::from_millis(SMTP_TIMEOUT_MS)));
         if let Some((u, p)) = &config.credentials {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
-        SmtpMailer {
+        Ok(SmtpMailer {
             transport: b.build(),
             config,
-        }
+        })
     }
 
     /// Delivers one outbox message.
@@ -84,6 +109,13 @@ impl SmtpMailer {
                 message: e.to_string(),
             })
     }
+}
+
+fn tls_parameters(host: &str) -> Result<TlsParameters, JsError> {
+    TlsParameters::new(host.to_owned()).map_err(|e| JsError::Host {
+        op: "smtp",
+        message: format!("TLS settings for `{host}`: {e}"),
+    })
 }
 
 fn build(from: &str, email: &OutboundEmail) -> Result<Message, JsError> {

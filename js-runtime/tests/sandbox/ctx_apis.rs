@@ -7,7 +7,7 @@ use std::time::Duration;
 use extensor_js::host::db::SqliteReadModels;
 use extensor_js::host::files::FileStore;
 use extensor_js::host::llm::{LlmClient, LlmConfig};
-use extensor_js::host::mail::{SmtpConfig, SmtpMailer};
+use extensor_js::host::mail::{SmtpConfig, SmtpMailer, SmtpTls};
 use extensor_js::host::net::GuardedHttp;
 use extensor_js::{HostServices, JsError, NetworkPolicy, PrivateNetworks};
 use serde_json::{Value, json};
@@ -426,12 +426,17 @@ async fn email_is_recorded_then_delivered_over_smtp() {
     let recorded = w.outbox.0.lock().unwrap().clone();
     assert_eq!(recorded.len(), 1);
     let server = smtp().await;
-    let mailer = SmtpMailer::new(SmtpConfig {
+    let config = |tls| SmtpConfig {
         host: "127.0.0.1".into(),
         port: server.port,
         from: "extensor@example.com".into(),
         credentials: None,
-    });
+        tls,
+    };
+    // STARTTLS is required by default; this relay offers none, so nothing is sent in the clear.
+    let required = SmtpMailer::new(config(SmtpTls::StartTls)).unwrap();
+    assert!(required.deliver(&recorded[0]).await.is_err());
+    let mailer = SmtpMailer::new(config(SmtpTls::None)).unwrap();
     mailer.deliver(&recorded[0]).await.unwrap();
     let new_dir = server.maildir.path().join("mail/new");
     let mut delivered = String::new();
