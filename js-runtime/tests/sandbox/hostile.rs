@@ -489,3 +489,23 @@ async fn installations_cannot_reach_each_others_files_or_secrets() {
         .unwrap_err();
     assert!(err.to_string().contains("symlink"), "{err}");
 }
+
+#[tokio::test]
+async fn host_call_fan_out_is_bounded() {
+    let secrets = Arc::new(CountingSecrets::default());
+    let services = HostServices {
+        secrets: Some(secrets.clone()),
+        ..HostServices::default()
+    };
+    let code = "import { hook } from 'extensor:sdk';
+      hook('test.ping', async (e, ctx) => {
+        const calls = [];
+        for (let i = 0; i < 1000; i++) calls.push(ctx.secrets.get('k').then(() => 'ok', (err) => err.kind));
+        const kinds = await Promise.all(calls);
+        return { ok: kinds.filter((k) => k === 'ok').length, refused: kinds.filter((k) => k === 'InvalidArgument').length };
+      });";
+    let ins = install(json!({"permissions": ["secrets.read"]}), code, services).await;
+    let v = ins.invoke(ping()).await.unwrap().value;
+    assert_eq!(v, json!({"ok": 64, "refused": 936}));
+    assert_eq!(secrets.0.load(std::sync::atomic::Ordering::SeqCst), 64);
+}
