@@ -67,6 +67,8 @@ impl Sandbox {
 
     /// A runtime for one installation of a validated plugin. Isolates are
     /// created on demand and kept warm; none is shared with another installation.
+    /// Call it inside the tokio runtime that should run host calls: the
+    /// installation keeps that runtime's handle for them.
     pub fn install(
         &self,
         plugin: Arc<ValidatedPlugin>,
