@@ -130,6 +130,47 @@ fn baseline_append() -> (f64, Histogram<u64>) {
     (hist.len() as f64 / start.elapsed().as_secs_f64(), hist)
 }
 
+/// The floor: plain rusqlite, our exact schema and indexes, `rows` events per
+/// fsynced transaction, one thread, no hashing, no async, no channels.
+fn baseline_batched(rows: u64) -> (f64, Histogram<u64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rusqlite::Connection::open(dir.path().join("floor.sqlite3")).unwrap();
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch("PRAGMA synchronous=FULL").unwrap();
+    conn.execute_batch(extensor_core::store::sqlite::schema::SCHEMA)
+        .unwrap();
+    let payload = serde_json::json!({"n": 0, "note": "x".repeat(PAYLOAD_CHARS)}).to_string();
+    let tenant = TenantId::generate();
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    let (mut position, mut events) = (0i64, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < APPEND_RUN {
+        let t = Instant::now();
+        let tx = conn.transaction().unwrap();
+        for _ in 0..rows {
+            position += 1;
+            tx.prepare_cached("INSERT INTO events VALUES (?1, ?2, ?3, ?4, 'bench.appended', 1, 0, ?5, 'system', ?6, NULL, ?7, ?8, ?8)")
+                .unwrap()
+                .execute(rusqlite::params![
+                    position,
+                    format!("bench-w{}", position % 64),
+                    position / 64,
+                    extensor_core::ids::EventId::generate().as_str(),
+                    tenant.as_str(),
+                    extensor_core::ids::CorrelationId::generate().as_str(),
+                    payload,
+                    &[0u8; 32][..],
+                ])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        events += rows;
+        hist.record(t.elapsed().as_nanos() as u64).unwrap();
+    }
+    (events as f64 / start.elapsed().as_secs_f64(), hist)
+}
+
 async fn bench_appends() {
     println!(
         "\n## Durable append ({PAYLOAD_CHARS}-char payload, ~560-byte envelope, {}s per row)",
@@ -137,6 +178,12 @@ async fn bench_appends() {
     );
     println!("| writers | events/s | ack p50 µs | ack p99 µs | appends per commit |");
     println!("|---|---|---|---|---|");
+    let (rate, h) = baseline_batched(64);
+    println!(
+        "| floor: rusqlite, our schema, 64 events per fsynced txn, no hashing | {rate:.0} | {:.0} (per txn) | {:.0} (per txn) | 64 |",
+        micros(&h, 0.5),
+        micros(&h, 0.99)
+    );
     let (rate, h) = baseline_append();
     println!(
         "| baseline: rusqlite, 1 fsynced txn per event | {rate:.0} | {:.0} | {:.0} | 1 |",

@@ -19,7 +19,8 @@ const READER_MMAP_BYTES: u64 = 1 << 30;
 /// How long a connection waits for another process's lock before failing.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
-const SCHEMA: &str = "
+/// The tables and indexes of a store file (format version [`FORMAT_VERSION`]).
+pub const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY,
