@@ -915,6 +915,19 @@ enum NameKind {
     Kind,
 }
 
+/// Why `s` is not a concrete event type such as `auth.user.created` (no
+/// wildcard), or `None` if it is one. The same rule the manifest applies to
+/// `events`; `ctx.emit` uses it for the types plugins publish.
+pub fn event_type_problem(s: &str) -> Option<&'static str> {
+    if s.len() > EVENT_TYPE_CHARS_MAX {
+        return Some("is longer than 128 characters");
+    }
+    if s.ends_with(".*") || s == "*" {
+        return Some("must be a concrete event type, not a pattern");
+    }
+    name_problem(s, NameKind::EventPattern)
+}
+
 fn name_problem(s: &str, kind: NameKind) -> Option<&'static str> {
     let body = match kind {
         NameKind::EventPattern => s.strip_suffix(".*").unwrap_or(s),
@@ -1154,6 +1167,23 @@ mod tests {
         assert_eq!(normalize_cron("30 0 2 * * Mon").unwrap(), "30 0 2 * * Mon");
         assert!(normalize_cron("* * *").unwrap_err().contains("3 fields"));
         assert!(normalize_cron("0 0 25 * * *").is_err());
+    }
+
+    #[test]
+    fn concrete_event_types() {
+        assert_eq!(event_type_problem("auth.user.created"), None);
+        for bad in [
+            "",
+            "auth.user.*",
+            "*",
+            "1abc",
+            "a..b",
+            "a.",
+            "a b",
+            &"a".repeat(129),
+        ] {
+            assert!(event_type_problem(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -243,13 +243,10 @@ async fn emit(
             limit: EMIT_CHAIN_DEPTH_MAX,
         });
     }
-    if !is_event_type(&event_type) {
+    if let Some(reason) = extensor_core::manifest::event_type_problem(&event_type) {
         return Err(JsError::InvalidArgument {
             op: "ctx.emit",
-            message: format!(
-                "`{}` is not an event type like `order.created`",
-                crate::logs::cut(&event_type, 128)
-            ),
+            message: format!("`{}` {reason}", crate::logs::cut(&event_type, 128)),
         });
     }
     let sink = need(&services.events, "events")?;
@@ -260,18 +257,6 @@ async fn emit(
         chain_depth: depth,
     };
     Ok(json!(sink.emit(&cx.scope, request).await?))
-}
-
-/// Mirrors the manifest's event-type rule (core keeps its checker private):
-/// letters, digits, `.`, `_`, `-`, starting with a letter, no empty segment.
-fn is_event_type(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= extensor_core::manifest::EVENT_TYPE_CHARS_MAX
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        && !s.ends_with('.')
-        && !s.contains("..")
 }
 
 /// Recipients per message: an email API, not a bulk mailer.
