@@ -3,6 +3,20 @@
 //!
 //! # Layout
 //!
-//! Not built yet: this crate is filled by the supervision-tree issue. It exists
-//! now so the workspace has its final shape and `docs/ARCHITECTURE.md` can point
-//! at it.
+//! - [`error`]: the crate's one error type; every variant names the actor.
+//! - [`supervision`]: the one place failure handling lives: [`RestartPolicy`]
+//!   (exponential backoff, crash-loop limit), the per-actor status records
+//!   and [`TreeSnapshot`] for the ops view, the bounded [`Mailbox`] gate and
+//!   timed calls.
+//! - [`aggregate_actor`]: a tenant or installation aggregate as an actor:
+//!   rebuilt from its stream at start, commands via `aggregate::execute`.
+//! - [`tenant_supervisor`]: one tenant's supervisor: its tenant actor and
+//!   one actor per installation, spawned lazily, restarted per the policy.
+
+pub mod aggregate_actor;
+pub mod error;
+pub mod supervision;
+pub mod tenant_supervisor;
+
+pub use error::Error;
+pub use supervision::{ActorInfo, ActorStatus, Mailbox, RestartPolicy, TreeSnapshot};

@@ -1,0 +1,397 @@
+//! Restarts, status records, bounded mailboxes and timed calls: the one
+//! place the tree's failure handling lives. ractor itself has no restart
+//! strategies and unbounded mailboxes, so every supervisor and caller goes
+//! through these helpers instead of re-implementing them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, Message, RpcReplyPort};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::error::Error;
+
+/// Default first restart delay: long enough not to spin on a fault that
+/// fails at start, short enough that a one-off panic is invisible.
+pub const RESTART_BACKOFF_INITIAL_MS: u64 = 100;
+/// Default ceiling of the doubling restart delay.
+pub const RESTART_BACKOFF_MAX_MS: u64 = 30_000;
+/// Default: this many failures within the window mark the actor failed.
+pub const RESTART_FAILURES_MAX: u32 = 5;
+/// Default window over which failures are counted.
+pub const RESTART_WINDOW_MS: u64 = 60_000;
+/// Default mailbox bound per actor: a tenant's burst fits, a stuck actor
+/// cannot hold more than this in memory.
+pub const MAILBOX_MESSAGES_MAX: usize = 1_000;
+/// Default timeout of a call between actors.
+pub const CALL_TIMEOUT_MS: u64 = 5_000;
+
+/// How a supervisor restarts a failed child. Documented in
+/// `docs/ARCHITECTURE.md`; every supervisor uses this one type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RestartPolicy {
+    /// Delay before the first restart after a quiet period.
+    pub backoff_initial_ms: u64,
+    /// The delay doubles per recent failure up to this.
+    pub backoff_max_ms: u64,
+    /// More than this many failures within `window_ms` → failed.
+    pub failures_max: u32,
+    pub window_ms: u64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            backoff_initial_ms: RESTART_BACKOFF_INITIAL_MS,
+            backoff_max_ms: RESTART_BACKOFF_MAX_MS,
+            failures_max: RESTART_FAILURES_MAX,
+            window_ms: RESTART_WINDOW_MS,
+        }
+    }
+}
+
+/// What a supervisor does after a child failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartDecision {
+    /// Start the child again after this delay.
+    RestartAfter(Duration),
+    /// Too many failures in the window: leave it failed for an operator.
+    GiveUp,
+}
+
+/// The failures of one child within the policy's window.
+#[derive(Clone, Debug, Default)]
+pub struct FailureHistory {
+    recent: VecDeque<DateTime<Utc>>,
+}
+
+impl FailureHistory {
+    /// Records a failure at `now` and decides what to do about it.
+    pub fn record(&mut self, policy: &RestartPolicy, now: DateTime<Utc>) -> RestartDecision {
+        let window =
+            chrono::Duration::milliseconds(i64::try_from(policy.window_ms).unwrap_or(i64::MAX));
+        while self.recent.front().is_some_and(|t| now - *t > window) {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+        let failures = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
+        if failures > policy.failures_max {
+            return RestartDecision::GiveUp;
+        }
+        RestartDecision::RestartAfter(backoff(policy, failures))
+    }
+
+    /// Forgets every failure: an operator restart starts afresh.
+    pub fn clear(&mut self) {
+        self.recent.clear();
+    }
+}
+
+/// `initial × 2^(failures-1)`, capped at the policy's maximum.
+pub fn backoff(policy: &RestartPolicy, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(63);
+    let ms = policy
+        .backoff_initial_ms
+        .saturating_mul(1u64.checked_shl(doublings).unwrap_or(u64::MAX))
+        .min(policy.backoff_max_ms);
+    Duration::from_millis(ms)
+}
+
+/// Where an actor is in its life, as the ops view shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorStatus {
+    Starting,
+    Running,
+    Passivated,
+    Restarting,
+    Failed,
+}
+
+/// What kind of actor a record describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    TenantSupervisor,
+    Tenant,
+    Installation,
+}
+
+/// One actor in the ops view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ActorInfo {
+    /// `/tenants/<tenant>/installations/<installation>`.
+    pub path: String,
+    pub kind: ActorKind,
+    pub tenant: Option<String>,
+    pub status: ActorStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub restarts: u32,
+    pub queue_depth: usize,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// A live snapshot of the whole tree, ordered by path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TreeSnapshot {
+    pub actors: Vec<ActorInfo>,
+}
+
+/// A record and the mailbox its queue depth is read from.
+type Record = (ActorInfo, Option<Mailbox>);
+
+/// The shared table supervisors write their children's records into and
+/// the ops view reads. A mutex suffices: it is touched on lifecycle events,
+/// not per message (queue depth is read from the mailbox gate).
+#[derive(Clone, Debug)]
+pub struct StatusBoard {
+    records: Arc<Mutex<BTreeMap<String, Record>>>,
+    /// Bumped on every change so watchers wait on a notification, not a
+    /// polling sleep.
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl Default for StatusBoard {
+    fn default() -> Self {
+        Self {
+            records: Arc::default(),
+            changes: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+impl StatusBoard {
+    /// Inserts or replaces the record at `info.path`.
+    pub fn put(&self, info: ActorInfo, mailbox: Option<Mailbox>) {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        records.insert(info.path.clone(), (info, mailbox));
+        drop(records);
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// Changes the record at `path`, if there is one.
+    pub fn update(&self, path: &str, change: impl FnOnce(&mut ActorInfo)) {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((info, _)) = records.get_mut(path) {
+            change(info);
+        }
+        drop(records);
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// Waits until the record at `path` satisfies `done`, at most
+    /// `timeout_ms`. For tests and the ops CLI ("restart and wait").
+    pub async fn wait_until(
+        &self,
+        path: &str,
+        done: impl Fn(&ActorInfo) -> bool,
+        timeout_ms: u64,
+    ) -> Result<ActorInfo, Error> {
+        let mut changes = self.changes.subscribe();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                if let Some(info) = self.get(path).filter(|i| done(i)) {
+                    return Ok(info);
+                }
+                if changes.changed().await.is_err() {
+                    return Err(Error::Stopped { actor: path.into() });
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_millis(timeout_ms), wait)
+            .await
+            .map_err(|_| Error::Timeout {
+                actor: path.into(),
+                ms: timeout_ms,
+            })?
+    }
+
+    pub fn get(&self, path: &str) -> Option<ActorInfo> {
+        self.snapshot().actors.into_iter().find(|a| a.path == path)
+    }
+
+    pub fn snapshot(&self) -> TreeSnapshot {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let actors = records
+            .values()
+            .map(|(info, mailbox)| {
+                let mut info = info.clone();
+                info.queue_depth = mailbox.as_ref().map_or(0, Mailbox::depth);
+                info
+            })
+            .collect();
+        TreeSnapshot { actors }
+    }
+}
+
+/// A bounded mailbox in front of a ractor actor: senders reserve a slot
+/// before sending and the actor frees it when it takes the message, so a
+/// full queue is refused at the sender instead of growing.
+#[derive(Clone, Debug)]
+pub struct Mailbox {
+    path: Arc<str>,
+    depth: Arc<AtomicUsize>,
+    depth_max: usize,
+}
+
+impl Mailbox {
+    pub fn new(path: &str, depth_max: usize) -> Self {
+        Self {
+            path: path.into(),
+            depth: Arc::new(AtomicUsize::new(0)),
+            depth_max,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Acquire)
+    }
+
+    /// Takes a slot, or refuses with [`Error::Backpressure`].
+    fn reserve(&self) -> Result<(), Error> {
+        self.depth
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                (d < self.depth_max).then_some(d + 1)
+            })
+            .map(drop)
+            .map_err(|_| Error::Backpressure {
+                actor: self.path.to_string(),
+                depth_max: self.depth_max,
+            })
+    }
+
+    /// Called by the actor as it takes a message off its queue.
+    pub fn taken(&self) {
+        // Saturating: a message sent around the gate must not wrap it.
+        let _ = self
+            .depth
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1));
+    }
+
+    /// Sends without waiting for an answer.
+    pub fn cast<M: Message>(&self, actor: &ActorRef<M>, msg: M) -> Result<(), Error> {
+        self.reserve()?;
+        actor.send_message(msg).map_err(|_| {
+            self.taken();
+            Error::Stopped {
+                actor: self.path.to_string(),
+            }
+        })
+    }
+
+    /// Sends and waits at most `timeout_ms` for the reply.
+    pub async fn call<M: Message, R: Send + 'static>(
+        &self,
+        actor: &ActorRef<M>,
+        build: impl FnOnce(RpcReplyPort<R>) -> M,
+        timeout_ms: u64,
+    ) -> Result<R, Error> {
+        self.reserve()?;
+        let result = actor
+            .call(build, Some(Duration::from_millis(timeout_ms)))
+            .await;
+        let stopped = || Error::Stopped {
+            actor: self.path.to_string(),
+        };
+        match result {
+            Ok(CallResult::Success(reply)) => Ok(reply),
+            Ok(CallResult::Timeout) => Err(Error::Timeout {
+                actor: self.path.to_string(),
+                ms: timeout_ms,
+            }),
+            Ok(CallResult::SenderError) => Err(stopped()),
+            Err(_) => {
+                self.taken();
+                Err(stopped())
+            }
+        }
+    }
+}
+
+/// A call to an actor without a [`Mailbox`] (supervisors), always timed.
+pub async fn call<M: Message, R: Send + 'static>(
+    path: &str,
+    actor: &ActorRef<M>,
+    build: impl FnOnce(RpcReplyPort<R>) -> M,
+    timeout_ms: u64,
+) -> Result<R, Error> {
+    match actor
+        .call(build, Some(Duration::from_millis(timeout_ms)))
+        .await
+    {
+        Ok(CallResult::Success(reply)) => Ok(reply),
+        Ok(CallResult::Timeout) => Err(Error::Timeout {
+            actor: path.into(),
+            ms: timeout_ms,
+        }),
+        Ok(CallResult::SenderError) | Err(_) => Err(Error::Stopped { actor: path.into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RestartPolicy {
+        RestartPolicy {
+            backoff_initial_ms: 100,
+            backoff_max_ms: 1_000,
+            failures_max: 3,
+            window_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = policy();
+        let ms: Vec<u128> = (1..=6).map(|n| backoff(&p, n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1_000, 1_000]);
+        assert_eq!(backoff(&p, u32::MAX).as_millis(), 1_000);
+    }
+
+    #[test]
+    fn more_than_max_failures_in_the_window_gives_up() {
+        let p = policy();
+        let mut h = FailureHistory::default();
+        let t0 = Utc::now();
+        for (i, expected_ms) in [100, 200, 400].into_iter().enumerate() {
+            let at = t0 + chrono::Duration::seconds(i as i64);
+            assert_eq!(
+                h.record(&p, at),
+                RestartDecision::RestartAfter(Duration::from_millis(expected_ms))
+            );
+        }
+        assert_eq!(
+            h.record(&p, t0 + chrono::Duration::seconds(3)),
+            RestartDecision::GiveUp
+        );
+    }
+
+    #[test]
+    fn failures_outside_the_window_are_forgotten() {
+        let p = policy();
+        let mut h = FailureHistory::default();
+        let t0 = Utc::now();
+        for i in 0..3 {
+            h.record(&p, t0 + chrono::Duration::seconds(i));
+        }
+        // Two minutes later the old failures no longer count: back to the
+        // first backoff step.
+        let later = t0 + chrono::Duration::seconds(120);
+        assert_eq!(
+            h.record(&p, later),
+            RestartDecision::RestartAfter(Duration::from_millis(100))
+        );
+    }
+}

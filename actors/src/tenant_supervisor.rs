@@ -1,0 +1,410 @@
+//! One tenant's supervisor: the tenant actor and one actor per plugin
+//! installation, spawned lazily by id. A failed child is restarted per the
+//! [`RestartPolicy`]; one that fails too often is marked failed and left
+//! alone until an operator restarts it, while its siblings keep serving.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use extensor_core::aggregate::{Aggregate, Loaded, SnapshotPolicy};
+use extensor_core::event::{EventMeta, StreamId};
+use extensor_core::ids::{InstallationId, TenantId};
+use extensor_core::installation::PluginInstallation;
+use extensor_core::store::EventStore;
+use extensor_core::tenant::Tenant;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+
+use crate::aggregate_actor::{ActorAggregate, AggregateActor, AggregateArgs, AggregateMsg};
+use crate::error::Error;
+use crate::supervision::{
+    ActorInfo, ActorKind, ActorStatus, FailureHistory, Mailbox, RestartDecision, RestartPolicy,
+    StatusBoard,
+};
+
+/// A caller's handle on one aggregate actor: sends go through its bounded
+/// mailbox and calls always carry a timeout. After a restart the handle is
+/// stale (`Error::Stopped`); ask the supervisor for a fresh one.
+#[derive(Clone)]
+pub struct Handle<A: Aggregate> {
+    pub actor: ActorRef<AggregateMsg<A>>,
+    pub mailbox: Mailbox,
+}
+
+impl<A: ActorAggregate> Handle<A> {
+    pub async fn execute(
+        &self,
+        command: A::Command,
+        meta: EventMeta,
+        timeout_ms: u64,
+    ) -> Result<Loaded<A>, Error> {
+        let build = |reply| AggregateMsg::Execute {
+            command,
+            meta,
+            reply,
+        };
+        self.mailbox.call(&self.actor, build, timeout_ms).await?
+    }
+
+    pub async fn query(&self, timeout_ms: u64) -> Result<Loaded<A>, Error> {
+        let build = |reply| AggregateMsg::Query { reply };
+        self.mailbox.call(&self.actor, build, timeout_ms).await
+    }
+
+    /// Sends the fault-drill panic (see [`AggregateMsg::Panic`]).
+    pub fn panic(&self) -> Result<(), Error> {
+        self.mailbox.cast(&self.actor, AggregateMsg::Panic)
+    }
+}
+
+/// Which child of the tenant supervisor.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChildKey {
+    Tenant,
+    Installation(InstallationId),
+}
+
+enum ChildRef {
+    Tenant(Handle<Tenant>),
+    Installation(Handle<PluginInstallation>),
+}
+
+impl ChildRef {
+    fn cell(&self) -> ActorCell {
+        match self {
+            ChildRef::Tenant(h) => h.actor.get_cell(),
+            ChildRef::Installation(h) => h.actor.get_cell(),
+        }
+    }
+}
+
+struct Child {
+    path: String,
+    running: Option<ChildRef>,
+    history: FailureHistory,
+    status: ActorStatus,
+    last_error: Option<String>,
+}
+
+pub struct TenantSupervisor;
+
+/// Configuration shared by every tenant supervisor.
+#[derive(Clone)]
+pub struct TreeConfig {
+    pub store: Arc<dyn EventStore>,
+    pub board: StatusBoard,
+    pub policy: RestartPolicy,
+    pub snapshots: SnapshotPolicy,
+    pub mailbox_messages_max: usize,
+}
+
+pub struct TenantSupervisorArgs {
+    pub tenant: TenantId,
+    pub config: TreeConfig,
+}
+
+pub struct TenantSupervisorState {
+    tenant: TenantId,
+    config: TreeConfig,
+    children: BTreeMap<ChildKey, Child>,
+    by_actor: BTreeMap<ActorId, ChildKey>,
+}
+
+pub enum TenantSupervisorMsg {
+    TenantHandle {
+        reply: RpcReplyPort<Result<Handle<Tenant>, Error>>,
+    },
+    InstallationHandle {
+        id: InstallationId,
+        reply: RpcReplyPort<Result<Handle<PluginInstallation>, Error>>,
+    },
+    /// Sent to itself after the backoff delay.
+    Restart { key: ChildKey },
+    /// An operator restarts a failed child, clearing its failure history.
+    OperatorRestart {
+        key: ChildKey,
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+}
+
+impl TenantSupervisorState {
+    fn path_of(&self, key: &ChildKey) -> String {
+        match key {
+            ChildKey::Tenant => format!("/tenants/{}/tenant", self.tenant),
+            ChildKey::Installation(id) => format!("/tenants/{}/installations/{id}", self.tenant),
+        }
+    }
+
+    fn child(&mut self, key: &ChildKey) -> &mut Child {
+        let path = self.path_of(key);
+        self.children.entry(key.clone()).or_insert_with(|| Child {
+            path,
+            running: None,
+            history: FailureHistory::default(),
+            status: ActorStatus::Starting,
+            last_error: None,
+        })
+    }
+
+    /// The running child, started if it is not; refused if it failed or is
+    /// waiting out its backoff.
+    async fn ensure(&mut self, myself: &ActorCell, key: &ChildKey) -> Result<&ChildRef, Error> {
+        let child = self.child(key);
+        match child.status {
+            ActorStatus::Failed => {
+                return Err(Error::Failed {
+                    actor: child.path.clone(),
+                    last_error: child.last_error.clone().unwrap_or_default(),
+                });
+            }
+            ActorStatus::Restarting => {
+                return Err(Error::Stopped {
+                    actor: child.path.clone(),
+                });
+            }
+            _ => {}
+        }
+        if child.running.is_none() {
+            self.start(myself, key).await?;
+        }
+        let child = self.child(key);
+        child.running.as_ref().ok_or_else(|| Error::Stopped {
+            actor: child.path.clone(),
+        })
+    }
+
+    /// Spawns the child linked to this supervisor and records it running.
+    async fn start(&mut self, myself: &ActorCell, key: &ChildKey) -> Result<(), Error> {
+        let path = self.path_of(key);
+        let mailbox = Mailbox::new(&path, self.config.mailbox_messages_max);
+        self.config.board.put(
+            self.info(key, &path, ActorStatus::Starting),
+            Some(mailbox.clone()),
+        );
+        let running = match key {
+            ChildKey::Tenant => ChildRef::Tenant(
+                spawn::<Tenant>(
+                    myself,
+                    &self.config,
+                    StreamId::tenant(&self.tenant),
+                    mailbox,
+                )
+                .await?,
+            ),
+            ChildKey::Installation(id) => ChildRef::Installation(
+                spawn::<PluginInstallation>(
+                    myself,
+                    &self.config,
+                    StreamId::installation(id),
+                    mailbox,
+                )
+                .await?,
+            ),
+        };
+        self.by_actor.insert(running.cell().get_id(), key.clone());
+        let child = self.child(key);
+        child.running = Some(running);
+        child.status = ActorStatus::Running;
+        self.config.board.update(&path, |i| {
+            i.status = ActorStatus::Running;
+            i.started_at = Some(Utc::now());
+        });
+        Ok(())
+    }
+
+    fn info(&self, key: &ChildKey, path: &str, status: ActorStatus) -> ActorInfo {
+        let kind = match key {
+            ChildKey::Tenant => ActorKind::Tenant,
+            ChildKey::Installation(_) => ActorKind::Installation,
+        };
+        let previous = self.config.board.get(path);
+        ActorInfo {
+            path: path.into(),
+            kind,
+            tenant: Some(self.tenant.to_string()),
+            status,
+            started_at: None,
+            restarts: previous.as_ref().map_or(0, |p| p.restarts),
+            queue_depth: 0,
+            last_error: previous.as_ref().and_then(|p| p.last_error.clone()),
+            last_error_at: previous.and_then(|p| p.last_error_at),
+        }
+    }
+
+    /// A child actor failed (panic or error): find which one it was.
+    fn failed(&mut self, myself: &ActorRef<TenantSupervisorMsg>, cell: &ActorCell, error: String) {
+        if let Some(key) = self.by_actor.remove(&cell.get_id()) {
+            self.record_failure(myself, key, error);
+        }
+    }
+
+    /// Restarts the child after the policy's backoff, or gives up on it.
+    fn record_failure(
+        &mut self,
+        myself: &ActorRef<TenantSupervisorMsg>,
+        key: ChildKey,
+        error: String,
+    ) {
+        let policy = self.config.policy;
+        let child = self.child(&key);
+        child.running = None;
+        child.last_error = Some(error.clone());
+        let decision = child.history.record(&policy, Utc::now());
+        child.status = match decision {
+            RestartDecision::RestartAfter(_) => ActorStatus::Restarting,
+            RestartDecision::GiveUp => ActorStatus::Failed,
+        };
+        let (path, status) = (child.path.clone(), child.status);
+        tracing::warn!(actor = %path, error = %error, ?decision, "child failed");
+        self.config.board.update(&path, |i| {
+            i.status = status;
+            i.last_error = Some(error);
+            i.last_error_at = Some(Utc::now());
+        });
+        if let RestartDecision::RestartAfter(delay) = decision {
+            myself.send_after(delay, move || TenantSupervisorMsg::Restart { key });
+        }
+    }
+
+    /// Starts a child again after its backoff (or on an operator's word).
+    async fn restart(&mut self, myself: &ActorRef<TenantSupervisorMsg>, key: &ChildKey) {
+        let path = self.path_of(key);
+        self.child(key).status = ActorStatus::Starting;
+        self.config.board.update(&path, |i| i.restarts += 1);
+        if let Err(e) = self.start(&myself.get_cell(), key).await {
+            // Failing to start (the rebuild failed) counts as a failure.
+            self.record_failure(myself, key.clone(), e.to_string());
+        }
+    }
+
+    async fn operator_restart(
+        &mut self,
+        myself: &ActorRef<TenantSupervisorMsg>,
+        key: &ChildKey,
+    ) -> Result<(), Error> {
+        let child = self.child(key);
+        if child.status != ActorStatus::Failed {
+            return Ok(());
+        }
+        child.history.clear();
+        self.restart(myself, key).await;
+        Ok(())
+    }
+}
+
+async fn spawn<A>(
+    supervisor: &ActorCell,
+    config: &TreeConfig,
+    stream: StreamId,
+    mailbox: Mailbox,
+) -> Result<Handle<A>, Error>
+where
+    A: ActorAggregate,
+{
+    let args = AggregateArgs {
+        store: config.store.clone(),
+        stream,
+        mailbox: mailbox.clone(),
+        snapshots: config.snapshots,
+    };
+    let (actor, _) = Actor::spawn_linked(
+        None,
+        AggregateActor::<A>::default(),
+        args,
+        supervisor.clone(),
+    )
+    .await
+    .map_err(|e| Error::Spawn {
+        actor: mailbox.path().into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Handle { actor, mailbox })
+}
+
+impl Actor for TenantSupervisor {
+    type Msg = TenantSupervisorMsg;
+    type State = TenantSupervisorState;
+    type Arguments = TenantSupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: TenantSupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(TenantSupervisorState {
+            tenant: args.tenant,
+            config: args.config,
+            children: BTreeMap::new(),
+            by_actor: BTreeMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let cell = myself.get_cell();
+        match msg {
+            TenantSupervisorMsg::TenantHandle { reply } => {
+                let handle = match state.ensure(&cell, &ChildKey::Tenant).await {
+                    Ok(ChildRef::Tenant(h)) => Ok(h.clone()),
+                    Ok(ChildRef::Installation(_)) => {
+                        unreachable_child(&state.path_of(&ChildKey::Tenant))
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(handle);
+            }
+            TenantSupervisorMsg::InstallationHandle { id, reply } => {
+                let key = ChildKey::Installation(id);
+                let handle = match state.ensure(&cell, &key).await {
+                    Ok(ChildRef::Installation(h)) => Ok(h.clone()),
+                    Ok(ChildRef::Tenant(_)) => unreachable_child(&state.path_of(&key)),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(handle);
+            }
+            TenantSupervisorMsg::Restart { key } => state.restart(&myself, &key).await,
+            TenantSupervisorMsg::OperatorRestart { key, reply } => {
+                let _ = reply.send(state.operator_restart(&myself, &key).await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                state.failed(&myself, &cell, err.to_string())
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                // A clean stop is not a failure; the next request starts it.
+                if let Some(key) = state.by_actor.remove(&cell.get_id()) {
+                    let child = state.child(&key);
+                    child.running = None;
+                    tracing::info!(actor = %child.path, ?reason, "child stopped");
+                }
+            }
+            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// A key holds only its own kind of child; reaching this is a bug in this
+/// file, reported as an error rather than a panic in the supervisor.
+fn unreachable_child<T>(path: &str) -> Result<T, Error> {
+    Err(Error::Spawn {
+        actor: path.into(),
+        reason: "child of the wrong kind under this key".into(),
+    })
+}

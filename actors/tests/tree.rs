@@ -1,0 +1,316 @@
+//! The supervision tree against the real SQLite store in a tempdir.
+
+use std::sync::Arc;
+
+use extensor_actors::Error;
+use extensor_actors::supervision::{ActorStatus, RestartPolicy, StatusBoard, call};
+use extensor_actors::tenant_supervisor::{
+    ChildKey, Handle, TenantSupervisor, TenantSupervisorArgs, TenantSupervisorMsg, TreeConfig,
+};
+use extensor_core::aggregate::{Loaded, SnapshotPolicy};
+use extensor_core::event::{EventMeta, Principal, StreamId};
+use extensor_core::ids::{InstallationId, TenantId, TokenId};
+use extensor_core::installation::PluginInstallation;
+use extensor_core::role::Role;
+use extensor_core::store::EventStore;
+use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
+use extensor_core::tenant::{IssueToken, Tenant, TenantCommand};
+use ractor::{Actor, ActorRef};
+
+const TIMEOUT_MS: u64 = 5_000;
+
+struct Tree {
+    tenant: TenantId,
+    board: StatusBoard,
+    sup: ActorRef<TenantSupervisorMsg>,
+}
+
+fn open_store(dir: &tempfile::TempDir) -> Arc<dyn EventStore> {
+    let config = SqliteConfig {
+        data_dir: dir.path().to_path_buf(),
+        mode: OpenMode::CreateIfMissing,
+        store_bytes_max: None,
+    };
+    Arc::new(SqliteStore::open(config).expect("open store"))
+}
+
+fn fast_policy(failures_max: u32) -> RestartPolicy {
+    RestartPolicy {
+        backoff_initial_ms: 1,
+        backoff_max_ms: 4,
+        failures_max,
+        window_ms: 60_000,
+    }
+}
+
+async fn tree(store: Arc<dyn EventStore>, tenant: &TenantId, policy: RestartPolicy) -> Tree {
+    let board = StatusBoard::default();
+    let config = TreeConfig {
+        store,
+        board: board.clone(),
+        policy,
+        snapshots: SnapshotPolicy::DEFAULT,
+        mailbox_messages_max: 100,
+    };
+    let args = TenantSupervisorArgs {
+        tenant: tenant.clone(),
+        config,
+    };
+    let (sup, _) = Actor::spawn(None, TenantSupervisor, args)
+        .await
+        .expect("spawn supervisor");
+    Tree {
+        tenant: tenant.clone(),
+        board,
+        sup,
+    }
+}
+
+impl Tree {
+    async fn tenant(&self) -> Result<Handle<Tenant>, Error> {
+        call(
+            "/tenants",
+            &self.sup,
+            |reply| TenantSupervisorMsg::TenantHandle { reply },
+            TIMEOUT_MS,
+        )
+        .await?
+    }
+
+    async fn installation(&self, id: &InstallationId) -> Result<Handle<PluginInstallation>, Error> {
+        let build = |reply| TenantSupervisorMsg::InstallationHandle {
+            id: id.clone(),
+            reply,
+        };
+        call("/tenants", &self.sup, build, TIMEOUT_MS).await?
+    }
+
+    fn path(&self, key: &ChildKey) -> String {
+        match key {
+            ChildKey::Tenant => format!("/tenants/{}/tenant", self.tenant),
+            ChildKey::Installation(id) => format!("/tenants/{}/installations/{id}", self.tenant),
+        }
+    }
+
+    /// Panics the child and waits until the supervisor has dealt with it.
+    async fn crash(
+        &self,
+        key: &ChildKey,
+        panic: impl FnOnce() -> Result<(), Error>,
+        restarts: u32,
+    ) -> ActorStatus {
+        panic().expect("send panic");
+        let settled = |i: &extensor_actors::ActorInfo| {
+            i.status == ActorStatus::Failed
+                || (i.status == ActorStatus::Running && i.restarts == restarts)
+        };
+        self.board
+            .wait_until(&self.path(key), settled, TIMEOUT_MS)
+            .await
+            .expect("restart or failure recorded")
+            .status
+    }
+}
+
+fn meta(tenant: &TenantId) -> EventMeta {
+    EventMeta::new(Some(tenant.clone()), Principal::system())
+}
+
+async fn create(handle: &Handle<Tenant>, tenant: &TenantId) -> Loaded<Tenant> {
+    let command = TenantCommand::Create {
+        tenant_id: tenant.clone(),
+        slug: "acme".parse().expect("slug"),
+        name: "Acme".into(),
+    };
+    handle
+        .execute(command, meta(tenant), TIMEOUT_MS)
+        .await
+        .expect("create tenant")
+}
+
+fn issue(n: usize) -> TenantCommand {
+    TenantCommand::IssueToken(IssueToken {
+        token_id: TokenId::generate(),
+        name: format!("token-{n}"),
+        role: Role::Admin,
+        token_hash: format!("sha256:{:064x}", n),
+        issued_at: chrono::Utc::now(),
+        expires_at: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_child_is_restarted_with_identical_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tenant = TenantId::generate();
+    let tree = tree(open_store(&dir), &tenant, fast_policy(5)).await;
+    let handle = tree.tenant().await.expect("tenant handle");
+    create(&handle, &tenant).await;
+    let rename = TenantCommand::Rename {
+        name: "Acme Corp".into(),
+    };
+    handle
+        .execute(rename, meta(&tenant), TIMEOUT_MS)
+        .await
+        .expect("rename");
+    let before = handle.query(TIMEOUT_MS).await.expect("query");
+
+    let status = tree.crash(&ChildKey::Tenant, || handle.panic(), 1).await;
+    assert_eq!(status, ActorStatus::Running);
+    assert!(matches!(
+        handle.query(TIMEOUT_MS).await,
+        Err(Error::Stopped { .. })
+    ));
+    let after = tree
+        .tenant()
+        .await
+        .expect("fresh handle")
+        .query(TIMEOUT_MS)
+        .await
+        .expect("query");
+    assert_eq!(after.state, before.state);
+    assert_eq!(after.revision, before.revision);
+    let info = tree
+        .board
+        .get(&tree.path(&ChildKey::Tenant))
+        .expect("record");
+    assert_eq!(info.restarts, 1);
+    assert!(info.last_error.is_some_and(|e| e.contains("fault drill")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_marks_only_that_installation_failed_until_an_operator_restarts_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tenant = TenantId::generate();
+    let tree = tree(open_store(&dir), &tenant, fast_policy(2)).await;
+    let (bad, good) = (InstallationId::generate(), InstallationId::generate());
+    let key = ChildKey::Installation(bad.clone());
+    let good_handle = tree.installation(&good).await.expect("sibling");
+
+    for restarts in 1..=2 {
+        let h = tree.installation(&bad).await.expect("handle");
+        assert_eq!(
+            tree.crash(&key, || h.panic(), restarts).await,
+            ActorStatus::Running
+        );
+    }
+    let h = tree.installation(&bad).await.expect("handle");
+    assert_eq!(tree.crash(&key, || h.panic(), 3).await, ActorStatus::Failed);
+    assert!(matches!(
+        tree.installation(&bad).await,
+        Err(Error::Failed { .. })
+    ));
+
+    // Siblings and the tenant keep serving.
+    good_handle
+        .query(TIMEOUT_MS)
+        .await
+        .expect("sibling still serves");
+    tree.tenant()
+        .await
+        .expect("tenant")
+        .query(TIMEOUT_MS)
+        .await
+        .expect("tenant serves");
+    let snapshot = tree.board.snapshot();
+    let failed: Vec<_> = snapshot
+        .actors
+        .iter()
+        .filter(|a| a.status == ActorStatus::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].path, tree.path(&key));
+
+    let build = |reply| TenantSupervisorMsg::OperatorRestart {
+        key: key.clone(),
+        reply,
+    };
+    call("/tenants", &tree.sup, build, TIMEOUT_MS)
+        .await
+        .expect("call")
+        .expect("restart");
+    tree.installation(&bad)
+        .await
+        .expect("handle")
+        .query(TIMEOUT_MS)
+        .await
+        .expect("serves again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_stream_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir);
+    let tenant = TenantId::generate();
+    // Two trees on one store: two processes serving the same tenant.
+    let (a, b) = (
+        tree(store.clone(), &tenant, fast_policy(5)).await,
+        tree(store.clone(), &tenant, fast_policy(5)).await,
+    );
+    let (ha, hb) = (a.tenant().await.expect("a"), b.tenant().await.expect("b"));
+    create(&ha, &tenant).await;
+    const WRITES_PER_WRITER: usize = 10;
+    let writer = |h: Handle<Tenant>, offset: usize| {
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            for n in 0..WRITES_PER_WRITER {
+                h.execute(issue(offset + n), meta(&tenant), TIMEOUT_MS)
+                    .await
+                    .expect("issue");
+            }
+        })
+    };
+    let (ja, jb) = (writer(ha.clone(), 0), writer(hb.clone(), 100));
+    ja.await.expect("writer a");
+    jb.await.expect("writer b");
+
+    let events = store
+        .read_stream(StreamId::tenant(&tenant), 0, 1_000)
+        .await
+        .expect("read");
+    assert_eq!(events.len(), 1 + 2 * WRITES_PER_WRITER);
+    let state = hb
+        .execute(
+            TenantCommand::Rename {
+                name: "Acme".into(),
+            },
+            meta(&tenant),
+            TIMEOUT_MS,
+        )
+        .await
+        .expect("no-op");
+    assert_eq!(state.state.tokens.len(), 2 * WRITES_PER_WRITER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tree_on_the_same_store_has_the_same_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&dir);
+    let tenant = TenantId::generate();
+    let first = tree(store.clone(), &tenant, fast_policy(5)).await;
+    let handle = first.tenant().await.expect("tenant");
+    create(&handle, &tenant).await;
+    for n in 0..3 {
+        handle
+            .execute(issue(n), meta(&tenant), TIMEOUT_MS)
+            .await
+            .expect("issue");
+    }
+    let before = handle.query(TIMEOUT_MS).await.expect("query");
+    first
+        .sup
+        .stop_and_wait(None, None)
+        .await
+        .expect("stop tree");
+
+    let second = tree(store, &tenant, fast_policy(5)).await;
+    let after = second
+        .tenant()
+        .await
+        .expect("tenant")
+        .query(TIMEOUT_MS)
+        .await
+        .expect("query");
+    assert_eq!(after.state, before.state);
+    assert_eq!(after.revision, before.revision);
+}
