@@ -164,6 +164,17 @@ impl SqliteStore {
         })?
     }
 
+    /// Sends the writer a request built around a reply channel and waits for
+    /// the answer.
+    async fn ask_writer<T>(
+        &self,
+        message: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> WriterMsg,
+    ) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(message(reply)).await?;
+        rx.await.map_err(|_| Error::StoreClosed)?
+    }
+
     async fn send(&self, msg: WriterMsg) -> Result<(), Error> {
         let Some(writer) = &self.inner.writer else {
             return Err(Error::StoreIo {
@@ -200,17 +211,12 @@ impl EventStore for SqliteStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> BoxFuture<'_, Result<AppendResult, Error>> {
-        async move {
-            let (reply, rx) = oneshot::channel();
-            self.send(WriterMsg::Append {
-                stream,
-                expected,
-                events,
-                reply,
-            })
-            .await?;
-            rx.await.map_err(|_| Error::StoreClosed)?
-        }
+        self.ask_writer(move |reply| WriterMsg::Append {
+            stream,
+            expected,
+            events,
+            reply,
+        })
         .boxed()
     }
 
@@ -257,13 +263,8 @@ impl EventStore for SqliteStore {
     }
 
     fn save_snapshot(&self, snapshot: SnapshotRecord) -> BoxFuture<'_, Result<(), Error>> {
-        async move {
-            let (reply, rx) = oneshot::channel();
-            self.send(WriterMsg::SaveSnapshot { snapshot, reply })
-                .await?;
-            rx.await.map_err(|_| Error::StoreClosed)?
-        }
-        .boxed()
+        self.ask_writer(move |reply| WriterMsg::SaveSnapshot { snapshot, reply })
+            .boxed()
     }
 
     fn load_snapshot(
@@ -302,11 +303,7 @@ impl EventStore for SqliteStore {
     }
 
     fn delete_snapshots(&self) -> BoxFuture<'_, Result<u64, Error>> {
-        async move {
-            let (reply, rx) = oneshot::channel();
-            self.send(WriterMsg::DeleteSnapshots { reply }).await?;
-            rx.await.map_err(|_| Error::StoreClosed)?
-        }
-        .boxed()
+        self.ask_writer(|reply| WriterMsg::DeleteSnapshots { reply })
+            .boxed()
     }
 }
