@@ -12,9 +12,12 @@
 //!   rebuilt from its stream at start, commands via `aggregate::execute`.
 //! - [`tenant_supervisor`]: one tenant's supervisor: its tenant actor and
 //!   one actor per installation, spawned lazily, restarted per the policy.
+//! - [`root`]: the root supervisor: one tenant supervisor per tenant, and
+//!   the tree snapshot for the ops view.
 
 pub mod aggregate_actor;
 pub mod error;
+pub mod root;
 pub mod supervision;
 pub mod tenant_supervisor;
 

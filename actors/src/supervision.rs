@@ -395,3 +395,116 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod mailbox_tests {
+    use ractor::{Actor, ActorProcessingErr, ActorRef};
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// A stand-in for a busy actor: it holds its handler on `Block` until the
+    /// test releases it, so the queue behind it fills deterministically.
+    struct Gate;
+
+    enum GateMsg {
+        Block {
+            started: oneshot::Sender<()>,
+            release: oneshot::Receiver<()>,
+        },
+        Noop,
+        /// Answers the queue depth seen when taking the message.
+        Depth(RpcReplyPort<usize>),
+    }
+
+    impl Actor for Gate {
+        type Msg = GateMsg;
+        type State = Mailbox;
+        type Arguments = Mailbox;
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<GateMsg>,
+            mailbox: Mailbox,
+        ) -> Result<Mailbox, ActorProcessingErr> {
+            Ok(mailbox)
+        }
+
+        async fn handle(
+            &self,
+            _myself: ActorRef<GateMsg>,
+            msg: GateMsg,
+            mailbox: &mut Mailbox,
+        ) -> Result<(), ActorProcessingErr> {
+            mailbox.taken();
+            match msg {
+                GateMsg::Block { started, release } => {
+                    let _ = started.send(());
+                    let _ = release.await;
+                }
+                GateMsg::Noop => {}
+                GateMsg::Depth(reply) => {
+                    let _ = reply.send(mailbox.depth());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_mailbox_refuses_instead_of_growing() {
+        let mailbox = Mailbox::new("/test/gate", 2);
+        let (actor, _) = Actor::spawn(None, Gate, mailbox.clone())
+            .await
+            .expect("spawn");
+        let (started_tx, started) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        let block = GateMsg::Block {
+            started: started_tx,
+            release: release_rx,
+        };
+        mailbox.cast(&actor, block).expect("block");
+        started.await.expect("actor blocked");
+
+        mailbox.cast(&actor, GateMsg::Noop).expect("first queued");
+        mailbox.cast(&actor, GateMsg::Noop).expect("second queued");
+        let refused = mailbox.cast(&actor, GateMsg::Noop);
+        assert!(matches!(
+            refused,
+            Err(Error::Backpressure { ref actor, depth_max: 2 }) if actor == "/test/gate"
+        ));
+        assert_eq!(mailbox.depth(), 2);
+
+        release.send(()).expect("release");
+        // The queue is still full until the actor drains it, so this call
+        // goes around the gate (the saturating `taken` allows that); it
+        // queues behind the two Noops, so its answer proves their slots freed.
+        let depth = call("/test/gate", &actor, GateMsg::Depth, 5_000).await;
+        assert_eq!(depth.expect("depth"), 0);
+        assert_eq!(mailbox.depth(), 0);
+        actor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_call_to_a_stuck_actor_times_out_naming_it() {
+        let mailbox = Mailbox::new("/test/stuck", 10);
+        let (actor, _) = Actor::spawn(None, Gate, mailbox.clone())
+            .await
+            .expect("spawn");
+        let (started_tx, started) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        let block = GateMsg::Block {
+            started: started_tx,
+            release: release_rx,
+        };
+        mailbox.cast(&actor, block).expect("block");
+        started.await.expect("actor blocked");
+        let stuck = mailbox.call(&actor, GateMsg::Depth, 20).await;
+        assert!(matches!(
+            stuck,
+            Err(Error::Timeout { ref actor, ms: 20 }) if actor == "/test/stuck"
+        ));
+        release.send(()).expect("release");
+        actor.stop(None);
+    }
+}

@@ -314,3 +314,73 @@ async fn a_new_tree_on_the_same_store_has_the_same_state() {
     assert_eq!(after.state, before.state);
     assert_eq!(after.revision, before.revision);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_serves_tenants_separately_and_snapshots_the_tree() {
+    use extensor_actors::root::{Root, RootMsg};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let board = StatusBoard::default();
+    let config = TreeConfig {
+        store: open_store(&dir),
+        board: board.clone(),
+        policy: fast_policy(0),
+        snapshots: SnapshotPolicy::DEFAULT,
+        mailbox_messages_max: 100,
+    };
+    let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
+    let (t1, t2) = (TenantId::generate(), TenantId::generate());
+    let sup = |tenant: TenantId| {
+        let build = |reply| RootMsg::Tenant { tenant, reply };
+        call("/", &root, build, TIMEOUT_MS)
+    };
+    let s1 = sup(t1.clone()).await.expect("call").expect("tenant 1");
+    let s2 = sup(t2.clone()).await.expect("call").expect("tenant 2");
+    let again = sup(t1.clone())
+        .await
+        .expect("call")
+        .expect("tenant 1 again");
+    assert_eq!(again.get_id(), s1.get_id(), "one supervisor per tenant");
+
+    let tree1 = Tree {
+        tenant: t1.clone(),
+        board: board.clone(),
+        sup: s1,
+    };
+    let tree2 = Tree {
+        tenant: t2.clone(),
+        board: board.clone(),
+        sup: s2,
+    };
+    let id = InstallationId::generate();
+    let h = tree1.installation(&id).await.expect("installation");
+    create(&tree2.tenant().await.expect("tenant 2"), &t2).await;
+    // failures_max 0: the first panic marks the installation failed.
+    let key = ChildKey::Installation(id.clone());
+    assert_eq!(
+        tree1.crash(&key, || h.panic(), 1).await,
+        ActorStatus::Failed
+    );
+    tree2
+        .tenant()
+        .await
+        .expect("tenant 2")
+        .query(TIMEOUT_MS)
+        .await
+        .expect("other tenant serves");
+
+    let snapshot = call("/", &root, |reply| RootMsg::Snapshot { reply }, TIMEOUT_MS)
+        .await
+        .expect("snapshot");
+    let paths: Vec<_> = snapshot
+        .actors
+        .iter()
+        .map(|a| (a.path.clone(), a.status))
+        .collect();
+    assert!(paths.contains(&(format!("/tenants/{t1}"), ActorStatus::Running)));
+    assert!(paths.contains(&(format!("/tenants/{t2}"), ActorStatus::Running)));
+    assert!(paths.contains(&(tree1.path(&key), ActorStatus::Failed)));
+    assert!(paths.contains(&(tree2.path(&ChildKey::Tenant), ActorStatus::Running)));
+    let json = serde_json::to_value(&snapshot).expect("serialisable");
+    assert_eq!(json["actors"].as_array().map(Vec::len), Some(4));
+    root.stop_and_wait(None, None).await.expect("stop root");
+}

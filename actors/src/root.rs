@@ -1,0 +1,222 @@
+//! The root supervisor: one [`TenantSupervisor`] per tenant, spawned lazily
+//! by id. A tenant supervisor that itself fails is restarted per the same
+//! [`RestartPolicy`](crate::supervision::RestartPolicy); its children
+//! rebuild from the log, so nothing is lost. Other tenants are untouched.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use extensor_core::ids::TenantId;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::error::Error;
+use crate::supervision::{
+    ActorInfo, ActorKind, ActorStatus, FailureHistory, RestartDecision, TreeSnapshot,
+};
+use crate::tenant_supervisor::{
+    TenantSupervisor, TenantSupervisorArgs, TenantSupervisorMsg, TreeConfig,
+};
+
+pub struct Root;
+
+pub struct RootState {
+    config: TreeConfig,
+    tenants: BTreeMap<TenantId, TenantEntry>,
+    by_actor: BTreeMap<ActorId, TenantId>,
+}
+
+struct TenantEntry {
+    running: Option<ActorRef<TenantSupervisorMsg>>,
+    history: FailureHistory,
+    status: ActorStatus,
+    last_error: Option<String>,
+}
+
+pub enum RootMsg {
+    /// The tenant's supervisor, started if it is not running.
+    Tenant {
+        tenant: TenantId,
+        reply: RpcReplyPort<Result<ActorRef<TenantSupervisorMsg>, Error>>,
+    },
+    /// The live tree for the ops view.
+    Snapshot { reply: RpcReplyPort<TreeSnapshot> },
+    /// Sent to itself after the backoff delay.
+    Restart { tenant: TenantId },
+}
+
+fn path_of(tenant: &TenantId) -> String {
+    format!("/tenants/{tenant}")
+}
+
+impl RootState {
+    async fn tenant(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        tenant: &TenantId,
+    ) -> Result<ActorRef<TenantSupervisorMsg>, Error> {
+        let entry = self
+            .tenants
+            .entry(tenant.clone())
+            .or_insert_with(|| TenantEntry {
+                running: None,
+                history: FailureHistory::default(),
+                status: ActorStatus::Starting,
+                last_error: None,
+            });
+        if let Some(sup) = &entry.running {
+            return Ok(sup.clone());
+        }
+        match entry.status {
+            ActorStatus::Failed => Err(Error::Failed {
+                actor: path_of(tenant),
+                last_error: entry.last_error.clone().unwrap_or_default(),
+            }),
+            ActorStatus::Restarting => Err(Error::Stopped {
+                actor: path_of(tenant),
+            }),
+            _ => self.start(myself, tenant).await,
+        }
+    }
+
+    async fn start(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        tenant: &TenantId,
+    ) -> Result<ActorRef<TenantSupervisorMsg>, Error> {
+        let path = path_of(tenant);
+        let args = TenantSupervisorArgs {
+            tenant: tenant.clone(),
+            config: self.config.clone(),
+        };
+        let (sup, _) = Actor::spawn_linked(None, TenantSupervisor, args, myself.get_cell())
+            .await
+            .map_err(|e| Error::Spawn {
+                actor: path.clone(),
+                reason: e.to_string(),
+            })?;
+        self.by_actor.insert(sup.get_id(), tenant.clone());
+        if let Some(entry) = self.tenants.get_mut(tenant) {
+            entry.running = Some(sup.clone());
+            entry.status = ActorStatus::Running;
+        }
+        let restarts = self.config.board.get(&path).map_or(0, |i| i.restarts);
+        self.config.board.put(
+            ActorInfo {
+                path,
+                kind: ActorKind::TenantSupervisor,
+                tenant: Some(tenant.to_string()),
+                status: ActorStatus::Running,
+                started_at: Some(Utc::now()),
+                restarts,
+                queue_depth: 0,
+                last_error: None,
+                last_error_at: None,
+            },
+            None,
+        );
+        Ok(sup)
+    }
+
+    fn failed(&mut self, myself: &ActorRef<RootMsg>, id: ActorId, error: String) {
+        let Some(tenant) = self.by_actor.remove(&id) else {
+            return;
+        };
+        let policy = self.config.policy;
+        let Some(entry) = self.tenants.get_mut(&tenant) else {
+            return;
+        };
+        entry.running = None;
+        entry.last_error = Some(error.clone());
+        let decision = entry.history.record(&policy, Utc::now());
+        entry.status = match decision {
+            RestartDecision::RestartAfter(_) => ActorStatus::Restarting,
+            RestartDecision::GiveUp => ActorStatus::Failed,
+        };
+        let status = entry.status;
+        tracing::warn!(tenant = %tenant, error = %error, ?decision, "tenant supervisor failed");
+        self.config.board.update(&path_of(&tenant), |i| {
+            i.status = status;
+            i.last_error = Some(error);
+            i.last_error_at = Some(Utc::now());
+        });
+        if let RestartDecision::RestartAfter(delay) = decision {
+            myself.send_after(delay, move || RootMsg::Restart { tenant });
+        }
+    }
+
+    async fn restart(&mut self, myself: &ActorRef<RootMsg>, tenant: &TenantId) {
+        self.config
+            .board
+            .update(&path_of(tenant), |i| i.restarts += 1);
+        if let Some(entry) = self.tenants.get_mut(tenant) {
+            entry.status = ActorStatus::Starting;
+        }
+        if let Err(e) = self.start(myself, tenant).await {
+            tracing::warn!(tenant = %tenant, error = %e, "tenant supervisor restart failed");
+            if let Some(entry) = self.tenants.get_mut(tenant) {
+                entry.status = ActorStatus::Failed;
+                entry.last_error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+impl Actor for Root {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = TreeConfig;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RootMsg>,
+        config: TreeConfig,
+    ) -> Result<RootState, ActorProcessingErr> {
+        Ok(RootState {
+            config,
+            tenants: BTreeMap::new(),
+            by_actor: BTreeMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RootMsg>,
+        msg: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::Tenant { tenant, reply } => {
+                let _ = reply.send(state.tenant(&myself, &tenant).await);
+            }
+            RootMsg::Snapshot { reply } => {
+                let _ = reply.send(state.config.board.snapshot());
+            }
+            RootMsg::Restart { tenant } => state.restart(&myself, &tenant).await,
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RootMsg>,
+        evt: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                state.failed(&myself, cell.get_id(), err.to_string());
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                // A clean stop (operator stop of a tenant): started again on
+                // the next request.
+                if let Some(tenant) = state.by_actor.remove(&cell.get_id())
+                    && let Some(entry) = state.tenants.get_mut(&tenant)
+                {
+                    entry.running = None;
+                }
+            }
+            SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
+        }
+        Ok(())
+    }
+}
