@@ -384,3 +384,42 @@ fn a_foreign_database_is_named_and_left_alone() {
         stderr(&out)
     );
 }
+
+/// `tail --follow` opens the store read-only, so events appended by another
+/// process (here: a second store handle with its own writer) reach it through
+/// the subscription's polling of the store's head.
+#[tokio::test]
+async fn tail_follow_sees_appends_from_another_process() {
+    use std::io::{BufRead, BufReader};
+    let f = fixture().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
+        .args(["events", "tail", "-n", "1", "--follow", "--json"])
+        .env("EXTENSOR_DATA_DIR", f.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["position"], 5);
+    let store =
+        SqliteStore::open(SqliteConfig::new(f.dir.path(), OpenMode::CreateIfMissing)).unwrap();
+    let ts = StreamId::tenant(&f.tenant);
+    let meta = EventMeta::new(Some(f.tenant.clone()), Principal::system());
+    let rename = TenantCommand::Rename {
+        name: "Followed".into(),
+    };
+    aggregate::execute::<Tenant>(&store, &ts, &rename, &meta, SnapshotPolicy::NEVER)
+        .await
+        .unwrap();
+    let line = tokio::task::spawn_blocking(move || lines.next().unwrap().unwrap())
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let live: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (live["position"].as_u64(), live["event_type"].as_str()),
+        (Some(6), Some("tenant.renamed"))
+    );
+    assert_eq!(live["payload"]["name"], "Followed");
+}

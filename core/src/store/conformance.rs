@@ -35,7 +35,7 @@ macro_rules! conformance_tests {
             append_and_read_stream, expected_revision_conflicts, global_order_and_read_all,
             read_filters, catch_up_then_live, subscribe_from_the_middle, concurrent_writers,
             conflicting_writers_lose_nothing, reopen_after_close, snapshots_are_a_versioned_cache,
-            invalid_appends_write_nothing, hash_chain_verifies);
+            invalid_appends_write_nothing, hash_chain_verifies, lagging_subscriber_catches_up);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -686,4 +686,55 @@ pub async fn hash_chain_verifies<B: Backend>(b: &B) {
     let all = store.read_all(0, ReadFilter::default(), 100).await.unwrap();
     assert!(all.windows(2).all(|w| w[1].prev_hash == w[0].hash));
     assert_eq!(report.head_hash, hex::encode(all[49].hash));
+}
+
+/// A subscriber that stops reading while far more events are appended than
+/// any live buffer holds still receives every event once, in order.
+pub async fn lagging_subscriber_catches_up<B: Backend>(b: &B) {
+    let store = b.fresh().await;
+    let t = TenantId::generate();
+    store
+        .append(
+            stream("lag"),
+            ExpectedRevision::Any,
+            (0..10).map(|n| event(&t, "t.x", n)).collect(),
+        )
+        .await
+        .unwrap();
+    let mut sub = store.subscribe_all(0, ReadFilter::default());
+    for _ in 0..10 {
+        tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+    // Let the subscriber reach the live phase and wait there.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), sub.next())
+            .await
+            .is_err()
+    );
+    const MORE: u64 = 20_000;
+    for chunk in 0..MORE / 1_000 {
+        let events = (0..1_000)
+            .map(|i| event(&t, "t.x", 10 + chunk * 1_000 + i))
+            .collect();
+        store
+            .append(stream("lag"), ExpectedRevision::Any, events)
+            .await
+            .unwrap();
+    }
+    for expected in 10..10 + MORE {
+        let ev = tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .expect("subscription stalled")
+            .expect("subscription ended")
+            .expect("subscription error");
+        assert_eq!(
+            (ev.position, n_of(&ev)),
+            (expected + 1, expected),
+            "no gap, no duplicate after lagging"
+        );
+    }
 }
