@@ -411,11 +411,16 @@ async fn tail_follow_sees_appends_from_another_process() {
     aggregate::execute::<Tenant>(&store, &ts, &rename, &meta, SnapshotPolicy::NEVER)
         .await
         .unwrap();
-    let line = tokio::task::spawn_blocking(move || lines.next().unwrap().unwrap())
-        .await
-        .unwrap();
+    let next = tokio::task::spawn_blocking(move || lines.next());
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), next).await;
+    // Killing the child also unblocks the reader thread if it timed out.
     child.kill().unwrap();
     child.wait().unwrap();
+    let line = line
+        .expect("tail --follow printed nothing within 20 s")
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let live: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(
         (live["position"].as_u64(), live["event_type"].as_str()),
