@@ -7,6 +7,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use extensor_core::aggregate::{self, Aggregate, AsOf, Loaded, SnapshotPolicy};
 use extensor_core::event::{EventMeta, StreamId};
@@ -41,7 +42,14 @@ pub struct AggregateArgs {
     pub stream: StreamId,
     pub mailbox: Mailbox,
     pub snapshots: SnapshotPolicy,
+    /// Stop after this long without a message (passivation); the supervisor
+    /// starts the actor again on its next request. `None`: never.
+    pub passivate_idle_ms: Option<u64>,
 }
+
+/// The exit reason of a passivated actor, so its supervisor can tell an
+/// idle stop from any other.
+pub const PASSIVATED: &str = "passivated";
 
 pub struct AggregateState<A> {
     store: Arc<dyn EventStore>,
@@ -49,6 +57,8 @@ pub struct AggregateState<A> {
     mailbox: Mailbox,
     snapshots: SnapshotPolicy,
     loaded: Loaded<A>,
+    passivate_idle_ms: Option<u64>,
+    last_message: Instant,
 }
 
 pub enum AggregateMsg<A: Aggregate> {
@@ -63,6 +73,8 @@ pub enum AggregateMsg<A: Aggregate> {
     /// Panics in the handler: lets tests and fault drills exercise the
     /// supervisor with a real panic rather than a simulated one.
     Panic,
+    /// The actor's own idle timer (not sent through the mailbox gate).
+    IdleCheck,
 }
 
 impl<A: ActorAggregate> AggregateState<A> {
@@ -81,6 +93,28 @@ impl<A: ActorAggregate> AggregateState<A> {
         self.loaded = executed.state;
         Ok(self.loaded.clone())
     }
+
+    /// Arms the idle timer to fire when the actor would have been idle for
+    /// the whole passivation period since its last message.
+    fn arm_idle_timer(&self, myself: &ActorRef<AggregateMsg<A>>) {
+        let Some(idle_ms) = self.passivate_idle_ms else {
+            return;
+        };
+        let remaining = Duration::from_millis(idle_ms).saturating_sub(self.last_message.elapsed());
+        myself.send_after(remaining, || AggregateMsg::IdleCheck);
+    }
+
+    /// Stops the actor if it stayed idle, otherwise re-arms the timer.
+    fn idle_check(&self, myself: &ActorRef<AggregateMsg<A>>) {
+        let idle = self
+            .passivate_idle_ms
+            .is_some_and(|ms| self.last_message.elapsed() >= Duration::from_millis(ms));
+        if idle {
+            myself.stop(Some(PASSIVATED.into()));
+        } else {
+            self.arm_idle_timer(myself);
+        }
+    }
 }
 
 impl<A: ActorAggregate> Actor for AggregateActor<A> {
@@ -90,7 +124,7 @@ impl<A: ActorAggregate> Actor for AggregateActor<A> {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: AggregateArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let loaded = aggregate::load::<A>(&*args.store, &args.stream, AsOf::Latest)
@@ -99,22 +133,30 @@ impl<A: ActorAggregate> Actor for AggregateActor<A> {
                 actor: args.mailbox.path().into(),
                 source,
             })?;
-        Ok(AggregateState {
+        let state = AggregateState {
             store: args.store,
             stream: args.stream,
             mailbox: args.mailbox,
             snapshots: args.snapshots,
             loaded,
-        })
+            passivate_idle_ms: args.passivate_idle_ms,
+            last_message: Instant::now(),
+        };
+        state.arm_idle_timer(&myself);
+        Ok(state)
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.mailbox.taken();
+        if !matches!(msg, AggregateMsg::IdleCheck) {
+            // Only gated messages hold a mailbox slot.
+            state.mailbox.taken();
+            state.last_message = Instant::now();
+        }
         match msg {
             AggregateMsg::Execute {
                 command,
@@ -129,6 +171,7 @@ impl<A: ActorAggregate> Actor for AggregateActor<A> {
                 let _ = reply.send(state.loaded.clone());
             }
             AggregateMsg::Panic => panic!("fault drill in {}", state.mailbox.path()),
+            AggregateMsg::IdleCheck => state.idle_check(&myself),
         }
         Ok(())
     }

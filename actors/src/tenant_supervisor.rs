@@ -17,7 +17,9 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use crate::aggregate_actor::{ActorAggregate, AggregateActor, AggregateArgs, AggregateMsg};
+use crate::aggregate_actor::{
+    ActorAggregate, AggregateActor, AggregateArgs, AggregateMsg, PASSIVATED,
+};
 use crate::error::Error;
 use crate::supervision::{
     ActorInfo, ActorKind, ActorStatus, FailureHistory, Mailbox, RestartDecision, RestartPolicy,
@@ -98,6 +100,8 @@ pub struct TreeConfig {
     pub policy: RestartPolicy,
     pub snapshots: SnapshotPolicy,
     pub mailbox_messages_max: usize,
+    /// Passivate aggregate actors idle this long; `None`: never.
+    pub passivate_idle_ms: Option<u64>,
 }
 
 pub struct TenantSupervisorArgs {
@@ -279,6 +283,27 @@ impl TenantSupervisorState {
         }
     }
 
+    /// A clean stop is not a failure: the next request starts the child.
+    fn stopped(&mut self, cell: &ActorCell, reason: Option<&str>) {
+        let Some(key) = self.by_actor.remove(&cell.get_id()) else {
+            return;
+        };
+        let child = self.child(&key);
+        child.running = None;
+        if child.status != ActorStatus::Running {
+            return;
+        }
+        let path = child.path.clone();
+        let status = if reason == Some(PASSIVATED) {
+            ActorStatus::Passivated
+        } else {
+            ActorStatus::Starting
+        };
+        child.status = status;
+        tracing::debug!(actor = %path, ?reason, "child stopped");
+        self.config.board.update(&path, |i| i.status = status);
+    }
+
     async fn operator_restart(
         &mut self,
         myself: &ActorRef<TenantSupervisorMsg>,
@@ -308,6 +333,7 @@ where
         stream,
         mailbox: mailbox.clone(),
         snapshots: config.snapshots,
+        passivate_idle_ms: config.passivate_idle_ms,
     };
     let (actor, _) = Actor::spawn_linked(
         None,
@@ -387,12 +413,7 @@ impl Actor for TenantSupervisor {
                 state.failed(&myself, &cell, err.to_string())
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                // A clean stop is not a failure; the next request starts it.
-                if let Some(key) = state.by_actor.remove(&cell.get_id()) {
-                    let child = state.child(&key);
-                    child.running = None;
-                    tracing::info!(actor = %child.path, ?reason, "child stopped");
-                }
+                state.stopped(&cell, reason.as_deref());
             }
             SupervisionEvent::ActorStarted(_) | SupervisionEvent::ProcessGroupChanged(_) => {}
         }

@@ -44,6 +44,15 @@ fn fast_policy(failures_max: u32) -> RestartPolicy {
 }
 
 async fn tree(store: Arc<dyn EventStore>, tenant: &TenantId, policy: RestartPolicy) -> Tree {
+    tree_passivating(store, tenant, policy, None).await
+}
+
+async fn tree_passivating(
+    store: Arc<dyn EventStore>,
+    tenant: &TenantId,
+    policy: RestartPolicy,
+    passivate_idle_ms: Option<u64>,
+) -> Tree {
     let board = StatusBoard::default();
     let config = TreeConfig {
         store,
@@ -51,6 +60,7 @@ async fn tree(store: Arc<dyn EventStore>, tenant: &TenantId, policy: RestartPoli
         policy,
         snapshots: SnapshotPolicy::DEFAULT,
         mailbox_messages_max: 100,
+        passivate_idle_ms,
     };
     let args = TenantSupervisorArgs {
         tenant: tenant.clone(),
@@ -83,6 +93,20 @@ impl Tree {
             reply,
         };
         call("/tenants", &self.sup, build, TIMEOUT_MS).await?
+    }
+
+    /// Queries the tenant, asking for a fresh handle when the one it got
+    /// passivated in between (what any caller of a passivating tree does).
+    async fn query_tenant(&self) -> Loaded<Tenant> {
+        const ATTEMPTS_MAX: usize = 100;
+        for _ in 0..ATTEMPTS_MAX {
+            match self.tenant().await.expect("tenant").query(TIMEOUT_MS).await {
+                Ok(loaded) => return loaded,
+                Err(Error::Stopped { .. }) => continue,
+                Err(e) => panic!("query: {e}"),
+            }
+        }
+        panic!("tenant passivated {ATTEMPTS_MAX} times in a row");
     }
 
     fn path(&self, key: &ChildKey) -> String {
@@ -326,6 +350,7 @@ async fn the_root_serves_tenants_separately_and_snapshots_the_tree() {
         policy: fast_policy(0),
         snapshots: SnapshotPolicy::DEFAULT,
         mailbox_messages_max: 100,
+        passivate_idle_ms: None,
     };
     let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
     let (t1, t2) = (TenantId::generate(), TenantId::generate());
@@ -383,4 +408,31 @@ async fn the_root_serves_tenants_separately_and_snapshots_the_tree() {
     let json = serde_json::to_value(&snapshot).expect("serialisable");
     assert_eq!(json["actors"].as_array().map(Vec::len), Some(4));
     root.stop_and_wait(None, None).await.expect("stop root");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_actor_passivates_and_its_next_request_restarts_it_with_its_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tenant = TenantId::generate();
+    let store = open_store(&dir);
+    // Written by a tree that never passivates, so the write cannot race
+    // the idle timer on a slow machine.
+    let writer = tree(store.clone(), &tenant, fast_policy(0)).await;
+    let before = create(&writer.tenant().await.expect("tenant"), &tenant).await;
+    let tree = tree_passivating(store, &tenant, fast_policy(0), Some(20)).await;
+    let path = tree.path(&ChildKey::Tenant);
+    let first = tree.query_tenant().await;
+    assert_eq!(first.state, before.state);
+    let passivated = |i: &extensor_actors::ActorInfo| i.status == ActorStatus::Passivated;
+    tree.board
+        .wait_until(&path, passivated, TIMEOUT_MS)
+        .await
+        .expect("passivated");
+
+    let after = tree.query_tenant().await;
+    assert_eq!(after.state, before.state);
+    assert_eq!(after.revision, before.revision);
+    let info = tree.board.get(&path).expect("record");
+    assert_eq!(info.restarts, 0, "passivation is not a failure");
+    assert!(info.last_error.is_none());
 }
