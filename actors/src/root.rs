@@ -4,6 +4,7 @@
 //! rebuild from the log, so nothing is lost. Other tenants are untouched.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::Utc;
 use extensor_core::ids::TenantId;
@@ -11,7 +12,8 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 
 use crate::error::Error;
 use crate::supervision::{
-    ActorInfo, ActorKind, ActorStatus, FailureHistory, RestartDecision, TreeSnapshot,
+    ActorInfo, ActorKind, ActorStatus, CHILDREN_STOP_TIMEOUT_MS, FailureHistory, RestartDecision,
+    TreeSnapshot,
 };
 use crate::tenant_supervisor::{
     TenantSupervisor, TenantSupervisorArgs, TenantSupervisorMsg, TreeConfig,
@@ -42,6 +44,17 @@ pub enum RootMsg {
     Snapshot { reply: RpcReplyPort<TreeSnapshot> },
     /// Sent to itself after the backoff delay.
     Restart { tenant: TenantId },
+    /// An operator stops a tenant: its supervisor and children stop and
+    /// every request for it is refused until it is resumed.
+    StopTenant {
+        tenant: TenantId,
+        reply: RpcReplyPort<()>,
+    },
+    /// An operator resumes a stopped tenant; its next request starts it.
+    ResumeTenant {
+        tenant: TenantId,
+        reply: RpcReplyPort<()>,
+    },
 }
 
 fn path_of(tenant: &TenantId) -> String {
@@ -71,7 +84,7 @@ impl RootState {
                 actor: path_of(tenant),
                 last_error: entry.last_error.clone().unwrap_or_default(),
             }),
-            ActorStatus::Restarting => Err(Error::Stopped {
+            ActorStatus::Restarting | ActorStatus::Stopped => Err(Error::Stopped {
                 actor: path_of(tenant),
             }),
             _ => self.start(myself, tenant).await,
@@ -144,7 +157,48 @@ impl RootState {
         }
     }
 
+    fn entry(&mut self, tenant: &TenantId) -> &mut TenantEntry {
+        self.tenants
+            .entry(tenant.clone())
+            .or_insert_with(|| TenantEntry {
+                running: None,
+                history: FailureHistory::default(),
+                status: ActorStatus::Starting,
+                last_error: None,
+            })
+    }
+
+    /// Stops the tenant's subtree and waits for it, so the operator's reply
+    /// means no actor of the tenant is running any more.
+    async fn stop_tenant(&mut self, tenant: &TenantId) {
+        let entry = self.entry(tenant);
+        entry.status = ActorStatus::Stopped;
+        let running = entry.running.take();
+        if let Some(sup) = running {
+            self.by_actor.remove(&sup.get_id());
+            let timeout = Duration::from_millis(CHILDREN_STOP_TIMEOUT_MS);
+            if let Err(e) = sup.stop_and_wait(None, Some(timeout)).await {
+                tracing::warn!(tenant = %tenant, error = %e, "tenant stop did not finish");
+            }
+        }
+        self.config
+            .board
+            .update(&path_of(tenant), |i| i.status = ActorStatus::Stopped);
+    }
+
+    fn resume_tenant(&mut self, tenant: &TenantId) {
+        let entry = self.entry(tenant);
+        if entry.status == ActorStatus::Stopped {
+            entry.status = ActorStatus::Starting;
+            entry.history.clear();
+        }
+    }
+
     async fn restart(&mut self, myself: &ActorRef<RootMsg>, tenant: &TenantId) {
+        // An operator stop wins over a restart that was waiting its backoff.
+        if self.entry(tenant).status == ActorStatus::Stopped {
+            return;
+        }
         self.config
             .board
             .update(&path_of(tenant), |i| i.restarts += 1);
@@ -192,7 +246,25 @@ impl Actor for Root {
                 let _ = reply.send(state.config.board.snapshot());
             }
             RootMsg::Restart { tenant } => state.restart(&myself, &tenant).await,
+            RootMsg::StopTenant { tenant, reply } => {
+                state.stop_tenant(&tenant).await;
+                let _ = reply.send(());
+            }
+            RootMsg::ResumeTenant { tenant, reply } => {
+                state.resume_tenant(&tenant);
+                let _ = reply.send(());
+            }
         }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let timeout = Duration::from_millis(CHILDREN_STOP_TIMEOUT_MS);
+        myself.stop_children_and_wait(None, Some(timeout)).await;
         Ok(())
     }
 

@@ -30,6 +30,9 @@ pub const RESTART_WINDOW_MS: u64 = 60_000;
 pub const MAILBOX_MESSAGES_MAX: usize = 1_000;
 /// Default timeout of a call between actors.
 pub const CALL_TIMEOUT_MS: u64 = 5_000;
+/// How long a stopping supervisor waits for its children to stop: ractor
+/// does not stop a supervisor's children with it, so ours do it themselves.
+pub const CHILDREN_STOP_TIMEOUT_MS: u64 = 5_000;
 
 /// How a supervisor restarts a failed child. Documented in
 /// `docs/ARCHITECTURE.md`; every supervisor uses this one type.
@@ -111,6 +114,8 @@ pub enum ActorStatus {
     Passivated,
     Restarting,
     Failed,
+    /// Stopped by an operator; serves nothing until resumed.
+    Stopped,
 }
 
 /// What kind of actor a record describes.

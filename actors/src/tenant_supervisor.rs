@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use extensor_core::aggregate::{Aggregate, Loaded, SnapshotPolicy};
@@ -22,8 +23,8 @@ use crate::aggregate_actor::{
 };
 use crate::error::Error;
 use crate::supervision::{
-    ActorInfo, ActorKind, ActorStatus, FailureHistory, Mailbox, RestartDecision, RestartPolicy,
-    StatusBoard,
+    ActorInfo, ActorKind, ActorStatus, CHILDREN_STOP_TIMEOUT_MS, FailureHistory, Mailbox,
+    RestartDecision, RestartPolicy, StatusBoard,
 };
 
 /// A caller's handle on one aggregate actor: sends go through its bounded
@@ -399,6 +400,16 @@ impl Actor for TenantSupervisor {
                 let _ = reply.send(state.operator_restart(&myself, &key).await);
             }
         }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let timeout = Duration::from_millis(CHILDREN_STOP_TIMEOUT_MS);
+        myself.stop_children_and_wait(None, Some(timeout)).await;
         Ok(())
     }
 

@@ -436,3 +436,73 @@ async fn an_idle_actor_passivates_and_its_next_request_restarts_it_with_its_stat
     assert_eq!(info.restarts, 0, "passivation is not a failure");
     assert!(info.last_error.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_stops_and_resumes_a_tenant() {
+    use extensor_actors::root::{Root, RootMsg};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let board = StatusBoard::default();
+    let config = TreeConfig {
+        store: open_store(&dir),
+        board: board.clone(),
+        policy: fast_policy(5),
+        snapshots: SnapshotPolicy::DEFAULT,
+        mailbox_messages_max: 100,
+        passivate_idle_ms: None,
+    };
+    let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
+    let tenant = TenantId::generate();
+    let sup = |tenant: TenantId| {
+        let build = |reply| RootMsg::Tenant { tenant, reply };
+        call("/", &root, build, TIMEOUT_MS)
+    };
+    let tree = Tree {
+        tenant: tenant.clone(),
+        board: board.clone(),
+        sup: sup(tenant.clone())
+            .await
+            .expect("call")
+            .expect("supervisor"),
+    };
+    let handle = tree.tenant().await.expect("tenant");
+    let before = create(&handle, &tenant).await;
+
+    let stop = |reply| RootMsg::StopTenant {
+        tenant: tenant.clone(),
+        reply,
+    };
+    call("/", &root, stop, TIMEOUT_MS).await.expect("stop");
+    assert!(matches!(
+        handle.query(TIMEOUT_MS).await,
+        Err(Error::Stopped { .. })
+    ));
+    assert!(matches!(
+        sup(tenant.clone()).await.expect("call"),
+        Err(Error::Stopped { .. })
+    ));
+    let info = board.get(&format!("/tenants/{tenant}")).expect("record");
+    assert_eq!(info.status, ActorStatus::Stopped);
+
+    let resume = |reply| RootMsg::ResumeTenant {
+        tenant: tenant.clone(),
+        reply,
+    };
+    call("/", &root, resume, TIMEOUT_MS).await.expect("resume");
+    let tree = Tree {
+        sup: sup(tenant.clone())
+            .await
+            .expect("call")
+            .expect("supervisor again"),
+        ..tree
+    };
+    let after = tree
+        .tenant()
+        .await
+        .expect("tenant")
+        .query(TIMEOUT_MS)
+        .await
+        .expect("query");
+    assert_eq!(after.state, before.state);
+    assert_eq!(after.revision, before.revision);
+    root.stop_and_wait(None, None).await.expect("stop root");
+}
