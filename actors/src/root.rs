@@ -12,11 +12,11 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 
 use crate::error::Error;
 use crate::supervision::{
-    ActorInfo, ActorKind, ActorStatus, CHILDREN_STOP_TIMEOUT_MS, FailureHistory, RestartDecision,
-    TreeSnapshot,
+    ActorInfo, ActorKind, ActorStatus, CALL_TIMEOUT_MS, CHILDREN_STOP_TIMEOUT_MS, FailureHistory,
+    RestartDecision, TreeSnapshot, call,
 };
 use crate::tenant_supervisor::{
-    TenantSupervisor, TenantSupervisorArgs, TenantSupervisorMsg, TreeConfig,
+    ChildKey, TenantSupervisor, TenantSupervisorArgs, TenantSupervisorMsg, TreeConfig,
 };
 
 pub struct Root;
@@ -49,6 +49,13 @@ pub enum RootMsg {
     StopTenant {
         tenant: TenantId,
         reply: RpcReplyPort<()>,
+    },
+    /// An operator restarts a failed child of a tenant (forwarded to its
+    /// supervisor).
+    RestartActor {
+        tenant: TenantId,
+        key: ChildKey,
+        reply: RpcReplyPort<Result<(), Error>>,
     },
     /// An operator resumes a stopped tenant; its next request starts it.
     ResumeTenant {
@@ -186,6 +193,19 @@ impl RootState {
             .update(&path_of(tenant), |i| i.status = ActorStatus::Stopped);
     }
 
+    async fn restart_actor(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        tenant: &TenantId,
+        key: ChildKey,
+    ) -> Result<(), Error> {
+        let sup = self.tenant(myself, tenant).await?;
+        let build = |reply| TenantSupervisorMsg::OperatorRestart { key, reply };
+        // Not the ops call's timeout: the root must never wait on a stuck
+        // tenant longer than any other call.
+        call(&path_of(tenant), &sup, build, CALL_TIMEOUT_MS).await?
+    }
+
     fn resume_tenant(&mut self, tenant: &TenantId) {
         let entry = self.entry(tenant);
         if entry.status == ActorStatus::Stopped {
@@ -249,6 +269,9 @@ impl Actor for Root {
             RootMsg::StopTenant { tenant, reply } => {
                 state.stop_tenant(&tenant).await;
                 let _ = reply.send(());
+            }
+            RootMsg::RestartActor { tenant, key, reply } => {
+                let _ = reply.send(state.restart_actor(&myself, &tenant, key).await);
             }
             RootMsg::ResumeTenant { tenant, reply } => {
                 state.resume_tenant(&tenant);

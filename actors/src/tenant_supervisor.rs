@@ -180,6 +180,25 @@ impl TenantSupervisorState {
         })
     }
 
+    async fn tenant_handle(&mut self, myself: &ActorCell) -> Result<Handle<Tenant>, Error> {
+        match self.ensure(myself, &ChildKey::Tenant).await? {
+            ChildRef::Tenant(h) => Ok(h.clone()),
+            ChildRef::Installation(_) => unreachable_child(&self.path_of(&ChildKey::Tenant)),
+        }
+    }
+
+    async fn installation_handle(
+        &mut self,
+        myself: &ActorCell,
+        id: InstallationId,
+    ) -> Result<Handle<PluginInstallation>, Error> {
+        let key = ChildKey::Installation(id);
+        match self.ensure(myself, &key).await? {
+            ChildRef::Installation(h) => Ok(h.clone()),
+            ChildRef::Tenant(_) => unreachable_child(&self.path_of(&key)),
+        }
+    }
+
     /// Spawns the child linked to this supervisor and records it running.
     async fn start(&mut self, myself: &ActorCell, key: &ChildKey) -> Result<(), Error> {
         let path = self.path_of(key);
@@ -377,23 +396,10 @@ impl Actor for TenantSupervisor {
         let cell = myself.get_cell();
         match msg {
             TenantSupervisorMsg::TenantHandle { reply } => {
-                let handle = match state.ensure(&cell, &ChildKey::Tenant).await {
-                    Ok(ChildRef::Tenant(h)) => Ok(h.clone()),
-                    Ok(ChildRef::Installation(_)) => {
-                        unreachable_child(&state.path_of(&ChildKey::Tenant))
-                    }
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(handle);
+                let _ = reply.send(state.tenant_handle(&cell).await);
             }
             TenantSupervisorMsg::InstallationHandle { id, reply } => {
-                let key = ChildKey::Installation(id);
-                let handle = match state.ensure(&cell, &key).await {
-                    Ok(ChildRef::Installation(h)) => Ok(h.clone()),
-                    Ok(ChildRef::Tenant(_)) => unreachable_child(&state.path_of(&key)),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(handle);
+                let _ = reply.send(state.installation_handle(&cell, id).await);
             }
             TenantSupervisorMsg::Restart { key } => state.restart(&myself, &key).await,
             TenantSupervisorMsg::OperatorRestart { key, reply } => {

@@ -407,6 +407,22 @@ async fn the_root_serves_tenants_separately_and_snapshots_the_tree() {
     assert!(paths.contains(&(tree2.path(&ChildKey::Tenant), ActorStatus::Running)));
     let json = serde_json::to_value(&snapshot).expect("serialisable");
     assert_eq!(json["actors"].as_array().map(Vec::len), Some(4));
+    let restart = |reply| RootMsg::RestartActor {
+        tenant: t1.clone(),
+        key: key.clone(),
+        reply,
+    };
+    call("/", &root, restart, TIMEOUT_MS)
+        .await
+        .expect("call")
+        .expect("operator restart");
+    tree1
+        .installation(&id)
+        .await
+        .expect("handle")
+        .query(TIMEOUT_MS)
+        .await
+        .expect("serves again");
     root.stop_and_wait(None, None).await.expect("stop root");
 }
 
