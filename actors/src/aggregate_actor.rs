@@ -1,7 +1,8 @@
 //! One aggregate (a tenant or a plugin installation) as an actor. It
 //! rebuilds its state from its stream when it starts, runs commands through
-//! `aggregate::execute` (decide → append with the expected revision → apply,
-//! bounded conflict retries) and answers queries from memory. A restart is
+//! `aggregate::execute_from` on that in-memory state (decide → append with
+//! the expected revision → apply; rebuilt only if another writer moved the
+//! stream; bounded conflict retries) and answers queries from memory. A restart is
 //! therefore always correct: the state comes back from the log, not from the
 //! crashed actor's memory.
 
@@ -83,13 +84,20 @@ impl<A: ActorAggregate> AggregateState<A> {
         command: &A::Command,
         meta: &EventMeta,
     ) -> Result<Loaded<A>, Error> {
-        let executed =
-            aggregate::execute::<A>(&*self.store, &self.stream, command, meta, self.snapshots)
-                .await
-                .map_err(|source| Error::Core {
-                    actor: self.mailbox.path().into(),
-                    source,
-                })?;
+        let current = self.loaded.clone();
+        let executed = aggregate::execute_from::<A>(
+            &*self.store,
+            &self.stream,
+            current,
+            command,
+            meta,
+            self.snapshots,
+        )
+        .await
+        .map_err(|source| Error::Core {
+            actor: self.mailbox.path().into(),
+            source,
+        })?;
         self.loaded = executed.state;
         Ok(self.loaded.clone())
     }

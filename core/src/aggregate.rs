@@ -58,7 +58,8 @@ pub struct Loaded<A> {
     pub revision: Option<u64>,
     /// The global position of the last event applied (0 if none).
     pub position: u64,
-    /// How many events were applied on top of the snapshot (or from zero).
+    /// How many events were applied since the snapshot it was loaded from
+    /// (or from zero), or since the last snapshot [`execute`] wrote.
     pub events_applied: u64,
 }
 
@@ -218,7 +219,7 @@ pub struct Executed<A> {
     pub events: usize,
 }
 
-/// Runs `command` against the aggregate on `stream`.
+/// Runs `command` against the aggregate on `stream`, rebuilt from the store.
 pub async fn execute<A: Aggregate>(
     store: &dyn EventStore,
     stream: &StreamId,
@@ -226,9 +227,28 @@ pub async fn execute<A: Aggregate>(
     meta: &EventMeta,
     policy: SnapshotPolicy,
 ) -> Result<Executed<A>, Error> {
+    let loaded = load::<A>(store, stream, AsOf::Latest).await?;
+    execute_from(store, stream, loaded, command, meta, policy).await
+}
+
+/// Runs `command` starting from `loaded`, a state the caller already holds
+/// (an actor's). One indexed query checks that the stream has not moved since;
+/// only if it has (another process appended) is the state rebuilt, so a stale
+/// state never decides. On a revision conflict it reloads and retries a
+/// bounded number of times, then reports the conflict.
+pub async fn execute_from<A: Aggregate>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    mut loaded: Loaded<A>,
+    command: &A::Command,
+    meta: &EventMeta,
+    policy: SnapshotPolicy,
+) -> Result<Executed<A>, Error> {
+    if store.stream_revision(stream.clone()).await? != loaded.revision {
+        loaded = load::<A>(store, stream, AsOf::Latest).await?;
+    }
     let mut attempt = 0;
     loop {
-        let mut loaded = load::<A>(store, stream, AsOf::Latest).await?;
         let events = loaded.state.decide(command)?;
         if events.is_empty() {
             return Ok(Executed {
@@ -238,14 +258,8 @@ pub async fn execute<A: Aggregate>(
             });
         }
         let new_events = to_new_events(&events, meta)?;
-        match store
-            .append(
-                stream.clone(),
-                ExpectedRevision::from_current(loaded.revision),
-                new_events,
-            )
-            .await
-        {
+        let expected = ExpectedRevision::from_current(loaded.revision);
+        match store.append(stream.clone(), expected, new_events).await {
             Ok(result) => {
                 for ev in &events {
                     loaded.state.apply(ev).map_err(|reason| Error::Invariant {
@@ -258,7 +272,7 @@ pub async fn execute<A: Aggregate>(
                 loaded.revision = Some(result.next_expected);
                 loaded.position = result.last_position;
                 loaded.events_applied += events.len() as u64;
-                maybe_snapshot(store, stream, &loaded, policy).await;
+                maybe_snapshot(store, stream, &mut loaded, policy).await;
                 return Ok(Executed {
                     state: loaded,
                     first_position: Some(result.first_position),
@@ -270,6 +284,7 @@ pub async fn execute<A: Aggregate>(
                 // Writers that lost the same race would otherwise reload and
                 // collide again in lockstep; a random pause spreads them out.
                 tokio::time::sleep(conflict_backoff(attempt)).await;
+                loaded = load::<A>(store, stream, AsOf::Latest).await?;
             }
             Err(e) => return Err(e),
         }
@@ -311,7 +326,7 @@ fn to_new_events<E: DomainEvent>(events: &[E], meta: &EventMeta) -> Result<Vec<N
 async fn maybe_snapshot<A: Aggregate>(
     store: &dyn EventStore,
     stream: &StreamId,
-    loaded: &Loaded<A>,
+    loaded: &mut Loaded<A>,
     policy: SnapshotPolicy,
 ) {
     let Some(every) = policy.every_events else {
@@ -323,8 +338,11 @@ async fn maybe_snapshot<A: Aggregate>(
     if (revision + 1) % every != 0 && loaded.events_applied < every {
         return;
     }
-    if let Err(e) = write_snapshot(store, stream, loaded).await {
-        tracing::warn!(stream = %stream, error = %e, "snapshot not written");
+    match write_snapshot(store, stream, loaded).await {
+        // `events_applied` counts events since the last snapshot; a caller that
+        // keeps its state (an actor) must not snapshot on every command after.
+        Ok(()) => loaded.events_applied = 0,
+        Err(e) => tracing::warn!(stream = %stream, error = %e, "snapshot not written"),
     }
 }
 

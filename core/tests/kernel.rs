@@ -561,3 +561,61 @@ async fn two_writers_on_one_file_share_one_chain_and_see_conflicts() {
     let report = verify_chain(&b, None, &mut |_, _| {}).await.unwrap();
     assert_eq!((report.first_break, report.events_checked), (None, 4));
 }
+
+/// A caller that keeps its state (an actor) decides on it without a reload,
+/// but never on a stale one: after another writer moved the stream, the
+/// state is rebuilt first. Snapshots keep their cadence across commands.
+#[tokio::test]
+async fn execute_from_a_held_state_refreshes_when_the_stream_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let policy = SnapshotPolicy {
+        every_events: Some(10),
+    };
+    let (_, stream) = create_tenant(&store, policy).await;
+    let mut held = aggregate::load::<Tenant>(&store, &stream, AsOf::Latest)
+        .await
+        .unwrap();
+    for n in 0..25 {
+        let cmd = TenantCommand::Rename {
+            name: format!("Held {n}"),
+        };
+        held = aggregate::execute_from::<Tenant>(&store, &stream, held, &cmd, &admin(), policy)
+            .await
+            .unwrap()
+            .state;
+        assert!(
+            held.events_applied < 10,
+            "a snapshot resets the count ({} at {n})",
+            held.events_applied
+        );
+    }
+    // Another writer renames the tenant behind the holder's back.
+    let other = TenantCommand::Rename {
+        name: "Renamed elsewhere".into(),
+    };
+    aggregate::execute::<Tenant>(&store, &stream, &other, &admin(), policy)
+        .await
+        .unwrap();
+    assert_eq!(held.state.name, "Held 24", "the held state is stale");
+    // On the stale state, renaming back to "Held 24" is a no-op that would
+    // append nothing and leave the real name wrong. The refreshed state sees
+    // the change and records the rename.
+    let back = TenantCommand::Rename {
+        name: "Held 24".into(),
+    };
+    let done = aggregate::execute_from::<Tenant>(&store, &stream, held, &back, &admin(), policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        done.events, 1,
+        "the command was decided on the current state"
+    );
+    let now = aggregate::load::<Tenant>(&store, &stream, AsOf::Latest)
+        .await
+        .unwrap();
+    assert_eq!(
+        (now.state.name.as_str(), now.revision),
+        ("Held 24", done.state.revision)
+    );
+}
