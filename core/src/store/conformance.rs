@@ -56,6 +56,20 @@ fn event(tenant: &TenantId, event_type: &str, n: u64) -> NewEvent {
         .expect("serialisable")
 }
 
+/// The subscription's next event; a stall longer than
+/// [`SUBSCRIPTION_STALL_SECS`], an end or an error fails the check.
+async fn next_event(sub: &mut super::EventStream) -> crate::event::RecordedEvent {
+    tokio::time::timeout(Duration::from_secs(SUBSCRIPTION_STALL_SECS), sub.next())
+        .await
+        .expect("subscription stalled")
+        .expect("subscription ended")
+        .expect("subscription error")
+}
+
+/// How long a check waits for one subscription event before calling it
+/// stalled: generous, because CI shares 2 cores with other test binaries.
+const SUBSCRIPTION_STALL_SECS: u64 = 30;
+
 fn stream(name: &str) -> StreamId {
     StreamId::new("test", name).expect("valid stream name")
 }
@@ -350,11 +364,7 @@ pub async fn catch_up_then_live<B: Backend>(b: &B) {
     };
     let mut seen = Vec::new();
     while (seen.len() as u64) < STORED + LIVE {
-        let ev = tokio::time::timeout(Duration::from_secs(30), sub.next())
-            .await
-            .expect("subscription stalled")
-            .expect("subscription ended")
-            .expect("subscription error");
+        let ev = next_event(&mut sub).await;
         seen.push((ev.position, n_of(&ev)));
     }
     writer.await.unwrap();
@@ -400,11 +410,7 @@ pub async fn subscribe_from_the_middle<B: Backend>(b: &B) {
         .unwrap();
     let mut got = Vec::new();
     for _ in 0..4 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let ev = next_event(&mut sub).await;
         got.push(n_of(&ev));
     }
     assert_eq!(
@@ -703,11 +709,7 @@ pub async fn lagging_subscriber_catches_up<B: Backend>(b: &B) {
         .unwrap();
     let mut sub = store.subscribe_all(0, ReadFilter::default());
     for _ in 0..10 {
-        tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        next_event(&mut sub).await;
     }
     // Let the subscriber reach the live phase and wait there.
     assert!(
@@ -726,11 +728,7 @@ pub async fn lagging_subscriber_catches_up<B: Backend>(b: &B) {
             .unwrap();
     }
     for expected in 10..10 + MORE {
-        let ev = tokio::time::timeout(Duration::from_secs(30), sub.next())
-            .await
-            .expect("subscription stalled")
-            .expect("subscription ended")
-            .expect("subscription error");
+        let ev = next_event(&mut sub).await;
         assert_eq!(
             (ev.position, n_of(&ev)),
             (expected + 1, expected),
