@@ -9,16 +9,20 @@
 //! - [`aggregate`]: the `Aggregate` trait (pure `decide`/`apply`), loading
 //!   from snapshot + tail, and `execute` with bounded conflict retries.
 //! - [`tenant`], [`installation`]: the two aggregates of the kernel.
+//! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
+//! - [`bundles`]: the content-addressed store of uploaded plugin ZIPs.
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
 //!   every backend must pass.
 
 pub mod aggregate;
+pub mod bundles;
 pub mod error;
 pub mod event;
 pub mod ids;
 pub mod installation;
 pub mod manifest;
 pub mod role;
+pub mod secrets;
 pub mod store;
 pub mod tenant;
 
