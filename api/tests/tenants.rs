@@ -167,7 +167,7 @@ async fn tokens_are_shown_once_stored_as_hashes_and_revocable() {
 impl Server {
     async fn stop_and_grep_for(self, secrets: &[&str]) {
         let dir = self.data_dir();
-        self.stop().await;
+        let _keep = self.stop().await;
         for entry in std::fs::read_dir(&dir).unwrap() {
             // A WAL file may vanish as the last reader closes: skip it.
             let Ok(bytes) = std::fs::read(entry.unwrap().path()) else {

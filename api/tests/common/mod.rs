@@ -114,13 +114,15 @@ impl Server {
     }
 
     /// Stops the server the way SIGTERM does and waits for a clean exit.
-    pub async fn stop(mut self) {
+    /// Returns the temporary directory so the caller can inspect the store.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         if let Some(t) = self.task.take() {
             t.await.unwrap().unwrap();
         }
+        self.dir
     }
 }
 
