@@ -1,4 +1,4 @@
-//! Prefixed newtype ids (`ten_…`, `ins_…`, `evt_…`, `tok_…`, `cor_…`).
+//! Prefixed newtype ids (`ten_…`, `ins_…`, `evt_…`, `tok_…`, `cor_…`, `msg_…`).
 //!
 //! An id is its prefix plus a ULID in Crockford base32, so ids sort by creation
 //! time, say what they are when they show up in a log line, and cannot be
@@ -92,6 +92,11 @@ prefixed_id!(
 prefixed_id!(
     /// Ties together every event caused by one request or one trigger.
     CorrelationId, "cor_"
+);
+prefixed_id!(
+    /// One webhook delivery. It is the Standard Webhooks `webhook-id`, the
+    /// same on every attempt, so receivers deduplicate with it.
+    DeliveryId, "msg_"
 );
 
 impl InstallationId {

@@ -9,6 +9,9 @@
 //! - [`aggregate`]: the `Aggregate` trait (pure `decide`/`apply`), loading
 //!   from snapshot + tail, and `execute` with bounded conflict retries.
 //! - [`tenant`], [`installation`]: the two aggregates of the kernel.
+//! - [`webhook`]: webhooks-as-code, pure: declarations (YAML with line and
+//!   column errors), the webhook registry and delivery aggregates, retry
+//!   policy, Standard Webhooks signatures.
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
 //!   every backend must pass.
 
@@ -21,5 +24,6 @@ pub mod manifest;
 pub mod role;
 pub mod store;
 pub mod tenant;
+pub mod webhook;
 
 pub use error::{DomainError, Error, FieldProblem};
