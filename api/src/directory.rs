@@ -223,6 +223,8 @@ impl Directory {
                     t.revoked = true;
                 }
             }
+            // Tenant secrets are not the directory's business.
+            TenantEvent::SecretSet(_) | TenantEvent::SecretRemoved { .. } => {}
         }
     }
 
