@@ -14,7 +14,8 @@
 //! - [`observe`]: request ids, the per-request log line, HTTP metrics, the
 //!   Prometheus recorder.
 //! - [`state`]: [`state::AppState`] shared by handlers; `FEATURE_*` switches.
-//! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`].
+//! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
+//!   [`events`], [`audit`].
 //!
 //! # Adding a resource (the pattern every resource file follows)
 //!
@@ -59,9 +60,11 @@
 // variant and obscuring the OpenAPI types.
 #![allow(clippy::result_large_err)]
 
+pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod observe;

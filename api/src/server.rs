@@ -62,6 +62,8 @@ pub fn apis() -> impl OpenApi {
         crate::metrics::MetricsApi,
         crate::tenants::TenantsApi,
         crate::tokens::TokensApi,
+        crate::events::EventsApi,
+        crate::audit::AuditApi,
     )
 }
 

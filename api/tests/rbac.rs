@@ -80,6 +80,20 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         ),
         "listTokens" => (Method::GET, "/api/tokens".into(), None),
         "revokeToken" => (Method::DELETE, format!("/api/tokens/{unknown_token}"), None),
+        "listEvents" => (Method::GET, "/api/events?limit=5".into(), None),
+        "auditState" => (
+            Method::GET,
+            "/api/audit/state/installation/ins_01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+            None,
+        ),
+        "auditVerify" => (Method::GET, "/api/audit/verify".into(), None),
+        "listEvents" => (Method::GET, "/api/events?limit=5".into(), None),
+        "auditState" => (
+            Method::GET,
+            "/api/audit/state/installation/ins_01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+            None,
+        ),
+        "auditVerify" => (Method::GET, "/api/audit/verify".into(), None),
         other => panic!("rbac walk has no request for operation `{other}`: add one"),
     }
 }
