@@ -87,13 +87,6 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
             None,
         ),
         "auditVerify" => (Method::GET, "/api/audit/verify".into(), None),
-        "listEvents" => (Method::GET, "/api/events?limit=5".into(), None),
-        "auditState" => (
-            Method::GET,
-            "/api/audit/state/installation/ins_01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
-            None,
-        ),
-        "auditVerify" => (Method::GET, "/api/audit/verify".into(), None),
         other => panic!("rbac walk has no request for operation `{other}`: add one"),
     }
 }
