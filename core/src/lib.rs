@@ -9,6 +9,12 @@
 //! - [`aggregate`]: the `Aggregate` trait (pure `decide`/`apply`), loading
 //!   from snapshot + tail, and `execute` with bounded conflict retries.
 //! - [`tenant`], [`installation`]: the two aggregates of the kernel.
+//! - [`webhook`]: webhooks-as-code, pure: declarations (YAML with line and
+//!   column errors), the webhook registry and delivery aggregates, retry
+//!   policy, Standard Webhooks signatures.
+//! - [`clock`]: where "now" comes from; a manual clock for tests.
+//! - [`schedule`], [`job_runs`]: plugin jobs: fire times in a timezone with
+//!   the DST rule, catch-up decisions, and the per-job run aggregate.
 //! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
 //! - [`bundles`]: the content-addressed store of uploaded plugin ZIPs.
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
@@ -16,14 +22,18 @@
 
 pub mod aggregate;
 pub mod bundles;
+pub mod clock;
 pub mod error;
 pub mod event;
 pub mod ids;
 pub mod installation;
+pub mod job_runs;
 pub mod manifest;
 pub mod role;
+pub mod schedule;
 pub mod secrets;
 pub mod store;
 pub mod tenant;
+pub mod webhook;
 
 pub use error::{DomainError, Error, FieldProblem};
