@@ -13,11 +13,14 @@
 //!   wired to real components.
 //! - `invoke`: invocations, plugin routes, test events, filter chains.
 //! - `publish`: business events, idempotent publishing.
+//! - `read_models`: the tenant's events projected into SQLite for
+//!   `ctx.db.query`.
 
 pub(crate) mod directory;
 pub(crate) mod invoke;
 mod plugins;
 mod publish;
+mod read_models;
 mod runtime;
 // Helper "api" adds `mod tenants;` here (tenant creation, tokens).
 
