@@ -73,6 +73,7 @@ fn config(
         snapshots: SnapshotPolicy::DEFAULT,
         mailbox_messages_max: 1_000,
         passivate_idle_ms: passivate_ms,
+        ..TreeSettings::default()
     };
     c
 }
