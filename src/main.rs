@@ -9,9 +9,12 @@
 //! - [`filter_args`]: the filter flags shared by `tail` and `export`.
 //! - [`progress`]: progress bars that appear only on a terminal.
 //! - [`serve`]: `serve`, the HTTP server on the embedded store.
+//! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
+//!   author's toolkit.
 
 mod events;
 mod filter_args;
+mod plugin;
 mod progress;
 mod serve;
 mod state;
@@ -50,6 +53,9 @@ enum Command {
     Events(events::EventsCommand),
     /// Rebuild an aggregate from the log and print it, as it is now or was then.
     State(state::StateArgs),
+    /// The plugin author's toolkit: scaffold, validate, pack, test, push.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -76,6 +82,7 @@ fn main() -> ExitCode {
             Command::State(args) => state::run(&cli.data_dir, args)
                 .await
                 .map(|()| events::Outcome::Ok),
+            Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
         }
     });
     match outcome {
