@@ -61,6 +61,9 @@ pub enum Error {
     #[error("invalid manifest: {}", join_problems(.0))]
     InvalidManifest(Vec<FieldProblem>),
 
+    #[error("invalid webhook: {}", join_problems(.0))]
+    InvalidWebhook(Vec<FieldProblem>),
+
     #[error(transparent)]
     Domain(#[from] DomainError),
 
@@ -124,6 +127,7 @@ impl Error {
             Error::InvalidId { .. } => "invalid_id",
             Error::InvalidValue { .. } => "invalid_value",
             Error::InvalidManifest(_) => "invalid_manifest",
+            Error::InvalidWebhook(_) => "invalid_webhook",
             Error::Domain(d) => d.code,
             Error::Conflict { .. } => "revision_conflict",
             Error::StoreOpen { .. } => "store_open_failed",

@@ -9,17 +9,27 @@
 //! - [`aggregate`]: the `Aggregate` trait (pure `decide`/`apply`), loading
 //!   from snapshot + tail, and `execute` with bounded conflict retries.
 //! - [`tenant`], [`installation`]: the two aggregates of the kernel.
+//! - [`webhook`]: webhooks-as-code, pure: declarations (YAML with line and
+//!   column errors), the webhook registry and delivery aggregates, retry
+//!   policy, Standard Webhooks signatures.
+//! - [`clock`]: where "now" comes from; a manual clock for tests.
+//! - [`schedule`], [`job_runs`]: plugin jobs: fire times in a timezone with
+//!   the DST rule, catch-up decisions, and the per-job run aggregate.
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
 //!   every backend must pass.
 
 pub mod aggregate;
+pub mod clock;
 pub mod error;
 pub mod event;
 pub mod ids;
 pub mod installation;
+pub mod job_runs;
 pub mod manifest;
 pub mod role;
+pub mod schedule;
 pub mod store;
 pub mod tenant;
+pub mod webhook;
 
 pub use error::{DomainError, Error, FieldProblem};

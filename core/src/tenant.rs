@@ -1,6 +1,8 @@
 //! The tenant aggregate: lifecycle (created, renamed, suspended, resumed) and
 //! API tokens (issued with a role, revoked). Tokens are stored as hashes
 //! only; the token itself is shown once by the API and never recorded.
+//! Tenant secrets (what webhooks reference as `${SECRET:NAME}`) are held as
+//! ciphertext only, like plugin secrets.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,9 @@ use serde_json::value::RawValue;
 use crate::aggregate::{Aggregate, DomainEvent, parse_payload, refuse, to_raw};
 use crate::error::DomainError;
 use crate::ids::{TenantId, TokenId};
+use crate::installation::{
+    SECRET_CIPHERTEXT_BYTES_MAX, SecretRecord, SecretSet, secret_key_problem,
+};
 use crate::manifest::Slug;
 use crate::role::Role;
 
@@ -21,6 +26,8 @@ pub const TOKENS_ACTIVE_MAX: usize = 1_000;
 pub const TENANT_NAME_CHARS_MAX: usize = 200;
 pub const TOKEN_NAME_CHARS_MAX: usize = 100;
 pub const SUSPEND_REASON_CHARS_MAX: usize = 1_000;
+/// Tenant secrets: webhook URLs and signing keys, not a database.
+pub const TENANT_SECRETS_MAX: usize = 200;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +67,9 @@ pub struct Tenant {
     pub name: String,
     pub suspended_reason: Option<String>,
     pub tokens: BTreeMap<TokenId, TokenRecord>,
+    /// Key → ciphertext (AES-SIV, base64). Older snapshots have none.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +89,10 @@ pub enum TenantCommand {
     IssueToken(IssueToken),
     RevokeToken {
         token_id: TokenId,
+    },
+    SetSecret(SecretSet),
+    RemoveSecret {
+        key: String,
     },
 }
 
@@ -107,6 +121,8 @@ pub enum TenantEvent {
     Resumed,
     TokenIssued(IssueToken),
     TokenRevoked { token_id: TokenId },
+    SecretSet(SecretSet),
+    SecretRemoved { key: String },
 }
 
 /// Event types of the tenant stream.
@@ -117,6 +133,8 @@ pub mod types {
     pub const RESUMED: &str = "tenant.resumed";
     pub const TOKEN_ISSUED: &str = "tenant.token_issued";
     pub const TOKEN_REVOKED: &str = "tenant.token_revoked";
+    pub const SECRET_SET: &str = "tenant.secret_set";
+    pub const SECRET_REMOVED: &str = "tenant.secret_removed";
 }
 
 /// `tenant.token_issued` v1 stored the bare hex digest as `sha256` and had no
@@ -138,6 +156,11 @@ struct TokenIdPayload {
     token_id: TokenId,
 }
 
+#[derive(Serialize, Deserialize)]
+struct KeyPayload {
+    key: String,
+}
+
 impl DomainEvent for TenantEvent {
     fn event_type(&self) -> &'static str {
         match self {
@@ -147,6 +170,8 @@ impl DomainEvent for TenantEvent {
             TenantEvent::Resumed => types::RESUMED,
             TenantEvent::TokenIssued(_) => types::TOKEN_ISSUED,
             TenantEvent::TokenRevoked { .. } => types::TOKEN_REVOKED,
+            TenantEvent::SecretSet(_) => types::SECRET_SET,
+            TenantEvent::SecretRemoved { .. } => types::SECRET_REMOVED,
         }
     }
 
@@ -169,6 +194,8 @@ impl DomainEvent for TenantEvent {
             TenantEvent::TokenRevoked { token_id } => to_raw(&TokenIdPayload {
                 token_id: token_id.clone(),
             }),
+            TenantEvent::SecretSet(s) => to_raw(s),
+            TenantEvent::SecretRemoved { key } => to_raw(&KeyPayload { key: key.clone() }),
         }
     }
 
@@ -188,6 +215,10 @@ impl DomainEvent for TenantEvent {
             }
             (types::TOKEN_REVOKED, 1) => TenantEvent::TokenRevoked {
                 token_id: parse_payload::<TokenIdPayload>(payload)?.token_id,
+            },
+            (types::SECRET_SET, 1) => TenantEvent::SecretSet(parse_payload(payload)?),
+            (types::SECRET_REMOVED, 1) => TenantEvent::SecretRemoved {
+                key: parse_payload::<KeyPayload>(payload)?.key,
             },
             (t, v) => return Err(format!("unknown tenant event type `{t}` version {v}")),
         })
@@ -265,6 +296,31 @@ impl Tenant {
         Ok(vec![TenantEvent::TokenIssued(cmd.clone())])
     }
 
+    fn decide_set_secret(&self, cmd: &SecretSet) -> Result<Vec<TenantEvent>, DomainError> {
+        self.require_exists()?;
+        if let Some(reason) = secret_key_problem(&cmd.key) {
+            return Err(self.refuse("invalid_secret_key", reason));
+        }
+        if cmd.ciphertext.is_empty() || cmd.ciphertext.len() > SECRET_CIPHERTEXT_BYTES_MAX {
+            return Err(self.refuse(
+                "invalid_secret",
+                format!("ciphertext must be 1 to {SECRET_CIPHERTEXT_BYTES_MAX} bytes"),
+            ));
+        }
+        if !self.secrets.contains_key(&cmd.key) && self.secrets.len() >= TENANT_SECRETS_MAX {
+            return Err(self.refuse(
+                "too_many_secrets",
+                format!("at most {TENANT_SECRETS_MAX} secrets per tenant"),
+            ));
+        }
+        Ok(vec![TenantEvent::SecretSet(cmd.clone())])
+    }
+
+    /// Secret keys and when each was last set; never the values.
+    pub fn secret_keys(&self) -> impl Iterator<Item = (&str, DateTime<Utc>)> {
+        self.secrets.iter().map(|(k, s)| (k.as_str(), s.updated_at))
+    }
+
     /// Whether `token_id` may be used at `now`.
     pub fn token_valid(&self, token_id: &TokenId, now: DateTime<Utc>) -> Option<&TokenRecord> {
         let t = self.tokens.get(token_id)?;
@@ -337,6 +393,17 @@ impl Aggregate for Tenant {
                     }]),
                 }
             }
+            TenantCommand::SetSecret(cmd) => self.decide_set_secret(cmd),
+            TenantCommand::RemoveSecret { key } => {
+                self.require_exists()?;
+                if !self.secrets.contains_key(key) {
+                    return Err(self.refuse(
+                        "secret_not_found",
+                        format!("no secret `{}`", crate::ids::truncate_for_error(key)),
+                    ));
+                }
+                Ok(vec![TenantEvent::SecretRemoved { key: key.clone() }])
+            }
         }
     }
 
@@ -382,6 +449,18 @@ impl Aggregate for Tenant {
                     .get_mut(token_id)
                     .ok_or_else(|| format!("revoking unknown token {token_id}"))?;
                 t.revoked = true;
+            }
+            TenantEvent::SecretSet(s) => {
+                let record = SecretRecord {
+                    ciphertext: s.ciphertext.clone(),
+                    updated_at: s.updated_at,
+                };
+                self.secrets.insert(s.key.clone(), record);
+            }
+            TenantEvent::SecretRemoved { key } => {
+                if self.secrets.remove(key).is_none() {
+                    return Err(format!("removing unknown secret `{key}`"));
+                }
             }
         }
         Ok(())
@@ -591,5 +670,49 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn secrets_are_ciphertext_keys_with_update_times() {
+        let (mut t, _) = created();
+        let set = |key: &str, ct: &str| {
+            TenantCommand::SetSecret(SecretSet {
+                key: key.into(),
+                ciphertext: ct.into(),
+                updated_at: Utc::now(),
+            })
+        };
+        assert_eq!(run(&mut t, set("WEBHOOK_URL", "Y2lwaGVy")).unwrap(), 1);
+        assert_eq!(run(&mut t, set("WEBHOOK_URL", "b3RoZXI=")).unwrap(), 1);
+        assert_eq!(
+            t.secret_keys().map(|(k, _)| k).collect::<Vec<_>>(),
+            vec!["WEBHOOK_URL"]
+        );
+        assert_eq!(t.secrets["WEBHOOK_URL"].ciphertext, "b3RoZXI=");
+        assert_eq!(
+            run(&mut t, set("bad key", "x")).unwrap_err().code,
+            "invalid_secret_key"
+        );
+        assert_eq!(
+            run(&mut t, set("K", "")).unwrap_err().code,
+            "invalid_secret"
+        );
+        let remove = |key: &str| TenantCommand::RemoveSecret { key: key.into() };
+        assert_eq!(run(&mut t, remove("WEBHOOK_URL")).unwrap(), 1);
+        assert_eq!(
+            run(&mut t, remove("WEBHOOK_URL")).unwrap_err().code,
+            "secret_not_found"
+        );
+        for e in [
+            TenantEvent::SecretSet(SecretSet {
+                key: "A".into(),
+                ciphertext: "eA==".into(),
+                updated_at: Utc::now(),
+            }),
+            TenantEvent::SecretRemoved { key: "A".into() },
+        ] {
+            let raw = e.to_payload().unwrap();
+            assert_eq!(TenantEvent::decode(e.event_type(), 1, &raw).unwrap(), e);
+        }
     }
 }
