@@ -41,10 +41,10 @@ pub struct TestArgs {
     #[arg(long, value_name = "NAME")]
     pub job: Option<String>,
     /// Route request body: JSON if the file parses as JSON, text otherwise.
-    #[arg(long, value_name = "FILE", requires = "route")]
+    #[arg(long, value_name = "FILE")]
     pub body: Option<PathBuf>,
     /// Route request header `Name: value` (repeatable).
-    #[arg(long = "header", value_name = "NAME: VALUE", requires = "route")]
+    #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// Secrets as KEY=VALUE lines. Default: DIR/.env when it exists.
     #[arg(long, value_name = "FILE")]
@@ -93,6 +93,9 @@ pub struct ErrorReport {
 }
 
 pub async fn run(args: TestArgs) -> Result<()> {
+    if args.route.is_none() && (args.body.is_some() || !args.headers.is_empty()) {
+        bail!("--body and --header apply only to --route");
+    }
     let sandbox = super::sandbox()?;
     let (_source, plugin) = super::load(&args.dir, &sandbox).await?;
     let (trigger, input, event_id) = invocation_input(&args, &plugin)?;

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use extensor_core::webhook::WebhookSpec;
 use extensor_js::host::net::GuardedHttp;
 use extensor_js::{Bundle, HostServices, Installation, NetworkPolicy, PrivateNetworks};
 use serde_json::{Value, json};
@@ -164,11 +165,23 @@ async fn slack_errors_and_a_missing_secret_fail_the_invocation() {
 /// imports the shipped transform file unchanged and calls it per event.
 #[tokio::test]
 async fn the_webhook_transform_builds_slack_messages_and_skips_branch_successes() {
-    let dir = example_dir("slack-notifier/webhooks");
-    let yaml = std::fs::read_to_string(dir.join("build-notifications.yaml")).unwrap();
-    assert!(yaml.contains("entry: \"transforms/build_completed.js#transform\""));
-    assert!(yaml.contains("url: \"${SECRET:SLACK_WEBHOOK_URL}\""));
-    let transform = std::fs::read(dir.join("transforms/build_completed.js")).unwrap();
+    let dir = example_dir("slack-notifier/webhooks/build-notifications");
+    let yaml = std::fs::read_to_string(dir.join("webhook.yaml")).unwrap();
+    let spec = match WebhookSpec::parse(&yaml) {
+        Ok(s) => s,
+        Err(problems) => panic!("webhook.yaml should validate: {problems:#?}"),
+    };
+    let entry = spec.transform.as_ref().expect("a transform");
+    assert_eq!(
+        (entry.file.as_str(), entry.export.as_str()),
+        ("transforms/build_completed.js", "transform")
+    );
+    assert_eq!(
+        spec.secret_refs().into_iter().collect::<Vec<_>>(),
+        ["SLACK_WEBHOOK_URL"]
+    );
+    assert!(spec.follows("build.completed") && !spec.follows("deploy.finished"));
+    let transform = std::fs::read(dir.join(&entry.file)).unwrap();
     let manifest = json!({"slug": "transform-probe", "name": "probe", "version": "0.0.1", "entry": "main.js", "events": ["build.completed"]});
     let bundle = Bundle::new()
         .with_file("manifest.json", manifest.to_string())
