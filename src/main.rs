@@ -11,9 +11,12 @@
 //! - [`serve`]: `serve`, the HTTP server on the embedded store.
 //! - [`tenant`]: `tenant create`, a tenant and its owner token.
 //! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
+//! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
+//!   author's toolkit.
 
 mod events;
 mod filter_args;
+mod plugin;
 mod progress;
 mod serve;
 mod state;
@@ -58,6 +61,9 @@ enum Command {
     Tenant(tenant::TenantCommand),
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
+    /// The plugin author's toolkit: scaffold, validate, pack, test, push.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
                 print!("{}", extensor_api::openapi_yaml());
                 Ok(events::Outcome::Ok)
             }
+            Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
         }
     });
     match outcome {
