@@ -318,7 +318,12 @@ async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>) {
             return;
         };
         let stream = StreamId::business_events(&ctx.tenant);
-        let page = match inner.store.read_stream(stream, next, ctx.page).await {
+        let recent = inner.directory.hub(&ctx.tenant).recent_from(next, ctx.page);
+        let read = match recent {
+            Some(events) => Ok(events),
+            None => inner.store.read_stream(stream, next, ctx.page).await,
+        };
+        let page = match read {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(installation = %ctx.id, error = %e, "lane read failed");
