@@ -226,10 +226,15 @@ pub async fn run_job(ctx: RunContext) -> Option<RunFinished> {
     };
     let guard = Duration::from_millis(req.deadline_ms.saturating_add(DEADLINE_GUARD_MS));
     // The claim is already durable, so invoking need not wait for the start
-    // record: that keeps store latency out of the start drift.
-    let (recorded, outcome) = futures::join!(
-        ctx.recorder.execute(&start, &ctx.meta),
-        tokio::time::timeout(guard, ctx.runner.run(req.clone()))
+    // record: the job is polled first, and the start record yields once so
+    // that, in a wave of runs, every job gets going before the records are
+    // written. That keeps store work out of the start drift.
+    let (outcome, recorded) = futures::join!(
+        tokio::time::timeout(guard, ctx.runner.run(req.clone())),
+        async {
+            tokio::task::yield_now().await;
+            ctx.recorder.execute(&start, &ctx.meta).await
+        }
     );
     if let Err(e) = recorded {
         tracing::warn!(run = %req.run_id, error = %e, "run start not recorded");

@@ -629,7 +629,6 @@ impl SchedulerState {
         key: &JobKey,
         now: DateTime<Utc>,
     ) {
-        let meta = self.meta(Principal::system());
         let Some(entry) = self.jobs.get_mut(key) else {
             return;
         };
@@ -652,13 +651,16 @@ impl SchedulerState {
             }
         }
         let recorder = entry.recorder.clone();
-        for claim in skips {
-            match recorder
-                .execute(&skip_command(key, &claim, SkipReason::Overlap), &meta)
-                .await
-            {
-                Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped),
-                Err(e) => tracing::warn!(run = %claim.run_id, error = %e, "skip not recorded"),
+        if !skips.is_empty() {
+            let meta = EventMeta::new(Some(self.tenant.clone()), Principal::system());
+            for claim in skips {
+                match recorder
+                    .execute(&skip_command(key, &claim, SkipReason::Overlap), &meta)
+                    .await
+                {
+                    Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped),
+                    Err(e) => tracing::warn!(run = %claim.run_id, error = %e, "skip not recorded"),
+                }
             }
         }
         self.start_next(myself, key);
@@ -721,8 +723,9 @@ impl SchedulerState {
         if let Some(entry) = self.jobs.get_mut(key) {
             entry.running = entry.running.saturating_sub(1);
         }
+        // No re-arm: a queued run starts right here, and scanning every job
+        // per finished run would cost O(jobs²) per tick.
         self.start_next(myself, key);
-        self.arm(myself);
     }
 
     /// Runs a job now, recorded like a scheduled run. Answers once it
