@@ -12,6 +12,9 @@
 //!   rebuilt from its stream at start, commands via `aggregate::execute`.
 //! - [`tenant_supervisor`]: one tenant's supervisor: its tenant actor and
 //!   one actor per installation, spawned lazily, restarted per the policy.
+//! - [`webhooks`]: the webhook delivery engine: per tenant a dispatcher
+//!   following the tenant's events from its own cursor, one endpoint actor
+//!   per webhook owning its deliveries and retries.
 //! - [`root`]: the root supervisor: one tenant supervisor per tenant, and
 //!   the tree snapshot for the ops view.
 
@@ -20,6 +23,7 @@ pub mod error;
 pub mod root;
 pub mod supervision;
 pub mod tenant_supervisor;
+pub mod webhooks;
 
 pub use error::Error;
 pub use supervision::{ActorInfo, ActorStatus, Mailbox, RestartPolicy, TreeSnapshot};
