@@ -9,12 +9,15 @@
 //! - [`filter_args`]: the filter flags shared by `tail` and `export`.
 //! - [`progress`]: progress bars that appear only on a terminal.
 //! - [`serve`]: `serve`, the HTTP server on the embedded store.
+//! - [`tenant`]: `tenant create`, a tenant and its owner token.
+//! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
 
 mod events;
 mod filter_args;
 mod progress;
 mod serve;
 mod state;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +53,11 @@ enum Command {
     Events(events::EventsCommand),
     /// Rebuild an aggregate from the log and print it, as it is now or was then.
     State(state::StateArgs),
+    /// Manage tenants directly in the store.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
+    Openapi,
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -76,6 +84,13 @@ fn main() -> ExitCode {
             Command::State(args) => state::run(&cli.data_dir, args)
                 .await
                 .map(|()| events::Outcome::Ok),
+            Command::Tenant(cmd) => tenant::run(&cli.data_dir, cmd)
+                .await
+                .map(|()| events::Outcome::Ok),
+            Command::Openapi => {
+                print!("{}", extensor_api::openapi_yaml());
+                Ok(events::Outcome::Ok)
+            }
         }
     });
     match outcome {

@@ -15,12 +15,17 @@
 //! - [`webhooks`]: the webhook delivery engine: per tenant a dispatcher
 //!   following the tenant's events from its own cursor, one endpoint actor
 //!   per webhook owning its deliveries and retries.
+//! - [`jobs`], [`scheduler`]: plugin jobs: the [`jobs::JobRunner`] boundary,
+//!   run recording, and the per-tenant scheduler actor (claims, fires,
+//!   catch-up, overlap, run-now).
 //! - [`root`]: the root supervisor: one tenant supervisor per tenant, and
 //!   the tree snapshot for the ops view.
 
 pub mod aggregate_actor;
 pub mod error;
+pub mod jobs;
 pub mod root;
+pub mod scheduler;
 pub mod supervision;
 pub mod tenant_supervisor;
 pub mod webhooks;

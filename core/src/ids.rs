@@ -1,4 +1,4 @@
-//! Prefixed newtype ids (`ten_…`, `ins_…`, `evt_…`, `tok_…`, `cor_…`, `msg_…`).
+//! Prefixed newtype ids (`ten_…`, `ins_…`, `evt_…`, `tok_…`, `cor_…`, `msg_…`, `run_…`).
 //!
 //! An id is its prefix plus a ULID in Crockford base32, so ids sort by creation
 //! time, say what they are when they show up in a log line, and cannot be
@@ -98,6 +98,39 @@ prefixed_id!(
     /// same on every attempt, so receivers deduplicate with it.
     DeliveryId, "msg_"
 );
+
+prefixed_id!(
+    /// One run of a plugin job, derived from what identifies the run.
+    RunId, "run_"
+);
+
+impl RunId {
+    /// The run of `job` of `installation` for `scheduled_for`. Deterministic:
+    /// every scheduler process names an occurrence alike, so the job
+    /// stream's expected revision decides which one runs it. `trigger`
+    /// separates a run-now at the same instant from a scheduled run.
+    pub fn derive(
+        installation: &InstallationId,
+        job: &str,
+        scheduled_for: chrono::DateTime<chrono::Utc>,
+        trigger: &str,
+    ) -> Self {
+        let mut hasher = Sha256::new();
+        for part in [
+            installation.as_str(),
+            job,
+            &scheduled_for.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            trigger,
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        let digest = hasher.finalize();
+        let mut raw = [0u8; 16];
+        raw.copy_from_slice(&digest[..16]);
+        Self(format!("run_{}", ulid::Ulid::from_bytes(raw)))
+    }
+}
 
 impl InstallationId {
     /// The installation id of `slug` within `tenant`. Deterministic, so two

@@ -975,13 +975,23 @@ fn host_pattern_problem(h: &str) -> Option<&'static str> {
 
 /// Accepts the 5-field standard form (`*/5 * * * *`) and the cron crate's
 /// seconds form (6 or 7 fields), and returns the seconds form.
+///
+/// In the 5-field form weekdays are standard cron's (0 or 7 = Sunday,
+/// 1 = Monday); the cron crate counts 1 = Sunday, so numeric weekdays are
+/// translated. The seconds form is passed to the cron crate as written.
 pub fn normalize_cron(expr: &str) -> Result<String, String> {
     let fields = expr.split_whitespace().count();
     let normalized = match fields {
-        5 => format!(
-            "0 {}",
-            expr.split_whitespace().collect::<Vec<_>>().join(" ")
-        ),
+        5 => {
+            let mut parts: Vec<String> = expr.split_whitespace().map(str::to_owned).collect();
+            parts[4] = standard_weekdays(&parts[4]).ok_or_else(|| {
+                format!(
+                    "`{}`: the weekday field must be 0-7 (0 or 7 = Sunday), names, ranges, lists or steps",
+                    truncate_for_error(expr)
+                )
+            })?;
+            format!("0 {}", parts.join(" "))
+        }
         6 | 7 => expr.split_whitespace().collect::<Vec<_>>().join(" "),
         n => {
             return Err(format!(
@@ -998,6 +1008,51 @@ pub fn normalize_cron(expr: &str) -> Result<String, String> {
                 truncate_for_error(expr)
             )
         })
+}
+
+/// Translates a standard-cron weekday field into the cron crate's numbering
+/// (1 = Sunday … 7 = Saturday). Names and `*` pass through; numeric items,
+/// ranges and steps are expanded into an explicit list. `None`: malformed.
+fn standard_weekdays(field: &str) -> Option<String> {
+    let numeric = |s: &str| s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty();
+    let mut out: Vec<String> = Vec::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        let bounds = match range.split_once('-') {
+            Some((a, b)) if numeric(a) && numeric(b) => Some((a, b)),
+            None if numeric(range) => Some((range, range)),
+            _ => None,
+        };
+        let Some((a, b)) = bounds else {
+            // `*`, `*/2`, names: the crate reads them as standard cron does
+            // (`*/2` over 1-7 is Sun, Tue, Thu, Sat, as over 0-6).
+            out.push(item.to_owned());
+            continue;
+        };
+        let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+        let step: u32 = match step {
+            Some(s) => s.parse().ok().filter(|s| *s > 0)?,
+            None => 1,
+        };
+        if a > 7 || b > 7 || a > b {
+            return None;
+        }
+        let last = if step > 1 && !range.contains('-') {
+            7
+        } else {
+            b
+        };
+        for day in (a..=last).step_by(step as usize) {
+            let crate_day = (day % 7 + 1).to_string();
+            if !out.contains(&crate_day) {
+                out.push(crate_day);
+            }
+        }
+    }
+    Some(out.join(","))
 }
 
 fn json_kind(v: &Value) -> &'static str {
