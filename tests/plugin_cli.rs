@@ -570,6 +570,8 @@ fn the_examples_run_through_the_cli() {
             "compute_daily_kpis",
             "--seed-events",
             "events.ndjson",
+            "--input",
+            "day.json",
             "--files-dir",
             "files",
             "--json",

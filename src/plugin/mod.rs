@@ -30,6 +30,8 @@ use extensor_js::{Sandbox, SandboxConfig, ValidatedPlugin};
 
 use source::{PluginSource, read_plugin_dir, render_problems};
 
+// Parsed once per process; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum PluginCommand {
     /// Scaffold a new plugin: manifest, entry, SDK types and a sample test.

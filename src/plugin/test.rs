@@ -40,6 +40,9 @@ pub struct TestArgs {
     /// Run a job now.
     #[arg(long, value_name = "NAME")]
     pub job: Option<String>,
+    /// Job input: a JSON object merged into `{job, scheduled_for, trigger}`.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
     /// Route request body: JSON if the file parses as JSON, text otherwise.
     #[arg(long, value_name = "FILE")]
     pub body: Option<PathBuf>,
@@ -95,6 +98,9 @@ pub struct ErrorReport {
 pub async fn run(args: TestArgs) -> Result<()> {
     if args.route.is_none() && (args.body.is_some() || !args.headers.is_empty()) {
         bail!("--body and --header apply only to --route");
+    }
+    if args.job.is_none() && args.input.is_some() {
+        bail!("--input applies only to --job");
     }
     let sandbox = super::sandbox()?;
     let (_source, plugin) = super::load(&args.dir, &sandbox).await?;
@@ -248,7 +254,15 @@ fn invocation_input(
             list_or_none(&jobs)
         );
     }
-    let input = json!({"job": name, "scheduled_for": now, "trigger": "manual"});
+    let mut input = json!({"job": name, "scheduled_for": now, "trigger": "manual"});
+    if let Some(path) = &args.input {
+        let Value::Object(extra) = read_json(path, "input")? else {
+            bail!("input file {}: must be a JSON object", path.display());
+        };
+        if let Value::Object(base) = &mut input {
+            base.extend(extra);
+        }
+    }
     Ok((Trigger::Job { name }, input, None))
 }
 
