@@ -664,3 +664,75 @@ async fn hostile_declarations_are_refused_with_every_problem() {
     );
     assert!(h.registry().await.webhooks.is_empty(), "nothing stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_secrets_are_encrypted_at_rest_and_resolve_references() {
+    use extensor_actors::webhooks::SecretSource;
+    use extensor_actors::webhooks::secrets::TenantSecrets;
+    use extensor_core::aggregate::{self, SnapshotPolicy};
+    use extensor_core::event::{EventMeta, Principal, StreamId};
+    use extensor_core::secrets::{SecretBox, SecretKey};
+    use extensor_core::tenant::{Tenant, TenantCommand};
+
+    let rx = Receiver::start(always(200)).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    h.stop().await;
+    let meta = EventMeta::new(Some(h.tenant.clone()), Principal::system());
+    let create = TenantCommand::Create {
+        tenant_id: h.tenant.clone(),
+        slug: "acme".parse().unwrap(),
+        name: "Acme".into(),
+    };
+    aggregate::execute::<Tenant>(
+        &*h.store,
+        &StreamId::tenant(&h.tenant),
+        &create,
+        &meta,
+        SnapshotPolicy::DEFAULT,
+    )
+    .await
+    .unwrap();
+    let secrets = TenantSecrets {
+        store: h.store.clone(),
+        secret_box: SecretBox::new(SecretKey::generate().unwrap()),
+    };
+    let marker = "plaintext-marker-8c1f";
+    let url = format!("{}?k={marker}", rx.url("/hook"));
+    secrets
+        .set(&h.tenant, "WEBHOOK_URL", &url, &meta)
+        .await
+        .unwrap();
+    secrets.set(&h.tenant, "UNUSED", "x", &meta).await.unwrap();
+    secrets.remove(&h.tenant, "UNUSED", &meta).await.unwrap();
+    let keys: Vec<String> = secrets
+        .keys(&h.tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, vec!["WEBHOOK_URL"]);
+    assert_eq!(
+        secrets.secrets(&h.tenant).await.unwrap()["WEBHOOK_URL"],
+        url
+    );
+    h.config.secrets = std::sync::Arc::new(secrets);
+    h.start().await;
+    let decl = "api_version: v1\non: [\"build.*\"]\ndelivery: {url: \"${SECRET:WEBHOOK_URL}\"}\n";
+    h.apply("builds", decl, &[]).await.unwrap();
+    h.publish("build.completed", json!({})).await;
+    rx.wait_for(1).await;
+    h.settled("builds", 1).await;
+    h.stop().await;
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(h.dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            !has(marker.as_bytes()),
+            "plaintext secret found in the store files"
+        );
+        scanned += usize::from(has(b"webhook.delivered"));
+    }
+    assert!(scanned > 0, "the scan read the files holding the log");
+}

@@ -15,12 +15,15 @@
 //!   filter, transform, sign, POST, decide, append.
 //! - [`code`]: a webhook's transform and filter as a sandboxed bundle.
 //! - [`query`]: deliveries and attempts read back from the store.
+//! - [`secrets`]: tenant secrets, encrypted in the tenant aggregate, and the
+//!   [`SecretSource`] the endpoints resolve `${SECRET:NAME}` with.
 
 pub mod attempt;
 pub mod code;
 pub mod dispatcher;
 pub mod endpoint;
 pub mod query;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
