@@ -736,3 +736,79 @@ async fn tenant_secrets_are_encrypted_at_rest_and_resolve_references() {
     }
     assert!(scanned > 0, "the scan read the files holding the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_starts_a_dispatcher_per_tenant_on_first_use() {
+    use extensor_actors::webhooks::dispatcher::{ApplyMode, Change};
+    use extensor_actors::webhooks::query::DeliveryQuery;
+    use extensor_actors::webhooks::service::WebhookService;
+    use extensor_core::event::{EventMeta, Principal};
+    use extensor_core::webhook::registry::WebhookSource;
+
+    let rx = Receiver::start(always(200)).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    h.stop().await;
+    h.secret("URL", &rx.url("/"));
+    let service = WebhookService::new(h.config.clone());
+    let meta = || EventMeta::new(Some(h.tenant.clone()), Principal::system());
+    let source = WebhookSource {
+        yaml: yaml(""),
+        files: Default::default(),
+    };
+    let name = || "builds".parse().unwrap();
+    let dry = service
+        .apply(&h.tenant, name(), source.clone(), ApplyMode::DryRun, meta())
+        .await
+        .unwrap();
+    assert_eq!(dry.change, Change::Created);
+    assert!(
+        service
+            .registry(&h.tenant)
+            .await
+            .unwrap()
+            .webhooks
+            .is_empty(),
+        "a dry run records nothing"
+    );
+    let applied = service
+        .apply(&h.tenant, name(), source.clone(), ApplyMode::Apply, meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        (applied.change, applied.record.unwrap().revision),
+        (Change::Created, 1)
+    );
+    let again = service
+        .apply(&h.tenant, name(), source, ApplyMode::Apply, meta())
+        .await
+        .unwrap();
+    assert_eq!(again.change, Change::Unchanged);
+    let id = service.send_test(&h.tenant, name()).await.unwrap();
+    rx.wait_for(1).await;
+    let q = DeliveryQuery {
+        status: Some(DeliveryStatus::Delivered),
+        limit: 10,
+        ..DeliveryQuery::default()
+    };
+    wait_until("test delivered", || async {
+        service
+            .deliveries(&h.tenant, &name(), &q)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    assert_eq!(
+        service.deliveries(&h.tenant, &name(), &q).await.unwrap()[0]
+            .created
+            .delivery_id,
+        id
+    );
+    service.delete(&h.tenant, name(), meta()).await.unwrap();
+    assert!(
+        service.send_test(&h.tenant, name()).await.is_err(),
+        "a deleted webhook is gone"
+    );
+    service.shutdown().await;
+}
