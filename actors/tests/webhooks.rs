@@ -812,3 +812,53 @@ async fn the_service_starts_a_dispatcher_per_tenant_on_first_use() {
     );
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_example_delivers() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/webhooks/build-completed"
+    );
+    let yaml = std::fs::read_to_string(format!("{dir}/webhook.yaml")).unwrap();
+    let js = std::fs::read_to_string(format!("{dir}/transforms/build_completed.js")).unwrap();
+    let rx = Receiver::start(always(204)).await;
+    let h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("WEBHOOK_URL", &rx.url("/dashboard"));
+    h.secret("WEBHOOK_SIGNING_KEY", KEY_NEW);
+    h.apply(
+        "build-completed",
+        &yaml,
+        &[("transforms/build_completed.js", &js)],
+    )
+    .await
+    .unwrap();
+    h.publish(
+        "build.completed",
+        json!({"build": 41, "branch": "main", "status": "cancelled"}),
+    )
+    .await;
+    h.publish(
+        "build.completed",
+        json!({"build": 42, "branch": "dev", "status": "passed"}),
+    )
+    .await;
+    h.publish(
+        "build.completed",
+        json!({"build": 43, "branch": "main", "status": "passed"}),
+    )
+    .await;
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].json()["text"], json!("Build 43 on main: passed"));
+    assert_eq!(got[0].header("x-source"), "SBH");
+    assert_eq!(
+        got[0].header("webhook-signature"),
+        expected_signature(KEY_NEW, &got[0])
+    );
+    let views = h.settled("build-completed", 2).await;
+    let statuses: Vec<_> = views.iter().map(|v| v.status).collect();
+    assert_eq!(
+        statuses,
+        vec![DeliveryStatus::Delivered, DeliveryStatus::Skipped],
+        "dev is filtered out; cancelled is skipped"
+    );
+}
