@@ -10,10 +10,15 @@
 //! - [`progress`]: progress bars that appear only on a terminal.
 //! - [`serve`]: `serve`, the HTTP server on the embedded store.
 //! - [`tenant`]: `tenant create`, a tenant and its owner token.
+//! - [`ops`]: `ops tree`, the supervision tree of a running server.
 //! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
+//! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
+//!   author's toolkit.
 
 mod events;
 mod filter_args;
+mod ops;
+mod plugin;
 mod progress;
 mod serve;
 mod state;
@@ -56,8 +61,14 @@ enum Command {
     /// Manage tenants directly in the store.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Operate a running server.
+    #[command(subcommand)]
+    Ops(ops::OpsCommand),
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
+    /// The plugin author's toolkit: scaffold, validate, pack, test, push.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -87,10 +98,12 @@ fn main() -> ExitCode {
             Command::Tenant(cmd) => tenant::run(&cli.data_dir, cmd)
                 .await
                 .map(|()| events::Outcome::Ok),
+            Command::Ops(cmd) => ops::run(cmd).await.map(|()| events::Outcome::Ok),
             Command::Openapi => {
                 print!("{}", extensor_api::openapi_yaml());
                 Ok(events::Outcome::Ok)
             }
+            Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
         }
     });
     match outcome {

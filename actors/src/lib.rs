@@ -20,8 +20,16 @@
 //!   catch-up, overlap, run-now).
 //! - [`root`]: the root supervisor: one tenant supervisor per tenant, and
 //!   the tree snapshot for the ops view.
+//! - [`dispatcher`]: a tenant's event dispatcher (a service child of the
+//!   tenant supervisor): one lane per hooked installation, each following
+//!   the business stream from its own durable checkpoint.
+//! - [`engine`]: the library facade ([`Engine`]) the API, webhooks and
+//!   scheduler build on: plugin lifecycle, secrets, publishing, invocations,
+//!   routes, filter chains, ops.
 
 pub mod aggregate_actor;
+pub mod dispatcher;
+pub mod engine;
 pub mod error;
 pub mod jobs;
 pub mod root;
@@ -30,5 +38,6 @@ pub mod supervision;
 pub mod tenant_supervisor;
 pub mod webhooks;
 
+pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use supervision::{ActorInfo, ActorStatus, Mailbox, RestartPolicy, TreeSnapshot};
