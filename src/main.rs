@@ -11,6 +11,8 @@
 //! - [`serve`]: `serve`, the HTTP server on the embedded store.
 //! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
 //!   author's toolkit.
+//! - [`tenant`]: `tenant create`, a tenant and its owner token.
+//! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
 
 mod events;
 mod filter_args;
@@ -18,6 +20,7 @@ mod plugin;
 mod progress;
 mod serve;
 mod state;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +59,11 @@ enum Command {
     /// The plugin author's toolkit: scaffold, validate, pack, test, push.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Manage tenants directly in the store.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
+    Openapi,
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -83,6 +91,13 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| events::Outcome::Ok),
             Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
+            Command::Tenant(cmd) => tenant::run(&cli.data_dir, cmd)
+                .await
+                .map(|()| events::Outcome::Ok),
+            Command::Openapi => {
+                print!("{}", extensor_api::openapi_yaml());
+                Ok(events::Outcome::Ok)
+            }
         }
     });
     match outcome {

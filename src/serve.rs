@@ -1,9 +1,13 @@
 //! `extensor serve`: the server on the embedded store.
 
+use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Result;
-use clap::Args;
+use anyhow::{Result, anyhow};
+use clap::{Args, ValueEnum};
+use extensor_api::ratelimit::RateLimits;
+use extensor_api::state::Features;
 use extensor_api::{ServerConfig, serve};
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig};
 
@@ -15,27 +19,80 @@ pub struct ServeArgs {
     /// Refuse appends once the store file would exceed this many bytes.
     #[arg(long, env = "EXTENSOR_STORE_BYTES_MAX")]
     store_bytes_max: Option<u64>,
+    /// The platform-admin token (at least 24 characters). Without it, an
+    /// empty store gets a generated one, printed once.
+    #[arg(long, env = "EXTENSOR_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    #[arg(long, env = "EXTENSOR_SHUTDOWN_GRACE_MS", default_value_t = extensor_api::server::SHUTDOWN_GRACE_MS)]
+    shutdown_grace_ms: u64,
+    /// Log lines as readable text or as JSON objects.
+    #[arg(long, env = "EXTENSOR_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Which log lines to keep (tracing `EnvFilter` syntax).
+    #[arg(long, env = "EXTENSOR_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format, &args.log)?;
     let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
     store.store_bytes_max = args.store_bytes_max;
-    let config = ServerConfig {
-        listen: args.listen,
-        store,
-    };
+    let mut config = ServerConfig::new(args.listen, store);
+    config.admin_token = args.admin_token;
+    config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
+    config.features = Features::from_env().map_err(|e| anyhow!(e))?;
+    config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
     let data_dir = data_dir.display().to_string();
     serve(
         config,
-        move |addr| {
-            // Tests and scripts read this line to find the port.
-            println!("extensor listening on http://{addr} (data dir {data_dir})");
+        move |listening| {
+            // Tests and scripts read the first line to find the port. One
+            // write, errors ignored: a reader that closed the pipe after
+            // that line must not take the server down.
+            let mut out = format!(
+                "extensor listening on http://{} (data dir {data_dir})\n",
+                listening.addr
+            );
+            if let Some(token) = listening.generated_admin_token {
+                out.push_str(&format!(
+                    "platform-admin token (shown once, store it now): {token}\n"
+                ));
+            }
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush());
         },
         shutdown_signal(),
     )
     .await?;
     eprintln!("extensor stopped cleanly");
     Ok(())
+}
+
+/// Logs to stderr: readable on a terminal, or one JSON object per line.
+fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| anyhow!("EXTENSOR_LOG=`{filter}`: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
+    result.map_err(|e| anyhow!("cannot install the logger: {e}"))
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

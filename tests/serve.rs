@@ -48,7 +48,7 @@ fn serves_health_and_stops_cleanly_on_sigterm() {
     let response = get(&addr, "/healthz");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
-        response.contains("\"status\":\"ok\"") && response.contains("\"store_head_position\":0"),
+        response.contains("\"status\":\"ok\"") && response.contains("\"store_head_position\":1"),
         "{response}"
     );
     let missing = get(&addr, "/nope");

@@ -12,12 +12,17 @@
 //!   rebuilt from its stream at start, commands via `aggregate::execute`.
 //! - [`tenant_supervisor`]: one tenant's supervisor: its tenant actor and
 //!   one actor per installation, spawned lazily, restarted per the policy.
+//! - [`jobs`], [`scheduler`]: plugin jobs: the [`jobs::JobRunner`] boundary,
+//!   run recording, and the per-tenant scheduler actor (claims, fires,
+//!   catch-up, overlap, run-now).
 //! - [`root`]: the root supervisor: one tenant supervisor per tenant, and
 //!   the tree snapshot for the ops view.
 
 pub mod aggregate_actor;
 pub mod error;
+pub mod jobs;
 pub mod root;
+pub mod scheduler;
 pub mod supervision;
 pub mod tenant_supervisor;
 

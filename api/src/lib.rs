@@ -1,21 +1,88 @@
-//! Extensor's HTTP API (poem). Only this crate knows HTTP.
+//! Extensor's HTTP API (poem + poem-openapi). Only this crate knows HTTP.
 //!
 //! # Layout
 //!
-//! - [`server`]: binding, the route table, graceful shutdown.
-//! - [`health`]: `GET /healthz`.
+//! - [`server`]: the route table ([`server::apis`]), binding, graceful
+//!   shutdown, the OpenAPI document ([`server::openapi_yaml`]).
+//! - [`error`]: [`error::ApiError`], the one error type: every failure is
+//!   `application/problem+json` with a stable `code`.
+//! - [`auth`]: bearer tokens, `X-Tenant-Slug`, roles ([`auth::TenantCtx`]).
+//! - [`directory`]: tenants and the token index, projected from the log.
+//! - [`tenancy`]: creating tenants, issuing/revoking tokens, the
+//!   platform-admin bootstrap (no HTTP; the CLI uses it too).
+//! - [`ratelimit`]: per-tenant token buckets (events, routes, management).
+//! - [`observe`]: request ids, the per-request log line, HTTP metrics, the
+//!   Prometheus recorder.
+//! - [`state`]: [`state::AppState`] shared by handlers; `FEATURE_*` switches.
+//! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
+//!   [`events`], [`audit`].
 //!
-//! The management API (tenants, tokens, plugins, audit, ops, OpenAPI) is
-//! built by the API issue on top of this server.
+//! # Adding a resource (the pattern every resource file follows)
+//!
+//! ```ignore
+//! pub struct JobsApi;                                  // a unit struct
+//!
+//! #[OpenApi(prefix_path = "/api", tag = "ApiTags::Jobs")]
+//! impl JobsApi {
+//!     /// Run a job now                                // = summary
+//!     #[oai(path = "/plugins/:id/jobs/:job/run-now", method = "post",
+//!           operation_id = "runJobNow")]               // always set
+//!     async fn run_now(
+//!         &self,
+//!         state: State<'_>,                            // AppState
+//!         auth: BearerAuth,                            // security scheme
+//!         /// The tenant to act in (its slug).
+//!         #[oai(name = "X-Tenant-Slug")]
+//!         tenant: Header<String>,
+//!         id: Path<String>,
+//!         job: Path<String>,
+//!     ) -> Result<RunNowResponse, ApiError> {
+//!         state.features.require(Feature::AppScripts)?;
+//!         let ctx = state.tenant_access(&auth, &tenant, Role::Developer,
+//!                                       RateClass::Management)?;
+//!         // Scope everything to ctx.tenant: another tenant's id must
+//!         // answer ApiError::not_found(..), exactly like an absent one.
+//!         ...
+//!     }
+//! }
+//! ```
+//!
+//! Then add `crate::jobs::JobsApi` to the tuple in [`server::apis`], add
+//! each operation's row to the RBAC matrix in docs/API.md and to the walk in
+//! api/tests/rbac.rs, and regenerate `openapi.yaml` with
+//! `cargo run -- openapi > openapi.yaml`. Success responses are an
+//! `ApiResponse` enum or `Json<T>`; errors are always `ApiError` (its
+//! constructors: `not_found`, `conflict`, `validation`, `invalid_field`,
+//! `forbidden`, `unavailable`, …, and `From<extensor_core::Error>`).
 
+// `ApiError` is the HTTP answer itself (a problem document); moving a few
+// hundred bytes on the error path of a request is not worth boxing every
+// variant and obscuring the OpenAPI types.
+#![allow(clippy::result_large_err)]
+
+pub mod audit;
+pub mod auth;
+pub mod directory;
+pub mod error;
+pub mod events;
 pub mod health;
+pub mod metrics;
+pub mod observe;
+pub mod ratelimit;
 pub mod server;
+pub mod state;
+pub mod tags;
+pub mod tenancy;
+pub mod tenants;
+pub mod tokens;
+pub mod types;
 
-pub use server::{ServerConfig, serve};
+pub use server::{Listening, ServerConfig, api_service, openapi_yaml, serve};
 
-/// The crate's one error type.
+/// Why the server could not start, or stopped with an error (the HTTP
+/// error type is [`error::ApiError`]).
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -23,6 +90,8 @@ pub enum ApiError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot start: {0}")]
+    Startup(String),
     #[error(transparent)]
     Store(#[from] extensor_core::Error),
 }

@@ -1,4 +1,4 @@
-//! The HTTP server: bind, serve, and shut down gracefully.
+//! The HTTP server: the route table, binding, and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,54 +8,138 @@ use std::time::Duration;
 use extensor_core::store::EventStore;
 use extensor_core::store::sqlite::{SqliteConfig, SqliteStore};
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{EndpointExt, Route, Server, get};
+use poem::{EndpointExt, Route, Server};
+use poem_openapi::{OpenApi, OpenApiService};
 
-use crate::ApiError;
+use crate::ServeError;
+use crate::directory::Directory;
+use crate::ratelimit::{RateLimiter, RateLimits};
+use crate::state::{AppState, Features};
 
-/// In-flight requests get this long to finish after a shutdown signal.
+/// In-flight requests get this long to finish after a shutdown signal
+/// (default of `EXTENSOR_SHUTDOWN_GRACE_MS`).
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
 pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port (tests).
     pub listen: String,
     pub store: SqliteConfig,
+    /// `EXTENSOR_ADMIN_TOKEN`: the platform-admin token to record (its hash)
+    /// on an empty store, or to rotate to. `None` on an empty store
+    /// generates one, handed once to `on_listening`.
+    pub admin_token: Option<String>,
+    pub rate_limits: RateLimits,
+    pub features: Features,
+    pub shutdown_grace: Duration,
 }
 
-/// Opens the store, binds, calls `on_listening` with the bound address, and
-/// serves until `shutdown` resolves. Then it stops accepting, lets in-flight
-/// requests finish (up to [`SHUTDOWN_GRACE_MS`]) and closes the store so
-/// every acknowledged append is durable before it returns.
+impl ServerConfig {
+    /// Defaults for everything but where to listen and the store.
+    pub fn new(listen: String, store: SqliteConfig) -> Self {
+        Self {
+            listen,
+            store,
+            admin_token: None,
+            rate_limits: RateLimits::default(),
+            features: Features::default(),
+            shutdown_grace: Duration::from_millis(SHUTDOWN_GRACE_MS),
+        }
+    }
+}
+
+/// What `serve` tells its caller once it listens.
+pub struct Listening {
+    pub addr: SocketAddr,
+    /// A platform-admin token generated for an empty store: print it once.
+    pub generated_admin_token: Option<String>,
+}
+
+/// Every resource's operations. A new resource file adds its API struct here
+/// (and its tag in `tags.rs`); nothing else changes.
+pub fn apis() -> impl OpenApi {
+    (
+        crate::health::HealthApi,
+        crate::metrics::MetricsApi,
+        crate::tenants::TenantsApi,
+        crate::tokens::TokensApi,
+        crate::events::EventsApi,
+        crate::audit::AuditApi,
+    )
+}
+
+/// The OpenAPI service over [`apis`].
+pub fn api_service() -> OpenApiService<impl OpenApi, ()> {
+    OpenApiService::new(apis(), "Extensor API", env!("CARGO_PKG_VERSION")).description(
+        "Manage tenants, tokens, plugins, webhooks and jobs of an Extensor server. \
+         Authenticate with `Authorization: Bearer <token>`; tenant operations also \
+         take `X-Tenant-Slug`. Errors are `application/problem+json` with a stable `code`.",
+    )
+}
+
+/// The OpenAPI document as YAML (what `extensor openapi` prints and
+/// `openapi.yaml` holds).
+pub fn openapi_yaml() -> String {
+    api_service().spec_yaml()
+}
+
+/// The whole route table over `state`.
+pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
+    let service = api_service();
+    let yaml = service.spec_endpoint_yaml();
+    let json = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    Route::new()
+        .nest("/", service)
+        .at("/openapi.yaml", yaml)
+        .at("/openapi.json", json)
+        .nest("/docs", docs)
+        .data(state)
+        .around(crate::observe::around)
+}
+
+/// Opens the store, loads the directory, bootstraps the platform-admin
+/// token, binds, calls `on_listening`, and serves until `shutdown`
+/// resolves. Then it stops accepting, lets in-flight requests finish (up to
+/// the grace period) and closes the store so every acknowledged append is
+/// durable before it returns.
 pub async fn serve(
     config: ServerConfig,
-    on_listening: impl FnOnce(SocketAddr),
+    on_listening: impl FnOnce(Listening),
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ApiError> {
+) -> Result<(), ServeError> {
+    crate::observe::prometheus();
     let store = SqliteStore::open(config.store)?;
+    let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    let directory = Directory::load(shared.clone()).await?;
+    let generated =
+        crate::tenancy::bootstrap_admin(shared.as_ref(), &directory, config.admin_token.as_deref())
+            .await
+            .map_err(|e| ServeError::Startup(e.to_string()))?;
     let acceptor = TcpListener::bind(config.listen.clone())
         .into_acceptor()
         .await
-        .map_err(|source| ApiError::Bind {
+        .map_err(|source| ServeError::Bind {
             addr: config.listen.clone(),
             source,
         })?;
-    if let Some(addr) = acceptor
+    let addr = acceptor
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
-    {
-        on_listening(addr);
-    }
-    let shared: Arc<dyn EventStore> = Arc::new(store.clone());
-    let app = Route::new()
-        .at("/healthz", get(crate::health::healthz))
-        .data(shared);
+        .ok_or_else(|| ServeError::Startup("the listener has no socket address".into()))?;
+    on_listening(Listening {
+        addr,
+        generated_admin_token: generated,
+    });
+    let state = Arc::new(AppState {
+        store: shared,
+        directory,
+        limiter: RateLimiter::new(config.rate_limits),
+        features: config.features,
+    });
     let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app,
-            shutdown,
-            Some(Duration::from_millis(SHUTDOWN_GRACE_MS)),
-        )
+        .run_with_graceful_shutdown(app(state), shutdown, Some(config.shutdown_grace))
         .await;
     store.close().await;
-    result.map_err(ApiError::Serve)
+    result.map_err(ServeError::Serve)
 }

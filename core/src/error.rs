@@ -114,6 +114,27 @@ pub enum Error {
     #[error("invalid append to `{stream}`: event id {event_id} is already stored")]
     DuplicateEventId { stream: String, event_id: String },
 
+    #[error("secret key from {source_name}: {reason}")]
+    SecretKey { source_name: String, reason: String },
+
+    #[error("secret key file {}: {detail}", .path.display())]
+    SecretKeyFile { path: PathBuf, detail: String },
+
+    #[error("secret for `{context}` cannot be decrypted: {reason}")]
+    SecretDecrypt { context: String, reason: String },
+
+    #[error(
+        "secret value is {len} bytes; the limit is {}",
+        crate::secrets::SECRET_PLAINTEXT_BYTES_MAX
+    )]
+    SecretTooLarge { len: usize },
+
+    #[error("bundle store at {}: {detail}", .path.display())]
+    BundleIo { path: PathBuf, detail: String },
+
+    #[error("bundle {digest}: {detail}")]
+    BundleDigest { digest: String, detail: String },
+
     #[error(
         "subscriber fell behind and was dropped at position {position}; resubscribe from there"
     )]
@@ -140,6 +161,12 @@ impl Error {
             Error::InvalidAppend { .. } => "invalid_append",
             Error::DuplicateEventId { .. } => "duplicate_event_id",
             Error::SubscriberLagged { .. } => "subscriber_lagged",
+            Error::SecretKey { .. } => "secret_key_invalid",
+            Error::SecretKeyFile { .. } => "secret_key_file",
+            Error::SecretDecrypt { .. } => "secret_decrypt_failed",
+            Error::SecretTooLarge { .. } => "secret_too_large",
+            Error::BundleIo { .. } => "bundle_io",
+            Error::BundleDigest { .. } => "bundle_digest",
         }
     }
 }

@@ -15,10 +15,13 @@
 //! - [`clock`]: where "now" comes from; a manual clock for tests.
 //! - [`schedule`], [`job_runs`]: plugin jobs: fire times in a timezone with
 //!   the DST rule, catch-up decisions, and the per-job run aggregate.
+//! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
+//! - [`bundles`]: the content-addressed store of uploaded plugin ZIPs.
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
 //!   every backend must pass.
 
 pub mod aggregate;
+pub mod bundles;
 pub mod clock;
 pub mod error;
 pub mod event;
@@ -28,6 +31,7 @@ pub mod job_runs;
 pub mod manifest;
 pub mod role;
 pub mod schedule;
+pub mod secrets;
 pub mod store;
 pub mod tenant;
 pub mod webhook;

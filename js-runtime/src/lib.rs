@@ -9,6 +9,8 @@
 //!   manifest tightens them.
 //! - [`bundle`]: bundle files, module resolution confined to the bundle,
 //!   import checks, TypeScript stripping (oxc).
+//! - [`unzip`]: [`Bundle::from_zip`] for uploads, with zip-bomb and path
+//!   caps ([`ZipLimits`]).
 //! - [`plugin`]: SDK registrations, triggers, validation against the manifest.
 //! - `engine`: the only engine-specific code (QuickJS via rquickjs): isolate
 //!   threads, limits, the event loop that drives promises and host calls.
@@ -28,6 +30,7 @@ pub mod host;
 pub mod logs;
 pub mod plugin;
 pub mod sandbox;
+pub mod unzip;
 
 pub use bundle::Bundle;
 pub use config::{Limits, NetworkPolicy, PrivateNetworks, SandboxConfig};
@@ -36,3 +39,4 @@ pub use host::{HostServices, InstallationScope};
 pub use logs::{LogEntry, LogLevel};
 pub use plugin::{HandlerKind, Registration, Trigger, ValidatedPlugin};
 pub use sandbox::{Installation, Invocation, Outcome, Sandbox};
+pub use unzip::ZipLimits;

@@ -103,7 +103,7 @@ pub async fn run(args: TestArgs) -> Result<()> {
         bail!("--input applies only to --job");
     }
     let sandbox = super::sandbox()?;
-    let (_source, plugin) = super::load(&args.dir, &sandbox).await?;
+    let plugin = super::load(&args.dir, &sandbox).await?.plugin;
     let (trigger, input, event_id) = invocation_input(&args, &plugin)?;
     let scratch = tempfile::tempdir().context("temporary directory")?;
     let world = World::new(&args, scratch.path())?;

@@ -155,6 +155,30 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, Error>>;
 
+    /// The event with this id, wherever it is (idempotent publishing finds
+    /// the original event of a retried request by its deterministic id).
+    /// The default scans the log; backends with an index override it.
+    fn read_event(
+        &self,
+        event_id: crate::ids::EventId,
+    ) -> BoxFuture<'_, Result<Option<RecordedEvent>, Error>> {
+        Box::pin(async move {
+            let mut after = 0;
+            loop {
+                let page = self
+                    .read_all(after, ReadFilter::default(), READ_EVENTS_MAX)
+                    .await?;
+                let Some(last) = page.last() else {
+                    return Ok(None);
+                };
+                after = last.position;
+                if let Some(found) = page.into_iter().find(|e| e.event_id == event_id) {
+                    return Ok(Some(found));
+                }
+            }
+        })
+    }
+
     /// Every matching event after `after`: first those already stored, then
     /// new ones as they are committed.
     fn subscribe_all(&self, after: u64, filter: ReadFilter) -> EventStream;

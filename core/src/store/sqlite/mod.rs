@@ -242,6 +242,14 @@ impl EventStore for SqliteStore {
             .boxed()
     }
 
+    fn read_event(
+        &self,
+        event_id: crate::ids::EventId,
+    ) -> BoxFuture<'_, Result<Option<RecordedEvent>, Error>> {
+        self.with_reader(move |conn, path| rows::read_event(conn, path, &event_id))
+            .boxed()
+    }
+
     fn subscribe_all(&self, after: u64, filter: ReadFilter) -> EventStream {
         super::subscription::subscribe(self.clone(), self.inner.live.subscribe(), after, filter)
     }

@@ -36,6 +36,18 @@ pub fn read_stream(
     collect(&mut stmt, path, &params)
 }
 
+/// The event with `event_id`, through the column's unique index.
+pub fn read_event(
+    conn: &Connection,
+    path: &Path,
+    event_id: &crate::ids::EventId,
+) -> Result<Option<RecordedEvent>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE event_id = ?1");
+    let mut stmt = conn.prepare_cached(&sql).map_err(|e| map_err(path, e))?;
+    let params: [&dyn ToSql; 1] = [&event_id.as_str()];
+    Ok(collect(&mut stmt, path, &params)?.pop())
+}
+
 pub fn read_all(
     conn: &Connection,
     path: &Path,

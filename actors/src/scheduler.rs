@@ -1,0 +1,997 @@
+//! One tenant's job scheduler: follows the tenant's installation events,
+//! keeps the next fire time of every enabled installation's jobs, claims
+//! each occurrence on the job's stream shortly before its time, fires it
+//! through the [`JobRunner`] with the job deadline and records the run.
+//!
+//! - **At most once.** An occurrence is claimed by appending
+//!   `job.run_scheduled` with the job stream's expected revision
+//!   ([`JobRecorder`]); of two schedulers (two processes on one store, or a
+//!   restart racing a leftover) exactly one claim lands. Only the claimer
+//!   runs it. A claim whose scheduler vanished before starting it, or a run
+//!   interrupted mid-way, is recorded as failed after [`ABANDONED_AFTER_MS`],
+//!   never run again.
+//! - **Claim ahead.** Claims are appended [`CLAIM_LEAD_MS`] before the fire
+//!   time, so the durable write is not on the path from fire time to start.
+//! - **Catch-up and overlap** follow the job's manifest policies (see
+//!   `extensor_core::schedule`); skipped occurrences are recorded.
+//! - **Lifecycle.** Disable stops a plugin's schedules, enable resumes them
+//!   (occurrences while disabled are not "missed"), uninstall removes them,
+//!   upgrade takes the new version's jobs. Runs already going finish.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use extensor_core::DomainError;
+use extensor_core::aggregate::{self, AsOf, Loaded, SnapshotPolicy};
+use extensor_core::clock::Clock;
+use extensor_core::event::{EventMeta, Principal, RecordedEvent};
+use extensor_core::ids::{InstallationId, RunId, TenantId};
+use extensor_core::installation::{InstallationStatus, PluginInstallation, types as ins_types};
+use extensor_core::job_runs::{
+    JobRuns, JobRunsCommand, RunEnd, RunFinished, RunStatus, RunSummary, RunTrigger, SkipReason,
+    job_stream,
+};
+use extensor_core::manifest::{JobDecl, Overlap};
+use extensor_core::schedule::{CatchUpRule, JobSchedule, plan_catch_up};
+use extensor_core::store::{EventStore, READ_EVENTS_MAX, ReadFilter};
+use futures::StreamExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::jobs::{JobRecorder, JobRequest, JobRunner, RunContext, count_run, run_job};
+
+/// How long before its fire time an occurrence is claimed. Long enough for
+/// a wave of claims (10,000 jobs firing on the same minute) to be durable
+/// before their time; short enough that a disable just before the time
+/// still stops the run (the claim is then recorded as skipped).
+pub const CLAIM_LEAD_MS: u64 = 5_000;
+/// An occurrence at most this late is fired late rather than treated as
+/// missed (a stalled tick is not downtime).
+pub const MISSED_GRACE_MS: u64 = 30_000;
+/// A claim not started, or a run not finished (past its deadline), this
+/// long after it should have been is recorded as failed: its scheduler
+/// stopped. It is not run again (at most once per scheduled time).
+pub const ABANDONED_AFTER_MS: u64 = 60_000;
+/// The job deadline when the platform sets none (`PLUGIN_JOB_TIMEOUT_SECONDS`).
+pub const JOB_DEADLINE_MS_DEFAULT: u64 = 30_000;
+/// Claims in flight at once during a claim wave.
+pub const CLAIM_CONCURRENCY: usize = 256;
+/// Occurrences of one job claimed ahead at most (a per-second schedule
+/// claims five ahead with the default lead).
+pub const CLAIMS_AHEAD_MAX: usize = 64;
+/// Queued runs per job under the `queue_one` overlap policy.
+pub const QUEUED_RUNS_MAX: usize = 1;
+/// The longest a run-now caller may wait for the result.
+pub const RUN_NOW_WAIT_MS_MAX: u64 = 120_000;
+
+/// The scheduler's settings; one per process, shared by every tenant.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Names this process in its claims (`sch_<ulid>`).
+    pub owner: String,
+    pub job_deadline_ms: u64,
+    pub claim_lead_ms: u64,
+    pub missed_grace_ms: u64,
+    pub abandoned_after_ms: u64,
+    pub snapshots: SnapshotPolicy,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            owner: format!("sch_{}", ulid_string()),
+            job_deadline_ms: JOB_DEADLINE_MS_DEFAULT,
+            claim_lead_ms: CLAIM_LEAD_MS,
+            missed_grace_ms: MISSED_GRACE_MS,
+            abandoned_after_ms: ABANDONED_AFTER_MS,
+            snapshots: SnapshotPolicy::DEFAULT,
+        }
+    }
+}
+
+fn ulid_string() -> String {
+    // A run id is a ULID too; reuse the id machinery for a fresh one.
+    RunId::generate()
+        .as_str()
+        .trim_start_matches(RunId::PREFIX)
+        .to_owned()
+}
+
+pub struct SchedulerArgs {
+    pub tenant: TenantId,
+    pub store: Arc<dyn EventStore>,
+    pub runner: Arc<dyn JobRunner>,
+    pub clock: Arc<dyn Clock>,
+    pub config: SchedulerConfig,
+}
+
+pub struct Scheduler;
+
+type JobKey = (InstallationId, String);
+
+/// Whether an installation event is read back at start or arrives live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Live {
+    Replayed,
+    Live,
+}
+
+/// An occurrence (or run-now) this scheduler claimed and will run.
+#[derive(Clone, Debug)]
+struct Claim {
+    run_id: RunId,
+    scheduled_for: DateTime<Utc>,
+    trigger: RunTrigger,
+}
+
+struct JobEntry {
+    decl: JobDecl,
+    schedule: JobSchedule,
+    recorder: JobRecorder,
+    /// The next occurrence not yet claimed.
+    next: Option<DateTime<Utc>>,
+    /// Claimed occurrences waiting for their time, oldest first.
+    claimed: VecDeque<Claim>,
+    /// Due runs waiting for the running one: catch-up runs, a queued one.
+    pending: VecDeque<Claim>,
+    /// Runs of this job going in this process.
+    running: usize,
+}
+
+struct InstallationEntry {
+    loaded: Loaded<PluginInstallation>,
+    /// When it last became enabled or changed version: occurrences before
+    /// this are not "missed" (the plugin was off or had other jobs).
+    active_since: DateTime<Utc>,
+}
+
+pub struct SchedulerState {
+    tenant: TenantId,
+    store: Arc<dyn EventStore>,
+    runner: Arc<dyn JobRunner>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    installations: BTreeMap<InstallationId, InstallationEntry>,
+    jobs: BTreeMap<JobKey, JobEntry>,
+    /// Global position of the last installation event applied.
+    position: u64,
+    timer: Option<(DateTime<Utc>, JoinHandle<()>)>,
+    follower: Option<JoinHandle<()>>,
+}
+
+/// What `run now` answers.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunNowOutcome {
+    pub run_id: RunId,
+    /// The run's end if it finished within the wait; otherwise poll the
+    /// history with `run_id`.
+    pub finished: Option<RunFinished>,
+}
+
+/// One job as `GET /api/plugins/{id}/jobs` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobView {
+    pub name: String,
+    /// Seconds form, as the cron crate reads it.
+    pub schedule: String,
+    pub timezone: String,
+    pub catch_up: extensor_core::manifest::CatchUp,
+    pub catch_up_max: u32,
+    pub overlap: Overlap,
+    /// Whether the scheduler is firing it (the plugin is enabled).
+    pub scheduled: bool,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_run: Option<RunSummary>,
+    /// Runs scheduled or going now.
+    pub active_runs: usize,
+    pub counts: BTreeMap<RunStatus, u64>,
+}
+
+pub enum SchedulerMsg {
+    /// An installation event (from the follower task).
+    Installation(Box<RecordedEvent>),
+    /// The follower's subscription failed: the actor fails and restarts.
+    FollowFailed(String),
+    /// The timer: claim what is near, fire what is due.
+    Tick,
+    /// A run this scheduler started has ended (recorded or not).
+    RunEnded { key: JobKey },
+    RunNow {
+        installation: InstallationId,
+        job: String,
+        principal: Principal,
+        wait_ms: u64,
+        reply: RpcReplyPort<Result<RunNowOutcome, Error>>,
+    },
+    Jobs {
+        installation: InstallationId,
+        reply: RpcReplyPort<Result<Vec<JobView>, Error>>,
+    },
+}
+
+fn core_error(actor: &str, source: extensor_core::Error) -> Error {
+    Error::Core {
+        actor: actor.into(),
+        source,
+    }
+}
+
+fn job_not_found(installation: &InstallationId, job: &str) -> extensor_core::Error {
+    extensor_core::Error::Domain(DomainError {
+        aggregate: "job",
+        state: "not scheduled".into(),
+        code: "job_not_found",
+        message: format!(
+            "installation {installation} has no enabled job `{}`",
+            job.chars().take(128).collect::<String>()
+        ),
+    })
+}
+
+impl SchedulerState {
+    fn path(&self) -> String {
+        format!("/tenants/{}/scheduler", self.tenant)
+    }
+
+    fn meta(&self, principal: Principal) -> EventMeta {
+        EventMeta::new(Some(self.tenant.clone()), principal)
+    }
+
+    fn filter(&self) -> ReadFilter {
+        ReadFilter {
+            tenant: Some(self.tenant.clone()),
+            type_prefix: Some("plugin.".into()),
+            ..ReadFilter::default()
+        }
+    }
+
+    /// Reads every installation event of the tenant, then schedules.
+    async fn load(&mut self, myself: &ActorRef<SchedulerMsg>) -> Result<(), Error> {
+        loop {
+            let page = self
+                .store
+                .read_all(self.position, self.filter(), READ_EVENTS_MAX)
+                .await
+                .map_err(|e| core_error(&self.path(), e))?;
+            let n = page.len();
+            for ev in &page {
+                self.fold(ev, Live::Replayed).await;
+            }
+            if n < READ_EVENTS_MAX {
+                break;
+            }
+        }
+        let ids: Vec<InstallationId> = self.installations.keys().cloned().collect();
+        for id in ids {
+            self.reconcile(&id).await;
+        }
+        self.follow(myself);
+        self.arm(myself);
+        Ok(())
+    }
+
+    /// Follows new installation events after what `load` read.
+    fn follow(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        let mut events = self.store.subscribe_all(self.position, self.filter());
+        let me = myself.clone();
+        self.follower = Some(tokio::spawn(async move {
+            while let Some(next) = events.next().await {
+                let msg = match next {
+                    Ok(ev) => SchedulerMsg::Installation(Box::new(ev)),
+                    Err(e) => SchedulerMsg::FollowFailed(e.to_string()),
+                };
+                if me.send_message(msg).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+
+    /// Applies one installation event to its installation's state. `live`:
+    /// it arrived from the feed just now, so the plugin is active from now
+    /// on (by this scheduler's clock) rather than from when it was stamped.
+    async fn fold(&mut self, ev: &RecordedEvent, live: Live) -> Option<InstallationId> {
+        self.position = self.position.max(ev.position);
+        let id: InstallationId = ev
+            .stream
+            .as_str()
+            .strip_prefix("installation-")?
+            .parse()
+            .ok()?;
+        let entry = self
+            .installations
+            .entry(id.clone())
+            .or_insert_with(|| InstallationEntry {
+                loaded: Loaded {
+                    state: PluginInstallation::default(),
+                    revision: None,
+                    position: 0,
+                    events_applied: 0,
+                },
+                active_since: ev.recorded_at,
+            });
+        if entry.loaded.revision.is_some_and(|r| ev.revision <= r) {
+            return None; // already applied (load and follow overlap)
+        }
+        if let Err(e) = aggregate::apply_recorded(&mut entry.loaded, ev) {
+            tracing::warn!(installation = %id, error = %e, "reloading installation");
+            match aggregate::load(self.store.as_ref(), &ev.stream, AsOf::Latest).await {
+                Ok(l) => entry.loaded = l,
+                Err(e) => {
+                    tracing::error!(installation = %id, error = %e, "installation not loaded")
+                }
+            }
+        }
+        if matches!(
+            ev.event_type.as_str(),
+            ins_types::INSTALLED
+                | ins_types::ENABLED
+                | ins_types::UPGRADED
+                | ins_types::ROLLED_BACK
+        ) {
+            entry.active_since = match live {
+                Live::Replayed => ev.recorded_at,
+                Live::Live => ev.recorded_at.max(self.clock.now()),
+            };
+        }
+        Some(id)
+    }
+
+    /// Brings the installation's scheduled jobs in line with its state.
+    async fn reconcile(&mut self, id: &InstallationId) {
+        let Some(entry) = self.installations.get(id) else {
+            return;
+        };
+        let wanted: BTreeMap<String, JobDecl> =
+            match (&entry.loaded.state.status, &entry.loaded.state.current) {
+                (InstallationStatus::Enabled, Some(v)) => v
+                    .manifest
+                    .jobs
+                    .iter()
+                    .map(|j| (j.name.clone(), j.clone()))
+                    .collect(),
+                _ => BTreeMap::new(),
+            };
+        let active_since = entry.active_since;
+        let existing: Vec<JobKey> = self
+            .jobs
+            .range((id.clone(), String::new())..)
+            .take_while(|(k, _)| &k.0 == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in existing {
+            if wanted.get(&key.1) != self.jobs.get(&key).map(|j| &j.decl) {
+                self.unschedule(&key).await;
+            }
+        }
+        for (name, decl) in wanted {
+            let key = (id.clone(), name);
+            if !self.jobs.contains_key(&key)
+                && let Err(e) = self.schedule_job(&key, decl, active_since).await
+            {
+                tracing::error!(installation = %key.0, job = %key.1, error = %e, "job not scheduled");
+            }
+        }
+        let count = self.jobs.len() as f64;
+        metrics::gauge!("extensor_jobs_scheduled", "tenant" => self.tenant.to_string()).set(count);
+    }
+
+    /// Stops a job's schedule: its claimed and queued runs are recorded as
+    /// skipped; runs going finish on their own.
+    async fn unschedule(&mut self, key: &JobKey) {
+        let Some(entry) = self.jobs.remove(key) else {
+            return;
+        };
+        let meta = self.meta(Principal::system());
+        for claim in entry.claimed.iter().chain(entry.pending.iter()) {
+            let cmd = skip_command(key, claim, SkipReason::Unscheduled);
+            match entry.recorder.execute(&cmd, &meta).await {
+                Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped),
+                Err(e) => tracing::warn!(run = %claim.run_id, error = %e, "skip not recorded"),
+            }
+        }
+    }
+
+    /// Loads a job's stream, settles leftovers of earlier schedulers, applies
+    /// the catch-up policy and starts scheduling it.
+    async fn schedule_job(
+        &mut self,
+        key: &JobKey,
+        decl: JobDecl,
+        active_since: DateTime<Utc>,
+    ) -> Result<(), extensor_core::Error> {
+        let schedule = JobSchedule::from_decl(&decl)?;
+        let stream = job_stream(&key.0, &key.1)?;
+        let loaded = aggregate::load::<JobRuns>(self.store.as_ref(), &stream, AsOf::Latest).await?;
+        let recorder = JobRecorder {
+            store: self.store.clone(),
+            stream,
+            cell: Arc::new(tokio::sync::Mutex::new(loaded)),
+            snapshots: self.config.snapshots,
+        };
+        let mut entry = JobEntry {
+            decl,
+            schedule,
+            recorder,
+            next: None,
+            claimed: VecDeque::new(),
+            pending: VecDeque::new(),
+            running: 0,
+        };
+        self.settle_leftovers(key, &mut entry).await;
+        self.catch_up(key, &mut entry, active_since).await?;
+        self.jobs.insert(key.clone(), entry);
+        Ok(())
+    }
+
+    /// Claims this process made before a restart of this actor are kept;
+    /// anything else left scheduled or running past [`ABANDONED_AFTER_MS`]
+    /// is recorded as failed, not run again.
+    async fn settle_leftovers(&self, key: &JobKey, entry: &mut JobEntry) {
+        let now = self.clock.now();
+        let abandoned = chrono::Duration::milliseconds(self.config.abandoned_after_ms as i64);
+        let deadline = chrono::Duration::milliseconds(self.config.job_deadline_ms as i64);
+        let state = entry.recorder.state().await;
+        for (run_id, run) in state.active {
+            let error = match run.started_at {
+                None if run.owner == self.config.owner && run.scheduled_for > now => {
+                    entry.claimed.push_back(Claim {
+                        run_id,
+                        scheduled_for: run.scheduled_for,
+                        trigger: run.trigger,
+                    });
+                    continue;
+                }
+                None if now > run.scheduled_for + abandoned => format!(
+                    "abandoned: claimed by scheduler {} which never started it; not run again (at most once per scheduled time)",
+                    run.owner
+                ),
+                Some(s) if now > s + deadline + abandoned => format!(
+                    "interrupted: scheduler {} stopped while the run was going; its outcome is unknown",
+                    run.owner
+                ),
+                _ => continue,
+            };
+            let cmd = JobRunsCommand::Finish {
+                run_id: run_id.clone(),
+                finished_at: now,
+                end: RunEnd::Failed { error },
+                logs: Vec::new(),
+            };
+            match entry
+                .recorder
+                .execute(&cmd, &self.meta(Principal::system()))
+                .await
+            {
+                Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Failed),
+                Err(e) => tracing::warn!(run = %run_id, error = %e, "leftover not settled"),
+            }
+        }
+        entry
+            .claimed
+            .make_contiguous()
+            .sort_by_key(|c| c.scheduled_for);
+    }
+
+    /// Applies the catch-up policy to occurrences due since the cursor and
+    /// sets the next occurrence.
+    async fn catch_up(
+        &self,
+        key: &JobKey,
+        entry: &mut JobEntry,
+        active_since: DateTime<Utc>,
+    ) -> Result<(), extensor_core::Error> {
+        let now = self.clock.now();
+        let state = entry.recorder.state().await;
+        let cursor = state.cursor.map_or(active_since, |c| c.max(active_since));
+        let rule = CatchUpRule {
+            policy: entry.decl.catch_up,
+            max_runs: entry.decl.catch_up_max,
+            grace: chrono::Duration::milliseconds(self.config.missed_grace_ms as i64),
+        };
+        let plan = plan_catch_up(&entry.schedule, rule, cursor, now);
+        let meta = self.meta(Principal::system());
+        for (i, at) in plan.skip.iter().enumerate() {
+            let claim = Claim {
+                run_id: RunId::derive(&key.0, &key.1, *at, RunTrigger::Schedule.as_str()),
+                scheduled_for: *at,
+                trigger: RunTrigger::Schedule,
+            };
+            let mut cmd = skip_command(key, &claim, SkipReason::Missed);
+            if let (
+                0,
+                JobRunsCommand::Skip {
+                    folded,
+                    folded_is_lower_bound,
+                    ..
+                },
+            ) = (i, &mut cmd)
+            {
+                *folded = plan.folded;
+                *folded_is_lower_bound = plan.folded_is_lower_bound;
+            }
+            entry.recorder.execute(&cmd, &meta).await?;
+            count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped);
+        }
+        let runs = plan.run.iter().map(|t| (*t, RunTrigger::CatchUp));
+        for (at, trigger) in runs.chain(plan.on_time.map(|t| (t, RunTrigger::Schedule))) {
+            if let Some(claim) = self.claim(key, &entry.recorder, at, trigger, &meta).await? {
+                entry.pending.push_back(claim);
+            }
+        }
+        let after = entry
+            .recorder
+            .state()
+            .await
+            .cursor
+            .map_or(now, |c| c.max(now));
+        entry.next = entry.schedule.next_after(after);
+        Ok(())
+    }
+
+    /// Claims one occurrence; `None` when another scheduler already did.
+    async fn claim(
+        &self,
+        key: &JobKey,
+        recorder: &JobRecorder,
+        at: DateTime<Utc>,
+        trigger: RunTrigger,
+        meta: &EventMeta,
+    ) -> Result<Option<Claim>, extensor_core::Error> {
+        let claim = Claim {
+            run_id: RunId::derive(&key.0, &key.1, at, trigger.as_str()),
+            scheduled_for: at,
+            trigger,
+        };
+        match recorder
+            .execute(&claim_command(key, &claim, &self.config.owner), meta)
+            .await
+        {
+            Ok(_) => Ok(Some(claim)),
+            Err(extensor_core::Error::Domain(d)) if d.code == "already_scheduled" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The timer fired: claim what is near, fire what is due, re-arm.
+    async fn tick(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        self.claim_wave().await;
+        let now = self.clock.now();
+        let keys: Vec<JobKey> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| {
+                j.claimed.front().is_some_and(|c| c.scheduled_for <= now)
+                    || (j.running == 0 && !j.pending.is_empty())
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.fire_due(myself, &key, now).await;
+        }
+        self.arm(myself);
+    }
+
+    /// Claims, concurrently, every occurrence within the claim lead.
+    async fn claim_wave(&mut self) {
+        let horizon =
+            self.clock.now() + chrono::Duration::milliseconds(self.config.claim_lead_ms as i64);
+        let meta = self.meta(Principal::system());
+        let mut wanted: Vec<(JobKey, JobRecorder, DateTime<Utc>)> = Vec::new();
+        for (key, entry) in self.jobs.iter_mut() {
+            while let Some(at) = entry.next.filter(|t| *t <= horizon) {
+                if entry.claimed.len() >= CLAIMS_AHEAD_MAX {
+                    break;
+                }
+                wanted.push((key.clone(), entry.recorder.clone(), at));
+                entry.next = entry.schedule.next_after(at);
+            }
+        }
+        let this = &*self;
+        let results: Vec<_> = futures::stream::iter(wanted)
+            .map(|(key, recorder, at)| {
+                let meta = &meta;
+                async move {
+                    let r = this
+                        .claim(&key, &recorder, at, RunTrigger::Schedule, meta)
+                        .await;
+                    (key, r)
+                }
+            })
+            .buffer_unordered(CLAIM_CONCURRENCY)
+            .collect()
+            .await;
+        for (key, result) in results {
+            match (result, self.jobs.get_mut(&key)) {
+                (Ok(Some(claim)), Some(entry)) => {
+                    let pos = entry
+                        .claimed
+                        .partition_point(|c| c.scheduled_for < claim.scheduled_for);
+                    entry.claimed.insert(pos, claim);
+                }
+                (Ok(_), _) => {}
+                (Err(e), _) => {
+                    tracing::error!(installation = %key.0, job = %key.1, error = %e, "claim failed; occurrence not run")
+                }
+            }
+        }
+    }
+
+    /// Fires the job's due claims (overlap policy) and starts queued runs.
+    async fn fire_due(
+        &mut self,
+        myself: &ActorRef<SchedulerMsg>,
+        key: &JobKey,
+        now: DateTime<Utc>,
+    ) {
+        let Some(entry) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let mut skips = Vec::new();
+        while entry
+            .claimed
+            .front()
+            .is_some_and(|c| c.scheduled_for <= now)
+        {
+            let Some(claim) = entry.claimed.pop_front() else {
+                break;
+            };
+            let busy = entry.running > 0 || !entry.pending.is_empty();
+            match (busy, entry.decl.overlap) {
+                (false, _) => entry.pending.push_back(claim),
+                (true, Overlap::QueueOne) if entry.pending.len() < QUEUED_RUNS_MAX => {
+                    entry.pending.push_back(claim)
+                }
+                (true, _) => skips.push(claim),
+            }
+        }
+        let recorder = entry.recorder.clone();
+        if !skips.is_empty() {
+            let meta = EventMeta::new(Some(self.tenant.clone()), Principal::system());
+            for claim in skips {
+                match recorder
+                    .execute(&skip_command(key, &claim, SkipReason::Overlap), &meta)
+                    .await
+                {
+                    Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped),
+                    Err(e) => tracing::warn!(run = %claim.run_id, error = %e, "skip not recorded"),
+                }
+            }
+        }
+        self.start_next(myself, key);
+    }
+
+    /// Starts the first pending run if none of the job's runs is going.
+    fn start_next(&mut self, myself: &ActorRef<SchedulerMsg>, key: &JobKey) {
+        let Some(entry) = self.jobs.get_mut(key) else {
+            return;
+        };
+        if entry.running > 0 {
+            return;
+        }
+        if let Some(claim) = entry.pending.pop_front() {
+            self.start(myself, key, claim, Principal::system(), None);
+        }
+    }
+
+    /// Spawns the run task of `claim`.
+    fn start(
+        &mut self,
+        myself: &ActorRef<SchedulerMsg>,
+        key: &JobKey,
+        claim: Claim,
+        principal: Principal,
+        done: Option<oneshot::Sender<Option<RunFinished>>>,
+    ) {
+        let meta = self.meta(principal);
+        let Some(entry) = self.jobs.get_mut(key) else {
+            return;
+        };
+        entry.running += 1;
+        let ctx = RunContext {
+            recorder: entry.recorder.clone(),
+            runner: self.runner.clone(),
+            clock: self.clock.clone(),
+            request: JobRequest {
+                tenant: self.tenant.clone(),
+                installation: key.0.clone(),
+                job: key.1.clone(),
+                run_id: claim.run_id,
+                scheduled_for: claim.scheduled_for,
+                trigger: claim.trigger,
+                deadline_ms: self.config.job_deadline_ms,
+            },
+            meta,
+        };
+        let me = myself.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let finished = run_job(ctx).await;
+            if let Some(done) = done {
+                let _ = done.send(finished);
+            }
+            let _ = me.send_message(SchedulerMsg::RunEnded { key });
+        });
+    }
+
+    fn run_ended(&mut self, myself: &ActorRef<SchedulerMsg>, key: &JobKey) {
+        if let Some(entry) = self.jobs.get_mut(key) {
+            entry.running = entry.running.saturating_sub(1);
+        }
+        // No re-arm: a queued run starts right here, and scanning every job
+        // per finished run would cost O(jobs²) per tick.
+        self.start_next(myself, key);
+    }
+
+    /// Runs a job now, recorded like a scheduled run. Answers once it
+    /// finished or `wait_ms` passed, without blocking the scheduler.
+    async fn run_now(
+        &mut self,
+        myself: &ActorRef<SchedulerMsg>,
+        key: JobKey,
+        principal: Principal,
+        wait_ms: u64,
+        reply: RpcReplyPort<Result<RunNowOutcome, Error>>,
+    ) {
+        let path = self.path();
+        let Some(recorder) = self.jobs.get(&key).map(|e| e.recorder.clone()) else {
+            let _ = reply.send(Err(core_error(&path, job_not_found(&key.0, &key.1))));
+            return;
+        };
+        let at = self.clock.now();
+        let claimed = self
+            .claim(
+                &key,
+                &recorder,
+                at,
+                RunTrigger::RunNow,
+                &self.meta(principal.clone()),
+            )
+            .await;
+        let claim = match claimed {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                let e = extensor_core::Error::Domain(DomainError {
+                    aggregate: "job",
+                    state: "running".into(),
+                    code: "already_scheduled",
+                    message: "a run-now of this job was just started; retry".into(),
+                });
+                let _ = reply.send(Err(core_error(&path, e)));
+                return;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(core_error(&path, e)));
+                return;
+            }
+        };
+        let run_id = claim.run_id.clone();
+        let (done_tx, done_rx) = oneshot::channel();
+        self.start(myself, &key, claim, principal, Some(done_tx));
+        let wait = Duration::from_millis(wait_ms.min(RUN_NOW_WAIT_MS_MAX));
+        tokio::spawn(async move {
+            let finished = tokio::time::timeout(wait, done_rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            let _ = reply.send(Ok(RunNowOutcome { run_id, finished }));
+        });
+    }
+
+    /// The installation's jobs with schedule, next and last run.
+    async fn job_views(&self, id: &InstallationId) -> Result<Vec<JobView>, Error> {
+        let path = self.path();
+        let Some(ins) = self
+            .installations
+            .get(id)
+            .filter(|i| i.loaded.state.status.is_installed())
+        else {
+            let e = extensor_core::Error::Domain(DomainError {
+                aggregate: "installation",
+                state: "not installed".into(),
+                code: "not_installed",
+                message: format!("no installation {id} in this tenant"),
+            });
+            return Err(core_error(&path, e));
+        };
+        let decls = ins
+            .loaded
+            .state
+            .current
+            .as_ref()
+            .map(|v| v.manifest.jobs.clone())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(decls.len());
+        for decl in decls {
+            let key = (id.clone(), decl.name.clone());
+            let (state, next) = match self.jobs.get(&key) {
+                Some(e) => {
+                    let next = e.claimed.front().map(|c| c.scheduled_for).or(e.next);
+                    (e.recorder.state().await, next)
+                }
+                None => {
+                    let stream = job_stream(id, &decl.name).map_err(|e| core_error(&path, e))?;
+                    let loaded =
+                        aggregate::load::<JobRuns>(self.store.as_ref(), &stream, AsOf::Latest)
+                            .await
+                            .map_err(|e| core_error(&path, e))?;
+                    (loaded.state, None)
+                }
+            };
+            out.push(JobView {
+                name: decl.name,
+                schedule: decl.schedule,
+                timezone: decl.timezone,
+                catch_up: decl.catch_up,
+                catch_up_max: decl.catch_up_max,
+                overlap: decl.overlap,
+                scheduled: self.jobs.contains_key(&key),
+                next_run: next,
+                last_run: state.last,
+                active_runs: state.active.len(),
+                counts: state.counts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sets the timer to the earliest claim or fire time.
+    fn arm(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        let lead = chrono::Duration::milliseconds(self.config.claim_lead_ms as i64);
+        let at = self
+            .jobs
+            .values()
+            .flat_map(|j| {
+                let ready = (j.running == 0 && !j.pending.is_empty()).then(|| self.clock.now());
+                [
+                    j.next.map(|n| n - lead),
+                    j.claimed.front().map(|c| c.scheduled_for),
+                    ready,
+                ]
+            })
+            .flatten()
+            .min();
+        let Some(at) = at else {
+            if let Some((_, t)) = self.timer.take() {
+                t.abort();
+            }
+            return;
+        };
+        if self
+            .timer
+            .as_ref()
+            .is_some_and(|(t, h)| *t == at && !h.is_finished())
+        {
+            return;
+        }
+        if let Some((_, t)) = self.timer.take() {
+            t.abort();
+        }
+        let sleep = self.clock.sleep_until(at);
+        let me = myself.clone();
+        self.timer = Some((
+            at,
+            tokio::spawn(async move {
+                sleep.await;
+                let _ = me.send_message(SchedulerMsg::Tick);
+            }),
+        ));
+    }
+}
+
+fn claim_command(key: &JobKey, claim: &Claim, owner: &str) -> JobRunsCommand {
+    JobRunsCommand::Schedule {
+        run_id: claim.run_id.clone(),
+        installation: key.0.clone(),
+        job: key.1.clone(),
+        scheduled_for: claim.scheduled_for,
+        trigger: claim.trigger,
+        owner: owner.into(),
+    }
+}
+
+fn skip_command(key: &JobKey, claim: &Claim, reason: SkipReason) -> JobRunsCommand {
+    JobRunsCommand::Skip {
+        run_id: claim.run_id.clone(),
+        installation: key.0.clone(),
+        job: key.1.clone(),
+        scheduled_for: claim.scheduled_for,
+        reason,
+        folded: 0,
+        folded_is_lower_bound: false,
+    }
+}
+
+impl Actor for Scheduler {
+    type Msg = SchedulerMsg;
+    type State = SchedulerState;
+    type Arguments = SchedulerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SchedulerMsg>,
+        args: SchedulerArgs,
+    ) -> Result<SchedulerState, ActorProcessingErr> {
+        Ok(SchedulerState {
+            tenant: args.tenant,
+            store: args.store,
+            runner: args.runner,
+            clock: args.clock,
+            config: args.config,
+            installations: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            position: 0,
+            timer: None,
+            follower: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<SchedulerMsg>,
+        state: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.load(&myself).await?;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SchedulerMsg>,
+        msg: SchedulerMsg,
+        state: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SchedulerMsg::Installation(ev) => {
+                if let Some(id) = state.fold(&ev, Live::Live).await {
+                    state.reconcile(&id).await;
+                    state.arm(&myself);
+                }
+            }
+            SchedulerMsg::FollowFailed(e) => {
+                return Err(format!("installation feed failed: {e}").into());
+            }
+            SchedulerMsg::Tick => state.tick(&myself).await,
+            SchedulerMsg::RunEnded { key } => state.run_ended(&myself, &key),
+            SchedulerMsg::RunNow {
+                installation,
+                job,
+                principal,
+                wait_ms,
+                reply,
+            } => {
+                state
+                    .run_now(&myself, (installation, job), principal, wait_ms, reply)
+                    .await;
+                state.arm(&myself);
+            }
+            SchedulerMsg::Jobs {
+                installation,
+                reply,
+            } => {
+                let _ = reply.send(state.job_views(&installation).await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SchedulerMsg>,
+        state: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some((_, t)) = state.timer.take() {
+            t.abort();
+        }
+        if let Some(f) = state.follower.take() {
+            f.abort();
+        }
+        Ok(())
+    }
+}

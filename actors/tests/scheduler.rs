@@ -1,0 +1,705 @@
+//! The job scheduler against the real SQLite store, driven by a manual
+//! clock: nothing here sleeps for the minutes it simulates.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, Utc};
+use extensor_actors::jobs::{JobFailure, JobRequest, JobRunner, JobSuccess};
+use extensor_actors::scheduler::{
+    RunNowOutcome, Scheduler, SchedulerArgs, SchedulerConfig, SchedulerMsg,
+};
+use extensor_actors::supervision::call;
+use extensor_core::aggregate::{self, SnapshotPolicy};
+use extensor_core::clock::{Clock, ManualClock};
+use extensor_core::event::{EventMeta, Principal, StreamId};
+use extensor_core::ids::{InstallationId, TenantId};
+use extensor_core::installation::{InstallationCommand, InstalledVersion, PluginInstallation};
+use extensor_core::job_runs::{
+    JobRuns, RunRecord, RunStatus, RunTrigger, SkipReason, job_stream, read_runs, types,
+};
+use extensor_core::manifest::PluginManifest;
+use extensor_core::store::EventStore;
+use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
+use futures::future::BoxFuture;
+use ractor::ActorRef;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+const WAIT_MS: u64 = 10_000;
+
+fn open_store(dir: &tempfile::TempDir) -> Arc<dyn EventStore> {
+    let config = SqliteConfig {
+        data_dir: dir.path().to_path_buf(),
+        mode: OpenMode::CreateIfMissing,
+        store_bytes_max: None,
+    };
+    Arc::new(SqliteStore::open(config).expect("open store"))
+}
+
+/// A runner whose jobs behave by name: `boom` throws, `slow` reports its
+/// deadline hit, `hang` never answers, `huge` returns 1 MB, `block` waits
+/// for a permit; anything else returns `{"n": <call number>}`.
+#[derive(Clone)]
+struct ScriptRunner {
+    calls: Arc<Mutex<Vec<JobRequest>>>,
+    gate: Arc<Semaphore>,
+}
+
+impl Default for ScriptRunner {
+    fn default() -> Self {
+        Self {
+            calls: Arc::default(),
+            gate: Arc::new(Semaphore::new(0)),
+        }
+    }
+}
+
+impl ScriptRunner {
+    fn calls(&self) -> Vec<JobRequest> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// How many times each (job, scheduled time) ran.
+    fn runs_per_occurrence(&self) -> BTreeMap<(String, DateTime<Utc>), usize> {
+        let mut out = BTreeMap::new();
+        for c in self.calls() {
+            *out.entry((c.job.clone(), c.scheduled_for)).or_default() += 1;
+        }
+        out
+    }
+}
+
+impl JobRunner for ScriptRunner {
+    fn run(&self, request: JobRequest) -> BoxFuture<'static, Result<JobSuccess, JobFailure>> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(request.clone());
+            calls.len()
+        };
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            let log = |m: &str| extensor_core::job_runs::RunLog {
+                level: "info".into(),
+                time: Utc::now(),
+                message: m.into(),
+            };
+            match request.job.as_str() {
+                "boom" => Err(JobFailure::Failed {
+                    error: "plugin threw: Error: boom".into(),
+                    logs: vec![log("about to throw")],
+                }),
+                "slow" => Err(JobFailure::TimedOut {
+                    error: format!("deadline of {} ms exceeded", request.deadline_ms),
+                    logs: vec![],
+                }),
+                "hang" => std::future::pending().await,
+                "huge" => Ok(JobSuccess {
+                    value: Value::String("x".repeat(1_000_000)),
+                    logs: vec![],
+                }),
+                "block" => {
+                    let _permit = gate.acquire().await.expect("gate");
+                    Ok(JobSuccess {
+                        value: json!({"n": n}),
+                        logs: vec![],
+                    })
+                }
+                _ => Ok(JobSuccess {
+                    value: json!({"n": n}),
+                    logs: vec![log("ran")],
+                }),
+            }
+        })
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn EventStore>,
+    clock: ManualClock,
+    tenant: TenantId,
+}
+
+impl World {
+    /// A store and a manual clock starting now: the store stamps events
+    /// with the real time, and the simulated time runs on from there.
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&dir);
+        World {
+            _dir: dir,
+            store,
+            clock: ManualClock::new(Utc::now()),
+            tenant: TenantId::generate(),
+        }
+    }
+
+    fn meta(&self) -> EventMeta {
+        EventMeta::new(Some(self.tenant.clone()), Principal::system())
+    }
+
+    async fn command(&self, id: &InstallationId, cmd: InstallationCommand) {
+        aggregate::execute::<PluginInstallation>(
+            self.store.as_ref(),
+            &StreamId::installation(id),
+            &cmd,
+            &self.meta(),
+            SnapshotPolicy::NEVER,
+        )
+        .await
+        .expect("installation command");
+    }
+
+    fn version(slug: &str, version: &str, jobs: Value) -> InstalledVersion {
+        let manifest = json!({
+            "slug": slug, "name": slug, "version": version, "entry": "main.js", "jobs": jobs
+        });
+        InstalledVersion {
+            manifest: PluginManifest::parse(manifest.to_string().as_bytes()).expect("manifest"),
+            bundle_digest: format!("sha256:{}", "0".repeat(64)),
+        }
+    }
+
+    /// Installs and enables `slug` with `jobs`.
+    async fn install(&self, slug: &str, jobs: Value) -> InstallationId {
+        let id = InstallationId::for_slug(&self.tenant, &slug.parse().unwrap());
+        let cmd = InstallationCommand::Install {
+            installation_id: id.clone(),
+            tenant: self.tenant.clone(),
+            version: Self::version(slug, "1.0.0", jobs),
+        };
+        self.command(&id, cmd).await;
+        self.command(&id, InstallationCommand::Enable).await;
+        id
+    }
+
+    async fn scheduler(&self, runner: &ScriptRunner, owner: &str) -> ActorRef<SchedulerMsg> {
+        let config = SchedulerConfig {
+            owner: owner.into(),
+            job_deadline_ms: 20,
+            ..SchedulerConfig::default()
+        };
+        let args = SchedulerArgs {
+            tenant: self.tenant.clone(),
+            store: self.store.clone(),
+            runner: Arc::new(runner.clone()),
+            clock: Arc::new(self.clock.clone()),
+            config,
+        };
+        let (actor, _) = ractor::Actor::spawn(None, Scheduler, args)
+            .await
+            .expect("spawn scheduler");
+        actor
+    }
+
+    async fn runs(&self, id: &InstallationId, job: &str) -> Vec<RunRecord> {
+        let stream = job_stream(id, job).unwrap();
+        let mut runs = read_runs(self.store.as_ref(), &stream, 10_000)
+            .await
+            .unwrap();
+        runs.sort_by_key(|r| (r.scheduled_for, r.position));
+        runs
+    }
+
+    /// Waits until the job's history satisfies `done` (the scheduler works
+    /// on its own tasks; this polls the store, not the clock).
+    async fn wait_runs(
+        &self,
+        id: &InstallationId,
+        job: &str,
+        done: impl Fn(&[RunRecord]) -> bool,
+    ) -> Vec<RunRecord> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
+        loop {
+            let runs = self.runs(id, job).await;
+            if done(&runs) {
+                return runs;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not met; runs: {:#?}",
+                runs.iter()
+                    .map(|r| (r.scheduled_for, r.status, r.skip_reason))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn minute(&self, n: i64) -> DateTime<Utc> {
+        self.clock
+            .now()
+            .duration_trunc(chrono::Duration::minutes(1))
+            .unwrap()
+            + chrono::Duration::minutes(n)
+    }
+
+    /// Moves the clock to `at` and lets the scheduler's timer fire.
+    async fn advance_to(&self, at: DateTime<Utc>) {
+        self.clock.set(at);
+        tokio::task::yield_now().await;
+    }
+}
+
+fn finished(status: RunStatus) -> impl Fn(&RunRecord) -> bool {
+    move |r| r.status == status
+}
+
+fn count(runs: &[RunRecord], status: RunStatus) -> usize {
+    runs.iter().filter(|r| r.status == status).count()
+}
+
+#[tokio::test]
+async fn a_job_fires_at_its_times_and_each_run_is_recorded() {
+    let w = World::new();
+    let id = w
+        .install("kpi", json!([{"name": "report", "schedule": "* * * * *"}]))
+        .await;
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_a").await;
+    let m1 = w.minute(1);
+    w.advance_to(m1).await;
+    let runs = w
+        .wait_runs(&id, "report", |r| {
+            r.len() == 1 && r[0].status == RunStatus::Succeeded
+        })
+        .await;
+    let run = &runs[0];
+    assert_eq!(run.scheduled_for, m1);
+    assert_eq!(run.trigger, Some(RunTrigger::Schedule));
+    assert_eq!(run.result, Some(json!({"n": 1})));
+    assert_eq!(run.logs[0].message, "ran");
+    assert!(run.started_at.is_some() && run.finished_at.is_some());
+    w.advance_to(w.minute(1)).await;
+    let runs = w
+        .wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    assert_eq!(runs[1].scheduled_for, m1 + chrono::Duration::minutes(1));
+    // Each occurrence ran exactly once, with the job deadline.
+    assert!(runner.runs_per_occurrence().values().all(|n| *n == 1));
+    assert!(runner.calls().iter().all(|c| c.deadline_ms == 20));
+}
+
+#[tokio::test]
+async fn throwing_timing_out_hanging_and_huge_results_are_recorded() {
+    let w = World::new();
+    let jobs = json!([
+        {"name": "boom", "schedule": "* * * * *"},
+        {"name": "slow", "schedule": "* * * * *"},
+        {"name": "hang", "schedule": "* * * * *"},
+        {"name": "huge", "schedule": "* * * * *"}
+    ]);
+    let id = w.install("faulty", jobs).await;
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_a").await;
+    w.advance_to(w.minute(1)).await;
+    let boom = w
+        .wait_runs(&id, "boom", |r| r.iter().any(finished(RunStatus::Failed)))
+        .await;
+    assert!(boom[0].error.as_deref().unwrap().contains("boom"));
+    assert_eq!(boom[0].logs[0].message, "about to throw");
+    let slow = w
+        .wait_runs(&id, "slow", |r| r.iter().any(finished(RunStatus::TimedOut)))
+        .await;
+    assert!(slow[0].error.as_deref().unwrap().contains("20 ms"));
+    // A runner that never answers is cut off by the scheduler's own guard.
+    let hang = w
+        .wait_runs(&id, "hang", |r| r.iter().any(finished(RunStatus::TimedOut)))
+        .await;
+    assert!(hang[0].error.as_deref().unwrap().contains("no answer"));
+    let huge = w
+        .wait_runs(&id, "huge", |r| {
+            r.iter().any(finished(RunStatus::Succeeded))
+        })
+        .await;
+    assert_eq!(huge[0].result, None);
+    let cut = huge[0].result_truncated.as_ref().expect("truncated");
+    assert_eq!(cut.bytes, 1_000_002);
+    assert_eq!(
+        cut.preview.chars().count(),
+        extensor_core::job_runs::RESULT_PREVIEW_CHARS
+    );
+}
+
+async fn downtime(policy: Value) -> (World, InstallationId, ScriptRunner) {
+    let w = World::new();
+    let jobs =
+        json!([{"name": "tick", "schedule": "* * * * *", "catch_up": policy, "catch_up_max": 3}]);
+    let id = w.install("catchy", jobs).await;
+    // The server is down for 10 minutes and 10 seconds: no scheduler runs.
+    w.clock.set(w.minute(10) + chrono::Duration::seconds(40));
+    let runner = ScriptRunner::default();
+    (w, id, runner)
+}
+
+#[tokio::test]
+async fn missed_runs_are_skipped_and_recorded_by_default() {
+    let (w, id, runner) = downtime(json!("skip")).await;
+    let _s = w.scheduler(&runner, "sch_a").await;
+    let runs = w.wait_runs(&id, "tick", |r| r.len() >= 10).await;
+    assert_eq!(count(&runs, RunStatus::Skipped), 10);
+    assert!(
+        runs.iter()
+            .all(|r| r.skip_reason == Some(SkipReason::Missed))
+    );
+    assert!(runner.calls().is_empty());
+}
+
+#[tokio::test]
+async fn run_once_runs_the_newest_missed_occurrence() {
+    let (w, id, runner) = downtime(json!("run_once")).await;
+    let _s = w.scheduler(&runner, "sch_a").await;
+    let runs = w
+        .wait_runs(&id, "tick", |r| {
+            r.iter().any(finished(RunStatus::Succeeded))
+        })
+        .await;
+    assert_eq!(count(&runs, RunStatus::Skipped), 9);
+    let ran: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Succeeded)
+        .collect();
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0].trigger, Some(RunTrigger::CatchUp));
+    assert_eq!(ran[0].scheduled_for, w.minute(0));
+}
+
+#[tokio::test]
+async fn run_each_runs_up_to_the_cap_one_after_another() {
+    let (w, id, runner) = downtime(json!("run_each")).await;
+    let _s = w.scheduler(&runner, "sch_a").await;
+    let runs = w
+        .wait_runs(&id, "tick", |r| count(r, RunStatus::Succeeded) == 3)
+        .await;
+    assert_eq!(count(&runs, RunStatus::Skipped), 7);
+    let times: Vec<_> = runner.calls().iter().map(|c| c.scheduled_for).collect();
+    assert_eq!(times, [w.minute(-2), w.minute(-1), w.minute(0)]);
+}
+
+#[tokio::test]
+async fn overlap_skip_records_the_occurrence_that_found_a_run_going() {
+    let w = World::new();
+    let id = w
+        .install("busy", json!([{"name": "block", "schedule": "* * * * *"}]))
+        .await;
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_a").await;
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "block", |r| r.iter().any(finished(RunStatus::Running)))
+        .await;
+    w.advance_to(w.minute(1)).await;
+    let runs = w
+        .wait_runs(&id, "block", |r| {
+            r.iter().any(|r| r.skip_reason == Some(SkipReason::Overlap))
+        })
+        .await;
+    assert_eq!(runs.len(), 2);
+    runner.gate.add_permits(10);
+    w.wait_runs(&id, "block", |r| {
+        r.iter().any(finished(RunStatus::Succeeded))
+    })
+    .await;
+    assert_eq!(runner.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn overlap_queue_one_runs_one_queued_occurrence_after() {
+    let w = World::new();
+    let jobs = json!([{"name": "block", "schedule": "* * * * *", "overlap": "queue_one"}]);
+    let id = w.install("queued", jobs).await;
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_a").await;
+    let first = w.minute(1);
+    w.advance_to(first).await;
+    w.wait_runs(&id, "block", |r| r.iter().any(finished(RunStatus::Running)))
+        .await;
+    // Two more occurrences while it runs: the first is queued, the second skipped.
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "block", |r| r.len() == 2).await;
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "block", |r| r.iter().any(finished(RunStatus::Skipped)))
+        .await;
+    runner.gate.add_permits(10);
+    let runs = w
+        .wait_runs(&id, "block", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    let ran: Vec<_> = runner.calls().iter().map(|c| c.scheduled_for).collect();
+    assert_eq!(ran, [first, first + chrono::Duration::minutes(1)]);
+    assert_eq!(
+        runs.iter()
+            .find(|r| r.status == RunStatus::Skipped)
+            .unwrap()
+            .scheduled_for,
+        first + chrono::Duration::minutes(2)
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_scheduler_does_not_run_an_occurrence_again() {
+    let w = World::new();
+    let id = w
+        .install(
+            "steady",
+            json!([{"name": "report", "schedule": "* * * * *"}]),
+        )
+        .await;
+    let runner = ScriptRunner::default();
+    let first = w.scheduler(&runner, "sch_a").await;
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    first.stop(None);
+    // A new process (another owner) starts 10 s after that occurrence.
+    w.advance_to(w.clock.now() + chrono::Duration::seconds(10))
+        .await;
+    let _second = w.scheduler(&runner, "sch_b").await;
+    w.advance_to(w.minute(1)).await;
+    let runs = w
+        .wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runner.runs_per_occurrence().values().all(|n| *n == 1),
+        "{:?}",
+        runner.runs_per_occurrence()
+    );
+}
+
+#[tokio::test]
+async fn two_schedulers_on_one_store_run_each_occurrence_exactly_once() {
+    let w = World::new();
+    let jobs: Vec<Value> = (0..5)
+        .map(|i| json!({"name": format!("j{i}"), "schedule": "* * * * *"}))
+        .collect();
+    let id = w.install("raced", Value::Array(jobs)).await;
+    let runner = ScriptRunner::default();
+    let _a = w.scheduler(&runner, "sch_a").await;
+    let _b = w.scheduler(&runner, "sch_b").await;
+    for minute in 1..=4 {
+        w.advance_to(w.minute(1)).await;
+        for j in 0..5 {
+            w.wait_runs(&id, &format!("j{j}"), |r| {
+                count(r, RunStatus::Succeeded) == minute
+            })
+            .await;
+        }
+    }
+    let per = runner.runs_per_occurrence();
+    assert_eq!(per.len(), 20);
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    // And the log holds exactly one claim per occurrence.
+    for j in 0..5 {
+        let stream = job_stream(&id, &format!("j{j}")).unwrap();
+        let events = w.store.read_stream(stream, 0, 1_000).await.unwrap();
+        let claims = events
+            .iter()
+            .filter(|e| e.event_type == types::SCHEDULED)
+            .count();
+        assert_eq!(claims, 4);
+    }
+}
+
+#[tokio::test]
+async fn disable_stops_enable_resumes_upgrade_swaps_uninstall_removes() {
+    let w = World::new();
+    let id = w
+        .install(
+            "life",
+            json!([{"name": "old", "schedule": "* * * * *", "catch_up": "run_each"}]),
+        )
+        .await;
+    let runner = ScriptRunner::default();
+    let s = w.scheduler(&runner, "sch_a").await;
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "old", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+
+    w.command(&id, InstallationCommand::Disable).await;
+    wait_scheduled(&s, &id, "old", false).await;
+    w.advance_to(w.minute(3)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(runner.calls().len(), 1, "a disabled plugin's job ran");
+
+    // Enabling resumes; occurrences while disabled are not caught up.
+    w.command(&id, InstallationCommand::Enable).await;
+    wait_scheduled(&s, &id, "old", true).await;
+    w.advance_to(w.minute(1)).await;
+    let runs = w
+        .wait_runs(&id, "old", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    assert_eq!(runs.len(), 2);
+
+    let upgrade = InstallationCommand::Upgrade {
+        version: World::version(
+            "life",
+            "2.0.0",
+            json!([{"name": "new", "schedule": "* * * * *"}]),
+        ),
+    };
+    w.command(&id, upgrade).await;
+    wait_scheduled(&s, &id, "new", true).await;
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "new", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    assert_eq!(
+        w.runs(&id, "old").await.len(),
+        2,
+        "the upgraded-away job ran"
+    );
+
+    w.command(&id, InstallationCommand::Uninstall).await;
+    wait_scheduled(&s, &id, "new", false).await;
+    w.advance_to(w.minute(1)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        w.runs(&id, "new").await.len(),
+        1,
+        "an uninstalled plugin's job ran"
+    );
+    assert_eq!(runner.calls().len(), 3);
+}
+
+async fn wait_scheduled(s: &ActorRef<SchedulerMsg>, id: &InstallationId, job: &str, want: bool) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
+    loop {
+        let views = jobs(s, id).await;
+        let scheduled = views
+            .iter()
+            .any(|v| v["name"] == job && v["scheduled"] == true);
+        if scheduled == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{job} scheduled != {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn jobs(scheduler: &ActorRef<SchedulerMsg>, id: &InstallationId) -> Vec<Value> {
+    let views = call(
+        "/test",
+        scheduler,
+        |reply| SchedulerMsg::Jobs {
+            installation: id.clone(),
+            reply,
+        },
+        WAIT_MS,
+    )
+    .await
+    .expect("call")
+    .unwrap_or_default();
+    views
+        .iter()
+        .map(|v| serde_json::to_value(v).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn run_now_returns_the_result_or_the_run_id_to_poll() {
+    let w = World::new();
+    let jobs = json!([
+        {"name": "report", "schedule": "0 0 1 1 *"},
+        {"name": "block", "schedule": "0 0 1 1 *"}
+    ]);
+    let id = w.install("manual", jobs).await;
+    let runner = ScriptRunner::default();
+    let s = w.scheduler(&runner, "sch_a").await;
+    let run_now = |job: &str, wait_ms: u64| {
+        let (s, id, job) = (s.clone(), id.clone(), job.to_owned());
+        async move {
+            call(
+                "/test",
+                &s,
+                |reply| SchedulerMsg::RunNow {
+                    installation: id,
+                    job,
+                    principal: Principal::platform_admin(),
+                    wait_ms,
+                    reply,
+                },
+                WAIT_MS,
+            )
+            .await
+            .expect("call")
+        }
+    };
+    let done: RunNowOutcome = run_now("report", 5_000).await.expect("run now");
+    let finished = done.finished.expect("finished within the wait");
+    assert_eq!(finished.end.status(), RunStatus::Succeeded);
+    let runs = w.runs(&id, "report").await;
+    assert_eq!(runs[0].run_id, done.run_id);
+    assert_eq!(runs[0].trigger, Some(RunTrigger::RunNow));
+
+    let pending = run_now("block", 20).await.expect("run now");
+    assert!(pending.finished.is_none());
+    runner.gate.add_permits(1);
+    let runs = w
+        .wait_runs(&id, "block", |r| r.iter().any(finished_ok))
+        .await;
+    assert_eq!(runs[0].run_id, pending.run_id);
+
+    let missing = run_now("nope", 20).await.unwrap_err();
+    assert!(
+        missing.to_string().contains("no enabled job `nope`"),
+        "{missing}"
+    );
+}
+
+fn finished_ok(r: &RunRecord) -> bool {
+    r.status == RunStatus::Succeeded
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_vanished_scheduler_is_failed_not_rerun() {
+    let w = World::new();
+    let id = w
+        .install(
+            "orphan",
+            json!([{"name": "report", "schedule": "* * * * *"}]),
+        )
+        .await;
+    // Another process claimed minute 1 and died before starting it.
+    let stream = job_stream(&id, "report").unwrap();
+    let at = w.minute(1);
+    let claim = extensor_core::job_runs::JobRunsCommand::Schedule {
+        run_id: extensor_core::ids::RunId::derive(&id, "report", at, "schedule"),
+        installation: id.clone(),
+        job: "report".into(),
+        scheduled_for: at,
+        trigger: RunTrigger::Schedule,
+        owner: "sch_dead".into(),
+    };
+    aggregate::execute::<JobRuns>(
+        w.store.as_ref(),
+        &stream,
+        &claim,
+        &w.meta(),
+        SnapshotPolicy::NEVER,
+    )
+    .await
+    .unwrap();
+    w.clock
+        .set(at + chrono::Duration::minutes(2) + chrono::Duration::seconds(10));
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_a").await;
+    let runs = w
+        .wait_runs(&id, "report", |r| {
+            r.iter()
+                .any(|r| r.run_id.as_str() == claim_id(&claim) && r.status == RunStatus::Failed)
+        })
+        .await;
+    let orphan = runs.iter().find(|r| r.scheduled_for == at).unwrap();
+    assert!(orphan.error.as_deref().unwrap().contains("abandoned"));
+    assert!(runner.calls().iter().all(|c| c.scheduled_for != at));
+}
+
+fn claim_id(cmd: &extensor_core::job_runs::JobRunsCommand) -> String {
+    match cmd {
+        extensor_core::job_runs::JobRunsCommand::Schedule { run_id, .. } => run_id.to_string(),
+        _ => unreachable!(),
+    }
+}

@@ -1,0 +1,127 @@
+//! Authentication and RBAC. Every protected operation takes the bearer
+//! token ([`BearerAuth`], the OpenAPI security scheme `bearerAuth`) and, for
+//! tenant operations, the `X-Tenant-Slug` header, then asks
+//! [`AppState::tenant_access`] or [`AppState::platform_admin`] for the
+//! minimum role it needs. The answer is a [`TenantCtx`]: every read and
+//! write below it is scoped to `ctx.tenant`.
+//!
+//! Rules (docs/API.md has the full matrix):
+//! - unknown, expired or revoked token → 401 `unauthorized`;
+//! - a tenant token used with another tenant's slug (or an unknown slug)
+//!   → 403 `wrong_tenant`, the same answer either way;
+//! - a role below the operation's minimum → 403 `forbidden`;
+//! - a suspended tenant → 403 `tenant_suspended`;
+//! - the platform-admin token acts as owner in any existing tenant.
+
+use chrono::Utc;
+use extensor_core::event::Principal;
+use extensor_core::ids::TenantId;
+use extensor_core::role::Role;
+use extensor_core::tenant::TenantStatus;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::Bearer;
+
+use crate::directory::TokenOwner;
+use crate::error::ApiError;
+use crate::ratelimit::RateClass;
+use crate::state::AppState;
+
+/// Header naming the tenant a request acts in.
+pub const TENANT_HEADER: &str = "X-Tenant-Slug";
+
+/// `Authorization: Bearer <token>`: a tenant token (`ext_…`, with a role)
+/// or the platform-admin token.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", rename = "bearerAuth")]
+pub struct BearerAuth(pub Bearer);
+
+/// A caller admitted into a tenant.
+#[derive(Clone, Debug)]
+pub struct TenantCtx {
+    pub tenant: TenantId,
+    pub slug: String,
+    pub role: Role,
+    /// Recorded on every event the request causes.
+    pub principal: Principal,
+}
+
+impl AppState {
+    /// Admits the caller into the tenant named by `slug` with at least
+    /// `min`, charging one call to the tenant's `class` budget.
+    pub fn tenant_access(
+        &self,
+        auth: &BearerAuth,
+        slug: &str,
+        min: Role,
+        class: RateClass,
+    ) -> Result<TenantCtx, ApiError> {
+        let owner = self.token_owner(auth)?;
+        let (tenant, role, principal) = match owner {
+            TokenOwner::PlatformAdmin => {
+                let t = self
+                    .directory
+                    .tenant_by_slug(slug)
+                    .ok_or_else(|| ApiError::not_found("tenant", slug))?;
+                (t, Role::Owner, Principal::platform_admin())
+            }
+            TokenOwner::Tenant(tok) => {
+                let t = self
+                    .directory
+                    .tenant(&tok.tenant)
+                    .filter(|t| t.slug == slug)
+                    .ok_or_else(|| {
+                        ApiError::forbidden(format!(
+                            "this token is not valid for tenant `{}`",
+                            slug.chars().take(80).collect::<String>()
+                        ))
+                        .with_code("wrong_tenant")
+                    })?;
+                (t, tok.role, Principal::token(&tok.token_id))
+            }
+        };
+        if tenant.status == TenantStatus::Suspended {
+            return Err(ApiError::forbidden(format!("tenant `{slug}` is suspended"))
+                .with_code("tenant_suspended"));
+        }
+        if role < min {
+            return Err(ApiError::forbidden(format!(
+                "this operation needs role {min} or stronger; the token has {role}"
+            )));
+        }
+        self.limiter
+            .check(&tenant.id, class)
+            .map_err(|wait_s| ApiError::rate_limited(class.as_str(), wait_s))?;
+        Ok(TenantCtx {
+            tenant: tenant.id,
+            slug: tenant.slug,
+            role,
+            principal,
+        })
+    }
+
+    /// Admits only the platform-admin token.
+    pub fn platform_admin(&self, auth: &BearerAuth) -> Result<Principal, ApiError> {
+        match self.token_owner(auth)? {
+            TokenOwner::PlatformAdmin => Ok(Principal::platform_admin()),
+            TokenOwner::Tenant(_) => Err(ApiError::forbidden(
+                "this operation needs the platform-admin token",
+            )),
+        }
+    }
+
+    fn token_owner(&self, auth: &BearerAuth) -> Result<TokenOwner, ApiError> {
+        let owner = self
+            .directory
+            .lookup(&auth.0.token)
+            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        if let TokenOwner::Tenant(t) = &owner {
+            if t.revoked {
+                return Err(ApiError::unauthorized("the token was revoked"));
+            }
+            if t.expires_at.is_some_and(|e| e <= Utc::now()) {
+                return Err(ApiError::unauthorized("the token has expired"));
+            }
+        }
+        Ok(owner)
+    }
+}

@@ -1,0 +1,146 @@
+//! `POST /api/events` (a host application publishes a business event) and
+//! `GET /api/events` (the audit query over the tenant's events, paging by
+//! global position).
+
+use chrono::{DateTime, Utc};
+use extensor_core::event::{RecordedEvent, StreamId};
+use extensor_core::role::Role;
+use extensor_core::store::ReadFilter;
+use poem_openapi::param::{Header, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde_json::Value;
+
+use crate::auth::BearerAuth;
+use crate::error::ApiError;
+use crate::ratelimit::RateClass;
+use crate::state::State;
+use crate::tags::ApiTags;
+
+/// Events per page when `limit` is not given.
+const PAGE_EVENTS_DEFAULT: u32 = 100;
+/// The largest page one query returns.
+pub const PAGE_EVENTS_MAX: u32 = 1_000;
+
+/// One event as stored, with its place in the log and its hash-chain link.
+#[derive(Object)]
+pub struct EventView {
+    /// Global position (from 1, without gaps).
+    pub position: u64,
+    pub stream: String,
+    /// Revision within the stream (from 0).
+    pub revision: u64,
+    pub id: String,
+    #[oai(rename = "type")]
+    pub event_type: String,
+    pub schema_version: u32,
+    pub recorded_at: DateTime<Utc>,
+    pub tenant: Option<String>,
+    /// Who caused it: `token:tok_…`, `platform-admin`, `plugin:ins_…`, `system`.
+    pub principal: String,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    /// The event's data.
+    pub data: Value,
+    /// Hex SHA-256 of the previous event's link, and of this one.
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<RecordedEvent> for EventView {
+    fn from(e: RecordedEvent) -> Self {
+        Self {
+            position: e.position,
+            stream: e.stream.to_string(),
+            revision: e.revision,
+            id: e.event_id.to_string(),
+            data: serde_json::from_str(e.payload.get()).unwrap_or(Value::Null),
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            recorded_at: e.recorded_at,
+            tenant: e.tenant.map(|t| t.to_string()),
+            principal: e.principal.to_string(),
+            correlation_id: e.correlation_id.to_string(),
+            causation_id: e.causation_id.map(|c| c.to_string()),
+            prev_hash: hex::encode(e.prev_hash),
+            hash: hex::encode(e.hash),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    /// Pass as `after` to read the next page: the last position returned,
+    /// or the `after` given when nothing matched.
+    pub next_after: u64,
+}
+
+pub struct EventsApi;
+
+#[OpenApi(prefix_path = "/api", tag = "ApiTags::Events")]
+impl EventsApi {
+    /// Query the tenant's events by position, type, stream and time
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/events", method = "get", operation_id = "listEvents")]
+    async fn list(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The tenant to act in (its slug).
+        #[oai(name = "X-Tenant-Slug")]
+        tenant: Header<String>,
+        /// Only events after this global position (0: from the start).
+        after: Query<Option<u64>>,
+        /// Page size, 1 to 1000 (default 100).
+        limit: Query<Option<u32>>,
+        /// Event type or type prefix (`plugin.` matches `plugin.enabled`).
+        #[oai(name = "type")]
+        event_type: Query<Option<String>>,
+        /// Only this stream, e.g. `installation-ins_…`.
+        stream: Query<Option<String>>,
+        /// Recorded at or after this time (RFC 3339).
+        from: Query<Option<DateTime<Utc>>>,
+        /// Recorded before this time (RFC 3339).
+        to: Query<Option<DateTime<Utc>>>,
+    ) -> Result<Json<EventPage>, ApiError> {
+        let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
+        let limit = limit.0.unwrap_or(PAGE_EVENTS_DEFAULT);
+        if !(1..=PAGE_EVENTS_MAX).contains(&limit) {
+            return Err(ApiError::invalid_field(
+                "query:limit",
+                format!("must be 1 to {PAGE_EVENTS_MAX}"),
+            ));
+        }
+        let stream = match stream.0 {
+            None => None,
+            Some(s) => Some(
+                s.parse::<StreamId>()
+                    .map_err(|e| ApiError::invalid_field("query:stream", e.to_string()))?,
+            ),
+        };
+        if let Some(t) = event_type.0.as_deref()
+            && (t.is_empty() || t.len() > extensor_core::event::EVENT_TYPE_BYTES_MAX)
+        {
+            return Err(ApiError::invalid_field(
+                "query:type",
+                "must be 1 to 128 bytes",
+            ));
+        }
+        let after = after.0.unwrap_or(0);
+        let filter = ReadFilter {
+            tenant: Some(ctx.tenant),
+            stream,
+            type_prefix: event_type.0,
+            recorded_from: from.0,
+            recorded_before: to.0,
+            position_max: None,
+        };
+        let events = state.store.read_all(after, filter, limit as usize).await?;
+        let next_after = events.last().map_or(after, |e| e.position);
+        Ok(Json(EventPage {
+            events: events.into_iter().map(Into::into).collect(),
+            next_after,
+        }))
+    }
+}

@@ -1,0 +1,138 @@
+//! Request logging and HTTP metrics, as one poem middleware around every
+//! endpoint. Each request gets an id (the caller's `X-Request-Id` if it is
+//! sane, else a fresh ULID), echoed in the response, and runs inside a
+//! `request` span carrying the id, the tenant slug and the plugin, so every
+//! log line the request causes names them. One line is logged per request
+//! when it finishes.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use poem::http::HeaderValue;
+use poem::{Endpoint, IntoResponse, Request, Response};
+use tracing::Instrument;
+
+/// Caller-supplied request ids longer than this are replaced.
+const REQUEST_ID_BYTES_MAX: usize = 64;
+
+/// Latency buckets in seconds: sub-millisecond plugin routes to slow uploads.
+const LATENCY_BUCKETS_S: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use. `None` if
+/// another recorder was installed first (then `/metrics` says so).
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS_S)
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Which family of endpoint a path is, for metric labels (bounded: never
+/// the raw path).
+fn area(path: &str) -> &'static str {
+    if path.starts_with("/ext/") {
+        "plugin_route"
+    } else if path.starts_with("/api/events") {
+        "events"
+    } else if path.starts_with("/api/") {
+        "management"
+    } else {
+        "other"
+    }
+}
+
+/// The plugin a request concerns, for the log span.
+fn plugin_of(path: &str) -> &str {
+    let rest = path
+        .strip_prefix("/ext/")
+        .or_else(|| path.strip_prefix("/api/plugins/"))
+        .unwrap_or("");
+    let seg = rest.split('/').next().unwrap_or("");
+    if seg.len() > REQUEST_ID_BYTES_MAX {
+        ""
+    } else {
+        seg
+    }
+}
+
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= REQUEST_ID_BYTES_MAX
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned)
+}
+
+/// The middleware: wrap with `.around(observe::around)`.
+pub async fn around<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let tenant = req
+        .headers()
+        .get(crate::auth::TENANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(REQUEST_ID_BYTES_MAX)
+        .collect::<String>();
+    let plugin = plugin_of(&path).to_owned();
+    let span = tracing::info_span!("request", id = %id, tenant = %tenant, plugin = %plugin);
+    let result = next.call(req).instrument(span.clone()).await;
+    let mut resp = match result {
+        Ok(r) => r.into_response(),
+        Err(e) => crate::error::problem_catch_all(e).await,
+    };
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let area = area(&path);
+    metrics::counter!("extensor_http_requests_total", "area" => area, "status" => status_class(status)).increment(1);
+    metrics::histogram!("extensor_http_request_duration_seconds", "area" => area)
+        .record(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            path = %path.chars().take(200).collect::<String>(),
+            status,
+            ms = elapsed.as_secs_f64() * 1e3,
+            "request"
+        );
+    });
+    Ok(resp)
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        429 => "429",
+        400..=499 => "4xx",
+        503 => "503",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,131 @@
+//! `POST /api/tenants`, `GET /api/tenants`: tenants, for the platform admin.
+//! Creating a tenant returns its first owner token, shown this once.
+
+use chrono::{DateTime, Utc};
+use extensor_core::manifest::Slug;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use crate::auth::BearerAuth;
+use crate::directory::TenantEntry;
+use crate::error::ApiError;
+use crate::state::State;
+use crate::tags::ApiTags;
+use crate::tenancy::{self, TenancyError};
+use crate::tokens::IssuedTokenView;
+
+#[derive(Object)]
+pub struct CreateTenant {
+    /// Lowercase letters, digits and dashes, starting with a letter.
+    pub slug: String,
+    /// Display name, 1 to 200 characters.
+    pub name: String,
+}
+
+#[derive(Object)]
+pub struct TenantView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<TenantEntry> for TenantView {
+    fn from(t: TenantEntry) -> Self {
+        Self {
+            id: t.id.to_string(),
+            slug: t.slug,
+            name: t.name,
+            status: t.status.as_str().to_owned(),
+            created_at: t.created_at,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct CreatedTenant {
+    pub tenant: TenantView,
+    /// The first owner token. It is shown only in this response.
+    pub owner_token: IssuedTokenView,
+}
+
+#[derive(Object)]
+pub struct TenantList {
+    pub tenants: Vec<TenantView>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreateTenantResponse {
+    /// The tenant was created.
+    #[oai(status = 201)]
+    Created(Json<CreatedTenant>),
+}
+
+pub struct TenantsApi;
+
+#[OpenApi(prefix_path = "/api", tag = "ApiTags::Tenants")]
+impl TenantsApi {
+    /// Create a tenant and its first owner token
+    #[oai(path = "/tenants", method = "post", operation_id = "createTenant")]
+    async fn create(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        body: Json<CreateTenant>,
+    ) -> Result<CreateTenantResponse, ApiError> {
+        let principal = state.platform_admin(&auth)?;
+        let slug: Slug = body
+            .slug
+            .parse()
+            .map_err(|e: extensor_core::Error| ApiError::invalid_field("$.slug", e.to_string()))?;
+        let created = tenancy::create_tenant(
+            state.store.as_ref(),
+            &state.directory,
+            slug,
+            body.0.name,
+            principal,
+        )
+        .await
+        .map_err(tenancy_error)?;
+        let (tenant_id, owner) = created;
+        let tenant = state
+            .directory
+            .tenant(&tenant_id)
+            .ok_or_else(|| ApiError::internal("the new tenant is missing from the directory"))?;
+        Ok(CreateTenantResponse::Created(Json(CreatedTenant {
+            tenant: tenant.into(),
+            owner_token: owner.into(),
+        })))
+    }
+
+    /// List every tenant
+    #[oai(path = "/tenants", method = "get", operation_id = "listTenants")]
+    async fn list(&self, state: State<'_>, auth: BearerAuth) -> Result<Json<TenantList>, ApiError> {
+        state.platform_admin(&auth)?;
+        let tenants = state
+            .directory
+            .tenants()
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        Ok(Json(TenantList { tenants }))
+    }
+}
+
+/// Maps tenancy failures onto problems.
+pub fn tenancy_error(e: TenancyError) -> ApiError {
+    match e {
+        TenancyError::SlugTaken(slug) => {
+            ApiError::conflict("slug_taken", format!("tenant slug `{slug}` is taken"))
+        }
+        TenancyError::Core(extensor_core::Error::Domain(d)) if d.code == "invalid_field" => {
+            ApiError::invalid_field("$.name", d.message)
+        }
+        TenancyError::Core(e) => e.into(),
+        e @ (TenancyError::Random(_) | TenancyError::WeakAdminToken) => {
+            ApiError::internal(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Walks every operation × every kind of caller against the RBAC matrix in
+//! docs/API.md (parsed from the document itself, so the two cannot drift),
+//! and fails when an operation of the OpenAPI document is missing from it.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{ADMIN, Server};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The matrix's columns, in order.
+const ROLES: [&str; 5] = ["viewer", "developer", "admin", "owner", "platform admin"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Public,
+    Allowed,
+    Refused,
+}
+
+fn matrix() -> BTreeMap<String, Vec<Expect>> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/API.md"))
+        .expect("docs/API.md");
+    let section = doc
+        .split("## RBAC matrix")
+        .nth(1)
+        .expect("an `## RBAC matrix` section");
+    let mut rows = BTreeMap::new();
+    for line in section.lines().take_while(|l| !l.starts_with("## ")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let Some(op) = cells
+            .get(1)
+            .and_then(|c| c.strip_prefix('`'))
+            .and_then(|c| c.strip_suffix('`'))
+        else {
+            continue;
+        };
+        let expects = cells[3..3 + ROLES.len()]
+            .iter()
+            .map(|c| match *c {
+                "public" => Expect::Public,
+                "yes" => Expect::Allowed,
+                "no" => Expect::Refused,
+                other => panic!("matrix row {op}: unknown cell `{other}`"),
+            })
+            .collect();
+        rows.insert(op.to_owned(), expects);
+    }
+    rows
+}
+
+/// Whether an operation needs `X-Tenant-Slug` (tenant-scoped).
+fn tenant_scoped(op: &str) -> bool {
+    !matches!(op, "healthz" | "metrics" | "createTenant" | "listTenants")
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The request that exercises `op`. Ids in paths are well-formed but
+/// unknown: an admitted caller gets 404, a refused one 401/403.
+fn request_for(op: &str) -> (Method, String, Option<Value>) {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let unknown_token = "tok_01HZZZZZZZZZZZZZZZZZZZZZZZ";
+    match op {
+        "healthz" => (Method::GET, "/healthz".into(), None),
+        "metrics" => (Method::GET, "/metrics".into(), None),
+        "createTenant" => (
+            Method::POST,
+            "/api/tenants".into(),
+            Some(json!({"slug": format!("t{n}"), "name": "T"})),
+        ),
+        "listTenants" => (Method::GET, "/api/tenants".into(), None),
+        "createToken" => (
+            Method::POST,
+            "/api/tokens".into(),
+            Some(json!({"name": "walk", "role": "viewer"})),
+        ),
+        "listTokens" => (Method::GET, "/api/tokens".into(), None),
+        "revokeToken" => (Method::DELETE, format!("/api/tokens/{unknown_token}"), None),
+        "listEvents" => (Method::GET, "/api/events?limit=5".into(), None),
+        "auditState" => (
+            Method::GET,
+            "/api/audit/state/installation/ins_01HZZZZZZZZZZZZZZZZZZZZZZZ".into(),
+            None,
+        ),
+        "auditVerify" => (Method::GET, "/api/audit/verify".into(), None),
+        other => panic!("rbac walk has no request for operation `{other}`: add one"),
+    }
+}
+
+#[tokio::test]
+async fn every_operation_times_every_caller_matches_the_matrix() {
+    let s = Server::start().await;
+    let matrix = matrix();
+    let spec: Value = serde_json::from_str(&extensor_api::api_service().spec()).unwrap();
+    let mut in_spec = BTreeSet::new();
+    for ops in spec["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            in_spec.insert(op["operationId"].as_str().unwrap().to_owned());
+        }
+    }
+    let in_matrix: BTreeSet<String> = matrix.keys().cloned().collect();
+    assert_eq!(
+        in_spec, in_matrix,
+        "docs/API.md's matrix and the OpenAPI operations differ"
+    );
+
+    let (_, owner) = s.tenant("acme").await;
+    let (_, other_owner) = s.tenant("globex").await;
+    let mut tokens = BTreeMap::new();
+    for role in ["viewer", "developer", "admin"] {
+        tokens.insert(role, s.token("acme", &owner, role).await.1);
+    }
+    tokens.insert("owner", owner.clone());
+    tokens.insert("platform admin", ADMIN.to_owned());
+    let (revoked_id, revoked) = s.token("acme", &owner, "owner").await;
+    let r = s
+        .req(
+            Method::DELETE,
+            &format!("/api/tokens/{revoked_id}"),
+            Some(&owner),
+            Some("acme"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let mut checked = 0;
+    for (op, expects) in &matrix {
+        let slug = tenant_scoped(op).then_some("acme");
+        for (role, expect) in ROLES.iter().zip(expects) {
+            let status = call(&s, op, Some(&tokens[role]), slug).await;
+            let ok = match expect {
+                Expect::Public | Expect::Allowed => status != 401 && status != 403,
+                Expect::Refused => status == 403,
+            };
+            assert!(ok, "{op} as {role}: expected {expect:?}, got {status}");
+            checked += 1;
+        }
+        let public = expects[0] == Expect::Public;
+        let outsiders = [
+            ("no token", None, 401),
+            ("unknown token", Some("ext_unknown"), 401),
+            ("revoked token", Some(revoked.as_str()), 401),
+            ("other tenant's owner", Some(other_owner.as_str()), 403),
+        ];
+        for (who, token, refused_with) in outsiders {
+            let status = call(&s, op, token, slug).await;
+            if public {
+                assert!(status < 400, "{op} ({who}): public, got {status}");
+            } else {
+                assert_eq!(status, refused_with, "{op} as {who}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= matrix.len() * 9);
+    s.stop().await;
+}
+
+async fn call(s: &Server, op: &str, token: Option<&str>, slug: Option<&str>) -> u16 {
+    let (method, path, body) = request_for(op);
+    let mut req = s.req(method, &path, token, slug);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    assert_ne!(
+        status,
+        500,
+        "{op}: 500 {}",
+        resp.text().await.unwrap_or_default()
+    );
+    status
+}
