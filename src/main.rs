@@ -9,13 +9,15 @@
 //! - [`filter_args`]: the filter flags shared by `tail` and `export`.
 //! - [`progress`]: progress bars that appear only on a terminal.
 //! - [`serve`]: `serve`, the HTTP server on the embedded store.
+//! - [`tenant`]: `tenant create`, a tenant and its owner token.
+//! - [`ops`]: `ops tree`, the supervision tree of a running server.
+//! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
 //! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
 //!   author's toolkit.
-//! - [`tenant`]: `tenant create`, a tenant and its owner token.
-//! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
 
 mod events;
 mod filter_args;
+mod ops;
 mod plugin;
 mod progress;
 mod serve;
@@ -56,14 +58,17 @@ enum Command {
     Events(events::EventsCommand),
     /// Rebuild an aggregate from the log and print it, as it is now or was then.
     State(state::StateArgs),
-    /// The plugin author's toolkit: scaffold, validate, pack, test, push.
-    #[command(subcommand)]
-    Plugin(plugin::PluginCommand),
     /// Manage tenants directly in the store.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Operate a running server.
+    #[command(subcommand)]
+    Ops(ops::OpsCommand),
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
+    /// The plugin author's toolkit: scaffold, validate, pack, test, push.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -90,14 +95,15 @@ fn main() -> ExitCode {
             Command::State(args) => state::run(&cli.data_dir, args)
                 .await
                 .map(|()| events::Outcome::Ok),
-            Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
             Command::Tenant(cmd) => tenant::run(&cli.data_dir, cmd)
                 .await
                 .map(|()| events::Outcome::Ok),
+            Command::Ops(cmd) => ops::run(cmd).await.map(|()| events::Outcome::Ok),
             Command::Openapi => {
                 print!("{}", extensor_api::openapi_yaml());
                 Ok(events::Outcome::Ok)
             }
+            Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
         }
     });
     match outcome {
