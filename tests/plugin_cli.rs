@@ -286,6 +286,18 @@ fn hostile_directories_are_refused_with_the_path() {
     let e = err(&extensor(dir.path(), &["plugin", "validate", "."]));
     assert!(e.contains("holds more than 1000 files"), "{e}");
 
+    // What only the upload's ZIP reader refuses (a suspicious compression
+    // ratio) is refused locally too, naming the file.
+    let dir = good();
+    std::fs::write(dir.path().join("zeros.dat"), vec![0u8; 1024 * 1024]).unwrap();
+    for cmd in ["validate", "pack"] {
+        let e = err(&extensor(dir.path(), &["plugin", cmd, "."]));
+        assert!(
+            e.contains("./zeros.dat: compresses 1048576 bytes") && e.contains("zip bomb"),
+            "{cmd}: {e}"
+        );
+    }
+
     // A FIFO would block a naive reader forever.
     let dir = good();
     let fifo = dir.path().join("pipe");

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use extensor_js::Bundle;
 use extensor_js::Problem;
 use extensor_js::bundle::{BUNDLE_BYTES_MAX, BUNDLE_FILES_MAX, MANIFEST_FILE};
 
@@ -24,12 +23,6 @@ pub struct PluginSource {
 }
 
 impl PluginSource {
-    pub fn bundle(&self) -> Bundle {
-        self.files.iter().fold(Bundle::new(), |b, (p, bytes)| {
-            b.with_file(p.clone(), bytes.clone())
-        })
-    }
-
     pub fn text(&self, path: &str) -> Option<&str> {
         self.files
             .get(path)
@@ -226,6 +219,9 @@ fn render_one(root: &Path, manifest_text: Option<&str>, p: &Problem) -> String {
                 p.path, p.message
             )
         };
+    }
+    if p.path == extensor_js::unzip::ARCHIVE_PATH {
+        return format!("{dir} (packed as a ZIP): {}", p.message);
     }
     if p.path.starts_with(&dir.to_string()) {
         // Already a filesystem path (from reading the directory).
