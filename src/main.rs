@@ -12,10 +12,13 @@
 //! - [`tenant`]: `tenant create`, a tenant and its owner token.
 //! - [`ops`]: `ops tree`, the supervision tree of a running server.
 //! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
+//! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
+//!   author's toolkit.
 
 mod events;
 mod filter_args;
 mod ops;
+mod plugin;
 mod progress;
 mod serve;
 mod state;
@@ -63,6 +66,9 @@ enum Command {
     Ops(ops::OpsCommand),
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
+    /// The plugin author's toolkit: scaffold, validate, pack, test, push.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -97,6 +103,7 @@ fn main() -> ExitCode {
                 print!("{}", extensor_api::openapi_yaml());
                 Ok(events::Outcome::Ok)
             }
+            Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
         }
     });
     match outcome {

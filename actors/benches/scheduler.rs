@@ -227,14 +227,9 @@ async fn main() {
         clock: Arc::new(SystemClock),
         config: SchedulerConfig::default(),
     };
-    let t0 = Instant::now();
     let (_actor, _) = ractor::Actor::spawn(None, Scheduler, args)
         .await
         .expect("spawn");
-    println!(
-        "scheduler loaded {jobs} jobs in {} ms",
-        t0.elapsed().as_millis()
-    );
 
     let mut drift = Histogram::<u64>::new(3).unwrap();
     let mut cpu = Histogram::<u64>::new(3).unwrap();

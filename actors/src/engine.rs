@@ -13,14 +13,18 @@
 //!   wired to real components.
 //! - `invoke`: invocations, plugin routes, test events, filter chains.
 //! - `publish`: business events, idempotent publishing.
+//! - `read_models`: the tenant's events projected into SQLite for
+//!   `ctx.db.query`.
 
 pub(crate) mod directory;
 pub(crate) mod invoke;
 mod plugins;
 mod publish;
+mod read_models;
 mod runtime;
 // Helper "api" adds `mod tenants;` here (tenant creation, tokens).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -38,7 +42,7 @@ use extensor_js::host::llm::LlmConfig;
 use extensor_js::host::mail::SmtpConfig;
 use extensor_js::{Sandbox, SandboxConfig, ZipLimits};
 use ractor::ActorRef;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::dispatcher::DispatcherService;
 use crate::error::Error;
@@ -50,8 +54,8 @@ use crate::tenant_supervisor::{ChildKey, Handle, TenantService, TenantSupervisor
 
 pub use directory::InstallationView;
 pub use invoke::{
-    ChainFailure, ChainResult, ChainStep, FilterOrder, HookRun, RouteRequest, RouteResponse,
-    StepStatus,
+    ChainFailure, ChainResult, ChainStep, FilterOrder, HookRun, PluginStats, RouteRequest,
+    RouteResponse, StepStatus,
 };
 pub use plugins::{SecretInfo, UploadAction, UploadOutcome};
 
@@ -67,7 +71,15 @@ pub struct TreeSettings {
     /// Aggregate actors idle this long stop and restart on their next
     /// request. `None`: never.
     pub passivate_idle_ms: Option<u64>,
+    /// Calls to the root supervisor in flight at once; beyond it callers
+    /// get `Backpressure` instead of queueing without bound.
+    pub root_calls_max: usize,
+    /// The same bound per tenant supervisor.
+    pub supervisor_calls_max: usize,
 }
+
+/// Default bound on calls in flight to the root (all tenants together).
+pub const ROOT_CALLS_MAX: usize = 10_000;
 
 /// Default passivation: an installation actor idle for 5 minutes goes.
 pub const PASSIVATE_IDLE_MS_DEFAULT: u64 = 5 * 60 * 1000;
@@ -79,6 +91,8 @@ impl Default for TreeSettings {
             snapshots: SnapshotPolicy::DEFAULT,
             mailbox_messages_max: MAILBOX_MESSAGES_MAX,
             passivate_idle_ms: Some(PASSIVATE_IDLE_MS_DEFAULT),
+            root_calls_max: ROOT_CALLS_MAX,
+            supervisor_calls_max: MAILBOX_MESSAGES_MAX,
         }
     }
 }
@@ -167,6 +181,12 @@ pub(crate) struct Inner {
     pub closing_tx: watch::Sender<bool>,
     pub in_flight: InFlight,
     pub follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Bounds calls in flight to the root and to each tenant supervisor
+    /// (their ractor mailboxes are unbounded; these gates are not).
+    pub root_gate: Semaphore,
+    pub supervisor_gates: std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    pub tree: TreeSettings,
+    pub stats: invoke::Stats,
 }
 
 /// Counts invocations and publishes in progress, for graceful shutdown.
@@ -210,21 +230,56 @@ impl Inner {
         Ok(guard)
     }
 
+    /// A call to the root, through its gate.
+    pub async fn root_call<R: Send + 'static>(
+        &self,
+        build: impl FnOnce(ractor::RpcReplyPort<R>) -> RootMsg,
+    ) -> Result<R, Error> {
+        let _slot = self
+            .root_gate
+            .try_acquire()
+            .map_err(|_| Error::Backpressure {
+                actor: "/".into(),
+                depth_max: self.tree.root_calls_max,
+            })?;
+        call("/", &self.root, build, CALL_TIMEOUT_MS).await
+    }
+
     /// The tenant's supervisor, through the root (never a cached reference).
     pub async fn supervisor(
         &self,
         tenant: &TenantId,
     ) -> Result<ActorRef<TenantSupervisorMsg>, Error> {
         let tenant = tenant.clone();
-        let build = |reply| RootMsg::Tenant { tenant, reply };
-        call("/", &self.root, build, CALL_TIMEOUT_MS).await?
+        self.root_call(|reply| RootMsg::Tenant { tenant, reply })
+            .await?
+    }
+
+    /// A call to the tenant's supervisor, through its gate.
+    pub async fn supervisor_call<R: Send + 'static>(
+        &self,
+        tenant: &TenantId,
+        build: impl FnOnce(ractor::RpcReplyPort<R>) -> TenantSupervisorMsg,
+    ) -> Result<R, Error> {
+        let path = format!("/tenants/{tenant}");
+        let gate = self
+            .supervisor_gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.tree.supervisor_calls_max)))
+            .clone();
+        let _slot = gate.try_acquire().map_err(|_| Error::Backpressure {
+            actor: path.clone(),
+            depth_max: self.tree.supervisor_calls_max,
+        })?;
+        let sup = self.supervisor(tenant).await?;
+        call(&path, &sup, build, CALL_TIMEOUT_MS).await
     }
 
     pub async fn tenant_handle(&self, tenant: &TenantId) -> Result<Handle<Tenant>, Error> {
-        let sup = self.supervisor(tenant).await?;
-        let path = format!("/tenants/{tenant}");
-        let build = |reply| TenantSupervisorMsg::TenantHandle { reply };
-        call(&path, &sup, build, CALL_TIMEOUT_MS).await?
+        self.supervisor_call(tenant, |reply| TenantSupervisorMsg::TenantHandle { reply })
+            .await?
     }
 
     pub async fn installation_handle(
@@ -232,11 +287,12 @@ impl Inner {
         tenant: &TenantId,
         id: &InstallationId,
     ) -> Result<Handle<PluginInstallation>, Error> {
-        let sup = self.supervisor(tenant).await?;
-        let path = format!("/tenants/{tenant}");
         let id = id.clone();
-        let build = |reply| TenantSupervisorMsg::InstallationHandle { id, reply };
-        call(&path, &sup, build, CALL_TIMEOUT_MS).await?
+        self.supervisor_call(tenant, |reply| TenantSupervisorMsg::InstallationHandle {
+            id,
+            reply,
+        })
+        .await?
     }
 
     /// The tenant's state; `NotFound` if it was never created.
@@ -249,7 +305,18 @@ impl Inner {
         if loaded.state.status == TenantStatus::New {
             return Err(Error::not_found("tenant", tenant));
         }
+        self.directory.tenant_exists(tenant);
         Ok(loaded)
+    }
+
+    /// `NotFound` unless the tenant was created. A tenant once created
+    /// never goes back, so a positive answer is remembered and the hot
+    /// paths (publish) skip the actor round trip.
+    pub async fn require_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
+        if self.directory.is_known_tenant(tenant) {
+            return Ok(());
+        }
+        self.existing_tenant(tenant).await.map(drop)
     }
 }
 
@@ -320,6 +387,10 @@ impl Engine {
             closing_tx,
             in_flight: InFlight::default(),
             follower: std::sync::Mutex::new(None),
+            root_gate: Semaphore::new(config.tree.root_calls_max.max(1)),
+            supervisor_gates: std::sync::Mutex::default(),
+            tree: config.tree.clone(),
+            stats: invoke::Stats::default(),
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
@@ -420,11 +491,11 @@ impl Engine {
         &self,
         tenant: &TenantId,
     ) -> Result<ActorRef<crate::dispatcher::DispatcherMsg>, Error> {
-        let sup = self.inner.supervisor(tenant).await?;
-        let path = format!("/tenants/{tenant}");
         let name = crate::dispatcher::SERVICE_NAME;
-        let build = |reply| TenantSupervisorMsg::Service { name, reply };
-        let cell = call(&path, &sup, build, CALL_TIMEOUT_MS).await??;
+        let cell = self
+            .inner
+            .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
+            .await??;
         Ok(cell.into())
     }
 
@@ -449,8 +520,9 @@ impl Engine {
 
     /// The live supervision tree.
     pub async fn tree(&self) -> Result<TreeSnapshot, Error> {
-        let build = |reply| RootMsg::Snapshot { reply };
-        call("/", &self.inner.root, build, CALL_TIMEOUT_MS).await
+        self.inner
+            .root_call(|reply| RootMsg::Snapshot { reply })
+            .await
     }
 
     /// Restarts a failed actor by its tree path:
@@ -458,24 +530,27 @@ impl Engine {
     /// `/tenants/<t>/<service>`. Unknown paths are `NotFound`.
     pub async fn restart_actor(&self, path: &str) -> Result<(), Error> {
         let (tenant, key) = parse_actor_path(path)?;
-        let build = |reply| RootMsg::RestartActor { tenant, key, reply };
-        call("/", &self.inner.root, build, CALL_TIMEOUT_MS).await?
+        self.inner
+            .root_call(|reply| RootMsg::RestartActor { tenant, key, reply })
+            .await?
     }
 
     /// Stops every actor of the tenant; requests for it are refused until
     /// [`resume_tenant`](Self::resume_tenant).
     pub async fn stop_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
         let tenant = tenant.clone();
-        let build = |reply| RootMsg::StopTenant { tenant, reply };
-        call("/", &self.inner.root, build, CALL_TIMEOUT_MS).await
+        self.inner
+            .root_call(|reply| RootMsg::StopTenant { tenant, reply })
+            .await
     }
 
     /// Lets a stopped tenant serve again; its dispatcher resumes from its
     /// checkpoints.
     pub async fn resume_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
         let t = tenant.clone();
-        let build = |reply| RootMsg::ResumeTenant { tenant: t, reply };
-        call("/", &self.inner.root, build, CALL_TIMEOUT_MS).await?;
+        self.inner
+            .root_call(|reply| RootMsg::ResumeTenant { tenant: t, reply })
+            .await?;
         if self.inner.directory.has_hooks(tenant) {
             self.inner.supervisor(tenant).await?;
         }

@@ -12,6 +12,9 @@
 //!   rebuilt from its stream at start, commands via `aggregate::execute`.
 //! - [`tenant_supervisor`]: one tenant's supervisor: its tenant actor and
 //!   one actor per installation, spawned lazily, restarted per the policy.
+//! - [`webhooks`]: the webhook delivery engine: per tenant a dispatcher
+//!   following the tenant's events from its own cursor, one endpoint actor
+//!   per webhook owning its deliveries and retries.
 //! - [`jobs`], [`scheduler`]: plugin jobs: the [`jobs::JobRunner`] boundary,
 //!   run recording, and the per-tenant scheduler actor (claims, fires,
 //!   catch-up, overlap, run-now).
@@ -33,6 +36,7 @@ pub mod root;
 pub mod scheduler;
 pub mod supervision;
 pub mod tenant_supervisor;
+pub mod webhooks;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::Error;

@@ -123,10 +123,37 @@ enum Live {
 
 /// An occurrence (or run-now) this scheduler claimed and will run.
 #[derive(Clone, Debug)]
-struct Claim {
+pub struct Claim {
     run_id: RunId,
     scheduled_for: DateTime<Utc>,
     trigger: RunTrigger,
+}
+
+/// A claimed occurrence whose run task is armed: it sleeps until the
+/// scheduled time and starts the run itself, so a wave of 10,000 runs
+/// starts at the timer's pace, not one by one through this actor.
+struct Armed {
+    scheduled_for: DateTime<Utc>,
+    claim: Claim,
+    task: tokio::task::AbortHandle,
+}
+
+/// What the actor and a job's armed tasks share: whether a run is going,
+/// so an armed task starts only when the job is idle and otherwise hands
+/// its occurrence to the actor for the overlap policy.
+#[derive(Debug, Default)]
+struct RunSlots {
+    /// Runs of this job going in this process.
+    running: usize,
+    /// Runs waiting in the actor's queue.
+    pending: usize,
+}
+
+type SharedSlots = Arc<std::sync::Mutex<RunSlots>>;
+
+fn slots(s: &SharedSlots) -> std::sync::MutexGuard<'_, RunSlots> {
+    // Only counters live here; a panic elsewhere cannot leave them torn.
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 struct JobEntry {
@@ -135,12 +162,24 @@ struct JobEntry {
     recorder: JobRecorder,
     /// The next occurrence not yet claimed.
     next: Option<DateTime<Utc>>,
-    /// Claimed occurrences waiting for their time, oldest first.
-    claimed: VecDeque<Claim>,
+    /// Claimed occurrences with armed run tasks, oldest first.
+    claimed: VecDeque<Armed>,
     /// Due runs waiting for the running one: catch-up runs, a queued one.
     pending: VecDeque<Claim>,
-    /// Runs of this job going in this process.
-    running: usize,
+    slots: SharedSlots,
+}
+
+impl JobEntry {
+    fn push_pending(&mut self, claim: Claim) {
+        self.pending.push_back(claim);
+        slots(&self.slots).pending = self.pending.len();
+    }
+
+    fn pop_pending(&mut self) -> Option<Claim> {
+        let claim = self.pending.pop_front();
+        slots(&self.slots).pending = self.pending.len();
+        claim
+    }
 }
 
 struct InstallationEntry {
@@ -201,6 +240,8 @@ pub enum SchedulerMsg {
     Tick,
     /// A run this scheduler started has ended (recorded or not).
     RunEnded { key: JobKey },
+    /// An armed occurrence came due while its job was busy.
+    Due { key: JobKey, claim: Claim },
     RunNow {
         installation: InstallationId,
         job: String,
@@ -268,7 +309,7 @@ impl SchedulerState {
         }
         let ids: Vec<InstallationId> = self.installations.keys().cloned().collect();
         for id in ids {
-            self.reconcile(&id).await;
+            self.reconcile(myself, &id).await;
         }
         self.follow(myself);
         self.arm(myself);
@@ -343,7 +384,7 @@ impl SchedulerState {
     }
 
     /// Brings the installation's scheduled jobs in line with its state.
-    async fn reconcile(&mut self, id: &InstallationId) {
+    async fn reconcile(&mut self, myself: &ActorRef<SchedulerMsg>, id: &InstallationId) {
         let Some(entry) = self.installations.get(id) else {
             return;
         };
@@ -372,7 +413,7 @@ impl SchedulerState {
         for (name, decl) in wanted {
             let key = (id.clone(), name);
             if !self.jobs.contains_key(&key)
-                && let Err(e) = self.schedule_job(&key, decl, active_since).await
+                && let Err(e) = self.schedule_job(myself, &key, decl, active_since).await
             {
                 tracing::error!(installation = %key.0, job = %key.1, error = %e, "job not scheduled");
             }
@@ -388,7 +429,13 @@ impl SchedulerState {
             return;
         };
         let meta = self.meta(Principal::system());
-        for claim in entry.claimed.iter().chain(entry.pending.iter()) {
+        for armed in &entry.claimed {
+            // An armed task that already fired has started its run; the
+            // skip below is then refused (`run_started`) and logged.
+            armed.task.abort();
+        }
+        let claims = entry.claimed.iter().map(|a| &a.claim);
+        for claim in claims.chain(entry.pending.iter()) {
             let cmd = skip_command(key, claim, SkipReason::Unscheduled);
             match entry.recorder.execute(&cmd, &meta).await {
                 Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped),
@@ -401,6 +448,7 @@ impl SchedulerState {
     /// the catch-up policy and starts scheduling it.
     async fn schedule_job(
         &mut self,
+        myself: &ActorRef<SchedulerMsg>,
         key: &JobKey,
         decl: JobDecl,
         active_since: DateTime<Utc>,
@@ -421,26 +469,31 @@ impl SchedulerState {
             next: None,
             claimed: VecDeque::new(),
             pending: VecDeque::new(),
-            running: 0,
+            slots: SharedSlots::default(),
         };
-        self.settle_leftovers(key, &mut entry).await;
+        let own = self.settle_leftovers(key, &mut entry).await;
+        for claim in own {
+            self.arm_run(myself, key, &mut entry, claim);
+        }
         self.catch_up(key, &mut entry, active_since).await?;
         self.jobs.insert(key.clone(), entry);
+        self.start_next(myself, key);
         Ok(())
     }
 
     /// Claims this process made before a restart of this actor are kept;
     /// anything else left scheduled or running past [`ABANDONED_AFTER_MS`]
     /// is recorded as failed, not run again.
-    async fn settle_leftovers(&self, key: &JobKey, entry: &mut JobEntry) {
+    async fn settle_leftovers(&self, key: &JobKey, entry: &mut JobEntry) -> Vec<Claim> {
         let now = self.clock.now();
         let abandoned = chrono::Duration::milliseconds(self.config.abandoned_after_ms as i64);
         let deadline = chrono::Duration::milliseconds(self.config.job_deadline_ms as i64);
         let state = entry.recorder.state().await;
+        let mut own = Vec::new();
         for (run_id, run) in state.active {
             let error = match run.started_at {
                 None if run.owner == self.config.owner && run.scheduled_for > now => {
-                    entry.claimed.push_back(Claim {
+                    own.push(Claim {
                         run_id,
                         scheduled_for: run.scheduled_for,
                         trigger: run.trigger,
@@ -472,10 +525,8 @@ impl SchedulerState {
                 Err(e) => tracing::warn!(run = %run_id, error = %e, "leftover not settled"),
             }
         }
-        entry
-            .claimed
-            .make_contiguous()
-            .sort_by_key(|c| c.scheduled_for);
+        own.sort_by_key(|c| c.scheduled_for);
+        own
     }
 
     /// Applies the catch-up policy to occurrences due since the cursor and
@@ -521,7 +572,7 @@ impl SchedulerState {
         let runs = plan.run.iter().map(|t| (*t, RunTrigger::CatchUp));
         for (at, trigger) in runs.chain(plan.on_time.map(|t| (t, RunTrigger::Schedule))) {
             if let Some(claim) = self.claim(key, &entry.recorder, at, trigger, &meta).await? {
-                entry.pending.push_back(claim);
+                entry.push_pending(claim);
             }
         }
         let after = entry
@@ -558,27 +609,25 @@ impl SchedulerState {
         }
     }
 
-    /// The timer fired: claim what is near, fire what is due, re-arm.
+    /// The timer fired: claim what is near (arming each claim's run task)
+    /// and re-arm. Claims whose time has come fired on their own.
     async fn tick(&mut self, myself: &ActorRef<SchedulerMsg>) {
-        self.claim_wave().await;
+        self.claim_wave(myself).await;
         let now = self.clock.now();
-        let keys: Vec<JobKey> = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| {
-                j.claimed.front().is_some_and(|c| c.scheduled_for <= now)
-                    || (j.running == 0 && !j.pending.is_empty())
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            self.fire_due(myself, &key, now).await;
+        for entry in self.jobs.values_mut() {
+            while entry
+                .claimed
+                .front()
+                .is_some_and(|a| a.scheduled_for <= now)
+            {
+                entry.claimed.pop_front();
+            }
         }
         self.arm(myself);
     }
 
     /// Claims, concurrently, every occurrence within the claim lead.
-    async fn claim_wave(&mut self) {
+    async fn claim_wave(&mut self, myself: &ActorRef<SchedulerMsg>) {
         let horizon =
             self.clock.now() + chrono::Duration::milliseconds(self.config.claim_lead_ms as i64);
         let meta = self.meta(Principal::system());
@@ -607,63 +656,115 @@ impl SchedulerState {
             .collect()
             .await;
         for (key, result) in results {
-            match (result, self.jobs.get_mut(&key)) {
-                (Ok(Some(claim)), Some(entry)) => {
-                    let pos = entry
-                        .claimed
-                        .partition_point(|c| c.scheduled_for < claim.scheduled_for);
-                    entry.claimed.insert(pos, claim);
-                }
-                (Ok(_), _) => {}
-                (Err(e), _) => {
+            let Some(mut entry) = self.jobs.remove(&key) else {
+                continue;
+            };
+            match result {
+                Ok(Some(claim)) => self.arm_run(myself, &key, &mut entry, claim),
+                Ok(None) => {}
+                Err(e) => {
                     tracing::error!(installation = %key.0, job = %key.1, error = %e, "claim failed; occurrence not run")
                 }
             }
+            self.jobs.insert(key, entry);
         }
     }
 
-    /// Fires the job's due claims (overlap policy) and starts queued runs.
-    async fn fire_due(
-        &mut self,
+    /// Arms the run task of a claim: it sleeps until the scheduled time,
+    /// then starts the run if the job is idle, or hands the occurrence back
+    /// ([`SchedulerMsg::Due`]) for the overlap policy.
+    fn arm_run(
+        &self,
         myself: &ActorRef<SchedulerMsg>,
         key: &JobKey,
-        now: DateTime<Utc>,
+        entry: &mut JobEntry,
+        claim: Claim,
     ) {
+        let ctx = self.run_context(key, entry, &claim, Principal::system());
+        let sleep = self.clock.sleep_until(claim.scheduled_for);
+        let (me, slots_ref, key_owned) = (myself.clone(), entry.slots.clone(), key.clone());
+        let due = claim.clone();
+        let task = tokio::spawn(async move {
+            sleep.await;
+            let idle = {
+                let mut s = slots(&slots_ref);
+                let idle = s.running == 0 && s.pending == 0;
+                if idle {
+                    s.running += 1;
+                }
+                idle
+            };
+            if !idle {
+                let _ = me.send_message(SchedulerMsg::Due {
+                    key: key_owned,
+                    claim: due,
+                });
+                return;
+            }
+            run_job(ctx).await;
+            let _ = me.send_message(SchedulerMsg::RunEnded { key: key_owned });
+        });
+        let pos = entry
+            .claimed
+            .partition_point(|a| a.scheduled_for < claim.scheduled_for);
+        let armed = Armed {
+            scheduled_for: claim.scheduled_for,
+            claim,
+            task: task.abort_handle(),
+        };
+        entry.claimed.insert(pos, armed);
+    }
+
+    fn run_context(
+        &self,
+        key: &JobKey,
+        entry: &JobEntry,
+        claim: &Claim,
+        principal: Principal,
+    ) -> RunContext {
+        RunContext {
+            recorder: entry.recorder.clone(),
+            runner: self.runner.clone(),
+            clock: self.clock.clone(),
+            request: JobRequest {
+                tenant: self.tenant.clone(),
+                installation: key.0.clone(),
+                job: key.1.clone(),
+                run_id: claim.run_id.clone(),
+                scheduled_for: claim.scheduled_for,
+                trigger: claim.trigger,
+                deadline_ms: self.config.job_deadline_ms,
+            },
+            meta: self.meta(principal),
+        }
+    }
+
+    /// An armed occurrence came due while the job was busy: the overlap
+    /// policy decides (unless the job went idle in between).
+    async fn due(&mut self, myself: &ActorRef<SchedulerMsg>, key: &JobKey, claim: Claim) {
         let Some(entry) = self.jobs.get_mut(key) else {
             return;
         };
-        let mut skips = Vec::new();
-        while entry
-            .claimed
-            .front()
-            .is_some_and(|c| c.scheduled_for <= now)
-        {
-            let Some(claim) = entry.claimed.pop_front() else {
-                break;
-            };
-            let busy = entry.running > 0 || !entry.pending.is_empty();
-            match (busy, entry.decl.overlap) {
-                (false, _) => entry.pending.push_back(claim),
-                (true, Overlap::QueueOne) if entry.pending.len() < QUEUED_RUNS_MAX => {
-                    entry.pending.push_back(claim)
-                }
-                (true, _) => skips.push(claim),
-            }
+        let busy = {
+            let s = slots(&entry.slots);
+            s.running > 0 || s.pending > 0
+        };
+        let queue =
+            entry.decl.overlap == Overlap::QueueOne && entry.pending.len() < QUEUED_RUNS_MAX;
+        if !busy || queue {
+            entry.push_pending(claim);
+            self.start_next(myself, key);
+            return;
         }
         let recorder = entry.recorder.clone();
-        if !skips.is_empty() {
-            let meta = EventMeta::new(Some(self.tenant.clone()), Principal::system());
-            for claim in skips {
-                match recorder
-                    .execute(&skip_command(key, &claim, SkipReason::Overlap), &meta)
-                    .await
-                {
-                    Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped),
-                    Err(e) => tracing::warn!(run = %claim.run_id, error = %e, "skip not recorded"),
-                }
-            }
+        let meta = self.meta(Principal::system());
+        match recorder
+            .execute(&skip_command(key, &claim, SkipReason::Overlap), &meta)
+            .await
+        {
+            Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped),
+            Err(e) => tracing::warn!(run = %claim.run_id, error = %e, "skip not recorded"),
         }
-        self.start_next(myself, key);
     }
 
     /// Starts the first pending run if none of the job's runs is going.
@@ -671,15 +772,15 @@ impl SchedulerState {
         let Some(entry) = self.jobs.get_mut(key) else {
             return;
         };
-        if entry.running > 0 {
+        if slots(&entry.slots).running > 0 {
             return;
         }
-        if let Some(claim) = entry.pending.pop_front() {
+        if let Some(claim) = entry.pop_pending() {
             self.start(myself, key, claim, Principal::system(), None);
         }
     }
 
-    /// Spawns the run task of `claim`.
+    /// Spawns the run task of `claim` now.
     fn start(
         &mut self,
         myself: &ActorRef<SchedulerMsg>,
@@ -688,26 +789,11 @@ impl SchedulerState {
         principal: Principal,
         done: Option<oneshot::Sender<Option<RunFinished>>>,
     ) {
-        let meta = self.meta(principal);
-        let Some(entry) = self.jobs.get_mut(key) else {
+        let Some(entry) = self.jobs.get(key) else {
             return;
         };
-        entry.running += 1;
-        let ctx = RunContext {
-            recorder: entry.recorder.clone(),
-            runner: self.runner.clone(),
-            clock: self.clock.clone(),
-            request: JobRequest {
-                tenant: self.tenant.clone(),
-                installation: key.0.clone(),
-                job: key.1.clone(),
-                run_id: claim.run_id,
-                scheduled_for: claim.scheduled_for,
-                trigger: claim.trigger,
-                deadline_ms: self.config.job_deadline_ms,
-            },
-            meta,
-        };
+        slots(&entry.slots).running += 1;
+        let ctx = self.run_context(key, entry, &claim, principal);
         let me = myself.clone();
         let key = key.clone();
         tokio::spawn(async move {
@@ -720,8 +806,9 @@ impl SchedulerState {
     }
 
     fn run_ended(&mut self, myself: &ActorRef<SchedulerMsg>, key: &JobKey) {
-        if let Some(entry) = self.jobs.get_mut(key) {
-            entry.running = entry.running.saturating_sub(1);
+        if let Some(entry) = self.jobs.get(key) {
+            let mut s = slots(&entry.slots);
+            s.running = s.running.saturating_sub(1);
         }
         // No re-arm: a queued run starts right here, and scanning every job
         // per finished run would cost O(jobs²) per tick.
@@ -812,7 +899,13 @@ impl SchedulerState {
             let key = (id.clone(), decl.name.clone());
             let (state, next) = match self.jobs.get(&key) {
                 Some(e) => {
-                    let next = e.claimed.front().map(|c| c.scheduled_for).or(e.next);
+                    let now = self.clock.now();
+                    let next = e
+                        .claimed
+                        .iter()
+                        .map(|a| a.scheduled_for)
+                        .find(|t| *t > now)
+                        .or(e.next);
                     (e.recorder.state().await, next)
                 }
                 None => {
@@ -847,15 +940,7 @@ impl SchedulerState {
         let at = self
             .jobs
             .values()
-            .flat_map(|j| {
-                let ready = (j.running == 0 && !j.pending.is_empty()).then(|| self.clock.now());
-                [
-                    j.next.map(|n| n - lead),
-                    j.claimed.front().map(|c| c.scheduled_for),
-                    ready,
-                ]
-            })
-            .flatten()
+            .filter_map(|j| j.next.map(|n| n - lead))
             .min();
         let Some(at) = at else {
             if let Some((_, t)) = self.timer.take() {
@@ -950,7 +1035,7 @@ impl Actor for Scheduler {
         match msg {
             SchedulerMsg::Installation(ev) => {
                 if let Some(id) = state.fold(&ev, Live::Live).await {
-                    state.reconcile(&id).await;
+                    state.reconcile(&myself, &id).await;
                     state.arm(&myself);
                 }
             }
@@ -959,6 +1044,7 @@ impl Actor for Scheduler {
             }
             SchedulerMsg::Tick => state.tick(&myself).await,
             SchedulerMsg::RunEnded { key } => state.run_ended(&myself, &key),
+            SchedulerMsg::Due { key, claim } => state.due(&myself, &key, claim).await,
             SchedulerMsg::RunNow {
                 installation,
                 job,

@@ -109,6 +109,73 @@ pub struct RouteResponse {
     pub body: Value,
 }
 
+/// Invocation counts and latency of one installation since the process
+/// started (for `GET /api/plugins/metrics`; `/metrics` has the same as
+/// Prometheus series).
+#[derive(Clone, Debug, Serialize)]
+pub struct PluginStats {
+    pub installation_id: InstallationId,
+    pub slug: String,
+    pub invocations: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// Latencies above this are recorded as this (one minute).
+const STATS_LATENCY_US_MAX: u64 = 60_000_000;
+
+pub(crate) struct Counters {
+    invocations: u64,
+    errors: u64,
+    latency_us: hdrhistogram::Histogram<u64>,
+}
+
+#[derive(Default)]
+pub(crate) struct Stats(std::sync::Mutex<std::collections::HashMap<InstallationId, Counters>>);
+
+impl Stats {
+    fn record(&self, id: &InstallationId, ok: bool, elapsed: Duration) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let c = map.entry(id.clone()).or_insert_with(|| Counters {
+            invocations: 0,
+            errors: 0,
+            // Two significant figures keep one histogram to a few KiB.
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, STATS_LATENCY_US_MAX, 2)
+                .expect("static histogram bounds"),
+        });
+        c.invocations += 1;
+        c.errors += u64::from(!ok);
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        c.latency_us
+            .saturating_record(us.clamp(1, STATS_LATENCY_US_MAX));
+    }
+
+    fn get(&self, id: &InstallationId) -> Option<(u64, u64, [u64; 4])> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let c = map.get(id)?;
+        let h = &c.latency_us;
+        Some((
+            c.invocations,
+            c.errors,
+            [
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.99),
+                h.max(),
+            ],
+        ))
+    }
+}
+
 /// The input a hook handler receives for a stored event.
 pub(crate) fn hook_input(ev: &RecordedEvent) -> Value {
     let data: Value = serde_json::from_str(ev.payload.get()).unwrap_or(Value::Null);
@@ -148,6 +215,9 @@ pub(crate) async fn run(
     };
     let started = Instant::now();
     let result = rt.installation.invoke(invocation).await;
+    if let Some(id) = &known.state.id {
+        inner.stats.record(id, result.is_ok(), started.elapsed());
+    }
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("extensor_plugin_invocations_total",
         "plugin" => slug.clone(), "trigger" => kind, "outcome" => outcome)
@@ -456,6 +526,33 @@ impl Engine {
             aborted,
             steps,
         })
+    }
+
+    /// Invocation counts, errors and latency percentiles of the tenant's
+    /// installations since this process started.
+    pub async fn plugin_stats(&self, tenant: &TenantId) -> Result<Vec<PluginStats>, Error> {
+        let stats = &self.inner.stats;
+        Ok(self
+            .inner
+            .directory
+            .for_tenant(tenant)
+            .iter()
+            .filter_map(|k| {
+                let id = k.state.id.clone()?;
+                let (invocations, errors, [p50_us, p90_us, p99_us, max_us]) =
+                    stats.get(&id).unwrap_or((0, 0, [0; 4]));
+                Some(PluginStats {
+                    installation_id: id,
+                    slug: k.state.slug.as_ref()?.to_string(),
+                    invocations,
+                    errors,
+                    p50_us,
+                    p90_us,
+                    p99_us,
+                    max_us,
+                })
+            })
+            .collect())
     }
 
     /// The installation's recent captured console output, oldest first.

@@ -41,7 +41,8 @@ pub const READ_MODELS_DIR_NAME: &str = "read_models";
 /// The platform components every installation's host services share.
 pub(crate) struct Platform {
     pub files: Arc<FileStore>,
-    pub db: Arc<SqliteReadModels>,
+    pub read_models_dir: std::path::PathBuf,
+    pub projector_locks: super::read_models::ProjectorLocks,
     pub http: Arc<GuardedHttp>,
     pub mailer: Option<Arc<SmtpMailer>>,
     pub llm: Option<Arc<LlmClient>>,
@@ -76,9 +77,8 @@ impl Platform {
         };
         Ok(Platform {
             files: Arc::new(FileStore::new(config.data_dir.join(FILES_DIR_NAME))),
-            db: Arc::new(SqliteReadModels::new(
-                config.data_dir.join(READ_MODELS_DIR_NAME),
-            )),
+            read_models_dir: config.data_dir.join(READ_MODELS_DIR_NAME),
+            projector_locks: Default::default(),
             http: Arc::new(http),
             mailer,
             llm,
@@ -199,7 +199,12 @@ fn host_services(inner: &Arc<Inner>) -> HostServices {
             .mailer
             .as_ref()
             .map(|_| host.clone() as Arc<dyn EmailOutbox>),
-        db: Some(p.db.clone()),
+        db: Some(Arc::new(super::read_models::EngineDb {
+            engine: Arc::downgrade(inner),
+            root: p.read_models_dir.clone(),
+            reader: SqliteReadModels::new(p.read_models_dir.clone()),
+            locks: p.projector_locks.clone(),
+        })),
         files: Some(p.files.clone()),
         http: Some(p.http.clone()),
         llm: p.llm.clone(),

@@ -363,6 +363,11 @@ async fn routes_check_roles_and_public_access() {
         let err = engine.route(&tenant, slug, get(path)).await.unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{slug}{path}: {err}");
     }
+    // Three handler runs so far (refused calls never reached the plugin).
+    let stats = engine.plugin_stats(&tenant).await.unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!((stats[0].invocations, stats[0].errors), (3, 0));
+    assert!(stats[0].p50_us > 0 && stats[0].max_us >= stats[0].p99_us);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -539,4 +544,45 @@ async fn engine_installation_handle(
     id: &extensor_core::ids::InstallationId,
 ) -> Result<extensor_actors::tenant_supervisor::Handle<PluginInstallation>, Error> {
     engine.installation_handle(tenant, id).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_backpressure_not_growth() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), open_store(dir.path()));
+    config.tree.supervisor_calls_max = 2;
+    config.tree.mailbox_messages_max = 2;
+    let engine = extensor_actors::Engine::start(config).await.unwrap();
+    let tenant = new_tenant(&engine, "acme").await;
+    let burst = (0..64).map(|_| {
+        let engine = engine.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move { engine.tenant(&tenant).await })
+    });
+    let results = futures::future::join_all(burst).await;
+    let mut refused = 0;
+    for r in results {
+        match r.unwrap() {
+            Ok(loaded) => assert_eq!(loaded.state.name, "acme"),
+            Err(Error::Backpressure { depth_max, .. }) => {
+                assert_eq!(depth_max, 2);
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "64 concurrent calls through a gate of 2 must be refused"
+    );
+    assert_eq!(
+        Error::Backpressure {
+            actor: "/".into(),
+            depth_max: 2
+        }
+        .code(),
+        "backpressure"
+    );
+    // Once the burst is over the tenant serves again.
+    engine.tenant(&tenant).await.unwrap();
 }

@@ -58,6 +58,7 @@ pub fn fast_tree(failures_max: u32) -> TreeSettings {
         snapshots: SnapshotPolicy::DEFAULT,
         mailbox_messages_max: 100,
         passivate_idle_ms: None,
+        ..TreeSettings::default()
     }
 }
 
