@@ -14,6 +14,7 @@
 
 mod events;
 mod filter_args;
+mod jobs;
 mod progress;
 mod serve;
 mod state;
@@ -58,6 +59,9 @@ enum Command {
     Tenant(tenant::TenantCommand),
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
+    /// Plugin jobs on a running server.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
             Command::Tenant(cmd) => tenant::run(&cli.data_dir, cmd)
                 .await
                 .map(|()| events::Outcome::Ok),
+            Command::Jobs(cmd) => jobs::run(cmd).await.map(|()| events::Outcome::Ok),
             Command::Openapi => {
                 print!("{}", extensor_api::openapi_yaml());
                 Ok(events::Outcome::Ok)
