@@ -10,11 +10,16 @@
 //! - [`progress`]: progress bars that appear only on a terminal.
 //! - [`serve`]: `serve`, the HTTP server on the embedded store.
 //! - [`tenant`]: `tenant create`, a tenant and its owner token.
+//! - [`ops`]: `ops tree`, the supervision tree of a running server.
 //! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
+//! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
+//!   author's toolkit.
 
 mod events;
 mod filter_args;
 mod jobs;
+mod ops;
+mod plugin;
 mod progress;
 mod serve;
 mod state;
@@ -57,11 +62,17 @@ enum Command {
     /// Manage tenants directly in the store.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Operate a running server.
+    #[command(subcommand)]
+    Ops(ops::OpsCommand),
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
     /// Plugin jobs on a running server.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// The plugin author's toolkit: scaffold, validate, pack, test, push.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -92,10 +103,12 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| events::Outcome::Ok),
             Command::Jobs(cmd) => jobs::run(cmd).await.map(|()| events::Outcome::Ok),
+            Command::Ops(cmd) => ops::run(cmd).await.map(|()| events::Outcome::Ok),
             Command::Openapi => {
                 print!("{}", extensor_api::openapi_yaml());
                 Ok(events::Outcome::Ok)
             }
+            Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
         }
     });
     match outcome {

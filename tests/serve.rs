@@ -111,3 +111,138 @@ fn unusable_listen_address_or_data_dir_is_a_clear_error() {
         assert!(err.contains(expected) && !err.contains("panicked"), "{err}");
     }
 }
+
+/// Reads `n` lines of the child's stdout.
+fn lines(child: &mut Child, n: usize) -> Vec<String> {
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    (0..n)
+        .map(|_| {
+            let mut l = String::new();
+            reader.read_line(&mut l).unwrap();
+            l
+        })
+        .collect()
+}
+
+fn request(addr: &str, head: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{head}Host: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn empty_store_prints_a_generated_admin_token_once_and_it_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EXTENSOR_DATA_DIR", &data)
+        .env_remove("EXTENSOR_ADMIN_TOKEN")
+        .env("EXTENSOR_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines(&mut child, 2);
+    let addr = out[0]
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = out[1].rsplit(' ').next().unwrap().trim().to_owned();
+    assert!(
+        out[1].contains("platform-admin token") && token.starts_with("ext_"),
+        "{out:?}"
+    );
+    let listed = request(
+        &addr,
+        &format!(
+            "GET /api/tenants HTTP/1.1\r\nAuthorization: Bearer {token}\r\nX-Request-Id: req-123\r\n"
+        ),
+    );
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(
+        listed
+            .to_ascii_lowercase()
+            .contains("x-request-id: req-123"),
+        "{listed}"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let request_line = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["path"] == "/api/tenants")
+        .unwrap_or_else(|| panic!("no JSON request line in {err}"));
+    assert_eq!(request_line["span"]["id"], "req-123", "{request_line}");
+    assert_eq!(request_line["status"], 200);
+    // A second start on the same store prints no token: it was shown once.
+    let mut again = Command::new(env!("CARGO_BIN_EXE_extensor"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EXTENSOR_DATA_DIR", &data)
+        .env_remove("EXTENSOR_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(again.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.contains("listening"), "{first}");
+    Command::new("kill")
+        .args(["-TERM", &again.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(!rest.contains("token"), "printed a token twice: {rest}");
+    assert!(again.wait().unwrap().success());
+}
+
+#[test]
+fn tenant_create_cli_prints_the_owner_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |slug: &str| {
+        Command::new(env!("CARGO_BIN_EXE_extensor"))
+            .args(["tenant", "create", "--slug", slug, "--name", "Acme Inc"])
+            .env("EXTENSOR_DATA_DIR", &data)
+            .output()
+            .unwrap()
+    };
+    let out = run("acme");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("tenant ten_") && text.contains("owner token"),
+        "{text}"
+    );
+    let again = run("acme");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("slug `acme` is taken"));
+    let bad = run("Bad Slug");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--slug"));
+}

@@ -12,19 +12,32 @@
 //!   rebuilt from its stream at start, commands via `aggregate::execute`.
 //! - [`tenant_supervisor`]: one tenant's supervisor: its tenant actor and
 //!   one actor per installation, spawned lazily, restarted per the policy.
+//! - [`webhooks`]: the webhook delivery engine: per tenant a dispatcher
+//!   following the tenant's events from its own cursor, one endpoint actor
+//!   per webhook owning its deliveries and retries.
 //! - [`jobs`], [`scheduler`]: plugin jobs: the [`jobs::JobRunner`] boundary,
 //!   run recording, and the per-tenant scheduler actor (claims, fires,
 //!   catch-up, overlap, run-now).
 //! - [`root`]: the root supervisor: one tenant supervisor per tenant, and
 //!   the tree snapshot for the ops view.
+//! - [`dispatcher`]: a tenant's event dispatcher (a service child of the
+//!   tenant supervisor): one lane per hooked installation, each following
+//!   the business stream from its own durable checkpoint.
+//! - [`engine`]: the library facade ([`Engine`]) the API, webhooks and
+//!   scheduler build on: plugin lifecycle, secrets, publishing, invocations,
+//!   routes, filter chains, ops.
 
 pub mod aggregate_actor;
+pub mod dispatcher;
+pub mod engine;
 pub mod error;
 pub mod jobs;
 pub mod root;
 pub mod scheduler;
 pub mod supervision;
 pub mod tenant_supervisor;
+pub mod webhooks;
 
+pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use supervision::{ActorInfo, ActorStatus, Mailbox, RestartPolicy, TreeSnapshot};

@@ -125,6 +125,10 @@ pub enum ActorKind {
     TenantSupervisor,
     Tenant,
     Installation,
+    /// A tenant's event dispatcher.
+    Dispatcher,
+    /// Another tenant service child (webhooks, scheduler).
+    Service,
 }
 
 /// One actor in the ops view.

@@ -1,5 +1,7 @@
 //! One tenant's supervisor: the tenant actor and one actor per plugin
-//! installation, spawned lazily by id. A failed child is restarted per the
+//! installation, spawned lazily by id, plus the tenant's *service* children
+//! (the event dispatcher; webhook and scheduler actors), started with the
+//! supervisor from [`TreeConfig::services`]. A failed child is restarted per the
 //! [`RestartPolicy`]; one that fails too often is marked failed and left
 //! alone until an operator restarts it, while its siblings keep serving.
 
@@ -14,6 +16,7 @@ use extensor_core::ids::{InstallationId, TenantId};
 use extensor_core::installation::PluginInstallation;
 use extensor_core::store::EventStore;
 use extensor_core::tenant::Tenant;
+use futures::future::BoxFuture;
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
@@ -67,11 +70,35 @@ impl<A: ActorAggregate> Handle<A> {
 pub enum ChildKey {
     Tenant,
     Installation(InstallationId),
+    /// A service child, by its [`TenantService::name`].
+    Service(&'static str),
+}
+
+/// A long-running per-tenant service (the event dispatcher; the webhook and
+/// scheduler actors). **This is the extension point**: add a service to
+/// `TreeConfig::services` (the engine builds that list in one place,
+/// `engine::tenant_services`) and every tenant supervisor starts it when it
+/// starts, at `/tenants/<tenant>/<name>`, and restarts it per the policy
+/// like any other child.
+pub trait TenantService: Send + Sync + 'static {
+    /// Its name in the tree path; unique among services.
+    fn name(&self) -> &'static str;
+    /// How the ops view labels it.
+    fn kind(&self) -> ActorKind {
+        ActorKind::Service
+    }
+    /// Spawns the service's actor for `tenant`, linked to `supervisor`.
+    fn spawn(
+        &self,
+        tenant: TenantId,
+        supervisor: ActorCell,
+    ) -> BoxFuture<'static, Result<ActorCell, Error>>;
 }
 
 enum ChildRef {
     Tenant(Handle<Tenant>),
     Installation(Handle<PluginInstallation>),
+    Service(ActorCell),
 }
 
 impl ChildRef {
@@ -79,6 +106,7 @@ impl ChildRef {
         match self {
             ChildRef::Tenant(h) => h.actor.get_cell(),
             ChildRef::Installation(h) => h.actor.get_cell(),
+            ChildRef::Service(c) => c.clone(),
         }
     }
 }
@@ -103,6 +131,9 @@ pub struct TreeConfig {
     pub mailbox_messages_max: usize,
     /// Passivate aggregate actors idle this long; `None`: never.
     pub passivate_idle_ms: Option<u64>,
+    /// The service children every tenant supervisor starts (see
+    /// [`TenantService`]). Empty in tree-only tests.
+    pub services: Vec<Arc<dyn TenantService>>,
 }
 
 pub struct TenantSupervisorArgs {
@@ -132,6 +163,15 @@ pub enum TenantSupervisorMsg {
         key: ChildKey,
         reply: RpcReplyPort<Result<(), Error>>,
     },
+    /// Sent to itself at start: starts every service child.
+    StartServices,
+    /// A service child's actor, started if it is not running. Callers route
+    /// by name through here rather than caching the actor, so a restarted
+    /// service is never addressed through a stale reference.
+    Service {
+        name: &'static str,
+        reply: RpcReplyPort<Result<ActorCell, Error>>,
+    },
 }
 
 impl TenantSupervisorState {
@@ -139,6 +179,42 @@ impl TenantSupervisorState {
         match key {
             ChildKey::Tenant => format!("/tenants/{}/tenant", self.tenant),
             ChildKey::Installation(id) => format!("/tenants/{}/installations/{id}", self.tenant),
+            ChildKey::Service(name) => format!("/tenants/{}/{name}", self.tenant),
+        }
+    }
+
+    fn service(&self, name: &str) -> Option<Arc<dyn TenantService>> {
+        self.config
+            .services
+            .iter()
+            .find(|s| s.name() == name)
+            .cloned()
+    }
+
+    async fn service_cell(
+        &mut self,
+        myself: &ActorCell,
+        name: &'static str,
+    ) -> Result<ActorCell, Error> {
+        let key = ChildKey::Service(name);
+        if self.service(name).is_none() {
+            return Err(Error::not_found("service", name));
+        }
+        match self.ensure(myself, &key).await? {
+            ChildRef::Service(cell) => Ok(cell.clone()),
+            _ => unreachable_child(&self.path_of(&key)),
+        }
+    }
+
+    /// Starts every service child; one that fails to start is handled like
+    /// a crash (restart with backoff) and does not stop the others.
+    async fn start_services(&mut self, myself: &ActorRef<TenantSupervisorMsg>) {
+        let names: Vec<&'static str> = self.config.services.iter().map(|s| s.name()).collect();
+        for name in names {
+            let key = ChildKey::Service(name);
+            if let Err(e) = self.start(&myself.get_cell(), &key).await {
+                self.record_failure(myself, key, e.to_string());
+            }
         }
     }
 
@@ -183,7 +259,7 @@ impl TenantSupervisorState {
     async fn tenant_handle(&mut self, myself: &ActorCell) -> Result<Handle<Tenant>, Error> {
         match self.ensure(myself, &ChildKey::Tenant).await? {
             ChildRef::Tenant(h) => Ok(h.clone()),
-            ChildRef::Installation(_) => unreachable_child(&self.path_of(&ChildKey::Tenant)),
+            _ => unreachable_child(&self.path_of(&ChildKey::Tenant)),
         }
     }
 
@@ -195,7 +271,7 @@ impl TenantSupervisorState {
         let key = ChildKey::Installation(id);
         match self.ensure(myself, &key).await? {
             ChildRef::Installation(h) => Ok(h.clone()),
-            ChildRef::Tenant(_) => unreachable_child(&self.path_of(&key)),
+            _ => unreachable_child(&self.path_of(&key)),
         }
     }
 
@@ -226,6 +302,12 @@ impl TenantSupervisorState {
                 )
                 .await?,
             ),
+            ChildKey::Service(name) => {
+                let service = self
+                    .service(name)
+                    .ok_or_else(|| Error::not_found("service", *name))?;
+                ChildRef::Service(service.spawn(self.tenant.clone(), myself.clone()).await?)
+            }
         };
         self.by_actor.insert(running.cell().get_id(), key.clone());
         let child = self.child(key);
@@ -242,6 +324,7 @@ impl TenantSupervisorState {
         let kind = match key {
             ChildKey::Tenant => ActorKind::Tenant,
             ChildKey::Installation(_) => ActorKind::Installation,
+            ChildKey::Service(name) => self.service(name).map_or(ActorKind::Service, |s| s.kind()),
         };
         let previous = self.config.board.get(path);
         ActorInfo {
@@ -376,9 +459,13 @@ impl Actor for TenantSupervisor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: TenantSupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        if !args.config.services.is_empty() {
+            // Children are spawned once this actor runs, not inside its start.
+            myself.send_message(TenantSupervisorMsg::StartServices)?;
+        }
         Ok(TenantSupervisorState {
             tenant: args.tenant,
             config: args.config,
@@ -404,6 +491,10 @@ impl Actor for TenantSupervisor {
             TenantSupervisorMsg::Restart { key } => state.restart(&myself, &key).await,
             TenantSupervisorMsg::OperatorRestart { key, reply } => {
                 let _ = reply.send(state.operator_restart(&myself, &key).await);
+            }
+            TenantSupervisorMsg::StartServices => state.start_services(&myself).await,
+            TenantSupervisorMsg::Service { name, reply } => {
+                let _ = reply.send(state.service_cell(&cell, name).await);
             }
         }
         Ok(())

@@ -61,6 +61,7 @@ async fn tree_passivating(
         snapshots: SnapshotPolicy::DEFAULT,
         mailbox_messages_max: 100,
         passivate_idle_ms,
+        services: Vec::new(),
     };
     let args = TenantSupervisorArgs {
         tenant: tenant.clone(),
@@ -113,6 +114,7 @@ impl Tree {
         match key {
             ChildKey::Tenant => format!("/tenants/{}/tenant", self.tenant),
             ChildKey::Installation(id) => format!("/tenants/{}/installations/{id}", self.tenant),
+            ChildKey::Service(name) => format!("/tenants/{}/{name}", self.tenant),
         }
     }
 
@@ -351,6 +353,7 @@ async fn the_root_serves_tenants_separately_and_snapshots_the_tree() {
         snapshots: SnapshotPolicy::DEFAULT,
         mailbox_messages_max: 100,
         passivate_idle_ms: None,
+        services: Vec::new(),
     };
     let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
     let (t1, t2) = (TenantId::generate(), TenantId::generate());
@@ -465,6 +468,7 @@ async fn an_operator_stops_and_resumes_a_tenant() {
         snapshots: SnapshotPolicy::DEFAULT,
         mailbox_messages_max: 100,
         passivate_idle_ms: None,
+        services: Vec::new(),
     };
     let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
     let tenant = TenantId::generate();

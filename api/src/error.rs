@@ -108,9 +108,15 @@ pub enum ApiError {
     /// The store or the server failed underneath the request.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+    /// A plugin's code failed (threw, hit a limit, had no handler).
+    #[oai(status = 502, content_type = "application/problem+json")]
+    BadGateway(Json<Problem>),
     /// Overloaded (an actor's queue is full) or shutting down: retry later.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>),
+    /// A plugin ran past its deadline.
+    #[oai(status = 504, content_type = "application/problem+json")]
+    GatewayTimeout(Json<Problem>),
 }
 
 impl ApiError {
@@ -228,7 +234,9 @@ impl ApiError {
             | Self::Unprocessable(p)
             | Self::TooManyRequests(p, _)
             | Self::Internal(p)
-            | Self::Unavailable(p) => &p.0,
+            | Self::BadGateway(p)
+            | Self::Unavailable(p)
+            | Self::GatewayTimeout(p) => &p.0,
         }
     }
 
@@ -309,7 +317,9 @@ impl ApiError {
             | Self::Unprocessable(p)
             | Self::TooManyRequests(p, _)
             | Self::Internal(p)
-            | Self::Unavailable(p) => &mut p.0,
+            | Self::BadGateway(p)
+            | Self::Unavailable(p)
+            | Self::GatewayTimeout(p) => &mut p.0,
         };
         p.code = code.to_owned();
         p.kind = format!("urn:extensor:problem:{code}");

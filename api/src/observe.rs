@@ -13,6 +13,11 @@ use poem::http::HeaderValue;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing::Instrument;
 
+/// No request body may exceed this (plugin uploads are the largest; their
+/// own, smaller cap applies on top). Bodies without a length are cut off
+/// here while streaming, so a chunked upload cannot grow without bound.
+pub const BODY_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
 /// Caller-supplied request ids longer than this are replaced.
 const REQUEST_ID_BYTES_MAX: usize = 64;
 
@@ -84,9 +89,43 @@ fn request_id(req: &Request) -> String {
         .map_or_else(|| ulid::Ulid::new().to_string(), str::to_owned)
 }
 
+/// Refuses a declared length over [`BODY_BYTES_MAX`], and caps an
+/// undeclared one while it streams.
+fn limit_body(req: &mut Request) -> Result<(), crate::error::ApiError> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_BYTES_MAX) {
+        return Err(crate::error::ApiError::too_large(format!(
+            "request bodies are limited to {BODY_BYTES_MAX} bytes"
+        )));
+    }
+    if declared.is_none() {
+        use futures::StreamExt;
+        let mut seen = 0u64;
+        let stream = req.take_body().into_bytes_stream().map(move |chunk| {
+            let chunk = chunk?;
+            seen += chunk.len() as u64;
+            if seen > BODY_BYTES_MAX {
+                return Err(std::io::Error::other(format!(
+                    "request body over {BODY_BYTES_MAX} bytes"
+                )));
+            }
+            Ok(chunk)
+        });
+        req.set_body(poem::Body::from_bytes_stream(stream));
+    }
+    Ok(())
+}
+
 /// The middleware: wrap with `.around(observe::around)`.
-pub async fn around<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+pub async fn around<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let started = Instant::now();
+    if let Err(e) = limit_body(&mut req) {
+        return Ok(e.into_response());
+    }
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

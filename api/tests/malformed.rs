@@ -112,5 +112,14 @@ async fn malformed_bodies_headers_and_paths_get_problems_not_500s() {
         .await
         .unwrap();
     assert!(r.status().as_u16() == 404, "{}", r.status());
+    let huge = vec![b'x'; (extensor_api::observe::BODY_BYTES_MAX + 1) as usize];
+    let r = s
+        .req(Method::POST, "/api/tokens", Some(&owner), Some("acme"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 413, "payload_too_large").await;
     s.stop().await;
 }

@@ -280,6 +280,20 @@ pub const MANIFEST_FIELDS: [&str; 13] = [
     "limits",
 ];
 
+/// Fields of one `routes` entry.
+pub const ROUTE_FIELDS: [&str; 4] = ["method", "path", "min_role", "public"];
+/// Fields of one `jobs` entry.
+pub const JOB_FIELDS: [&str; 6] = [
+    "name",
+    "schedule",
+    "timezone",
+    "catch_up",
+    "catch_up_max",
+    "overlap",
+];
+/// Fields of `limits`.
+pub const LIMITS_FIELDS: [&str; 4] = ["memory_mb", "timeout_ms", "job_timeout_ms", "stack_kb"];
+
 impl PluginManifest {
     /// Parses and validates `manifest.json`, returning every problem found.
     pub fn parse(bytes: &[u8]) -> Result<PluginManifest, Error> {
@@ -556,7 +570,7 @@ impl Validator {
         path: &str,
         permissions: Option<&BTreeSet<Permission>>,
     ) -> Option<RouteDecl> {
-        let obj = self.object(item, path, &["method", "path", "min_role", "public"])?;
+        let obj = self.object(item, path, &ROUTE_FIELDS)?;
         let method = self
             .bounded_text(
                 obj.get("method"),
@@ -720,15 +734,7 @@ impl Validator {
     }
 
     fn job(&mut self, item: &Value, path: &str) -> Option<JobDecl> {
-        let known = [
-            "name",
-            "schedule",
-            "timezone",
-            "catch_up",
-            "catch_up_max",
-            "overlap",
-        ];
-        let obj = self.object(item, path, &known)?;
+        let obj = self.object(item, path, &JOB_FIELDS)?;
         let name = self.names(
             Some(&Value::Array(
                 obj.get("name").cloned().into_iter().collect(),
@@ -882,8 +888,7 @@ impl Validator {
         let Some(v) = v.filter(|v| !v.is_null()) else {
             return Some(ManifestLimits::default());
         };
-        let known = ["memory_mb", "timeout_ms", "job_timeout_ms", "stack_kb"];
-        let obj = self.object(v, "$.limits", &known)?;
+        let obj = self.object(v, "$.limits", &LIMITS_FIELDS)?;
         let mut field = |name: &str, max: u32| -> Option<Option<u32>> {
             match obj.get(name) {
                 None | Some(Value::Null) => Some(None),

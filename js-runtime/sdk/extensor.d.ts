@@ -107,8 +107,33 @@ declare module "extensor:sdk" {
     [key: string]: unknown;
   }
 
+  /** What a route handler receives for `/ext/<slug><path>`. */
+  export interface Request {
+    method: string;
+    /** The path as called, e.g. `/days/2026-11-23`. */
+    path: string;
+    /** `:name` segments of the registered path, e.g. `{ day: "2026-11-23" }`. */
+    params: Record<string, string>;
+    query: Record<string, string>;
+    /** Lower-case header names. */
+    headers: Record<string, string>;
+    /** Parsed JSON when the request sent JSON, the text otherwise, or null. */
+    body: Json;
+  }
+
+  /**
+   * A route handler returns either a plain JSON value (answered 200 as JSON)
+   * or a response: `status` 100-599, optional `headers`, and `body` (required,
+   * null for none), sent as JSON, or as text when it is a string.
+   */
+  export interface RouteResponse {
+    status: number;
+    headers?: Record<string, string>;
+    body: Json;
+  }
+
   export function hook<Data = Json>(eventType: string, fn: Handler<Event<Data>>): void;
-  export function route(method: string, path: string, fn: Handler<Json>): void;
+  export function route(method: string, path: string, fn: Handler<Request, Json | RouteResponse | void>): void;
   export function job(name: string, cron: string, fn: Handler<Json>): void;
   export function llmFilter(kind: string, fn: Handler<Json>): void;
   export function generatorHook(kind: string, fn: Handler<Json>): void;

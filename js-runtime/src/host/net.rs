@@ -275,6 +275,13 @@ impl GuardedHttp {
         &self.guard
     }
 
+    /// The guarded client itself, for callers with their own request shape
+    /// (webhook deliveries): every connection still goes through the
+    /// guarded resolver, and redirects are never followed.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// Performs the request, following and re-checking redirects.
     pub async fn fetch(
         &self,
@@ -389,6 +396,18 @@ async fn read_response(
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })
+}
+
+/// The guard's reason when `e` is a refused address, `None` otherwise.
+pub fn refusal_reason(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<Refused>() {
+            return Some(r.0.clone());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// Surfaces a resolver refusal as `NetworkDenied`, anything else as a host error.

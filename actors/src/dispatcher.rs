@@ -1,0 +1,583 @@
+//! A tenant's event dispatcher: a service child of the tenant supervisor
+//! that hands each business event (`events-<tenant>`) to the enabled
+//! installations whose hooks match its type.
+//!
+//! **Lanes.** Each enabled installation with hooks gets its own lane, a task
+//! that follows the business stream from its own durable checkpoint, runs
+//! the matching hooks one event at a time (in stream order), and records
+//! each execution as `hook.executed` / `hook.failed` (duration, outcome, the
+//! limit hit) in the installation's `hooks-<installation>` stream. The
+//! latest record there *is* the lane's checkpoint. Lanes are independent: a
+//! slow, throwing or crash-looping plugin delays only its own lane, and a
+//! lane holds at most one page of events in memory (bounded).
+//!
+//! **At-least-once.** A lane records after running, so a crash between the
+//! two runs the hook again on restart; every invocation carries the event id
+//! (`ctx.invocation.eventId`) for the plugin to deduplicate. A new lane
+//! starts at the first event after the installation was (last) enabled.
+//!
+//! **Wake-ups.** Appends wake lanes through the tenant's `head` watch (set by
+//! the engine's own appends and by the log follower for anyone else's), so
+//! an idle lane costs a parked task, not polling.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use extensor_core::event::{EventMeta, NewEvent, Principal, RecordedEvent, StreamId};
+use extensor_core::ids::{EventId, InstallationId, TenantId};
+use extensor_core::store::{ExpectedRevision, ReadFilter};
+use extensor_js::JsError;
+use futures::future::BoxFuture;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::engine::EngineSlot;
+use crate::engine::directory::Known;
+use crate::engine::invoke::{hook_input, run};
+use crate::error::Error;
+use crate::supervision::ActorKind;
+use crate::tenant_supervisor::TenantService;
+
+/// The dispatcher's name under its tenant: `/tenants/<t>/dispatcher`.
+pub const SERVICE_NAME: &str = "dispatcher";
+/// Events a lane reads (and records) per page: the lane's memory bound.
+pub const LANE_PAGE_EVENTS: usize = 64;
+/// A lane that skipped this many events without a record writes a
+/// checkpoint, so a restart does not rescan a long unmatched stretch.
+pub const CHECKPOINT_EVERY_EVENTS: u64 = 1_000;
+/// A hook's result larger than this is recorded as an excerpt.
+pub const HOOK_OUTCOME_BYTES_MAX: usize = 16 * 1024;
+/// First and longest pause before a lane retries a failed store call.
+const STORE_RETRY_MS_MIN: u64 = 50;
+const STORE_RETRY_MS_MAX: u64 = 5_000;
+
+/// Record types in `hooks-<installation>`.
+pub mod types {
+    pub const EXECUTED: &str = "hook.executed";
+    pub const FAILED: &str = "hook.failed";
+    pub const CHECKPOINT: &str = "hook.checkpoint";
+}
+
+/// The stream a lane records into.
+pub fn hooks_stream(id: &InstallationId) -> StreamId {
+    StreamId::new("hooks", id.as_str()).expect("installation ids are valid stream ids")
+}
+
+/// One record of a lane (payload of `hook.*` events).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HookRecord {
+    pub installation_id: InstallationId,
+    pub slug: String,
+    pub event_id: Option<EventId>,
+    pub event_type: Option<String>,
+    /// The business stream revision this record covers (the checkpoint).
+    pub event_revision: u64,
+    pub duration_us: u64,
+    /// When the hook finished (before the record was written).
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub outcome: Option<Value>,
+    pub error: Option<String>,
+    /// The error's stable code (`plugin_timeout`, `plugin_failed`, …).
+    pub error_code: Option<String>,
+    /// `deadline`, `heap`, `stack` or `chain_depth` when a limit was hit.
+    pub limit: Option<String>,
+}
+
+/// Spawns a dispatcher per tenant (see [`TenantService`]).
+pub(crate) struct DispatcherService {
+    pub engine: EngineSlot,
+}
+
+impl TenantService for DispatcherService {
+    fn name(&self) -> &'static str {
+        SERVICE_NAME
+    }
+
+    fn kind(&self) -> ActorKind {
+        ActorKind::Dispatcher
+    }
+
+    fn spawn(
+        &self,
+        tenant: TenantId,
+        supervisor: ActorCell,
+    ) -> BoxFuture<'static, Result<ActorCell, Error>> {
+        let engine = self.engine.clone();
+        Box::pin(async move {
+            let path = format!("/tenants/{tenant}/{SERVICE_NAME}");
+            let args = DispatcherArgs { tenant, engine };
+            let (actor, _) = Actor::spawn_linked(None, Dispatcher, args, supervisor)
+                .await
+                .map_err(|e| Error::Spawn {
+                    actor: path,
+                    reason: e.to_string(),
+                })?;
+            Ok(actor.get_cell())
+        })
+    }
+}
+
+pub struct Dispatcher;
+
+pub struct DispatcherArgs {
+    tenant: TenantId,
+    engine: EngineSlot,
+}
+
+struct Lane {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A lane never outlives its dispatcher, however the dispatcher ends (a
+/// panic skips `post_stop` but still drops the state): otherwise a restarted
+/// dispatcher's new lane would run beside the old one.
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.task.abort();
+    }
+}
+
+pub struct DispatcherState {
+    tenant: TenantId,
+    engine: EngineSlot,
+    lanes: BTreeMap<InstallationId, Lane>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for DispatcherState {
+    fn drop(&mut self) {
+        self.stop_lanes();
+    }
+}
+
+pub enum DispatcherMsg {
+    /// The tenant's installations changed: start and stop lanes to match.
+    Sync,
+    /// How many lanes run (ops and tests).
+    Lanes { reply: RpcReplyPort<usize> },
+    /// Fault drill: panics in the handler, so the supervisor restarts the
+    /// dispatcher and its lanes resume from their checkpoints.
+    Panic,
+}
+
+impl DispatcherState {
+    fn sync(&mut self) {
+        let Some(inner) = self.engine.get() else {
+            return;
+        };
+        let wanted: Vec<InstallationId> = inner
+            .directory
+            .for_tenant(&self.tenant)
+            .iter()
+            .filter(|k| k.has_hooks())
+            .filter_map(|k| k.state.id.clone())
+            .collect();
+        // Lanes no longer wanted, or whose task ended, go.
+        self.lanes.retain(|id, lane| {
+            let keep = wanted.contains(id) && !lane.task.is_finished();
+            if !keep {
+                let _ = lane.stop.send(true);
+            }
+            keep
+        });
+        for id in wanted {
+            if self.lanes.contains_key(&id) {
+                continue;
+            }
+            let (stop, stop_rx) = watch::channel(false);
+            let ctx = LaneCtx {
+                engine: self.engine.clone(),
+                tenant: self.tenant.clone(),
+                id: id.clone(),
+                page: inner.dispatch.lane_page_events.max(1),
+                checkpoint_every: inner.dispatch.checkpoint_every_events.max(1),
+            };
+            let task = tokio::spawn(run_lane(ctx, stop_rx));
+            self.lanes.insert(id, Lane { stop, task });
+        }
+    }
+
+    fn stop_lanes(&mut self) {
+        // Dropping a lane stops it.
+        self.lanes.clear();
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Msg = DispatcherMsg;
+    type State = DispatcherState;
+    type Arguments = DispatcherArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: DispatcherArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let watcher = args.engine.get().map(|inner| {
+            let mut generation = inner.directory.hub(&args.tenant).generation.subscribe();
+            let me = myself.clone();
+            tokio::spawn(async move {
+                while generation.changed().await.is_ok() {
+                    if me.send_message(DispatcherMsg::Sync).is_err() {
+                        return;
+                    }
+                }
+            })
+        });
+        myself.send_message(DispatcherMsg::Sync)?;
+        Ok(DispatcherState {
+            tenant: args.tenant,
+            engine: args.engine,
+            lanes: BTreeMap::new(),
+            watcher,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DispatcherMsg::Sync => state.sync(),
+            DispatcherMsg::Lanes { reply } => {
+                let _ = reply.send(state.lanes.len());
+            }
+            DispatcherMsg::Panic => panic!("fault drill in dispatcher of {}", state.tenant),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.stop_lanes();
+        Ok(())
+    }
+}
+
+struct LaneCtx {
+    engine: EngineSlot,
+    tenant: TenantId,
+    id: InstallationId,
+    page: usize,
+    checkpoint_every: u64,
+}
+
+/// Whether the lane should stop: told to, or the engine is closing.
+fn stopping(stop: &watch::Receiver<bool>, closing: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || *closing.borrow()
+}
+
+async fn backoff(attempt: &mut u32) {
+    let ms = (STORE_RETRY_MS_MIN << (*attempt).min(7)).min(STORE_RETRY_MS_MAX);
+    *attempt += 1;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>) {
+    let Some(inner) = ctx.engine.get() else {
+        return;
+    };
+    let mut head = inner.directory.hub(&ctx.tenant).head.subscribe();
+    let mut closing = inner.closing_tx.subscribe();
+    drop(inner);
+    let mut attempt = 0;
+    let mut next = loop {
+        if stopping(&stop, &closing) {
+            return;
+        }
+        match start_revision(&ctx).await {
+            Ok(Some(r)) => break r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(installation = %ctx.id, error = %e, "lane start: store read failed");
+                backoff(&mut attempt).await;
+            }
+        }
+    };
+    let mut unrecorded = 0u64;
+    loop {
+        if stopping(&stop, &closing) {
+            return;
+        }
+        // Mark the head seen *before* reading, so an append that lands
+        // after the read still wakes the wait below.
+        head.borrow_and_update();
+        let Some(inner) = ctx.engine.get() else {
+            return;
+        };
+        let stream = StreamId::business_events(&ctx.tenant);
+        let recent = inner.directory.hub(&ctx.tenant).recent_from(next, ctx.page);
+        let read = match recent {
+            Some(events) => Ok(events),
+            None => inner.store.read_stream(stream, next, ctx.page).await,
+        };
+        let page = match read {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(installation = %ctx.id, error = %e, "lane read failed");
+                drop(inner);
+                backoff(&mut attempt).await;
+                continue;
+            }
+        };
+        attempt = 0;
+        if page.is_empty() {
+            drop(inner);
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = stop.changed() => {}
+                _ = closing.changed() => {}
+            }
+            continue;
+        }
+        let mut records = Vec::new();
+        let mut ended = false;
+        for ev in &page {
+            if stopping(&stop, &closing) {
+                ended = true;
+                break;
+            }
+            let Some(known) = inner.directory.get(&ctx.id).filter(Known::is_enabled) else {
+                ended = true;
+                break;
+            };
+            if ev.position > known.enabled_at && known.hooks(&ev.event_type) {
+                match execute(&inner, &known, ev).await {
+                    Some(record) => records.push(record),
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            next = ev.revision + 1;
+            unrecorded += 1;
+        }
+        if records.is_empty() && unrecorded >= ctx.checkpoint_every {
+            records.push(checkpoint(&ctx, next));
+        }
+        if !records.is_empty() {
+            record(&inner, &ctx, records).await;
+            unrecorded = 0;
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// Where a lane starts: after its last record, or (new lane) at the first
+/// business event after the installation was enabled. `None`: the
+/// installation is gone.
+async fn start_revision(ctx: &LaneCtx) -> Result<Option<u64>, extensor_core::Error> {
+    let Some(inner) = ctx.engine.get() else {
+        return Ok(None);
+    };
+    let store = &inner.store;
+    let hooks = hooks_stream(&ctx.id);
+    let last = match store.stream_revision(hooks.clone()).await? {
+        Some(rev) => store.read_stream(hooks, rev, 1).await?.pop(),
+        None => None,
+    };
+    if let Some(last) = last {
+        let record: HookRecord =
+            serde_json::from_str(last.payload.get()).map_err(|e| extensor_core::Error::Decode {
+                position: last.position,
+                stream: last.stream.to_string(),
+                event_type: last.event_type.clone(),
+                schema_version: last.schema_version,
+                reason: e.to_string(),
+            })?;
+        return Ok(Some(record.event_revision + 1));
+    }
+    let Some(known) = inner.directory.get(&ctx.id) else {
+        return Ok(None);
+    };
+    let stream = StreamId::business_events(&ctx.tenant);
+    // Read the head first: anything appended after it is at or past it.
+    let head = store.stream_revision(stream.clone()).await?;
+    let filter = ReadFilter {
+        stream: Some(stream),
+        ..ReadFilter::default()
+    };
+    let first = store.read_all(known.enabled_at, filter, 1).await?;
+    Ok(Some(match first.first() {
+        Some(ev) => ev.revision,
+        None => head.map_or(0, |r| r + 1),
+    }))
+}
+
+/// How deep in an emit chain `ev` is: 0 for an event from outside, one more
+/// per plugin emit that led to it (followed through causation ids).
+async fn event_depth(inner: &crate::engine::Inner, ev: &RecordedEvent) -> u32 {
+    let max = extensor_js::config::EMIT_CHAIN_DEPTH_MAX;
+    let mut depth = 0;
+    let mut by_plugin = ev.principal.as_str().starts_with("plugin:");
+    let mut cause = ev.causation_id.clone();
+    while by_plugin && depth <= max {
+        let Some(c) = cause else { break };
+        depth += 1;
+        match inner.store.read_event(c).await {
+            Ok(Some(e)) => {
+                by_plugin = e.principal.as_str().starts_with("plugin:");
+                cause = e.causation_id;
+            }
+            _ => break,
+        }
+    }
+    depth
+}
+
+fn limit_of(e: &Error) -> Option<&'static str> {
+    match e {
+        Error::Plugin { source, .. } => match source {
+            JsError::Timeout { .. } => Some("deadline"),
+            JsError::HeapLimit { .. } => Some("heap"),
+            JsError::StackOverflow { .. } => Some("stack"),
+            JsError::ChainTooDeep { .. } => Some("chain_depth"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn capped(value: Value) -> Value {
+    let text = value.to_string();
+    if text.len() <= HOOK_OUTCOME_BYTES_MAX {
+        return value;
+    }
+    let mut end = HOOK_OUTCOME_BYTES_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    serde_json::json!({"truncated": true, "bytes": text.len(), "excerpt": &text[..end]})
+}
+
+/// Runs the hook for one event and builds its record; `None` when the
+/// engine is shutting down (the event is left for the next start).
+async fn execute(
+    inner: &std::sync::Arc<crate::engine::Inner>,
+    known: &Known,
+    ev: &RecordedEvent,
+) -> Option<NewEvent> {
+    let depth = event_depth(inner, ev).await;
+    let trigger = extensor_js::Trigger::Hook {
+        event_type: ev.event_type.clone(),
+    };
+    let started = Instant::now();
+    let result = run(
+        inner,
+        known,
+        trigger,
+        hook_input(ev),
+        Some(ev.event_id.to_string()),
+        depth,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let finished_at = chrono::Utc::now();
+    if matches!(result, Err(Error::ShuttingDown)) {
+        return None;
+    }
+    let slug = known
+        .state
+        .slug
+        .as_ref()
+        .map_or_else(String::new, |s| s.to_string());
+    let outcome = if result.is_ok() { "executed" } else { "failed" };
+    metrics::counter!("extensor_hook_executions_total", "plugin" => slug.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("extensor_hook_duration_seconds", "plugin" => slug.clone())
+        .record(elapsed.as_secs_f64());
+    let mut record = HookRecord {
+        installation_id: known.state.id.clone()?,
+        slug,
+        event_id: Some(ev.event_id.clone()),
+        event_type: Some(ev.event_type.clone()),
+        event_revision: ev.revision,
+        duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        finished_at: Some(finished_at),
+        outcome: None,
+        error: None,
+        error_code: None,
+        limit: None,
+    };
+    let event_type = match result {
+        Ok(o) => {
+            record.outcome = Some(capped(o.value));
+            types::EXECUTED
+        }
+        Err(e) => {
+            tracing::debug!(installation = %record.installation_id, error = %e, "hook failed");
+            record.limit = limit_of(&e).map(str::to_owned);
+            record.error_code = Some(e.code().to_owned());
+            record.error = Some(e.to_string());
+            types::FAILED
+        }
+    };
+    let mut meta = EventMeta::new(
+        ev.tenant.clone(),
+        Principal::plugin(&record.installation_id),
+    );
+    meta.correlation_id = ev.correlation_id.clone();
+    meta.causation_id = Some(ev.event_id.clone());
+    NewEvent::new(event_type, 1, meta, &record).ok()
+}
+
+fn checkpoint(ctx: &LaneCtx, next: u64) -> NewEvent {
+    let record = HookRecord {
+        installation_id: ctx.id.clone(),
+        slug: String::new(),
+        event_id: None,
+        event_type: None,
+        event_revision: next.saturating_sub(1),
+        duration_us: 0,
+        finished_at: None,
+        outcome: None,
+        error: None,
+        error_code: None,
+        limit: None,
+    };
+    let meta = EventMeta::new(Some(ctx.tenant.clone()), Principal::system());
+    NewEvent::new(types::CHECKPOINT, 1, meta, &record).expect("a hook record serialises")
+}
+
+/// Appends the records, retrying a store failure a few times. If it still
+/// fails the lane goes on: the events run again after a restart
+/// (at-least-once), which is better than stalling every later event.
+async fn record(inner: &crate::engine::Inner, ctx: &LaneCtx, records: Vec<NewEvent>) {
+    let mut attempt = 0;
+    loop {
+        match inner
+            .store
+            .append(
+                hooks_stream(&ctx.id),
+                ExpectedRevision::Any,
+                records.clone(),
+            )
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if attempt < 3 => {
+                tracing::warn!(installation = %ctx.id, error = %e, "hook records append retried");
+                backoff(&mut attempt).await;
+            }
+            Err(e) => {
+                tracing::error!(installation = %ctx.id, error = %e, "hook records not written");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! The library facade: one [`Engine`] per process ties the event store, the
+//! supervision tree, the JS sandbox, secrets and bundles together. The API,
+//! webhooks and scheduler build on it.
+//!
+//! Every method is tenant-scoped: an id that belongs to another tenant gives
+//! [`Error::NotFound`], exactly as an absent one does.
+//!
+//! Submodules (siblings reach the internals through [`Inner`]):
+//! - `directory`: the in-memory index of every installation, kept current
+//!   from the log (also other processes' writes).
+//! - `plugins`: upload, lifecycle, secrets.
+//! - `runtime`: cached isolate pools per installation and the host services
+//!   wired to real components.
+//! - `invoke`: invocations, plugin routes, test events, filter chains.
+//! - `publish`: business events, idempotent publishing.
+//! - `read_models`: the tenant's events projected into SQLite for
+//!   `ctx.db.query`.
+
+pub(crate) mod directory;
+pub(crate) mod invoke;
+mod plugins;
+mod publish;
+mod read_models;
+mod runtime;
+// Helper "api" adds `mod tenants;` here (tenant creation, tokens).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use extensor_core::aggregate::{Loaded, SnapshotPolicy};
+use extensor_core::bundles::BundleStore;
+use extensor_core::event::{EventMeta, Principal};
+use extensor_core::ids::{InstallationId, TenantId};
+use extensor_core::installation::PluginInstallation;
+use extensor_core::secrets::{SecretBox, SecretKey};
+use extensor_core::store::EventStore;
+use extensor_core::tenant::{Tenant, TenantCommand, TenantStatus};
+use extensor_js::host::llm::LlmConfig;
+use extensor_js::host::mail::SmtpConfig;
+use extensor_js::{Sandbox, SandboxConfig, ZipLimits};
+use ractor::ActorRef;
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::dispatcher::DispatcherService;
+use crate::error::Error;
+use crate::root::{Root, RootMsg};
+use crate::supervision::{
+    CALL_TIMEOUT_MS, MAILBOX_MESSAGES_MAX, RestartPolicy, StatusBoard, TreeSnapshot, call,
+};
+use crate::tenant_supervisor::{ChildKey, Handle, TenantService, TenantSupervisorMsg, TreeConfig};
+
+pub use directory::InstallationView;
+pub use invoke::{
+    ChainFailure, ChainResult, ChainStep, FilterOrder, HookRun, PluginStats, RouteRequest,
+    RouteResponse, StepStatus,
+};
+pub use plugins::{SecretInfo, UploadAction, UploadOutcome};
+
+/// The supervision tree's settings. (The brief named this field's type
+/// `TreeConfig`; that name is the tree's *runtime* config, which also holds
+/// the store and status board, so the engine takes these settings and builds
+/// the `TreeConfig` itself.)
+#[derive(Clone, Debug)]
+pub struct TreeSettings {
+    pub policy: RestartPolicy,
+    pub snapshots: SnapshotPolicy,
+    pub mailbox_messages_max: usize,
+    /// Aggregate actors idle this long stop and restart on their next
+    /// request. `None`: never.
+    pub passivate_idle_ms: Option<u64>,
+    /// Calls to the root supervisor in flight at once; beyond it callers
+    /// get `Backpressure` instead of queueing without bound.
+    pub root_calls_max: usize,
+    /// The same bound per tenant supervisor.
+    pub supervisor_calls_max: usize,
+}
+
+/// Default bound on calls in flight to the root (all tenants together).
+pub const ROOT_CALLS_MAX: usize = 10_000;
+
+/// Default passivation: an installation actor idle for 5 minutes goes.
+pub const PASSIVATE_IDLE_MS_DEFAULT: u64 = 5 * 60 * 1000;
+
+impl Default for TreeSettings {
+    fn default() -> Self {
+        TreeSettings {
+            policy: RestartPolicy::default(),
+            snapshots: SnapshotPolicy::DEFAULT,
+            mailbox_messages_max: MAILBOX_MESSAGES_MAX,
+            passivate_idle_ms: Some(PASSIVATE_IDLE_MS_DEFAULT),
+            root_calls_max: ROOT_CALLS_MAX,
+            supervisor_calls_max: MAILBOX_MESSAGES_MAX,
+        }
+    }
+}
+
+/// Event dispatch settings (see `crate::dispatcher`).
+#[derive(Clone, Debug)]
+pub struct DispatchConfig {
+    /// Events one lane reads per page; also the most hook records appended
+    /// in one batch.
+    pub lane_page_events: usize,
+    /// A lane with no matching event in this many writes a checkpoint
+    /// record, so a restart does not rescan a long unmatched stretch.
+    pub checkpoint_every_events: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            lane_page_events: crate::dispatcher::LANE_PAGE_EVENTS,
+            checkpoint_every_events: crate::dispatcher::CHECKPOINT_EVERY_EVENTS,
+        }
+    }
+}
+
+/// Everything the engine needs. [`EngineConfig::new`] fills the defaults.
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub store: Arc<dyn EventStore>,
+    /// Bundles, files, read models and the key file live under here.
+    pub data_dir: PathBuf,
+    pub sandbox: SandboxConfig,
+    pub zip: ZipLimits,
+    pub secret_key: SecretKey,
+    pub tree: TreeSettings,
+    pub dispatch: DispatchConfig,
+    /// Real SMTP delivery of `ctx.email.send`; `None`: the email API answers
+    /// "not configured".
+    pub smtp: Option<SmtpConfig>,
+    pub llm: Option<LlmConfig>,
+    /// The order filter and generator-hook chains run in.
+    pub filter_order: FilterOrder,
+}
+
+impl EngineConfig {
+    /// Defaults for everything but the store, the data directory and the key.
+    pub fn new(store: Arc<dyn EventStore>, data_dir: PathBuf, secret_key: SecretKey) -> Self {
+        EngineConfig {
+            store,
+            data_dir,
+            sandbox: SandboxConfig::default(),
+            zip: ZipLimits::default(),
+            secret_key,
+            tree: TreeSettings::default(),
+            dispatch: DispatchConfig::default(),
+            smtp: None,
+            llm: None,
+            filter_order: FilterOrder::InstallOrder,
+        }
+    }
+}
+
+/// The engine: cheap to clone, every clone is the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The engine's internals, reachable from sibling modules.
+pub(crate) struct Inner {
+    pub store: Arc<dyn EventStore>,
+    pub data_dir: PathBuf,
+    pub sandbox: Sandbox,
+    pub zip: ZipLimits,
+    pub secret_box: SecretBox,
+    pub bundles: BundleStore,
+    pub board: StatusBoard,
+    pub root: ActorRef<RootMsg>,
+    pub dispatch: DispatchConfig,
+    pub filter_order: FilterOrder,
+    pub directory: directory::Directory,
+    pub runtimes: runtime::Runtimes,
+    pub services: runtime::Platform,
+    /// Set once shutdown starts: no new invocations or publishes.
+    pub closing: AtomicBool,
+    /// Told to lanes so they stop after their current event.
+    pub closing_tx: watch::Sender<bool>,
+    pub in_flight: InFlight,
+    pub follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Bounds calls in flight to the root and to each tenant supervisor
+    /// (their ractor mailboxes are unbounded; these gates are not).
+    pub root_gate: Semaphore,
+    pub supervisor_gates: std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    pub tree: TreeSettings,
+    pub stats: invoke::Stats,
+}
+
+/// Counts invocations and publishes in progress, for graceful shutdown.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held while one unit of work runs.
+pub(crate) struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl InFlight {
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Inner {
+    /// Registers one unit of work, refused once shutdown started.
+    pub fn begin(&self) -> Result<InFlightGuard<'_>, Error> {
+        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlightGuard(&self.in_flight);
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        Ok(guard)
+    }
+
+    /// A call to the root, through its gate.
+    pub async fn root_call<R: Send + 'static>(
+        &self,
+        build: impl FnOnce(ractor::RpcReplyPort<R>) -> RootMsg,
+    ) -> Result<R, Error> {
+        let _slot = self
+            .root_gate
+            .try_acquire()
+            .map_err(|_| Error::Backpressure {
+                actor: "/".into(),
+                depth_max: self.tree.root_calls_max,
+            })?;
+        call("/", &self.root, build, CALL_TIMEOUT_MS).await
+    }
+
+    /// The tenant's supervisor, through the root (never a cached reference).
+    pub async fn supervisor(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<ActorRef<TenantSupervisorMsg>, Error> {
+        let tenant = tenant.clone();
+        self.root_call(|reply| RootMsg::Tenant { tenant, reply })
+            .await?
+    }
+
+    /// A call to the tenant's supervisor, through its gate.
+    pub async fn supervisor_call<R: Send + 'static>(
+        &self,
+        tenant: &TenantId,
+        build: impl FnOnce(ractor::RpcReplyPort<R>) -> TenantSupervisorMsg,
+    ) -> Result<R, Error> {
+        let path = format!("/tenants/{tenant}");
+        let gate = self
+            .supervisor_gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.tree.supervisor_calls_max)))
+            .clone();
+        let _slot = gate.try_acquire().map_err(|_| Error::Backpressure {
+            actor: path.clone(),
+            depth_max: self.tree.supervisor_calls_max,
+        })?;
+        let sup = self.supervisor(tenant).await?;
+        call(&path, &sup, build, CALL_TIMEOUT_MS).await
+    }
+
+    pub async fn tenant_handle(&self, tenant: &TenantId) -> Result<Handle<Tenant>, Error> {
+        self.supervisor_call(tenant, |reply| TenantSupervisorMsg::TenantHandle { reply })
+            .await?
+    }
+
+    pub async fn installation_handle(
+        &self,
+        tenant: &TenantId,
+        id: &InstallationId,
+    ) -> Result<Handle<PluginInstallation>, Error> {
+        let id = id.clone();
+        self.supervisor_call(tenant, |reply| TenantSupervisorMsg::InstallationHandle {
+            id,
+            reply,
+        })
+        .await?
+    }
+
+    /// The tenant's state; `NotFound` if it was never created.
+    pub async fn existing_tenant(&self, tenant: &TenantId) -> Result<Loaded<Tenant>, Error> {
+        let loaded = self
+            .tenant_handle(tenant)
+            .await?
+            .query(CALL_TIMEOUT_MS)
+            .await?;
+        if loaded.state.status == TenantStatus::New {
+            return Err(Error::not_found("tenant", tenant));
+        }
+        self.directory.tenant_exists(tenant);
+        Ok(loaded)
+    }
+
+    /// `NotFound` unless the tenant was created. A tenant once created
+    /// never goes back, so a positive answer is remembered and the hot
+    /// paths (publish) skip the actor round trip.
+    pub async fn require_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
+        if self.directory.is_known_tenant(tenant) {
+            return Ok(());
+        }
+        self.existing_tenant(tenant).await.map(drop)
+    }
+}
+
+/// Where a tenant service finds the engine: set once at start; a service
+/// outliving the engine finds nothing and stops.
+#[derive(Clone, Default)]
+pub(crate) struct EngineSlot(Arc<std::sync::OnceLock<Weak<Inner>>>);
+
+impl EngineSlot {
+    pub fn get(&self) -> Option<Arc<Inner>> {
+        self.0.get().and_then(Weak::upgrade)
+    }
+}
+
+/// The per-tenant service children, in one place: the event dispatcher
+/// here; helpers "webhooks" and "scheduler" add theirs to this list.
+fn tenant_services(slot: &EngineSlot) -> Vec<Arc<dyn TenantService>> {
+    vec![Arc::new(DispatcherService {
+        engine: slot.clone(),
+    })]
+}
+
+impl Engine {
+    /// Starts the tree, rebuilds the installation index from the log, starts
+    /// following the log, and restarts dispatch for every tenant with
+    /// enabled hooks (each resumes from its checkpoint).
+    pub async fn start(config: EngineConfig) -> Result<Engine, Error> {
+        let bundles = BundleStore::open(&config.data_dir).map_err(|source| Error::Platform {
+            what: "bundle store",
+            source,
+        })?;
+        let services = runtime::Platform::new(&config)?;
+        let board = StatusBoard::default();
+        let (closing_tx, _) = watch::channel(false);
+        // Services reach the engine through this slot, filled once the
+        // engine exists (the root must be spawned first).
+        let slot = EngineSlot::default();
+        let tree = TreeConfig {
+            store: config.store.clone(),
+            board: board.clone(),
+            policy: config.tree.policy,
+            snapshots: config.tree.snapshots,
+            mailbox_messages_max: config.tree.mailbox_messages_max,
+            passivate_idle_ms: config.tree.passivate_idle_ms,
+            services: tenant_services(&slot),
+        };
+        let (root, _) = ractor::Actor::spawn(None, Root, tree)
+            .await
+            .map_err(|e| Error::Spawn {
+                actor: "/".into(),
+                reason: e.to_string(),
+            })?;
+        let inner = Arc::new(Inner {
+            store: config.store.clone(),
+            data_dir: config.data_dir.clone(),
+            sandbox: Sandbox::new(config.sandbox.clone()),
+            zip: config.zip.clone(),
+            secret_box: SecretBox::new(config.secret_key.clone()),
+            bundles,
+            board,
+            root,
+            dispatch: config.dispatch.clone(),
+            filter_order: config.filter_order,
+            directory: directory::Directory::default(),
+            runtimes: runtime::Runtimes::default(),
+            services,
+            closing: AtomicBool::new(false),
+            closing_tx,
+            in_flight: InFlight::default(),
+            follower: std::sync::Mutex::new(None),
+            root_gate: Semaphore::new(config.tree.root_calls_max.max(1)),
+            supervisor_gates: std::sync::Mutex::default(),
+            tree: config.tree.clone(),
+            stats: invoke::Stats::default(),
+        });
+        let _ = slot.0.set(Arc::downgrade(&inner));
+        let engine = Engine { inner };
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    /// Index rebuild, log follower, dispatch restart.
+    async fn recover(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let after = inner
+            .directory
+            .rebuild(&*inner.store)
+            .await
+            .map_err(|source| Error::Platform {
+                what: "installation index",
+                source,
+            })?;
+        let follower = directory::follow(Arc::downgrade(inner), after);
+        *inner.follower.lock().unwrap_or_else(|p| p.into_inner()) = Some(follower);
+        for tenant in inner.directory.tenants_with_hooks() {
+            // Starting the supervisor starts its dispatcher.
+            if let Err(e) = inner.supervisor(&tenant).await {
+                tracing::warn!(tenant = %tenant, error = %e, "dispatch not resumed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops taking work, lets in-flight invocations and publishes finish
+    /// up to `deadline`, then stops the tree. Everything acknowledged was
+    /// durable when it was acknowledged; hooks cut short run again on the
+    /// next start (at-least-once).
+    pub async fn shutdown(&self, deadline: Duration) {
+        let inner = &self.inner;
+        inner.closing.store(true, Ordering::Release);
+        let _ = inner.closing_tx.send(true);
+        if tokio::time::timeout(deadline, inner.in_flight.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = inner.in_flight.count.load(Ordering::Acquire),
+                "shutdown deadline passed with work in flight"
+            );
+        }
+        if let Some(f) = inner
+            .follower
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            f.abort();
+        }
+        let _ = inner.root.stop_and_wait(None, Some(deadline)).await;
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.inner.store
+    }
+
+    pub fn secret_box(&self) -> &SecretBox {
+        &self.inner.secret_box
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.inner.sandbox
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
+    }
+
+    pub fn status_board(&self) -> &StatusBoard {
+        &self.inner.board
+    }
+
+    // ----- tenants -----
+
+    /// The tenant actor's handle (through its supervisor).
+    pub async fn tenant_handle(&self, tenant: &TenantId) -> Result<Handle<Tenant>, Error> {
+        self.inner.tenant_handle(tenant).await
+    }
+
+    /// An installation actor's handle (ops, fault drills). Commands should
+    /// go through the lifecycle methods, which keep the index current.
+    pub async fn installation_handle(
+        &self,
+        tenant: &TenantId,
+        id: &InstallationId,
+    ) -> Result<Handle<PluginInstallation>, Error> {
+        self.inner.installation_handle(tenant, id).await
+    }
+
+    /// The tenant's dispatcher actor, through its supervisor (started if
+    /// needed). Do not keep it: after a restart it is stale.
+    pub async fn dispatcher(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<ActorRef<crate::dispatcher::DispatcherMsg>, Error> {
+        let name = crate::dispatcher::SERVICE_NAME;
+        let cell = self
+            .inner
+            .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
+            .await??;
+        Ok(cell.into())
+    }
+
+    /// Runs a command on the tenant aggregate.
+    pub async fn tenant_execute(
+        &self,
+        tenant: &TenantId,
+        command: TenantCommand,
+        principal: Principal,
+    ) -> Result<Loaded<Tenant>, Error> {
+        let meta = EventMeta::new(Some(tenant.clone()), principal);
+        let handle = self.inner.tenant_handle(tenant).await?;
+        handle.execute(command, meta, CALL_TIMEOUT_MS).await
+    }
+
+    /// The tenant's state; `NotFound` if it was never created.
+    pub async fn tenant(&self, tenant: &TenantId) -> Result<Loaded<Tenant>, Error> {
+        self.inner.existing_tenant(tenant).await
+    }
+
+    // ----- ops -----
+
+    /// The live supervision tree.
+    pub async fn tree(&self) -> Result<TreeSnapshot, Error> {
+        self.inner
+            .root_call(|reply| RootMsg::Snapshot { reply })
+            .await
+    }
+
+    /// Restarts a failed actor by its tree path:
+    /// `/tenants/<t>/tenant`, `/tenants/<t>/installations/<ins>` or
+    /// `/tenants/<t>/<service>`. Unknown paths are `NotFound`.
+    pub async fn restart_actor(&self, path: &str) -> Result<(), Error> {
+        let (tenant, key) = parse_actor_path(path)?;
+        self.inner
+            .root_call(|reply| RootMsg::RestartActor { tenant, key, reply })
+            .await?
+    }
+
+    /// Stops every actor of the tenant; requests for it are refused until
+    /// [`resume_tenant`](Self::resume_tenant).
+    pub async fn stop_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
+        let tenant = tenant.clone();
+        self.inner
+            .root_call(|reply| RootMsg::StopTenant { tenant, reply })
+            .await
+    }
+
+    /// Lets a stopped tenant serve again; its dispatcher resumes from its
+    /// checkpoints.
+    pub async fn resume_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
+        let t = tenant.clone();
+        self.inner
+            .root_call(|reply| RootMsg::ResumeTenant { tenant: t, reply })
+            .await?;
+        if self.inner.directory.has_hooks(tenant) {
+            self.inner.supervisor(tenant).await?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_actor_path(path: &str) -> Result<(TenantId, ChildKey), Error> {
+    let not_found = || Error::not_found("actor", path);
+    let rest = path.strip_prefix("/tenants/").ok_or_else(not_found)?;
+    let mut parts = rest.split('/');
+    let tenant: TenantId = parts
+        .next()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(not_found)?;
+    let key = match (parts.next(), parts.next(), parts.next()) {
+        (Some("tenant"), None, None) => ChildKey::Tenant,
+        (Some("installations"), Some(id), None) => {
+            ChildKey::Installation(id.parse().map_err(|_| not_found())?)
+        }
+        (Some(crate::dispatcher::SERVICE_NAME), None, None) => {
+            ChildKey::Service(crate::dispatcher::SERVICE_NAME)
+        }
+        _ => return Err(not_found()),
+    };
+    Ok((tenant, key))
+}

@@ -1,0 +1,360 @@
+//! Isolate pools per installation, created lazily from the stored bundle,
+//! cached by bundle digest (an upgrade or rollback builds a new one), and the
+//! host services behind `ctx` wired to real components: secrets decrypted
+//! from the installation's events, `ctx.emit` appending to the tenant's
+//! business stream, email through the outbox and real SMTP, files under the
+//! data directory, read models, SSRF-guarded HTTP.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use extensor_core::event::{EventMeta, NewEvent, Principal, StreamId};
+use extensor_core::ids::{EventId, InstallationId, TenantId};
+use extensor_core::store::ExpectedRevision;
+use extensor_js::host::db::SqliteReadModels;
+use extensor_js::host::files::FileStore;
+use extensor_js::host::llm::LlmClient;
+use extensor_js::host::mail::SmtpMailer;
+use extensor_js::host::net::GuardedHttp;
+use extensor_js::host::{
+    EmailOutbox, EmitRequest, EventSink, HostServices, InstallationScope, OutboundEmail,
+    SecretStore,
+};
+use extensor_js::{Bundle, Installation, JsError};
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::directory::Known;
+use super::{EngineConfig, Inner};
+use crate::error::Error;
+
+/// Installations with a live isolate pool at once; the least recently used
+/// pool beyond this is dropped (its isolates end) and rebuilt on next use.
+/// Each pool holds up to `pool_isolates_max` isolate threads and heaps.
+pub const RUNTIMES_MAX: usize = 256;
+/// Files of all installations live under `<data_dir>/files`.
+pub const FILES_DIR_NAME: &str = "files";
+/// Tenants' read-model SQLite files: `<data_dir>/read_models/<tenant>.sqlite`.
+pub const READ_MODELS_DIR_NAME: &str = "read_models";
+
+/// The platform components every installation's host services share.
+pub(crate) struct Platform {
+    pub files: Arc<FileStore>,
+    pub read_models_dir: std::path::PathBuf,
+    pub projector_locks: super::read_models::ProjectorLocks,
+    pub http: Arc<GuardedHttp>,
+    pub mailer: Option<Arc<SmtpMailer>>,
+    pub llm: Option<Arc<LlmClient>>,
+}
+
+fn platform_error(what: &'static str, e: JsError) -> Error {
+    Error::Platform {
+        what,
+        source: extensor_core::Error::InvalidValue {
+            what,
+            value: String::new(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+impl Platform {
+    pub fn new(config: &EngineConfig) -> Result<Platform, Error> {
+        let http = GuardedHttp::new(config.sandbox.network.clone())
+            .map_err(|e| platform_error("http client", e))?;
+        let mailer = match &config.smtp {
+            Some(smtp) => Some(Arc::new(
+                SmtpMailer::new(smtp.clone()).map_err(|e| platform_error("smtp", e))?,
+            )),
+            None => None,
+        };
+        let llm = match &config.llm {
+            Some(c) => Some(Arc::new(
+                LlmClient::new(c.clone()).map_err(|e| platform_error("llm", e))?,
+            )),
+            None => None,
+        };
+        Ok(Platform {
+            files: Arc::new(FileStore::new(config.data_dir.join(FILES_DIR_NAME))),
+            read_models_dir: config.data_dir.join(READ_MODELS_DIR_NAME),
+            projector_locks: Default::default(),
+            http: Arc::new(http),
+            mailer,
+            llm,
+        })
+    }
+}
+
+/// One installation's isolate pool for one bundle version.
+pub(crate) struct Runtime {
+    pub digest: String,
+    pub installation: Installation,
+    last_used: AtomicU64,
+}
+
+#[derive(Default)]
+pub(crate) struct Runtimes {
+    map: Mutex<HashMap<InstallationId, Arc<Runtime>>>,
+    clock: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Runtimes {
+    fn cached(&self, id: &InstallationId, digest: &str) -> Option<Arc<Runtime>> {
+        let rt = lock(&self.map)
+            .get(id)
+            .filter(|r| r.digest == digest)
+            .cloned()?;
+        rt.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        Some(rt)
+    }
+
+    fn insert(&self, id: InstallationId, rt: Arc<Runtime>) {
+        let mut map = lock(&self.map);
+        map.insert(id, rt);
+        while map.len() > RUNTIMES_MAX {
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, r)| r.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+    }
+
+    /// Drops the pool (uninstall, disable): its isolates end when the last
+    /// invocation using it finishes.
+    pub fn remove(&self, id: &InstallationId) {
+        lock(&self.map).remove(id);
+    }
+
+    /// A running pool, if any, whatever its version (for recent logs).
+    pub fn any(&self, id: &InstallationId) -> Option<Arc<Runtime>> {
+        lock(&self.map).get(id).cloned()
+    }
+}
+
+pub(crate) fn scope(tenant: &TenantId, id: &InstallationId) -> InstallationScope {
+    InstallationScope {
+        tenant_id: tenant.to_string(),
+        installation_id: id.to_string(),
+    }
+}
+
+/// The installation's pool for its current version, built if needed.
+pub(crate) async fn runtime(inner: &Arc<Inner>, known: &Known) -> Result<Arc<Runtime>, Error> {
+    let (Some(id), Some(tenant), Some(version)) = (
+        known.state.id.as_ref(),
+        known.state.tenant.as_ref(),
+        known.state.current.as_ref(),
+    ) else {
+        return Err(Error::not_found("installation", "(not installed)"));
+    };
+    if let Some(rt) = inner.runtimes.cached(id, &version.bundle_digest) {
+        return Ok(rt);
+    }
+    let bytes = inner
+        .bundles
+        .get(&version.bundle_digest)
+        .await
+        .map_err(|source| Error::Platform {
+            what: "bundle store",
+            source,
+        })?;
+    let bundle = Bundle::from_zip(&bytes, &inner.zip).map_err(Error::Validation)?;
+    let plugin = inner
+        .sandbox
+        .validate(&bundle)
+        .await
+        .map_err(Error::Validation)?;
+    let services = host_services(inner);
+    let installation = inner.sandbox.install(plugin, scope(tenant, id), services);
+    let rt = Arc::new(Runtime {
+        digest: version.bundle_digest.clone(),
+        installation,
+        last_used: AtomicU64::new(inner.runtimes.clock.fetch_add(1, Ordering::Relaxed)),
+    });
+    inner.runtimes.insert(id.clone(), rt.clone());
+    Ok(rt)
+}
+
+fn host_services(inner: &Arc<Inner>) -> HostServices {
+    let host = Arc::new(EngineHost {
+        engine: Arc::downgrade(inner),
+    });
+    let p = &inner.services;
+    HostServices {
+        secrets: Some(host.clone()),
+        events: Some(host.clone()),
+        outbox: p
+            .mailer
+            .as_ref()
+            .map(|_| host.clone() as Arc<dyn EmailOutbox>),
+        db: Some(Arc::new(super::read_models::EngineDb {
+            engine: Arc::downgrade(inner),
+            root: p.read_models_dir.clone(),
+            reader: SqliteReadModels::new(p.read_models_dir.clone()),
+            locks: p.projector_locks.clone(),
+        })),
+        files: Some(p.files.clone()),
+        http: Some(p.http.clone()),
+        llm: p.llm.clone(),
+    }
+}
+
+/// `ctx` services that reach back into the engine. Holds the engine weakly:
+/// an isolate outliving the engine gets "not configured", not a leak.
+struct EngineHost {
+    engine: Weak<Inner>,
+}
+
+fn host_err(op: &'static str, message: impl ToString) -> JsError {
+    JsError::Host {
+        op,
+        message: message.to_string(),
+    }
+}
+
+impl EngineHost {
+    fn inner(&self, op: &'static str) -> Result<Arc<Inner>, JsError> {
+        self.engine
+            .upgrade()
+            .ok_or_else(|| host_err(op, "the engine has stopped"))
+    }
+}
+
+/// The associated data a secret is sealed with: its slot.
+pub(crate) fn secret_context(tenant: &TenantId, id: &InstallationId, key: &str) -> String {
+    format!("{tenant}/{id}/{key}")
+}
+
+fn parse_scope(
+    scope: &InstallationScope,
+    op: &'static str,
+) -> Result<(TenantId, InstallationId), JsError> {
+    let tenant = scope.tenant_id.parse().map_err(|e| host_err(op, e))?;
+    let id = scope.installation_id.parse().map_err(|e| host_err(op, e))?;
+    Ok((tenant, id))
+}
+
+impl SecretStore for EngineHost {
+    fn get<'a>(
+        &'a self,
+        scope: &'a InstallationScope,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, JsError>> {
+        Box::pin(async move {
+            let inner = self.inner("secrets")?;
+            let (tenant, id) = parse_scope(scope, "secrets")?;
+            let Some(known) = inner.directory.get_for(&tenant, &id) else {
+                return Ok(None);
+            };
+            let Some(record) = known.state.secrets.get(key) else {
+                return Ok(None);
+            };
+            let context = secret_context(&tenant, &id, key);
+            inner
+                .secret_box
+                .decrypt(&context, &record.ciphertext)
+                .map(Some)
+                .map_err(|e| host_err("secrets", e))
+        })
+    }
+}
+
+impl EventSink for EngineHost {
+    fn emit<'a>(
+        &'a self,
+        scope: &'a InstallationScope,
+        event: EmitRequest,
+    ) -> BoxFuture<'a, Result<String, JsError>> {
+        Box::pin(async move {
+            let inner = self.inner("events")?;
+            let (tenant, id) = parse_scope(scope, "events")?;
+            let causation = event.causation_id.and_then(|c| c.parse::<EventId>().ok());
+            let mut meta = EventMeta::new(Some(tenant.clone()), Principal::plugin(&id));
+            meta.causation_id = causation;
+            let new = NewEvent::new(&event.event_type, 1, meta, &event.data)
+                .map_err(|e| host_err("events", e))?;
+            let event_id = new.event_id.to_string();
+            let result = inner
+                .store
+                .append(
+                    StreamId::business_events(&tenant),
+                    ExpectedRevision::Any,
+                    vec![new],
+                )
+                .await
+                .map_err(|e| host_err("events", e))?;
+            inner
+                .directory
+                .business_appended(&tenant, result.next_expected);
+            Ok(event_id)
+        })
+    }
+}
+
+/// Outbound email is recorded in the tenant's `outbox-<tenant>` stream
+/// (`email.queued`), delivered over SMTP in the background and its fate
+/// recorded (`email.sent` / `email.failed`).
+pub(crate) fn outbox_stream(tenant: &TenantId) -> StreamId {
+    StreamId::new("outbox", tenant.as_str()).expect("tenant ids are valid stream ids")
+}
+
+impl EmailOutbox for EngineHost {
+    fn record<'a>(
+        &'a self,
+        scope: &'a InstallationScope,
+        email: OutboundEmail,
+    ) -> BoxFuture<'a, Result<String, JsError>> {
+        Box::pin(async move {
+            let inner = self.inner("email")?;
+            let (tenant, id) = parse_scope(scope, "email")?;
+            let mailer = inner
+                .services
+                .mailer
+                .clone()
+                .ok_or_else(|| host_err("email", "SMTP is not configured"))?;
+            let meta = EventMeta::new(Some(tenant.clone()), Principal::plugin(&id));
+            let payload = json!({"installation_id": id, "to": email.to, "subject": email.subject,
+                "text": email.text, "html": email.html});
+            let queued = NewEvent::new("email.queued", 1, meta.clone(), &payload)
+                .map_err(|e| host_err("email", e))?;
+            let outbox_id = queued.event_id.to_string();
+            inner
+                .store
+                .append(outbox_stream(&tenant), ExpectedRevision::Any, vec![queued])
+                .await
+                .map_err(|e| host_err("email", e))?;
+            let store = inner.store.clone();
+            let id_for_task = outbox_id.clone();
+            tokio::spawn(async move {
+                let (kind, payload) = match mailer.deliver(&email).await {
+                    Ok(()) => ("email.sent", json!({"outbox_id": id_for_task})),
+                    Err(e) => (
+                        "email.failed",
+                        json!({"outbox_id": id_for_task, "error": e.to_string()}),
+                    ),
+                };
+                let record = NewEvent::new(kind, 1, meta, &payload);
+                if let Ok(record) = record
+                    && let Err(e) = store
+                        .append(outbox_stream(&tenant), ExpectedRevision::Any, vec![record])
+                        .await
+                {
+                    tracing::warn!(error = %e, "email outcome not recorded");
+                }
+            });
+            Ok(outbox_id)
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! The engine facade end to end: real SQLite store, real isolates.
+
+mod dispatch;
+mod lifecycle;
+mod services;
+mod support;

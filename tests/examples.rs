@@ -1,0 +1,14 @@
+//! The example plugins in examples/plugins/, run from their real files in
+//! the real sandbox: welcome-email against a real SMTP server (aiosmtpd),
+//! slack-notifier against a loopback server speaking Slack's
+//! incoming-webhook protocol, daily-kpi over a real SQLite read model and
+//! the real file store.
+
+#[path = "examples/daily_kpi.rs"]
+mod daily_kpi;
+#[path = "examples/slack_notifier.rs"]
+mod slack_notifier;
+#[path = "examples/support.rs"]
+mod support;
+#[path = "examples/welcome_email.rs"]
+mod welcome_email;

@@ -1,0 +1,320 @@
+//! Shared pieces for the example-plugin tests: the sandbox, loading an
+//! example from `examples/plugins/`, in-memory platform services, a real
+//! SMTP server (aiosmtpd) and a loopback HTTP server.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use extensor_js::host::mail::{SmtpConfig, SmtpMailer, SmtpTls};
+use extensor_js::host::{
+    EmailOutbox, EmitRequest, EventSink, InstallationScope, OutboundEmail, SecretStore,
+};
+use extensor_js::{
+    Bundle, Invocation, JsError, NetworkPolicy, PrivateNetworks, Sandbox, SandboxConfig, Trigger,
+    ValidatedPlugin,
+};
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub fn example_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/plugins")
+        .join(name)
+}
+
+/// Platform defaults, except that loopback is reachable (the mocks live there).
+pub fn sandbox() -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        network: NetworkPolicy {
+            private_networks: PrivateNetworks::Allow,
+            platform_allowed_hosts: None,
+        },
+        ..SandboxConfig::default()
+    })
+}
+
+pub async fn validate(bundle: &Bundle) -> Arc<ValidatedPlugin> {
+    match sandbox().validate(bundle).await {
+        Ok(p) => p,
+        Err(problems) => panic!("the example should validate: {problems:#?}"),
+    }
+}
+
+/// The example's files exactly as they are in the repository.
+pub fn example_bundle(name: &str) -> Bundle {
+    Bundle::from_dir(&example_dir(name)).expect("read example")
+}
+
+pub fn scope() -> InstallationScope {
+    InstallationScope {
+        tenant_id: "ten_examples".into(),
+        installation_id: "ins_examples".into(),
+    }
+}
+
+pub fn hook(event_type: &str, data: Value) -> Invocation {
+    Invocation {
+        id: "inv_1".into(),
+        trigger: Trigger::Hook {
+            event_type: event_type.into(),
+        },
+        input: json!({"id": "evt_1", "type": event_type, "tenant": "ten_examples", "time": "2026-11-24T10:00:00.000Z", "data": data}),
+        event_id: Some("evt_1".into()),
+        chain_depth: 0,
+    }
+}
+
+pub fn route(method: &str, pattern: &str, path: &str, params: Value, body: Value) -> Invocation {
+    Invocation {
+        id: "inv_2".into(),
+        trigger: Trigger::Route {
+            method: method.into(),
+            path: pattern.into(),
+        },
+        input: json!({"method": method, "path": path, "params": params, "query": {}, "headers": {}, "body": body}),
+        event_id: None,
+        chain_depth: 0,
+    }
+}
+
+pub fn job(name: &str, input: Value) -> Invocation {
+    Invocation {
+        id: "inv_3".into(),
+        trigger: Trigger::Job { name: name.into() },
+        input,
+        event_id: None,
+        chain_depth: 0,
+    }
+}
+
+pub fn thrown_message(e: &JsError) -> String {
+    match e {
+        JsError::Thrown { message, .. } => message.clone(),
+        other => panic!("expected the plugin to throw, got {other:?}"),
+    }
+}
+
+#[derive(Default)]
+pub struct MemSecrets(pub HashMap<String, String>);
+
+impl SecretStore for MemSecrets {
+    fn get<'a>(
+        &'a self,
+        _scope: &'a InstallationScope,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, JsError>> {
+        Box::pin(async move { Ok(self.0.get(key).cloned()) })
+    }
+}
+
+#[derive(Default)]
+pub struct MemEvents(pub Mutex<Vec<EmitRequest>>);
+
+impl EventSink for MemEvents {
+    fn emit<'a>(
+        &'a self,
+        _scope: &'a InstallationScope,
+        event: EmitRequest,
+    ) -> BoxFuture<'a, Result<String, JsError>> {
+        Box::pin(async move {
+            let mut v = self.0.lock().unwrap();
+            v.push(event);
+            Ok(format!("evt_emitted_{}", v.len()))
+        })
+    }
+}
+
+/// The outbox the way the platform runs it: record the message, then
+/// deliver it with the real SMTP mailer.
+pub struct SmtpOutbox {
+    pub mailer: SmtpMailer,
+    pub sent: Mutex<Vec<OutboundEmail>>,
+}
+
+impl EmailOutbox for SmtpOutbox {
+    fn record<'a>(
+        &'a self,
+        _scope: &'a InstallationScope,
+        email: OutboundEmail,
+    ) -> BoxFuture<'a, Result<String, JsError>> {
+        Box::pin(async move {
+            self.mailer.deliver(&email).await?;
+            let mut v = self.sent.lock().unwrap();
+            v.push(email);
+            Ok(format!("msg_{}", v.len()))
+        })
+    }
+}
+
+/// aiosmtpd on a free loopback port, writing to a maildir; killed on drop.
+pub struct Smtp {
+    child: std::process::Child,
+    pub port: u16,
+    pub maildir: tempfile::TempDir,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Smtp {
+    pub async fn start() -> Smtp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
+        let server = Smtp {
+            child,
+            port,
+            maildir,
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("aiosmtpd did not start on port {port}");
+    }
+
+    pub fn mailer(&self) -> SmtpMailer {
+        SmtpMailer::new(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            from: "welcome@example.com".into(),
+            credentials: None,
+            tls: SmtpTls::None,
+        })
+        .unwrap()
+    }
+
+    /// The raw messages delivered so far, waiting briefly for `count`.
+    pub async fn delivered(&self, count: usize) -> Vec<String> {
+        let dir = self.maildir.path().join("mail/new");
+        for _ in 0..200 {
+            let mut out: Vec<String> = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if out.len() >= count {
+                out.sort();
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("expected {count} delivered messages in {}", dir.display());
+    }
+}
+
+/// A request the loopback server saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: String,
+    pub body: String,
+}
+
+pub type Handler = Arc<dyn Fn(&Seen) -> (u16, String) + Send + Sync>;
+
+/// A minimal HTTP/1.1 server on 127.0.0.1 answering with `handler`.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl HttpServer {
+    pub async fn start(handler: Handler) -> HttpServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let handler = handler.clone();
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let Some(req) = read_request(&mut sock).await else {
+                        return;
+                    };
+                    seen.lock().unwrap().push(req.clone());
+                    let (status, body) = handler(&req);
+                    let out = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(out.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        HttpServer { addr, seen }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.addr.port())
+    }
+}
+
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Seen> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let mut first = head.lines().next()?.split(' ');
+    Some(Seen {
+        method: first.next()?.to_owned(),
+        path: first.next()?.to_owned(),
+        headers: head.clone(),
+        body: String::from_utf8_lossy(&buf[header_end..]).to_string(),
+    })
+}
