@@ -75,6 +75,8 @@ pub struct HookRecord {
     /// The business stream revision this record covers (the checkpoint).
     pub event_revision: u64,
     pub duration_us: u64,
+    /// When the hook finished (before the record was written).
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     pub outcome: Option<Value>,
     pub error: Option<String>,
     /// The error's stable code (`plugin_timeout`, `plugin_failed`, …).
@@ -316,7 +318,12 @@ async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>) {
             return;
         };
         let stream = StreamId::business_events(&ctx.tenant);
-        let page = match inner.store.read_stream(stream, next, ctx.page).await {
+        let recent = inner.directory.hub(&ctx.tenant).recent_from(next, ctx.page);
+        let read = match recent {
+            Some(events) => Ok(events),
+            None => inner.store.read_stream(stream, next, ctx.page).await,
+        };
+        let page = match read {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(installation = %ctx.id, error = %e, "lane read failed");
@@ -480,6 +487,7 @@ async fn execute(
     )
     .await;
     let elapsed = started.elapsed();
+    let finished_at = chrono::Utc::now();
     if matches!(result, Err(Error::ShuttingDown)) {
         return None;
     }
@@ -500,6 +508,7 @@ async fn execute(
         event_type: Some(ev.event_type.clone()),
         event_revision: ev.revision,
         duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        finished_at: Some(finished_at),
         outcome: None,
         error: None,
         error_code: None,
@@ -535,6 +544,7 @@ fn checkpoint(ctx: &LaneCtx, next: u64) -> NewEvent {
         event_type: None,
         event_revision: next.saturating_sub(1),
         duration_us: 0,
+        finished_at: None,
         outcome: None,
         error: None,
         error_code: None,

@@ -305,7 +305,18 @@ impl Inner {
         if loaded.state.status == TenantStatus::New {
             return Err(Error::not_found("tenant", tenant));
         }
+        self.directory.tenant_exists(tenant);
         Ok(loaded)
+    }
+
+    /// `NotFound` unless the tenant was created. A tenant once created
+    /// never goes back, so a positive answer is remembered and the hot
+    /// paths (publish) skip the actor round trip.
+    pub async fn require_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
+        if self.directory.is_known_tenant(tenant) {
+            return Ok(());
+        }
+        self.existing_tenant(tenant).await.map(drop)
     }
 }
 

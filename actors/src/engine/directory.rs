@@ -105,12 +105,51 @@ impl Known {
     }
 }
 
+/// The newest business events kept per tenant so that lanes woken by an
+/// append take it from memory instead of reading it back from the store.
+/// Small: a lane further behind reads pages from the store.
+pub const RECENT_EVENTS_MAX: usize = 32;
+
 /// Per-tenant wake-ups.
 pub(crate) struct TenantHub {
     /// The business stream's last known revision (+1; 0 = empty).
     pub head: watch::Sender<u64>,
     /// Bumped whenever one of the tenant's installations changes.
     pub generation: watch::Sender<u64>,
+    /// The newest events, contiguous by revision.
+    recent: std::sync::Mutex<std::collections::VecDeque<RecordedEvent>>,
+}
+
+impl TenantHub {
+    fn remember(&self, ev: &RecordedEvent) {
+        let mut ring = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match ring.back().map(|l| l.revision) {
+            Some(last) if ev.revision <= last => return,
+            Some(last) if ev.revision != last + 1 => ring.clear(),
+            _ => {}
+        }
+        if ring.len() == RECENT_EVENTS_MAX {
+            ring.pop_front();
+        }
+        ring.push_back(ev.clone());
+    }
+
+    /// Up to `limit` events from revision `from`, if memory holds `from`.
+    pub fn recent_from(&self, from: u64, limit: usize) -> Option<Vec<RecordedEvent>> {
+        let ring = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = ring.front()?.revision;
+        if from < first || from > ring.back()?.revision {
+            return None;
+        }
+        let skip = usize::try_from(from - first).ok()?;
+        Some(ring.iter().skip(skip).take(limit).cloned().collect())
+    }
 }
 
 #[derive(Default)]
@@ -118,6 +157,8 @@ pub(crate) struct Directory {
     installations: RwLock<HashMap<InstallationId, Known>>,
     by_tenant: RwLock<HashMap<TenantId, Vec<InstallationId>>>,
     hubs: RwLock<HashMap<TenantId, Arc<TenantHub>>>,
+    /// Tenants seen created (creation is irreversible).
+    known_tenants: RwLock<std::collections::HashSet<TenantId>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -273,6 +314,16 @@ impl Directory {
         tenants.into_iter().filter(|t| self.has_hooks(t)).collect()
     }
 
+    pub fn tenant_exists(&self, tenant: &TenantId) {
+        if !self.is_known_tenant(tenant) {
+            write(&self.known_tenants).insert(tenant.clone());
+        }
+    }
+
+    pub fn is_known_tenant(&self, tenant: &TenantId) -> bool {
+        read(&self.known_tenants).contains(tenant)
+    }
+
     pub fn hub(&self, tenant: &TenantId) -> Arc<TenantHub> {
         if let Some(h) = read(&self.hubs).get(tenant) {
             return h.clone();
@@ -283,9 +334,18 @@ impl Directory {
                 Arc::new(TenantHub {
                     head: watch::channel(0).0,
                     generation: watch::channel(0).0,
+                    recent: std::sync::Mutex::default(),
                 })
             })
             .clone()
+    }
+
+    /// Keeps a stored business event for the lanes and wakes them.
+    pub fn business_event(&self, ev: &RecordedEvent) {
+        if let Some(tenant) = &ev.tenant {
+            self.hub(tenant).remember(ev);
+            self.business_appended(tenant, ev.revision);
+        }
     }
 
     /// Records that the tenant's business stream reached `revision`.
@@ -345,11 +405,7 @@ async fn on_event(inner: &Inner, ev: &RecordedEvent) {
                 tracing::warn!(error = %e, "installation index catch-up failed");
             }
         }
-        "events" => {
-            if let Some(tenant) = &ev.tenant {
-                inner.directory.business_appended(tenant, ev.revision);
-            }
-        }
+        "events" => inner.directory.business_event(ev),
         _ => {}
     }
 }

@@ -59,15 +59,16 @@ impl Inner {
             .await
         {
             Ok(result) => {
-                self.directory
-                    .business_appended(&tenant, result.next_expected);
                 let mut page = self
                     .store
                     .read_stream(stream, result.next_expected, 1)
                     .await
                     .map_err(core)?;
-                page.pop()
-                    .ok_or_else(|| Error::not_found("event", &event_id))
+                let recorded = page
+                    .pop()
+                    .ok_or_else(|| Error::not_found("event", &event_id))?;
+                self.directory.business_event(&recorded);
+                Ok(recorded)
             }
             Err(extensor_core::Error::DuplicateEventId { .. }) => {
                 let original = self
@@ -117,7 +118,7 @@ impl Engine {
                 format!("must be 1 to {IDEMPOTENCY_KEY_CHARS_MAX} characters"),
             ));
         }
-        inner.existing_tenant(tenant).await?;
+        inner.require_tenant(tenant).await?;
         let meta = EventMeta::new(Some(tenant.clone()), principal);
         let mut new = NewEvent::new(event_type, 1, meta, &data)
             .map_err(|e| invalid("$.event_data", e.to_string()))?;

@@ -35,7 +35,8 @@ macro_rules! conformance_tests {
             append_and_read_stream, expected_revision_conflicts, global_order_and_read_all,
             read_filters, catch_up_then_live, subscribe_from_the_middle, concurrent_writers,
             conflicting_writers_lose_nothing, reopen_after_close, snapshots_are_a_versioned_cache,
-            invalid_appends_write_nothing, hash_chain_verifies, lagging_subscriber_catches_up);
+            invalid_appends_write_nothing, hash_chain_verifies, lagging_subscriber_catches_up,
+            read_event_by_id);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -735,4 +736,45 @@ pub async fn lagging_subscriber_catches_up<B: Backend>(b: &B) {
             "no gap, no duplicate after lagging"
         );
     }
+}
+
+/// `read_event` finds an event by id wherever it is; a duplicate id is
+/// refused atomically (idempotent publishing relies on both).
+pub async fn read_event_by_id<B: Backend>(b: &B) {
+    let store = b.fresh().await;
+    let t = TenantId::generate();
+    let first = event(&t, "t.x", 1);
+    let id = first.event_id.clone();
+    store
+        .append(
+            stream("a"),
+            ExpectedRevision::Any,
+            vec![event(&t, "t.x", 0), first.clone()],
+        )
+        .await
+        .unwrap();
+    store
+        .append(
+            stream("b"),
+            ExpectedRevision::Any,
+            vec![event(&t, "t.x", 2)],
+        )
+        .await
+        .unwrap();
+    let found = store.read_event(id.clone()).await.unwrap().expect("found");
+    assert_eq!(
+        (found.stream.clone(), found.revision, n_of(&found)),
+        (stream("a"), 1, 1)
+    );
+    let missing = crate::ids::EventId::generate();
+    assert!(store.read_event(missing).await.unwrap().is_none());
+    let err = store
+        .append(stream("b"), ExpectedRevision::Any, vec![first])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DuplicateEventId { .. }), "{err}");
+    assert_eq!(
+        store.read_stream(stream("b"), 0, 10).await.unwrap().len(),
+        1
+    );
 }
