@@ -664,3 +664,296 @@ async fn hostile_declarations_are_refused_with_every_problem() {
     );
     assert!(h.registry().await.webhooks.is_empty(), "nothing stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_secrets_are_encrypted_at_rest_and_resolve_references() {
+    use extensor_actors::webhooks::SecretSource;
+    use extensor_actors::webhooks::secrets::TenantSecrets;
+    use extensor_core::aggregate::{self, SnapshotPolicy};
+    use extensor_core::event::{EventMeta, Principal, StreamId};
+    use extensor_core::secrets::{SecretBox, SecretKey};
+    use extensor_core::tenant::{Tenant, TenantCommand};
+
+    let rx = Receiver::start(always(200)).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    h.stop().await;
+    let meta = EventMeta::new(Some(h.tenant.clone()), Principal::system());
+    let create = TenantCommand::Create {
+        tenant_id: h.tenant.clone(),
+        slug: "acme".parse().unwrap(),
+        name: "Acme".into(),
+    };
+    aggregate::execute::<Tenant>(
+        &*h.store,
+        &StreamId::tenant(&h.tenant),
+        &create,
+        &meta,
+        SnapshotPolicy::DEFAULT,
+    )
+    .await
+    .unwrap();
+    let secrets = TenantSecrets {
+        store: h.store.clone(),
+        secret_box: SecretBox::new(SecretKey::generate().unwrap()),
+    };
+    let marker = "plaintext-marker-8c1f";
+    let url = format!("{}?k={marker}", rx.url("/hook"));
+    secrets
+        .set(&h.tenant, "WEBHOOK_URL", &url, &meta)
+        .await
+        .unwrap();
+    secrets.set(&h.tenant, "UNUSED", "x", &meta).await.unwrap();
+    secrets.remove(&h.tenant, "UNUSED", &meta).await.unwrap();
+    let keys: Vec<String> = secrets
+        .keys(&h.tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, vec!["WEBHOOK_URL"]);
+    assert_eq!(
+        secrets.secrets(&h.tenant).await.unwrap()["WEBHOOK_URL"],
+        url
+    );
+    h.config.secrets = std::sync::Arc::new(secrets);
+    h.start().await;
+    let decl = "api_version: v1\non: [\"build.*\"]\ndelivery: {url: \"${SECRET:WEBHOOK_URL}\"}\n";
+    h.apply("builds", decl, &[]).await.unwrap();
+    h.publish("build.completed", json!({})).await;
+    rx.wait_for(1).await;
+    h.settled("builds", 1).await;
+    h.stop().await;
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(h.dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            !has(marker.as_bytes()),
+            "plaintext secret found in the store files"
+        );
+        scanned += usize::from(has(b"webhook.delivered"));
+    }
+    assert!(scanned > 0, "the scan read the files holding the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_starts_a_dispatcher_per_tenant_on_first_use() {
+    use extensor_actors::webhooks::dispatcher::{ApplyMode, Change};
+    use extensor_actors::webhooks::query::DeliveryQuery;
+    use extensor_actors::webhooks::service::WebhookService;
+    use extensor_core::event::{EventMeta, Principal};
+    use extensor_core::webhook::registry::WebhookSource;
+
+    let rx = Receiver::start(always(200)).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    h.stop().await;
+    h.secret("URL", &rx.url("/"));
+    let service = WebhookService::new(h.config.clone());
+    let meta = || EventMeta::new(Some(h.tenant.clone()), Principal::system());
+    let source = WebhookSource {
+        yaml: yaml(""),
+        files: Default::default(),
+    };
+    let name = || "builds".parse().unwrap();
+    let dry = service
+        .apply(&h.tenant, name(), source.clone(), ApplyMode::DryRun, meta())
+        .await
+        .unwrap();
+    assert_eq!(dry.change, Change::Created);
+    assert!(
+        service
+            .registry(&h.tenant)
+            .await
+            .unwrap()
+            .webhooks
+            .is_empty(),
+        "a dry run records nothing"
+    );
+    let applied = service
+        .apply(&h.tenant, name(), source.clone(), ApplyMode::Apply, meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        (applied.change, applied.record.unwrap().revision),
+        (Change::Created, 1)
+    );
+    let again = service
+        .apply(&h.tenant, name(), source, ApplyMode::Apply, meta())
+        .await
+        .unwrap();
+    assert_eq!(again.change, Change::Unchanged);
+    let id = service.send_test(&h.tenant, name()).await.unwrap();
+    rx.wait_for(1).await;
+    let q = DeliveryQuery {
+        status: Some(DeliveryStatus::Delivered),
+        limit: 10,
+        ..DeliveryQuery::default()
+    };
+    wait_until("test delivered", || async {
+        service
+            .deliveries(&h.tenant, &name(), &q)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    assert_eq!(
+        service.deliveries(&h.tenant, &name(), &q).await.unwrap()[0]
+            .created
+            .delivery_id,
+        id
+    );
+    service.delete(&h.tenant, name(), meta()).await.unwrap();
+    assert!(
+        service.send_test(&h.tenant, name()).await.is_err(),
+        "a deleted webhook is gone"
+    );
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_example_delivers() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/webhooks/build-completed"
+    );
+    let yaml = std::fs::read_to_string(format!("{dir}/webhook.yaml")).unwrap();
+    let js = std::fs::read_to_string(format!("{dir}/transforms/build_completed.js")).unwrap();
+    let rx = Receiver::start(always(204)).await;
+    let h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("WEBHOOK_URL", &rx.url("/dashboard"));
+    h.secret("WEBHOOK_SIGNING_KEY", KEY_NEW);
+    h.apply(
+        "build-completed",
+        &yaml,
+        &[("transforms/build_completed.js", &js)],
+    )
+    .await
+    .unwrap();
+    h.publish(
+        "build.completed",
+        json!({"build": 41, "branch": "main", "status": "cancelled"}),
+    )
+    .await;
+    h.publish(
+        "build.completed",
+        json!({"build": 42, "branch": "dev", "status": "passed"}),
+    )
+    .await;
+    h.publish(
+        "build.completed",
+        json!({"build": 43, "branch": "main", "status": "passed"}),
+    )
+    .await;
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].json()["text"], json!("Build 43 on main: passed"));
+    assert_eq!(got[0].header("x-source"), "SBH");
+    assert_eq!(
+        got[0].header("webhook-signature"),
+        expected_signature(KEY_NEW, &got[0])
+    );
+    let views = h.settled("build-completed", 2).await;
+    let statuses: Vec<_> = views.iter().map(|v| v.status).collect();
+    assert_eq!(
+        statuses,
+        vec![DeliveryStatus::Delivered, DeliveryStatus::Skipped],
+        "dev is filtered out; cancelled is skipped"
+    );
+}
+
+/// Inside the engine: the webhook dispatcher is a tenant-supervisor child,
+/// secrets are the tenant's (sealed with the platform key), events come
+/// from `Engine::publish`, and after an engine restart a pending retry
+/// resumes by itself (the tenant is started at boot because it has webhooks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_the_engine_deliveries_resume_after_a_restart() {
+    use extensor_actors::Engine;
+    use extensor_actors::engine::EngineConfig;
+    use extensor_actors::webhooks::dispatcher::ApplyMode;
+    use extensor_actors::webhooks::secrets::TenantSecrets;
+    use extensor_core::event::{EventMeta, Principal};
+    use extensor_core::secrets::{SecretBox, SecretKey};
+    use extensor_core::tenant::TenantCommand;
+    use extensor_core::webhook::registry::WebhookSource;
+
+    let script: Script = std::sync::Arc::new(|n| {
+        if n == 0 {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    let rx = Receiver::start(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || async {
+        let key = SecretKey::load_with(dir.path(), |_| None).unwrap();
+        let mut c = EngineConfig::new(open_store(&dir), dir.path().to_path_buf(), key);
+        c.sandbox = sandbox_config(PrivateNetworks::Allow);
+        Engine::start(c).await.unwrap()
+    };
+    let engine = start().await;
+    let tenant = extensor_core::ids::TenantId::generate();
+    let create = TenantCommand::Create {
+        tenant_id: tenant.clone(),
+        slug: "acme".parse().unwrap(),
+        name: "Acme".into(),
+    };
+    engine
+        .tenant_execute(&tenant, create, Principal::platform_admin())
+        .await
+        .unwrap();
+    let meta = EventMeta::new(Some(tenant.clone()), Principal::platform_admin());
+    let store = engine.store().clone();
+    let secrets = TenantSecrets {
+        store,
+        secret_box: SecretBox::new(SecretKey::load_with(dir.path(), |_| None).unwrap()),
+    };
+    secrets
+        .set(&tenant, "URL", &rx.url("/"), &meta)
+        .await
+        .unwrap();
+    let d = engine.webhooks(&tenant).await.unwrap();
+    let source = WebhookSource {
+        yaml: yaml("retry: {max_attempts: 3, backoff: fixed, interval_ms: 400}\n"),
+        files: Default::default(),
+    };
+    let name = "builds".parse().unwrap();
+    let m = meta.clone();
+    d.call(
+        |reply| DispatcherMsg::Apply {
+            name,
+            source,
+            mode: ApplyMode::Apply,
+            meta: m,
+            reply,
+        },
+        Some(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    engine
+        .publish(
+            &tenant,
+            "build.completed",
+            json!({"n": 1}),
+            None,
+            Principal::platform_admin(),
+        )
+        .await
+        .unwrap();
+    rx.wait_for(1).await;
+    engine.shutdown(Duration::from_secs(5)).await;
+    drop(engine);
+    let engine = start().await;
+    let got = rx.wait_for(2).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "the retry after the restart has the same id"
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}

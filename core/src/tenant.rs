@@ -29,6 +29,12 @@ pub const SUSPEND_REASON_CHARS_MAX: usize = 1_000;
 /// Tenant secrets: webhook URLs and signing keys, not a database.
 pub const TENANT_SECRETS_MAX: usize = 200;
 
+/// The AES-SIV context of a tenant secret (`<tenant>/tenant/<key>`): bound
+/// into the ciphertext, so it decrypts for this tenant and key only.
+pub fn secret_context(tenant: &TenantId, key: &str) -> String {
+    format!("{tenant}/tenant/{key}")
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {

@@ -123,13 +123,13 @@ declare module "extensor:sdk" {
 
   /**
    * A route handler returns either a plain JSON value (answered 200 as JSON)
-   * or a response: `status` 100-599, optional `headers`, and a `body` that is
-   * sent as JSON, or as text when it is a string.
+   * or a response: `status` 100-599, optional `headers`, and `body` (required,
+   * null for none), sent as JSON, or as text when it is a string.
    */
   export interface RouteResponse {
     status: number;
     headers?: Record<string, string>;
-    body?: Json;
+    body: Json;
   }
 
   export function hook<Data = Json>(eventType: string, fn: Handler<Event<Data>>): void;

@@ -180,12 +180,13 @@ pub fn seed_read_model(path: &Path, events_file: Option<&Path>) -> Result<usize>
         let Some(kind) = v.get("type").and_then(Value::as_str) else {
             bail!("{}: each line needs a string `type`", at());
         };
+        // Written the way the server's projection writes it.
         let time = match v.get("time") {
-            None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            None => chrono::Utc::now().to_rfc3339(),
             Some(Value::String(t)) => chrono::DateTime::parse_from_rfc3339(t)
                 .with_context(|| format!("{}: `time` is not RFC 3339", at()))?
                 .with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                .to_rfc3339(),
             Some(_) => bail!("{}: `time` must be an RFC 3339 string", at()),
         };
         let id = match v.get("id").and_then(Value::as_str) {
@@ -194,7 +195,9 @@ pub fn seed_read_model(path: &Path, events_file: Option<&Path>) -> Result<usize>
         };
         let data = v.get("data").cloned().unwrap_or(Value::Null).to_string();
         conn.execute(
-            "INSERT INTO events(id, type, time, data) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO events(position, revision, id, type, time, data)
+             VALUES ((SELECT COALESCE(MAX(position), 0) + 1 FROM events),
+                     (SELECT COALESCE(MAX(revision), -1) + 1 FROM events), ?1, ?2, ?3, ?4)",
             rusqlite::params![id, kind, time, data],
         )
         .with_context(|| format!("{}: insert", at()))?;

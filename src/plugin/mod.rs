@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use clap::Subcommand;
-use extensor_js::{Sandbox, SandboxConfig, ValidatedPlugin};
+use extensor_js::{Bundle, Sandbox, SandboxConfig, ValidatedPlugin, ZipLimits};
 
 use source::{PluginSource, read_plugin_dir, render_problems};
 
@@ -62,15 +62,35 @@ pub fn sandbox() -> Result<Sandbox> {
     Ok(Sandbox::new(config))
 }
 
-/// Reads and validates `dir`; on failure prints every located problem to
-/// stderr and returns an error that says how many there were.
-pub async fn load(dir: &Path, sandbox: &Sandbox) -> Result<(PluginSource, Arc<ValidatedPlugin>)> {
+/// A plugin directory that passed the upload's checks: its files, their
+/// ZIP (as `pack` writes it) and the validated plugin.
+pub struct Loaded {
+    pub source: PluginSource,
+    pub zip: Vec<u8>,
+    pub plugin: Arc<ValidatedPlugin>,
+}
+
+/// Reads `dir`, packs it, and validates it the way an upload does: the ZIP
+/// through the server's own reader and limits (`Bundle::from_zip`), then
+/// the bundle it yields through the sandbox. On failure prints every
+/// located problem to stderr and returns an error that says how many.
+pub async fn load(dir: &Path, sandbox: &Sandbox) -> Result<Loaded> {
     let source = match read_plugin_dir(dir) {
         Ok(s) => s,
         Err(problems) => return Err(report(dir, None, &problems)),
     };
-    match sandbox.validate(&source.bundle()).await {
-        Ok(plugin) => Ok((source, plugin)),
+    let zip = pack::zip_bytes(&source)?;
+    let limits = ZipLimits::from_env().map_err(|e| anyhow!("{e}"))?;
+    let bundle = match Bundle::from_zip(&zip, &limits) {
+        Ok(b) => b,
+        Err(problems) => return Err(report(dir, Some(&source), &problems)),
+    };
+    match sandbox.validate(&bundle).await {
+        Ok(plugin) => Ok(Loaded {
+            source,
+            zip,
+            plugin,
+        }),
         Err(problems) => Err(report(dir, Some(&source), &problems)),
     }
 }

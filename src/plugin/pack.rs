@@ -1,5 +1,6 @@
 //! `extensor plugin pack DIR [-o FILE]`: validates the plugin exactly as an
-//! upload would, then writes its ZIP.
+//! upload would (the ZIP itself goes through the server's reader and
+//! limits), then writes that ZIP.
 //!
 //! The ZIP is deterministic: entries in byte order of their paths, every
 //! timestamp 1980-01-01 00:00, mode 0644, Deflate at a fixed level. Packing
@@ -33,13 +34,13 @@ pub struct PackArgs {
 
 pub async fn run(args: PackArgs) -> Result<()> {
     let sandbox = super::sandbox()?;
-    let (source, plugin) = super::load(&args.dir, &sandbox).await?;
-    let m = &plugin.manifest;
+    let loaded = super::load(&args.dir, &sandbox).await?;
+    let (source, bytes) = (&loaded.source, &loaded.zip);
+    let m = &loaded.plugin.manifest;
     let output = args
         .output
         .unwrap_or_else(|| PathBuf::from(format!("{}-{}.zip", m.slug, m.version)));
-    let bytes = zip_bytes(&source)?;
-    write_atomically(&output, &bytes)?;
+    write_atomically(&output, bytes)?;
     println!(
         "packed {} {} ({} files, {} bytes) into {}",
         m.slug,

@@ -10,8 +10,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde_json::Value;
 
-use super::pack::zip_bytes;
-
 /// Connecting to the server takes at most this long.
 const CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// A whole request (upload included) takes at most this long.
@@ -40,9 +38,9 @@ pub struct PushArgs {
 pub async fn run(args: PushArgs) -> Result<()> {
     let base = base_url(&args.server)?;
     let sandbox = super::sandbox()?;
-    let (source, plugin) = super::load(&args.dir, &sandbox).await?;
-    let m = &plugin.manifest;
-    let bytes = zip_bytes(&source)?;
+    let loaded = super::load(&args.dir, &sandbox).await?;
+    let m = &loaded.plugin.manifest;
+    let bytes = loaded.zip.clone();
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
         .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
@@ -64,7 +62,12 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let uploaded = answer(resp, &url).await?;
     let id = plugin_id(&uploaded)
         .ok_or_else(|| anyhow!("the server's answer to POST {url} has no plugin id: {uploaded}"))?;
-    println!("uploaded {} {} as {id}", m.slug, m.version);
+    // `{action, plugin}`: installed, upgraded or unchanged (same ZIP digest).
+    let action = uploaded
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("uploaded");
+    println!("{action} {} {} as {id}", m.slug, m.version);
     if args.enable {
         let url = format!("{base}/api/plugins/{id}/enable");
         let resp = client

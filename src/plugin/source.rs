@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use extensor_js::Bundle;
 use extensor_js::Problem;
 use extensor_js::bundle::{BUNDLE_BYTES_MAX, BUNDLE_FILES_MAX, MANIFEST_FILE};
 
@@ -24,12 +23,6 @@ pub struct PluginSource {
 }
 
 impl PluginSource {
-    pub fn bundle(&self) -> Bundle {
-        self.files.iter().fold(Bundle::new(), |b, (p, bytes)| {
-            b.with_file(p.clone(), bytes.clone())
-        })
-    }
-
     pub fn text(&self, path: &str) -> Option<&str> {
         self.files
             .get(path)
@@ -171,12 +164,23 @@ impl Walk {
             Err(e) => return self.problem(&rel, format!("cannot be read: {e}")),
         };
         // Checked before reading, so a huge file is never loaded into memory.
-        if len > BUNDLE_BYTES_MAX as u64 || self.total_bytes + len > BUNDLE_BYTES_MAX as u64 {
-            self.total_bytes += len;
+        let limit = BUNDLE_BYTES_MAX as u64;
+        if len > limit {
             return self.problem(
                 &rel,
-                format!("is {len} bytes, which takes the bundle past its limit of {BUNDLE_BYTES_MAX} bytes"),
+                format!("is {len} bytes; a whole bundle holds at most {limit} bytes"),
             );
+        }
+        if self.total_bytes + len > limit {
+            // Reported once, at the file that crosses the line.
+            if self.total_bytes <= limit {
+                self.problem(
+                    &rel,
+                    format!("takes the bundle past its limit of {limit} bytes"),
+                );
+            }
+            self.total_bytes += len;
+            return;
         }
         match std::fs::read(path) {
             Ok(bytes) => {
@@ -226,6 +230,9 @@ fn render_one(root: &Path, manifest_text: Option<&str>, p: &Problem) -> String {
                 p.path, p.message
             )
         };
+    }
+    if p.path == extensor_js::unzip::ARCHIVE_PATH {
+        return format!("{dir} (packed as a ZIP): {}", p.message);
     }
     if p.path.starts_with(&dir.to_string()) {
         // Already a filesystem path (from reading the directory).

@@ -40,7 +40,7 @@ pub struct TestArgs {
     /// Run a job now.
     #[arg(long, value_name = "NAME")]
     pub job: Option<String>,
-    /// Job input: a JSON object merged into `{job, scheduled_for, trigger}`.
+    /// Job input: a JSON object merged into `{run_id, scheduled_for, trigger}`.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
     /// Route request body: JSON if the file parses as JSON, text otherwise.
@@ -86,7 +86,48 @@ pub struct Report {
     pub emails: Vec<extensor_js::host::OutboundEmail>,
     pub events: Vec<extensor_js::host::EmitRequest>,
     pub files: Vec<String>,
+    /// For routes: the HTTP answer the server would send for `value`.
+    pub response: Option<HttpAnswer>,
     pub expectation: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct HttpAnswer {
+    pub status: u64,
+    pub headers: serde_json::Map<String, Value>,
+    pub body: Value,
+}
+
+/// The server's rule (`route_response` in the engine): a value with an
+/// integer `status` of 100-599 *and* a `body` key is a response; anything
+/// else is a 200 with the value as JSON body.
+pub fn http_answer(value: &Value) -> HttpAnswer {
+    let status = value
+        .get("status")
+        .and_then(Value::as_u64)
+        .filter(|s| (100..=599).contains(s))
+        .filter(|_| value.get("body").is_some());
+    match status {
+        Some(status) => HttpAnswer {
+            status,
+            headers: value
+                .get("headers")
+                .and_then(Value::as_object)
+                .map(|h| {
+                    h.iter()
+                        .filter(|(_, v)| v.is_string())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            body: value.get("body").cloned().unwrap_or(Value::Null),
+        },
+        None => HttpAnswer {
+            status: 200,
+            headers: serde_json::Map::new(),
+            body: value.clone(),
+        },
+    }
 }
 
 #[derive(Serialize)]
@@ -103,7 +144,7 @@ pub async fn run(args: TestArgs) -> Result<()> {
         bail!("--input applies only to --job");
     }
     let sandbox = super::sandbox()?;
-    let (_source, plugin) = super::load(&args.dir, &sandbox).await?;
+    let plugin = super::load(&args.dir, &sandbox).await?.plugin;
     let (trigger, input, event_id) = invocation_input(&args, &plugin)?;
     let scratch = tempfile::tempdir().context("temporary directory")?;
     let world = World::new(&args, scratch.path())?;
@@ -138,8 +179,12 @@ pub async fn run(args: TestArgs) -> Result<()> {
         emails: world.emails.0.lock().map(|v| v.clone()).unwrap_or_default(),
         events: world.events.0.lock().map(|v| v.clone()).unwrap_or_default(),
         files: world.files.list(&scope).await.unwrap_or_default(),
+        response: None,
         expectation: None,
     };
+    if let (Trigger::Route { .. }, Some(value)) = (&report.trigger, &report.value) {
+        report.response = Some(http_answer(value));
+    }
     if let (Some(path), Some(value)) = (&args.expect, &report.value) {
         let expected = read_json(path, "expectation")?;
         if let Err(why) = contains(value, &expected, "$") {
@@ -240,7 +285,7 @@ fn invocation_input(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     if let Some(path) = &args.event {
         let (event_type, data, id) = read_event(path)?;
-        let input = json!({"id": id, "type": event_type, "tenant": args.tenant_id, "time": now, "data": data});
+        let input = json!({"id": id, "type": event_type, "tenant": args.tenant_id, "time": now, "position": null, "data": data});
         return Ok((Trigger::Hook { event_type }, input, Some(id)));
     }
     if let Some(route) = &args.route {
@@ -254,7 +299,8 @@ fn invocation_input(
             list_or_none(&jobs)
         );
     }
-    let mut input = json!({"job": name, "scheduled_for": now, "trigger": "manual"});
+    // The scheduler's shape (docs/SCRIPTS.md); a local run is a run-now.
+    let mut input = json!({"run_id": "run_local_1", "scheduled_for": now, "trigger": "run_now"});
     if let Some(path) = &args.input {
         let Value::Object(extra) = read_json(path, "input")? else {
             bail!("input file {}: must be a JSON object", path.display());
@@ -478,6 +524,14 @@ fn render(r: &Report, files_root: &Path) -> String {
         let pretty = serde_json::to_string_pretty(v).unwrap_or_default();
         out.push_str(&format!("result:\n{pretty}\n"));
     }
+    if let Some(a) = &r.response {
+        let headers: Vec<String> = a
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+            .collect();
+        out.push_str(&format!("HTTP {} {}\n", a.status, headers.join("; ")));
+    }
     if let Some(e) = &r.error {
         out.push_str(&format!("error: {}: {}\n", e.kind, e.message));
     }
@@ -541,6 +595,22 @@ mod tests {
         assert!(match_route(&routes, "GET", "/items").is_none());
         assert!(match_route(&routes, "DELETE", "/items").is_none());
         assert!(match_route(&routes, "GET", "/items/").is_none());
+    }
+
+    #[test]
+    fn route_answers_follow_the_servers_rule() {
+        let a =
+            http_answer(&json!({"status": 201, "headers": {"x-a": "b", "n": 1}, "body": "made"}));
+        assert_eq!((a.status, a.body, a.headers.len()), (201, json!("made"), 1));
+        for plain in [
+            json!({"status": 204}),
+            json!({"status": "ok", "body": 1}),
+            json!({"status": 700, "body": 1}),
+            json!([1]),
+        ] {
+            let a = http_answer(&plain);
+            assert_eq!((a.status, &a.body), (200, &plain));
+        }
     }
 
     #[test]

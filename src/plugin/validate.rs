@@ -17,8 +17,8 @@ pub struct ValidateArgs {
 
 pub async fn run(args: ValidateArgs) -> Result<()> {
     let sandbox = super::sandbox()?;
-    let (source, plugin) = super::load(&args.dir, &sandbox).await?;
-    print!("{}", summary(&plugin, source.files.len()));
+    let loaded = super::load(&args.dir, &sandbox).await?;
+    print!("{}", summary(&loaded.plugin, loaded.source.files.len()));
     Ok(())
 }
 

@@ -79,8 +79,8 @@ async fn world() -> World {
     conn.execute_batch(EVENTS_READ_MODEL_DDL).unwrap();
     for (i, (time, kind, data)) in EVENTS.iter().enumerate() {
         conn.execute(
-            "INSERT INTO events(id, type, time, data) VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![format!("evt_{i}"), kind, time, data],
+            "INSERT INTO events(position, revision, id, type, time, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![i as i64 + 1, i as i64, format!("evt_{i}"), kind, time, data],
         )
         .unwrap();
     }

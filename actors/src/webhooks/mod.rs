@@ -15,12 +15,18 @@
 //!   filter, transform, sign, POST, decide, append.
 //! - [`code`]: a webhook's transform and filter as a sandboxed bundle.
 //! - [`query`]: deliveries and attempts read back from the store.
+//! - [`service`]: [`WebhookService`](service::WebhookService), the entry
+//!   point: a dispatcher per tenant, started on first use, and timed calls.
+//! - [`secrets`]: tenant secrets, encrypted in the tenant aggregate, and the
+//!   [`SecretSource`] the endpoints resolve `${SECRET:NAME}` with.
 
 pub mod attempt;
 pub mod code;
 pub mod dispatcher;
 pub mod endpoint;
 pub mod query;
+pub mod secrets;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

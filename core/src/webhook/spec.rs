@@ -969,6 +969,22 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_show_the_tested_example_verbatim() {
+        let docs = include_str!("../../../docs/WEBHOOKS_AS_CODE.md");
+        let js = include_str!(
+            "../../../examples/webhooks/build-completed/transforms/build_completed.js"
+        );
+        assert!(
+            docs.contains(EXAMPLE),
+            "docs/WEBHOOKS_AS_CODE.md must quote the example YAML"
+        );
+        assert!(
+            docs.contains(js),
+            "docs/WEBHOOKS_AS_CODE.md must quote the example transform"
+        );
+    }
+
+    #[test]
     fn the_seed_format_minimal_and_defaults() {
         let s = WebhookSpec::parse(
             "api_version: v1\non: \"*\"\ndelivery:\n  url: https://example.com/hook\n",

@@ -1,5 +1,7 @@
 // KPI definitions and their CSV form. The SQL runs against the tenant's
-// read model (`events(id, type, time, data)`, time in RFC 3339 UTC).
+// read model (`events(position, revision, id, type, time, data)`); `time`
+// is RFC 3339 with or without fractional seconds, so it is compared through
+// julianday(), never as text.
 
 export interface Kpis {
   day: string;
@@ -35,11 +37,11 @@ SELECT
   COALESCE(SUM(type = 'order.paid'), 0) AS orders,
   COALESCE(SUM(CASE WHEN type = 'order.paid' THEN json_extract(data, '$.amount_cents') END), 0) AS revenue_cents
 FROM events
-WHERE time >= ?1 AND time < ?2`;
+WHERE julianday(time) >= julianday(?1) AND julianday(time) < julianday(?2)`;
 
 export const TOP_TYPES_SQL = `
 SELECT type, COUNT(*) AS n FROM events
-WHERE time >= ?1 AND time < ?2
+WHERE julianday(time) >= julianday(?1) AND julianday(time) < julianday(?2)
 GROUP BY type ORDER BY n DESC, type LIMIT 3`;
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;

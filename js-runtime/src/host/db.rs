@@ -26,17 +26,21 @@ pub const DB_PARAMS_MAX: usize = 64;
 /// SQL text length.
 pub const DB_SQL_BYTES_MAX: usize = 16 * 1024;
 /// The tenant read model's `events` table as plugins query it: one row per
-/// business event, `time` in RFC 3339 UTC with milliseconds
-/// (`2026-11-24T05:00:00.000Z`, so text order is time order), `data` the
-/// event's JSON payload (use `json_extract`). docs/PLUGINS.md documents it;
-/// `extensor plugin test` builds its local read model from it.
+/// business event. `time` is RFC 3339 as chrono's `to_rfc3339` writes it
+/// (`2026-11-24T05:00:00.25+00:00`: fractional seconds only when non-zero),
+/// so compare times with `julianday(time)`, not as text; `data` is the JSON
+/// payload (`json_extract`). The engine's projection
+/// (actors/src/engine/read_models.rs) writes this schema; docs/PLUGINS.md
+/// documents it; `extensor plugin test` builds its local read model from it.
 pub const EVENTS_READ_MODEL_DDL: &str = "CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
+    position INTEGER PRIMARY KEY,
+    revision INTEGER NOT NULL UNIQUE,
+    id TEXT NOT NULL,
     type TEXT NOT NULL,
     time TEXT NOT NULL,
     data TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_type_time ON events(type, time);";
+CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);";
 /// SQLite VM steps between time checks.
 const PROGRESS_STEPS: i32 = 1_000;
 
