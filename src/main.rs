@@ -17,6 +17,7 @@
 
 mod events;
 mod filter_args;
+mod jobs;
 mod ops;
 mod plugin;
 mod progress;
@@ -66,6 +67,9 @@ enum Command {
     Ops(ops::OpsCommand),
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
+    /// Plugin jobs on a running server.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// The plugin author's toolkit: scaffold, validate, pack, test, push.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
             Command::Tenant(cmd) => tenant::run(&cli.data_dir, cmd)
                 .await
                 .map(|()| events::Outcome::Ok),
+            Command::Jobs(cmd) => jobs::run(cmd).await.map(|()| events::Outcome::Ok),
             Command::Ops(cmd) => ops::run(cmd).await.map(|()| events::Outcome::Ok),
             Command::Openapi => {
                 print!("{}", extensor_api::openapi_yaml());

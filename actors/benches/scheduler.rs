@@ -226,6 +226,7 @@ async fn main() {
         runner: Arc::new(runner.clone()),
         clock: Arc::new(SystemClock),
         config: SchedulerConfig::default(),
+        registry: None,
     };
     let (_actor, _) = ractor::Actor::spawn(None, Scheduler, args)
         .await

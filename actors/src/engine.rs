@@ -332,11 +332,40 @@ impl EngineSlot {
 }
 
 /// The per-tenant service children, in one place: the event dispatcher
-/// here; helpers "webhooks" and "scheduler" add theirs to this list.
-fn tenant_services(slot: &EngineSlot) -> Vec<Arc<dyn TenantService>> {
-    vec![Arc::new(DispatcherService {
-        engine: slot.clone(),
-    })]
+/// and the webhook dispatcher; helper "scheduler" adds its own.
+fn tenant_services(
+    slot: &EngineSlot,
+    webhooks: crate::webhooks::WebhookConfig,
+) -> Vec<Arc<dyn TenantService>> {
+    vec![
+        Arc::new(DispatcherService {
+            engine: slot.clone(),
+        }),
+        Arc::new(crate::webhooks::service::WebhooksTenantService { config: webhooks }),
+    ]
+}
+
+/// The webhook engine's settings, from the engine's: the same sandbox
+/// limits and network policy (SSRF guard), tenant secrets sealed with the
+/// same platform key.
+fn webhook_config(config: &EngineConfig) -> Result<crate::webhooks::WebhookConfig, Error> {
+    let http =
+        extensor_js::host::net::GuardedHttp::new(config.sandbox.network.clone()).map_err(|e| {
+            Error::Spawn {
+                actor: "/webhooks".into(),
+                reason: e.to_string(),
+            }
+        })?;
+    let secrets = crate::webhooks::secrets::TenantSecrets {
+        store: config.store.clone(),
+        secret_box: SecretBox::new(config.secret_key.clone()),
+    };
+    Ok(crate::webhooks::WebhookConfig::new(
+        config.store.clone(),
+        Sandbox::new(config.sandbox.clone()),
+        Arc::new(http),
+        Arc::new(secrets),
+    ))
 }
 
 impl Engine {
@@ -361,7 +390,7 @@ impl Engine {
             snapshots: config.tree.snapshots,
             mailbox_messages_max: config.tree.mailbox_messages_max,
             passivate_idle_ms: config.tree.passivate_idle_ms,
-            services: tenant_services(&slot),
+            services: tenant_services(&slot, webhook_config(&config)?),
         };
         let (root, _) = ractor::Actor::spawn(None, Root, tree)
             .await
@@ -415,6 +444,18 @@ impl Engine {
             // Starting the supervisor starts its dispatcher.
             if let Err(e) = inner.supervisor(&tenant).await {
                 tracing::warn!(tenant = %tenant, error = %e, "dispatch not resumed");
+            }
+        }
+        // Pending webhook deliveries resume with their tenant's supervisor.
+        let with_webhooks = crate::webhooks::service::tenants_with_webhooks(&*inner.store)
+            .await
+            .map_err(|source| Error::Platform {
+                what: "webhook index",
+                source,
+            })?;
+        for tenant in with_webhooks {
+            if let Err(e) = inner.supervisor(&tenant).await {
+                tracing::warn!(tenant = %tenant, error = %e, "webhooks not resumed");
             }
         }
         Ok(())
@@ -483,6 +524,20 @@ impl Engine {
         id: &InstallationId,
     ) -> Result<Handle<PluginInstallation>, Error> {
         self.inner.installation_handle(tenant, id).await
+    }
+
+    /// The tenant's webhook dispatcher, through its supervisor (started if
+    /// needed). Do not keep it: after a restart it is stale.
+    pub async fn webhooks(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<ActorRef<crate::webhooks::DispatcherMsg>, Error> {
+        let name = crate::webhooks::service::SERVICE_NAME;
+        let cell = self
+            .inner
+            .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
+            .await??;
+        Ok(cell.into())
     }
 
     /// The tenant's dispatcher actor, through its supervisor (started if

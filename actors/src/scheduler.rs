@@ -108,6 +108,8 @@ pub struct SchedulerArgs {
     pub runner: Arc<dyn JobRunner>,
     pub clock: Arc<dyn Clock>,
     pub config: SchedulerConfig,
+    /// Where it registers itself; `None` in tests that hold its ref.
+    pub registry: Option<Schedulers>,
 }
 
 pub struct Scheduler;
@@ -970,6 +972,75 @@ impl SchedulerState {
     }
 }
 
+/// Every running scheduler of this process, by tenant: how the engine and
+/// the API reach a tenant's scheduler. A scheduler registers itself when
+/// it starts; a stale entry (it stopped) answers `Error::Stopped`.
+#[derive(Clone, Default)]
+pub struct Schedulers {
+    by_tenant: Arc<std::sync::Mutex<BTreeMap<TenantId, ActorRef<SchedulerMsg>>>>,
+}
+
+/// Slack on top of a run-now wait for the call itself.
+const RUN_NOW_CALL_SLACK_MS: u64 = 5_000;
+
+impl Schedulers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TenantId, ActorRef<SchedulerMsg>>> {
+        self.by_tenant
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn register(&self, tenant: TenantId, actor: ActorRef<SchedulerMsg>) {
+        self.lock().insert(tenant, actor);
+    }
+
+    pub fn get(&self, tenant: &TenantId) -> Result<ActorRef<SchedulerMsg>, Error> {
+        self.lock()
+            .get(tenant)
+            .cloned()
+            .ok_or_else(|| Error::Stopped {
+                actor: format!("/tenants/{tenant}/scheduler"),
+            })
+    }
+
+    /// Runs `job` now (see [`SchedulerMsg::RunNow`]).
+    pub async fn run_now(
+        &self,
+        tenant: &TenantId,
+        installation: &InstallationId,
+        job: &str,
+        principal: Principal,
+        wait_ms: u64,
+    ) -> Result<RunNowOutcome, Error> {
+        let actor = self.get(tenant)?;
+        let wait_ms = wait_ms.min(RUN_NOW_WAIT_MS_MAX);
+        let build = |reply| SchedulerMsg::RunNow {
+            installation: installation.clone(),
+            job: job.to_owned(),
+            principal,
+            wait_ms,
+            reply,
+        };
+        let path = format!("/tenants/{tenant}/scheduler");
+        crate::supervision::call(&path, &actor, build, wait_ms + RUN_NOW_CALL_SLACK_MS).await?
+    }
+
+    /// The installation's jobs with next and last run.
+    pub async fn jobs(
+        &self,
+        tenant: &TenantId,
+        installation: &InstallationId,
+    ) -> Result<Vec<JobView>, Error> {
+        let actor = self.get(tenant)?;
+        let build = |reply| SchedulerMsg::Jobs {
+            installation: installation.clone(),
+            reply,
+        };
+        let path = format!("/tenants/{tenant}/scheduler");
+        crate::supervision::call(&path, &actor, build, crate::supervision::CALL_TIMEOUT_MS).await?
+    }
+}
+
 fn claim_command(key: &JobKey, claim: &Claim, owner: &str) -> JobRunsCommand {
     JobRunsCommand::Schedule {
         run_id: claim.run_id.clone(),
@@ -1000,9 +1071,12 @@ impl Actor for Scheduler {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<SchedulerMsg>,
+        myself: ActorRef<SchedulerMsg>,
         args: SchedulerArgs,
     ) -> Result<SchedulerState, ActorProcessingErr> {
+        if let Some(registry) = &args.registry {
+            registry.register(args.tenant.clone(), myself);
+        }
         Ok(SchedulerState {
             tenant: args.tenant,
             store: args.store,

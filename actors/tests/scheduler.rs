@@ -187,6 +187,7 @@ impl World {
             runner: Arc::new(runner.clone()),
             clock: Arc::new(self.clock.clone()),
             config,
+            registry: None,
         };
         let (actor, _) = ractor::Actor::spawn(None, Scheduler, args)
             .await

@@ -824,6 +824,74 @@ pub async fn read_runs(
     Ok(history.runs.into_values().collect())
 }
 
+/// Runs read per job for the history; older ones are not listed.
+pub const HISTORY_RUNS_PER_JOB_MAX: usize = 10_000;
+/// The largest page of the history.
+pub const RUNS_PAGE_MAX: usize = 200;
+
+/// Which runs the history lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub job: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Only runs listed after this one (the previous page's last run).
+    pub before: Option<RunId>,
+    /// Page size, capped at [`RUNS_PAGE_MAX`].
+    pub limit: usize,
+}
+
+/// One page of the history, newest scheduled time first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunPage {
+    pub runs: Vec<RunRecord>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next_before: Option<RunId>,
+}
+
+/// The runs of `jobs` (an installation's job names), filtered and paged.
+pub async fn history(
+    store: &dyn EventStore,
+    installation: &InstallationId,
+    jobs: &[String],
+    filter: &RunFilter,
+) -> Result<RunPage, Error> {
+    let mut all = Vec::new();
+    for job in jobs
+        .iter()
+        .filter(|j| filter.job.as_ref().is_none_or(|f| f == *j))
+    {
+        let stream = job_stream(installation, job)?;
+        all.extend(read_runs(store, &stream, HISTORY_RUNS_PER_JOB_MAX).await?);
+    }
+    Ok(page(all, filter))
+}
+
+/// Filters, orders (newest scheduled time first, then run id) and pages.
+pub fn page(mut runs: Vec<RunRecord>, filter: &RunFilter) -> RunPage {
+    runs.retain(|r| filter.status.is_none_or(|s| r.status == s));
+    runs.sort_by(|a, b| (b.scheduled_for, &b.run_id).cmp(&(a.scheduled_for, &a.run_id)));
+    let start = match &filter.before {
+        Some(id) => runs
+            .iter()
+            .position(|r| &r.run_id == id)
+            .map_or(runs.len(), |i| i + 1),
+        None => 0,
+    };
+    let limit = filter.limit.clamp(1, RUNS_PAGE_MAX);
+    let mut rest: Vec<RunRecord> = runs.into_iter().skip(start).collect();
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    let next_before = if more {
+        rest.last().map(|r| r.run_id.clone())
+    } else {
+        None
+    };
+    RunPage {
+        runs: rest,
+        next_before,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,6 +1042,68 @@ mod tests {
         .unwrap();
         let err = JobRunsEvent::decode(types::SUCCEEDED, 1, &payload).unwrap_err();
         assert!(err.contains("status"), "{err}");
+    }
+
+    #[test]
+    fn history_pages_newest_first_and_filters_by_status() {
+        let ins = ins();
+        let runs: Vec<RunRecord> = (0..5)
+            .map(|i| {
+                let at = utc("2026-01-01T00:00:00Z") + chrono::Duration::minutes(i);
+                let status = if i % 2 == 0 {
+                    RunStatus::Succeeded
+                } else {
+                    RunStatus::Failed
+                };
+                let id = RunId::derive(&ins, "report", at, "schedule");
+                new_record(
+                    &id,
+                    &ins,
+                    "report",
+                    at,
+                    status,
+                    Some(RunTrigger::Schedule),
+                    i as u64,
+                )
+            })
+            .collect();
+        let first = page(
+            runs.clone(),
+            &RunFilter {
+                limit: 2,
+                ..RunFilter::default()
+            },
+        );
+        assert_eq!(first.runs.len(), 2);
+        assert_eq!(first.runs[0].scheduled_for, utc("2026-01-01T00:04:00Z"));
+        let second = page(
+            runs.clone(),
+            &RunFilter {
+                limit: 2,
+                before: first.next_before.clone(),
+                ..RunFilter::default()
+            },
+        );
+        assert_eq!(second.runs[0].scheduled_for, utc("2026-01-01T00:02:00Z"));
+        let last = page(
+            runs.clone(),
+            &RunFilter {
+                limit: 2,
+                before: second.next_before,
+                ..RunFilter::default()
+            },
+        );
+        assert_eq!((last.runs.len(), last.next_before), (1, None));
+        let failed = page(
+            runs,
+            &RunFilter {
+                status: Some(RunStatus::Failed),
+                limit: 10,
+                ..RunFilter::default()
+            },
+        );
+        assert!(failed.runs.iter().all(|r| r.status == RunStatus::Failed));
+        assert_eq!(failed.runs.len(), 2);
     }
 
     #[test]
