@@ -16,7 +16,8 @@
 //! - [`state`]: [`state::AppState`] shared by handlers; `FEATURE_*` switches.
 //! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
 //!   [`events`], [`audit`], [`plugins`], [`secrets`], [`filters`]
-//!   (test events, filter chains, generator hooks), [`ops`]; plus
+//!   (test events, filter chains, generator hooks), [`ops`],
+//!   [`status`] (`/api/status`); plus
 //!   [`ext_routes`] (`/ext/<slug>/…`, plain poem: plugins define them).
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
@@ -80,6 +81,7 @@ pub mod ratelimit;
 pub mod secrets;
 pub mod server;
 pub mod state;
+pub mod status;
 pub mod tags;
 pub mod tenancy;
 pub mod tenants;

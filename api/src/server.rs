@@ -84,6 +84,7 @@ pub fn apis() -> impl OpenApi {
         crate::secrets::SecretsApi,
         crate::filters::FiltersApi,
         crate::ops::OpsApi,
+        crate::status::StatusApi,
     )
 }
 
@@ -133,6 +134,8 @@ pub async fn serve(
     let data_dir = config.store.data_dir.clone();
     let store = SqliteStore::open(config.store)?;
     let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    let sandbox = crate::status::SandboxInfo::from(&config.engine.sandbox);
+    let http_allowlist = config.engine.sandbox.network.platform_allowed_hosts.clone();
     let engine = start_engine(shared.clone(), data_dir, config.engine).await?;
     let directory = Directory::load(shared.clone()).await?;
     let generated =
@@ -161,6 +164,8 @@ pub async fn serve(
         directory,
         limiter: RateLimiter::new(config.rate_limits),
         features: config.features,
+        sandbox,
+        http_allowlist,
     });
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(config.shutdown_grace))

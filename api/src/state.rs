@@ -87,4 +87,7 @@ pub struct AppState {
     pub directory: Directory,
     pub limiter: RateLimiter,
     pub features: Features,
+    /// For `GET /api/status`.
+    pub sandbox: crate::status::SandboxInfo,
+    pub http_allowlist: Option<Vec<String>>,
 }

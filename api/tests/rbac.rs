@@ -156,6 +156,7 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
             Some(json!({"state": {}})),
         ),
         "opsTree" => (Method::GET, "/api/ops/tree".into(), None),
+        "status" => (Method::GET, "/api/status".into(), None),
         "restartActor" => (Method::POST, "/api/ops/actors/%2Fnope/restart".into(), None),
         "stopTenant" => (
             Method::POST,

@@ -330,3 +330,38 @@ async fn malformed_uploads_are_refused_with_every_problem_and_nothing_stored() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_switched_off_capability_answers_feature_disabled_and_status_says_so() {
+    let s = Server::start_with(|c| c.features.plugins = false).await;
+    let (_, owner) = s.tenant("acme").await;
+    let r = s
+        .req(Method::GET, "/api/plugins", Some(&owner), Some("acme"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 404, "feature_disabled").await;
+    let r = s
+        .req(
+            Method::GET,
+            "/ext/welcome-email/ping",
+            Some(&owner),
+            Some("acme"),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 404, "feature_disabled").await;
+    let (status, body) = json_of(
+        s.req(Method::GET, "/api/status", Some(&owner), Some("acme"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["features"]["plugins"], false);
+    assert_eq!(body["features"]["webhooks_as_code"], true);
+    assert_eq!(body["extensibility"]["plugins_loaded"], 0);
+    s.stop().await;
+}
