@@ -272,7 +272,7 @@ impl From<extensor_core::Error> for ApiError {
             E::InvalidId { .. } | E::InvalidValue { .. } | E::InvalidAppend { .. } => {
                 Self::validation(e.to_string(), Vec::new()).with_code(code)
             }
-            E::InvalidManifest(problems) => Self::validation(
+            E::InvalidManifest(problems) | E::InvalidWebhook(problems) => Self::validation(
                 e.to_string(),
                 problems
                     .iter()
