@@ -49,6 +49,11 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
     config.features = Features::from_env().map_err(|e| anyhow!(e))?;
     config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
+    config.engine.sandbox =
+        extensor_js::SandboxConfig::from_env().map_err(|e| anyhow!("sandbox settings: {e}"))?;
+    config.engine.zip = extensor_js::ZipLimits::from_env().map_err(|e| anyhow!(e))?;
+    config.engine.smtp = extensor_js::host::mail::SmtpConfig::from_env();
+    config.engine.llm = extensor_js::host::llm::LlmConfig::from_env();
     let data_dir = data_dir.display().to_string();
     serve(
         config,

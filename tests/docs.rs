@@ -477,6 +477,46 @@ fn ctx_table_matches_the_sdk_declarations() {
 #[test]
 fn environment_variables_are_all_documented() {
     let mut found = BTreeSet::new();
+    // Test modules may set variables of their own; for_each_source cuts them.
+    for_each_source(&mut |text| found.extend(env_names(text)));
+    let documented = first_column("docs/OPERATIONS.md", "environment");
+    let missing: Vec<_> = found.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&found).collect();
+    assert!(
+        missing.is_empty(),
+        "read by the source but not documented: {missing:?}"
+    );
+    assert!(stale.is_empty(), "documented but read nowhere: {stale:?}");
+}
+
+/// Every metric the source records is in OPERATIONS.md's metrics table, and
+/// every listed one is recorded somewhere.
+#[test]
+fn metrics_are_all_documented() {
+    let mut found = BTreeSet::new();
+    for_each_source(&mut |text| {
+        for kind in ["counter!(", "histogram!(", "gauge!("] {
+            for piece in text.split(kind).skip(1) {
+                let name: String = piece
+                    .trim_start()
+                    .strip_prefix('"')
+                    .unwrap_or("")
+                    .chars()
+                    .take_while(|c| *c != '"')
+                    .collect();
+                if name.starts_with("extensor_") {
+                    found.insert(name);
+                }
+            }
+        }
+    });
+    assert!(found.len() >= 5, "found only {found:?}");
+    assert_eq!(first_column("docs/OPERATIONS.md", "metrics"), found);
+}
+
+/// Calls `f` with the text of every product source file (crate `src/`
+/// trees), test modules cut off.
+fn for_each_source(f: &mut dyn FnMut(&str)) {
     let mut dirs = vec![root().join("src")];
     for entry in std::fs::read_dir(root()).unwrap() {
         let p = entry.unwrap().path();
@@ -491,20 +531,10 @@ fn environment_variables_are_all_documented() {
                 dirs.push(p);
             } else if p.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&p).unwrap();
-                // Test modules may set variables of their own.
-                let text = text.split("#[cfg(test)]").next().unwrap();
-                found.extend(env_names(text));
+                f(text.split("#[cfg(test)]").next().unwrap());
             }
         }
     }
-    let documented = first_column("docs/OPERATIONS.md", "environment");
-    let missing: Vec<_> = found.difference(&documented).collect();
-    let stale: Vec<_> = documented.difference(&found).collect();
-    assert!(
-        missing.is_empty(),
-        "read by the source but not documented: {missing:?}"
-    );
-    assert!(stale.is_empty(), "documented but read nowhere: {stale:?}");
 }
 
 /// `"EXTENSOR_…"`, `"PLUGIN_…"`, `"FEATURE_…"` string literals.

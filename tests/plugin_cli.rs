@@ -276,7 +276,31 @@ fn hostile_directories_are_refused_with_the_path() {
     let f = std::fs::File::create(dir.path().join("data.bin")).unwrap();
     f.set_len(64 * 1024 * 1024 * 1024).unwrap();
     let e = err(&extensor(dir.path(), &["plugin", "validate", "."]));
-    assert!(e.contains("./data.bin: is 68719476736 bytes"), "{e}");
+    assert!(
+        e.contains("./data.bin: is 68719476736 bytes; a whole bundle holds at most 8388608 bytes"),
+        "{e}"
+    );
+
+    // Many files that together exceed the bundle: reported once, where the line is crossed.
+    let dir = good();
+    let mut x: u32 = 12345;
+    let noise: Vec<u8> = (0..1024 * 1024)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect();
+    for i in 0..9 {
+        std::fs::write(dir.path().join(format!("blob{i}.dat")), &noise).unwrap();
+    }
+    let e = err(&extensor(dir.path(), &["plugin", "validate", "."]));
+    assert_eq!(
+        e.matches("takes the bundle past its limit of 8388608 bytes")
+            .count(),
+        1,
+        "{e}"
+    );
+    assert!(e.contains("./blob8.dat: takes the bundle past"), "{e}");
 
     // Too many files.
     let dir = good();
@@ -449,6 +473,17 @@ fn test_refuses_bad_inputs_clearly() {
     )
     .unwrap();
     std::fs::write(dir.path().join("ok.json"), r#"{"type": "app.ping"}"#).unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::File::create(dir.path().join("tests/huge.json"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    std::fs::write(
+        dir.path().join("seed.ndjson"),
+        "{\"type\": \"a.b\"}\n{\"data\": 1}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("input.json"), "[1]").unwrap();
     let cases: &[(&[&str], &str)] = &[
         (
             &["--event", "missing.json"],
@@ -495,6 +530,18 @@ fn test_refuses_bad_inputs_clearly() {
         (
             &["--event", "ok.json", "--db", "missing.sqlite"],
             "read model missing.sqlite does not exist",
+        ),
+        (
+            &["--event", "tests/huge.json"],
+            "event file tests/huge.json: is 1099511627776 bytes; the limit is 4194304",
+        ),
+        (
+            &["--event", "ok.json", "--seed-events", "seed.ndjson"],
+            "seed.ndjson:2: each line needs a string `type`",
+        ),
+        (
+            &["--event", "ok.json", "--input", "input.json"],
+            "--input applies only to --job",
         ),
     ];
     for (args, expected) in cases {

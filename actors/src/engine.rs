@@ -334,9 +334,10 @@ impl EngineSlot {
 }
 
 /// The per-tenant service children, in one place: the event dispatcher
-/// here; helpers "webhooks" and "scheduler" add theirs to this list.
+/// the webhook dispatcher and the job scheduler.
 fn tenant_services(
     slot: &EngineSlot,
+    webhooks: crate::webhooks::WebhookConfig,
     schedulers: &crate::scheduler::Schedulers,
     config: &EngineConfig,
 ) -> Vec<Arc<dyn TenantService>> {
@@ -344,12 +345,36 @@ fn tenant_services(
         Arc::new(DispatcherService {
             engine: slot.clone(),
         }),
+        Arc::new(crate::webhooks::service::WebhooksTenantService { config: webhooks }),
         Arc::new(crate::scheduler::SchedulerService::new(
             slot.clone(),
             schedulers.clone(),
             config.sandbox.job_deadline_ms,
         )),
     ]
+}
+
+/// The webhook engine's settings, from the engine's: the same sandbox
+/// limits and network policy (SSRF guard), tenant secrets sealed with the
+/// same platform key.
+fn webhook_config(config: &EngineConfig) -> Result<crate::webhooks::WebhookConfig, Error> {
+    let http =
+        extensor_js::host::net::GuardedHttp::new(config.sandbox.network.clone()).map_err(|e| {
+            Error::Spawn {
+                actor: "/webhooks".into(),
+                reason: e.to_string(),
+            }
+        })?;
+    let secrets = crate::webhooks::secrets::TenantSecrets {
+        store: config.store.clone(),
+        secret_box: SecretBox::new(config.secret_key.clone()),
+    };
+    Ok(crate::webhooks::WebhookConfig::new(
+        config.store.clone(),
+        Sandbox::new(config.sandbox.clone()),
+        Arc::new(http),
+        Arc::new(secrets),
+    ))
 }
 
 impl Engine {
@@ -375,7 +400,7 @@ impl Engine {
             snapshots: config.tree.snapshots,
             mailbox_messages_max: config.tree.mailbox_messages_max,
             passivate_idle_ms: config.tree.passivate_idle_ms,
-            services: tenant_services(&slot, &schedulers, &config),
+            services: tenant_services(&slot, webhook_config(&config)?, &schedulers, &config),
         };
         let (root, _) = ractor::Actor::spawn(None, Root, tree)
             .await
@@ -434,6 +459,18 @@ impl Engine {
             // Starting the supervisor starts its dispatcher and scheduler.
             if let Err(e) = inner.supervisor(&tenant).await {
                 tracing::warn!(tenant = %tenant, error = %e, "dispatch not resumed");
+            }
+        }
+        // Pending webhook deliveries resume with their tenant's supervisor.
+        let with_webhooks = crate::webhooks::service::tenants_with_webhooks(&*inner.store)
+            .await
+            .map_err(|source| Error::Platform {
+                what: "webhook index",
+                source,
+            })?;
+        for tenant in with_webhooks {
+            if let Err(e) = inner.supervisor(&tenant).await {
+                tracing::warn!(tenant = %tenant, error = %e, "webhooks not resumed");
             }
         }
         Ok(())
@@ -507,6 +544,20 @@ impl Engine {
         id: &InstallationId,
     ) -> Result<Handle<PluginInstallation>, Error> {
         self.inner.installation_handle(tenant, id).await
+    }
+
+    /// The tenant's webhook dispatcher, through its supervisor (started if
+    /// needed). Do not keep it: after a restart it is stale.
+    pub async fn webhooks(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<ActorRef<crate::webhooks::DispatcherMsg>, Error> {
+        let name = crate::webhooks::service::SERVICE_NAME;
+        let cell = self
+            .inner
+            .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
+            .await??;
+        Ok(cell.into())
     }
 
     /// The tenant's dispatcher actor, through its supervisor (started if

@@ -862,3 +862,98 @@ async fn the_documented_example_delivers() {
         "dev is filtered out; cancelled is skipped"
     );
 }
+
+/// Inside the engine: the webhook dispatcher is a tenant-supervisor child,
+/// secrets are the tenant's (sealed with the platform key), events come
+/// from `Engine::publish`, and after an engine restart a pending retry
+/// resumes by itself (the tenant is started at boot because it has webhooks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_the_engine_deliveries_resume_after_a_restart() {
+    use extensor_actors::Engine;
+    use extensor_actors::engine::EngineConfig;
+    use extensor_actors::webhooks::dispatcher::ApplyMode;
+    use extensor_actors::webhooks::secrets::TenantSecrets;
+    use extensor_core::event::{EventMeta, Principal};
+    use extensor_core::secrets::{SecretBox, SecretKey};
+    use extensor_core::tenant::TenantCommand;
+    use extensor_core::webhook::registry::WebhookSource;
+
+    let script: Script = std::sync::Arc::new(|n| {
+        if n == 0 {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    let rx = Receiver::start(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || async {
+        let key = SecretKey::load_with(dir.path(), |_| None).unwrap();
+        let mut c = EngineConfig::new(open_store(&dir), dir.path().to_path_buf(), key);
+        c.sandbox = sandbox_config(PrivateNetworks::Allow);
+        Engine::start(c).await.unwrap()
+    };
+    let engine = start().await;
+    let tenant = extensor_core::ids::TenantId::generate();
+    let create = TenantCommand::Create {
+        tenant_id: tenant.clone(),
+        slug: "acme".parse().unwrap(),
+        name: "Acme".into(),
+    };
+    engine
+        .tenant_execute(&tenant, create, Principal::platform_admin())
+        .await
+        .unwrap();
+    let meta = EventMeta::new(Some(tenant.clone()), Principal::platform_admin());
+    let store = engine.store().clone();
+    let secrets = TenantSecrets {
+        store,
+        secret_box: SecretBox::new(SecretKey::load_with(dir.path(), |_| None).unwrap()),
+    };
+    secrets
+        .set(&tenant, "URL", &rx.url("/"), &meta)
+        .await
+        .unwrap();
+    let d = engine.webhooks(&tenant).await.unwrap();
+    let source = WebhookSource {
+        yaml: yaml("retry: {max_attempts: 3, backoff: fixed, interval_ms: 400}\n"),
+        files: Default::default(),
+    };
+    let name = "builds".parse().unwrap();
+    let m = meta.clone();
+    d.call(
+        |reply| DispatcherMsg::Apply {
+            name,
+            source,
+            mode: ApplyMode::Apply,
+            meta: m,
+            reply,
+        },
+        Some(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    engine
+        .publish(
+            &tenant,
+            "build.completed",
+            json!({"n": 1}),
+            None,
+            Principal::platform_admin(),
+        )
+        .await
+        .unwrap();
+    rx.wait_for(1).await;
+    engine.shutdown(Duration::from_secs(5)).await;
+    drop(engine);
+    let engine = start().await;
+    let got = rx.wait_for(2).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "the retry after the restart has the same id"
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -7,8 +7,8 @@
 //! share the machine's cores. Scenarios, each beside a plain poem handler
 //! returning a small JSON object measured in the same run:
 //! - an authenticated management GET (`GET /api/tokens`, bearer + tenant);
-//! - a plugin route (`GET /ext/bench/ping`, a JS handler returning a small
-//!   JSON object), when the engine is present.
+//! - a plugin route (`GET /ext/welcome-email/ping` of the example plugin,
+//!   a JS handler returning a small JSON object, run in its isolate).
 //!
 //! `EXTENSOR_BENCH_QUICK=1` runs each scenario for one second.
 
@@ -265,6 +265,45 @@ mod bench_support {
             .await
             .unwrap();
         let owner = created["owner_token"]["token"].as_str().unwrap().to_owned();
+        let part = reqwest::multipart::Part::bytes(example_zip()).file_name("p.zip");
+        let up: serde_json::Value = client
+            .post(format!("http://{addr}/api/plugins/upload"))
+            .bearer_auth(&owner)
+            .header("X-Tenant-Slug", "bench")
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = up["plugin"]["id"].as_str().expect("uploaded").to_owned();
+        let enabled = client
+            .post(format!("http://{addr}/api/plugins/{id}/enable"))
+            .bearer_auth(&owner)
+            .header("X-Tenant-Slug", "bench")
+            .send()
+            .await
+            .unwrap();
+        assert!(enabled.status().is_success());
         Running { addr, owner }
+    }
+
+    /// examples/plugins/welcome-email as a ZIP.
+    fn example_zip() -> Vec<u8> {
+        use std::io::Write;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/plugins/welcome-email");
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        }
+        zip.finish().unwrap();
+        out.into_inner()
     }
 }

@@ -8,7 +8,7 @@ use extensor_core::role::Role;
 use extensor_core::store::ReadFilter;
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::Value;
 
 use crate::auth::BearerAuth;
@@ -76,10 +76,69 @@ pub struct EventPage {
     pub next_after: u64,
 }
 
+/// A business event from the host application.
+#[derive(Object)]
+pub struct PublishEvent {
+    /// Dotted name, e.g. `auth.user.created`.
+    pub event_type: String,
+    /// Any JSON, at most 1 MiB serialised.
+    #[oai(default)]
+    pub event_data: Value,
+}
+
+#[derive(ApiResponse)]
+pub enum PublishResponse {
+    /// Recorded durably; hooks and webhooks will see it.
+    #[oai(status = 201)]
+    Created(Json<EventView>),
+    /// A retry with an `Idempotency-Key` already used: the original event,
+    /// nothing appended.
+    #[oai(status = 200)]
+    Replayed(Json<EventView>),
+}
+
 pub struct EventsApi;
 
 #[OpenApi(prefix_path = "/api", tag = "ApiTags::Events")]
 impl EventsApi {
+    /// Publish a business event into the tenant's stream
+    #[oai(path = "/events", method = "post", operation_id = "publishEvent")]
+    async fn publish(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The tenant to act in (its slug).
+        #[oai(name = "X-Tenant-Slug")]
+        tenant: Header<String>,
+        /// Makes a retried publish a no-op answering the original event
+        /// (1 to 200 characters).
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        body: Json<PublishEvent>,
+    ) -> Result<PublishResponse, ApiError> {
+        let ctx = state.tenant_access(&auth, &tenant, Role::Developer, RateClass::Events)?;
+        let head_before = state.store.head_position().await?;
+        let PublishEvent {
+            event_type,
+            event_data,
+        } = body.0;
+        let ev = state
+            .engine
+            .publish(
+                &ctx.tenant,
+                &event_type,
+                event_data,
+                idempotency_key.0,
+                ctx.principal,
+            )
+            .await?;
+        Ok(if ev.position <= head_before {
+            PublishResponse::Replayed(Json(ev.into()))
+        } else {
+            PublishResponse::Created(Json(ev.into()))
+        })
+    }
+
     /// Query the tenant's events by position, type, stream and time
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/events", method = "get", operation_id = "listEvents")]

@@ -15,7 +15,10 @@
 //!   Prometheus recorder.
 //! - [`state`]: [`state::AppState`] shared by handlers; `FEATURE_*` switches.
 //! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
-//!   [`events`], [`audit`].
+//!   [`events`], [`audit`], [`plugins`], [`secrets`], [`filters`]
+//!   (test events, filter chains, generator hooks), [`ops`]; plus
+//!   [`ext_routes`] (`/ext/<slug>/…`, plain poem: plugins define them).
+//! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)
 //!
@@ -63,12 +66,18 @@
 pub mod audit;
 pub mod auth;
 pub mod directory;
+pub mod engine_error;
 pub mod error;
 pub mod events;
+pub mod ext_routes;
+pub mod filters;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod ops;
+pub mod plugins;
 pub mod ratelimit;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod tags;

@@ -31,6 +31,21 @@ pub struct ServerConfig {
     pub rate_limits: RateLimits,
     pub features: Features,
     pub shutdown_grace: Duration,
+    /// Engine settings: sandbox limits, ZIP caps, SMTP, LLM, filter order.
+    /// The store, data directory and secret key are filled in by `serve`.
+    pub engine: EngineSettings,
+}
+
+/// The engine settings `serve` does not derive itself.
+#[derive(Clone, Default)]
+pub struct EngineSettings {
+    pub sandbox: extensor_js::SandboxConfig,
+    pub zip: extensor_js::ZipLimits,
+    pub smtp: Option<extensor_js::host::mail::SmtpConfig>,
+    pub llm: Option<extensor_js::host::llm::LlmConfig>,
+    /// The platform key for secrets; `None` loads it per
+    /// `SecretKey::load` (env, key file, or `<data_dir>/secret.key`).
+    pub secret_key: Option<extensor_core::secrets::SecretKey>,
 }
 
 impl ServerConfig {
@@ -43,6 +58,7 @@ impl ServerConfig {
             rate_limits: RateLimits::default(),
             features: Features::default(),
             shutdown_grace: Duration::from_millis(SHUTDOWN_GRACE_MS),
+            engine: EngineSettings::default(),
         }
     }
 }
@@ -64,6 +80,10 @@ pub fn apis() -> impl OpenApi {
         crate::tokens::TokensApi,
         crate::events::EventsApi,
         crate::audit::AuditApi,
+        crate::plugins::PluginsApi,
+        crate::secrets::SecretsApi,
+        crate::filters::FiltersApi,
+        crate::ops::OpsApi,
     )
 }
 
@@ -93,23 +113,27 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
         .at("/openapi.yaml", yaml)
         .at("/openapi.json", json)
         .nest("/docs", docs)
+        .at("/ext/*rest", crate::ext_routes::ext_route)
         .data(state)
         .around(crate::observe::around)
 }
 
-/// Opens the store, loads the directory, bootstraps the platform-admin
-/// token, binds, calls `on_listening`, and serves until `shutdown`
-/// resolves. Then it stops accepting, lets in-flight requests finish (up to
-/// the grace period) and closes the store so every acknowledged append is
-/// durable before it returns.
+/// Opens the store, starts the engine, loads the directory, bootstraps the
+/// platform-admin token, binds, calls `on_listening`, and serves until
+/// `shutdown` resolves. Then it stops accepting, lets in-flight requests
+/// finish (up to the grace period), shuts the engine down within the same
+/// grace (in-flight invocations finish) and closes the store, so every
+/// acknowledged append is durable before it returns.
 pub async fn serve(
     config: ServerConfig,
     on_listening: impl FnOnce(Listening),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     crate::observe::prometheus();
+    let data_dir = config.store.data_dir.clone();
     let store = SqliteStore::open(config.store)?;
     let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    let engine = start_engine(shared.clone(), data_dir, config.engine).await?;
     let directory = Directory::load(shared.clone()).await?;
     let generated =
         crate::tenancy::bootstrap_admin(shared.as_ref(), &directory, config.admin_token.as_deref())
@@ -133,6 +157,7 @@ pub async fn serve(
     });
     let state = Arc::new(AppState {
         store: shared,
+        engine: engine.clone(),
         directory,
         limiter: RateLimiter::new(config.rate_limits),
         features: config.features,
@@ -140,6 +165,26 @@ pub async fn serve(
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(config.shutdown_grace))
         .await;
+    engine.shutdown(config.shutdown_grace).await;
     store.close().await;
     result.map_err(ServeError::Serve)
+}
+
+async fn start_engine(
+    store: Arc<dyn EventStore>,
+    data_dir: std::path::PathBuf,
+    settings: EngineSettings,
+) -> Result<extensor_actors::Engine, ServeError> {
+    let key = match settings.secret_key {
+        Some(k) => k,
+        None => extensor_core::secrets::SecretKey::load(&data_dir)?,
+    };
+    let mut config = extensor_actors::EngineConfig::new(store, data_dir, key);
+    config.sandbox = settings.sandbox;
+    config.zip = settings.zip;
+    config.smtp = settings.smtp;
+    config.llm = settings.llm;
+    extensor_actors::Engine::start(config)
+        .await
+        .map_err(|e| ServeError::Startup(format!("engine: {e}")))
 }

@@ -82,6 +82,8 @@ fn switch(name: &str) -> Result<bool, String> {
 
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
+    /// Plugins, dispatch, routes, the supervision tree.
+    pub engine: extensor_actors::Engine,
     pub directory: Directory,
     pub limiter: RateLimiter,
     pub features: Features,

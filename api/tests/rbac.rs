@@ -54,10 +54,23 @@ fn matrix() -> BTreeMap<String, Vec<Expect>> {
 
 /// Whether an operation needs `X-Tenant-Slug` (tenant-scoped).
 fn tenant_scoped(op: &str) -> bool {
-    !matches!(op, "healthz" | "metrics" | "createTenant" | "listTenants")
+    !matches!(
+        op,
+        "healthz"
+            | "metrics"
+            | "createTenant"
+            | "listTenants"
+            | "opsTree"
+            | "restartActor"
+            | "stopTenant"
+            | "resumeTenant"
+    )
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// Well-formed ids that name nothing.
+const NO_PLUGIN: &str = "ins_01HZZZZZZZZZZZZZZZZZZZZZZZ";
+const NO_TENANT: &str = "ten_01HZZZZZZZZZZZZZZZZZZZZZZZ";
 
 /// The request that exercises `op`. Ids in paths are well-formed but
 /// unknown: an admitted caller gets 404, a refused one 401/403.
@@ -87,6 +100,73 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
             None,
         ),
         "auditVerify" => (Method::GET, "/api/audit/verify".into(), None),
+        "publishEvent" => (
+            Method::POST,
+            "/api/events".into(),
+            Some(json!({"event_type": "rbac.walked", "event_data": {"n": n}})),
+        ),
+        "uploadPlugin" => (Method::POST, "/api/plugins/upload".into(), None),
+        "listPlugins" => (Method::GET, "/api/plugins".into(), None),
+        "getPlugin" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}"), None),
+        "enablePlugin" => (
+            Method::POST,
+            format!("/api/plugins/{NO_PLUGIN}/enable"),
+            None,
+        ),
+        "disablePlugin" => (
+            Method::POST,
+            format!("/api/plugins/{NO_PLUGIN}/disable"),
+            None,
+        ),
+        "rollBackPlugin" => (
+            Method::POST,
+            format!("/api/plugins/{NO_PLUGIN}/roll-back"),
+            None,
+        ),
+        "uninstallPlugin" => (Method::DELETE, format!("/api/plugins/{NO_PLUGIN}"), None),
+        "pluginLogs" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}/logs"), None),
+        "setPluginSecret" => (
+            Method::POST,
+            format!("/api/plugins/{NO_PLUGIN}/secrets"),
+            Some(json!({"key": "K", "value": "v"})),
+        ),
+        "listPluginSecrets" => (
+            Method::GET,
+            format!("/api/plugins/{NO_PLUGIN}/secrets"),
+            None,
+        ),
+        "removePluginSecret" => (
+            Method::DELETE,
+            format!("/api/plugins/{NO_PLUGIN}/secrets/K"),
+            None,
+        ),
+        "testEvent" => (
+            Method::POST,
+            "/api/plugins/test-event".into(),
+            Some(json!({"event_type": "rbac.walked", "event_data": {}})),
+        ),
+        "applyFilters" => (
+            Method::POST,
+            "/api/filters/reply/apply".into(),
+            Some(json!({"input": "x"})),
+        ),
+        "runGeneratorHooks" => (
+            Method::POST,
+            "/api/generator-hooks/page/run".into(),
+            Some(json!({"state": {}})),
+        ),
+        "opsTree" => (Method::GET, "/api/ops/tree".into(), None),
+        "restartActor" => (Method::POST, "/api/ops/actors/%2Fnope/restart".into(), None),
+        "stopTenant" => (
+            Method::POST,
+            format!("/api/ops/tenants/{NO_TENANT}/stop"),
+            None,
+        ),
+        "resumeTenant" => (
+            Method::POST,
+            format!("/api/ops/tenants/{NO_TENANT}/resume"),
+            None,
+        ),
         other => panic!("rbac walk has no request for operation `{other}`: add one"),
     }
 }
@@ -167,6 +247,10 @@ async fn call(s: &Server, op: &str, token: Option<&str>, slug: Option<&str>) -> 
     let mut req = s.req(method, &path, token, slug);
     if let Some(b) = body {
         req = req.json(&b);
+    }
+    if op == "uploadPlugin" {
+        let part = reqwest::multipart::Part::bytes(b"not a zip".to_vec()).file_name("p.zip");
+        req = req.multipart(reqwest::multipart::Form::new().part("file", part));
     }
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();

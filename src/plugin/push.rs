@@ -62,7 +62,12 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let uploaded = answer(resp, &url).await?;
     let id = plugin_id(&uploaded)
         .ok_or_else(|| anyhow!("the server's answer to POST {url} has no plugin id: {uploaded}"))?;
-    println!("uploaded {} {} as {id}", m.slug, m.version);
+    // `{action, plugin}`: installed, upgraded or unchanged (same ZIP digest).
+    let action = uploaded
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("uploaded");
+    println!("{action} {} {} as {id}", m.slug, m.version);
     if args.enable {
         let url = format!("{base}/api/plugins/{id}/enable");
         let resp = client

@@ -164,12 +164,23 @@ impl Walk {
             Err(e) => return self.problem(&rel, format!("cannot be read: {e}")),
         };
         // Checked before reading, so a huge file is never loaded into memory.
-        if len > BUNDLE_BYTES_MAX as u64 || self.total_bytes + len > BUNDLE_BYTES_MAX as u64 {
-            self.total_bytes += len;
+        let limit = BUNDLE_BYTES_MAX as u64;
+        if len > limit {
             return self.problem(
                 &rel,
-                format!("is {len} bytes, which takes the bundle past its limit of {BUNDLE_BYTES_MAX} bytes"),
+                format!("is {len} bytes; a whole bundle holds at most {limit} bytes"),
             );
+        }
+        if self.total_bytes + len > limit {
+            // Reported once, at the file that crosses the line.
+            if self.total_bytes <= limit {
+                self.problem(
+                    &rel,
+                    format!("takes the bundle past its limit of {limit} bytes"),
+                );
+            }
+            self.total_bytes += len;
+            return;
         }
         match std::fs::read(path) {
             Ok(bytes) => {

@@ -4,10 +4,11 @@
 //! its incoming-webhook protocol: POST JSON with a `text`, `200 ok`, or an
 //! error status whose body names the reason.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use extensor_core::webhook::WebhookSpec;
+use extensor_actors::webhooks::code::{self, Transformed};
+use extensor_core::webhook::{WebhookName, WebhookSpec};
 use extensor_js::host::net::GuardedHttp;
 use extensor_js::{Bundle, HostServices, Installation, NetworkPolicy, PrivateNetworks};
 use serde_json::{Value, json};
@@ -161,8 +162,9 @@ async fn slack_errors_and_a_missing_secret_fail_the_invocation() {
     assert!(thrown_message(&err).contains("NetworkDenied"), "{err:?}");
 }
 
-/// The webhooks-as-code transform, run in the sandbox: a bundle whose entry
-/// imports the shipped transform file unchanged and calls it per event.
+/// The webhooks-as-code declaration, validated by the real spec parser, and
+/// its transform run by the platform's own webhook code path
+/// (`extensor_actors::webhooks::code`) in a sandbox isolate.
 #[tokio::test]
 async fn the_webhook_transform_builds_slack_messages_and_skips_branch_successes() {
     let dir = example_dir("slack-notifier/webhooks/build-notifications");
@@ -181,38 +183,46 @@ async fn the_webhook_transform_builds_slack_messages_and_skips_branch_successes(
         ["SLACK_WEBHOOK_URL"]
     );
     assert!(spec.follows("build.completed") && !spec.follows("deploy.finished"));
-    let transform = std::fs::read(dir.join(&entry.file)).unwrap();
-    let manifest = json!({"slug": "transform-probe", "name": "probe", "version": "0.0.1", "entry": "main.js", "events": ["build.completed"]});
-    let bundle = Bundle::new()
-        .with_file("manifest.json", manifest.to_string())
-        .with_file("transforms/build_completed.js", transform)
-        .with_file(
-            "main.js",
-            "import { hook } from 'extensor:sdk'; import { transform } from './transforms/build_completed.js'; hook('build.completed', (e) => transform(e));",
-        );
-    let ins = sandbox().install(validate(&bundle).await, scope(), HostServices::default());
-    let out = ins
-        .invoke(hook(
-            "build.completed",
-            json!({"project": "api", "build_number": 7, "status": "failed", "branch": "feature/x"}),
-        ))
+    let files = BTreeMap::from([(
+        entry.file.clone(),
+        std::fs::read_to_string(dir.join(&entry.file)).unwrap(),
+    )]);
+    let name: WebhookName = "build-notifications".parse().unwrap();
+    let code = match code::prepare(&sandbox(), "ten_examples", &name, 1, &spec, &files).await {
+        Ok(Some(c)) => c,
+        Ok(None) => panic!("the webhook has a transform"),
+        Err(problems) => panic!("the transform should validate: {problems:#?}"),
+    };
+    let event = |status: &str, branch: &str| {
+        json!({"id": "evt_1", "type": "build.completed", "tenant": "ten_examples", "time": "2026-11-24T10:00:00Z",
+               "data": {"project": "api", "build_number": 7, "status": status, "branch": branch}})
+    };
+    match code
+        .transform("att_1", "evt_1", &event("failed", "feature/x"))
+        .await
+        .unwrap()
+    {
+        Transformed::Body(body) => {
+            assert_eq!(
+                body["text"],
+                json!(":x: Build #7 of *api* failed on feature/x")
+            );
+            assert!(
+                body["blocks"][1]
+                    .to_string()
+                    .contains("event evt_1 at 2026-11-24T10:00:00Z")
+            );
+        }
+        Transformed::Skip => panic!("a failed build is delivered"),
+    }
+    let skipped = code
+        .transform("att_2", "evt_2", &event("success", "feature/x"))
         .await
         .unwrap();
-    assert_eq!(
-        out.value["text"],
-        json!(":x: Build #7 of *api* failed on feature/x")
-    );
-    assert!(
-        out.value["blocks"][1]
-            .to_string()
-            .contains("event evt_1 at 2026-11-24T10:00:00.000Z")
-    );
-    let skipped = ins
-        .invoke(hook(
-            "build.completed",
-            json!({"project": "api", "build_number": 8, "status": "success", "branch": "feature/x"}),
-        ))
+    assert!(matches!(skipped, Transformed::Skip), "{skipped:?}");
+    let main = code
+        .transform("att_3", "evt_3", &event("success", "main"))
         .await
         .unwrap();
-    assert_eq!(skipped.value, Value::Null);
+    assert!(matches!(main, Transformed::Body(_)), "{main:?}");
 }

@@ -1,7 +1,9 @@
-//! The webhook engine's one entry point for the API, the CLI's server side
-//! and the engine: per tenant a [`WebhookDispatcher`], started on first use
-//! (or by [`WebhookService::start_tenant`] at boot, so deliveries resume
-//! after a restart without waiting for a request), and timed calls to it.
+//! Running webhook dispatchers. In a server, [`WebhooksTenantService`] makes
+//! each tenant's dispatcher a tenant-supervisor child (the engine lists it
+//! and starts tenants with webhooks at boot; `Engine::webhooks` reaches it).
+//! Without the engine (tools, tests), [`WebhookService`] starts one
+//! dispatcher per tenant on first use and offers timed calls to it. Never
+//! run both for one tenant: two dispatchers would deliver twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -198,6 +200,67 @@ impl WebhookService {
                     Some(std::time::Duration::from_secs(5)),
                 )
                 .await;
+        }
+    }
+}
+
+/// The tenant supervisor's child name of the webhook dispatcher
+/// (`/tenants/<t>/webhooks`).
+pub const SERVICE_NAME: &str = "webhooks";
+
+/// The webhook dispatcher as a tenant-supervisor service child: started
+/// with the supervisor, restarted per the tree's policy. The engine lists
+/// it in `tenant_services`; reach it with `Engine::webhooks`.
+pub struct WebhooksTenantService {
+    pub config: WebhookConfig,
+}
+
+impl crate::tenant_supervisor::TenantService for WebhooksTenantService {
+    fn name(&self) -> &'static str {
+        SERVICE_NAME
+    }
+
+    fn spawn(
+        &self,
+        tenant: TenantId,
+        supervisor: ractor::ActorCell,
+    ) -> futures::future::BoxFuture<'static, Result<ractor::ActorCell, Error>> {
+        let config = self.config.clone();
+        Box::pin(async move {
+            let actor = path(&tenant);
+            let args = DispatcherArgs { tenant, config };
+            let (d, _) = Actor::spawn_linked(None, WebhookDispatcher, args, supervisor)
+                .await
+                .map_err(|e| Error::Spawn {
+                    actor,
+                    reason: e.to_string(),
+                })?;
+            Ok(d.get_cell())
+        })
+    }
+}
+
+/// Tenants that ever declared a webhook: their dispatchers start at boot so
+/// pending deliveries resume without waiting for a request. One scan of the
+/// log by type at start.
+pub async fn tenants_with_webhooks(
+    store: &dyn extensor_core::store::EventStore,
+) -> Result<std::collections::BTreeSet<TenantId>, extensor_core::Error> {
+    use extensor_core::store::{READ_EVENTS_MAX, ReadFilter};
+    let filter = ReadFilter {
+        type_prefix: Some(extensor_core::webhook::registry::types::DECLARED.into()),
+        ..ReadFilter::default()
+    };
+    let mut out = std::collections::BTreeSet::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .read_all(after, filter.clone(), READ_EVENTS_MAX)
+            .await?;
+        out.extend(page.iter().filter_map(|e| e.tenant.clone()));
+        match page.last() {
+            Some(last) if page.len() == READ_EVENTS_MAX => after = last.position,
+            _ => return Ok(out),
         }
     }
 }

@@ -309,3 +309,39 @@ async fn emitted_events_chain_to_other_hooks() {
     assert_eq!(enriched[0].causation_id.as_ref(), Some(&source.event_id));
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_tenant_dispatches_nothing_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let tenant = new_tenant(&engine, "acme").await;
+    let id = install(&engine, &tenant, recorder("rec")).await;
+    engine
+        .publish(&tenant, "order.created", json!({"n": 0}), None, admin())
+        .await
+        .unwrap();
+    hook_records(engine.store(), &id, 1).await;
+    engine.stop_tenant(&tenant).await.unwrap();
+    let tree = engine.tree().await.unwrap();
+    let sup = tree
+        .actors
+        .iter()
+        .find(|a| a.path == format!("/tenants/{tenant}"))
+        .unwrap();
+    assert_eq!(sup.status, ActorStatus::Stopped);
+    // Publishing is accepted (the log is the queue) but nothing runs.
+    engine
+        .publish(&tenant, "order.created", json!({"n": 1}), None, admin())
+        .await
+        .unwrap();
+    assert!(matches!(
+        engine.tenant(&tenant).await,
+        Err(extensor_actors::Error::Stopped { .. })
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stored_records(engine.store(), &id).await.len(), 1);
+    engine.resume_tenant(&tenant).await.unwrap();
+    let all = hook_records(engine.store(), &id, 2).await;
+    assert_eq!(all[1].1.outcome.as_ref().unwrap()["n"], 1);
+    engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -1,0 +1,159 @@
+//! Operations on the supervision tree (platform admin): `GET /api/ops/tree`,
+//! `POST /api/ops/actors/{path}/restart` (the tree path URL-encoded as one
+//! segment, e.g. `%2Ftenants%2Ften_…%2Finstallations%2Fins_…`), and stopping
+//! or resuming a whole tenant.
+
+use chrono::{DateTime, Utc};
+use extensor_actors::ActorInfo;
+use extensor_core::ids::TenantId;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use crate::auth::BearerAuth;
+use crate::error::ApiError;
+use crate::state::State;
+use crate::tags::ApiTags;
+
+/// Tree paths are short: `/tenants/<id>/installations/<id>`.
+const ACTOR_PATH_BYTES_MAX: usize = 256;
+
+/// One actor of the supervision tree.
+#[derive(Object)]
+pub struct ActorView {
+    /// `/tenants/<tenant>`, `/tenants/<tenant>/installations/<ins>`, …
+    pub path: String,
+    /// `tenant_supervisor`, `tenant`, `installation`, or a service name.
+    pub kind: String,
+    pub tenant: Option<String>,
+    /// `starting`, `running`, `passivated`, `restarting`, `failed`, `stopped`.
+    pub status: String,
+    pub started_at: Option<DateTime<Utc>>,
+    /// Seconds since it (re)started.
+    pub uptime_s: Option<f64>,
+    pub restarts: u32,
+    pub queue_depth: u64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+fn label<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl From<ActorInfo> for ActorView {
+    fn from(a: ActorInfo) -> Self {
+        let now = Utc::now();
+        Self {
+            kind: label(&a.kind),
+            status: label(&a.status),
+            uptime_s: a
+                .started_at
+                .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1e3),
+            path: a.path,
+            tenant: a.tenant,
+            started_at: a.started_at,
+            restarts: a.restarts,
+            queue_depth: a.queue_depth as u64,
+            last_error: a.last_error,
+            last_error_at: a.last_error_at,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct TreeView {
+    /// Every actor, ordered by path (a parent before its children).
+    pub actors: Vec<ActorView>,
+}
+
+#[derive(ApiResponse)]
+pub enum OpsDone {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct OpsApi;
+
+#[OpenApi(prefix_path = "/api/ops", tag = "ApiTags::Ops")]
+impl OpsApi {
+    /// A live snapshot of the supervision tree
+    #[oai(path = "/tree", method = "get", operation_id = "opsTree")]
+    async fn tree(&self, state: State<'_>, auth: BearerAuth) -> Result<Json<TreeView>, ApiError> {
+        state.platform_admin(&auth)?;
+        let tree = state.engine.tree().await?;
+        Ok(Json(TreeView {
+            actors: tree.actors.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// Restart an actor (typically a failed one) by its tree path
+    #[oai(
+        path = "/actors/:path/restart",
+        method = "post",
+        operation_id = "restartActor"
+    )]
+    async fn restart(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The actor's tree path, URL-encoded as one segment.
+        path: Path<String>,
+    ) -> Result<OpsDone, ApiError> {
+        state.platform_admin(&auth)?;
+        if path.is_empty() || path.len() > ACTOR_PATH_BYTES_MAX {
+            return Err(ApiError::not_found("actor", &path));
+        }
+        state.engine.restart_actor(&path).await?;
+        Ok(OpsDone::Done)
+    }
+
+    /// Stop every actor of a tenant; its requests are refused until resumed
+    #[oai(
+        path = "/tenants/:id/stop",
+        method = "post",
+        operation_id = "stopTenant"
+    )]
+    async fn stop_tenant(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The tenant's id (`ten_…`).
+        id: Path<String>,
+    ) -> Result<OpsDone, ApiError> {
+        state.platform_admin(&auth)?;
+        let tenant = known_tenant(&state, &id)?;
+        state.engine.stop_tenant(&tenant).await?;
+        Ok(OpsDone::Done)
+    }
+
+    /// Resume a stopped tenant
+    #[oai(
+        path = "/tenants/:id/resume",
+        method = "post",
+        operation_id = "resumeTenant"
+    )]
+    async fn resume_tenant(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The tenant's id (`ten_…`).
+        id: Path<String>,
+    ) -> Result<OpsDone, ApiError> {
+        state.platform_admin(&auth)?;
+        let tenant = known_tenant(&state, &id)?;
+        state.engine.resume_tenant(&tenant).await?;
+        Ok(OpsDone::Done)
+    }
+}
+
+fn known_tenant(state: &State<'_>, id: &str) -> Result<TenantId, ApiError> {
+    id.parse::<TenantId>()
+        .ok()
+        .filter(|t| state.directory.tenant(t).is_some())
+        .ok_or_else(|| ApiError::not_found("tenant", id))
+}

@@ -1,0 +1,332 @@
+//! The seed's manual verification walk, over HTTP only: zip
+//! `examples/plugins/welcome-email`, upload, enable, set a secret, call
+//! `/ext/welcome-email/ping`, send a test event, read metrics. Plus plugin
+//! isolation between tenants, write-only secrets (the plaintext is in no
+//! response, no database file and no captured log) and malformed uploads.
+
+mod common;
+
+use std::io::Write;
+
+use common::{ADMIN, Server, expect_problem, json_of};
+use reqwest::Method;
+use serde_json::json;
+
+const SECRET_PLAINTEXT: &str = "plaintext-template-7c1e9d-never-stored";
+
+/// The example directory as a ZIP, entries at the root.
+fn zip_dir(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
+    }
+    zip.finish().unwrap();
+    out.into_inner()
+}
+
+fn example() -> Vec<u8> {
+    zip_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/welcome-email"),
+    )
+}
+
+async fn upload(s: &Server, token: &str, slug: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name("plugin.zip");
+    s.req(Method::POST, "/api/plugins/upload", Some(token), Some(slug))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_seed_walk_over_http() {
+    let s = Server::start().await;
+    let (_, owner) = s.tenant("acme").await;
+    let (_, dev) = s.token("acme", &owner, "developer").await;
+    let (status, up) = json_of(upload(&s, &dev, "acme", example()).await).await;
+    assert_eq!(status, 201, "{up}");
+    assert_eq!(up["action"], "installed");
+    assert_eq!(up["plugin"]["status"], "disabled");
+    let id = up["plugin"]["id"].as_str().unwrap().to_owned();
+    // Disabled: its routes answer 404.
+    let ping = |tok: Option<&str>| {
+        s.req(Method::GET, "/ext/welcome-email/ping", tok, Some("acme"))
+            .send()
+    };
+    expect_problem(ping(Some(&dev)).await.unwrap(), 404, "plugin_not_found").await;
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/api/plugins/{id}/enable"),
+            Some(&dev),
+            Some("acme"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, enabled) = json_of(r).await;
+    assert_eq!(
+        (status, enabled["status"].as_str()),
+        (200, Some("enabled")),
+        "{enabled}"
+    );
+    // Secrets: developers cannot write them; admins can; nobody reads them.
+    let set = |tok: &str| {
+        s.req(
+            Method::POST,
+            &format!("/api/plugins/{id}/secrets"),
+            Some(tok),
+            Some("acme"),
+        )
+        .json(&json!({"key": "WELCOME_EMAIL_TEMPLATE", "value": SECRET_PLAINTEXT}))
+        .send()
+    };
+    expect_problem(set(&dev).await.unwrap(), 403, "forbidden").await;
+    let (status, info) = json_of(set(&owner).await.unwrap()).await;
+    assert_eq!(status, 200, "{info}");
+    assert!(!info.to_string().contains(SECRET_PLAINTEXT));
+    let (_, keys) = json_of(
+        s.req(
+            Method::GET,
+            &format!("/api/plugins/{id}/secrets"),
+            Some(&dev),
+            Some("acme"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        keys["secrets"][0]["key"], "WELCOME_EMAIL_TEMPLATE",
+        "{keys}"
+    );
+    // The route.
+    let (status, pong) = json_of(ping(Some(&dev)).await.unwrap()).await;
+    assert_eq!(
+        (status, pong),
+        (200, json!({"status": "ok", "plugin": "welcome-email"}))
+    );
+    // A test event runs the hook and reports it.
+    let r = s
+        .req(Method::POST, "/api/plugins/test-event", Some(&dev), Some("acme"))
+        .json(&json!({"event_type": "auth.user.created", "event_data": {"user": {"first_name": "Ada"}}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, runs) = json_of(r).await;
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs["runs"][0]["slug"], "welcome-email", "{runs}");
+    assert_eq!(
+        runs["runs"][0]["outcome"]["sent"], false,
+        "no email in the event: {runs}"
+    );
+    // Publishing is durable and idempotent.
+    let publish = || {
+        s.req(Method::POST, "/api/events", Some(&dev), Some("acme"))
+            .header("Idempotency-Key", "signup-42")
+            .json(&json!({"event_type": "auth.user.created", "event_data": {"user": {}}}))
+            .send()
+    };
+    let (first, ev) = json_of(publish().await.unwrap()).await;
+    let (again, ev2) = json_of(publish().await.unwrap()).await;
+    assert_eq!((first, again), (201, 200), "{ev} {ev2}");
+    assert_eq!(ev["id"], ev2["id"]);
+    // Upgrading keeps secrets; the plugin's logs and the listing never show values.
+    let (_, logs) = json_of(
+        s.req(
+            Method::GET,
+            &format!("/api/plugins/{id}/logs"),
+            Some(&dev),
+            Some("acme"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert!(logs["logs"].is_array(), "{logs}");
+    let (_, list) = json_of(
+        s.req(Method::GET, "/api/plugins", Some(&dev), Some("acme"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list["plugins"].as_array().unwrap().len(), 1);
+    for text in [logs.to_string(), list.to_string()] {
+        assert!(!text.contains(SECRET_PLAINTEXT));
+    }
+    // Metrics in Prometheus text.
+    let metrics = s
+        .req(Method::GET, "/metrics", None, None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("extensor_http_requests_total"),
+        "{metrics}"
+    );
+    // Another tenant sees none of it.
+    let (_, other) = s.tenant("globex").await;
+    for (m, path) in [
+        (Method::GET, format!("/api/plugins/{id}")),
+        (Method::POST, format!("/api/plugins/{id}/disable")),
+        (Method::GET, format!("/api/plugins/{id}/secrets")),
+        (Method::DELETE, format!("/api/plugins/{id}")),
+    ] {
+        let r = s
+            .req(m, &path, Some(&other), Some("globex"))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 404, "plugin_not_found").await;
+    }
+    expect_problem(
+        s.req(
+            Method::GET,
+            "/ext/welcome-email/ping",
+            Some(&other),
+            Some("globex"),
+        )
+        .send()
+        .await
+        .unwrap(),
+        404,
+        "plugin_not_found",
+    )
+    .await;
+    // Uninstall, then the plaintext is nowhere on disk.
+    let r = s
+        .req(
+            Method::DELETE,
+            &format!("/api/plugins/{id}"),
+            Some(&owner),
+            Some("acme"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = s
+        .req(Method::GET, "/api/ops/tree", Some(ADMIN), None)
+        .send()
+        .await
+        .unwrap();
+    let (status, tree) = json_of(r).await;
+    assert_eq!(status, 200, "{tree}");
+    assert!(tree["actors"].is_array());
+    let dir = s.data_dir();
+    let _keep = s.stop().await;
+    assert_nowhere(&dir, SECRET_PLAINTEXT);
+}
+
+fn assert_nowhere(dir: &std::path::Path, needle: &str) {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                files += 1;
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "the secret's plaintext is in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(files > 0, "nothing to search in {}", dir.display());
+}
+
+#[tokio::test]
+async fn malformed_uploads_are_refused_with_every_problem_and_nothing_stored() {
+    let s = Server::start().await;
+    let (_, owner) = s.tenant("acme").await;
+    let body = expect_problem(
+        upload(&s, &owner, "acme", b"not a zip at all".to_vec()).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(!body["errors"].as_array().unwrap().is_empty(), "{body}");
+    // A ZIP without manifest.json.
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    zip.start_file("main.js", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(b"export default 1;").unwrap();
+    zip.finish().unwrap();
+    let body = expect_problem(
+        upload(&s, &owner, "acme", out.into_inner()).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(body.to_string().contains("manifest.json"), "{body}");
+    // A bad manifest: every problem with its JSON path.
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    zip.start_file("manifest.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(br#"{"slug": "Bad Slug", "name": "x", "version": "one", "entry": "main.js", "permissions": ["root"]}"#).unwrap();
+    zip.start_file("main.js", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(b"").unwrap();
+    zip.finish().unwrap();
+    let body = expect_problem(
+        upload(&s, &owner, "acme", out.into_inner()).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let paths: Vec<String> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(paths.len() >= 3, "{body}");
+    // Not multipart at all.
+    let r = s
+        .req(
+            Method::POST,
+            "/api/plugins/upload",
+            Some(&owner),
+            Some("acme"),
+        )
+        .json(&json!({"file": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 400 | 415), "{}", r.status());
+    let (_, list) = json_of(
+        s.req(Method::GET, "/api/plugins", Some(&owner), Some("acme"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        list["plugins"].as_array().unwrap().len(),
+        0,
+        "a refused upload stored something"
+    );
+    s.stop().await;
+}

@@ -1,0 +1,204 @@
+//! `extensor plugin push` end to end against the real server: a real
+//! `extensor serve` process on loopback over a temporary store, a tenant
+//! created with `extensor tenant create`, the welcome-email example pushed
+//! and enabled, then its route called over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn extensor(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_extensor"))
+        .args(args)
+        .env("EXTENSOR_DATA_DIR", data)
+        .env_remove("EXTENSOR_TOKEN")
+        .env_remove("EXTENSOR_SERVER")
+        .env_remove("EXTENSOR_TENANT")
+        .output()
+        .expect("run extensor")
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn serve(data: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EXTENSOR_DATA_DIR", data)
+        .env(
+            "EXTENSOR_ADMIN_TOKEN",
+            "admin-token-for-the-push-test-0123456789",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start extensor serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+/// Creates tenant `acme` and returns its owner token.
+fn tenant(data: &Path) -> String {
+    let o = extensor(
+        data,
+        &["tenant", "create", "--slug", "acme", "--name", "Acme"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    out(&o)
+        .lines()
+        .find_map(|l| l.split("owner token (shown once, store it now): ").nth(1))
+        .unwrap_or_else(|| panic!("no token in {}", out(&o)))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn push_uploads_enables_and_the_route_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = tenant(&data);
+    let server = serve(&data);
+    let url = format!("http://{}", server.addr);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/welcome-email");
+    let example = example.to_str().unwrap();
+    let push = |extra: &[&str], token: &str| {
+        let mut args = vec![
+            "plugin", "push", example, "--server", &url, "--token", token, "--tenant", "acme",
+        ];
+        args.extend_from_slice(extra);
+        extensor(&data, &args)
+    };
+
+    let o = push(&["--enable"], &token);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("installed welcome-email 1.0.0 as "),
+        "{}",
+        out(&o)
+    );
+    assert!(out(&o).contains("enabled "), "{}", out(&o));
+
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(format!("{url}/ext/welcome-email/ping"))
+        .bearer_auth(&token)
+        .header("X-Tenant-Slug", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ok", "plugin": "welcome-email"})
+    );
+
+    // The same files again: the deterministic ZIP is recognised as unchanged.
+    let o = push(&[], &token);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).contains("unchanged welcome-email 1.0.0"),
+        "{}",
+        out(&o)
+    );
+
+    // A wrong token is refused by the server, and the error says so.
+    let o = push(&[], "not-a-real-token-0123456789abcdef");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("/api/plugins/upload answered 401"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn push_refuses_locally_and_reports_unreachable_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    // A broken plugin never leaves the machine: validation fails first.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("manifest.json"), "{}").unwrap();
+    let o = extensor(
+        dir.path(),
+        &[
+            "plugin",
+            "push",
+            broken.to_str().unwrap(),
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+            "--tenant",
+            "acme",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("$.slug: is required"), "{}", err(&o));
+    assert!(
+        !err(&o).contains("127.0.0.1:9"),
+        "no request was made: {}",
+        err(&o)
+    );
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/welcome-email");
+    let example = example.to_str().unwrap();
+    // Nothing listens on the discard port: a connection error naming the URL.
+    let o = extensor(
+        dir.path(),
+        &[
+            "plugin",
+            "push",
+            example,
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+            "--tenant",
+            "acme",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("POST http://127.0.0.1:9/api/plugins/upload"),
+        "{}",
+        err(&o)
+    );
+    let o = extensor(
+        dir.path(),
+        &[
+            "plugin", "push", example, "--server", "ftp://x", "--token", "t", "--tenant", "acme",
+        ],
+    );
+    assert!(
+        err(&o).contains("--server `ftp://x` is not an http:// or https:// base URL"),
+        "{}",
+        err(&o)
+    );
+}
