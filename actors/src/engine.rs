@@ -187,6 +187,8 @@ pub(crate) struct Inner {
     pub supervisor_gates: std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>,
     pub tree: TreeSettings,
     pub stats: invoke::Stats,
+    /// Every tenant's job scheduler (see `crate::scheduler`).
+    pub schedulers: crate::scheduler::Schedulers,
 }
 
 /// Counts invocations and publishes in progress, for graceful shutdown.
@@ -332,16 +334,23 @@ impl EngineSlot {
 }
 
 /// The per-tenant service children, in one place: the event dispatcher
-/// and the webhook dispatcher; helper "scheduler" adds its own.
+/// the webhook dispatcher and the job scheduler.
 fn tenant_services(
     slot: &EngineSlot,
     webhooks: crate::webhooks::WebhookConfig,
+    schedulers: &crate::scheduler::Schedulers,
+    config: &EngineConfig,
 ) -> Vec<Arc<dyn TenantService>> {
     vec![
         Arc::new(DispatcherService {
             engine: slot.clone(),
         }),
         Arc::new(crate::webhooks::service::WebhooksTenantService { config: webhooks }),
+        Arc::new(crate::scheduler::SchedulerService::new(
+            slot.clone(),
+            schedulers.clone(),
+            config.sandbox.job_deadline_ms,
+        )),
     ]
 }
 
@@ -383,6 +392,7 @@ impl Engine {
         // Services reach the engine through this slot, filled once the
         // engine exists (the root must be spawned first).
         let slot = EngineSlot::default();
+        let schedulers = crate::scheduler::Schedulers::default();
         let tree = TreeConfig {
             store: config.store.clone(),
             board: board.clone(),
@@ -390,7 +400,7 @@ impl Engine {
             snapshots: config.tree.snapshots,
             mailbox_messages_max: config.tree.mailbox_messages_max,
             passivate_idle_ms: config.tree.passivate_idle_ms,
-            services: tenant_services(&slot, webhook_config(&config)?),
+            services: tenant_services(&slot, webhook_config(&config)?, &schedulers, &config),
         };
         let (root, _) = ractor::Actor::spawn(None, Root, tree)
             .await
@@ -420,6 +430,7 @@ impl Engine {
             supervisor_gates: std::sync::Mutex::default(),
             tree: config.tree.clone(),
             stats: invoke::Stats::default(),
+            schedulers,
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
@@ -440,8 +451,12 @@ impl Engine {
             })?;
         let follower = directory::follow(Arc::downgrade(inner), after);
         *inner.follower.lock().unwrap_or_else(|p| p.into_inner()) = Some(follower);
-        for tenant in inner.directory.tenants_with_hooks() {
-            // Starting the supervisor starts its dispatcher.
+        let mut tenants = inner.directory.tenants_with_hooks();
+        tenants.extend(inner.directory.tenants_with_jobs());
+        tenants.sort();
+        tenants.dedup();
+        for tenant in tenants {
+            // Starting the supervisor starts its dispatcher and scheduler.
             if let Err(e) = inner.supervisor(&tenant).await {
                 tracing::warn!(tenant = %tenant, error = %e, "dispatch not resumed");
             }
@@ -491,6 +506,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.inner.store
+    }
+
+    /// Every tenant's job scheduler: run-now and job views.
+    pub fn schedulers(&self) -> &crate::scheduler::Schedulers {
+        &self.inner.schedulers
     }
 
     pub fn secret_box(&self) -> &SecretBox {

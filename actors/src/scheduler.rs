@@ -1155,3 +1155,71 @@ impl Actor for Scheduler {
         Ok(())
     }
 }
+
+/// The scheduler as a tenant service: every tenant supervisor starts one at
+/// `/tenants/<tenant>/scheduler`, firing jobs through the engine's
+/// isolates ([`EngineRunner`](crate::jobs::EngineRunner)).
+pub(crate) struct SchedulerService {
+    engine: crate::engine::EngineSlot,
+    schedulers: Schedulers,
+    /// One owner name per process, so a restarted scheduler actor keeps
+    /// the claims its previous incarnation made.
+    owner: String,
+    job_deadline_ms: u64,
+}
+
+impl SchedulerService {
+    pub(crate) fn new(
+        engine: crate::engine::EngineSlot,
+        schedulers: Schedulers,
+        job_deadline_ms: u64,
+    ) -> Self {
+        Self {
+            engine,
+            schedulers,
+            owner: SchedulerConfig::default().owner,
+            job_deadline_ms,
+        }
+    }
+}
+
+impl crate::tenant_supervisor::TenantService for SchedulerService {
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    fn spawn(
+        &self,
+        tenant: TenantId,
+        supervisor: ractor::ActorCell,
+    ) -> futures::future::BoxFuture<'static, Result<ractor::ActorCell, Error>> {
+        let inner = self.engine.get();
+        let runner = Arc::new(crate::jobs::EngineRunner {
+            engine: self.engine.clone(),
+        });
+        let config = SchedulerConfig {
+            owner: self.owner.clone(),
+            job_deadline_ms: self.job_deadline_ms,
+            ..SchedulerConfig::default()
+        };
+        let registry = self.schedulers.clone();
+        Box::pin(async move {
+            let inner = inner.ok_or(Error::ShuttingDown)?;
+            let args = SchedulerArgs {
+                tenant: tenant.clone(),
+                store: inner.store.clone(),
+                runner,
+                clock: Arc::new(extensor_core::clock::SystemClock),
+                config,
+                registry: Some(registry),
+            };
+            let (actor, _) = Actor::spawn_linked(None, Scheduler, args, supervisor)
+                .await
+                .map_err(|e| Error::Spawn {
+                    actor: format!("/tenants/{tenant}/scheduler"),
+                    reason: e.to_string(),
+                })?;
+            Ok(actor.get_cell())
+        })
+    }
+}

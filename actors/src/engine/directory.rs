@@ -309,6 +309,24 @@ impl Directory {
         self.for_tenant(tenant).iter().any(Known::has_hooks)
     }
 
+    /// Tenants with an enabled installation that declares jobs: their
+    /// schedulers start with the engine (scheduler helper's addition).
+    pub fn tenants_with_jobs(&self) -> Vec<TenantId> {
+        let tenants: Vec<TenantId> = read(&self.by_tenant).keys().cloned().collect();
+        tenants
+            .into_iter()
+            .filter(|t| {
+                self.for_tenant(t).iter().any(|k| {
+                    k.is_enabled()
+                        && k.state
+                            .current
+                            .as_ref()
+                            .is_some_and(|v| !v.manifest.jobs.is_empty())
+                })
+            })
+            .collect()
+    }
+
     pub fn tenants_with_hooks(&self) -> Vec<TenantId> {
         let tenants: Vec<TenantId> = read(&self.by_tenant).keys().cloned().collect();
         tenants.into_iter().filter(|t| self.has_hooks(t)).collect()

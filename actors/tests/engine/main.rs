@@ -1,6 +1,7 @@
 //! The engine facade end to end: real SQLite store, real isolates.
 
 mod dispatch;
+mod jobs;
 mod lifecycle;
 mod services;
 mod support;

@@ -1,0 +1,120 @@
+//! Plugin jobs through the engine: the scheduler service of a real tenant
+//! supervisor runs jobs in real isolates (the fixture plugin documented in
+//! docs/SCRIPTS.md).
+
+use std::time::{Duration, Instant};
+
+use extensor_actors::Error;
+use extensor_actors::engine::Engine;
+use extensor_actors::scheduler::RunNowOutcome;
+use extensor_core::ids::{InstallationId, TenantId};
+use extensor_core::job_runs::{RunEnd, RunStatus, job_stream, read_runs};
+use serde_json::json;
+
+use crate::support::{WAIT_MS, admin, install, new_tenant, start, zip_of};
+
+const MANIFEST: &str = include_str!("../fixtures/nightly-report/manifest.json");
+const MAIN_JS: &str = include_str!("../fixtures/nightly-report/main.js");
+
+/// Runs `job` now, retrying while the scheduler has not yet seen the
+/// plugin's enable event (it follows the log).
+async fn run_now(
+    engine: &Engine,
+    tenant: &TenantId,
+    id: &InstallationId,
+    job: &str,
+) -> RunNowOutcome {
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
+    loop {
+        match engine
+            .schedulers()
+            .run_now(tenant, id, job, admin(), 10_000)
+            .await
+        {
+            Ok(outcome) => return outcome,
+            Err(e @ (Error::Core { .. } | Error::Stopped { .. })) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("run now {job}: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn jobs_run_in_real_isolates_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let tenant = new_tenant(&engine, "acme").await;
+    let zip = zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN_JS)]);
+    let id = install(&engine, &tenant, zip).await;
+
+    let report = run_now(&engine, &tenant, &id, "report").await;
+    let finished = report.finished.expect("report finished within the wait");
+    let RunEnd::Succeeded { result, .. } = &finished.end else {
+        panic!("report: {:?}", finished.end);
+    };
+    let expected = json!({"run_id": report.run_id, "trigger": "run_now"});
+    assert_eq!(result.as_ref(), Some(&expected));
+    assert!(
+        finished
+            .logs
+            .iter()
+            .any(|l| l.message.starts_with("report for"))
+    );
+
+    let boom = run_now(&engine, &tenant, &id, "boom")
+        .await
+        .finished
+        .expect("boom finished");
+    assert_eq!(boom.end.status(), RunStatus::Failed);
+    let RunEnd::Failed { error } = &boom.end else {
+        unreachable!()
+    };
+    assert!(error.contains("the report service is down"), "{error}");
+
+    // `limits.job_timeout_ms` is 200: the isolate stops the endless loop.
+    let spin = run_now(&engine, &tenant, &id, "spin")
+        .await
+        .finished
+        .expect("spin finished");
+    assert_eq!(spin.end.status(), RunStatus::TimedOut);
+
+    // The history holds all three, and the job view knows the next run.
+    let runs = read_runs(
+        engine.store().as_ref(),
+        &job_stream(&id, "report").unwrap(),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    let views = engine.schedulers().jobs(&tenant, &id).await.expect("jobs");
+    assert_eq!(views.len(), 3);
+    let view = views.iter().find(|v| v.name == "report").unwrap();
+    assert!(view.scheduled && view.next_run.is_some());
+    assert_eq!(view.timezone, "Europe/London");
+    assert_eq!(
+        view.last_run.as_ref().map(|l| l.status),
+        Some(RunStatus::Succeeded)
+    );
+
+    // Disabling stops the schedule.
+    engine
+        .disable(&tenant, &id, admin())
+        .await
+        .expect("disable");
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
+    loop {
+        let views = engine.schedulers().jobs(&tenant, &id).await.expect("jobs");
+        if views.iter().all(|v| !v.scheduled) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs still scheduled after disable"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
