@@ -202,3 +202,54 @@ fn push_refuses_locally_and_reports_unreachable_servers() {
         err(&o)
     );
 }
+
+/// `extensor jobs run` against the real server: the pushed daily-kpi
+/// example's job runs now and the CLI prints its outcome; an unknown job is
+/// the server's `job_not_found`, exit 1.
+#[tokio::test]
+async fn jobs_run_runs_a_pushed_plugins_job_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = tenant(&data);
+    let server = serve(&data);
+    let url = format!("http://{}", server.addr);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/daily-kpi");
+    let o = extensor(
+        &data,
+        &[
+            "plugin",
+            "push",
+            example.to_str().unwrap(),
+            "--server",
+            &url,
+            "--token",
+            &token,
+            "--tenant",
+            "acme",
+            "--enable",
+        ],
+    );
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    let id = out(&o)
+        .split_whitespace()
+        .find(|w| w.starts_with("ins_"))
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_owned()
+        })
+        .unwrap_or_else(|| panic!("no installation id in: {}", out(&o)));
+    let run = |job: &str| {
+        extensor(
+            &data,
+            &[
+                "jobs", "run", "--server", &url, "--token", &token, "--tenant", "acme", &id, job,
+            ],
+        )
+    };
+    let o = run("compute_daily_kpis");
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains(": succeeded in "), "{}", out(&o));
+    let o = run("no_such_job");
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(err(&o).contains("job_not_found"), "{}", err(&o));
+}

@@ -15,7 +15,7 @@
 //!   Prometheus recorder.
 //! - [`state`]: [`state::AppState`] shared by handlers; `FEATURE_*` switches.
 //! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
-//!   [`events`], [`audit`], [`plugins`], [`secrets`], [`filters`]
+//!   [`events`], [`audit`], [`plugins`], [`jobs`] (run-now, schedules, run history), [`secrets`], [`filters`]
 //!   (test events, filter chains, generator hooks), [`ops`],
 //!   [`status`] (`/api/status`); plus
 //!   [`ext_routes`] (`/ext/<slug>/…`, plain poem: plugins define them).
@@ -73,6 +73,7 @@ pub mod events;
 pub mod ext_routes;
 pub mod filters;
 pub mod health;
+pub mod jobs;
 pub mod metrics;
 pub mod observe;
 pub mod ops;

@@ -81,6 +81,7 @@ pub fn apis() -> impl OpenApi {
         crate::events::EventsApi,
         crate::audit::AuditApi,
         crate::plugins::PluginsApi,
+        crate::jobs::JobsApi,
         crate::secrets::SecretsApi,
         crate::filters::FiltersApi,
         crate::ops::OpsApi,

@@ -108,6 +108,18 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         "uploadPlugin" => (Method::POST, "/api/plugins/upload".into(), None),
         "listPlugins" => (Method::GET, "/api/plugins".into(), None),
         "getPlugin" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}"), None),
+        "runJobNow" => (
+            Method::POST,
+            format!("/api/plugins/{NO_PLUGIN}/jobs/daily/run-now"),
+            None,
+        ),
+        "listJobs" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}/jobs"), None),
+        "listJobRuns" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}/runs"), None),
+        "getJobRun" => (
+            Method::GET,
+            format!("/api/plugins/{NO_PLUGIN}/runs/run_01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+            None,
+        ),
         "enablePlugin" => (
             Method::POST,
             format!("/api/plugins/{NO_PLUGIN}/enable"),
