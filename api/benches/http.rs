@@ -200,6 +200,17 @@ async fn scenarios() -> Vec<Result> {
     );
     out.push(
         load(
+            "GET /ext/welcome-email/ping (plugin route, JS)",
+            server.addr,
+            get_request(
+                "/ext/welcome-email/ping",
+                &[("Authorization", &auth), ("X-Tenant-Slug", "bench")],
+            ),
+        )
+        .await,
+    );
+    out.push(
+        load(
             "plain poem handler (baseline, again)",
             baseline,
             get_request("/hello", &[]),
