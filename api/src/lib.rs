@@ -18,7 +18,8 @@
 //!   [`events`], [`audit`], [`plugins`], [`jobs`] (run-now, schedules, run history), [`secrets`], [`filters`]
 //!   (test events, filter chains, generator hooks), [`ops`],
 //!   [`status`] (`/api/status`); plus
-//!   [`ext_routes`] (`/ext/<slug>/…`, plain poem: plugins define them).
+//!   [`ext_routes`] (`/ext/<slug>/…` and `/t/<tenant>/ext/<slug>/…`, plain
+//!   poem: plugins define them).
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)
