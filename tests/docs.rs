@@ -17,8 +17,10 @@
 //! - `LANG file=PATH`: the file PATH (under `examples/` or
 //!   `actors/tests/fixtures/`, both exercised by tests), byte for byte;
 //!   webhook YAML and manifests are validated too.
-//! - `http`: `METHOD /path?query` lines (headers and a body may follow); each
-//!   must be an operation of openapi.yaml with those query parameters.
+//! - `http`: a transcript: `METHOD /path?query` request lines, each an
+//!   operation of openapi.yaml with those query parameters (plugin routes
+//!   under `/ext/` excepted), then headers and a body; answers start with a
+//!   status line (`HTTP/1.1 200 OK`) and are not checked further.
 //! - `sh` (or `bash`, `sh synopsis`): commands checked without running them:
 //!   `extensor` (and `cargo run -- …`) subcommands and options against the
 //!   binary's `--help`, `curl` requests against openapi.yaml, `cd` paths,

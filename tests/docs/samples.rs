@@ -112,26 +112,35 @@ impl OpenApi {
     }
 }
 
-/// An `http` block: request lines `METHOD /path`, optionally followed by
-/// `Header: value` lines, a blank line and a body.
+/// HTTP methods a request line may start with.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// An `http` block: a transcript of request lines `METHOD /path?query`
+/// (each checked), each optionally followed by `Header: value` lines, a
+/// blank line and a body; response status lines (`HTTP/1.1 200 OK`) start
+/// an answer, whose headers and body are shown as sent.
 pub fn check_http(api: &OpenApi, b: &Block) {
     let mut requests = 0;
     let mut in_body = false;
     for (i, line) in b.body.lines().enumerate() {
         let at = format!("{} (+{})", b.at, i + 1);
         let mut words = line.split_whitespace();
-        match (words.next(), words.next()) {
+        let (first, second) = (words.next(), words.next());
+        match (first, second) {
             (None, _) => in_body = true,
             (Some(m), Some(target))
-                if !in_body && m.chars().all(|c| c.is_ascii_uppercase()) && m.len() >= 3 =>
+                if METHODS.contains(&m) && (target.starts_with('/') || target.contains("://")) =>
             {
-                api.check(&at, m, target);
+                let rest = target.split_once("://").map_or(target, |(_, r)| r);
+                let path = rest.find('/').map_or("/", |i| &rest[i..]);
+                api.check(&at, m, path);
                 requests += 1;
                 in_body = false;
             }
+            (Some(status), _) if status.starts_with("HTTP/") => in_body = false,
             (Some(h), _) if !in_body && h.ends_with(':') => {}
             _ if in_body => {}
-            _ => panic!("{at}: `{line}` is not `METHOD /path` or a header"),
+            _ => panic!("{at}: `{line}` is not `METHOD /path`, a status line or a header"),
         }
     }
     assert!(requests > 0, "{}: an `http` block names no request", b.at);
@@ -499,4 +508,67 @@ fn the_shell_splitter_understands_the_docs_forms() {
             "extensor,a,--b,c d",
         ]
     );
+}
+
+#[test]
+fn http_transcripts_check_requests_and_pass_answers() {
+    let api = OpenApi::load();
+    let block = |body: &str| Block {
+        at: "sample".into(),
+        info: "http".into(),
+        body: body.into(),
+    };
+    check_http(
+        &api,
+        &block(
+            "POST /api/plugins/{id}/secrets\nContent-Type: application/json\n\n{\"value\": \"x\"}\n\nHTTP/1.1 204 No Content\n\nGET /api/plugins/ins_1/runs?job=a&limit=5\n",
+        ),
+    );
+    for (bad, why) in [
+        ("GET /api/nowhere\n", "is not a path in openapi.yaml"),
+        (
+            "DELETE /api/tokens\n",
+            "openapi.yaml has no DELETE /api/tokens",
+        ),
+        (
+            "GET /api/plugins/{id}/runs?sort=asc\n",
+            "no query parameter `sort`",
+        ),
+        ("fetch the tokens\n", "is not `METHOD /path`"),
+    ] {
+        let e = std::panic::catch_unwind(|| check_http(&api, &block(bad))).unwrap_err();
+        let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains(why), "{bad:?}: {msg}");
+    }
+}
+
+#[test]
+fn synopses_catch_unknown_commands_options_and_paths() {
+    let mut s = Synopsis::new(OpenApi::load());
+    let block = |body: &str| Block {
+        at: "sample".into(),
+        info: "sh".into(),
+        body: body.into(),
+    };
+    let good = "extensor events tail -n 5 --follow  # live\nEXTENSOR_DATA_DIR=x extensor events verify\ncurl -H 'X-Tenant-Slug: acme' localhost:8080/api/tokens\n";
+    assert_eq!(s.check_block(&block(good)), 3);
+    for (bad, why) in [
+        (
+            "extensor events verfy\n",
+            "`verfy` is not a subcommand of `extensor events`",
+        ),
+        ("extensor events tail --folow\n", "has no option `--folow`"),
+        (
+            "curl -X DELETE localhost:8080/api/tokens\n",
+            "has no DELETE /api/tokens",
+        ),
+        ("rm -rf build\n", "no checker for `rm`"),
+    ] {
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            s.check_block(&block(bad));
+        }))
+        .unwrap_err();
+        let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains(why), "{bad:?}: {msg}");
+    }
 }
