@@ -940,6 +940,11 @@ fn test_llm_uses_a_real_endpoint_when_configured() {
         report["llm_backend"],
         format!("EXTENSOR_LLM_BASE_URL ({base})")
     );
+    // --llm-reply still means the stand-in, endpoint or not.
+    let mut canned = args.to_vec();
+    canned.extend(["--llm-reply", "reply.txt"]);
+    let report = json_report(&extensor_env(dir.path(), &canned, &env));
+    assert_eq!(report["llm_backend"], "stand-in: the reply in reply.txt");
     let request = seen.recv().unwrap();
     assert!(
         request.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),

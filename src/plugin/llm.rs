@@ -370,6 +370,91 @@ mod tests {
         }
     }
 
+    /// Sends raw bytes to the stand-in; its status line and body.
+    async fn raw(stand_in: &LlmStandIn, request: &[u8]) -> (String, String) {
+        let url = stand_in.config().base_url;
+        let port: u16 = url
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .trim_end_matches("/v1")
+            .parse()
+            .unwrap();
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        sock.write_all(request).await.unwrap();
+        sock.shutdown().await.unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).await.unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        (head.lines().next().unwrap().to_owned(), body.to_owned())
+    }
+
+    #[tokio::test]
+    async fn malformed_requests_get_a_clear_refusal() {
+        let stand_in = LlmStandIn::start(Replies::Echo).await.unwrap();
+        let post = |path: &str, body: &str| {
+            format!(
+                "POST {path} HTTP/1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let huge = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\ncontent-length: {}\r\n\r\n",
+            BODY_BYTES_MAX + 1
+        );
+        let cases = [
+            (
+                "GET /v1/chat/completions HTTP/1.1\r\n\r\n".to_owned(),
+                "400",
+                "POST only",
+            ),
+            (post("/v1/models", "{}"), "404", "POST /v1/chat/completions"),
+            (
+                post("/v1/chat/completions", "{\"model\": 1}"),
+                "400",
+                "not a chat completion",
+            ),
+            (
+                post("/v1/chat/completions", "nonsense"),
+                "400",
+                "not a chat completion",
+            ),
+            (huge, "400", "request body over"),
+            (
+                "POST /v1/chat/completions HTTP/1.1\r\ncontent-length: x\r\n\r\n".to_owned(),
+                "400",
+                "valid content-length",
+            ),
+            (
+                format!("POST /{} HTTP/1.1\r\n", "a".repeat(HEAD_BYTES_MAX + 10)),
+                "400",
+                "request head over",
+            ),
+            (
+                "POST /v1/chat/completions HTTP/1.1\r\ncontent-length: 50\r\n\r\n{".to_owned(),
+                "400",
+                "closed before the body ended",
+            ),
+        ];
+        for (request, status, why) in cases {
+            let (line, body) = raw(&stand_in, request.as_bytes()).await;
+            assert!(line.contains(status), "{request:.60}: {line}");
+            assert!(body.contains(why), "{request:.60}: {body}");
+        }
+        // None of them counted as a completion; a good one still works.
+        assert!(stand_in.calls().is_empty());
+        let ok = post(
+            "/v1/chat/completions",
+            r#"{"model": "m", "messages": [{"role": "user", "content": "hi there"}]}"#,
+        );
+        let (line, body) = raw(&stand_in, ok.as_bytes()).await;
+        assert!(line.contains("200"), "{line}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "hi there");
+        assert_eq!(v["usage"]["total_tokens"], 4);
+        assert_eq!(stand_in.calls().len(), 1);
+    }
+
     #[test]
     fn echo_answers_the_last_user_message() {
         let m = [
