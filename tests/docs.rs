@@ -1,8 +1,9 @@
 //! The docs are tested: every fenced code block in README.md and
-//! docs/{PLUGINS, OPERATIONS, SCRIPTS, WEBHOOKS_AS_CODE}.md carries a tag
-//! saying how it is checked, and is checked; the reference tables are compared with the code they describe
-//! (manifest validator, permissions, error kinds, the SDK's `ctx`, the
-//! environment variables the source reads), so docs and code cannot drift.
+//! docs/{PLUGINS, OPERATIONS, SCRIPTS, WEBHOOKS_AS_CODE, API, ARCHITECTURE}.md
+//! carries a tag saying how it is checked, and is checked; the reference
+//! tables are compared with the code they describe (manifest validator,
+//! permissions, error kinds, the SDK's `ctx`, the environment variables the
+//! source reads), so docs and code cannot drift.
 //!
 //! Tags (the fence's info string):
 //! - `json manifest`: a manifest; must validate.
@@ -29,6 +30,8 @@
 //! - `http delivery`: headers of a webhook delivery; each one the sender sets.
 //! - `python verify`: a receiver's Standard Webhooks verification, run on a
 //!   real signature (and on a tampered body, which must fail).
+//! - `json schema=NAME`: an instance of openapi.yaml's schema NAME (required
+//!   properties present, no unknown ones).
 //! - `yaml`: as `yaml webhook`. `json`: must parse.
 //! - `text`: not code (a directory layout, sample output).
 
@@ -51,11 +54,13 @@ use serde_json::{Value, json};
 #[path = "docs/samples.rs"]
 mod samples;
 
-const TESTED_DOCS: [&str; 5] = [
+const TESTED_DOCS: [&str; 7] = [
     "docs/PLUGINS.md",
     "docs/OPERATIONS.md",
     "docs/SCRIPTS.md",
     "docs/WEBHOOKS_AS_CODE.md",
+    "docs/API.md",
+    "docs/ARCHITECTURE.md",
     "README.md",
 ];
 
@@ -69,6 +74,7 @@ enum Kind {
     ShTest,
     ShSynopsis,
     Included { path: String },
+    JsonSchema { name: String },
     Http,
     HttpDelivery,
     PythonVerify,
@@ -90,6 +96,9 @@ impl Kind {
             "python verify" => Kind::PythonVerify,
             "json" => Kind::Json,
             "text" => Kind::Text,
+            other if other.starts_with("json schema=") => Kind::JsonSchema {
+                name: other["json schema=".len()..].to_owned(),
+            },
             other => {
                 let (lang, path) = other.split_once(" file=")?;
                 ["yaml", "js", "ts", "json", "sh", "text"]

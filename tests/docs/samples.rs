@@ -146,6 +146,63 @@ pub fn check_http(api: &OpenApi, b: &Block) {
     assert!(requests > 0, "{}: an `http` block names no request", b.at);
 }
 
+/// `json schema=NAME`: a JSON object that is an instance of the schema
+/// `NAME` of openapi.yaml's components: every required property present, no
+/// property the schema does not have (top level).
+pub fn check_schema_instance(b: &Block, name: &str) {
+    let text = read("openapi.yaml");
+    let start = text
+        .find(&format!("\n    {name}:\n"))
+        .unwrap_or_else(|| panic!("{}: openapi.yaml has no schema `{name}`", b.at));
+    let section: Vec<&str> = text[start + 1..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("      "))
+        .collect();
+    let mut required = Vec::new();
+    let mut properties = Vec::new();
+    let mut list = "";
+    for line in &section {
+        match line.strip_prefix("      ") {
+            Some("required:") => list = "required",
+            Some("properties:") => list = "properties",
+            Some(l) if !l.starts_with(' ') && !l.starts_with('-') => list = "",
+            _ => {}
+        }
+        if let (Some(item), "required") = (line.strip_prefix("      - "), list) {
+            required.push(item.trim().to_owned());
+        }
+        let key = line
+            .strip_prefix("        ")
+            .and_then(|l| l.strip_suffix(':'));
+        if let (Some(key), "properties") = (key, list)
+            && !key.starts_with(' ')
+        {
+            properties.push(key.to_owned());
+        }
+    }
+    assert!(
+        !properties.is_empty(),
+        "{}: schema `{name}` read no properties",
+        b.at
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&b.body).unwrap_or_else(|e| panic!("{}: not JSON: {e}", b.at));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{}: a `{name}` is an object", b.at));
+    for r in &required {
+        assert!(obj.contains_key(r), "{}: `{name}` requires `{r}`", b.at);
+    }
+    for k in obj.keys() {
+        assert!(
+            properties.contains(k),
+            "{}: `{name}` has no property `{k}` (it has {properties:?})",
+            b.at
+        );
+    }
+}
+
 /// An `http delivery` block: the headers a webhook delivery carries; every
 /// name must be one the sender sets (`actors/src/webhooks/attempt.rs`).
 pub fn check_delivery_headers(b: &Block) {
@@ -470,6 +527,7 @@ pub fn check_all(docs: &[&str]) -> usize {
                 Kind::Http => check_http(&api, &b),
                 Kind::HttpDelivery => check_delivery_headers(&b),
                 Kind::PythonVerify => check_python_verify(&b),
+                Kind::JsonSchema { name } => check_schema_instance(&b, &name),
                 Kind::Json => {
                     if let Err(e) = serde_json::from_str::<serde_json::Value>(&b.body) {
                         panic!("{}: not JSON: {e}", b.at);
