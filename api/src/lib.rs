@@ -20,7 +20,8 @@
 //!   [`status`] (`/api/status`), [`webhooks`] (webhooks-as-code: apply,
 //!   lifecycle, deliveries, redeliver, replay, test; its request body in
 //!   [`webhook_body`]), [`tenant_secrets`] (`${SECRET:NAME}` values); plus
-//!   [`ext_routes`] (`/ext/<slug>/…`, plain poem: plugins define them).
+//!   [`ext_routes`] (`/ext/<slug>/…` and `/t/<tenant>/ext/<slug>/…`, plain
+//!   poem: plugins define them).
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)

@@ -118,6 +118,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
         .at("/openapi.json", json)
         .nest("/docs", docs)
         .at("/ext/*rest", crate::ext_routes::ext_route)
+        .at("/t/:tenant/ext/*rest", crate::ext_routes::ext_route)
         .data(state)
         .around(crate::observe::around)
 }
