@@ -83,6 +83,8 @@ pub fn apis() -> impl OpenApi {
         crate::plugins::PluginsApi,
         crate::jobs::JobsApi,
         crate::secrets::SecretsApi,
+        crate::webhooks::WebhooksApi,
+        crate::tenant_secrets::TenantSecretsApi,
         crate::filters::FiltersApi,
         crate::ops::OpsApi,
         crate::status::StatusApi,
