@@ -222,8 +222,18 @@ impl StatusBoard {
             })?
     }
 
+    /// One record, looked up by path. Never through [`snapshot`](Self::snapshot):
+    /// supervisors call this on every child start, inside their handlers,
+    /// and a copy of the whole tree per start made starting N actors cost
+    /// O(N²) (at 10,000 tenants the root's handler fell behind its callers'
+    /// timeouts).
     pub fn get(&self, path: &str) -> Option<ActorInfo> {
-        self.snapshot().actors.into_iter().find(|a| a.path == path)
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        records.get(path).map(|(info, mailbox)| {
+            let mut info = info.clone();
+            info.queue_depth = mailbox.as_ref().map_or(0, Mailbox::depth);
+            info
+        })
     }
 
     pub fn snapshot(&self) -> TreeSnapshot {

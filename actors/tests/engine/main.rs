@@ -3,5 +3,6 @@
 mod dispatch;
 mod jobs;
 mod lifecycle;
+mod recovery;
 mod services;
 mod support;
