@@ -14,6 +14,8 @@
 //! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
 //! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
 //!   author's toolkit.
+//! - [`webhooks`]: `webhooks apply DIR [--dry-run]`, webhooks-as-code
+//!   applied declaratively to a running server.
 
 mod events;
 mod filter_args;
@@ -24,6 +26,7 @@ mod progress;
 mod serve;
 mod state;
 mod tenant;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +76,9 @@ enum Command {
     /// The plugin author's toolkit: scaffold, validate, pack, test, push.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Webhooks-as-code on a running server: apply a directory declaratively.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
@@ -109,6 +115,7 @@ fn main() -> ExitCode {
                 Ok(events::Outcome::Ok)
             }
             Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
+            Command::Webhooks(cmd) => webhooks::run(cmd).await.map(|()| events::Outcome::Ok),
         }
     });
     match outcome {

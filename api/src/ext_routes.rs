@@ -2,7 +2,9 @@
 //! registered, answered by its handler in its isolate. Not part of the
 //! OpenAPI document (each tenant's plugins define their own routes).
 //!
-//! The tenant is named by `X-Tenant-Slug`. With `Authorization: Bearer`,
+//! The tenant is named by `X-Tenant-Slug`, or by the path for callers that
+//! cannot set headers (a SaaS posting to a plugin's public route):
+//! `/t/<tenant-slug>/ext/<slug>/<path>`. With `Authorization: Bearer`,
 //! the token must be valid for that tenant and its role is handed to the
 //! engine, which checks the route's `min_role`; without one, only routes the
 //! manifest marks public (and whose plugin holds `routes.public`) answer.
@@ -58,24 +60,20 @@ async fn answer(req: &Request, body: Body) -> Result<Response, ApiError> {
         .data::<Arc<AppState>>()
         .ok_or_else(|| ApiError::internal("server state missing"))?;
     state.features.require(Feature::Plugins)?;
-    let (slug, path) = split_path(req)?;
-    let tenant_slug = req
-        .headers()
-        .get(TENANT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_request", format!("missing header {TENANT_HEADER}"))
-        })?;
+    let target = split_path(req.uri().path())?;
+    let tenant_slug = tenant_slug(req, &target)?;
+    let slug = target.plugin;
+    let path = target.path;
     let (tenant, caller) = match bearer(req) {
         Some(token) => {
             let auth = BearerAuth(Bearer { token });
-            let ctx = state.tenant_access(&auth, tenant_slug, Role::Viewer, RateClass::Routes)?;
+            let ctx = state.tenant_access(&auth, &tenant_slug, Role::Viewer, RateClass::Routes)?;
             (ctx.tenant, Some(ctx.role))
         }
         None => {
             let t = state
                 .directory
-                .tenant_by_slug(tenant_slug)
+                .tenant_by_slug(&tenant_slug)
                 .ok_or_else(|| ApiError::not_found("plugin", &slug))?;
             state
                 .limiter
@@ -97,13 +95,60 @@ async fn answer(req: &Request, body: Body) -> Result<Response, ApiError> {
     Ok(respond(resp))
 }
 
-fn split_path(req: &Request) -> Result<(String, String), ApiError> {
-    let rest = req.uri().path().strip_prefix("/ext/").unwrap_or("");
+/// What the request path names: the tenant (path form only), the plugin,
+/// and the path inside the plugin (always starting with `/`).
+#[derive(Debug, PartialEq)]
+struct Target {
+    tenant: Option<String>,
+    plugin: String,
+    path: String,
+}
+
+/// `/ext/<slug>/<path>` or `/t/<tenant>/ext/<slug>/<path>`.
+fn split_path(full: &str) -> Result<Target, ApiError> {
+    let (tenant, rest) = match full.strip_prefix("/t/") {
+        Some(after) => {
+            let (tenant, rest) = after.split_once('/').unwrap_or((after, ""));
+            (Some(tenant.to_owned()), format!("/{rest}"))
+        }
+        None => (None, full.to_owned()),
+    };
+    let rest = rest.strip_prefix("/ext/").unwrap_or("");
     let (slug, path) = rest.split_once('/').unwrap_or((rest, ""));
-    if slug.is_empty() {
-        return Err(ApiError::not_found("plugin", ""));
+    if slug.is_empty() || tenant.as_deref() == Some("") {
+        return Err(ApiError::not_found("plugin", slug));
     }
-    Ok((slug.to_owned(), format!("/{path}")))
+    Ok(Target {
+        tenant,
+        plugin: slug.to_owned(),
+        path: format!("/{path}"),
+    })
+}
+
+/// The tenant from the path or the header; both may be given only if they
+/// agree, so a proxy's header can never silently redirect a call.
+fn tenant_slug(req: &Request, target: &Target) -> Result<String, ApiError> {
+    let header = match req.headers().get(TENANT_HEADER) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_request",
+                format!("header {TENANT_HEADER} is not visible ASCII"),
+            )
+        })?),
+    };
+    match (target.tenant.as_deref(), header) {
+        (Some(p), Some(h)) if p != h => Err(ApiError::bad_request(
+            "tenant_mismatch",
+            format!("the path names tenant `{p}` but {TENANT_HEADER} names `{h}`"),
+        )),
+        (Some(p), _) => Ok(p.to_owned()),
+        (None, Some(h)) => Ok(h.to_owned()),
+        (None, None) => Err(ApiError::bad_request(
+            "invalid_request",
+            format!("missing header {TENANT_HEADER} (or use /t/<tenant>/ext/<slug>/…)"),
+        )),
+    }
 }
 
 fn bearer(req: &Request) -> Option<String> {
@@ -114,43 +159,13 @@ fn bearer(req: &Request) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+/// The query string as a map (`+` and percent escapes decoded; invalid
+/// UTF-8 replaced rather than refused; a repeated key keeps its last value).
 fn query(req: &Request) -> BTreeMap<String, String> {
-    req.uri()
-        .query()
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (decode(k), decode(v))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Percent-decodes a query component (`+` is a space); invalid UTF-8 is
-/// replaced rather than refused.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let q = req.uri().query().unwrap_or("");
+    form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn headers(req: &Request) -> BTreeMap<String, String> {
@@ -212,4 +227,50 @@ fn respond(r: RouteResponse) -> Response {
         }
     }
     resp.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(tenant: Option<&str>, plugin: &str, path: &str) -> Target {
+        Target {
+            tenant: tenant.map(str::to_owned),
+            plugin: plugin.into(),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn both_path_forms_split() {
+        let cases = [
+            ("/ext/shop", target(None, "shop", "/")),
+            ("/ext/shop/", target(None, "shop", "/")),
+            ("/ext/shop/items/1", target(None, "shop", "/items/1")),
+            (
+                "/t/acme/ext/shop/items/1",
+                target(Some("acme"), "shop", "/items/1"),
+            ),
+            ("/t/acme/ext/shop", target(Some("acme"), "shop", "/")),
+        ];
+        for (path, want) in cases {
+            assert_eq!(split_path(path).unwrap(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn malformed_paths_name_no_plugin() {
+        for path in [
+            "/ext/",
+            "/ext",
+            "/t//ext/shop",
+            "/t/acme",
+            "/t/acme/",
+            "/t/acme/ext/",
+            "/t/acme/x/shop",
+        ] {
+            let err = split_path(path).unwrap_err();
+            assert_eq!(err.problem().status, 404, "{path}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use extensor_core::aggregate::{self, AsOf};
 use extensor_core::event::StreamId;
 use extensor_core::ids::{InstallationId, RunId};
 use extensor_core::installation::PluginInstallation;
-use extensor_core::job_runs::{self, RunFilter, RunRecord, RunStatus};
+use extensor_core::job_runs::{self, RunFilter, RunFinished, RunRecord, RunStatus};
 use extensor_core::role::Role;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
@@ -267,39 +267,7 @@ impl JobsApi {
             .map_err(ApiError::from)?;
         let run_id = outcome.run_id.to_string();
         Ok(match outcome.finished {
-            Some(f) => {
-                let status = f.end.status().into();
-                let (result, result_truncated, error) = match f.end {
-                    job_runs::RunEnd::Succeeded {
-                        result,
-                        result_truncated,
-                    } => (result, result_truncated, None),
-                    job_runs::RunEnd::Failed { error } | job_runs::RunEnd::TimedOut { error } => {
-                        (None, None, Some(error))
-                    }
-                };
-                RunNowResponse::Finished(Json(RunNowView {
-                    run_id,
-                    finished: true,
-                    status,
-                    duration_ms: Some(f.duration_ms),
-                    result,
-                    result_truncated: result_truncated.map(|t| TruncatedResultView {
-                        bytes: t.bytes as u64,
-                        preview: t.preview,
-                    }),
-                    error,
-                    logs: f
-                        .logs
-                        .into_iter()
-                        .map(|l| RunLogView {
-                            level: l.level,
-                            time: l.time,
-                            message: l.message,
-                        })
-                        .collect(),
-                }))
-            }
+            Some(f) => RunNowResponse::Finished(Json(finished_view(run_id, f))),
             None => RunNowResponse::Accepted(Json(RunNowView {
                 run_id,
                 finished: false,
@@ -496,4 +464,39 @@ fn snake<T: serde::Serialize>(v: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// A run that ended within the wait: its outcome, result or error, and logs.
+fn finished_view(run_id: String, f: RunFinished) -> RunNowView {
+    let status = f.end.status().into();
+    let (result, result_truncated, error) = match f.end {
+        job_runs::RunEnd::Succeeded {
+            result,
+            result_truncated,
+        } => (result, result_truncated, None),
+        job_runs::RunEnd::Failed { error } | job_runs::RunEnd::TimedOut { error } => {
+            (None, None, Some(error))
+        }
+    };
+    RunNowView {
+        run_id,
+        finished: true,
+        status,
+        duration_ms: Some(f.duration_ms),
+        result,
+        result_truncated: result_truncated.map(|t| TruncatedResultView {
+            bytes: t.bytes as u64,
+            preview: t.preview,
+        }),
+        error,
+        logs: f
+            .logs
+            .into_iter()
+            .map(|l| RunLogView {
+                level: l.level,
+                time: l.time,
+                message: l.message,
+            })
+            .collect(),
+    }
 }

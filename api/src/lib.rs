@@ -17,8 +17,11 @@
 //! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
 //!   [`events`], [`audit`], [`plugins`], [`jobs`] (run-now, schedules, run history), [`secrets`], [`filters`]
 //!   (test events, filter chains, generator hooks), [`ops`],
-//!   [`status`] (`/api/status`); plus
-//!   [`ext_routes`] (`/ext/<slug>/…`, plain poem: plugins define them).
+//!   [`status`] (`/api/status`), [`webhooks`] (webhooks-as-code: apply,
+//!   lifecycle, deliveries, redeliver, replay, test; its request body in
+//!   [`webhook_body`]), [`tenant_secrets`] (`${SECRET:NAME}` values); plus
+//!   [`ext_routes`] (`/ext/<slug>/…` and `/t/<tenant>/ext/<slug>/…`, plain
+//!   poem: plugins define them).
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)
@@ -85,9 +88,12 @@ pub mod state;
 pub mod status;
 pub mod tags;
 pub mod tenancy;
+pub mod tenant_secrets;
 pub mod tenants;
 pub mod tokens;
 pub mod types;
+pub mod webhook_body;
+pub mod webhooks;
 
 pub use server::{Listening, ServerConfig, api_service, openapi_yaml, serve};
 

@@ -83,6 +83,8 @@ pub fn apis() -> impl OpenApi {
         crate::plugins::PluginsApi,
         crate::jobs::JobsApi,
         crate::secrets::SecretsApi,
+        crate::webhooks::WebhooksApi,
+        crate::tenant_secrets::TenantSecretsApi,
         crate::filters::FiltersApi,
         crate::ops::OpsApi,
         crate::status::StatusApi,
@@ -116,6 +118,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
         .at("/openapi.json", json)
         .nest("/docs", docs)
         .at("/ext/*rest", crate::ext_routes::ext_route)
+        .at("/t/:tenant/ext/*rest", crate::ext_routes::ext_route)
         .data(state)
         .around(crate::observe::around)
 }

@@ -71,6 +71,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// Well-formed ids that name nothing.
 const NO_PLUGIN: &str = "ins_01HZZZZZZZZZZZZZZZZZZZZZZZ";
 const NO_TENANT: &str = "ten_01HZZZZZZZZZZZZZZZZZZZZZZZ";
+const NO_DELIVERY: &str = "msg_01HZZZZZZZZZZZZZZZZZZZZZZZ";
 
 /// The request that exercises `op`. Ids in paths are well-formed but
 /// unknown: an admitted caller gets 404, a refused one 401/403.
@@ -167,6 +168,36 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
             "/api/generator-hooks/page/run".into(),
             Some(json!({"state": {}})),
         ),
+        "applyWebhook" => (Method::PUT, "/api/webhooks/nope".into(), None),
+        "listWebhooks" => (Method::GET, "/api/webhooks".into(), None),
+        "getWebhook" => (Method::GET, "/api/webhooks/nope".into(), None),
+        "deleteWebhook" => (Method::DELETE, "/api/webhooks/nope".into(), None),
+        "enableWebhook" => (Method::POST, "/api/webhooks/nope/enable".into(), None),
+        "disableWebhook" => (Method::POST, "/api/webhooks/nope/disable".into(), None),
+        "listWebhookDeliveries" => (Method::GET, "/api/webhooks/nope/deliveries".into(), None),
+        "getWebhookDelivery" => (
+            Method::GET,
+            format!("/api/webhooks/nope/deliveries/{NO_DELIVERY}"),
+            None,
+        ),
+        "redeliverWebhookDelivery" => (
+            Method::POST,
+            format!("/api/webhooks/nope/deliveries/{NO_DELIVERY}/redeliver"),
+            None,
+        ),
+        "replayWebhook" => (
+            Method::POST,
+            "/api/webhooks/nope/replay".into(),
+            Some(json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"})),
+        ),
+        "testWebhook" => (Method::POST, "/api/webhooks/nope/test".into(), None),
+        "setTenantSecret" => (
+            Method::PUT,
+            format!("/api/secrets/RBAC_{n}"),
+            Some(json!({"value": "v"})),
+        ),
+        "listTenantSecrets" => (Method::GET, "/api/secrets".into(), None),
+        "removeTenantSecret" => (Method::DELETE, "/api/secrets/NOPE".into(), None),
         "opsTree" => (Method::GET, "/api/ops/tree".into(), None),
         "status" => (Method::GET, "/api/status".into(), None),
         "restartActor" => (Method::POST, "/api/ops/actors/%2Fnope/restart".into(), None),
@@ -260,6 +291,12 @@ async fn call(s: &Server, op: &str, token: Option<&str>, slug: Option<&str>) -> 
     let mut req = s.req(method, &path, token, slug);
     if let Some(b) = body {
         req = req.json(&b);
+    }
+    if op == "applyWebhook" {
+        // A well-typed body, so admission (not body parsing) decides.
+        req = req
+            .header("content-type", "application/yaml")
+            .body("api_version: v1\n");
     }
     if op == "uploadPlugin" {
         let part = reqwest::multipart::Part::bytes(b"not a zip".to_vec()).file_name("p.zip");

@@ -365,3 +365,110 @@ async fn a_switched_off_capability_answers_feature_disabled_and_status_says_so()
     assert_eq!(body["extensibility"]["plugins_loaded"], 0);
     s.stop().await;
 }
+
+/// A plugin with one public route and one for signed-in callers, as a ZIP.
+fn public_route_plugin() -> Vec<u8> {
+    let manifest = json!({
+        "slug": "inbox", "name": "Inbox", "version": "1.0.0", "entry": "main.js",
+        "permissions": ["routes.public"],
+        "routes": [
+            {"method": "POST", "path": "/hook", "public": true},
+            {"method": "GET", "path": "/private"},
+        ]
+    });
+    let js = "import { route } from 'extensor:sdk';
+        route('POST', '/hook', (req) => ({ got: req.body, q: req.query }));
+        route('GET', '/private', () => 'members only');";
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    for (name, text) in [
+        ("manifest.json", manifest.to_string()),
+        ("main.js", js.into()),
+    ] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn the_tenant_can_be_named_in_the_path_for_callers_without_headers() {
+    let s = Server::start().await;
+    let (_, owner) = s.tenant("acme").await;
+    s.tenant("globex").await;
+    let (status, up) = json_of(upload(&s, &owner, "acme", public_route_plugin()).await).await;
+    assert_eq!(status, 201, "{up}");
+    let id = up["plugin"]["id"].as_str().unwrap().to_owned();
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/api/plugins/{id}/enable"),
+            Some(&owner),
+            Some("acme"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let http = reqwest::Client::new();
+    // No header, no token: the path names the tenant; query decoded.
+    let r = http
+        .post(format!("{}/t/acme/ext/inbox/hook?a=b%20c&x=1+2", s.base))
+        .json(&json!({"n": 1}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"got": {"n": 1}, "q": {"a": "b c", "x": "1 2"}})
+    );
+    // The path form still checks roles: a private route needs a token.
+    let r = http
+        .get(format!("{}/t/acme/ext/inbox/private", s.base))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 401, "unauthorized").await;
+    let r = http
+        .get(format!("{}/t/acme/ext/inbox/private", s.base))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        json!("members only")
+    );
+    // Another tenant has no such plugin; an unknown tenant looks the same.
+    for tenant in ["globex", "no-such-tenant"] {
+        let r = http
+            .post(format!("{}/t/{tenant}/ext/inbox/hook", s.base))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 404, "plugin_not_found").await;
+    }
+    // Path and header must agree.
+    let r = http
+        .post(format!("{}/t/acme/ext/inbox/hook", s.base))
+        .header("X-Tenant-Slug", "globex")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 400, "tenant_mismatch").await;
+    // Malformed path forms are 404s, never 500s.
+    for path in [
+        "/t//ext/inbox/hook",
+        "/t/acme/ext/",
+        "/t/acme/nope/inbox/hook",
+        "/t/acme",
+    ] {
+        let r = http.post(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    s.stop().await;
+}

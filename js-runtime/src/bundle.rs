@@ -255,15 +255,7 @@ fn compile_one(
         .unwrap_or_default()
         .with_module(true);
     let parsed = Parser::new(&allocator, text, source_type).parse();
-    let mut problems: Vec<Problem> = parsed
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == oxc::diagnostics::Severity::Error)
-        .map(|d| {
-            let offset = d.labels.first().map(|l| l.offset()).unwrap_or(0);
-            Problem::new(location(path, text, offset as usize), d.message.to_string())
-        })
-        .collect();
+    let mut problems = errors_of(path, text, &parsed.diagnostics);
     if !problems.is_empty() || parsed.panicked {
         if problems.is_empty() {
             problems.push(Problem::new(path.to_owned(), "could not be parsed"));
@@ -286,23 +278,41 @@ fn compile_one(
     if !source_type.is_typescript() {
         return Ok((text.to_owned(), None));
     }
-    let mut program = parsed.program;
-    let scoping = SemanticBuilder::new()
-        .build(&program)
-        .semantic
-        .into_scoping();
-    let options = TransformOptions::default();
-    let ret = Transformer::new(&allocator, Path::new(path), &options)
-        .build_with_scoping(scoping, &mut program);
-    let errors: Vec<Problem> = ret
-        .diagnostics
+    strip_types(&allocator, path, text, parsed.program)
+}
+
+/// The error-severity diagnostics as problems at their `file:line:column`.
+fn errors_of(
+    path: &str,
+    text: &str,
+    diagnostics: &[oxc::diagnostics::OxcDiagnostic],
+) -> Vec<Problem> {
+    diagnostics
         .iter()
         .filter(|d| d.severity == oxc::diagnostics::Severity::Error)
         .map(|d| {
             let offset = d.labels.first().map(|l| l.offset()).unwrap_or(0);
             Problem::new(location(path, text, offset as usize), d.message.to_string())
         })
-        .collect();
+        .collect()
+}
+
+/// TypeScript → JavaScript, with a line map back to the original positions
+/// so stack traces and errors name the author's lines.
+fn strip_types<'a>(
+    allocator: &'a Allocator,
+    path: &str,
+    text: &str,
+    mut program: oxc::ast::ast::Program<'a>,
+) -> Result<(String, Option<LineMap>), Vec<Problem>> {
+    let scoping = SemanticBuilder::new()
+        .build(&program)
+        .semantic
+        .into_scoping();
+    let options = TransformOptions::default();
+    let ret = Transformer::new(allocator, Path::new(path), &options)
+        .build_with_scoping(scoping, &mut program);
+    let errors = errors_of(path, text, &ret.diagnostics);
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -92,9 +92,19 @@ impl ZipLimits {
 }
 
 impl Bundle {
-    /// Reads an uploaded ZIP. Every problem is returned, each with the
-    /// entry it concerns (or `(zip)` for the archive itself).
+    /// Reads an uploaded plugin ZIP. Every problem is returned, each with
+    /// the entry it concerns (or `(zip)` for the archive itself).
     pub fn from_zip(bytes: &[u8], limits: &ZipLimits) -> Result<Bundle, Vec<Problem>> {
+        Self::from_zip_with_root(bytes, limits, MANIFEST_FILE)
+    }
+
+    /// Reads an uploaded ZIP whose root must hold `root_file` (a plugin's
+    /// `manifest.json`, a webhook's `webhook.yaml`), with the same defences.
+    pub fn from_zip_with_root(
+        bytes: &[u8],
+        limits: &ZipLimits,
+        root_file: &str,
+    ) -> Result<Bundle, Vec<Problem>> {
         if bytes.len() > limits.upload_bytes_max {
             return Err(vec![Problem::new(
                 ARCHIVE_PATH,
@@ -131,7 +141,7 @@ impl Bundle {
         for index in 0..archive.len() {
             reader.entry(&mut archive, index);
         }
-        reader.finish()
+        reader.finish(root_file)
     }
 }
 
@@ -244,12 +254,12 @@ impl Reader<'_> {
         None
     }
 
-    fn finish(self) -> Result<Bundle, Vec<Problem>> {
+    fn finish(self, root_file: &str) -> Result<Bundle, Vec<Problem>> {
         let mut problems = self.problems;
-        if problems.is_empty() && self.bundle.file(MANIFEST_FILE).is_none() {
+        if problems.is_empty() && self.bundle.file(root_file).is_none() {
             problems.push(Problem::new(
-                MANIFEST_FILE,
-                "the archive has no manifest.json at its root (zip the plugin's files, not the folder holding them)",
+                root_file,
+                format!("the archive has no {root_file} at its root (zip the files, not the folder holding them)"),
             ));
         }
         if problems.is_empty() {

@@ -84,7 +84,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
 }
 
 /// The server URL without a trailing slash; only http and https.
-fn base_url(server: &str) -> Result<String> {
+pub(crate) fn base_url(server: &str) -> Result<String> {
     let trimmed = server.trim_end_matches('/');
     let rest = trimmed
         .strip_prefix("http://")
@@ -97,7 +97,7 @@ fn base_url(server: &str) -> Result<String> {
 
 /// The JSON body of a 2xx answer, or an error carrying the server's
 /// problem details (code, message and each field error).
-async fn answer(resp: reqwest::Response, url: &str) -> Result<Value> {
+pub(crate) async fn answer(resp: reqwest::Response, url: &str) -> Result<Value> {
     let status = resp.status();
     let text = resp
         .text()

@@ -242,7 +242,49 @@ pub async fn post(http: &GuardedHttp, t: &Target, msg_id: &str, body: Vec<u8>) -
     {
         return observed_error(AttemptOutcome::Refused, why);
     }
-    let ts = at.timestamp();
+    let request = signed_request(http, t, msg_id, at.timestamp(), body);
+    let started = Instant::now();
+    let result = tokio::time::timeout(t.timeout, exchange(request)).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Err(_) => Observed {
+            at,
+            latency_ms,
+            ..observed_error(
+                AttemptOutcome::Timeout,
+                format!("no complete answer within {} ms", t.timeout.as_millis()),
+            )
+        },
+        Ok(Ok(answer)) => {
+            let text = String::from_utf8_lossy(&answer.excerpt).into_owned();
+            Observed {
+                at,
+                outcome: AttemptOutcome::Status {
+                    status: answer.status,
+                },
+                latency_ms,
+                response_excerpt: (!text.is_empty()).then_some(text),
+                error: None,
+                retry_after: answer.retry_after,
+            }
+        }
+        Ok(Err(e)) => Observed {
+            at,
+            latency_ms,
+            ..transport_failure(&e)
+        },
+    }
+}
+
+/// The request with the Standard Webhooks headers (`webhook-id`,
+/// `webhook-timestamp`, and `webhook-signature` when the webhook signs).
+fn signed_request(
+    http: &GuardedHttp,
+    t: &Target,
+    msg_id: &str,
+    ts: i64,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
     let mut rb = http
         .client()
         .post(t.url.clone())
@@ -258,68 +300,52 @@ pub async fn post(http: &GuardedHttp, t: &Target, msg_id: &str, body: Vec<u8>) -
             signature_header(&t.keys, msg_id, ts, &body),
         );
     }
-    let started = Instant::now();
-    let exchange = async {
-        let mut resp = rb.body(body).send().await?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, Utc::now()));
-        let mut excerpt = Vec::new();
-        while excerpt.len() < RESPONSE_READ_BYTES_MAX {
-            match resp.chunk().await? {
-                Some(c) => excerpt.extend_from_slice(&c),
-                None => break,
-            }
+    rb.body(body)
+}
+
+/// What came back from the receiver: status, `Retry-After`, and at most
+/// `RESPONSE_READ_BYTES_MAX` bytes of the body.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    excerpt: Vec<u8>,
+}
+
+async fn exchange(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let mut resp = request.send().await?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, Utc::now()));
+    let mut excerpt = Vec::new();
+    while excerpt.len() < RESPONSE_READ_BYTES_MAX {
+        match resp.chunk().await? {
+            Some(c) => excerpt.extend_from_slice(&c),
+            None => break,
         }
-        excerpt.truncate(RESPONSE_READ_BYTES_MAX);
-        Ok::<_, reqwest::Error>((status, retry_after, excerpt))
-    };
-    let result = tokio::time::timeout(t.timeout, exchange).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
-    let (outcome, excerpt, error, retry_after) = match result {
-        Err(_) => (
-            AttemptOutcome::Timeout,
-            None,
-            Some(format!(
-                "no complete answer within {} ms",
-                t.timeout.as_millis()
-            )),
-            None,
-        ),
-        Ok(Ok((status, ra, bytes))) => {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            (
-                AttemptOutcome::Status { status },
-                (!text.is_empty()).then_some(text),
-                None,
-                ra,
-            )
-        }
-        Ok(Err(e)) => {
-            let outcome = if let Some(why) = refusal_reason(&e) {
-                return Observed {
-                    latency_ms,
-                    ..observed_error(AttemptOutcome::Refused, why)
-                };
-            } else if e.is_timeout() {
-                AttemptOutcome::Timeout
-            } else {
-                AttemptOutcome::Connection
-            };
-            (outcome, None, Some(error_chain(&e)), None)
-        }
-    };
-    Observed {
-        at,
-        outcome,
-        latency_ms,
-        response_excerpt: excerpt,
-        error,
-        retry_after,
     }
+    excerpt.truncate(RESPONSE_READ_BYTES_MAX);
+    Ok(Answer {
+        status,
+        retry_after,
+        excerpt,
+    })
+}
+
+/// A request that failed below HTTP: refused by the guard at connect time,
+/// timed out, or a connection error.
+fn transport_failure(e: &reqwest::Error) -> Observed {
+    if let Some(why) = refusal_reason(e) {
+        return observed_error(AttemptOutcome::Refused, why);
+    }
+    let outcome = if e.is_timeout() {
+        AttemptOutcome::Timeout
+    } else {
+        AttemptOutcome::Connection
+    };
+    observed_error(outcome, error_chain(e))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -231,19 +231,7 @@ impl DispatcherState {
         mode: ApplyMode,
         meta: &EventMeta,
     ) -> Result<Applied, Error> {
-        let secrets = self
-            .config
-            .secrets
-            .secrets(&self.tenant)
-            .await
-            .map_err(|e| {
-                self.core(extensor_core::Error::InvalidValue {
-                    what: "tenant secrets",
-                    value: self.tenant.to_string(),
-                    reason: e,
-                })
-            })?;
-        let known = secrets.keys().cloned().collect();
+        let known = self.known_secrets().await?;
         let spec = source.validate(&known).map_err(|p| self.core(invalid(p)))?;
         let revision = self
             .registry
@@ -287,7 +275,40 @@ impl DispatcherState {
             .get(&name)
             .cloned()
             .expect("just declared");
-        match self.children.get(&name).and_then(|c| c.actor.clone()) {
+        self.refresh_endpoint(myself, &name, &record).await?;
+        self.publish_routes();
+        Ok(Applied {
+            change,
+            record: Some(record),
+        })
+    }
+
+    /// The names of the tenant's secrets: a `${SECRET:NAME}` must name one
+    /// at apply time, not fail later at delivery.
+    async fn known_secrets(&self) -> Result<std::collections::BTreeSet<String>, Error> {
+        let secrets = self
+            .config
+            .secrets
+            .secrets(&self.tenant)
+            .await
+            .map_err(|e| {
+                self.core(extensor_core::Error::InvalidValue {
+                    what: "tenant secrets",
+                    value: self.tenant.to_string(),
+                    reason: e,
+                })
+            })?;
+        Ok(secrets.keys().cloned().collect())
+    }
+
+    /// Hands a new revision to the webhook's running endpoint, or starts one.
+    async fn refresh_endpoint(
+        &mut self,
+        myself: &ActorRef<DispatcherMsg>,
+        name: &WebhookName,
+        record: &WebhookRecord,
+    ) -> Result<(), Error> {
+        match self.children.get(name).and_then(|c| c.actor.clone()) {
             Some(actor) => {
                 let r = Box::new(record.clone());
                 call(
@@ -297,14 +318,10 @@ impl DispatcherState {
                     ENDPOINT_CALL_TIMEOUT_MS,
                 )
                 .await??;
+                Ok(())
             }
-            None => self.spawn_endpoint(myself, &name).await?,
+            None => self.spawn_endpoint(myself, name).await,
         }
-        self.publish_routes();
-        Ok(Applied {
-            change,
-            record: Some(record),
-        })
     }
 
     async fn spawn_endpoint(
