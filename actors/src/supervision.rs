@@ -194,6 +194,12 @@ impl StatusBoard {
         self.changes.send_modify(|v| *v += 1);
     }
 
+    /// A receiver that changes whenever any record changes (a paused hook
+    /// lane waits on it for its installation's operator restart).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Waits until the record at `path` satisfies `done`, at most
     /// `timeout_ms`. For tests and the ops CLI ("restart and wait").
     pub async fn wait_until(
