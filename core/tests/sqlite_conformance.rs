@@ -141,3 +141,31 @@ async fn idle_subscribers_cost_no_reads() {
         assert_eq!(seen.recv().await, Some(second), "live after idling");
     }
 }
+
+/// A read-only store (`extensor events tail --follow`) has no writer and
+/// publishes nothing itself: every append it sees comes through the poller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_subscriber_sees_the_writer_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer =
+        SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing)).expect("open");
+    let first = append(&writer, "w", 1).await;
+    let reader =
+        SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::ReadOnly)).expect("read-only");
+    let mut sub = reader.subscribe_all(0, ReadFilter::default());
+    let got = sub.next().await.expect("open").expect("event");
+    assert_eq!(got.position, first);
+    let wait = Duration::from_millis(HEAD_POLL_MS * 10);
+    for n in 2..=3 {
+        // Caught up and idle in the live phase before the append.
+        let idle = tokio::time::timeout(Duration::from_millis(50), sub.next()).await;
+        assert!(idle.is_err(), "nothing new yet");
+        let position = append(&writer, "w", n).await;
+        let got = tokio::time::timeout(wait, sub.next())
+            .await
+            .expect("the writer's append arrives within a few polls")
+            .expect("open")
+            .expect("event");
+        assert_eq!(got.position, position);
+    }
+}
