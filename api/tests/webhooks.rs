@@ -739,6 +739,25 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
     assert!(p.to_string().contains("SECRET:NOT_SET"), "{p}");
     assert!(p.to_string().contains("PUT /api/secrets/NOT_SET"), "{p}");
 
+    // Secrets that exist but cannot make a target are refused at apply too.
+    c.secret("NOT_A_URL", "just words").await;
+    c.secret("NOT_A_KEY", "hunter2").await;
+    let unusable = "api_version: v1\non: [\"a.b\"]\ndelivery:\n  url: \"${SECRET:NOT_A_URL}\"\n";
+    let (status, p) = c.put_yaml("bad", unusable).await;
+    assert_eq!(status, 422, "{p}");
+    assert!(
+        p.to_string().contains("delivery.url does not resolve"),
+        "{p}"
+    );
+    let unusable = declaration("").replace("SECRET:SIGNING_KEY", "SECRET:NOT_A_KEY");
+    let (status, p) = c.put_yaml("bad", &unusable).await;
+    assert_eq!(status, 422, "{p}");
+    assert!(p.to_string().contains("whsec_"), "{p}");
+    assert!(
+        !p.to_string().contains("hunter2"),
+        "never a secret's value: {p}"
+    );
+
     let transform =
         declaration("transform: {language: \"javascript\", entry: \"t.js#transform\"}\n");
     let (status, p) = c.put_yaml("bad", &transform).await;
