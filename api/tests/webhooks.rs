@@ -369,6 +369,15 @@ async fn redeliver_replay_and_test(c: &Ctx, rx: &Receiver, id: &str) {
     let got = rx.wait_for(3).await;
     assert_eq!(got[2].header("webhook-id"), test["delivery_id"]);
     assert_eq!(got[2].json()["type"], "webhook.test");
+    let test_id = test["delivery_id"].as_str().unwrap();
+    let r = c
+        .send(
+            Method::POST,
+            &format!("/api/webhooks/builds/deliveries/{test_id}/redeliver"),
+            None,
+        )
+        .await;
+    expect_problem(r, 409, "not_redeliverable").await;
 
     let to = chrono::Utc::now() + chrono::Duration::minutes(1);
     let (status, replay) = c
