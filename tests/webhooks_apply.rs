@@ -5,7 +5,7 @@
 //! pruned, and broken on purpose.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{Value, json};
@@ -142,126 +142,158 @@ fn at(haystack: &str, needle: &str) -> usize {
         .unwrap_or_else(|| panic!("`{needle}` not in:\n{haystack}"))
 }
 
-#[tokio::test]
-async fn apply_creates_updates_deletes_and_refuses_invalid_directories() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let token = tenant(&data);
-    let server = serve(&data);
-    let api = Api {
-        client: reqwest::Client::new(),
-        url: server.url.clone(),
-        token: token.clone(),
-    };
-    for (key, value) in [
-        ("WEBHOOK_URL", "https://hooks.example.test/releases"),
-        ("WEBHOOK_SIGNING_KEY", SIGNING_KEY),
-    ] {
-        let path = format!("/api/secrets/{key}");
-        api.call(reqwest::Method::PUT, &path, Some(json!({ "value": value })))
-            .await;
+/// The server, the tenant and a scratch directory the phases share.
+struct Env {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    server: Server,
+    token: String,
+    api: Api,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let token = tenant(&data);
+        let server = serve(&data);
+        let api = Api {
+            client: reqwest::Client::new(),
+            url: server.url.clone(),
+            token: token.clone(),
+        };
+        for (key, value) in [
+            ("WEBHOOK_URL", "https://hooks.example.test/releases"),
+            ("WEBHOOK_SIGNING_KEY", SIGNING_KEY),
+        ] {
+            let path = format!("/api/secrets/{key}");
+            api.call(reqwest::Method::PUT, &path, Some(json!({ "value": value })))
+                .await;
+        }
+        Env {
+            dir,
+            data,
+            server,
+            token,
+            api,
+        }
     }
-    let apply = |dir: &Path, extra: &[&str]| {
+
+    fn apply_as(&self, dir: &Path, token: &str, extra: &[&str]) -> Output {
         let mut args = vec![
             "webhooks",
             "apply",
             dir.to_str().unwrap(),
             "--server",
-            &server.url,
+            &self.server.url,
             "--token",
-            &token,
+            token,
             "--tenant",
             "acme",
         ];
         args.extend_from_slice(extra);
-        extensor(&data, &args)
-    };
+        extensor(&self.data, &args)
+    }
 
+    fn apply(&self, dir: &Path, extra: &[&str]) -> Output {
+        self.apply_as(dir, &self.token, extra)
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("hooks")
+    }
+
+    fn transform(&self) -> PathBuf {
+        self.work()
+            .join("build-completed/transforms/build_completed.js")
+    }
+}
+
+#[tokio::test]
+async fn apply_creates_updates_deletes_and_refuses_invalid_directories() {
+    let env = Env::start().await;
     // The repository's examples, as they are: dry run, then for real.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/webhooks");
-    let o = apply(&examples, &["--dry-run"]);
+    let o = env.apply(&examples, &["--dry-run"]);
     assert!(o.status.success(), "{}", text(&o));
     at(&text(&o), "+ build-completed (create)");
     at(&text(&o), "dry run: nothing was applied");
-    assert!(api.webhooks().await.is_empty(), "a dry run records nothing");
-    let o = apply(&examples, &[]);
+    assert!(
+        env.api.webhooks().await.is_empty(),
+        "a dry run records nothing"
+    );
+    let o = env.apply(&examples, &[]);
     assert!(o.status.success(), "{}", text(&o));
     at(&text(&o), "created build-completed (revision 1)");
-    assert_eq!(api.webhooks().await, [("build-completed".into(), 1)]);
+    assert_eq!(env.api.webhooks().await, [("build-completed".into(), 1)]);
 
-    // A working copy: one more webhook as a lone YAML file, then a change
-    // and a removal.
-    let work = dir.path().join("hooks");
-    copy_dir(&examples, &work);
+    copy_dir(&examples, &env.work());
+    let original = std::fs::read_to_string(env.transform()).unwrap();
+    add_change_and_prune(&env, &original).await;
+    broken_on_purpose(&env, &original).await;
+
+    // Refused by the server: a wrong token is named as such.
+    let o = env.apply_as(&env.work(), "not-a-real-token-0123456789", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    at(&text(&o), "answered 401");
+}
+
+/// A working copy: one more webhook as a lone YAML file, then a change and
+/// a removal, then nothing to do.
+async fn add_change_and_prune(env: &Env, original: &str) {
+    let work = env.work();
     let audit =
         "api_version: v1\non: [\"auth.user.*\"]\ndelivery:\n  url: \"${SECRET:WEBHOOK_URL}\"\n";
     std::fs::write(work.join("audit-log.yaml"), audit).unwrap();
     std::fs::write(work.join("README.md"), "not a webhook").unwrap();
-    let o = apply(&work, &[]);
+    let o = env.apply(&work, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     assert!(at(&out, "+ audit-log (create)") < at(&out, "created audit-log (revision 1)"));
     at(&out, "= build-completed (unchanged)");
 
-    let transform = work.join("build-completed/transforms/build_completed.js");
-    let js = std::fs::read_to_string(&transform).unwrap();
-    std::fs::write(&transform, js.replace("Build ${", "Build #${")).unwrap();
+    std::fs::write(env.transform(), original.replace("Build ${", "Build #${")).unwrap();
     std::fs::remove_file(work.join("audit-log.yaml")).unwrap();
-    let o = apply(&work, &[]);
+    let o = env.apply(&work, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     let diff = at(&out, "~ build-completed (update: revision 1 → 2)");
     assert!(diff < at(&out, "transforms/build_completed.js:"));
-    assert!(diff < at(&out, "+     text: `Build #${"));
+    assert!(diff < at(&out, "-     text: `Build ${"));
+    assert!(at(&out, "-     text: `Build ${") < at(&out, "+     text: `Build #${"));
     let delete = at(&out, "- audit-log (delete)");
     // The whole diff comes first, then the changes.
     assert!(delete < at(&out, "updated build-completed (revision 2)"));
     assert!(delete < at(&out, "deleted audit-log"));
-    assert_eq!(api.webhooks().await, [("build-completed".into(), 2)]);
+    assert_eq!(env.api.webhooks().await, [("build-completed".into(), 2)]);
 
-    let o = apply(&work, &[]);
+    let o = env.apply(&work, &[]);
     assert!(o.status.success(), "{}", text(&o));
     at(
         &text(&o),
         "plan: 0 to create, 0 to update, 0 to delete, 1 unchanged",
     );
+}
 
-    // Broken on purpose: every problem with its file, line and column, and
-    // nothing applied, not even the valid change beside them.
-    std::fs::write(&transform, js).unwrap();
+/// Every problem with its file, line and column, and nothing applied, not
+/// even the valid change beside them.
+async fn broken_on_purpose(env: &Env, original: &str) {
+    let work = env.work();
+    std::fs::write(env.transform(), original).unwrap();
     std::fs::create_dir_all(work.join("broken")).unwrap();
     let broken = "api_version: v1\non: [\"x.y\"]\ndelivery:\n  url: \"${SECRET:NOPE}\"\ncolour: blue\ntransform: {language: \"python\", entry: \"t.py#transform\"}\n";
     std::fs::write(work.join("broken/webhook.yaml"), broken).unwrap();
     std::fs::create_dir_all(work.join("Bad_Name")).unwrap();
     std::fs::create_dir_all(work.join("empty")).unwrap();
-    let o = apply(&work, &[]);
+    let o = env.apply(&work, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
-    let broken_path = work.join("broken/webhook.yaml");
-    let located = format!("{}:5:", broken_path.display());
+    let located = format!("{}:5:", work.join("broken/webhook.yaml").display());
     at(&out, &located);
     at(&out, "JavaScript or TypeScript");
     at(&out, "  ! broken (invalid: 2 problem(s))");
     at(&out, "Bad_Name: not a webhook name");
     at(&out, "no webhook.yaml in this folder");
     at(&out, "nothing was applied");
-    assert_eq!(api.webhooks().await, [("build-completed".into(), 2)]);
-
-    // Refused by the server: a wrong token is named as such.
-    let o = extensor(
-        &data,
-        &[
-            "webhooks",
-            "apply",
-            work.to_str().unwrap(),
-            "--server",
-            &server.url,
-            "--token",
-            "not-a-real-token-0123456789",
-            "--tenant",
-            "acme",
-        ],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    at(&text(&o), "answered 401");
+    assert_eq!(env.api.webhooks().await, [("build-completed".into(), 2)]);
 }

@@ -346,7 +346,6 @@ async fn a_declared_webhook_delivers_signed_events_and_is_managed_over_http() {
 }
 
 async fn redeliver_replay_and_test(c: &Ctx, rx: &Receiver, id: &str) {
-    let before = chrono::Utc::now() - chrono::Duration::minutes(5);
     let (status, again) = c
         .call(
             Method::POST,
@@ -379,6 +378,11 @@ async fn redeliver_replay_and_test(c: &Ctx, rx: &Receiver, id: &str) {
         .await;
     expect_problem(r, 409, "not_redeliverable").await;
 
+    replay(c, rx, id).await;
+}
+
+async fn replay(c: &Ctx, rx: &Receiver, id: &str) {
+    let before = chrono::Utc::now() - chrono::Duration::minutes(10);
     let to = chrono::Utc::now() + chrono::Duration::minutes(1);
     let (status, replay) = c
         .call(
@@ -399,6 +403,10 @@ async fn redeliver_replay_and_test(c: &Ctx, rx: &Receiver, id: &str) {
     );
     assert_eq!(all[2]["redelivery_of"], id);
 
+    filters_and_paging(c, to).await;
+}
+
+async fn filters_and_paging(c: &Ctx, to: chrono::DateTime<chrono::Utc>) {
     // Filters and paging.
     let page = |q: &str| format!("/api/webhooks/builds/deliveries?{q}");
     let count = |v: &Value| v["deliveries"].as_array().unwrap().len();
@@ -462,6 +470,10 @@ async fn update_disable_enable_delete(c: &Ctx, rx: &Receiver) {
         (Some("unchanged"), Some(2))
     );
 
+    disable_then_enable(c, rx).await;
+}
+
+async fn disable_then_enable(c: &Ctx, rx: &Receiver) {
     // A second webhook on the same events shows when the follower has
     // passed an event: both are routed from the same batch.
     let witness = Receiver::start().await;
@@ -501,6 +513,11 @@ async fn update_disable_enable_delete(c: &Ctx, rx: &Receiver) {
         .collect();
     assert_eq!(builds, [json!(9)]);
 
+    list_isolate_and_delete(c).await;
+}
+
+async fn list_isolate_and_delete(c: &Ctx) {
+    let changed = declaration("description: \"second revision\"\n");
     let (status, list) = c.call(Method::GET, "/api/webhooks", None).await;
     assert_eq!(status, 200);
     let names: Vec<&str> = list["webhooks"]
@@ -664,6 +681,11 @@ async fn hostile_archives_are_refused_with_their_entry() {
             .collect();
         assert!(paths.contains(&path), "{what}: {p}");
     }
+    oversized_zip_records_nothing(&c).await;
+    c.s.stop().await;
+}
+
+async fn oversized_zip_records_nothing(c: &Ctx) {
     let r = c
         .put(
             "/api/webhooks/hostile",
@@ -674,7 +696,6 @@ async fn hostile_archives_are_refused_with_their_entry() {
     expect_problem(r, 413, "payload_too_large").await;
     let r = c.send(Method::GET, "/api/webhooks/hostile", None).await;
     expect_problem(r, 404, "webhook_not_found").await;
-    c.s.stop().await;
 }
 
 /// Text that does not compress (so only the inflated-size cap applies).
@@ -737,6 +758,13 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
         "{p}"
     );
 
+    python_and_secret_problems(&c).await;
+    bad_bodies(&c).await;
+    bad_names(&c).await;
+    c.s.stop().await;
+}
+
+async fn python_and_secret_problems(c: &Ctx) {
     let python = declaration("transform: {language: \"python\", entry: \"t.py#transform\"}\n");
     let (status, p) = c.put_yaml("bad", &python).await;
     assert_eq!(status, 422, "{p}");
@@ -773,6 +801,10 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
     assert_eq!(status, 422, "a YAML alone has no code files: {p}");
     assert!(p.to_string().contains("t.js"), "{p}");
 
+    bad_bodies(c).await;
+}
+
+async fn bad_bodies(c: &Ctx) {
     let r = c
         .put(
             "/api/webhooks/bad",
@@ -807,6 +839,10 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
         .await;
     expect_problem(r, 413, "payload_too_large").await;
 
+    bad_names(c).await;
+}
+
+async fn bad_names(c: &Ctx) {
     for name in [
         "Bad_Name",
         "UPPER",
@@ -830,7 +866,6 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
     let r = c.send(Method::GET, "/api/webhooks", None).await;
     let (_, list) = json_of(r).await;
     assert_eq!(list["webhooks"], json!([]), "nothing was recorded");
-    c.s.stop().await;
 }
 
 #[tokio::test]
@@ -891,6 +926,12 @@ async fn unknown_webhooks_and_deliveries_and_bad_ranges_are_clear_errors() {
         let r = c.send(method, &path, None).await;
         expect_problem(r, 404, code).await;
     }
+    bad_ranges(&c).await;
+    bad_filters(&c).await;
+    c.s.stop().await;
+}
+
+async fn bad_ranges(c: &Ctx) {
     let now = chrono::Utc::now();
     let ranges = [
         (now, now - chrono::Duration::hours(1), "$.from"),
@@ -924,6 +965,10 @@ async fn unknown_webhooks_and_deliveries_and_bad_ranges_are_clear_errors() {
         )
         .await;
     expect_problem(r, 400, "invalid_request").await;
+    bad_filters(c).await;
+}
+
+async fn bad_filters(c: &Ctx) {
     for q in [
         "limit=0",
         "limit=201",
@@ -945,7 +990,6 @@ async fn unknown_webhooks_and_deliveries_and_bad_ranges_are_clear_errors() {
         .send(Method::POST, "/api/webhooks/known/disable?reason=", None)
         .await;
     expect_problem(r, 422, "validation_failed").await;
-    c.s.stop().await;
 }
 
 #[tokio::test]
