@@ -1,8 +1,9 @@
-//! The docs are tested: every fenced code block in docs/PLUGINS.md and
-//! docs/OPERATIONS.md carries a tag saying how it is checked, and is
-//! checked; the reference tables are compared with the code they describe
-//! (manifest validator, permissions, error kinds, the SDK's `ctx`, the
-//! environment variables the source reads), so docs and code cannot drift.
+//! The docs are tested: every fenced code block in README.md and
+//! docs/{PLUGINS, OPERATIONS, SCRIPTS, WEBHOOKS_AS_CODE, API, ARCHITECTURE}.md
+//! carries a tag saying how it is checked, and is checked; the reference
+//! tables are compared with the code they describe (manifest validator,
+//! permissions, error kinds, the SDK's `ctx`, the environment variables the
+//! source reads), so docs and code cannot drift.
 //!
 //! Tags (the fence's info string):
 //! - `json manifest`: a manifest; must validate.
@@ -14,6 +15,24 @@
 //! - `sh test`: run with bash (`set -euo pipefail`), `extensor` on PATH, in a
 //!   scratch directory holding `examples/`, with `EXTENSOR_DATA_DIR` set to
 //!   a store that holds a few events; blocks of one file share the directory.
+//! - `LANG file=PATH`: the file PATH (under `examples/` or
+//!   `actors/tests/fixtures/`, both exercised by tests), byte for byte;
+//!   webhook YAML and manifests are validated too.
+//! - `http`: a transcript: `METHOD /path?query` request lines, each an
+//!   operation of openapi.yaml with those query parameters (plugin routes
+//!   under `/ext/` excepted), then headers and a body; answers start with a
+//!   status line (`HTTP/1.1 200 OK`) and are not checked further.
+//! - `sh` (or `bash`, `sh synopsis`): commands checked without running them:
+//!   `extensor` (and `cargo run -- …`) subcommands and options against the
+//!   binary's `--help`, `curl` requests against openapi.yaml, `cd` paths,
+//!   `npm install` where a package.json is, `python3 -m pip install` of a
+//!   module that imports.
+//! - `http delivery`: headers of a webhook delivery; each one the sender sets.
+//! - `python verify`: a receiver's Standard Webhooks verification, run on a
+//!   real signature (and on a tampered body, which must fail).
+//! - `json schema=NAME`: an instance of openapi.yaml's schema NAME (required
+//!   properties present, no unknown ones).
+//! - `yaml`: as `yaml webhook`. `json`: must parse.
 //! - `text`: not code (a directory layout, sample output).
 
 use std::collections::{BTreeSet, HashMap};
@@ -32,16 +51,80 @@ use extensor_js::{
 };
 use serde_json::{Value, json};
 
-const TESTED_DOCS: [&str; 2] = ["docs/PLUGINS.md", "docs/OPERATIONS.md"];
-const TAGS: [&str; 7] = [
-    "json manifest",
-    "js plugin",
-    "ts plugin",
-    "json invoke",
-    "yaml webhook",
-    "sh test",
-    "text",
+#[path = "docs/samples.rs"]
+mod samples;
+
+const TESTED_DOCS: [&str; 7] = [
+    "docs/PLUGINS.md",
+    "docs/OPERATIONS.md",
+    "docs/SCRIPTS.md",
+    "docs/WEBHOOKS_AS_CODE.md",
+    "docs/API.md",
+    "docs/ARCHITECTURE.md",
+    "README.md",
 ];
+
+/// How a block is checked, from its fence's info string (module docs).
+#[derive(Clone, Debug, PartialEq)]
+enum Kind {
+    Manifest,
+    Plugin,
+    Invoke,
+    Webhook,
+    ShTest,
+    ShSynopsis,
+    Included { path: String },
+    JsonSchema { name: String },
+    Http,
+    HttpDelivery,
+    PythonVerify,
+    Json,
+    Text,
+}
+
+impl Kind {
+    fn of(info: &str) -> Option<Kind> {
+        let kind = match info {
+            "json manifest" => Kind::Manifest,
+            "js plugin" | "ts plugin" => Kind::Plugin,
+            "json invoke" => Kind::Invoke,
+            "yaml webhook" | "yaml" => Kind::Webhook,
+            "sh test" => Kind::ShTest,
+            "sh" | "bash" | "sh synopsis" => Kind::ShSynopsis,
+            "http" => Kind::Http,
+            "http delivery" => Kind::HttpDelivery,
+            "python verify" => Kind::PythonVerify,
+            "json" => Kind::Json,
+            "text" => Kind::Text,
+            other if other.starts_with("json schema=") => Kind::JsonSchema {
+                name: other["json schema=".len()..].to_owned(),
+            },
+            other => {
+                let (lang, path) = other.split_once(" file=")?;
+                ["yaml", "js", "ts", "json", "sh", "text"]
+                    .contains(&lang)
+                    .then(|| Kind::Included { path: path.into() })?
+            }
+        };
+        Some(kind)
+    }
+}
+
+/// The blocks of `doc` with how each is checked; an unknown tag fails.
+fn blocks_of_kind(doc: &str) -> Vec<(Block, Kind)> {
+    blocks(doc)
+        .into_iter()
+        .map(|b| {
+            let kind = Kind::of(&b.info).unwrap_or_else(|| {
+                panic!(
+                    "{}: code block tagged `{}`; see tests/docs.rs for the tags",
+                    b.at, b.info
+                )
+            });
+            (b, kind)
+        })
+        .collect()
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -126,17 +209,18 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[test]
 fn every_code_block_is_tagged_with_how_it_is_tested() {
     for doc in TESTED_DOCS {
-        let all = blocks(doc);
-        assert!(!all.is_empty(), "{doc} has no code blocks");
-        for b in all {
-            assert!(
-                TAGS.contains(&b.info.as_str()),
-                "{}: code block tagged `{}`; use one of {TAGS:?}",
-                b.at,
-                b.info
-            );
-        }
+        assert!(!blocks_of_kind(doc).is_empty(), "{doc} has no code blocks");
     }
+    assert_eq!(Kind::of("js"), None, "a bare language is not a check");
+    assert_eq!(Kind::of("js file=../x.js").map(|_| ()), Some(()));
+}
+
+/// Included files, HTTP requests, shell synopses, delivery headers and the
+/// verification snippet (tests/docs/samples.rs).
+#[test]
+fn included_http_and_shell_samples_are_real() {
+    let checked = samples::check_all(&TESTED_DOCS);
+    assert!(checked >= 12, "only {checked} samples checked");
 }
 
 fn sandbox() -> Sandbox {
@@ -166,14 +250,14 @@ async fn manifest_plugin_and_invoke_samples_work() {
     for doc in TESTED_DOCS {
         let mut manifest: Option<(String, PluginManifest)> = None;
         let mut installation = None;
-        for b in blocks(doc) {
-            match b.info.as_str() {
-                "json manifest" => {
+        for (b, kind) in blocks_of_kind(doc) {
+            match kind {
+                Kind::Manifest => {
                     let m = PluginManifest::parse(b.body.as_bytes())
                         .unwrap_or_else(|e| panic!("{}: manifest does not validate: {e}", b.at));
                     manifest = Some((b.body.clone(), m));
                 }
-                "js plugin" | "ts plugin" => {
+                Kind::Plugin => {
                     let (text, m) = manifest
                         .as_ref()
                         .unwrap_or_else(|| panic!("{}: no `json manifest` above", b.at));
@@ -198,7 +282,7 @@ async fn manifest_plugin_and_invoke_samples_work() {
                     };
                     installation = Some(sandbox().install(plugin, scope, services));
                 }
-                "json invoke" => {
+                Kind::Invoke => {
                     let ins = installation
                         .as_ref()
                         .unwrap_or_else(|| panic!("{}: no plugin above", b.at));
@@ -225,7 +309,7 @@ async fn manifest_plugin_and_invoke_samples_work() {
                         spec["expect"]
                     );
                 }
-                "yaml webhook" => {
+                Kind::Webhook => {
                     if let Err(p) = extensor_core::webhook::WebhookSpec::parse(&b.body) {
                         panic!("{}: webhook does not validate: {p:#?}", b.at);
                     }
@@ -298,13 +382,20 @@ async fn shell_samples_run() {
             .unwrap();
         let data = scratch.path().join("data");
         store_with_events(&data).await;
-        for b in blocks(doc).iter().filter(|b| b.info == "sh test") {
+        let all = blocks_of_kind(doc);
+        for b in all
+            .iter()
+            .filter(|(_, k)| *k == Kind::ShTest)
+            .map(|(b, _)| b)
+        {
             let o = Command::new("bash")
                 .args(["-euo", "pipefail", "-c", &b.body])
                 .current_dir(scratch.path())
                 .env("PATH", &path)
                 .env("EXTENSOR_DATA_DIR", &data)
                 .env_remove("EXTENSOR_ALLOW_PRIVATE_NETWORKS")
+                .env_remove("EXTENSOR_LLM_BASE_URL")
+                .env_remove("EXTENSOR_LLM_MODELS")
                 .output()
                 .unwrap();
             assert!(
@@ -369,6 +460,44 @@ fn required_fields_are_the_ones_the_validator_requires() {
             "`{field}`: the docs say required = {}",
             row[2]
         );
+    }
+}
+
+/// SCRIPTS.md's job table: the validator's fields, and each default is what
+/// the validator fills in (or `required` is what it demands).
+#[test]
+fn scripts_job_table_matches_the_validator() {
+    const SCRIPTS: &str = "docs/SCRIPTS.md";
+    assert_eq!(first_column(SCRIPTS, "job-fields"), set(&JOB_FIELDS));
+    let job = json!({"name": "nightly", "schedule": "0 2 * * *"});
+    let manifest = |job: &Value| {
+        json!({"slug": "ab", "name": "n", "version": "1.0.0", "entry": "main.js", "jobs": [job]})
+            .to_string()
+    };
+    let parsed = PluginManifest::parse(manifest(&job).as_bytes()).unwrap();
+    let filled = serde_json::to_value(&parsed.jobs[0]).unwrap();
+    for row in table(SCRIPTS, "job-fields") {
+        let field = code(&row[0]);
+        if row[1] == "required" {
+            let mut without = job.clone();
+            without.as_object_mut().unwrap().remove(&field);
+            let e = PluginManifest::parse(manifest(&without).as_bytes()).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains(&format!("$.jobs[0].{field}: is required")),
+                "{field}: {e}"
+            );
+            continue;
+        }
+        let documented = match code(&row[1]) {
+            c if c.is_empty() => row[1].clone(),
+            c => c,
+        };
+        let actual = match &filled[&field] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(documented, actual, "default of `{field}`");
     }
 }
 

@@ -4,6 +4,8 @@
 //! incoming-webhook protocol, daily-kpi over a real SQLite read model and
 //! the real file store.
 
+#[path = "../js-runtime/tests/common/aiosmtpd.rs"]
+mod aiosmtpd;
 #[path = "examples/daily_kpi.rs"]
 mod daily_kpi;
 #[path = "examples/slack_notifier.rs"]

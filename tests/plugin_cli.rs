@@ -690,3 +690,355 @@ fn the_examples_run_through_the_cli() {
     assert_eq!(o.status.code(), Some(1));
     assert!(out(&o).contains("NetworkDenied"), "{}", out(&o));
 }
+
+/// `extensor` with extra environment; the LLM and network variables of the
+/// calling shell never leak in.
+fn extensor_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_extensor"));
+    c.current_dir(cwd).args(args);
+    for k in [
+        "EXTENSOR_ALLOW_PRIVATE_NETWORKS",
+        "EXTENSOR_LLM_BASE_URL",
+        "EXTENSOR_LLM_API_KEY",
+        "EXTENSOR_LLM_MODELS",
+    ] {
+        c.env_remove(k);
+    }
+    c.envs(env.iter().copied());
+    c.output().expect("run extensor")
+}
+
+fn json_report(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}{}", out(o), err(o));
+    serde_json::from_str(&out(o)).unwrap_or_else(|e| panic!("{e}: {}", out(o)))
+}
+
+const LLM_MANIFEST: &str = r#"{
+  "slug": "classifier",
+  "name": "Classifier",
+  "version": "1.0.0",
+  "entry": "main.js",
+  "permissions": ["llm"],
+  "events": ["text.classify"]
+}"#;
+
+/// One completion per text; the model comes from the event when given.
+const LLM_MAIN: &str = "import { hook } from 'extensor:sdk';\n\
+hook('text.classify', async (e, ctx) => {\n\
+  const replies = []; let last = null;\n\
+  for (const text of e.data.texts) {\n\
+    last = await ctx.llm.complete({ model: e.data.model, max_tokens: 50000,\n\
+      messages: [{ role: 'system', content: 'Answer with one word.' }, { role: 'user', content: text }] });\n\
+    replies.push(last.content);\n\
+  }\n\
+  return { replies, model: last.model, finish_reason: last.finish_reason, usage: last.usage };\n\
+});\n";
+
+fn llm_plugin() -> tempfile::TempDir {
+    let dir = plugin(&[("manifest.json", LLM_MANIFEST), ("main.js", LLM_MAIN)]);
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "two.json",
+        r#"{"type": "text.classify", "data": {"texts": ["buy cheap pills now", "lunch at noon?"]}}"#,
+    );
+    write(
+        "big-model.json",
+        r#"{"type": "text.classify", "data": {"texts": ["hi"], "model": "big-model"}}"#,
+    );
+    write("reply.txt", "{\"label\": \"spam\"}");
+    write("replies.json", r#"["spam", "ham"]"#);
+    write("one-reply.json", r#"["spam"]"#);
+    write("bad-replies.json", r#"["spam", {"label": "ham"}]"#);
+    dir
+}
+
+#[test]
+fn test_has_an_llm_stand_in_that_echoes_by_default() {
+    let dir = llm_plugin();
+    let args = ["plugin", "test", ".", "--event", "two.json", "--json"];
+    let report = json_report(&extensor_env(dir.path(), &args, &[]));
+    assert_eq!(
+        report["value"]["replies"],
+        serde_json::json!(["buy cheap pills now", "lunch at noon?"])
+    );
+    assert_eq!(report["value"]["model"], "local-stand-in");
+    assert_eq!(report["value"]["finish_reason"], "stop");
+    // usage counts words: "Answer with one word." + "lunch at noon?" / the reply.
+    assert_eq!(
+        report["value"]["usage"],
+        serde_json::json!({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10})
+    );
+    assert_eq!(
+        report["llm_backend"],
+        "stand-in: echo of the last user message"
+    );
+    let calls = report["llm"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["messages"][0]["content"], "Answer with one word.");
+    assert_eq!(calls[1]["reply"], "lunch at noon?");
+    // The readable form shows each prompt and reply.
+    let o = extensor_env(
+        dir.path(),
+        &["plugin", "test", ".", "--event", "two.json"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).contains(
+            "llm (stand-in: echo of the last user message):\n  local-stand-in < buy cheap pills now\n  local-stand-in > buy cheap pills now\n"
+        ),
+        "{}",
+        out(&o)
+    );
+}
+
+#[test]
+fn test_llm_stand_in_answers_canned_replies() {
+    let dir = llm_plugin();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["plugin", "test", ".", "--event", "two.json", "--json"];
+        a.extend_from_slice(extra);
+        extensor_env(dir.path(), &a, &[])
+    };
+    // A text file (here JSON that is not an array) answers every completion.
+    let report = json_report(&run(&["--llm-reply", "reply.txt"]));
+    assert_eq!(
+        report["value"]["replies"],
+        serde_json::json!(["{\"label\": \"spam\"}", "{\"label\": \"spam\"}"])
+    );
+    assert_eq!(report["llm_backend"], "stand-in: the reply in reply.txt");
+    // A JSON array answers one completion each, in order.
+    let report = json_report(&run(&["--llm-reply", "replies.json"]));
+    assert_eq!(
+        report["value"]["replies"],
+        serde_json::json!(["spam", "ham"])
+    );
+    // ...and a completion after the last fails, saying why.
+    let o = run(&["--llm-reply", "one-reply.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let report: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(report["llm"][0]["reply"], "spam");
+    assert_eq!(
+        report["llm"][1]["error"],
+        "the stand-in's 1 replies from one-reply.json are used up"
+    );
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint answered 500"),
+        "{report}"
+    );
+    // Bad reply files are refused before anything runs.
+    for (file, expected) in [
+        (
+            "bad-replies.json",
+            "llm reply file bad-replies.json: [1] is an object, not a string",
+        ),
+        ("missing.txt", "llm reply file missing.txt"),
+        (".", "llm reply file .: is not a regular file"),
+    ] {
+        let o = run(&["--llm-reply", file]);
+        assert_eq!(o.status.code(), Some(1), "{file}");
+        assert!(err(&o).contains(expected), "{file}: {}", err(&o));
+        assert!(out(&o).is_empty(), "{file}: ran anyway: {}", out(&o));
+    }
+}
+
+#[test]
+fn test_llm_follows_the_platforms_model_allowlist() {
+    let dir = llm_plugin();
+    let args = ["plugin", "test", ".", "--event", "big-model.json", "--json"];
+    let o = extensor_env(dir.path(), &args, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    // Uncaught in the plugin, the host's InvalidArgument is a throw.
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("InvalidArgument")
+            && message.contains("model `big-model` is not in the platform's allowlist"),
+        "{report}"
+    );
+    assert_eq!(
+        report["llm"],
+        serde_json::json!([]),
+        "refused before any call"
+    );
+    let env = [("EXTENSOR_LLM_MODELS", "small-model, big-model")];
+    let report = json_report(&extensor_env(dir.path(), &args, &env));
+    assert_eq!(report["value"]["replies"], serde_json::json!(["hi"]));
+    assert_eq!(report["llm"][0]["model"], "big-model");
+}
+
+/// Answers one HTTP request on loopback with `body` (JSON); the request's
+/// head and body are sent back over the channel.
+fn answer_once(body: &'static str) -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = sock.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap();
+                if buf.len() >= end + 4 + len || n == 0 {
+                    tx.send(text).unwrap();
+                    break;
+                }
+            }
+        }
+        write!(
+            sock,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+    });
+    (port, rx)
+}
+
+#[test]
+fn test_llm_uses_a_real_endpoint_when_configured() {
+    let dir = llm_plugin();
+    std::fs::write(
+        dir.path().join("one.json"),
+        r#"{"type": "text.classify", "data": {"texts": ["hello"]}}"#,
+    )
+    .unwrap();
+    let (port, seen) = answer_once(
+        r#"{"model": "real-model-2026", "choices": [{"message": {"role": "assistant", "content": "from the endpoint"}, "finish_reason": "length"}], "usage": {"total_tokens": 9}}"#,
+    );
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let env = [
+        ("EXTENSOR_LLM_BASE_URL", base.as_str()),
+        ("EXTENSOR_LLM_API_KEY", "sk-local-test"),
+        ("EXTENSOR_LLM_MODELS", "real-model"),
+    ];
+    let args = ["plugin", "test", ".", "--event", "one.json", "--json"];
+    let report = json_report(&extensor_env(dir.path(), &args, &env));
+    assert_eq!(
+        report["value"]["replies"],
+        serde_json::json!(["from the endpoint"])
+    );
+    assert_eq!(report["value"]["model"], "real-model-2026");
+    assert_eq!(report["value"]["finish_reason"], "length");
+    assert_eq!(report["llm"], serde_json::json!([]));
+    assert_eq!(
+        report["llm_backend"],
+        format!("EXTENSOR_LLM_BASE_URL ({base})")
+    );
+    // --llm-reply still means the stand-in, endpoint or not.
+    let mut canned = args.to_vec();
+    canned.extend(["--llm-reply", "reply.txt"]);
+    let report = json_report(&extensor_env(dir.path(), &canned, &env));
+    assert_eq!(report["llm_backend"], "stand-in: the reply in reply.txt");
+    let request = seen.recv().unwrap();
+    assert!(
+        request.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("authorization: bearer sk-local-test"),
+        "{request}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&request[request.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    // The client's clamp: max_tokens 50000 is sent as 8192.
+    assert_eq!(body["max_tokens"], 8192);
+    assert_eq!(body["model"], "real-model");
+    assert_eq!(body["messages"][1]["content"], "hello");
+}
+
+/// ctx.http is the real guarded client: with private networks allowed (as an
+/// operator may), a request to an allowed host really goes out.
+#[test]
+fn test_http_is_the_real_guarded_client() {
+    let manifest = r#"{
+  "slug": "fetcher",
+  "name": "Fetcher",
+  "version": "1.0.0",
+  "entry": "main.js",
+  "permissions": ["outbound_http", "secrets.read"],
+  "allowed_hosts": ["localhost"],
+  "events": ["app.fetch"]
+}"#;
+    let main = "import { hook } from 'extensor:sdk';\n\
+hook('app.fetch', async (e, ctx) => {\n\
+  const r = await ctx.http.fetch(await ctx.secrets.get('TARGET'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(e.data) });\n\
+  return { status: r.status, answer: await r.json() };\n\
+});\n";
+    let dir = plugin(&[
+        ("manifest.json", manifest),
+        ("main.js", main),
+        ("ev.json", r#"{"type": "app.fetch", "data": {"n": 7}}"#),
+    ]);
+    let (port, seen) = answer_once(r#"{"ok": true}"#);
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("TARGET=http://localhost:{port}/hook\n"),
+    )
+    .unwrap();
+    let args = ["plugin", "test", ".", "--event", "ev.json", "--json"];
+    let env = [("EXTENSOR_ALLOW_PRIVATE_NETWORKS", "true")];
+    let report = json_report(&extensor_env(dir.path(), &args, &env));
+    assert_eq!(
+        report["value"],
+        serde_json::json!({"status": 200, "answer": {"ok": true}})
+    );
+    let request = seen.recv().unwrap();
+    assert!(request.starts_with("POST /hook HTTP/1.1\r\n"), "{request}");
+    assert!(request.ends_with("\r\n\r\n{\"n\":7}"), "{request}");
+    // The same run without the operator's permission is refused by the guard.
+    let o = extensor_env(dir.path(), &args, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).contains("NetworkDenied"), "{}", out(&o));
+}
+
+/// `--db FILE` keeps the read model between runs: seeded once, queried again.
+#[test]
+fn test_db_file_persists_between_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(
+        w.join("events.ndjson"),
+        "{\"type\": \"order.paid\", \"time\": \"2026-11-23T11:00:00Z\", \"data\": {\"amount_cents\": 900}}\n",
+    )
+    .unwrap();
+    std::fs::write(w.join("day.json"), r#"{"day": "2026-11-23"}"#).unwrap();
+    let dir = examples().join("daily-kpi");
+    let dir = dir.to_str().unwrap();
+    let job = [
+        "plugin",
+        "test",
+        dir,
+        "--job",
+        "compute_daily_kpis",
+        "--input",
+        "day.json",
+        "--db",
+        "kpi.sqlite",
+        "--json",
+    ];
+    let mut seeded = job.to_vec();
+    seeded.extend(["--seed-events", "events.ndjson"]);
+    for args in [&seeded[..], &job[..]] {
+        let report = json_report(&extensor_env(w, args, &[]));
+        assert_eq!(report["value"]["revenue_cents"], 900, "{args:?}");
+    }
+    assert!(w.join("kpi.sqlite").is_file());
+}

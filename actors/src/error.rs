@@ -65,12 +65,14 @@ pub enum Error {
     Forbidden { route: String, required: String },
 
     /// The plugin's code failed: threw, hit a limit, had no handler. The
-    /// API answers 502 for plugin failures, 504 for a timeout.
+    /// API answers 502 for plugin failures, 504 for a timeout. `logs` are
+    /// the lines the code logged before failing (a job run records them).
     #[error("plugin `{plugin}`: {source}")]
     Plugin {
         plugin: String,
         #[source]
         source: JsError,
+        logs: Vec<extensor_js::LogEntry>,
     },
 
     /// The engine is shutting down and takes no new work. HTTP 503.

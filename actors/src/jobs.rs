@@ -343,21 +343,27 @@ impl JobRunner for EngineRunner {
                     value: outcome.value,
                     logs: outcome.logs.into_iter().map(run_log).collect(),
                 }),
-                Err(
-                    e @ crate::Error::Plugin {
-                        source: extensor_js::JsError::Timeout { .. },
-                        ..
-                    },
-                ) => Err(JobFailure::TimedOut {
-                    error: e.to_string(),
-                    logs: Vec::new(),
-                }),
-                Err(e) => Err(JobFailure::Failed {
-                    error: e.to_string(),
-                    logs: Vec::new(),
-                }),
+                Err(e) => Err(job_failure(e)),
             }
         })
+    }
+}
+
+/// A failed run keeps what the code logged before it failed.
+fn job_failure(e: crate::Error) -> JobFailure {
+    let error = e.to_string();
+    match e {
+        crate::Error::Plugin { source, logs, .. } => {
+            let logs = logs.into_iter().map(run_log).collect();
+            match source {
+                extensor_js::JsError::Timeout { .. } => JobFailure::TimedOut { error, logs },
+                _ => JobFailure::Failed { error, logs },
+            }
+        }
+        _ => JobFailure::Failed {
+            error,
+            logs: Vec::new(),
+        },
     }
 }
 

@@ -38,5 +38,5 @@ pub use error::{JsError, Problem};
 pub use host::{HostServices, InstallationScope};
 pub use logs::{LogEntry, LogLevel};
 pub use plugin::{HandlerKind, Registration, Trigger, ValidatedPlugin};
-pub use sandbox::{Installation, Invocation, Outcome, Sandbox};
+pub use sandbox::{Installation, Invocation, InvokeFailure, Outcome, Sandbox};
 pub use unzip::ZipLimits;

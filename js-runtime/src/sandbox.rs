@@ -128,6 +128,23 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
+/// A failed invocation: the error, and the lines logged before it (none
+/// when the code never ran).
+#[derive(Debug)]
+pub struct InvokeFailure {
+    pub error: JsError,
+    pub logs: Vec<LogEntry>,
+}
+
+impl From<JsError> for InvokeFailure {
+    fn from(error: JsError) -> InvokeFailure {
+        InvokeFailure {
+            error,
+            logs: Vec::new(),
+        }
+    }
+}
+
 /// An installation's runtime: a bounded pool of warm isolates.
 pub struct Installation {
     plugin: Arc<ValidatedPlugin>,
@@ -150,11 +167,18 @@ impl Installation {
     /// Runs one invocation. Whatever happens, captured logs land in
     /// [`recent_logs`](Self::recent_logs); on success they are also returned.
     pub async fn invoke(&self, inv: Invocation) -> Result<Outcome, JsError> {
+        self.invoke_with_logs(inv).await.map_err(|f| f.error)
+    }
+
+    /// [`invoke`](Self::invoke), and a failure also carries the lines the
+    /// code logged before it failed (a job run records them).
+    pub async fn invoke_with_logs(&self, inv: Invocation) -> Result<Outcome, InvokeFailure> {
         if inv.chain_depth > EMIT_CHAIN_DEPTH_MAX {
             return Err(JsError::ChainTooDeep {
                 depth: inv.chain_depth,
                 limit: EMIT_CHAIN_DEPTH_MAX,
-            });
+            }
+            .into());
         }
         let _permit = self
             .permits
@@ -167,7 +191,8 @@ impl Installation {
             lock(&self.idle).push(isolate);
             return Err(JsError::NoHandler {
                 trigger: inv.trigger.describe(),
-            });
+            }
+            .into());
         };
         let started = Instant::now();
         let finished = isolate.invoke(self.job(&inv, handler)).await;
@@ -176,11 +201,17 @@ impl Installation {
         if !finished.discard {
             lock(&self.idle).push(isolate);
         }
-        finished.result.map(|raw| Outcome {
-            value: raw.value,
-            logs: finished.logs,
-            duration,
-        })
+        match finished.result {
+            Ok(raw) => Ok(Outcome {
+                value: raw.value,
+                logs: finished.logs,
+                duration,
+            }),
+            Err(error) => Err(InvokeFailure {
+                error,
+                logs: finished.logs,
+            }),
+        }
     }
 
     /// Starts isolates until `count` are warm (bounded by the pool size).

@@ -1,6 +1,8 @@
 //! The sandbox's integration suite: real isolates, real loopback HTTP, a real
 //! SMTP server (aiosmtpd). One binary, submodules per area, to save link time.
 
+#[path = "common/aiosmtpd.rs"]
+mod aiosmtpd;
 #[path = "sandbox/support.rs"]
 mod support;
 

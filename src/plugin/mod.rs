@@ -7,11 +7,14 @@
 //!   every problem printed as `file:line:column: message`.
 //! - [`pack`]: `plugin pack DIR`, a deterministic ZIP of what `validate` read.
 //! - [`test`]: `plugin test DIR --event|--route|--job`, one invocation in the
-//!   real sandbox with local stand-ins ([`local`]) for the platform services.
+//!   real sandbox with local stand-ins ([`local`], [`llm`]) for the platform
+//!   services.
+//! - [`llm`]: the `ctx.llm` stand-in, a loopback chat-completions endpoint.
 //! - [`push`]: `plugin push DIR --server …`, upload (and enable) over the API.
 //! - [`source`]: reading a plugin directory the way an upload reads a ZIP.
 //! - [`locate`]: manifest JSON paths → line and column.
 
+pub mod llm;
 pub mod local;
 pub mod locate;
 pub mod new;

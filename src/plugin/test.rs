@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgGroup, Args};
 use extensor_core::manifest::{ROUTE_METHODS, event_type_problem};
 use extensor_js::host::files::FileStore;
+use extensor_js::host::llm::{LlmClient, LlmConfig};
 use extensor_js::host::net::GuardedHttp;
 use extensor_js::{
     HandlerKind, HostServices, InstallationScope, Invocation, JsError, LogEntry, Trigger,
@@ -19,6 +20,7 @@ use extensor_js::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::llm::{LlmCall, LlmStandIn, Replies};
 use super::local::{LocalReadModel, LocalSecrets, RecordedEmails, RecordedEvents, seed_read_model};
 
 /// Input files (event, body, expectation) larger than this are refused:
@@ -72,6 +74,12 @@ pub struct TestArgs {
     /// The tenant id the plugin sees as ctx.tenant.id.
     #[arg(long, default_value = "local")]
     pub tenant_id: String,
+    /// Canned ctx.llm replies: a text file answers every completion, a JSON
+    /// array of strings one completion each, in order. Without it the
+    /// stand-in echoes the last user message, unless EXTENSOR_LLM_BASE_URL
+    /// names a real endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub llm_reply: Option<PathBuf>,
 }
 
 /// Everything one local run produced; `--json` prints it.
@@ -86,6 +94,10 @@ pub struct Report {
     pub emails: Vec<extensor_js::host::OutboundEmail>,
     pub events: Vec<extensor_js::host::EmitRequest>,
     pub files: Vec<String>,
+    /// Completions the ctx.llm stand-in answered (empty with a real endpoint).
+    pub llm: Vec<LlmCall>,
+    /// Who answered ctx.llm: the stand-in and its replies, or the endpoint.
+    pub llm_backend: String,
     /// For routes: the HTTP answer the server would send for `value`.
     pub response: Option<HttpAnswer>,
     pub expectation: Option<String>,
@@ -147,7 +159,7 @@ pub async fn run(args: TestArgs) -> Result<()> {
     let plugin = super::load(&args.dir, &sandbox).await?.plugin;
     let (trigger, input, event_id) = invocation_input(&args, &plugin)?;
     let scratch = tempfile::tempdir().context("temporary directory")?;
-    let world = World::new(&args, scratch.path())?;
+    let world = World::new(&args, scratch.path()).await?;
     let scope = InstallationScope {
         tenant_id: args.tenant_id.clone(),
         installation_id: format!(
@@ -179,6 +191,12 @@ pub async fn run(args: TestArgs) -> Result<()> {
         emails: world.emails.0.lock().map(|v| v.clone()).unwrap_or_default(),
         events: world.events.0.lock().map(|v| v.clone()).unwrap_or_default(),
         files: world.files.list(&scope).await.unwrap_or_default(),
+        llm: world
+            .llm_stand_in
+            .as_ref()
+            .map(|s| s.calls())
+            .unwrap_or_default(),
+        llm_backend: world.llm_backend.clone(),
         response: None,
         expectation: None,
     };
@@ -216,7 +234,8 @@ fn first_line(s: &str) -> &str {
 }
 
 /// The local platform: real files and HTTP, recorded email and events,
-/// secrets from a file, a SQLite read model.
+/// secrets from a file, a SQLite read model, the real LLM client aimed at
+/// the stand-in ([`super::llm`]) or at `EXTENSOR_LLM_BASE_URL`.
 struct World {
     secrets: Arc<LocalSecrets>,
     emails: Arc<RecordedEmails>,
@@ -225,10 +244,13 @@ struct World {
     files_root: PathBuf,
     db: Arc<LocalReadModel>,
     http: Arc<GuardedHttp>,
+    llm: Arc<LlmClient>,
+    llm_stand_in: Option<LlmStandIn>,
+    llm_backend: String,
 }
 
 impl World {
-    fn new(args: &TestArgs, scratch: &Path) -> Result<World> {
+    async fn new(args: &TestArgs, scratch: &Path) -> Result<World> {
         let secrets_file = args.secrets.clone().or_else(|| {
             let default = args.dir.join(".env");
             default.is_file().then_some(default)
@@ -253,6 +275,22 @@ impl World {
         seed_read_model(&db_path, args.seed_events.as_deref())?;
         let config = extensor_js::SandboxConfig::from_env().map_err(|e| anyhow!("{e}"))?;
         let http = GuardedHttp::new(config.network).map_err(|e| anyhow!("{e}"))?;
+        let (llm_config, llm_stand_in) = match (&args.llm_reply, LlmConfig::from_env()) {
+            (None, Some(real)) => (real, None),
+            (reply, _) => {
+                let replies = match reply {
+                    Some(path) => Replies::from_file(path, INPUT_FILE_BYTES_MAX)?,
+                    None => Replies::Echo,
+                };
+                let stand_in = LlmStandIn::start(replies).await?;
+                (stand_in.config(), Some(stand_in))
+            }
+        };
+        let llm_backend = match &llm_stand_in {
+            Some(s) => format!("stand-in: {}", s.description()),
+            None => format!("EXTENSOR_LLM_BASE_URL ({})", llm_config.base_url),
+        };
+        let llm = LlmClient::new(llm_config).map_err(|e| anyhow!("{e}"))?;
         Ok(World {
             secrets: Arc::new(secrets),
             emails: Arc::default(),
@@ -261,6 +299,9 @@ impl World {
             files_root,
             db: Arc::new(LocalReadModel { path: db_path }),
             http: Arc::new(http),
+            llm: Arc::new(llm),
+            llm_stand_in,
+            llm_backend,
         })
     }
 
@@ -272,7 +313,7 @@ impl World {
             db: Some(self.db.clone()),
             files: Some(self.files.clone()),
             http: Some(self.http.clone()),
-            llm: None,
+            llm: Some(self.llm.clone()),
         }
     }
 }
@@ -566,6 +607,7 @@ fn render(r: &Report, files_root: &Path) -> String {
     for e in &r.events {
         out.push_str(&format!("emitted {}: {}\n", e.event_type, e.data));
     }
+    render_llm(r, &mut out);
     if !r.files.is_empty() {
         out.push_str(&format!("files (under {}):\n", files_root.display()));
         for f in &r.files {
@@ -573,6 +615,24 @@ fn render(r: &Report, files_root: &Path) -> String {
         }
     }
     out
+}
+
+/// Each completion the stand-in answered: the prompt's last message and the
+/// reply (or why there was none).
+fn render_llm(r: &Report, out: &mut String) {
+    if r.llm.is_empty() {
+        return;
+    }
+    out.push_str(&format!("llm ({}):\n", r.llm_backend));
+    for c in &r.llm {
+        let prompt = c.messages.last().map(|m| m.content.as_str()).unwrap_or("");
+        out.push_str(&format!("  {} < {}\n", c.model, first_line(prompt)));
+        match (&c.reply, &c.error) {
+            (Some(reply), _) => out.push_str(&format!("  {} > {}\n", c.model, first_line(reply))),
+            (None, Some(e)) => out.push_str(&format!("  {} ! {e}\n", c.model)),
+            (None, None) => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Shared pieces for the example-plugin tests: the sandbox, loading an
-//! example from `examples/plugins/`, in-memory platform services, a real
-//! SMTP server (aiosmtpd) and a loopback HTTP server.
+//! example from `examples/plugins/`, in-memory platform services, a mailer
+//! for the real SMTP server (js-runtime/tests/common/aiosmtpd.rs) and a
+//! loopback HTTP server.
 
 #![allow(dead_code)]
 
@@ -8,7 +9,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use extensor_js::host::mail::{SmtpConfig, SmtpMailer, SmtpTls};
 use extensor_js::host::{
@@ -152,54 +152,9 @@ impl EmailOutbox for SmtpOutbox {
     }
 }
 
-/// aiosmtpd on a free loopback port, writing to a maildir; killed on drop.
-pub struct Smtp {
-    child: std::process::Child,
-    pub port: u16,
-    pub maildir: tempfile::TempDir,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use crate::aiosmtpd::Smtp;
 
 impl Smtp {
-    pub async fn start() -> Smtp {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(maildir.path().join("mail"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
-        let server = Smtp {
-            child,
-            port,
-            maildir,
-        };
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("aiosmtpd did not start on port {port}");
-    }
-
     pub fn mailer(&self) -> SmtpMailer {
         SmtpMailer::new(SmtpConfig {
             host: "127.0.0.1".into(),
@@ -209,25 +164,6 @@ impl Smtp {
             tls: SmtpTls::None,
         })
         .unwrap()
-    }
-
-    /// The raw messages delivered so far, waiting briefly for `count`.
-    pub async fn delivered(&self, count: usize) -> Vec<String> {
-        let dir = self.maildir.path().join("mail/new");
-        for _ in 0..200 {
-            let mut out: Vec<String> = std::fs::read_dir(&dir)
-                .map(|d| {
-                    d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            if out.len() >= count {
-                out.sort();
-                return out;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("expected {count} delivered messages in {}", dir.display());
     }
 }
 

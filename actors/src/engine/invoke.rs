@@ -214,7 +214,7 @@ pub(crate) async fn run(
         chain_depth,
     };
     let started = Instant::now();
-    let result = rt.installation.invoke(invocation).await;
+    let result = rt.installation.invoke_with_logs(invocation).await;
     if let Some(id) = &known.state.id {
         inner.stats.record(id, result.is_ok(), started.elapsed());
     }
@@ -225,9 +225,10 @@ pub(crate) async fn run(
     metrics::histogram!("extensor_plugin_invocation_seconds",
         "plugin" => slug.clone(), "trigger" => kind)
     .record(started.elapsed().as_secs_f64());
-    result.map_err(|source| Error::Plugin {
+    result.map_err(|f| Error::Plugin {
         plugin: slug,
-        source,
+        source: f.error,
+        logs: f.logs,
     })
 }
 

@@ -72,6 +72,30 @@ async fn jobs_run_in_real_isolates_and_are_recorded() {
         unreachable!()
     };
     assert!(error.contains("the report service is down"), "{error}");
+    // A failed run keeps what the code logged before it threw, in the
+    // answer and in the recorded history.
+    let logged = |logs: &[extensor_core::job_runs::RunLog], level: &str, line: &str| {
+        logs.iter().any(|l| l.level == level && l.message == line)
+    };
+    assert!(
+        logged(&boom.logs, "warn", "calling the report service"),
+        "{:?}",
+        boom.logs
+    );
+    let history = read_runs(
+        engine.store().as_ref(),
+        &job_stream(&id, "boom").unwrap(),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].status, RunStatus::Failed);
+    assert!(
+        logged(&history[0].logs, "warn", "calling the report service"),
+        "{:?}",
+        history[0].logs
+    );
 
     // `limits.job_timeout_ms` is 200: the isolate stops the endless loop.
     let spin = run_now(&engine, &tenant, &id, "spin")
@@ -79,6 +103,7 @@ async fn jobs_run_in_real_isolates_and_are_recorded() {
         .finished
         .expect("spin finished");
     assert_eq!(spin.end.status(), RunStatus::TimedOut);
+    assert!(logged(&spin.logs, "info", "spinning"), "{:?}", spin.logs);
 
     // The history holds all three, and the job view knows the next run.
     let runs = read_runs(

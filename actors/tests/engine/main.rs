@@ -1,5 +1,7 @@
 //! The engine facade end to end: real SQLite store, real isolates.
 
+#[path = "../../../js-runtime/tests/common/aiosmtpd.rs"]
+mod aiosmtpd;
 mod dispatch;
 mod jobs;
 mod lifecycle;

@@ -77,65 +77,9 @@ async fn db_query_reads_the_tenants_own_events() {
     assert_eq!(r.body, json!([{"n": 1, "total": 1000}]));
 }
 
-/// aiosmtpd on a free loopback port writing to a maildir; killed on drop.
-struct Smtp {
-    child: std::process::Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn smtp() -> Smtp {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let maildir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir.path().join("mail"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 -m aiosmtpd");
-    let server = Smtp {
-        child,
-        port,
-        maildir,
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("aiosmtpd did not start on port {port}");
-}
-
-fn delivered(server: &Smtp) -> Vec<String> {
-    let new = server.maildir.path().join("mail").join("new");
-    std::fs::read_dir(new)
-        .map(|d| {
-            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hook_email_goes_through_the_outbox_to_smtp() {
-    let server = smtp().await;
+    let server = crate::aiosmtpd::Smtp::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path(), open_store(dir.path()));
     config.smtp = Some(SmtpConfig {
@@ -188,7 +132,7 @@ async fn hook_email_goes_through_the_outbox_to_smtp() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(sent, "email.sent recorded");
-    let mail = delivered(&server);
+    let mail = server.messages();
     assert_eq!(mail.len(), 1);
     assert!(mail[0].contains("Subject: Welcome Ada"), "{}", mail[0]);
     assert!(mail[0].contains("ada@example.com"));

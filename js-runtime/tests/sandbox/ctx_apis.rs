@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use extensor_js::host::db::SqliteReadModels;
 use extensor_js::host::files::FileStore;
@@ -353,60 +352,6 @@ fn scope_of(ins: &str) -> extensor_js::InstallationScope {
     scope(ins)
 }
 
-/// aiosmtpd on a free loopback port, writing to a maildir; killed on drop.
-struct Smtp {
-    child: std::process::Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn smtp() -> Smtp {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let maildir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(maildir.path().join("mail"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
-    // Owned before waiting, so a failed start still kills and reaps it.
-    let server = Smtp {
-        child,
-        port,
-        maildir,
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("aiosmtpd did not start on port {port}");
-}
-
 #[tokio::test]
 async fn email_is_recorded_then_delivered_over_smtp() {
     let w = world().await;
@@ -425,7 +370,7 @@ async fn email_is_recorded_then_delivered_over_smtp() {
     );
     let recorded = w.outbox.0.lock().unwrap().clone();
     assert_eq!(recorded.len(), 1);
-    let server = smtp().await;
+    let server = crate::aiosmtpd::Smtp::start().await;
     let config = |tls| SmtpConfig {
         host: "127.0.0.1".into(),
         port: server.port,
@@ -438,15 +383,7 @@ async fn email_is_recorded_then_delivered_over_smtp() {
     assert!(required.deliver(&recorded[0]).await.is_err());
     let mailer = SmtpMailer::new(config(SmtpTls::None)).unwrap();
     mailer.deliver(&recorded[0]).await.unwrap();
-    let new_dir = server.maildir.path().join("mail/new");
-    let mut delivered = String::new();
-    for _ in 0..50 {
-        if let Some(entry) = std::fs::read_dir(&new_dir).ok().and_then(|mut d| d.next()) {
-            delivered = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let delivered = server.delivered(1).await.remove(0);
     assert!(delivered.contains("Subject: Welcome"), "{delivered}");
     assert!(delivered.contains("ada@example.com"));
     assert!(delivered.contains("Hello Ada"));
