@@ -694,6 +694,29 @@ async fn oversized_zip_records_nothing(c: &Ctx) {
         )
         .await;
     expect_problem(r, 413, "payload_too_large").await;
+    // Well-formed archives whose code does not load are refused at apply,
+    // naming the file.
+    let yaml = declaration(
+        "transform: {language: \"javascript\", entry: \"transforms/build.js#transform\"}\n",
+    );
+    for (what, js) in [
+        (
+            "syntax error",
+            "export function transform(event) { return {",
+        ),
+        (
+            "missing export",
+            "export function other(event) { return event; }",
+        ),
+    ] {
+        let zip = zip_of(&[
+            ("webhook.yaml", yaml.as_bytes()),
+            ("transforms/build.js", js.as_bytes()),
+        ]);
+        let r = c.put("/api/webhooks/hostile", "application/zip", zip).await;
+        let p = expect_problem(r, 422, "invalid_webhook").await;
+        assert!(p.to_string().contains("transforms/build.js"), "{what}: {p}");
+    }
     let r = c.send(Method::GET, "/api/webhooks/hostile", None).await;
     expect_problem(r, 404, "webhook_not_found").await;
 }
