@@ -165,6 +165,10 @@ impl Env {
         for (key, value) in [
             ("WEBHOOK_URL", "https://hooks.example.test/releases"),
             ("WEBHOOK_SIGNING_KEY", SIGNING_KEY),
+            (
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.example.test/T000/B000",
+            ),
         ] {
             let path = format!("/api/secrets/{key}");
             api.call(reqwest::Method::PUT, &path, Some(json!({ "value": value })))
@@ -231,6 +235,15 @@ async fn apply_creates_updates_deletes_and_refuses_invalid_directories() {
     let original = std::fs::read_to_string(env.transform()).unwrap();
     add_change_and_prune(&env, &original).await;
     broken_on_purpose(&env, &original).await;
+
+    // The slack-notifier plugin's webhooks folder has the same layout.
+    let slack =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/slack-notifier/webhooks");
+    let o = env.apply(&slack, &["--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    at(&text(&o), "+ build-notifications (create)");
+    at(&text(&o), "- build-completed (delete)");
+    assert_eq!(env.api.webhooks().await, [("build-completed".into(), 2)]);
 
     // Refused by the server: a wrong token is named as such.
     let o = env.apply_as(&env.work(), "not-a-real-token-0123456789", &[]);
