@@ -16,6 +16,12 @@
 //! (`ctx.invocation.eventId`) for the plugin to deduplicate. A new lane
 //! starts at the first event after the installation was (last) enabled.
 //!
+//! **Failed installations.** While an installation's actor is marked failed
+//! (it crash-looped past the restart policy) its lane runs no hook: it
+//! records `hook.paused` (code `actor_failed`, the event it stopped at) and
+//! waits for an operator restart, then resumes at that event. Nothing is
+//! skipped, and a restart of the process meanwhile resumes there too.
+//!
 //! **Wake-ups.** Appends wake lanes through the tenant's `head` watch (set by
 //! the engine's own appends and by the log follower for anyone else's), so
 //! an idle lane costs a parked task, not polling.
@@ -35,7 +41,7 @@ use tokio::sync::watch;
 
 use crate::engine::EngineSlot;
 use crate::engine::directory::Known;
-use crate::engine::invoke::{hook_input, run};
+use crate::engine::invoke::{hook_input, refuse_failed, run};
 use crate::error::Error;
 use crate::supervision::ActorKind;
 use crate::tenant_supervisor::TenantService;
@@ -58,6 +64,9 @@ pub mod types {
     pub const EXECUTED: &str = "hook.executed";
     pub const FAILED: &str = "hook.failed";
     pub const CHECKPOINT: &str = "hook.checkpoint";
+    /// The lane stopped before `event_revision` because the installation's
+    /// actor is failed; it resumes *at* that event, not after it.
+    pub const PAUSED: &str = "hook.paused";
 }
 
 /// The stream a lane records into.
@@ -354,6 +363,15 @@ async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>) {
                 break;
             };
             if ev.position > known.enabled_at && known.hooks(&ev.event_type) {
+                if let Err(failed) = refuse_failed(&inner, &known) {
+                    records.push(paused(&known, ev, &failed));
+                    record(&inner, &ctx, std::mem::take(&mut records)).await;
+                    unrecorded = 0;
+                    if !wait_until_restarted(&inner, &known, &mut stop, &mut closing).await {
+                        ended = true;
+                        break;
+                    }
+                }
                 match execute(&inner, &known, ev).await {
                     Some(record) => records.push(record),
                     None => {
@@ -400,6 +418,9 @@ async fn start_revision(ctx: &LaneCtx) -> Result<Option<u64>, extensor_core::Err
                 schema_version: last.schema_version,
                 reason: e.to_string(),
             })?;
+        if last.event_type == types::PAUSED {
+            return Ok(Some(record.event_revision));
+        }
         return Ok(Some(record.event_revision + 1));
     }
     let Some(known) = inner.directory.get(&ctx.id) else {
@@ -534,6 +555,67 @@ async fn execute(
     meta.correlation_id = ev.correlation_id.clone();
     meta.causation_id = Some(ev.event_id.clone());
     NewEvent::new(event_type, 1, meta, &record).ok()
+}
+
+/// The record of a lane pausing at `ev` for a failed installation.
+fn paused(known: &Known, ev: &RecordedEvent, failed: &Error) -> NewEvent {
+    let id = known
+        .state
+        .id
+        .clone()
+        .expect("a lane's installation has an id");
+    let record = HookRecord {
+        installation_id: id.clone(),
+        slug: known
+            .state
+            .slug
+            .as_ref()
+            .map_or_else(String::new, |s| s.to_string()),
+        event_id: Some(ev.event_id.clone()),
+        event_type: Some(ev.event_type.clone()),
+        event_revision: ev.revision,
+        duration_us: 0,
+        finished_at: None,
+        outcome: None,
+        error: Some(failed.to_string()),
+        error_code: Some(failed.code().to_owned()),
+        limit: None,
+    };
+    let mut meta = EventMeta::new(ev.tenant.clone(), Principal::system());
+    meta.causation_id = Some(ev.event_id.clone());
+    NewEvent::new(types::PAUSED, 1, meta, &record).expect("a hook record serialises")
+}
+
+/// Waits until the installation's actor is no longer failed (an operator
+/// restarted it). `false`: the lane was told to stop, or the engine is
+/// closing, meanwhile.
+async fn wait_until_restarted(
+    inner: &crate::engine::Inner,
+    known: &Known,
+    stop: &mut watch::Receiver<bool>,
+    closing: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut changes = inner.board.changes();
+    tracing::warn!(installation = ?known.state.id, "hook lane paused: installation failed");
+    loop {
+        changes.borrow_and_update();
+        if stopping(stop, closing) {
+            return false;
+        }
+        if refuse_failed(inner, known).is_ok() {
+            tracing::info!(installation = ?known.state.id, "hook lane resumed");
+            return true;
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+            }
+            _ = stop.changed() => {}
+            _ = closing.changed() => {}
+        }
+    }
 }
 
 fn checkpoint(ctx: &LaneCtx, next: u64) -> NewEvent {

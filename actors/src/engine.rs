@@ -41,6 +41,7 @@ use extensor_core::tenant::{Tenant, TenantCommand, TenantStatus};
 use extensor_js::host::llm::LlmConfig;
 use extensor_js::host::mail::SmtpConfig;
 use extensor_js::{Sandbox, SandboxConfig, ZipLimits};
+use futures::StreamExt;
 use ractor::ActorRef;
 use tokio::sync::{Notify, Semaphore, watch};
 
@@ -80,6 +81,16 @@ pub struct TreeSettings {
 
 /// Default bound on calls in flight to the root (all tenants together).
 pub const ROOT_CALLS_MAX: usize = 10_000;
+
+/// Tenants whose services `Engine::start` resumes at once. Each resumed
+/// tenant's services read the log (checkpoints, registries, cursors: about
+/// 25 reads), and every read waits its turn on the store's small read pool.
+/// Starting all tenants at once queued 250,000 reads at 10,000 tenants, and
+/// any request made meanwhile waited behind all of them (past the 5 s call
+/// timeout). Waiting for each tenant's services to start, this many at a
+/// time, keeps the queue to a few hundred reads: enough to keep the pool
+/// busy, few enough that nothing waits long behind recovery.
+pub const RECOVERY_TENANTS_CONCURRENT: usize = 16;
 
 /// Default passivation: an installation actor idle for 5 minutes goes.
 pub const PASSIVATE_IDLE_MS_DEFAULT: u64 = 5 * 60 * 1000;
@@ -380,7 +391,9 @@ fn webhook_config(config: &EngineConfig) -> Result<crate::webhooks::WebhookConfi
 impl Engine {
     /// Starts the tree, rebuilds the installation index from the log, starts
     /// following the log, and restarts dispatch for every tenant with
-    /// enabled hooks (each resumes from its checkpoint).
+    /// enabled hooks, jobs or webhooks (each resumes from its checkpoint),
+    /// [`RECOVERY_TENANTS_CONCURRENT`] tenants at a time; returns once every
+    /// tenant's services have started.
     pub async fn start(config: EngineConfig) -> Result<Engine, Error> {
         let bundles = BundleStore::open(&config.data_dir).map_err(|source| Error::Platform {
             what: "bundle store",
@@ -438,7 +451,7 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Index rebuild, log follower, dispatch restart.
+    /// Index rebuild, log follower, tenant services resumed (bounded).
     async fn recover(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let after = inner
@@ -453,14 +466,6 @@ impl Engine {
         *inner.follower.lock().unwrap_or_else(|p| p.into_inner()) = Some(follower);
         let mut tenants = inner.directory.tenants_with_hooks();
         tenants.extend(inner.directory.tenants_with_jobs());
-        tenants.sort();
-        tenants.dedup();
-        for tenant in tenants {
-            // Starting the supervisor starts its dispatcher and scheduler.
-            if let Err(e) = inner.supervisor(&tenant).await {
-                tracing::warn!(tenant = %tenant, error = %e, "dispatch not resumed");
-            }
-        }
         // Pending webhook deliveries resume with their tenant's supervisor.
         let with_webhooks = crate::webhooks::service::tenants_with_webhooks(&*inner.store)
             .await
@@ -468,12 +473,25 @@ impl Engine {
                 what: "webhook index",
                 source,
             })?;
-        for tenant in with_webhooks {
-            if let Err(e) = inner.supervisor(&tenant).await {
-                tracing::warn!(tenant = %tenant, error = %e, "webhooks not resumed");
-            }
-        }
+        tenants.extend(with_webhooks);
+        tenants.sort();
+        tenants.dedup();
+        futures::stream::iter(tenants)
+            .for_each_concurrent(RECOVERY_TENANTS_CONCURRENT, |tenant| async move {
+                if let Err(e) = self.resume(&tenant).await {
+                    tracing::warn!(tenant = %tenant, error = %e, "tenant services not resumed");
+                }
+            })
+            .await;
         Ok(())
+    }
+
+    /// Starts the tenant's supervisor (which starts its dispatcher, webhook
+    /// dispatcher and scheduler) and waits until its services have started:
+    /// the dispatcher call queues behind the supervisor's `StartServices`.
+    async fn resume(&self, tenant: &TenantId) -> Result<(), Error> {
+        self.inner.supervisor(tenant).await?;
+        self.dispatcher(tenant).await.map(drop)
     }
 
     /// Stops taking work, lets in-flight invocations and publishes finish

@@ -65,6 +65,11 @@ impl<A: ActorAggregate> Handle<A> {
     }
 }
 
+/// An installation actor's tree path: `/tenants/<tenant>/installations/<id>`.
+pub fn installation_path(tenant: &TenantId, id: &InstallationId) -> String {
+    format!("/tenants/{tenant}/installations/{id}")
+}
+
 /// Which child of the tenant supervisor.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ChildKey {
@@ -178,7 +183,7 @@ impl TenantSupervisorState {
     fn path_of(&self, key: &ChildKey) -> String {
         match key {
             ChildKey::Tenant => format!("/tenants/{}/tenant", self.tenant),
-            ChildKey::Installation(id) => format!("/tenants/{}/installations/{id}", self.tenant),
+            ChildKey::Installation(id) => installation_path(&self.tenant, id),
             ChildKey::Service(name) => format!("/tenants/{}/{name}", self.tenant),
         }
     }

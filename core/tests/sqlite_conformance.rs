@@ -47,3 +47,125 @@ static BACKEND: Sqlite = Sqlite {
 };
 
 extensor_core::conformance_tests!(BACKEND);
+
+// ----- SQLite only: the one head poller -----
+
+use std::time::Duration;
+
+use extensor_core::event::{EventMeta, NewEvent, Principal, StreamId};
+use extensor_core::store::sqlite::HEAD_POLL_MS;
+use extensor_core::store::{EventStore, ExpectedRevision, ReadFilter};
+use futures::StreamExt;
+
+fn one(n: u64) -> Vec<NewEvent> {
+    let meta = EventMeta::new(None, Principal::system());
+    vec![NewEvent::new("t.x", 1, meta, &serde_json::json!({ "n": n })).expect("event")]
+}
+
+async fn append(store: &SqliteStore, stream: &str, n: u64) -> u64 {
+    let stream = StreamId::new("poll", stream).expect("stream");
+    store
+        .append(stream, ExpectedRevision::Any, one(n))
+        .await
+        .expect("append")
+        .last_position
+}
+
+/// A second store on the same file stands in for another process: its
+/// appends reach an idle subscriber of the first through the head poller,
+/// though no live event of the first process follows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_subscriber_sees_another_process_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing));
+    let ours = open().expect("open");
+    let theirs = open().expect("open second");
+    let mut sub = ours.subscribe_all(0, ReadFilter::default());
+    let first = append(&ours, "ours", 1).await;
+    let got = sub.next().await.expect("open").expect("event");
+    assert_eq!(got.position, first);
+    let second = append(&theirs, "theirs", 2).await;
+    let wait = Duration::from_millis(HEAD_POLL_MS * 10);
+    let got = tokio::time::timeout(wait, sub.next())
+        .await
+        .expect("another process's append arrives within a few polls")
+        .expect("open")
+        .expect("event");
+    assert_eq!(got.position, second);
+    assert_eq!(got.stream.as_str(), "poll-theirs");
+}
+
+/// Idle subscribers cost no reads: the store polls its head once per
+/// interval however many subscribe (each used to poll on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_subscribers_cost_no_reads() {
+    const SUBSCRIBERS: usize = 200;
+    const TICKS: u64 = 3;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing)).expect("open");
+    let first = append(&store, "a", 1).await;
+    let (seen_tx, mut seen) = tokio::sync::mpsc::channel(SUBSCRIBERS * 2);
+    for _ in 0..SUBSCRIBERS {
+        let mut sub = store.subscribe_all(0, ReadFilter::default());
+        let seen_tx = seen_tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(ev)) = sub.next().await {
+                if seen_tx.send(ev.position).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    for _ in 0..SUBSCRIBERS {
+        assert_eq!(seen.recv().await, Some(first), "caught up");
+    }
+    // Each subscriber checks the head once more after its catch-up page
+    // before it goes live; let that settle, then count.
+    tokio::time::sleep(Duration::from_millis(HEAD_POLL_MS)).await;
+    let before = store.reads();
+    tokio::time::sleep(Duration::from_millis(
+        HEAD_POLL_MS * TICKS + HEAD_POLL_MS / 2,
+    ))
+    .await;
+    let reads = store.reads() - before;
+    // The poller's read per tick (one spare for timer jitter); with one
+    // poll per subscriber this was SUBSCRIBERS × TICKS.
+    assert!(
+        reads <= TICKS + 1,
+        "{reads} reads by {SUBSCRIBERS} idle subscribers"
+    );
+    // And they are still live: one append reaches every one of them.
+    let second = append(&store, "a", 2).await;
+    for _ in 0..SUBSCRIBERS {
+        assert_eq!(seen.recv().await, Some(second), "live after idling");
+    }
+}
+
+/// A read-only store (`extensor events tail --follow`) has no writer and
+/// publishes nothing itself: every append it sees comes through the poller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_subscriber_sees_the_writer_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer =
+        SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing)).expect("open");
+    let first = append(&writer, "w", 1).await;
+    let reader =
+        SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::ReadOnly)).expect("read-only");
+    let mut sub = reader.subscribe_all(0, ReadFilter::default());
+    let got = sub.next().await.expect("open").expect("event");
+    assert_eq!(got.position, first);
+    let wait = Duration::from_millis(HEAD_POLL_MS * 10);
+    for n in 2..=3 {
+        // Caught up and idle in the live phase before the append.
+        let idle = tokio::time::timeout(Duration::from_millis(50), sub.next()).await;
+        assert!(idle.is_err(), "nothing new yet");
+        let position = append(&writer, "w", n).await;
+        let got = tokio::time::timeout(wait, sub.next())
+            .await
+            .expect("the writer's append arrives within a few polls")
+            .expect("open")
+            .expect("event");
+        assert_eq!(got.position, position);
+    }
+}

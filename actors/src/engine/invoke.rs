@@ -20,6 +20,7 @@ use super::directory::Known;
 use super::runtime::runtime;
 use super::{Engine, Inner};
 use crate::error::Error;
+use crate::supervision::ActorStatus;
 
 /// Route path segments: deeper paths are not plugin routes.
 pub const ROUTE_SEGMENTS_MAX: usize = 32;
@@ -189,6 +190,24 @@ pub(crate) fn hook_input(ev: &RecordedEvent) -> Value {
     })
 }
 
+/// `Failed` if the installation's actor is marked failed (it crash-looped
+/// past the restart policy): until an operator restarts it, the plugin
+/// answers no route, job, filter or hook, although the index still lists it
+/// as enabled. One check here covers every kind of invocation.
+pub(crate) fn refuse_failed(inner: &Inner, known: &Known) -> Result<(), Error> {
+    let (Some(tenant), Some(id)) = (&known.state.tenant, &known.state.id) else {
+        return Ok(());
+    };
+    let path = crate::tenant_supervisor::installation_path(tenant, id);
+    match inner.board.get(&path) {
+        Some(info) if info.status == ActorStatus::Failed => Err(Error::Failed {
+            actor: path,
+            last_error: info.last_error.unwrap_or_default(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Runs one invocation in the installation's pool, with metrics.
 pub(crate) async fn run(
     inner: &Arc<Inner>,
@@ -199,6 +218,7 @@ pub(crate) async fn run(
     chain_depth: u32,
 ) -> Result<Outcome, Error> {
     let _work = inner.begin()?;
+    refuse_failed(inner, known)?;
     let slug = known
         .state
         .slug

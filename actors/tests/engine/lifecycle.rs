@@ -483,21 +483,22 @@ async fn two_writers_on_one_installation_stream_lose_nothing() {
     assert_eq!(secret_sets, 3, "no lost or duplicated event");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_looping_installation_fails_while_siblings_serve() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = start(dir.path()).await;
-    let tenant = new_tenant(&engine, "acme").await;
-    let bad = install(&engine, &tenant, secret_plugin("1.0.0")).await;
-    let js = "import { route } from 'extensor:sdk'; route('GET', '/ping', () => 'pong');";
-    let m = json!({"routes": [{"method": "GET", "path": "/ping"}]});
-    let good = install(&engine, &tenant, plugin("pinger", "1.0.0", m, js)).await;
-    let path = format!("/tenants/{tenant}/installations/{bad}");
+const FLAKY: &str = "import { hook, route } from 'extensor:sdk';
+hook('order.created', (e) => ({ n: e.data.n }));
+route('GET', '/flaky', () => 'up');";
+
+/// Crash-loops the installation's actor until it is marked failed
+/// (`failed_max` is 3: the fourth panic within the window).
+async fn crash_until_failed(
+    engine: &extensor_actors::Engine,
+    tenant: &extensor_core::ids::TenantId,
+    id: &extensor_core::ids::InstallationId,
+) -> extensor_actors::supervision::ActorInfo {
+    let path = format!("/tenants/{tenant}/installations/{id}");
     let board = engine.status_board().clone();
-    // failures_max is 3: the fourth panic within the window marks it failed.
     for _ in 0..4 {
         let handle = loop {
-            match engine_installation_handle(&engine, &tenant, &bad).await {
+            match engine_installation_handle(engine, tenant, id).await {
                 Ok(h) => break h,
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
             }
@@ -512,30 +513,157 @@ async fn crash_looping_installation_fails_while_siblings_serve() {
             .await
             .unwrap();
     }
-    let info = board
+    board
         .wait_until(
             &path,
             |i| i.status == extensor_actors::ActorStatus::Failed,
             WAIT_MS,
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits for the next record of `event_type` in the installation's hook
+/// stream after position `after`.
+async fn next_hook_record_of(
+    store: &std::sync::Arc<dyn extensor_core::store::EventStore>,
+    id: &extensor_core::ids::InstallationId,
+    event_type: &str,
+    after: u64,
+) -> (
+    extensor_core::event::RecordedEvent,
+    extensor_actors::dispatcher::HookRecord,
+) {
+    use futures::StreamExt;
+    let filter = extensor_core::store::ReadFilter {
+        stream: Some(extensor_actors::dispatcher::hooks_stream(id)),
+        ..Default::default()
+    };
+    let mut events = store.subscribe_all(after, filter);
+    let find = async {
+        loop {
+            let ev = events.next().await.expect("open").expect("event");
+            if ev.event_type == event_type {
+                let record = serde_json::from_str(ev.payload.get()).expect("record");
+                return (ev, record);
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_millis(WAIT_MS), find)
+        .await
+        .unwrap_or_else(|_| panic!("no {event_type} record for {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_looping_installation_fails_while_siblings_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let store = engine.store().clone();
+    let tenant = new_tenant(&engine, "acme").await;
+    let m = json!({"events": ["order.created"], "routes": [{"method": "GET", "path": "/flaky"}]});
+    let bad = install(&engine, &tenant, plugin("flaky", "1.0.0", m, FLAKY)).await;
+    let js = "import { route } from 'extensor:sdk'; route('GET', '/ping', () => 'pong');";
+    let m = json!({"routes": [{"method": "GET", "path": "/ping"}]});
+    let good = install(&engine, &tenant, plugin("pinger", "1.0.0", m, js)).await;
+    let path = format!("/tenants/{tenant}/installations/{bad}");
+    let publish = |n: u64| {
+        let engine = engine.clone();
+        let tenant = tenant.clone();
+        async move {
+            engine
+                .publish(&tenant, "order.created", json!({"n": n}), None, admin())
+                .await
+                .unwrap()
+        }
+    };
+    // Serving before the failure: its route answers and its hook runs.
+    let r = engine.route(&tenant, "flaky", get("/flaky")).await.unwrap();
+    assert_eq!(r.body, json!("up"));
+    let first = publish(1).await;
+    let ran = hook_records(&store, &bad, 1).await;
+    assert_eq!(ran[0].1.event_id.as_ref(), Some(&first.event_id));
+
+    let info = crash_until_failed(&engine, &tenant, &bad).await;
     assert!(info.last_error.unwrap().contains("fault drill"));
-    // Its commands are refused; the sibling and the tenant keep serving.
+    // Its commands are refused.
     let err = engine.disable(&tenant, &bad, admin()).await.unwrap_err();
     assert!(matches!(err, Error::Failed { .. }), "{err}");
+    // Its route too (503 `actor_failed` at the API), though the index still
+    // lists it as enabled; so are invocations of any other kind.
+    let err = engine
+        .route(&tenant, "flaky", get("/flaky"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "actor_failed", "{err}");
+    assert!(
+        matches!(err, Error::Failed { ref actor, .. } if *actor == path),
+        "{err}"
+    );
+    let trigger = Trigger::Hook {
+        event_type: "order.created".into(),
+    };
+    let err = engine
+        .invoke(&tenant, &bad, trigger, json!({}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "actor_failed", "{err}");
+    // Its hook lane pauses at the next event, with a record, and runs nothing.
+    let second = publish(2).await;
+    let (_, pause) = next_hook_record_of(&store, &bad, "hook.paused", 0).await;
+    assert_eq!(pause.event_id.as_ref(), Some(&second.event_id));
+    assert_eq!(pause.error_code.as_deref(), Some("actor_failed"));
+    assert_eq!(stored_records(&store, &bad).await.len(), 1, "no hook ran");
+    // The sibling and the tenant keep serving.
     let r = engine.route(&tenant, "pinger", get("/ping")).await.unwrap();
     assert_eq!(r.body, json!("pong"));
     engine.disable(&tenant, &good, admin()).await.unwrap();
     engine.tenant(&tenant).await.unwrap();
-    // An operator restart brings it back with the same state.
+
+    // An operator restart brings it back with the same state: the paused
+    // event runs (nothing was skipped), and so do its routes.
     engine.restart_actor(&path).await.unwrap();
+    let ran = hook_records(&store, &bad, 2).await;
+    assert_eq!(ran[1].1.event_id.as_ref(), Some(&second.event_id));
+    assert_eq!(ran[1].0.event_type, "hook.executed");
+    let r = engine.route(&tenant, "flaky", get("/flaky")).await.unwrap();
+    assert_eq!(r.body, json!("up"));
     let view = engine.disable(&tenant, &bad, admin()).await.unwrap();
     assert_eq!(view.status, InstallationStatus::Disabled);
     let tree = engine.tree().await.unwrap();
     let entry = tree.actors.iter().find(|a| a.path == path).unwrap();
     assert_eq!(entry.status, extensor_actors::ActorStatus::Running);
     assert!(entry.restarts >= 3);
+}
+
+/// A process restart while a lane is paused on a failed installation
+/// resumes at the paused event: the fresh engine's actor is not failed, so
+/// the event runs then, neither skipped nor run twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_lane_resumes_at_its_event_after_a_process_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bad, ev, paused_at) = {
+        let engine = start(dir.path()).await;
+        let tenant = new_tenant(&engine, "acme").await;
+        let m =
+            json!({"events": ["order.created"], "routes": [{"method": "GET", "path": "/flaky"}]});
+        let bad = install(&engine, &tenant, plugin("flaky", "1.0.0", m, FLAKY)).await;
+        crash_until_failed(&engine, &tenant, &bad).await;
+        let ev = engine
+            .publish(&tenant, "order.created", json!({"n": 7}), None, admin())
+            .await
+            .unwrap();
+        let (paused_at, _) = next_hook_record_of(engine.store(), &bad, "hook.paused", 0).await;
+        engine.shutdown(std::time::Duration::from_secs(5)).await;
+        (bad, ev, paused_at.position)
+    };
+    let engine = start(dir.path()).await;
+    let store = engine.store().clone();
+    let (_, ran) = next_hook_record_of(&store, &bad, "hook.executed", paused_at).await;
+    assert_eq!(ran.event_id.as_ref(), Some(&ev.event_id));
+    assert_eq!(ran.outcome, Some(json!({"n": 7})));
+    let records = stored_records(&store, &bad).await;
+    assert_eq!(records.len(), 1, "ran once: {records:?}");
+    engine.shutdown(std::time::Duration::from_secs(5)).await;
 }
 
 async fn engine_installation_handle(

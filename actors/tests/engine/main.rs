@@ -5,5 +5,6 @@ mod aiosmtpd;
 mod dispatch;
 mod jobs;
 mod lifecycle;
+mod recovery;
 mod services;
 mod support;

@@ -130,7 +130,7 @@ pub async fn install(engine: &Engine, tenant: &TenantId, zip: Vec<u8>) -> Instal
 }
 
 /// Waits until the installation's hook stream holds `n` hook records
-/// (checkpoints excluded) and returns them in order.
+/// (checkpoints and pauses excluded) and returns them in order.
 pub async fn hook_records(
     store: &Arc<dyn EventStore>,
     id: &InstallationId,
@@ -145,7 +145,7 @@ pub async fn hook_records(
     let collect = async {
         while out.len() < n {
             let ev = events.next().await.expect("stream open").expect("event");
-            if ev.event_type == "hook.checkpoint" {
+            if ev.event_type == "hook.checkpoint" || ev.event_type == "hook.paused" {
                 continue;
             }
             let record: HookRecord = serde_json::from_str(ev.payload.get()).expect("record");
@@ -165,7 +165,7 @@ pub async fn stored_records(store: &Arc<dyn EventStore>, id: &InstallationId) ->
         .await
         .expect("read")
         .into_iter()
-        .filter(|e| e.event_type != "hook.checkpoint")
+        .filter(|e| e.event_type != "hook.checkpoint" && e.event_type != "hook.paused")
         .map(|e| serde_json::from_str(e.payload.get()).expect("record"))
         .collect()
 }

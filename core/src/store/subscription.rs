@@ -8,13 +8,17 @@
 //! goes back to reading the store from its cursor. So there is never a gap
 //! and never a duplicate, and a slow subscriber costs a bounded buffer, not
 //! unbounded memory.
+//!
+//! Appends by another process that no live event of ours follows are seen
+//! through `external_head`: the backend's one head poller announces them
+//! there, so an idle subscriber costs no reads at all (the backend polls
+//! once per interval, not once per subscriber).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::{EventStore, EventStream, ReadFilter};
 use crate::error::Error;
@@ -22,9 +26,6 @@ use crate::event::RecordedEvent;
 
 /// Events read from the store per catch-up page.
 const CATCH_UP_PAGE_EVENTS: usize = 1_000;
-/// With no live event for this long the subscriber checks the store's head,
-/// so appends by another process sharing the store are seen too.
-const LIVE_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 enum Mode {
     CatchUp,
@@ -36,6 +37,8 @@ struct State<S> {
     store: S,
     filter: ReadFilter,
     live: broadcast::Receiver<Arc<RecordedEvent>>,
+    /// The newest head known to hold another process's appends.
+    external_head: watch::Receiver<u64>,
     /// Every position up to here has been delivered or filtered out.
     cursor: u64,
     pending: VecDeque<RecordedEvent>,
@@ -45,13 +48,17 @@ struct State<S> {
 pub fn subscribe<S: EventStore + Clone>(
     store: S,
     live: broadcast::Receiver<Arc<RecordedEvent>>,
+    mut external_head: watch::Receiver<u64>,
     after: u64,
     filter: ReadFilter,
 ) -> EventStream {
+    // The catch-up reads up to the head anyway: only later news counts.
+    external_head.borrow_and_update();
     let state = State {
         store,
         filter,
         live,
+        external_head,
         cursor: after,
         pending: VecDeque::new(),
         mode: Mode::CatchUp,
@@ -102,27 +109,38 @@ async fn catch_up_page<S: EventStore>(st: &mut State<S>) -> Result<Option<Record
 }
 
 async fn live_step<S: EventStore>(st: &mut State<S>) -> Result<Option<RecordedEvent>, Error> {
-    match tokio::time::timeout(LIVE_POLL_INTERVAL, st.live.recv()).await {
-        Ok(Ok(ev)) if ev.position <= st.cursor => Ok(None),
-        Ok(Ok(ev)) if ev.position == st.cursor + 1 => {
+    // Live events first: ours are broadcast before the poller could call
+    // them another process's.
+    let received = tokio::select! {
+        biased;
+        received = st.live.recv() => received,
+        changed = st.external_head.changed() => {
+            if changed.is_err() {
+                return Err(Error::StoreClosed);
+            }
+            if *st.external_head.borrow_and_update() > st.cursor {
+                st.mode = Mode::CatchUp;
+            }
+            return Ok(None);
+        }
+    };
+    match received {
+        Ok(ev) if ev.position <= st.cursor => Ok(None),
+        Ok(ev) if ev.position == st.cursor + 1 => {
             st.cursor = ev.position;
             Ok(st.filter.matches(&ev).then(|| (*ev).clone()))
         }
         // A gap: someone else appended, go read the store.
-        Ok(Ok(_)) => {
+        Ok(_) => {
             st.mode = Mode::CatchUp;
             Ok(None)
         }
-        Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+        Err(broadcast::error::RecvError::Lagged(_)) => {
             // Re-register first, then read the store: nothing falls between.
             st.live = st.live.resubscribe();
             st.mode = Mode::CatchUp;
             Ok(None)
         }
-        Ok(Err(broadcast::error::RecvError::Closed)) => Err(Error::StoreClosed),
-        Err(_quiet) => {
-            st.mode = Mode::CatchUp;
-            Ok(None)
-        }
+        Err(broadcast::error::RecvError::Closed) => Err(Error::StoreClosed),
     }
 }

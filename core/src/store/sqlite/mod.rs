@@ -11,12 +11,14 @@ pub mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use rusqlite::{Connection, OptionalExtension};
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 
 pub use schema::{DB_FILE_NAME, OpenMode};
 pub use writer::{GROUP_COMMIT_EVENTS_MAX, WRITE_QUEUE_MAX, WriterStats};
@@ -38,6 +40,12 @@ pub const READ_CONNECTIONS_MAX: usize = 4;
 pub const LIVE_BUFFER_EVENTS: usize = 16_384;
 /// SQLite's page size in our files (its default).
 const PAGE_BYTES: u64 = 4_096;
+/// How often the store's one head poller reads the log's head, so that
+/// subscribers see appends by another process sharing the file. One read
+/// per interval per store, however many subscribers there are: 20,000 idle
+/// subscriptions (two per tenant at 10,000 tenants) each polling on their
+/// own kept the read pool saturated and every other read waiting.
+pub const HEAD_POLL_MS: u64 = 500;
 
 /// How to open the embedded store.
 #[derive(Clone, Debug)]
@@ -74,6 +82,13 @@ struct Inner {
     stats: Arc<WriterStats>,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
+    /// Reads served since the store was opened.
+    reads: AtomicU64,
+    /// The newest head known to hold another process's appends, from the
+    /// head poller; subscribers in the live phase watch it.
+    external_head: watch::Sender<u64>,
+    /// Whether the head poller was started (once, on the first subscription).
+    head_poller: AtomicBool,
 }
 
 impl SqliteStore {
@@ -108,6 +123,9 @@ impl SqliteStore {
                 stats,
                 readers: Mutex::new(Vec::new()),
                 read_permits: Semaphore::new(READ_CONNECTIONS_MAX),
+                reads: AtomicU64::new(0),
+                external_head: watch::channel(0).0,
+                head_poller: AtomicBool::new(false),
             }),
         })
     }
@@ -115,6 +133,21 @@ impl SqliteStore {
     /// Group-commit counters since the store was opened.
     pub fn writer_stats(&self) -> &WriterStats {
         &self.inner.stats
+    }
+
+    /// Reads served since the store was opened (every query through the
+    /// read pool: metrics, benchmarks and tests of read amplification).
+    pub fn reads(&self) -> u64 {
+        self.inner.reads.load(Ordering::Relaxed)
+    }
+
+    /// Starts the store's head poller if it is not running; it lives as
+    /// long as the store and reads only while someone subscribes.
+    fn start_head_poller(&self) {
+        if self.inner.head_poller.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(poll_head(Arc::downgrade(&self.inner)));
     }
 
     /// The SQLite file backing this store.
@@ -145,6 +178,7 @@ impl SqliteStore {
             .acquire()
             .await
             .map_err(|_| Error::StoreClosed)?;
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let conn = match inner.readers.lock().map_err(|_| Error::StoreClosed)?.pop() {
@@ -183,6 +217,43 @@ impl SqliteStore {
             });
         };
         writer.send(msg).await.map_err(|_| Error::StoreClosed)
+    }
+}
+
+/// The store's one head poller: every [`HEAD_POLL_MS`], while anyone
+/// subscribes, it reads the log's head. A head beyond what this process has
+/// published is either one of our own groups between its commit and its
+/// broadcast (published by the next tick) or another process's appends; so
+/// a head still unpublished one tick later is announced to the subscribers,
+/// which then catch up from the file. Ends when the store is dropped.
+async fn poll_head(store: Weak<Inner>) {
+    let mut suspect: Option<u64> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(HEAD_POLL_MS)).await;
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        if inner.external_head.receiver_count() == 0 {
+            suspect = None;
+            continue;
+        }
+        let store = SqliteStore { inner };
+        let head = match store.head_position().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::debug!(error = %e, "head poll failed; next tick retries");
+                continue;
+            }
+        };
+        let published = store.inner.stats.published_position.load(Ordering::Acquire);
+        if let Some(external) = suspect.filter(|s| *s > published) {
+            store.inner.external_head.send_if_modified(|known| {
+                let newer = external > *known;
+                *known = (*known).max(external);
+                newer
+            });
+        }
+        suspect = (head > published).then_some(head);
     }
 }
 
@@ -251,7 +322,16 @@ impl EventStore for SqliteStore {
     }
 
     fn subscribe_all(&self, after: u64, filter: ReadFilter) -> EventStream {
-        super::subscription::subscribe(self.clone(), self.inner.live.subscribe(), after, filter)
+        let live = self.inner.live.subscribe();
+        let external = self.inner.external_head.subscribe();
+        let subscription =
+            super::subscription::subscribe(self.clone(), live, external, after, filter);
+        // The poller needs a runtime; the stream is always polled in one.
+        let store = self.clone();
+        futures::stream::once(async move { store.start_head_poller() })
+            .filter_map(|()| futures::future::ready(None))
+            .chain(subscription)
+            .boxed()
     }
 
     fn stream_revision(&self, stream: StreamId) -> BoxFuture<'_, Result<Option<u64>, Error>> {

@@ -105,6 +105,10 @@ pub struct WriterStats {
     pub appends: std::sync::atomic::AtomicU64,
     /// Events committed.
     pub events: std::sync::atomic::AtomicU64,
+    /// Position of the last event published to this process's live
+    /// subscribers. The head poller treats a head beyond it as another
+    /// process's append (see `SqliteStore::subscribe_all`).
+    pub published_position: std::sync::atomic::AtomicU64,
 }
 
 impl Writer {
@@ -277,6 +281,13 @@ impl Writer {
                     let _ = reply.send(Err(e));
                 }
             }
+        }
+        // After the broadcast: a head the poller reads beyond this is not
+        // one of ours still on its way to the subscribers.
+        if let Some(head) = self.committed_head {
+            self.stats
+                .published_position
+                .fetch_max(head, std::sync::atomic::Ordering::Release);
         }
     }
 
