@@ -666,16 +666,27 @@ async fn hostile_declarations_are_refused_with_every_problem() {
     // generated entry module.
     let with_t = "api_version: v1\non: [x]\ndelivery: {url: \"https://x.test\"}\ntransform: {language: javascript, entry: transforms/t.js}\n";
     for (code, what) in [
-        ("while (true) {}\nexport function transform(e) { return e; }", "deadline"),
-        ("throw new Error('boom at load');\nexport function transform(e) { return e; }", "boom at load"),
+        (
+            "while (true) {}\nexport function transform(e) { return e; }",
+            "deadline",
+        ),
+        (
+            "throw new Error('boom at load');\nexport function transform(e) { return e; }",
+            "boom at load",
+        ),
     ] {
-        let ps = err(h.apply("a", with_t, &[("transforms/t.js", code)]).await.unwrap_err());
+        let ps = err(h
+            .apply("a", with_t, &[("transforms/t.js", code)])
+            .await
+            .unwrap_err());
         assert!(
-            ps.iter().all(|p| !p.path.contains("extensor-webhook-entry")),
+            ps.iter()
+                .all(|p| !p.path.contains("extensor-webhook-entry")),
             "{what}: {ps:?}"
         );
         assert!(
-            ps.iter().any(|p| p.path.starts_with("transforms/t.js") && p.message.contains(what)),
+            ps.iter()
+                .any(|p| p.path.starts_with("transforms/t.js") && p.message.contains(what)),
             "{what}: {ps:?}"
         );
     }
