@@ -17,7 +17,8 @@ use extensor_core::ids::{DeliveryId, TenantId};
 use extensor_core::store::{EventStore, ExpectedRevision, ReadFilter};
 use extensor_core::webhook::delivery::Origin;
 use extensor_core::webhook::registry::{
-    TenantWebhooks, WebhookCommand, WebhookName, WebhookRecord, WebhookSource, WebhookStatus,
+    DECLARATION_FILE, TenantWebhooks, WebhookCommand, WebhookName, WebhookRecord, WebhookSource,
+    WebhookStatus,
 };
 use extensor_core::webhook::spec::{Filter, WebhookSpec};
 use extensor_core::webhook::{cursor_stream, registry_stream};
@@ -231,8 +232,15 @@ impl DispatcherState {
         mode: ApplyMode,
         meta: &EventMeta,
     ) -> Result<Applied, Error> {
-        let known = self.known_secrets().await?;
+        let secrets = self.tenant_secrets().await?;
+        let known = secrets.keys().cloned().collect();
         let spec = source.validate(&known).map_err(|p| self.core(invalid(p)))?;
+        // The secrets must also make a usable target (a URL, `whsec_` keys,
+        // header values), or every delivery would fail later.
+        super::attempt::resolve_target(&spec.delivery, &secrets).map_err(|why| {
+            let problem = FieldProblem::new(DECLARATION_FILE, format!("delivery: {why}"));
+            self.core(invalid(vec![problem]))
+        })?;
         let revision = self
             .registry
             .state
@@ -326,9 +334,9 @@ impl DispatcherState {
         self.publish_routes();
     }
 
-    /// The names of the tenant's secrets: a `${SECRET:NAME}` must name one
-    /// at apply time, not fail later at delivery.
-    async fn known_secrets(&self) -> Result<std::collections::BTreeSet<String>, Error> {
+    /// The tenant's secrets: a `${SECRET:NAME}` must name one at apply
+    /// time, not fail later at delivery.
+    async fn tenant_secrets(&self) -> Result<BTreeMap<String, String>, Error> {
         let secrets = self
             .config
             .secrets
@@ -341,7 +349,7 @@ impl DispatcherState {
                     reason: e,
                 })
             })?;
-        Ok(secrets.keys().cloned().collect())
+        Ok(secrets)
     }
 
     /// Hands a new revision to the webhook's running endpoint, or starts one.
