@@ -90,9 +90,16 @@ enum LocalKind {
 /// What applying a webhook will do.
 enum Step {
     Create,
-    Update { from: u64, to: u64 },
+    Update {
+        from: u64,
+        to: u64,
+    },
     Unchanged,
     Delete,
+    /// The server refused it; its problems are printed after the diff.
+    Invalid {
+        problems: usize,
+    },
 }
 
 async fn apply(args: ApplyArgs) -> Result<()> {
@@ -103,7 +110,13 @@ async fn apply(args: ApplyArgs) -> Result<()> {
     for local in &locals {
         match client.put(local, Mode::DryRun).await? {
             Ok(v) => plan.push((local.name.clone(), step_of(&v))),
-            Err(errors) => problems.extend(errors),
+            Err(errors) => {
+                let step = Step::Invalid {
+                    problems: errors.len(),
+                };
+                plan.push((local.name.clone(), step));
+                problems.extend(errors);
+            }
         }
     }
     let names: BTreeSet<&str> = locals.iter().map(|l| l.name.as_str()).collect();
@@ -154,6 +167,7 @@ async fn print_step(client: &Client, locals: &[Local], name: &str, step: &Step) 
         Step::Create => println!("  + {name} (create)"),
         Step::Unchanged => println!("  = {name} (unchanged)"),
         Step::Delete => println!("  - {name} (delete)"),
+        Step::Invalid { problems } => println!("  ! {name} (invalid: {problems} problem(s))"),
         Step::Update { from, to } => {
             println!("  ~ {name} (update: revision {from} → {to})");
             let Some(local) = locals.iter().find(|l| l.name == name) else {
@@ -230,12 +244,12 @@ fn line_diff(old: &str, new: &str) -> Vec<String> {
     while (i < a.len() || j < b.len()) && out.len() < DIFF_LINES_MAX {
         if i < a.len() && j < b.len() && a[i] == b[j] {
             (i, j) = (i + 1, j + 1);
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(format!("+ {}", b[j]));
-            j += 1;
-        } else {
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
             out.push(format!("- {}", a[i]));
             i += 1;
+        } else {
+            out.push(format!("+ {}", b[j]));
+            j += 1;
         }
     }
     out
@@ -244,7 +258,7 @@ fn line_diff(old: &str, new: &str) -> Vec<String> {
 async fn execute(client: &Client, locals: &[Local], plan: &[(String, Step)]) -> Result<()> {
     for (name, step) in plan {
         match step {
-            Step::Unchanged => {}
+            Step::Unchanged | Step::Invalid { .. } => {}
             Step::Delete => {
                 client.delete(name).await?;
                 println!("deleted {name}");

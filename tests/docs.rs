@@ -211,6 +211,25 @@ fn every_code_block_is_tagged_with_how_it_is_tested() {
     for doc in TESTED_DOCS {
         assert!(!blocks_of_kind(doc).is_empty(), "{doc} has no code blocks");
     }
+    // A doc with code blocks that is not listed above would go unchecked.
+    for dir in [root(), root().join("docs")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "md") {
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root())
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                TESTED_DOCS.contains(&rel.as_str()) || blocks(&rel).is_empty(),
+                "{rel} has code blocks but is not in TESTED_DOCS"
+            );
+        }
+    }
     assert_eq!(Kind::of("js"), None, "a bare language is not a check");
     assert_eq!(Kind::of("js file=../x.js").map(|_| ()), Some(()));
 }

@@ -8,6 +8,8 @@
 mod aiosmtpd;
 #[path = "examples/daily_kpi.rs"]
 mod daily_kpi;
+#[path = "../js-runtime/tests/common/loopback_http.rs"]
+mod loopback_http;
 #[path = "examples/slack_notifier.rs"]
 mod slack_notifier;
 #[path = "examples/support.rs"]

@@ -662,6 +662,34 @@ async fn hostile_declarations_are_refused_with_every_problem() {
         ps[0].message.contains("nesting") && ps[0].path.starts_with("webhook.yaml:4:"),
         "{ps:?}"
     );
+    // Code that fails while loading names the webhook's file, not the
+    // generated entry module.
+    let with_t = "api_version: v1\non: [x]\ndelivery: {url: \"https://x.test\"}\ntransform: {language: javascript, entry: transforms/t.js}\n";
+    for (code, what) in [
+        (
+            "while (true) {}\nexport function transform(e) { return e; }",
+            "deadline",
+        ),
+        (
+            "throw new Error('boom at load');\nexport function transform(e) { return e; }",
+            "boom at load",
+        ),
+    ] {
+        let ps = err(h
+            .apply("a", with_t, &[("transforms/t.js", code)])
+            .await
+            .unwrap_err());
+        assert!(
+            ps.iter()
+                .all(|p| !p.path.contains("extensor-webhook-entry")),
+            "{what}: {ps:?}"
+        );
+        assert!(
+            ps.iter()
+                .any(|p| p.path.starts_with("transforms/t.js") && p.message.contains(what)),
+            "{what}: {ps:?}"
+        );
+    }
     assert!(h.registry().await.webhooks.is_empty(), "nothing stored");
 }
 

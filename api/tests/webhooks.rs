@@ -346,7 +346,6 @@ async fn a_declared_webhook_delivers_signed_events_and_is_managed_over_http() {
 }
 
 async fn redeliver_replay_and_test(c: &Ctx, rx: &Receiver, id: &str) {
-    let before = chrono::Utc::now() - chrono::Duration::minutes(5);
     let (status, again) = c
         .call(
             Method::POST,
@@ -369,7 +368,21 @@ async fn redeliver_replay_and_test(c: &Ctx, rx: &Receiver, id: &str) {
     let got = rx.wait_for(3).await;
     assert_eq!(got[2].header("webhook-id"), test["delivery_id"]);
     assert_eq!(got[2].json()["type"], "webhook.test");
+    let test_id = test["delivery_id"].as_str().unwrap();
+    let r = c
+        .send(
+            Method::POST,
+            &format!("/api/webhooks/builds/deliveries/{test_id}/redeliver"),
+            None,
+        )
+        .await;
+    expect_problem(r, 409, "not_redeliverable").await;
 
+    replay(c, rx, id).await;
+}
+
+async fn replay(c: &Ctx, rx: &Receiver, id: &str) {
+    let before = chrono::Utc::now() - chrono::Duration::minutes(10);
     let to = chrono::Utc::now() + chrono::Duration::minutes(1);
     let (status, replay) = c
         .call(
@@ -390,6 +403,10 @@ async fn redeliver_replay_and_test(c: &Ctx, rx: &Receiver, id: &str) {
     );
     assert_eq!(all[2]["redelivery_of"], id);
 
+    filters_and_paging(c, to).await;
+}
+
+async fn filters_and_paging(c: &Ctx, to: chrono::DateTime<chrono::Utc>) {
     // Filters and paging.
     let page = |q: &str| format!("/api/webhooks/builds/deliveries?{q}");
     let count = |v: &Value| v["deliveries"].as_array().unwrap().len();
@@ -453,6 +470,10 @@ async fn update_disable_enable_delete(c: &Ctx, rx: &Receiver) {
         (Some("unchanged"), Some(2))
     );
 
+    disable_then_enable(c, rx).await;
+}
+
+async fn disable_then_enable(c: &Ctx, rx: &Receiver) {
     // A second webhook on the same events shows when the follower has
     // passed an event: both are routed from the same batch.
     let witness = Receiver::start().await;
@@ -492,6 +513,11 @@ async fn update_disable_enable_delete(c: &Ctx, rx: &Receiver) {
         .collect();
     assert_eq!(builds, [json!(9)]);
 
+    list_isolate_and_delete(c).await;
+}
+
+async fn list_isolate_and_delete(c: &Ctx) {
+    let changed = declaration("description: \"second revision\"\n");
     let (status, list) = c.call(Method::GET, "/api/webhooks", None).await;
     assert_eq!(status, 200);
     let names: Vec<&str> = list["webhooks"]
@@ -655,6 +681,11 @@ async fn hostile_archives_are_refused_with_their_entry() {
             .collect();
         assert!(paths.contains(&path), "{what}: {p}");
     }
+    oversized_zip_records_nothing(&c).await;
+    c.s.stop().await;
+}
+
+async fn oversized_zip_records_nothing(c: &Ctx) {
     let r = c
         .put(
             "/api/webhooks/hostile",
@@ -663,9 +694,31 @@ async fn hostile_archives_are_refused_with_their_entry() {
         )
         .await;
     expect_problem(r, 413, "payload_too_large").await;
+    // Well-formed archives whose code does not load are refused at apply,
+    // naming the file.
+    let yaml = declaration(
+        "transform: {language: \"javascript\", entry: \"transforms/build.js#transform\"}\n",
+    );
+    for (what, js) in [
+        (
+            "syntax error",
+            "export function transform(event) { return {",
+        ),
+        (
+            "missing export",
+            "export function other(event) { return event; }",
+        ),
+    ] {
+        let zip = zip_of(&[
+            ("webhook.yaml", yaml.as_bytes()),
+            ("transforms/build.js", js.as_bytes()),
+        ]);
+        let r = c.put("/api/webhooks/hostile", "application/zip", zip).await;
+        let p = expect_problem(r, 422, "invalid_webhook").await;
+        assert!(p.to_string().contains("transforms/build.js"), "{what}: {p}");
+    }
     let r = c.send(Method::GET, "/api/webhooks/hostile", None).await;
     expect_problem(r, 404, "webhook_not_found").await;
-    c.s.stop().await;
 }
 
 /// Text that does not compress (so only the inflated-size cap applies).
@@ -728,6 +781,13 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
         "{p}"
     );
 
+    python_and_secret_problems(&c).await;
+    bad_bodies(&c).await;
+    bad_names(&c).await;
+    c.s.stop().await;
+}
+
+async fn python_and_secret_problems(c: &Ctx) {
     let python = declaration("transform: {language: \"python\", entry: \"t.py#transform\"}\n");
     let (status, p) = c.put_yaml("bad", &python).await;
     assert_eq!(status, 422, "{p}");
@@ -739,12 +799,35 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
     assert!(p.to_string().contains("SECRET:NOT_SET"), "{p}");
     assert!(p.to_string().contains("PUT /api/secrets/NOT_SET"), "{p}");
 
+    // Secrets that exist but cannot make a target are refused at apply too.
+    c.secret("NOT_A_URL", "just words").await;
+    c.secret("NOT_A_KEY", "hunter2").await;
+    let unusable = "api_version: v1\non: [\"a.b\"]\ndelivery:\n  url: \"${SECRET:NOT_A_URL}\"\n";
+    let (status, p) = c.put_yaml("bad", unusable).await;
+    assert_eq!(status, 422, "{p}");
+    assert!(
+        p.to_string().contains("delivery.url does not resolve"),
+        "{p}"
+    );
+    let unusable = declaration("").replace("SECRET:SIGNING_KEY", "SECRET:NOT_A_KEY");
+    let (status, p) = c.put_yaml("bad", &unusable).await;
+    assert_eq!(status, 422, "{p}");
+    assert!(p.to_string().contains("whsec_"), "{p}");
+    assert!(
+        !p.to_string().contains("hunter2"),
+        "never a secret's value: {p}"
+    );
+
     let transform =
         declaration("transform: {language: \"javascript\", entry: \"t.js#transform\"}\n");
     let (status, p) = c.put_yaml("bad", &transform).await;
     assert_eq!(status, 422, "a YAML alone has no code files: {p}");
     assert!(p.to_string().contains("t.js"), "{p}");
 
+    bad_bodies(c).await;
+}
+
+async fn bad_bodies(c: &Ctx) {
     let r = c
         .put(
             "/api/webhooks/bad",
@@ -779,6 +862,10 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
         .await;
     expect_problem(r, 413, "payload_too_large").await;
 
+    bad_names(c).await;
+}
+
+async fn bad_names(c: &Ctx) {
     for name in [
         "Bad_Name",
         "UPPER",
@@ -802,7 +889,6 @@ async fn invalid_declarations_list_every_problem_with_line_and_column() {
     let r = c.send(Method::GET, "/api/webhooks", None).await;
     let (_, list) = json_of(r).await;
     assert_eq!(list["webhooks"], json!([]), "nothing was recorded");
-    c.s.stop().await;
 }
 
 #[tokio::test]
@@ -863,6 +949,12 @@ async fn unknown_webhooks_and_deliveries_and_bad_ranges_are_clear_errors() {
         let r = c.send(method, &path, None).await;
         expect_problem(r, 404, code).await;
     }
+    bad_ranges(&c).await;
+    bad_filters(&c).await;
+    c.s.stop().await;
+}
+
+async fn bad_ranges(c: &Ctx) {
     let now = chrono::Utc::now();
     let ranges = [
         (now, now - chrono::Duration::hours(1), "$.from"),
@@ -896,6 +988,10 @@ async fn unknown_webhooks_and_deliveries_and_bad_ranges_are_clear_errors() {
         )
         .await;
     expect_problem(r, 400, "invalid_request").await;
+    bad_filters(c).await;
+}
+
+async fn bad_filters(c: &Ctx) {
     for q in [
         "limit=0",
         "limit=201",
@@ -917,7 +1013,6 @@ async fn unknown_webhooks_and_deliveries_and_bad_ranges_are_clear_errors() {
         .send(Method::POST, "/api/webhooks/known/disable?reason=", None)
         .await;
     expect_problem(r, 422, "validation_failed").await;
-    c.s.stop().await;
 }
 
 #[tokio::test]

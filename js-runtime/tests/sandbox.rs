@@ -3,6 +3,8 @@
 
 #[path = "common/aiosmtpd.rs"]
 mod aiosmtpd;
+#[path = "common/loopback_http.rs"]
+mod loopback_http;
 #[path = "sandbox/support.rs"]
 mod support;
 

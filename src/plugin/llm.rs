@@ -30,6 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 pub const STAND_IN_MODEL: &str = "local-stand-in";
 /// Canned replies in one `--llm-reply` file.
 pub const LLM_REPLIES_MAX: usize = 1_000;
+/// Completions recorded for the report; later ones are answered but not
+/// recorded (a plugin looping over `ctx.llm` must not exhaust memory).
+pub const LLM_CALLS_RECORDED_MAX: usize = 1_000;
 /// Request head (request line and headers) the stand-in reads at most.
 pub const HEAD_BYTES_MAX: usize = 64 * 1024;
 /// Request body the stand-in reads at most: the client's prompt cap, with
@@ -309,13 +312,15 @@ fn complete(state: &Mutex<State>, body: &[u8]) -> (u16, String) {
         }),
     };
     s.used += 1;
-    let call_number = s.calls.len() + 1;
-    s.calls.push(LlmCall {
-        model: req.model.clone(),
-        messages: req.messages.clone(),
-        reply: reply.as_ref().ok().cloned(),
-        error: reply.as_ref().err().cloned(),
-    });
+    let call_number = s.used;
+    if s.calls.len() < LLM_CALLS_RECORDED_MAX {
+        s.calls.push(LlmCall {
+            model: req.model.clone(),
+            messages: req.messages.clone(),
+            reply: reply.as_ref().ok().cloned(),
+            error: reply.as_ref().err().cloned(),
+        });
+    }
     match reply {
         Err(why) => (500, error_body(&why)),
         Ok(content) => (200, completion(call_number, &req, &content).to_string()),

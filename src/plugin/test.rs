@@ -210,10 +210,15 @@ pub async fn run(args: TestArgs) -> Result<()> {
             report.expectation = Some(format!("{}: {why}", path.display()));
         }
     }
+    conclude(&report, &args, &world.files_root)
+}
+
+/// Prints the report (JSON or text); an error if the run failed.
+fn conclude(report: &Report, args: &TestArgs, files_root: &Path) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print!("{}", render(&report, &world.files_root));
+        print!("{}", render(report, files_root));
     }
     match (&report.error, &report.expectation) {
         (Some(e), _) => bail!("the plugin failed: {}: {}", e.kind, first_line(&e.message)),

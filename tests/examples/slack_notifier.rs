@@ -19,6 +19,16 @@ const HOOK_PATH: &str = "/services/T0001/B0001/abcdefghijklmnop";
 const ARCHIVED_PATH: &str = "/services/T0001/B0002/archivedchannel";
 
 /// Slack's incoming-webhook answers, as documented by Slack.
+/// Slack's answers are plain text.
+fn slack_http(seen: &Seen) -> (u16, Vec<(String, String)>, String) {
+    let (status, body) = slack(seen);
+    (
+        status,
+        vec![("content-type".into(), "text/plain".into())],
+        body,
+    )
+}
+
 fn slack(seen: &Seen) -> (u16, String) {
     if seen.method != "POST" {
         return (405, "invalid_method".into());
@@ -82,7 +92,7 @@ async fn the_example_validates_as_shipped_and_only_reaches_slack() {
 
 #[tokio::test]
 async fn each_hook_posts_a_slack_message() {
-    let server = HttpServer::start(Arc::new(slack)).await;
+    let server = HttpServer::start(Arc::new(slack_http)).await;
     let ins = installed(Some(server.url(HOOK_PATH))).await;
     let build = json!({"project": "api", "build_number": 42, "status": "failed", "branch": "main", "commit": "0123456789abcdef", "duration_seconds": 125, "url": "https://ci.example.com/42"});
     let out = ins.invoke(hook("build.completed", build)).await.unwrap();
@@ -128,7 +138,7 @@ async fn each_hook_posts_a_slack_message() {
 
 #[tokio::test]
 async fn slack_errors_and_a_missing_secret_fail_the_invocation() {
-    let server = HttpServer::start(Arc::new(slack)).await;
+    let server = HttpServer::start(Arc::new(slack_http)).await;
     let build = json!({"project": "api", "build_number": 1, "status": "success"});
     for (path, reason) in [
         (ARCHIVED_PATH, "Slack answered 410: channel_is_archived"),

@@ -1,12 +1,11 @@
 //! Shared pieces for the example-plugin tests: the sandbox, loading an
 //! example from `examples/plugins/`, in-memory platform services, a mailer
 //! for the real SMTP server (js-runtime/tests/common/aiosmtpd.rs) and a
-//! loopback HTTP server.
+//! loopback HTTP server (js-runtime/tests/common/loopback_http.rs).
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +19,6 @@ use extensor_js::{
 };
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub fn example_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -167,90 +165,4 @@ impl Smtp {
     }
 }
 
-/// A request the loopback server saw.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    pub method: String,
-    pub path: String,
-    pub headers: String,
-    pub body: String,
-}
-
-pub type Handler = Arc<dyn Fn(&Seen) -> (u16, String) + Send + Sync>;
-
-/// A minimal HTTP/1.1 server on 127.0.0.1 answering with `handler`.
-pub struct HttpServer {
-    pub addr: SocketAddr,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl HttpServer {
-    pub async fn start(handler: Handler) -> HttpServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen2 = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let handler = handler.clone();
-                let seen = seen2.clone();
-                tokio::spawn(async move {
-                    let Some(req) = read_request(&mut sock).await else {
-                        return;
-                    };
-                    seen.lock().unwrap().push(req.clone());
-                    let (status, body) = handler(&req);
-                    let out = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = sock.write_all(out.as_bytes()).await;
-                    let _ = sock.shutdown().await;
-                });
-            }
-        });
-        HttpServer { addr, seen }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.addr.port())
-    }
-}
-
-async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Seen> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let header_end = loop {
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    while buf.len() < header_end + len {
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let mut first = head.lines().next()?.split(' ');
-    Some(Seen {
-        method: first.next()?.to_owned(),
-        path: first.next()?.to_owned(),
-        headers: head.clone(),
-        body: String::from_utf8_lossy(&buf[header_end..]).to_string(),
-    })
-}
+pub use crate::loopback_http::{HttpServer, Seen};

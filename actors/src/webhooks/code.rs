@@ -102,7 +102,7 @@ pub async fn prepare(
         .map_err(|problems| {
             problems
                 .into_iter()
-                .map(|p| FieldProblem::new(p.path, p.message))
+                .map(|p| FieldProblem::new(blame(&p.path, spec), p.message))
                 .collect::<Vec<_>>()
         })?;
     let scope = InstallationScope {
@@ -115,6 +115,26 @@ pub async fn prepare(
         transform,
         filter,
     })))
+}
+
+/// Where a problem is, in the author's terms: a problem the sandbox reports
+/// at the generated entry module (evaluation failed: a deadline, a throw
+/// while loading) is in the webhook's own code files, which the entry only
+/// imports.
+fn blame(path: &str, spec: &WebhookSpec) -> String {
+    if !path.starts_with(ENTRY_FILE) {
+        return path.to_owned();
+    }
+    let mut files: Vec<&str> = Vec::new();
+    if let Some(t) = &spec.transform {
+        files.push(&t.file);
+    }
+    if let Some(Filter::Code(f)) = &spec.filter
+        && !files.contains(&f.file.as_str())
+    {
+        files.push(&f.file);
+    }
+    files.join(", ")
 }
 
 impl Code {

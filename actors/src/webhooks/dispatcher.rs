@@ -17,7 +17,8 @@ use extensor_core::ids::{DeliveryId, TenantId};
 use extensor_core::store::{EventStore, ExpectedRevision, ReadFilter};
 use extensor_core::webhook::delivery::Origin;
 use extensor_core::webhook::registry::{
-    TenantWebhooks, WebhookCommand, WebhookName, WebhookRecord, WebhookSource, WebhookStatus,
+    DECLARATION_FILE, TenantWebhooks, WebhookCommand, WebhookName, WebhookRecord, WebhookSource,
+    WebhookStatus,
 };
 use extensor_core::webhook::spec::{Filter, WebhookSpec};
 use extensor_core::webhook::{cursor_stream, registry_stream};
@@ -231,8 +232,15 @@ impl DispatcherState {
         mode: ApplyMode,
         meta: &EventMeta,
     ) -> Result<Applied, Error> {
-        let known = self.known_secrets().await?;
+        let secrets = self.tenant_secrets().await?;
+        let known = secrets.keys().cloned().collect();
         let spec = source.validate(&known).map_err(|p| self.core(invalid(p)))?;
+        // The secrets must also make a usable target (a URL, `whsec_` keys,
+        // header values), or every delivery would fail later.
+        super::attempt::resolve_target(&spec.delivery, &secrets).map_err(|why| {
+            let problem = FieldProblem::new(DECLARATION_FILE, format!("delivery: {why}"));
+            self.core(invalid(vec![problem]))
+        })?;
         let revision = self
             .registry
             .state
@@ -283,9 +291,52 @@ impl DispatcherState {
         })
     }
 
-    /// The names of the tenant's secrets: a `${SECRET:NAME}` must name one
-    /// at apply time, not fail later at delivery.
-    async fn known_secrets(&self) -> Result<std::collections::BTreeSet<String>, Error> {
+    /// An endpoint saw a 410 or too many failures in a row.
+    async fn auto_disable(&mut self, name: WebhookName, reason: String) {
+        let meta = EventMeta::new(Some(self.tenant.clone()), Principal::system());
+        if let Err(e) = self.set_enabled(name.clone(), Some(reason), &meta).await {
+            tracing::error!(webhook = %name, error = %e, "could not record webhook.disabled");
+        }
+    }
+
+    async fn send_test(&self, name: &WebhookName) -> Result<DeliveryId, Error> {
+        let actor = self.endpoint(name)?;
+        call(
+            &self.path(),
+            &actor,
+            |reply| EndpointMsg::SendTest { reply },
+            ENDPOINT_CALL_TIMEOUT_MS,
+        )
+        .await?
+    }
+
+    async fn stats(&self, name: &WebhookName) -> Result<EndpointStats, Error> {
+        let actor = self.endpoint(name)?;
+        call(
+            &self.path(),
+            &actor,
+            |reply| EndpointMsg::Stats { reply },
+            ENDPOINT_CALL_TIMEOUT_MS,
+        )
+        .await
+    }
+
+    /// A child's backoff delay is over: start it again (if still declared).
+    async fn restart_endpoint(&mut self, myself: &ActorRef<DispatcherMsg>, name: WebhookName) {
+        if self.registry.state.get(&name).is_some()
+            && let Err(e) = self.spawn_endpoint(myself, &name).await
+        {
+            tracing::error!(webhook = %name, error = %e, "endpoint restart failed");
+            if let Some(c) = self.children.get_mut(&name) {
+                c.failed = Some(e.to_string());
+            }
+        }
+        self.publish_routes();
+    }
+
+    /// The tenant's secrets: a `${SECRET:NAME}` must name one at apply
+    /// time, not fail later at delivery.
+    async fn tenant_secrets(&self) -> Result<BTreeMap<String, String>, Error> {
         let secrets = self
             .config
             .secrets
@@ -298,7 +349,7 @@ impl DispatcherState {
                     reason: e,
                 })
             })?;
-        Ok(secrets.keys().cloned().collect())
+        Ok(secrets)
     }
 
     /// Hands a new revision to the webhook's running endpoint, or starts one.
@@ -850,12 +901,7 @@ impl Actor for WebhookDispatcher {
             } => {
                 let _ = reply.send(state.set_enabled(name, disabled, &meta).await);
             }
-            DispatcherMsg::AutoDisable { name, reason } => {
-                let meta = EventMeta::new(Some(state.tenant.clone()), Principal::system());
-                if let Err(e) = state.set_enabled(name.clone(), Some(reason), &meta).await {
-                    tracing::error!(webhook = %name, error = %e, "could not record webhook.disabled");
-                }
-            }
+            DispatcherMsg::AutoDisable { name, reason } => state.auto_disable(name, reason).await,
             DispatcherMsg::Registry { reply } => {
                 let _ = reply.send(state.registry.state.clone());
             }
@@ -875,45 +921,12 @@ impl Actor for WebhookDispatcher {
                 let _ = reply.send(state.replay(&name, from, to).await);
             }
             DispatcherMsg::SendTest { name, reply } => {
-                let result = match state.endpoint(&name) {
-                    Ok(actor) => call(
-                        &state.path(),
-                        &actor,
-                        |reply| EndpointMsg::SendTest { reply },
-                        ENDPOINT_CALL_TIMEOUT_MS,
-                    )
-                    .await
-                    .and_then(|r| r),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(state.send_test(&name).await);
             }
             DispatcherMsg::Stats { name, reply } => {
-                let result = match state.endpoint(&name) {
-                    Ok(actor) => {
-                        call(
-                            &state.path(),
-                            &actor,
-                            |reply| EndpointMsg::Stats { reply },
-                            ENDPOINT_CALL_TIMEOUT_MS,
-                        )
-                        .await
-                    }
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(state.stats(&name).await);
             }
-            DispatcherMsg::Restart { name } => {
-                if state.registry.state.get(&name).is_some()
-                    && let Err(e) = state.spawn_endpoint(&myself, &name).await
-                {
-                    tracing::error!(webhook = %name, error = %e, "endpoint restart failed");
-                    if let Some(c) = state.children.get_mut(&name) {
-                        c.failed = Some(e.to_string());
-                    }
-                }
-                state.publish_routes();
-            }
+            DispatcherMsg::Restart { name } => state.restart_endpoint(&myself, name).await,
             DispatcherMsg::FollowerFailed { error } => {
                 return Err(format!("webhook follower: {error}").into());
             }

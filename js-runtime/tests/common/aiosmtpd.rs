@@ -12,6 +12,24 @@ use std::time::Duration;
 const WAIT_MS: u64 = 10_000;
 const POLL_MS: u64 = 25;
 
+/// The server: binds an ephemeral loopback port, prints it once listening,
+/// and stores every message in the maildir named by its argument.
+const SERVER_PY: &str = r#"
+import asyncio, socket, sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP
+
+async def main():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    handler = Mailbox(sys.argv[1])
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), sock=sock)
+    print(sock.getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
 /// The running server; killed and reaped on drop.
 pub struct Smtp {
     child: std::process::Child,
@@ -27,39 +45,41 @@ impl Drop for Smtp {
 }
 
 impl Smtp {
-    /// Starts aiosmtpd (`pip install aiosmtpd`) and waits until it listens.
+    /// Starts aiosmtpd (`pip install aiosmtpd`) on a port it binds itself
+    /// and reports on its first line of output. Picking a free port here and
+    /// handing it over would race: under parallel tests another listener can
+    /// take the port in between, and the test then talks to the wrong server.
     pub async fn start() -> Smtp {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let maildir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", SERVER_PY])
             .arg(maildir.path().join("mail"))
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
-        // Owned before waiting, so a failed start still kills and reaps it.
-        let server = Smtp {
+            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let line = tokio::time::timeout(
+            Duration::from_millis(WAIT_MS),
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                    .map(|_| line)
+            }),
+        )
+        .await;
+        // Owned before checking, so a failed start still kills and reaps it.
+        let mut server = Smtp {
             child,
-            port,
+            port: 0,
             maildir,
         };
-        for _ in 0..WAIT_MS / POLL_MS {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-        }
-        panic!("aiosmtpd did not start on port {port}");
+        server.port = match line {
+            Ok(Ok(Ok(l))) => l.trim().parse().unwrap_or(0),
+            _ => 0,
+        };
+        assert!(server.port != 0, "aiosmtpd did not report a listening port");
+        server
     }
 
     /// The raw messages delivered so far, sorted.
