@@ -387,7 +387,7 @@ fn a_foreign_database_is_named_and_left_alone() {
 
 /// `tail --follow` opens the store read-only, so events appended by another
 /// process (here: a second store handle with its own writer) reach it through
-/// the subscription's polling of the store's head.
+/// the store's head poller.
 #[tokio::test]
 async fn tail_follow_sees_appends_from_another_process() {
     use std::io::{BufRead, BufReader};

@@ -227,6 +227,18 @@ impl SqliteStore {
 /// a head still unpublished one tick later is announced to the subscribers,
 /// which then catch up from the file. Ends when the store is dropped.
 async fn poll_head(store: Weak<Inner>) {
+    // If the runtime this task runs on shuts down while the store lives on
+    // (it is used from another runtime), the next subscription starts a new
+    // poller.
+    struct Running(Weak<Inner>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(inner) = self.0.upgrade() {
+                inner.head_poller.store(false, Ordering::Release);
+            }
+        }
+    }
+    let _running = Running(store.clone());
     let mut suspect: Option<u64> = None;
     loop {
         tokio::time::sleep(Duration::from_millis(HEAD_POLL_MS)).await;
