@@ -200,6 +200,8 @@ pub(crate) struct Inner {
     pub stats: invoke::Stats,
     /// Every tenant's job scheduler (see `crate::scheduler`).
     pub schedulers: crate::scheduler::Schedulers,
+    /// Tenants whose webhook dispatcher starts with their supervisor.
+    pub webhook_tenants: crate::webhooks::service::WebhookTenants,
 }
 
 /// Counts invocations and publishes in progress, for graceful shutdown.
@@ -345,10 +347,13 @@ impl EngineSlot {
 }
 
 /// The per-tenant service children, in one place: the event dispatcher
-/// the webhook dispatcher and the job scheduler.
+/// (started with every tenant supervisor), the webhook dispatcher (with it
+/// for tenants in `webhook_tenants`, else on first use) and the job
+/// scheduler (with it for tenants with enabled jobs, else on demand).
 fn tenant_services(
     slot: &EngineSlot,
     webhooks: crate::webhooks::WebhookConfig,
+    webhook_tenants: &crate::webhooks::service::WebhookTenants,
     schedulers: &crate::scheduler::Schedulers,
     config: &EngineConfig,
 ) -> Vec<Arc<dyn TenantService>> {
@@ -356,7 +361,10 @@ fn tenant_services(
         Arc::new(DispatcherService {
             engine: slot.clone(),
         }),
-        Arc::new(crate::webhooks::service::WebhooksTenantService { config: webhooks }),
+        Arc::new(crate::webhooks::service::WebhooksTenantService {
+            config: webhooks,
+            tenants: webhook_tenants.clone(),
+        }),
         Arc::new(crate::scheduler::SchedulerService::new(
             slot.clone(),
             schedulers.clone(),
@@ -405,7 +413,8 @@ impl Engine {
         // Services reach the engine through this slot, filled once the
         // engine exists (the root must be spawned first).
         let slot = EngineSlot::default();
-        let schedulers = crate::scheduler::Schedulers::default();
+        let schedulers = crate::scheduler::Schedulers::for_engine(slot.clone());
+        let webhook_tenants = crate::webhooks::service::WebhookTenants::default();
         let tree = TreeConfig {
             store: config.store.clone(),
             board: board.clone(),
@@ -413,7 +422,13 @@ impl Engine {
             snapshots: config.tree.snapshots,
             mailbox_messages_max: config.tree.mailbox_messages_max,
             passivate_idle_ms: config.tree.passivate_idle_ms,
-            services: tenant_services(&slot, webhook_config(&config)?, &schedulers, &config),
+            services: tenant_services(
+                &slot,
+                webhook_config(&config)?,
+                &webhook_tenants,
+                &schedulers,
+                &config,
+            ),
         };
         let (root, _) = ractor::Actor::spawn(None, Root, tree)
             .await
@@ -444,6 +459,7 @@ impl Engine {
             tree: config.tree.clone(),
             stats: invoke::Stats::default(),
             schedulers,
+            webhook_tenants,
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
@@ -473,6 +489,7 @@ impl Engine {
                 what: "webhook index",
                 source,
             })?;
+        inner.webhook_tenants.extend(with_webhooks.iter().cloned());
         tenants.extend(with_webhooks);
         tenants.sort();
         tenants.dedup();
@@ -486,8 +503,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts the tenant's supervisor (which starts its dispatcher, webhook
-    /// dispatcher and scheduler) and waits until its services have started:
+    /// Starts the tenant's supervisor (which starts its dispatcher, and its
+    /// webhook dispatcher and scheduler if it has webhooks or enabled jobs)
+    /// and waits until its services have started:
     /// the dispatcher call queues behind the supervisor's `StartServices`.
     async fn resume(&self, tenant: &TenantId) -> Result<(), Error> {
         self.inner.supervisor(tenant).await?;
@@ -564,13 +582,15 @@ impl Engine {
         self.inner.installation_handle(tenant, id).await
     }
 
-    /// The tenant's webhook dispatcher, through its supervisor (started if
-    /// needed). Do not keep it: after a restart it is stale.
+    /// The tenant's webhook dispatcher, through its supervisor (started on
+    /// first use; from then on it also starts with the supervisor after a
+    /// restart). Do not keep it: after a restart it is stale.
     pub async fn webhooks(
         &self,
         tenant: &TenantId,
     ) -> Result<ActorRef<crate::webhooks::DispatcherMsg>, Error> {
         let name = crate::webhooks::service::SERVICE_NAME;
+        self.inner.webhook_tenants.insert(tenant);
         let cell = self
             .inner
             .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })

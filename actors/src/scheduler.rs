@@ -978,6 +978,9 @@ impl SchedulerState {
 #[derive(Clone, Default)]
 pub struct Schedulers {
     by_tenant: Arc<std::sync::Mutex<BTreeMap<TenantId, ActorRef<SchedulerMsg>>>>,
+    /// The engine whose tenant supervisors start schedulers on demand;
+    /// empty outside an engine (tests that spawn a scheduler themselves).
+    engine: crate::engine::EngineSlot,
 }
 
 /// Slack on top of a run-now wait for the call itself.
@@ -994,6 +997,17 @@ impl Schedulers {
         self.lock().insert(tenant, actor);
     }
 
+    /// A registry whose missing schedulers are started through `engine`'s
+    /// tenant supervisors.
+    pub(crate) fn for_engine(engine: crate::engine::EngineSlot) -> Self {
+        Self {
+            by_tenant: Arc::default(),
+            engine,
+        }
+    }
+
+    /// The tenant's registered scheduler (maybe stopped: calls to a stale
+    /// one answer `Error::Stopped`).
     pub fn get(&self, tenant: &TenantId) -> Result<ActorRef<SchedulerMsg>, Error> {
         self.lock()
             .get(tenant)
@@ -1001,6 +1015,30 @@ impl Schedulers {
             .ok_or_else(|| Error::Stopped {
                 actor: format!("/tenants/{tenant}/scheduler"),
             })
+    }
+
+    /// The tenant's running scheduler. In an engine, a tenant without one
+    /// (it has no enabled job, or it stopped) gets one from its supervisor
+    /// (`NotFound` for a tenant never created); outside one, as [`get`].
+    ///
+    /// [`get`]: Self::get
+    pub async fn running(&self, tenant: &TenantId) -> Result<ActorRef<SchedulerMsg>, Error> {
+        if let Ok(actor) = self.get(tenant)
+            && matches!(actor.get_status(), ractor::ActorStatus::Running)
+        {
+            return Ok(actor);
+        }
+        let Some(inner) = self.engine.get() else {
+            return self.get(tenant);
+        };
+        inner.require_tenant(tenant).await?;
+        let name = SERVICE_NAME;
+        let cell = inner
+            .supervisor_call(tenant, |reply| {
+                crate::tenant_supervisor::TenantSupervisorMsg::Service { name, reply }
+            })
+            .await??;
+        Ok(cell.into())
     }
 
     /// Runs `job` now (see [`SchedulerMsg::RunNow`]).
@@ -1012,7 +1050,7 @@ impl Schedulers {
         principal: Principal,
         wait_ms: u64,
     ) -> Result<RunNowOutcome, Error> {
-        let actor = self.get(tenant)?;
+        let actor = self.running(tenant).await?;
         let wait_ms = wait_ms.min(RUN_NOW_WAIT_MS_MAX);
         let build = |reply| SchedulerMsg::RunNow {
             installation: installation.clone(),
@@ -1031,7 +1069,7 @@ impl Schedulers {
         tenant: &TenantId,
         installation: &InstallationId,
     ) -> Result<Vec<JobView>, Error> {
-        let actor = self.get(tenant)?;
+        let actor = self.running(tenant).await?;
         let build = |reply| SchedulerMsg::Jobs {
             installation: installation.clone(),
             reply,
@@ -1156,9 +1194,19 @@ impl Actor for Scheduler {
     }
 }
 
-/// The scheduler as a tenant service: every tenant supervisor starts one at
-/// `/tenants/<tenant>/scheduler`, firing jobs through the engine's
-/// isolates ([`EngineRunner`](crate::jobs::EngineRunner)).
+/// The tenant supervisor's child name of the scheduler
+/// (`/tenants/<t>/scheduler`).
+pub const SERVICE_NAME: &str = "scheduler";
+
+/// The scheduler as a tenant service at `/tenants/<tenant>/scheduler`,
+/// firing jobs through the engine's isolates
+/// ([`EngineRunner`](crate::jobs::EngineRunner)). A tenant supervisor
+/// starts it with itself when the tenant has an enabled installation
+/// declaring jobs; the engine starts it when such an installation is
+/// enabled or upgraded, and [`Schedulers::running`] on run-now or a jobs
+/// listing. Once started it stays (disabling the last job-bearing
+/// installation leaves it idle, with no timer armed) until the supervisor
+/// stops.
 pub(crate) struct SchedulerService {
     engine: crate::engine::EngineSlot,
     schedulers: Schedulers,
@@ -1185,7 +1233,13 @@ impl SchedulerService {
 
 impl crate::tenant_supervisor::TenantService for SchedulerService {
     fn name(&self) -> &'static str {
-        "scheduler"
+        SERVICE_NAME
+    }
+
+    fn wanted_at_start(&self, tenant: &TenantId) -> bool {
+        self.engine
+            .get()
+            .is_some_and(|inner| inner.directory.has_jobs(tenant))
     }
 
     fn spawn(

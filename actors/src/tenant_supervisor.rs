@@ -1,7 +1,8 @@
 //! One tenant's supervisor: the tenant actor and one actor per plugin
 //! installation, spawned lazily by id, plus the tenant's *service* children
-//! (the event dispatcher; webhook and scheduler actors), started with the
-//! supervisor from [`TreeConfig::services`]. A failed child is restarted per the
+//! (the event dispatcher; webhook and scheduler actors), from
+//! [`TreeConfig::services`]: the dispatcher starts with the supervisor, the
+//! others with it only when the tenant needs them, else on first use. A failed child is restarted per the
 //! [`RestartPolicy`]; one that fails too often is marked failed and left
 //! alone until an operator restarts it, while its siblings keep serving.
 
@@ -83,14 +84,22 @@ pub enum ChildKey {
 /// scheduler actors). **This is the extension point**: add a service to
 /// `TreeConfig::services` (the engine builds that list in one place,
 /// `engine::tenant_services`) and every tenant supervisor starts it when it
-/// starts, at `/tenants/<tenant>/<name>`, and restarts it per the policy
-/// like any other child.
+/// starts if [`wanted_at_start`](TenantService::wanted_at_start) says so,
+/// else on first use, at `/tenants/<tenant>/<name>`, and restarts it per
+/// the policy like any other child.
 pub trait TenantService: Send + Sync + 'static {
     /// Its name in the tree path; unique among services.
     fn name(&self) -> &'static str;
     /// How the ops view labels it.
     fn kind(&self) -> ActorKind {
         ActorKind::Service
+    }
+    /// Whether the supervisor starts it with itself (at start and after a
+    /// restart of the supervisor). A service that says no for a tenant is
+    /// started on first use instead ([`TenantSupervisorMsg::Service`]), so
+    /// a tenant without webhooks or jobs pays for no idle actor.
+    fn wanted_at_start(&self, _tenant: &TenantId) -> bool {
+        true
     }
     /// Spawns the service's actor for `tenant`, linked to `supervisor`.
     fn spawn(
@@ -211,10 +220,19 @@ impl TenantSupervisorState {
         }
     }
 
-    /// Starts every service child; one that fails to start is handled like
-    /// a crash (restart with backoff) and does not stop the others.
+    /// Starts every service child the tenant needs now (see
+    /// [`TenantService::wanted_at_start`]); one that fails to start is
+    /// handled like a crash (restart with backoff) and does not stop the
+    /// others.
     async fn start_services(&mut self, myself: &ActorRef<TenantSupervisorMsg>) {
-        let names: Vec<&'static str> = self.config.services.iter().map(|s| s.name()).collect();
+        let tenant = &self.tenant;
+        let names: Vec<&'static str> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| s.wanted_at_start(tenant))
+            .map(|s| s.name())
+            .collect();
         for name in names {
             let key = ChildKey::Service(name);
             if let Err(e) = self.start(&myself.get_cell(), &key).await {

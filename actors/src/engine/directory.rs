@@ -309,22 +309,23 @@ impl Directory {
         self.for_tenant(tenant).iter().any(Known::has_hooks)
     }
 
+    /// Whether the tenant has an enabled installation that declares jobs:
+    /// then its scheduler runs.
+    pub fn has_jobs(&self, tenant: &TenantId) -> bool {
+        self.for_tenant(tenant).iter().any(|k| {
+            k.is_enabled()
+                && k.state
+                    .current
+                    .as_ref()
+                    .is_some_and(|v| !v.manifest.jobs.is_empty())
+        })
+    }
+
     /// Tenants with an enabled installation that declares jobs: their
-    /// schedulers start with the engine (scheduler helper's addition).
+    /// schedulers start with the engine.
     pub fn tenants_with_jobs(&self) -> Vec<TenantId> {
         let tenants: Vec<TenantId> = read(&self.by_tenant).keys().cloned().collect();
-        tenants
-            .into_iter()
-            .filter(|t| {
-                self.for_tenant(t).iter().any(|k| {
-                    k.is_enabled()
-                        && k.state
-                            .current
-                            .as_ref()
-                            .is_some_and(|v| !v.manifest.jobs.is_empty())
-                })
-            })
-            .collect()
+        tenants.into_iter().filter(|t| self.has_jobs(t)).collect()
     }
 
     pub fn tenants_with_hooks(&self) -> Vec<TenantId> {

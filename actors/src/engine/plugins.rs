@@ -16,6 +16,7 @@ use super::runtime::secret_context;
 use super::{Engine, Inner};
 use crate::error::Error;
 use crate::supervision::CALL_TIMEOUT_MS;
+use crate::tenant_supervisor::TenantSupervisorMsg;
 
 /// What an upload did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -64,7 +65,27 @@ impl Inner {
             .map_err(|source| Error::Platform {
                 what: "installation index",
                 source,
-            })
+            })?;
+        self.ensure_scheduler(tenant).await;
+        Ok(())
+    }
+
+    /// Starts the tenant's scheduler once it has an enabled installation
+    /// declaring jobs (an install, enable, upgrade or roll-back may make it
+    /// so); it reads the installations from the log when it starts. The
+    /// command is durable already, so a failed start is logged, not
+    /// returned: run-now and the jobs listing start it again.
+    async fn ensure_scheduler(&self, tenant: &TenantId) {
+        if !self.directory.has_jobs(tenant) {
+            return;
+        }
+        let name = crate::scheduler::SERVICE_NAME;
+        let started = self
+            .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
+            .await;
+        if let Err(e) = started.and_then(|r| r) {
+            tracing::warn!(tenant = %tenant, error = %e, "scheduler not started");
+        }
     }
 
     /// The installation of this tenant, or `NotFound`.

@@ -208,16 +208,52 @@ impl WebhookService {
 /// (`/tenants/<t>/webhooks`).
 pub const SERVICE_NAME: &str = "webhooks";
 
+/// Tenants whose webhook dispatcher starts with their supervisor: those
+/// that declared a webhook before this process started (filled at
+/// recovery from [`tenants_with_webhooks`]) and those whose dispatcher was
+/// asked for since (`Engine::webhooks` adds them). Any other tenant has no
+/// dispatcher, and no log subscription for one, until first use.
+#[derive(Clone, Default)]
+pub struct WebhookTenants(Arc<std::sync::Mutex<std::collections::BTreeSet<TenantId>>>);
+
+impl WebhookTenants {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<TenantId>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn insert(&self, tenant: &TenantId) {
+        if !self.contains(tenant) {
+            self.lock().insert(tenant.clone());
+        }
+    }
+
+    pub fn extend(&self, tenants: impl IntoIterator<Item = TenantId>) {
+        self.lock().extend(tenants);
+    }
+
+    pub fn contains(&self, tenant: &TenantId) -> bool {
+        self.lock().contains(tenant)
+    }
+}
+
 /// The webhook dispatcher as a tenant-supervisor service child: started
-/// with the supervisor, restarted per the tree's policy. The engine lists
-/// it in `tenant_services`; reach it with `Engine::webhooks`.
+/// with the supervisor for the tenants in `tenants`, on first use
+/// (`Engine::webhooks`) for the others, restarted per the tree's policy.
+/// The engine lists it in `tenant_services`.
 pub struct WebhooksTenantService {
     pub config: WebhookConfig,
+    pub tenants: WebhookTenants,
 }
 
 impl crate::tenant_supervisor::TenantService for WebhooksTenantService {
     fn name(&self) -> &'static str {
         SERVICE_NAME
+    }
+
+    fn wanted_at_start(&self, tenant: &TenantId) -> bool {
+        self.tenants.contains(tenant)
     }
 
     fn spawn(

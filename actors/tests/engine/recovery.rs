@@ -144,3 +144,90 @@ async fn many_tenants_recover_and_load_concurrently() {
     }
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Which of the tenant's on-demand services are running, per the tree.
+async fn on_demand_services(engine: &extensor_actors::Engine, tenant: &TenantId) -> Vec<String> {
+    let tree = engine.tree().await.unwrap();
+    let prefix = format!("/tenants/{tenant}/");
+    let mut out: Vec<String> = tree
+        .actors
+        .iter()
+        .filter(|a| a.status == ActorStatus::Running)
+        .filter_map(|a| a.path.strip_prefix(&prefix))
+        .filter(|name| ["webhooks", "scheduler"].contains(name))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out
+}
+
+/// The webhook dispatcher and the scheduler start only for tenants that
+/// need them: on the first webhook apply, when a plugin with jobs is
+/// enabled, and after a restart for the tenants that have webhooks or
+/// enabled jobs; a tenant with neither (even one with hooks) gets neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_and_scheduler_services_start_only_when_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let plain = new_tenant(&engine, "plain").await;
+    let hooked = new_tenant(&engine, "hooked").await;
+    let web = new_tenant(&engine, "web").await;
+    let jobs = new_tenant(&engine, "jobs").await;
+    let hook = json!({"events": ["order.created"]});
+    install(&engine, &hooked, plugin("hook", "1.0.0", hook, HOOK_JS)).await;
+    for t in [&plain, &hooked, &web, &jobs] {
+        assert!(on_demand_services(&engine, t).await.is_empty(), "{t}");
+    }
+
+    let yaml = "api_version: v1\non: [\"build.completed\"]\ndelivery:\n  url: \"https://example.com/hook\"\n";
+    let source = extensor_core::webhook::registry::WebhookSource {
+        yaml: yaml.into(),
+        files: Default::default(),
+    };
+    let meta = EventMeta::new(Some(web.clone()), Principal::system());
+    let build = |reply| extensor_actors::webhooks::DispatcherMsg::Apply {
+        name: "builds".parse().unwrap(),
+        source,
+        mode: extensor_actors::webhooks::dispatcher::ApplyMode::Apply,
+        meta,
+        reply,
+    };
+    engine
+        .webhooks(&web)
+        .await
+        .unwrap()
+        .call(build, Some(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("webhook applied");
+    assert_eq!(on_demand_services(&engine, &web).await, ["webhooks"]);
+
+    let manifest = include_str!("../fixtures/nightly-report/manifest.json");
+    let main_js = include_str!("../fixtures/nightly-report/main.js");
+    let zip = zip_of(&[("manifest.json", manifest), ("main.js", main_js)]);
+    install(&engine, &jobs, zip).await;
+    assert_eq!(on_demand_services(&engine, &jobs).await, ["scheduler"]);
+    for t in [&plain, &hooked] {
+        assert!(on_demand_services(&engine, t).await.is_empty(), "{t}");
+    }
+    engine.shutdown(Duration::from_secs(5)).await;
+    drop(engine);
+
+    let engine = start(dir.path()).await;
+    assert_eq!(on_demand_services(&engine, &web).await, ["webhooks"]);
+    assert_eq!(on_demand_services(&engine, &jobs).await, ["scheduler"]);
+    for t in [&plain, &hooked] {
+        assert!(on_demand_services(&engine, t).await.is_empty(), "{t}");
+    }
+    // The hooked tenant's supervisor did start: its dispatcher runs.
+    let tree = engine.tree().await.unwrap();
+    let dispatcher = format!("/tenants/{hooked}/dispatcher");
+    assert!(
+        tree.actors
+            .iter()
+            .any(|a| a.path == dispatcher && a.status == ActorStatus::Running),
+        "{dispatcher}"
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}
