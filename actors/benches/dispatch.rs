@@ -585,7 +585,7 @@ async fn recover() {
         seed_time.as_secs_f64()
     );
     println!(
-        "| `Engine::start`: index of {installations} installations, {tenants} tenants' dispatchers, webhooks and schedulers, {installations} lanes from checkpoints | {:.2} s |",
+        "| `Engine::start`: index of {installations} installations, {tenants} tenants' dispatchers (no webhooks or jobs: no webhook dispatchers or schedulers), {installations} lanes from checkpoints | {:.2} s |",
         start_time.as_secs_f64()
     );
     println!("| store reads during `Engine::start` | {start_reads} |");

@@ -205,7 +205,8 @@ impl DispatcherState {
                 page: inner.dispatch.lane_page_events.max(1),
                 checkpoint_every: inner.dispatch.checkpoint_every_events.max(1),
             };
-            let task = tokio::spawn(run_lane(ctx, stop_rx));
+            let starting = inner.lanes_starting.enter_owned();
+            let task = tokio::spawn(run_lane(ctx, stop_rx, starting));
             self.lanes.insert(id, Lane { stop, task });
         }
     }
@@ -294,7 +295,12 @@ async fn backoff(attempt: &mut u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>) {
+/// `starting` is dropped once the lane has its start revision (or ends).
+async fn run_lane(
+    ctx: LaneCtx,
+    mut stop: watch::Receiver<bool>,
+    starting: crate::engine::OwnedInFlightGuard,
+) {
     let Some(inner) = ctx.engine.get() else {
         return;
     };
@@ -315,6 +321,7 @@ async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>) {
             }
         }
     };
+    drop(starting);
     let mut unrecorded = 0u64;
     loop {
         if stopping(&stop, &closing) {

@@ -202,6 +202,9 @@ pub(crate) struct Inner {
     pub schedulers: crate::scheduler::Schedulers,
     /// Tenants whose webhook dispatcher starts with their supervisor.
     pub webhook_tenants: crate::webhooks::service::WebhookTenants,
+    /// Dispatch lanes still reading their start revision: recovery waits
+    /// for them, so the store's read queue stays bounded.
+    pub lanes_starting: Arc<InFlight>,
 }
 
 /// Counts invocations and publishes in progress, for graceful shutdown.
@@ -222,7 +225,23 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
+/// Held by a starting lane until its start-up reads are done.
+pub(crate) struct OwnedInFlightGuard(Arc<InFlight>);
+
+impl Drop for OwnedInFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 impl InFlight {
+    pub(crate) fn enter_owned(self: &Arc<Self>) -> OwnedInFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        OwnedInFlightGuard(self.clone())
+    }
+
     async fn wait_idle(&self) {
         loop {
             let notified = self.idle.notified();
@@ -460,6 +479,7 @@ impl Engine {
             stats: invoke::Stats::default(),
             schedulers,
             webhook_tenants,
+            lanes_starting: Arc::default(),
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
@@ -507,9 +527,21 @@ impl Engine {
     /// webhook dispatcher and scheduler if it has webhooks or enabled jobs)
     /// and waits until its services have started:
     /// the dispatcher call queues behind the supervisor's `StartServices`.
+    /// Then waits (up to [`CALL_TIMEOUT_MS`]) until no lane is reading
+    /// its start revision, so at most [`RECOVERY_TENANTS_CONCURRENT`]
+    /// tenants' lanes read at once; a lane stuck retrying does not hold
+    /// recovery past that.
     async fn resume(&self, tenant: &TenantId) -> Result<(), Error> {
         self.inner.supervisor(tenant).await?;
-        self.dispatcher(tenant).await.map(drop)
+        self.dispatcher(tenant).await?;
+        let lanes = self.inner.lanes_starting.wait_idle();
+        if tokio::time::timeout(Duration::from_millis(CALL_TIMEOUT_MS), lanes)
+            .await
+            .is_err()
+        {
+            tracing::warn!(tenant = %tenant, "lanes still starting after the call timeout");
+        }
+        Ok(())
     }
 
     /// Stops taking work, lets in-flight invocations and publishes finish
