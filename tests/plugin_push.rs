@@ -3,32 +3,13 @@
 //! created with `extensor tenant create`, the welcome-email example pushed
 //! and enabled, then its route called over HTTP.
 
-use std::io::{BufRead, BufReader};
+#[path = "common/served.rs"]
+mod served;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn extensor(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_extensor"))
-        .args(args)
-        .env("EXTENSOR_DATA_DIR", data)
-        .env_remove("EXTENSOR_TOKEN")
-        .env_remove("EXTENSOR_SERVER")
-        .env_remove("EXTENSOR_TENANT")
-        .output()
-        .expect("run extensor")
-}
+use served::{extensor, serve, tenant};
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -38,53 +19,13 @@ fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn serve(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("EXTENSOR_DATA_DIR", data)
-        .env(
-            "EXTENSOR_ADMIN_TOKEN",
-            "admin-token-for-the-push-test-0123456789",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start extensor serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    Server { child, addr }
-}
-
-/// Creates tenant `acme` and returns its owner token.
-fn tenant(data: &Path) -> String {
-    let o = extensor(
-        data,
-        &["tenant", "create", "--slug", "acme", "--name", "Acme"],
-    );
-    assert!(o.status.success(), "{}", err(&o));
-    out(&o)
-        .lines()
-        .find_map(|l| l.split("owner token (shown once, store it now): ").nth(1))
-        .unwrap_or_else(|| panic!("no token in {}", out(&o)))
-        .trim()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn push_uploads_enables_and_the_route_answers() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = tenant(&data);
-    let server = serve(&data);
-    let url = format!("http://{}", server.addr);
+    let server = serve(&data, "admin-token-for-the-push-test-0123456789");
+    let url = server.url.clone();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/welcome-email");
     let example = example.to_str().unwrap();
     let push = |extra: &[&str], token: &str| {
@@ -211,8 +152,8 @@ async fn jobs_run_runs_a_pushed_plugins_job_now() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = tenant(&data);
-    let server = serve(&data);
-    let url = format!("http://{}", server.addr);
+    let server = serve(&data, "admin-token-for-the-push-test-0123456789");
+    let url = server.url.clone();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/daily-kpi");
     let o = extensor(
         &data,

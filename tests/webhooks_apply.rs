@@ -4,86 +4,16 @@
 //! the repository's `examples/webhooks/` applied (dry run first), changed,
 //! pruned, and broken on purpose.
 
-use std::io::{BufRead, BufReader};
+#[path = "common/served.rs"]
+mod served;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::{Value, json};
+use served::{Server, extensor, serve, tenant, text};
 
 const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAAAAAAA=";
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn extensor(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_extensor"))
-        .args(args)
-        .env("EXTENSOR_DATA_DIR", data)
-        .env_remove("EXTENSOR_TOKEN")
-        .env_remove("EXTENSOR_SERVER")
-        .env_remove("EXTENSOR_TENANT")
-        .output()
-        .expect("run extensor")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn serve(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("EXTENSOR_DATA_DIR", data)
-        .env(
-            "EXTENSOR_ADMIN_TOKEN",
-            "admin-token-for-the-webhooks-test-0123456789",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start extensor serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    Server {
-        child,
-        url: format!("http://{addr}"),
-    }
-}
-
-fn tenant(data: &Path) -> String {
-    let o = extensor(
-        data,
-        &["tenant", "create", "--slug", "acme", "--name", "Acme"],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .find_map(|l| l.split("owner token (shown once, store it now): ").nth(1))
-        .expect("an owner token")
-        .trim()
-        .to_owned()
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -156,7 +86,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let token = tenant(&data);
-        let server = serve(&data);
+        let server = serve(&data, "admin-token-for-the-webhooks-test-0123456789");
         let api = Api {
             client: reqwest::Client::new(),
             url: server.url.clone(),
