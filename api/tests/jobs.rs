@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::{Server, expect_problem, json_of};
 use reqwest::Method;
 
@@ -13,22 +11,7 @@ use reqwest::Method;
 fn daily_kpi() -> Vec<u8> {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/daily-kpi");
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
+    common::zip_dir(&dir)
 }
 
 async fn installed_and_enabled(s: &Server, token: &str, slug: &str) -> String {

@@ -8,30 +8,11 @@ mod common;
 
 use std::io::Write;
 
-use common::{ADMIN, Server, expect_problem, json_of};
+use common::{ADMIN, Server, expect_problem, json_of, zip_dir, zip_of};
 use reqwest::Method;
 use serde_json::json;
 
 const SECRET_PLAINTEXT: &str = "plaintext-template-7c1e9d-never-stored";
-
-/// The example directory as a ZIP, entries at the root.
-fn zip_dir(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(&std::fs::read(&path).unwrap()).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
-}
 
 fn example() -> Vec<u8> {
     zip_dir(
@@ -379,18 +360,11 @@ fn public_route_plugin() -> Vec<u8> {
     let js = "import { route } from 'extensor:sdk';
         route('POST', '/hook', (req) => ({ got: req.body, q: req.query }));
         route('GET', '/private', () => 'members only');";
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    for (name, text) in [
-        ("manifest.json", manifest.to_string()),
-        ("main.js", js.into()),
-    ] {
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(text.as_bytes()).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
+    let manifest = manifest.to_string();
+    zip_of(&[
+        ("manifest.json", manifest.as_bytes()),
+        ("main.js", js.as_bytes()),
+    ])
 }
 
 #[tokio::test]

@@ -7,14 +7,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Server, expect_problem, json_of};
+use common::{Server, expect_problem, json_of, zip_of};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -170,17 +169,6 @@ fn declaration(extra: &str) -> String {
 }
 
 const TRANSFORM: &str = "export function transform(event) {\n  if (event.data.skip) { return null; }\n  return { text: `build ${event.data.build}`, id: event.id };\n}\n";
-
-fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, body) in files {
-        w.start_file(*name, opts).unwrap();
-        w.write_all(body).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
 
 struct Ctx {
     s: Server,

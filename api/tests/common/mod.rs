@@ -153,3 +153,38 @@ pub async fn expect_problem(resp: Response, status: u16, code: &str) -> Value {
     assert_eq!(body["status"], status, "{text}");
     body
 }
+
+/// A ZIP of `(name, bytes)` entries, deflated, in the given order.
+pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, body) in files {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(body).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// A directory's files as a ZIP, entries at the root in name order.
+pub fn zip_dir(dir: &std::path::Path) -> Vec<u8> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    entries.sort();
+    let files: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+            (name, std::fs::read(p).unwrap())
+        })
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    zip_of(&refs)
+}
