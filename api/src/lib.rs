@@ -22,6 +22,12 @@
 //!   [`webhook_body`]), [`tenant_secrets`] (`${SECRET:NAME}` values); plus
 //!   [`ext_routes`] (`/ext/<slug>/…` and `/t/<tenant>/ext/<slug>/…`, plain
 //!   poem: plugins define them).
+//! - [`streams`]: server-sent event streams for live views (the tenant's
+//!   log, a plugin's logs, the supervision tree), bounded per owner.
+//! - [`session`]: `GET /api/session`, the caller's role (what a client
+//!   may offer).
+//! - [`console`]: the ops console at `/console`, its files embedded from
+//!   the generated [`console_assets`] (built from `console/`).
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)
@@ -69,6 +75,9 @@
 
 pub mod audit;
 pub mod auth;
+pub mod console;
+#[rustfmt::skip]
+pub mod console_assets;
 pub mod directory;
 pub mod engine_error;
 pub mod error;
@@ -84,8 +93,10 @@ pub mod plugins;
 pub mod ratelimit;
 pub mod secrets;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod status;
+pub mod streams;
 pub mod tags;
 pub mod tenancy;
 pub mod tenant_secrets;

@@ -44,11 +44,18 @@ pub fn text(o: &Output) -> String {
 }
 
 /// Starts `extensor serve` on port 0 and reads the address it prints first.
+#[allow(dead_code)] // the console suite starts its server with settings only
 pub fn serve(data: &Path, admin_token: &str) -> Server {
+    serve_with(data, admin_token, &[])
+}
+
+/// [`serve`] with extra environment variables (settings a suite needs).
+pub fn serve_with(data: &Path, admin_token: &str, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("EXTENSOR_DATA_DIR", data)
         .env("EXTENSOR_ADMIN_TOKEN", admin_token)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
