@@ -13,6 +13,7 @@ mod python;
 #[path = "common/served.rs"]
 mod served;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -91,23 +92,29 @@ fn the_committed_clients_are_the_generated_ones() {
             python::PYTHON_ENV,
             python::python(&["openapi_python_client"]),
         ));
-    for dir in ["python", "typescript/src"] {
-        let committed = files(&root().join("clients").join(dir));
-        let generated = files(&fresh.path().join(dir));
-        let names =
-            |m: &Vec<(String, Vec<u8>)>| m.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        assert_eq!(
-            names(&committed),
-            names(&generated),
-            "clients/{dir}: the files differ; run `scripts/clients`"
+    // The Python package whole; of the TypeScript package, the generated types.
+    let committed = files(&root().join("clients/python"));
+    let generated = files(&fresh.path().join("python"));
+    let names = |m: &[(String, Vec<u8>)]| m.iter().map(|(n, _)| n.clone()).collect::<BTreeSet<_>>();
+    let (a, b) = (names(&committed), names(&generated));
+    assert!(
+        a == b,
+        "clients/python: only committed {:?}, only generated {:?}; run `scripts/clients`",
+        a.difference(&b).collect::<Vec<_>>(),
+        b.difference(&a).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in committed.iter().zip(&generated) {
+        assert!(
+            x == y,
+            "clients/python/{name} is stale; run `scripts/clients`"
         );
-        for ((name, a), (_, b)) in committed.iter().zip(&generated) {
-            assert!(
-                a == b,
-                "clients/{dir}/{name} is stale; run `scripts/clients`"
-            );
-        }
     }
+    let types = "typescript/src/schema.d.ts";
+    assert!(
+        std::fs::read(root().join("clients").join(types)).unwrap()
+            == std::fs::read(fresh.path().join(types)).unwrap(),
+        "clients/{types} is stale; run `scripts/clients`"
+    );
 }
 
 /// Every file under `dir` (relative path, bytes), sorted; build output and
@@ -119,7 +126,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if ["node_modules", "__pycache__", "dist"].contains(&name.as_str()) {
+            if ["node_modules", "__pycache__", "dist", ".ruff_cache"].contains(&name.as_str()) {
                 continue;
             }
             if path.is_dir() {
