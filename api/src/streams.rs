@@ -197,27 +197,22 @@ impl StreamsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The last position the client saw (SSE reconnection).
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<u64>>,
         /// Only events after this global position (default: the current head).
         after: Query<Option<u64>>,
-        /// Event type or type prefix (`plugin.` matches `plugin.enabled`).
-        #[oai(name = "type")]
+        /// Event type or type prefix (`plugin.` matches `plugin.enabled`),
+        /// 1 to 128 characters.
+        #[oai(name = "type", validator(min_length = 1, max_length = 128))]
         event_type: Query<Option<String>>,
     ) -> Result<EventsStream, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
-        if let Some(t) = event_type.0.as_deref()
-            && (t.is_empty() || t.len() > extensor_core::event::EVENT_TYPE_BYTES_MAX)
-        {
-            return Err(ApiError::invalid_field(
-                "query:type",
-                "must be 1 to 128 bytes",
-            ));
-        }
         let slot = state.streams.acquire(ctx.tenant.to_string())?;
         let after = match last_event_id.0.or(after.0) {
             Some(p) => p,
@@ -262,9 +257,11 @@ impl StreamsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<LogStream, ApiError> {
