@@ -455,3 +455,54 @@ async fn plugin_metrics_count_the_callers_tenant_only() {
     expect_problem(r, 403, "wrong_tenant").await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn every_actor_the_ops_tree_shows_can_be_restarted_by_its_path() {
+    let f = forged().await;
+    let paths = tree_paths(&f.s).await;
+    for service in ["/dispatcher", "/webhooks", "/scheduler"] {
+        assert!(
+            paths.iter().any(|p| p.ends_with(service)),
+            "{service} in {paths:?}"
+        );
+    }
+    for path in &paths {
+        let encoded = path.replace('/', "%2F");
+        let r =
+            f.s.req(
+                Method::POST,
+                &format!("/api/ops/actors/{encoded}/restart"),
+                Some(ADMIN),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            204,
+            "{path}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    for bad in [
+        "/tenants/nope",
+        "/tenants/ten_00000000000000000000000000/bogus",
+        "/tenants/ten_00000000000000000000000000",
+        "/",
+    ] {
+        let encoded = bad.replace('/', "%2F");
+        let r =
+            f.s.req(
+                Method::POST,
+                &format!("/api/ops/actors/{encoded}/restart"),
+                Some(ADMIN),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 404, "actor_not_found").await;
+    }
+    f.s.stop().await;
+}
