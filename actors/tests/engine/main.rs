@@ -6,6 +6,8 @@ mod bounds;
 mod dispatch;
 mod jobs;
 mod lifecycle;
+#[path = "../../../js-runtime/tests/common/python.rs"]
+mod python;
 mod recovery;
 mod services;
 mod support;
