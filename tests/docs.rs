@@ -551,6 +551,16 @@ fn limit_maxima_are_the_validators() {
 }
 
 #[test]
+fn reserved_prefix_tables_are_the_kernels_list() {
+    let want: BTreeSet<String> = extensor_core::kernel_events::reserved_prefixes()
+        .map(str::to_owned)
+        .collect();
+    for doc in ["docs/PLUGINS.md", "docs/API.md"] {
+        assert_eq!(first_column(doc, "reserved-prefixes"), want, "{doc}");
+    }
+}
+
+#[test]
 fn error_kinds_table_lists_every_kind() {
     let s = String::new;
     // An exhaustive match: a new variant fails to compile here until listed.
