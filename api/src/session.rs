@@ -37,15 +37,14 @@ impl SessionApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to describe the token in (its slug). Optional: a
-        /// tenant token names its own tenant (a different slug is
-        /// refused); the platform-admin token without it is described
-        /// without a tenant.
+        /// The tenant to describe the token in (its slug). A tenant token
+        /// names its tenant, so it may leave this out; the platform-admin
+        /// token without it is described as the platform admin.
         #[oai(name = "X-Tenant-Slug")]
         tenant: Header<Option<String>>,
     ) -> Result<Json<SessionView>, ApiError> {
         let platform_admin = state.platform_admin(&auth).is_ok();
-        if platform_admin && tenant.0.is_none() {
+        if tenant.0.is_none() && platform_admin {
             return Ok(Json(SessionView {
                 platform_admin,
                 tenant: None,
@@ -53,7 +52,8 @@ impl SessionApi {
                 role: None,
             }));
         }
-        let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
+        // A tenant token names its tenant, so the slug may be left out.
+        let ctx = state.tenant_access(&auth, &tenant.0, Role::Viewer, RateClass::Management)?;
         Ok(Json(SessionView {
             platform_admin,
             tenant: Some(ctx.tenant.to_string()),
