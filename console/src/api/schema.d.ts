@@ -9885,7 +9885,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["EventView"][];
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "event";
+                        /** @description An `EventView` as JSON. */
+                        data: string;
+                        /** @description The event's global position. */
+                        id: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -10052,7 +10062,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["LogLine"][];
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "log";
+                        /** @description A `LogLine` as JSON. */
+                        data: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -10209,7 +10227,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["TreeView"][];
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "tree";
+                        /** @description A `TreeView` as JSON: the whole tree. */
+                        data: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */

@@ -158,21 +158,31 @@ function TimeTravel() {
   const chosen = options.find((o) => o.id === target) ?? options[0];
   useEffect(() => {
     if (!chosen) return;
+    let live = true;
     ok(api.GET("/api/events", { params: { header: T, query: { stream: `${chosen.kind}-${chosen.id}`, limit: 1000 } } })).then(
       (p) => {
+        if (!live) return;
         setPositions(p.events);
         setIndex(Math.max(0, p.events.length - 1));
       },
-      setError,
+      (e) => live && setError(e),
     );
+    return () => {
+      live = false;
+    };
   }, [chosen?.id]);
   const at = positions[index];
   useEffect(() => {
     if (!chosen || !at) return;
+    // An answer for a position the slider has left is dropped.
+    let live = true;
     ok(api.GET("/api/audit/state/{kind}/{id}", { params: { header: T, path: { kind: chosen.kind, id: chosen.id }, query: { at: String(at.position) } } })).then(
-      (s) => (setState(s), setError(null)),
-      setError,
+      (s) => live && (setState(s), setError(null)),
+      (e) => live && setError(e),
     );
+    return () => {
+      live = false;
+    };
   }, [chosen?.id, at?.position]);
   return (
     <Section title="Time travel" id="timetravel">
