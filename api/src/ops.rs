@@ -146,6 +146,16 @@ impl OpsApi {
     ) -> Result<OpsDone, ApiError> {
         state.platform_admin(&auth)?;
         let tenant = known_tenant(&state, &id)?;
+        if state
+            .directory
+            .tenant(&tenant)
+            .is_some_and(|t| t.status == extensor_core::tenant::TenantStatus::Suspended)
+        {
+            return Err(ApiError::conflict(
+                "tenant_suspended",
+                "the tenant is suspended; `POST /api/tenants/{id}/resume` lifts it",
+            ));
+        }
         state.engine.resume_tenant(&tenant).await?;
         Ok(OpsDone::Done)
     }

@@ -140,8 +140,15 @@ pub async fn serve(
     let shared: Arc<dyn EventStore> = Arc::new(store.clone());
     let sandbox = crate::status::SandboxInfo::from(&config.engine.sandbox);
     let http_allowlist = config.engine.sandbox.network.platform_allowed_hosts.clone();
-    let engine = start_engine(shared.clone(), data_dir, config.engine).await?;
+    // The directory first: suspended tenants start stopped in the engine.
     let directory = Directory::load(shared.clone()).await?;
+    let suspended = directory
+        .tenants()
+        .into_iter()
+        .filter(|t| t.status == extensor_core::tenant::TenantStatus::Suspended)
+        .map(|t| t.id)
+        .collect();
+    let engine = start_engine(shared.clone(), data_dir, config.engine, suspended).await?;
     let generated =
         crate::tenancy::bootstrap_admin(shared.as_ref(), &directory, config.admin_token.as_deref())
             .await
@@ -183,6 +190,7 @@ async fn start_engine(
     store: Arc<dyn EventStore>,
     data_dir: std::path::PathBuf,
     settings: EngineSettings,
+    stopped_tenants: Vec<extensor_core::ids::TenantId>,
 ) -> Result<extensor_actors::Engine, ServeError> {
     let key = match settings.secret_key {
         Some(k) => k,
@@ -193,6 +201,7 @@ async fn start_engine(
     config.zip = settings.zip;
     config.smtp = settings.smtp;
     config.llm = settings.llm;
+    config.stopped_tenants = stopped_tenants;
     extensor_actors::Engine::start(config)
         .await
         .map_err(|e| ServeError::Startup(format!("engine: {e}")))

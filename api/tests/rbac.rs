@@ -64,6 +64,8 @@ fn tenant_scoped(op: &str) -> bool {
             | "restartActor"
             | "stopTenant"
             | "resumeTenant"
+            | "suspendTenant"
+            | "unsuspendTenant"
     )
 }
 
@@ -210,6 +212,16 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         "resumeTenant" => (
             Method::POST,
             format!("/api/ops/tenants/{NO_TENANT}/resume"),
+            None,
+        ),
+        "suspendTenant" => (
+            Method::POST,
+            format!("/api/tenants/{NO_TENANT}/suspend"),
+            Some(json!({"reason": "rbac walk"})),
+        ),
+        "unsuspendTenant" => (
+            Method::POST,
+            format!("/api/tenants/{NO_TENANT}/resume"),
             None,
         ),
         other => panic!("rbac walk has no request for operation `{other}`: add one"),
