@@ -177,6 +177,7 @@ pub async fn serve(
         features: config.features,
         sandbox,
         http_allowlist,
+        verified: tokio::sync::Mutex::default(),
     });
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(config.shutdown_grace))

@@ -90,4 +90,6 @@ pub struct AppState {
     /// For `GET /api/status`.
     pub sandbox: crate::status::SandboxInfo,
     pub http_allowlist: Option<Vec<String>>,
+    /// How far `GET /api/audit/verify` has verified the chain.
+    pub verified: tokio::sync::Mutex<crate::audit::VerifiedPrefix>,
 }
