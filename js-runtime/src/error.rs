@@ -125,6 +125,17 @@ impl JsError {
             JsError::QuotaExceeded { message } => JsError::QuotaExceeded {
                 message: f(&message),
             },
+            JsError::LimitExceeded {
+                op,
+                limit,
+                max,
+                what,
+            } => JsError::LimitExceeded {
+                op,
+                limit,
+                max,
+                what: f(&what),
+            },
             JsError::Host { op, message } => JsError::Host {
                 op,
                 message: f(&message),
