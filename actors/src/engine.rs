@@ -689,10 +689,18 @@ impl Engine {
     /// `/tenants/<t>/tenant`, `/tenants/<t>/installations/<ins>` or
     /// `/tenants/<t>/<service>`. Unknown paths are `NotFound`.
     pub async fn restart_actor(&self, path: &str) -> Result<(), Error> {
-        let (tenant, key) = parse_actor_path(path)?;
-        self.inner
-            .root_call(|reply| RootMsg::RestartActor { tenant, key, reply })
-            .await?
+        match parse_actor_path(path)? {
+            (tenant, None) => {
+                self.inner
+                    .root_call(|reply| RootMsg::RestartTenant { tenant, reply })
+                    .await?
+            }
+            (tenant, Some(key)) => {
+                self.inner
+                    .root_call(|reply| RootMsg::RestartActor { tenant, key, reply })
+                    .await?
+            }
+        }
     }
 
     /// Stops every actor of the tenant; requests for it are refused until
@@ -718,7 +726,17 @@ impl Engine {
     }
 }
 
-fn parse_actor_path(path: &str) -> Result<(TenantId, ChildKey), Error> {
+/// Every service name a tenant supervisor may run (the tree shows them at
+/// `/tenants/<t>/<name>`), so each can be restarted by its path.
+const SERVICE_NAMES: [&str; 3] = [
+    crate::dispatcher::SERVICE_NAME,
+    crate::webhooks::service::SERVICE_NAME,
+    crate::scheduler::SERVICE_NAME,
+];
+
+/// A tree path: the tenant, and the child (`None`: the tenant supervisor
+/// itself, `/tenants/<t>`).
+fn parse_actor_path(path: &str) -> Result<(TenantId, Option<ChildKey>), Error> {
     let not_found = || Error::not_found("actor", path);
     let rest = path.strip_prefix("/tenants/").ok_or_else(not_found)?;
     let mut parts = rest.split('/');
@@ -727,13 +745,17 @@ fn parse_actor_path(path: &str) -> Result<(TenantId, ChildKey), Error> {
         .and_then(|t| t.parse().ok())
         .ok_or_else(not_found)?;
     let key = match (parts.next(), parts.next(), parts.next()) {
-        (Some("tenant"), None, None) => ChildKey::Tenant,
+        (None, None, None) => None,
+        (Some("tenant"), None, None) => Some(ChildKey::Tenant),
         (Some("installations"), Some(id), None) => {
-            ChildKey::Installation(id.parse().map_err(|_| not_found())?)
+            Some(ChildKey::Installation(id.parse().map_err(|_| not_found())?))
         }
-        (Some(crate::dispatcher::SERVICE_NAME), None, None) => {
-            ChildKey::Service(crate::dispatcher::SERVICE_NAME)
-        }
+        (Some(name), None, None) => Some(ChildKey::Service(
+            SERVICE_NAMES
+                .into_iter()
+                .find(|s| *s == name)
+                .ok_or_else(not_found)?,
+        )),
         _ => return Err(not_found()),
     };
     Ok((tenant, key))

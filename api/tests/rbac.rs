@@ -108,6 +108,7 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         ),
         "uploadPlugin" => (Method::POST, "/api/plugins/upload".into(), None),
         "listPlugins" => (Method::GET, "/api/plugins".into(), None),
+        "getPluginMetrics" => (Method::GET, "/api/plugins/metrics".into(), None),
         "getPlugin" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}"), None),
         "runJobNow" => (
             Method::POST,

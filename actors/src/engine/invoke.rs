@@ -120,7 +120,7 @@ pub struct PluginStats {
     pub invocations: u64,
     pub errors: u64,
     pub p50_us: u64,
-    pub p90_us: u64,
+    pub p95_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
 }
@@ -169,7 +169,7 @@ impl Stats {
             c.errors,
             [
                 h.value_at_quantile(0.5),
-                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.95),
                 h.value_at_quantile(0.99),
                 h.max(),
             ],
@@ -602,7 +602,7 @@ impl Engine {
             .iter()
             .filter_map(|k| {
                 let id = k.state.id.clone()?;
-                let (invocations, errors, [p50_us, p90_us, p99_us, max_us]) =
+                let (invocations, errors, [p50_us, p95_us, p99_us, max_us]) =
                     stats.get(&id).unwrap_or((0, 0, [0; 4]));
                 Some(PluginStats {
                     installation_id: id,
@@ -610,7 +610,7 @@ impl Engine {
                     invocations,
                     errors,
                     p50_us,
-                    p90_us,
+                    p95_us,
                     p99_us,
                     max_us,
                 })
