@@ -282,7 +282,7 @@ impl PluginsApi {
         auth: BearerAuth,
         /// The tenant to act in (its slug).
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<PluginMetricsList>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
         let stats = state.engine.plugin_stats(&ctx.tenant).await?;
