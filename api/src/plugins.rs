@@ -280,7 +280,9 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
         tenant: Header<Option<String>>,
     ) -> Result<Json<PluginMetricsList>, ApiError> {
