@@ -57,8 +57,15 @@ fn venv_tool(name: &str, module: &str) -> PathBuf {
 
 /// Runs schemathesis with every check, the stateful phase included,
 /// against `server` as `token`; fails on any failure.
-fn schemathesis(server: &served::Server, token: &str, work: &Path, config: Option<&Path>) {
+fn schemathesis(
+    server: &served::Server,
+    token: &str,
+    work: &Path,
+    config: Option<&Path>,
+    env: &[(&str, &str)],
+) {
     let mut cmd = Command::new(venv_tool("schemathesis", "schemathesis"));
+    cmd.envs(env.iter().copied());
     if let Some(c) = config {
         cmd.arg("--config-file").arg(c);
     }
@@ -87,7 +94,7 @@ fn schemathesis(server: &served::Server, token: &str, work: &Path, config: Optio
 fn schemathesis_as_the_platform_admin_finds_nothing() {
     let data = tempfile::tempdir().unwrap();
     let server = server(data.path());
-    schemathesis(&server, ADMIN, data.path(), None);
+    schemathesis(&server, ADMIN, data.path(), None, &[]);
 }
 
 /// As a tenant's owner (no X-Tenant-Slug needed): every handler runs, and
@@ -99,8 +106,32 @@ fn schemathesis_as_a_tenant_owner_finds_nothing() {
     let data = tempfile::tempdir().unwrap();
     let owner = served::tenant(data.path());
     let server = server(data.path());
+    let kpi = root().join("examples/plugins/daily-kpi");
+    let o = extensor(
+        data.path(),
+        &[
+            "plugin",
+            "push",
+            kpi.to_str().unwrap(),
+            "--server",
+            &server.url,
+            "--token",
+            &owner,
+            "--tenant",
+            "acme",
+            "--enable",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let plugin = out
+        .split(" as ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no plugin id in {out}"));
     let config = root().join("tests/schemathesis.toml");
-    schemathesis(&server, &owner, data.path(), Some(&config));
+    let env = [("EXTENSOR_PLUGIN_ID", plugin)];
+    schemathesis(&server, &owner, data.path(), Some(&config), &env);
 }
 
 /// `scripts/clients DIR` regenerates both clients into DIR; the committed

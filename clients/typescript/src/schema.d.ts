@@ -4751,7 +4751,7 @@ export interface operations {
                 job?: string;
                 /** @description Only runs with this status. */
                 status?: components["schemas"]["RunStatusName"];
-                /** @description The previous page's `next_before`. */
+                /** @description The previous page's `next_before`: a run id (`run_` and a ULID). */
                 before?: string;
                 /** @description Page size (default 50, at most 200). */
                 limit?: number;
