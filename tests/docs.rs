@@ -582,6 +582,12 @@ fn error_kinds_table_lists_every_kind() {
         },
         JsError::NetworkDenied { reason: s() },
         JsError::QuotaExceeded { message: s() },
+        JsError::LimitExceeded {
+            op: "",
+            limit: "",
+            max: 0,
+            what: s(),
+        },
         JsError::Host {
             op: "",
             message: s(),
@@ -602,6 +608,7 @@ fn error_kinds_table_lists_every_kind() {
             | JsError::InvalidArgument { .. }
             | JsError::NetworkDenied { .. }
             | JsError::QuotaExceeded { .. }
+            | JsError::LimitExceeded { .. }
             | JsError::Host { .. }
             | JsError::InvalidBundle(_)
             | JsError::Internal(_) => {}
