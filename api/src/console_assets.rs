@@ -5,21 +5,21 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-ObbzVZOT.js",
+        path: "assets/index-DrjeHpFf.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:baba100e38bf97462a6eb24c9168273ebd556301268a58984c57ef70c5e3f0a2",
-        bytes: include_bytes!("../../console/dist/assets/index-ObbzVZOT.js"),
+        digest: "sha256:6f86ba118e3835038dd6e34b1dd8db5a13da747366222a3cbd90f29fb131057c",
+        bytes: include_bytes!("../../console/dist/assets/index-DrjeHpFf.js"),
     },
     Asset {
-        path: "assets/style-MdcAWmos.css",
+        path: "assets/style-B5gyYj9J.css",
         content_type: "text/css; charset=utf-8",
-        digest: "sha256:a1a110a86308876f91f56ec9f3c334c7717988f615021aee6bada2dadfe43252",
-        bytes: include_bytes!("../../console/dist/assets/style-MdcAWmos.css"),
+        digest: "sha256:c50c4e28c1a42640a8e78bbe5a57694990ce9606e18b3d80db61bf91c88701d6",
+        bytes: include_bytes!("../../console/dist/assets/style-B5gyYj9J.css"),
     },
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:7180d2e1af94c83359310de466c755451164dc940ffdcc9ec7bdbbe525987439",
+        digest: "sha256:c36344ab525b4a60f3c2a2b89ca795b85a0dd20dae4422aad37dc1179cab31b7",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

@@ -207,19 +207,12 @@ impl StreamsApi {
         last_event_id: Header<Option<u64>>,
         /// Only events after this global position (default: the current head).
         after: Query<Option<u64>>,
-        /// Event type or type prefix (`plugin.` matches `plugin.enabled`).
-        #[oai(name = "type")]
+        /// Event type or type prefix (`plugin.` matches `plugin.enabled`),
+        /// 1 to 128 characters.
+        #[oai(name = "type", validator(min_length = 1, max_length = 128))]
         event_type: Query<Option<String>>,
     ) -> Result<EventsStream, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
-        if let Some(t) = event_type.0.as_deref()
-            && (t.is_empty() || t.len() > extensor_core::event::EVENT_TYPE_BYTES_MAX)
-        {
-            return Err(ApiError::invalid_field(
-                "query:type",
-                "must be 1 to 128 bytes",
-            ));
-        }
         let slot = state.streams.acquire(ctx.tenant.to_string())?;
         let after = match last_event_id.0.or(after.0) {
             Some(p) => p,

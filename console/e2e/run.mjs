@@ -180,9 +180,13 @@ await test("upload and enable a plugin, then see its hook run after a publish", 
   const pub = await call("POST", "/api/events", { body: { event_type: "order.created", event_data: { order: "o-42" } } });
   assert.equal(pub.status, 201, pub.text);
   await page.getByTestId("logs").filter({ hasText: "hook ran for o-42" }).waitFor();
+  await page.getByRole("img", { name: /Latency percentiles/ }).waitFor();
   await look(page, "03-plugin");
   await page.goto(`${URL_}/console/#/plugins`);
-  await page.getByTestId("plugin-order-notes").filter({ hasText: "enabled" }).waitFor();
+  const row = page.getByTestId("plugin-order-notes");
+  await row.filter({ hasText: "enabled" }).waitFor();
+  // The error rate comes from GET /api/plugins/metrics: the hook ran once, fine.
+  await row.getByTestId("error-rate").filter({ hasText: /^0% \(0 of [1-9]\d*\)$/ }).waitFor();
   await look(page, "04-plugins");
   await page.context().close();
 });
