@@ -881,6 +881,10 @@ export interface components {
         };
         /** ApplyFilters */
         ApplyFilters: {
+            /**
+             * @description The value the chain filters (absent: `null`).
+             * @default null
+             */
             input: unknown;
             /** @default skip */
             on_failure: components["schemas"]["OnFailure"];
@@ -1294,7 +1298,11 @@ export interface components {
          * @description A business event from the host application.
          */
         PublishEvent: {
-            /** @description Dotted name, e.g. `auth.user.created`. */
+            /**
+             * @description Dotted name, e.g. `auth.user.created`: at most 128 letters, digits,
+             *     `_`, `-` and single dots, starting with a letter
+             *     (`extensor_core::manifest::event_type_problem`).
+             */
             event_type: string;
             /**
              * @description Any JSON, at most 1 MiB serialised.
@@ -1344,6 +1352,10 @@ export interface components {
         };
         /** RunGeneratorHooks */
         RunGeneratorHooks: {
+            /**
+             * @description The state the hooks build on (absent: `null`).
+             * @default null
+             */
             state: unknown;
             /** @default skip */
             on_failure: components["schemas"]["OnFailure"];
@@ -1521,6 +1533,7 @@ export interface components {
         };
         /** TestEvent */
         TestEvent: {
+            /** @description An event type, as for `POST /api/events`. */
             event_type: string;
             /** @default null */
             event_data: unknown;
@@ -5078,7 +5091,7 @@ export interface operations {
                 job?: string;
                 /** @description Only runs with this status. */
                 status?: components["schemas"]["RunStatusName"];
-                /** @description The previous page's `next_before`. */
+                /** @description The previous page's `next_before`: a run id (`run_` and a ULID). */
                 before?: string;
                 /** @description Page size (default 50, at most 200). */
                 limit?: number;
