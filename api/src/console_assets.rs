@@ -5,10 +5,10 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-1bW45fPi.js",
+        path: "assets/index-Bw1Zauw0.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:f1051ce9099f81e65a629fc2d09df2b67451c95102dd8fd36076f1d14074edf5",
-        bytes: include_bytes!("../../console/dist/assets/index-1bW45fPi.js"),
+        digest: "sha256:3c81dd83c05dcb038763a1d8d3021e0ee3d58cf4b7ceeebb5519c347b4577674",
+        bytes: include_bytes!("../../console/dist/assets/index-Bw1Zauw0.js"),
     },
     Asset {
         path: "assets/style-DtLostxg.css",
@@ -19,7 +19,7 @@ pub static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:3f5bea4058b8f5f2f901a6f10e6a1879142662f01db359b6f05364092bb19cd5",
+        digest: "sha256:d3f37bc7dbaa39e0a92911d7e9d11c841c15b043ecccb5adb658d3a35656f51e",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

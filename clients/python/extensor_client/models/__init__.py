@@ -61,6 +61,7 @@ from .stream_ops_tree_response_200 import StreamOpsTreeResponse200
 from .stream_ops_tree_response_200_event import StreamOpsTreeResponse200Event
 from .stream_plugin_logs_response_200 import StreamPluginLogsResponse200
 from .stream_plugin_logs_response_200_event import StreamPluginLogsResponse200Event
+from .suspend_tenant import SuspendTenant
 from .tenant_list import TenantList
 from .tenant_view import TenantView
 from .test_event import TestEvent
@@ -145,6 +146,7 @@ __all__ = (
     "StreamOpsTreeResponse200Event",
     "StreamPluginLogsResponse200",
     "StreamPluginLogsResponse200Event",
+    "SuspendTenant",
     "TenantList",
     "TenantView",
     "TestEvent",
