@@ -394,20 +394,17 @@ impl StreamsApi {
     async fn tree(&self, state: State<'_>, auth: BearerAuth) -> Result<TreeStream, ApiError> {
         state.platform_admin(&auth)?;
         let slot = state.streams.acquire("platform-admin".into())?;
-        let engine = state.engine.clone();
-        let changes = engine.status_board().changes();
+        let app = state.0.clone();
+        let changes = app.engine.status_board().changes();
         let snapshots = futures::stream::unfold((changes, true), move |(mut changes, first)| {
-            let engine = engine.clone();
+            let app = app.clone();
             async move {
                 if !first {
                     tokio::time::sleep(Duration::from_millis(TREE_UPDATE_INTERVAL_MS)).await;
                     changes.changed().await.ok()?;
                 }
                 changes.borrow_and_update();
-                let tree = engine.tree().await.ok()?;
-                let view = TreeView {
-                    actors: tree.actors.into_iter().map(Into::into).collect(),
-                };
+                let view = crate::ops::tree_view(&app).await.ok()?;
                 Some((view, (changes, false)))
             }
         })

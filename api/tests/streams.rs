@@ -252,13 +252,15 @@ async fn the_tree_stream_sends_a_snapshot_then_changes() {
     let shows_tenant = async {
         loop {
             let (_, snap) = r.message().await.unwrap();
-            let paths: Vec<String> = snap["actors"]
-                .as_array()
-                .unwrap()
+            let actors = snap["actors"].as_array().unwrap().clone();
+            let paths: Vec<String> = actors
                 .iter()
                 .filter_map(|a| a["path"].as_str().map(str::to_owned))
                 .collect();
             if paths.iter().any(|p| p.contains(&id)) {
+                // Labelled like `GET /api/ops/tree`: the tenant's slug.
+                let mine = actors.iter().find(|a| a["tenant"] == id.as_str()).unwrap();
+                assert_eq!(mine["tenant_slug"], "acme", "{mine}");
                 return paths;
             }
         }
