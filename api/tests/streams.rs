@@ -168,6 +168,18 @@ async fn streams_are_authenticated_like_every_operation() {
     expect_problem(r, 403, "wrong_tenant").await;
     let r = open(&s, "/api/ops/tree/stream", &owner, None).await;
     expect_problem(r, 403, "forbidden").await;
+    let r = s
+        .req(
+            Method::GET,
+            "/api/events/stream",
+            Some(&owner),
+            Some("acme"),
+        )
+        .header("Last-Event-ID", "not-a-position")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 422, "validation_failed").await;
     let r = open(&s, "/api/events/stream?type=", &owner, Some("acme")).await;
     expect_problem(r, 422, "validation_failed").await;
     let r = open(
