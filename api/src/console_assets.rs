@@ -5,10 +5,10 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-ko3sR1LZ.js",
+        path: "assets/index-DBM007Eo.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:1865ee66a273004ccfaebc99084135b679f6b24b126ce5eab469f527efd67823",
-        bytes: include_bytes!("../../console/dist/assets/index-ko3sR1LZ.js"),
+        digest: "sha256:8d87bb946eedd12a7daed5d3fbd51edf9701ee5e063d23df8630206f6e025248",
+        bytes: include_bytes!("../../console/dist/assets/index-DBM007Eo.js"),
     },
     Asset {
         path: "assets/style-DtLostxg.css",
@@ -19,7 +19,7 @@ pub static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:b566eff6d0c5dd0992fab1e29f132f2f3ccc8e009db071180d5a04e28e251439",
+        digest: "sha256:828054091389c879730482dd6b8ad35440481bd008ba8229529672136f649828",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

@@ -28,7 +28,7 @@ const ADMIN = env("ADMIN_TOKEN");
 const OWNER = env("OWNER_TOKEN");
 const SLUG = env("TENANT_SLUG");
 const SHOTS = env("SCREENSHOTS");
-const WAIT = 20_000;
+const WAIT = 30_000; // generous: CI machines are shared and slow
 mkdirSync(SHOTS, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 

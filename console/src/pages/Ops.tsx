@@ -54,7 +54,7 @@ function Tenants() {
         </thead>
         <tbody>
           {list.data?.tenants.map((t) => (
-            <tr data-testid={`tenant-${t.slug}`}>
+            <tr key={t.id} data-testid={`tenant-${t.slug}`}>
               <td>
                 {t.name} <code>{t.slug}</code> <div class="muted">{t.id}</div>
               </td>
@@ -140,7 +140,7 @@ function Tree() {
         </thead>
         <tbody>
           {actors.map((a) => (
-            <tr data-testid={`actor-${a.path}`} class={a.status === "failed" ? "failed" : ""}>
+            <tr key={a.path} data-testid={`actor-${a.path}`} class={a.status === "failed" ? "failed" : ""}>
               <td style={{ paddingLeft: `${depth(a.path) * 1.5 + 0.4}em` }}>
                 <code>{a.path.split("/").pop() || "/"}</code>
                 {a.kind === "tenant_supervisor" && a.tenant_slug && <strong> {a.tenant_slug}</strong>}
