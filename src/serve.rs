@@ -49,6 +49,15 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
     config.features = Features::from_env().map_err(|e| anyhow!(e))?;
     config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
+    config.fault_drills = match std::env::var("EXTENSOR_FAULT_DRILLS").as_deref() {
+        Err(_) | Ok("false" | "0" | "") => false,
+        Ok("true" | "1") => true,
+        Ok(v) => {
+            return Err(anyhow!(
+                "EXTENSOR_FAULT_DRILLS=`{v}`: expected true or false"
+            ));
+        }
+    };
     config.engine.sandbox =
         extensor_js::SandboxConfig::from_env().map_err(|e| anyhow!("sandbox settings: {e}"))?;
     config.engine.zip = extensor_js::ZipLimits::from_env().map_err(|e| anyhow!(e))?;

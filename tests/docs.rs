@@ -25,11 +25,16 @@
 //! - `sh` (or `bash`, `sh synopsis`): commands checked without running them:
 //!   `extensor` (and `cargo run -- …`) subcommands and options against the
 //!   binary's `--help`, `curl` requests against openapi.yaml, `cd` paths,
-//!   `npm install` where a package.json is, `python3 -m pip install` of a
-//!   module that imports.
+//!   `npm install` where a package.json is, project scripts (`scripts/test`)
+//!   that exist and are executable.
 //! - `http delivery`: headers of a webhook delivery; each one the sender sets.
 //! - `python verify`: a receiver's Standard Webhooks verification, run on a
 //!   real signature (and on a tampered body, which must fail).
+//! - `python client`: code using the generated Python client
+//!   (clients/python): it must parse, its imports must load, and every
+//!   `module.name` it uses on an imported module must exist.
+//! - `ts client`: code using the TypeScript client (`@extensor/client`, that
+//!   is clients/typescript): it must type-check with `tsc`, strict.
 //! - `json schema=NAME`: an instance of openapi.yaml's schema NAME (required
 //!   properties present, no unknown ones).
 //! - `yaml`: as `yaml webhook`. `json`: must parse.
@@ -51,6 +56,8 @@ use extensor_js::{
 };
 use serde_json::{Value, json};
 
+#[path = "../js-runtime/tests/common/python.rs"]
+mod python;
 #[path = "docs/samples.rs"]
 mod samples;
 
@@ -78,6 +85,8 @@ enum Kind {
     Http,
     HttpDelivery,
     PythonVerify,
+    PythonClient,
+    TsClient,
     Json,
     Text,
 }
@@ -94,6 +103,8 @@ impl Kind {
             "http" => Kind::Http,
             "http delivery" => Kind::HttpDelivery,
             "python verify" => Kind::PythonVerify,
+            "python client" => Kind::PythonClient,
+            "ts client" => Kind::TsClient,
             "json" => Kind::Json,
             "text" => Kind::Text,
             other if other.starts_with("json schema=") => Kind::JsonSchema {
@@ -571,6 +582,12 @@ fn error_kinds_table_lists_every_kind() {
         },
         JsError::NetworkDenied { reason: s() },
         JsError::QuotaExceeded { message: s() },
+        JsError::LimitExceeded {
+            op: "",
+            limit: "",
+            max: 0,
+            what: s(),
+        },
         JsError::Host {
             op: "",
             message: s(),
@@ -591,6 +608,7 @@ fn error_kinds_table_lists_every_kind() {
             | JsError::InvalidArgument { .. }
             | JsError::NetworkDenied { .. }
             | JsError::QuotaExceeded { .. }
+            | JsError::LimitExceeded { .. }
             | JsError::Host { .. }
             | JsError::InvalidBundle(_)
             | JsError::Internal(_) => {}

@@ -11,6 +11,8 @@
 
 #[path = "../js-runtime/tests/common/aiosmtpd.rs"]
 mod aiosmtpd;
+#[path = "../js-runtime/tests/common/python.rs"]
+mod python;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

@@ -9,8 +9,10 @@
 //! - `directory`: the in-memory index of every installation, kept current
 //!   from the log (also other processes' writes).
 //! - `plugins`: upload, lifecycle, secrets.
-//! - `runtime`: cached isolate pools per installation and the host services
-//!   wired to real components.
+//! - `runtime`: cached isolate pools per installation (LRU by count and by
+//!   warm heap bytes) and the host services wired to real components.
+//! - [`responses`]: what a plugin route may answer on the platform's origin
+//!   (status and header allow-list).
 //! - `invoke`: invocations, plugin routes, test events, filter chains.
 //! - `publish`: business events, idempotent publishing.
 //! - `read_models`: the tenant's events projected into SQLite for
@@ -21,6 +23,7 @@ pub(crate) mod invoke;
 mod plugins;
 mod publish;
 mod read_models;
+pub mod responses;
 mod runtime;
 // Helper "api" adds `mod tenants;` here (tenant creation, tokens).
 
@@ -59,6 +62,7 @@ pub use invoke::{
     RouteResponse, StepStatus,
 };
 pub use plugins::{SecretInfo, UploadAction, UploadOutcome};
+pub use runtime::{RUNTIMES_MAX, WARM_ISOLATES_BYTES_MAX_DEFAULT, WarmPool};
 
 /// The supervision tree's settings. (The brief named this field's type
 /// `TreeConfig`; that name is the tree's *runtime* config, which also holds
@@ -148,6 +152,10 @@ pub struct EngineConfig {
     /// Tenants that start stopped (suspended ones): nothing of theirs runs,
     /// not even for a moment during recovery, until `resume_tenant`.
     pub stopped_tenants: Vec<TenantId>,
+    /// Heap bytes all warm isolates of the process may hold together
+    /// (`runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT`; see there for the
+    /// eviction order).
+    pub warm_isolates_bytes_max: usize,
 }
 
 impl EngineConfig {
@@ -165,6 +173,7 @@ impl EngineConfig {
             llm: None,
             filter_order: FilterOrder::InstallOrder,
             stopped_tenants: Vec::new(),
+            warm_isolates_bytes_max: runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -471,7 +480,7 @@ impl Engine {
             dispatch: config.dispatch.clone(),
             filter_order: config.filter_order,
             directory: directory::Directory::default(),
-            runtimes: runtime::Runtimes::default(),
+            runtimes: runtime::Runtimes::new(config.warm_isolates_bytes_max),
             services,
             closing: AtomicBool::new(false),
             closing_tx,
@@ -595,6 +604,12 @@ impl Engine {
 
     pub fn sandbox(&self) -> &Sandbox {
         &self.inner.sandbox
+    }
+
+    /// Every warm isolate pool, in eviction order (least recently used
+    /// first), with what its idle isolates hold.
+    pub fn warm_pools(&self) -> Vec<WarmPool> {
+        self.inner.runtimes.warm_pools()
     }
 
     pub fn data_dir(&self) -> &std::path::Path {

@@ -2,6 +2,8 @@
 //! real HTTP receivers on loopback. Retry intervals are milliseconds via the
 //! declarations, so nothing sleeps for seconds.
 
+#[path = "../../js-runtime/tests/common/python.rs"]
+mod python;
 #[path = "webhooks/support.rs"]
 mod support;
 
@@ -56,28 +58,17 @@ fn expected_signature(secret: &str, r: &Received) -> String {
     format!("v1,{}", STANDARD.encode(rfc2104_hmac_sha256(&key, &msg)))
 }
 
-/// Verifies with the published `standardwebhooks` Python library. Required
-/// in CI (`.ci/run` installs it); elsewhere skipped with a note if missing.
+/// Verifies with the published `standardwebhooks` Python library (from the
+/// test Python, which `scripts/test` installs; missing, the test fails).
 fn verify_with_reference_library(secret: &str, requests: &[Received]) {
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the standardwebhooks package (pip install standardwebhooks)"
-        );
-        eprintln!("note: python3 standardwebhooks not installed; reference verification skipped");
-        return;
-    }
+    let python = python::python(&["standardwebhooks"]);
     let cases: Vec<_> = requests
         .iter()
         .map(|r| json!({"body": String::from_utf8(r.body.clone()).unwrap(), "headers": {
             "webhook-id": r.header("webhook-id"), "webhook-timestamp": r.header("webhook-timestamp"), "webhook-signature": r.header("webhook-signature")}}))
         .collect();
     let script = "import json,sys\nfrom standardwebhooks.webhooks import Webhook\nsecret, cases = sys.argv[1], json.load(sys.stdin)\nfor c in cases:\n    Webhook(secret).verify(c['body'], c['headers'])\nprint(len(cases))\n";
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(python)
         .args(["-c", script, secret])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -737,7 +728,7 @@ async fn tenant_secrets_are_encrypted_at_rest_and_resolve_references() {
         .await
         .unwrap()
         .into_iter()
-        .map(|(k, _)| k)
+        .map(|(k, _, _)| k)
         .collect();
     assert_eq!(keys, vec!["WEBHOOK_URL"]);
     assert_eq!(
@@ -954,6 +945,7 @@ async fn inside_the_engine_deliveries_resume_after_a_restart() {
             name,
             source,
             mode: ApplyMode::Apply,
+            if_revision: None,
             meta: m,
             reply,
         },
@@ -984,4 +976,55 @@ async fn inside_the_engine_deliveries_resume_after_a_restart() {
         "the retry after the restart has the same id"
     );
     engine.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A backlog is bounded in bytes, and a full one pauses the follower for as
+/// long as it takes: the batch it could not hand over is never skipped,
+/// even after more refusals than the follower's give-up count for an
+/// unavailable endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_full_in_bytes_pauses_and_drops_nothing() {
+    use extensor_actors::webhooks::dispatcher::FOLLOWER_RETRIES_MAX;
+    const CAP_BYTES: usize = 64 * 1024;
+    const EVENTS: usize = 40;
+    let held: Script = std::sync::Arc::new(|_| Reply {
+        hold: true,
+        ..Reply::status(200)
+    });
+    let rx = Receiver::start(held).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    h.stop().await;
+    h.config.backlog_bytes_max = CAP_BYTES;
+    h.start().await;
+    h.secret("URL", &rx.url("/"));
+    let decl = "api_version: v1\non: [\"big.*\"]\ndelivery:\n  url: \"${SECRET:URL}\"\n  concurrency: 1\n  timeout_ms: 30000\n";
+    h.apply("big", decl, &[]).await.unwrap();
+    let blob = "x".repeat(8 * 1024);
+    h.publish("big.made", json!({"i": 0, "blob": blob})).await;
+    wait_until("the first delivery is pending", || async {
+        h.stats("big").await.pending == 1
+    })
+    .await;
+    for i in 1..EVENTS {
+        h.publish("big.made", json!({"i": i, "blob": blob})).await;
+    }
+    wait_until("the follower outlasts its give-up count", || async {
+        h.stats("big").await.backlog_refusals > u64::from(FOLLOWER_RETRIES_MAX)
+    })
+    .await;
+    let stats = h.stats("big").await;
+    assert!(stats.pending_bytes <= CAP_BYTES, "{stats:?}");
+    assert!(stats.pending < EVENTS, "the follower paused: {stats:?}");
+    rx.open_gate();
+    let all = h.settled("big", EVENTS).await;
+    assert_eq!(all.len(), EVENTS);
+    assert!(all.iter().all(|d| d.status == DeliveryStatus::Delivered));
+    let mut seen: Vec<u64> = rx
+        .received()
+        .iter()
+        .map(|r| r.json()["data"]["i"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen, (0..EVENTS as u64).collect::<Vec<_>>());
 }

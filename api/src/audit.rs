@@ -86,9 +86,11 @@ impl AuditApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// `tenant` or `installation`.
         kind: Path<AggregateKind>,
         /// `ten_…` (the caller's own tenant) or `ins_…`.
@@ -129,9 +131,11 @@ impl AuditApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<VerifyReportView>, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
         // One walker at a time; each waits at most one bounded step.

@@ -3,7 +3,9 @@
 //! # Layout
 //!
 //! - [`server`]: the route table ([`server::apis`]), binding, graceful
-//!   shutdown, the OpenAPI document ([`server::openapi_yaml`]).
+//!   shutdown.
+//! - [`document`]: the OpenAPI document as served and committed
+//!   ([`server::openapi_yaml`]), and the `Allow` of `405` answers.
 //! - [`error`]: [`error::ApiError`], the one error type: every failure is
 //!   `application/problem+json` with a stable `code`.
 //! - [`auth`]: bearer tokens, `X-Tenant-Slug`, roles ([`auth::TenantCtx`]).
@@ -22,6 +24,12 @@
 //!   [`webhook_body`]), [`tenant_secrets`] (`${SECRET:NAME}` values); plus
 //!   [`ext_routes`] (`/ext/<slug>/…` and `/t/<tenant>/ext/<slug>/…`, plain
 //!   poem: plugins define them).
+//! - [`streams`]: server-sent event streams for live views (the tenant's
+//!   log, a plugin's logs, the supervision tree), bounded per owner.
+//! - [`session`]: `GET /api/session`, the caller's role (what a client
+//!   may offer).
+//! - [`console`]: the ops console at `/console`, its files embedded from
+//!   the generated [`console_assets`] (built from `console/`).
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)
@@ -38,9 +46,11 @@
 //!         &self,
 //!         state: State<'_>,                            // AppState
 //!         auth: BearerAuth,                            // security scheme
-//!         /// The tenant to act in (its slug).
+//!         /// The tenant to act in (its slug). Optional with a tenant token,
+//!         /// which names its tenant (a different slug is refused); required
+//!         /// with the platform-admin token.
 //!         #[oai(name = "X-Tenant-Slug")]
-//!         tenant: Header<String>,
+//!         tenant: Header<Option<String>>,
 //!         id: Path<String>,
 //!         job: Path<String>,
 //!     ) -> Result<RunNowResponse, ApiError> {
@@ -69,7 +79,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod console;
+#[rustfmt::skip]
+pub mod console_assets;
 pub mod directory;
+pub mod document;
 pub mod engine_error;
 pub mod error;
 pub mod events;
@@ -84,8 +98,10 @@ pub mod plugins;
 pub mod ratelimit;
 pub mod secrets;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod status;
+pub mod streams;
 pub mod tags;
 pub mod tenancy;
 pub mod tenant_secrets;

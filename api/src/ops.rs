@@ -1,7 +1,10 @@
 //! Operations on the supervision tree (platform admin): `GET /api/ops/tree`,
 //! `POST /api/ops/actors/{path}/restart` (the tree path URL-encoded as one
 //! segment, e.g. `%2Ftenants%2Ften_…%2Finstallations%2Fins_…`), and stopping
-//! or resuming a whole tenant.
+//! or resuming a whole tenant; with `EXTENSOR_FAULT_DRILLS=true`, the fault
+//! drill `POST /api/ops/actors/{path}/fault-drill` (panics an aggregate
+//! actor once, so operators and tests see the supervisor's restarts and
+//! the `failed` status on a real server).
 
 use chrono::{DateTime, Utc};
 use extensor_actors::ActorInfo;
@@ -117,6 +120,43 @@ impl OpsApi {
             return Err(ApiError::not_found("actor", &path));
         }
         state.engine.restart_actor(&path).await?;
+        Ok(OpsDone::Done)
+    }
+
+    /// Panic an installation's actor once (a fault drill; needs
+    /// `EXTENSOR_FAULT_DRILLS=true`)
+    ///
+    /// The supervisor restarts it with backoff; drills past the
+    /// `RestartPolicy`'s failures mark it `failed` (503 `actor_failed` here
+    /// from then on) until an operator restarts it.
+    #[oai(
+        path = "/actors/:path/fault-drill",
+        method = "post",
+        operation_id = "faultDrill"
+    )]
+    async fn fault_drill(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The installation actor's tree path
+        /// (`/tenants/<ten_…>/installations/<ins_…>`), URL-encoded as one segment.
+        path: Path<String>,
+    ) -> Result<OpsDone, ApiError> {
+        state.platform_admin(&auth)?;
+        if !state.fault_drills {
+            return Err(ApiError::feature_disabled("EXTENSOR_FAULT_DRILLS"));
+        }
+        let not_found = || ApiError::not_found("actor", &path);
+        let rest = path.strip_prefix("/tenants/").ok_or_else(not_found)?;
+        let (tenant, ins) = match rest.split('/').collect::<Vec<_>>().as_slice() {
+            [t, "installations", i] => (
+                known_tenant(&state, t).map_err(|_| not_found())?,
+                crate::plugins::plugin_id(i).map_err(|_| not_found())?,
+            ),
+            _ => return Err(not_found()),
+        };
+        let handle = state.engine.installation_handle(&tenant, &ins).await?;
+        handle.panic()?;
         Ok(OpsDone::Done)
     }
 

@@ -25,7 +25,10 @@ pub const UPLOAD_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// Captured log lines returned by the logs endpoint, newest last.
 const LOG_LINES_MAX: usize = 1_000;
 
+/// Only `file`: another part is refused (and declared so, see
+/// `document::CLOSED_OBJECTS`).
 #[derive(Multipart)]
+#[oai(deny_unknown_fields)]
 pub struct PluginUpload {
     /// The plugin ZIP: `manifest.json` at its root plus the code.
     pub file: Upload,
@@ -191,7 +194,7 @@ pub struct PluginsApi;
 pub fn admit(
     state: &State<'_>,
     auth: &BearerAuth,
-    tenant: &str,
+    tenant: &Option<String>,
     min: Role,
 ) -> Result<TenantCtx, ApiError> {
     state.features.require(Feature::Plugins)?;
@@ -210,9 +213,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         form: PluginUpload,
     ) -> Result<UploadResponse, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Developer)?;
@@ -252,9 +257,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<PluginList>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
         let plugins = state.engine.installations(&ctx.tenant).await?;
@@ -273,9 +280,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<PluginMetricsList>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
         let stats = state.engine.plugin_stats(&ctx.tenant).await?;
@@ -290,9 +299,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginView>, ApiError> {
@@ -314,9 +325,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginView>, ApiError> {
@@ -338,9 +351,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginView>, ApiError> {
@@ -362,9 +377,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginView>, ApiError> {
@@ -386,9 +403,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<UninstallResponse, ApiError> {
@@ -410,9 +429,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginLogs>, ApiError> {

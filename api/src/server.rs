@@ -31,6 +31,12 @@ pub struct ServerConfig {
     pub rate_limits: RateLimits,
     pub features: Features,
     pub shutdown_grace: Duration,
+    /// `EXTENSOR_FAULT_DRILLS`: allow the platform admin's fault drill
+    /// (panicking an actor on purpose). Off by default.
+    pub fault_drills: bool,
+    /// How often an idle event stream sends a heartbeat comment
+    /// (`streams::HEARTBEAT_MS`; tests shorten it).
+    pub stream_heartbeat: Duration,
     /// Engine settings: sandbox limits, ZIP caps, SMTP, LLM, filter order.
     /// The store, data directory and secret key are filled in by `serve`.
     pub engine: EngineSettings,
@@ -58,6 +64,8 @@ impl ServerConfig {
             rate_limits: RateLimits::default(),
             features: Features::default(),
             shutdown_grace: Duration::from_millis(SHUTDOWN_GRACE_MS),
+            fault_drills: false,
+            stream_heartbeat: Duration::from_millis(crate::streams::HEARTBEAT_MS),
             engine: EngineSettings::default(),
         }
     }
@@ -88,6 +96,8 @@ pub fn apis() -> impl OpenApi {
         crate::filters::FiltersApi,
         crate::ops::OpsApi,
         crate::status::StatusApi,
+        crate::session::SessionApi,
+        crate::streams::StreamsApi,
     )
 }
 
@@ -101,17 +111,25 @@ pub fn api_service() -> OpenApiService<impl OpenApi, ()> {
 }
 
 /// The OpenAPI document as YAML (what `extensor openapi` prints and
-/// `openapi.yaml` holds).
+/// `openapi.yaml` holds): poem-openapi's, corrected by [`crate::document`].
 pub fn openapi_yaml() -> String {
-    api_service().spec_yaml()
+    crate::document::yaml().to_owned()
 }
 
 /// The whole route table over `state`.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
     let service = api_service();
-    let yaml = service.spec_endpoint_yaml();
-    let json = service.spec_endpoint();
     let docs = service.swagger_ui();
+    let yaml = poem::endpoint::make_sync(|_| {
+        poem::Response::builder()
+            .content_type("application/x-yaml")
+            .body(crate::document::yaml())
+    });
+    let json = poem::endpoint::make_sync(|_| {
+        poem::Response::builder()
+            .content_type("application/json")
+            .body(crate::document::json())
+    });
     Route::new()
         .nest("/", service)
         .at("/openapi.yaml", yaml)
@@ -119,6 +137,8 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
         .nest("/docs", docs)
         .at("/ext/*rest", crate::ext_routes::ext_route)
         .at("/t/:tenant/ext/*rest", crate::ext_routes::ext_route)
+        .at("/console", crate::console::console)
+        .at("/console/*rest", crate::console::console)
         .data(state)
         .around(crate::observe::around)
 }
@@ -178,7 +198,16 @@ pub async fn serve(
         sandbox,
         http_allowlist,
         verified: tokio::sync::Mutex::default(),
+        streams: crate::streams::Streams::new(config.stream_heartbeat),
+        fault_drills: config.fault_drills,
     });
+    // Open event streams end when shutdown begins, so they do not hold
+    // the graceful shutdown for its whole grace.
+    let closing = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.streams.close();
+    };
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(config.shutdown_grace))
         .await;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use super::{Block, Kind, blocks_of_kind, read, root};
+use serde_json::json;
 
 /// Directories whose files are exercised by tests, so a sample included
 /// from them is tested code.
@@ -228,21 +229,7 @@ pub fn check_delivery_headers(b: &Block) {
 /// replaced by the real secret; the same run on a tampered body must fail.
 pub fn check_python_verify(b: &Block) {
     use extensor_core::webhook::signing::{SigningKey, signature_header};
-    let have = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the standardwebhooks package (pip install standardwebhooks)"
-        );
-        eprintln!(
-            "note: python3 standardwebhooks not installed; {} skipped",
-            b.at
-        );
-        return;
-    }
+    let python = crate::python::python(&["standardwebhooks"]);
     let secret = SigningKey::encode(b"docs-sample-signing-key-32-bytes");
     let key = SigningKey::parse(&secret).unwrap();
     let body = r#"{"text": "Build 7 on main: success"}"#;
@@ -258,7 +245,7 @@ pub fn check_python_verify(b: &Block) {
         let script = format!(
             "request_body = {sent:?}\nrequest_headers = {{\"webhook-id\": \"msg_docs\", \"webhook-timestamp\": \"{ts}\", \"webhook-signature\": {sig:?}}}\n{snippet}"
         );
-        let o = Command::new("python3")
+        let o = Command::new(&python)
             .args(["-c", &script])
             .output()
             .unwrap();
@@ -372,7 +359,7 @@ impl Synopsis {
                     "{at}: npm install needs a package.json in {}",
                     cwd.display()
                 ),
-                "python3" => check_pip_install(&at, args),
+                p if p.starts_with("scripts/") => check_script(&at, p),
                 other => panic!(
                     "{at}: no checker for `{other}`; tag the block `text` if it is not a command"
                 ),
@@ -474,23 +461,14 @@ fn is_env_name(k: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// `python3 -m pip install NAME…`: each package must be importable here
-/// (the tests that need it run in this environment).
-fn check_pip_install(at: &str, args: &[String]) {
-    let [m, pip, install, names @ ..] = args else {
-        panic!("{at}: only `python3 -m pip install NAME…` is checked");
-    };
-    assert!(
-        m == "-m" && pip == "pip" && install == "install" && !names.is_empty(),
-        "{at}: only `python3 -m pip install NAME…` is checked"
-    );
-    for name in names {
-        let ok = Command::new("python3")
-            .args(["-c", &format!("import {name}")])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "{at}: python3 cannot import `{name}`");
-    }
+/// A project script (`scripts/test`): it must exist and be executable.
+fn check_script(at: &str, program: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(root().join(program))
+        .unwrap_or_else(|e| panic!("{at}: {e}"))
+        .permissions()
+        .mode();
+    assert!(mode & 0o111 != 0, "{at}: `{program}` is not executable");
 }
 
 /// The subcommands a clap help text lists under `Commands:`.
@@ -520,9 +498,12 @@ pub fn check_all(docs: &[&str]) -> usize {
     let mut synopsis = Synopsis::new(OpenApi::load());
     let api = OpenApi::load();
     let mut n = 0;
+    let mut typescript = Vec::new();
     for doc in docs {
         for (b, kind) in blocks_of_kind(doc) {
             match kind {
+                Kind::PythonClient => check_python_client(&b),
+                Kind::TsClient => typescript.push(b),
                 Kind::Included { path } => check_included(&b, &path),
                 Kind::Http => check_http(&api, &b),
                 Kind::HttpDelivery => check_delivery_headers(&b),
@@ -543,7 +524,88 @@ pub fn check_all(docs: &[&str]) -> usize {
             n += 1;
         }
     }
+    check_ts_client(&typescript);
     n
+}
+
+/// A `python client` block: parsed; its imports run with the generated
+/// client on the path; each `module.attribute` on an imported module exists.
+fn check_python_client(b: &Block) {
+    const CHECK: &str = "import ast, sys\n\
+        tree = ast.parse(sys.stdin.read())\n\
+        imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]\n\
+        ns = {}\n\
+        exec(compile(ast.Module(body=imports, type_ignores=[]), 'doc', 'exec'), ns)\n\
+        for n in ast.walk(tree):\n\
+        \x20   if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ns:\n\
+        \x20       assert hasattr(ns[n.value.id], n.attr), f'{n.value.id}.{n.attr} does not exist'\n\
+        assert imports, 'no imports'\n";
+    let python = crate::python::python(&["httpx", "attrs"]);
+    let mut child = Command::new(python)
+        .args(["-c", CHECK])
+        .env("PYTHONPATH", root().join("clients/python"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b.body.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        b.at,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Every `ts client` block, type-checked together by clients/typescript's
+/// `tsc` (strict), with `@extensor/client` naming that package.
+fn check_ts_client(blocks: &[Block]) {
+    if blocks.is_empty() {
+        return;
+    }
+    let package = root().join("clients/typescript");
+    let tsc = package.join("node_modules/.bin/tsc");
+    assert!(
+        tsc.is_file(),
+        "{} is missing: run `scripts/test`",
+        tsc.display()
+    );
+    // Inside the package (its node_modules, its `"type": "module"`), in the
+    // git-ignored build folder.
+    let dir = package.join("dist/docs-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let name = format!("block{i}.ts");
+        std::fs::write(dir.join(&name), format!("// {}\n{}", b.at, b.body)).unwrap();
+        files.push(name);
+    }
+    let config = json!({
+        "extends": "../../tsconfig.json",
+        "compilerOptions": {"noEmit": true, "rootDir": "../..",
+            "paths": {"@extensor/client": ["../../src/index.ts"]}},
+        "include": [],
+        "files": files,
+    });
+    std::fs::write(dir.join("tsconfig.json"), config.to_string()).unwrap();
+    let o = Command::new(tsc)
+        .args(["-p", "tsconfig.json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ts client blocks ({}) do not type-check:\n{}",
+        blocks
+            .iter()
+            .map(|b| b.at.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 #[test]

@@ -88,6 +88,7 @@ impl WebhookService {
             name,
             source,
             mode,
+            if_revision: None,
             meta,
             reply,
         })

@@ -340,6 +340,7 @@ impl Harness {
             name,
             source,
             mode: ApplyMode::Apply,
+            if_revision: None,
             meta,
             reply,
         };

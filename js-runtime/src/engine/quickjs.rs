@@ -28,13 +28,13 @@ use rquickjs::{
     Context, Ctx, Exception, Function, Module, Object, Persistent, Promise, Runtime,
     Value as JsValue,
 };
-use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::{Finished, InvokeJob, IsolateSpec, Loaded, RawOutcome};
 use crate::bundle::{SDK_MODULE, Sources};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
 use crate::error::JsError;
+use crate::host::calls::{HostCalls, Settled, envelope};
 use crate::host::{CallContext, HostOp};
 use crate::logs::{LogCapture, LogLevel, cut};
 use crate::plugin::{HandlerKind, Registration};
@@ -46,8 +46,6 @@ export default s;\n";
 /// The isolate thread's native stack beyond the JS stack limit: room for
 /// QuickJS's own C frames, rquickjs glue and the host-call plumbing.
 const THREAD_STACK_MARGIN_BYTES: usize = 2 * 1024 * 1024;
-/// Host calls one invocation may have in flight; a fan-out bomb stops here.
-const CALLS_IN_FLIGHT_MAX: usize = 64;
 /// Handlers one bundle may register (the manifest caps declarations at 256).
 const REGISTRATIONS_MAX: usize = 1_024;
 /// Characters of a registration key (event type, route, job name).
@@ -61,11 +59,7 @@ const REUSE_HEAP_SHARE_MAX: f64 = 0.5;
 enum Msg {
     Invoke(Box<InvokeJob>, oneshot::Sender<Finished>),
     Memory(oneshot::Sender<usize>),
-    HostDone {
-        seq: u64,
-        id: u64,
-        result: Result<Value, JsError>,
-    },
+    HostDone { seq: u64, id: u64, settled: Settled },
     Shutdown,
 }
 
@@ -153,6 +147,7 @@ fn failed(e: JsError) -> Finished {
         result: Err(e),
         logs: Vec::new(),
         discard: true,
+        heap_bytes: 0,
     }
 }
 
@@ -238,6 +233,8 @@ struct State {
     registrations: RefCell<Vec<Registration>>,
     prelude: RefCell<Option<[Persistent<Function<'static>>; 2]>>,
     calls: RefCell<HashMap<u64, Persistent<Function<'static>>>>,
+    /// Count and bytes of host calls in flight (engine-neutral, host/calls.rs).
+    host_calls: HostCalls,
     next_call: Cell<u64>,
     seq: Cell<u64>,
     logs: RefCell<LogCapture>,
@@ -309,35 +306,15 @@ impl State {
                 permission: permission.as_str().into(),
             });
         }
-        if self.calls.borrow().len() >= CALLS_IN_FLIGHT_MAX {
-            return Err(JsError::InvalidArgument {
-                op: "ctx",
-                message: format!("more than {CALLS_IN_FLIGHT_MAX} host calls in flight"),
-            });
-        }
+        let ticket = self.host_calls.admit(args.len())?;
         let id = self.next_call.get() + 1;
         self.next_call.set(id);
         let (seq, tx, services) = (self.seq.get(), self.tx.clone(), self.spec.services.clone());
         self.spec.tokio.spawn(async move {
-            let result = op.run(&services, &cx).await;
-            let _ = tx.send(Msg::HostDone { seq, id, result });
+            let settled = ticket.finish(op.run(&services, &cx).await);
+            let _ = tx.send(Msg::HostDone { seq, id, settled });
         });
         Ok(id)
-    }
-}
-
-/// What a host call resolves to in JS: `{ok}` or `{error: {kind, message, permission?}}`.
-fn envelope(result: Result<Value, JsError>) -> String {
-    match result {
-        Ok(v) => json!({ "ok": v }).to_string(),
-        Err(e) => {
-            let permission = match &e {
-                JsError::PermissionDenied { permission } => Some(permission.clone()),
-                _ => None,
-            };
-            json!({"error": {"kind": e.kind(), "message": e.to_string(), "permission": permission}})
-                .to_string()
-        }
     }
 }
 
@@ -518,6 +495,7 @@ impl Engine {
             registrations: RefCell::default(),
             prelude: RefCell::default(),
             calls: RefCell::default(),
+            host_calls: HostCalls::default(),
             next_call: Cell::new(0),
             seq: Cell::new(0),
             logs: RefCell::default(),
@@ -585,6 +563,7 @@ impl Engine {
             result,
             logs,
             discard,
+            heap_bytes: s.clock.heap_used.get(),
         }
     }
 
@@ -692,14 +671,14 @@ impl Engine {
     ) -> Result<(), Option<JsError>> {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(Msg::HostDone { seq, id, result }) if seq == self.state.seq.get() => {
+            Ok(Msg::HostDone { seq, id, settled }) if seq == self.state.seq.get() => {
                 let resolve = self.state.calls.borrow_mut().remove(&id);
                 if let Some(resolve) = resolve {
                     let resolve = resolve
                         .restore(ctx)
                         .map_err(|e| Some(self.js_error(ctx, e)))?;
                     resolve
-                        .call::<_, ()>((envelope(result),))
+                        .call::<_, ()>((settled.envelope.as_str(),))
                         .map_err(|e| Some(self.js_error(ctx, e)))?;
                 }
                 Ok(())
