@@ -149,13 +149,13 @@ pub struct EngineConfig {
     pub llm: Option<LlmConfig>,
     /// The order filter and generator-hook chains run in.
     pub filter_order: FilterOrder,
-    /// Tenants that start stopped (suspended ones): nothing of theirs runs,
-    /// not even for a moment during recovery, until `resume_tenant`.
-    pub stopped_tenants: Vec<TenantId>,
     /// Heap bytes all warm isolates of the process may hold together
     /// (`runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT`; see there for the
     /// eviction order).
     pub warm_isolates_bytes_max: usize,
+    /// Tenants that start stopped (suspended ones): nothing of theirs runs,
+    /// not even for a moment during recovery, until `resume_tenant`.
+    pub stopped_tenants: Vec<TenantId>,
 }
 
 impl EngineConfig {
@@ -172,8 +172,8 @@ impl EngineConfig {
             smtp: None,
             llm: None,
             filter_order: FilterOrder::InstallOrder,
-            stopped_tenants: Vec::new(),
             warm_isolates_bytes_max: runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT,
+            stopped_tenants: Vec::new(),
         }
     }
 }

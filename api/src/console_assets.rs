@@ -5,21 +5,21 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-ObbzVZOT.js",
+        path: "assets/index-Bw1Zauw0.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:baba100e38bf97462a6eb24c9168273ebd556301268a58984c57ef70c5e3f0a2",
-        bytes: include_bytes!("../../console/dist/assets/index-ObbzVZOT.js"),
+        digest: "sha256:3c81dd83c05dcb038763a1d8d3021e0ee3d58cf4b7ceeebb5519c347b4577674",
+        bytes: include_bytes!("../../console/dist/assets/index-Bw1Zauw0.js"),
     },
     Asset {
-        path: "assets/style-MdcAWmos.css",
+        path: "assets/style-DtLostxg.css",
         content_type: "text/css; charset=utf-8",
-        digest: "sha256:a1a110a86308876f91f56ec9f3c334c7717988f615021aee6bada2dadfe43252",
-        bytes: include_bytes!("../../console/dist/assets/style-MdcAWmos.css"),
+        digest: "sha256:6be14c1f72dc7e38b1127801c7ad822746ec68632c8b6aa301ef8ee19a854cfa",
+        bytes: include_bytes!("../../console/dist/assets/style-DtLostxg.css"),
     },
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:7180d2e1af94c83359310de466c755451164dc940ffdcc9ec7bdbbe525987439",
+        digest: "sha256:d3f37bc7dbaa39e0a92911d7e9d11c841c15b043ecccb5adb658d3a35656f51e",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

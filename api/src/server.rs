@@ -49,6 +49,9 @@ pub struct EngineSettings {
     pub zip: extensor_js::ZipLimits,
     pub smtp: Option<extensor_js::host::mail::SmtpConfig>,
     pub llm: Option<extensor_js::host::llm::LlmConfig>,
+    /// Heap all warm isolates may hold together; `None` keeps the engine's
+    /// default (`WARM_ISOLATES_BYTES_MAX_DEFAULT`).
+    pub warm_isolates_bytes_max: Option<usize>,
     /// The platform key for secrets; `None` loads it per
     /// `SecretKey::load` (env, key file, or `<data_dir>/secret.key`).
     pub secret_key: Option<extensor_core::secrets::SecretKey>,
@@ -197,9 +200,9 @@ pub async fn serve(
         features: config.features,
         sandbox,
         http_allowlist,
-        verified: tokio::sync::Mutex::default(),
         streams: crate::streams::Streams::new(config.stream_heartbeat),
         fault_drills: config.fault_drills,
+        verified: tokio::sync::Mutex::default(),
     });
     // Open event streams end when shutdown begins, so they do not hold
     // the graceful shutdown for its whole grace.
@@ -232,6 +235,9 @@ async fn start_engine(
     config.smtp = settings.smtp;
     config.llm = settings.llm;
     config.stopped_tenants = stopped_tenants;
+    if let Some(max) = settings.warm_isolates_bytes_max {
+        config.warm_isolates_bytes_max = max;
+    }
     extensor_actors::Engine::start(config)
         .await
         .map_err(|e| ServeError::Startup(format!("engine: {e}")))

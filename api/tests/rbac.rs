@@ -64,10 +64,10 @@ fn tenant_scoped(op: &str) -> bool {
             | "restartActor"
             | "stopTenant"
             | "resumeTenant"
-            | "suspendTenant"
-            | "unsuspendTenant"
             | "streamOpsTree"
             | "faultDrill"
+            | "suspendTenant"
+            | "unsuspendTenant"
     )
 }
 
@@ -216,16 +216,6 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
             format!("/api/ops/tenants/{NO_TENANT}/resume"),
             None,
         ),
-        "suspendTenant" => (
-            Method::POST,
-            format!("/api/tenants/{NO_TENANT}/suspend"),
-            Some(json!({"reason": "rbac walk"})),
-        ),
-        "unsuspendTenant" => (
-            Method::POST,
-            format!("/api/tenants/{NO_TENANT}/resume"),
-            None,
-        ),
         // The streams answer 200 with their headers at once; the walk reads
         // only the status and drops the connection.
         "streamEvents" => (Method::GET, "/api/events/stream".into(), None),
@@ -240,6 +230,16 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         "faultDrill" => (
             Method::POST,
             "/api/ops/actors/%2Fnope/fault-drill".into(),
+            None,
+        ),
+        "suspendTenant" => (
+            Method::POST,
+            format!("/api/tenants/{NO_TENANT}/suspend"),
+            Some(json!({"reason": "rbac walk"})),
+        ),
+        "unsuspendTenant" => (
+            Method::POST,
+            format!("/api/tenants/{NO_TENANT}/resume"),
             None,
         ),
         other => panic!("rbac walk has no request for operation `{other}`: add one"),

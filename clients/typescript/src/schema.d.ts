@@ -919,6 +919,10 @@ export interface components {
         };
         /** ApplyFilters */
         ApplyFilters: {
+            /**
+             * @description The value the chain filters (absent: `null`).
+             * @default null
+             */
             input: unknown;
             /** @default skip */
             on_failure: components["schemas"]["OnFailure"];
@@ -1332,7 +1336,11 @@ export interface components {
          * @description A business event from the host application.
          */
         PublishEvent: {
-            /** @description Dotted name, e.g. `auth.user.created`. */
+            /**
+             * @description Dotted name, e.g. `auth.user.created`: at most 128 letters, digits,
+             *     `_`, `-` and single dots, starting with a letter
+             *     (`extensor_core::manifest::event_type_problem`).
+             */
             event_type: string;
             /**
              * @description Any JSON, at most 1 MiB serialised.
@@ -1382,6 +1390,10 @@ export interface components {
         };
         /** RunGeneratorHooks */
         RunGeneratorHooks: {
+            /**
+             * @description The state the hooks build on (absent: `null`).
+             * @default null
+             */
             state: unknown;
             /** @default skip */
             on_failure: components["schemas"]["OnFailure"];
@@ -1567,6 +1579,7 @@ export interface components {
         };
         /** TestEvent */
         TestEvent: {
+            /** @description An event type, as for `POST /api/events`. */
             event_type: string;
             /** @default null */
             event_data: unknown;
@@ -5449,7 +5462,7 @@ export interface operations {
                 job?: string;
                 /** @description Only runs with this status. */
                 status?: components["schemas"]["RunStatusName"];
-                /** @description The previous page's `next_before`. */
+                /** @description The previous page's `next_before`: a run id (`run_` and a ULID). */
                 before?: string;
                 /** @description Page size (default 50, at most 200). */
                 limit?: number;
@@ -10226,7 +10239,10 @@ export interface operations {
             query?: {
                 /** @description Only events after this global position (default: the current head). */
                 after?: number;
-                /** @description Event type or type prefix (`plugin.` matches `plugin.enabled`). */
+                /**
+                 * @description Event type or type prefix (`plugin.` matches `plugin.enabled`),
+                 *     1 to 128 characters.
+                 */
                 type?: string;
             };
             header?: {
@@ -10253,7 +10269,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["EventView"][];
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "event";
+                        /** @description An `EventView` as JSON. */
+                        data: string;
+                        /** @description The event's global position. */
+                        id: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -10420,7 +10446,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["LogLine"][];
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "log";
+                        /** @description A `LogLine` as JSON. */
+                        data: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -10577,7 +10611,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["TreeView"][];
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "tree";
+                        /** @description A `TreeView` as JSON: the whole tree. */
+                        data: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
