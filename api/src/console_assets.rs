@@ -5,10 +5,10 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-Bw1Zauw0.js",
+        path: "assets/index-ko3sR1LZ.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:3c81dd83c05dcb038763a1d8d3021e0ee3d58cf4b7ceeebb5519c347b4577674",
-        bytes: include_bytes!("../../console/dist/assets/index-Bw1Zauw0.js"),
+        digest: "sha256:1865ee66a273004ccfaebc99084135b679f6b24b126ce5eab469f527efd67823",
+        bytes: include_bytes!("../../console/dist/assets/index-ko3sR1LZ.js"),
     },
     Asset {
         path: "assets/style-DtLostxg.css",
@@ -19,7 +19,7 @@ pub static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:d3f37bc7dbaa39e0a92911d7e9d11c841c15b043ecccb5adb658d3a35656f51e",
+        digest: "sha256:b566eff6d0c5dd0992fab1e29f132f2f3ccc8e009db071180d5a04e28e251439",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];
