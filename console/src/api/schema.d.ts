@@ -1561,7 +1561,7 @@ export interface components {
          * @description Why the tenant is suspended (kept in the log).
          */
         SuspendTenant: {
-            /** @description 1 to 1000 characters, not only whitespace. */
+            /** @description 1 to 1000 characters, not all white space. */
             reason: string;
         };
         /** TenantList */
