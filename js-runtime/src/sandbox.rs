@@ -55,12 +55,12 @@ impl Sandbox {
         let isolate = Isolate::start(spec)
             .await
             .map_err(|e| load_problem(&probe.manifest.entry, &e))?;
-        let problems = check_registrations(&probe.manifest, &isolate.registrations);
+        let problems = check_registrations(&probe.manifest, isolate.registrations());
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Arc::new(ValidatedPlugin {
-            registrations: isolate.registrations.clone(),
+            registrations: isolate.registrations().to_vec(),
             ..probe
         }))
     }
@@ -102,6 +102,7 @@ impl Sandbox {
             scope,
             services,
             tokio: tokio::runtime::Handle::current(),
+            engine: self.config.engine,
         })
     }
 }
@@ -186,7 +187,7 @@ impl Installation {
             .await
             .map_err(|e| JsError::Internal(e.to_string()))?;
         let isolate = self.checkout().await?;
-        let Some(handler) = find_handler(&isolate.registrations, &inv.trigger) else {
+        let Some(handler) = find_handler(isolate.registrations(), &inv.trigger) else {
             // Nothing ran, so the isolate is as good as before: keep it warm.
             lock(&self.idle).push(isolate);
             return Err(JsError::NoHandler {
@@ -229,7 +230,8 @@ impl Installation {
         lock(&self.idle).len()
     }
 
-    /// Heap bytes (QuickJS `malloc_size`) of each idle warm isolate.
+    /// Heap bytes of each idle warm isolate (QuickJS `malloc_size`; V8's
+    /// total heap size plus external memory).
     pub async fn isolate_memory_bytes(&self) -> Vec<usize> {
         let idle: Vec<Isolate> = std::mem::take(&mut *lock(&self.idle));
         let mut out = Vec::new();

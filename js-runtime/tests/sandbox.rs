@@ -6,6 +6,7 @@ mod aiosmtpd;
 #[path = "common/loopback_http.rs"]
 mod loopback_http;
 #[path = "sandbox/support.rs"]
+#[macro_use]
 mod support;
 
 #[path = "sandbox/basics.rs"]

@@ -28,26 +28,21 @@ use rquickjs::{
     Context, Ctx, Exception, Function, Module, Object, Persistent, Promise, Runtime,
     Value as JsValue,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{Finished, InvokeJob, IsolateSpec, Loaded, RawOutcome};
+use super::host_call::{Admitted, admit, envelope};
+use super::{Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, RawOutcome, SDK_SOURCE};
 use crate::bundle::{SDK_MODULE, Sources};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
 use crate::error::JsError;
-use crate::host::{CallContext, HostOp};
+use crate::host::CallContext;
 use crate::logs::{LogCapture, LogLevel, cut};
 use crate::plugin::{HandlerKind, Registration};
 
-const PRELUDE: &str = include_str!("../prelude.js");
-const SDK_SOURCE: &str = "const s = globalThis.__extensorSdk;\n\
-export const hook = s.hook, route = s.route, job = s.job, llmFilter = s.llmFilter, generatorHook = s.generatorHook;\n\
-export default s;\n";
 /// The isolate thread's native stack beyond the JS stack limit: room for
 /// QuickJS's own C frames, rquickjs glue and the host-call plumbing.
 const THREAD_STACK_MARGIN_BYTES: usize = 2 * 1024 * 1024;
-/// Host calls one invocation may have in flight; a fan-out bomb stops here.
-const CALLS_IN_FLIGHT_MAX: usize = 64;
 /// Handlers one bundle may register (the manifest caps declarations at 256).
 const REGISTRATIONS_MAX: usize = 1_024;
 /// Characters of a registration key (event type, route, job name).
@@ -290,31 +285,17 @@ impl State {
         Ok(())
     }
 
-    /// Decodes and permission-checks a host call, then starts it on tokio.
+    /// Admits a host call (engine-neutral checks), then starts it on tokio.
     /// Returns the call id, or the error to hand straight back to JS.
     fn start_call(&self, op: &str, args: &str) -> Result<u64, JsError> {
-        let cx = self
-            .call_cx
-            .borrow()
-            .clone()
-            .ok_or_else(|| JsError::InvalidArgument {
-                op: "ctx",
-                message: "ctx can only be used during its own invocation".into(),
-            })?;
-        let op = HostOp::decode(op, args)?;
-        let permission = op.permission();
-        if !self.spec.permissions.contains(&permission) {
-            self.denied.set(Some(permission));
-            return Err(JsError::PermissionDenied {
-                permission: permission.as_str().into(),
-            });
-        }
-        if self.calls.borrow().len() >= CALLS_IN_FLIGHT_MAX {
-            return Err(JsError::InvalidArgument {
-                op: "ctx",
-                message: format!("more than {CALLS_IN_FLIGHT_MAX} host calls in flight"),
-            });
-        }
+        let cx = self.call_cx.borrow().clone();
+        let in_flight = self.calls.borrow().len();
+        let Admitted { op, cx } = admit(&self.spec, cx, op, args, in_flight).map_err(|r| {
+            if r.denied.is_some() {
+                self.denied.set(r.denied);
+            }
+            r.error
+        })?;
         let id = self.next_call.get() + 1;
         self.next_call.set(id);
         let (seq, tx, services) = (self.seq.get(), self.tx.clone(), self.spec.services.clone());
@@ -323,21 +304,6 @@ impl State {
             let _ = tx.send(Msg::HostDone { seq, id, result });
         });
         Ok(id)
-    }
-}
-
-/// What a host call resolves to in JS: `{ok}` or `{error: {kind, message, permission?}}`.
-fn envelope(result: Result<Value, JsError>) -> String {
-    match result {
-        Ok(v) => json!({ "ok": v }).to_string(),
-        Err(e) => {
-            let permission = match &e {
-                JsError::PermissionDenied { permission } => Some(permission.clone()),
-                _ => None,
-            };
-            json!({"error": {"kind": e.kind(), "message": e.to_string(), "permission": permission}})
-                .to_string()
-        }
     }
 }
 

@@ -5,6 +5,8 @@ use serde_json::json;
 
 use crate::support::*;
 
+engine_tests! {
+
 #[tokio::test]
 async fn hook_returns_json_and_async_await_works() {
     let ins = install(
@@ -243,4 +245,5 @@ async fn typescript_stack_traces_point_into_the_original_source() {
         JsError::Thrown { stack, .. } => assert!(stack.contains("main.ts:10:"), "{stack}"),
         other => panic!("expected Thrown, got {other:?}"),
     }
+}
 }

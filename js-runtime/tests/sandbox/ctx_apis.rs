@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
+engine_tests! {
+
 fn call(expr: &str) -> String {
     format!(
         "import {{ hook }} from 'extensor:sdk'; hook('test.ping', async (e, ctx) => {{ return await {expr}; }});"
@@ -387,4 +389,5 @@ async fn email_is_recorded_then_delivered_over_smtp() {
     assert!(delivered.contains("Subject: Welcome"), "{delivered}");
     assert!(delivered.contains("ada@example.com"));
     assert!(delivered.contains("Hello Ada"));
+}
 }
