@@ -128,6 +128,15 @@ async fn memory_bomb_hits_the_heap_limit() {
             limit_bytes: HEAP_BYTES_TEST
         }
     );
+    // Array buffers count too (V8 keeps them outside its heap).
+    let (err, _) =
+        contained("const a = []; while (true) a.push(new Uint8Array(4 * 1024 * 1024));").await;
+    assert_eq!(
+        err,
+        JsError::HeapLimit {
+            limit_bytes: HEAP_BYTES_TEST
+        }
+    );
     // At load time (module top level) the same limit applies.
     let problems = sandbox()
         .validate(&bundle(
@@ -137,6 +146,17 @@ async fn memory_bomb_hits_the_heap_limit() {
         .await
         .unwrap_err();
     assert!(problems[0].message.contains("heap limit"), "{problems:?}");
+    // A limit below what the engine itself needs to start is a clear
+    // problem (or enough), never a process abort.
+    let tiny = sandbox()
+        .validate(&bundle(
+            json!({"limits": {"memory_mb": 1}}),
+            "import { hook } from 'extensor:sdk'; hook('test.ping', () => 1);",
+        ))
+        .await;
+    if let Err(problems) = tiny {
+        assert!(problems[0].message.contains("heap limit"), "{problems:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

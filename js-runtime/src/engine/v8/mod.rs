@@ -11,7 +11,8 @@
 //! Limits, each with a typed error and a discarded isolate:
 //! - heap: V8's heap limit, with a near-heap-limit callback that terminates
 //!   execution (and lifts the limit just enough to unwind) instead of
-//!   letting V8 abort the process;
+//!   letting V8 abort the process; array buffers (outside the V8 heap)
+//!   have a budget of the same size (`buffers`);
 //! - deadline: the watchdog thread terminates running JS; a tokio timeout
 //!   covers time spent awaiting host calls; the host side gives up after
 //!   deadline + grace;
@@ -21,6 +22,7 @@
 //!   central-stack check), so `limits.stack_kb` does not tighten it;
 //! - host calls: the engine-neutral `host_call` layer.
 
+mod buffers;
 mod loader;
 mod ops;
 mod runtime;

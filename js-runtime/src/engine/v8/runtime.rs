@@ -12,6 +12,7 @@ use deno_core::v8;
 use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
 use serde_json::Value;
 
+use super::buffers::{BufferBudget, allocator};
 use super::loader::{BUNDLE_URL_PREFIX, BundleLoader, module_url};
 use super::ops::{HostState, Phase, extensor_host};
 use super::snapshot::startup_snapshot;
@@ -39,6 +40,8 @@ pub(super) struct Engine {
     /// `invoke(index, inputJson, infoJson)` from the bootstrap.
     entry: v8::Global<v8::Function>,
     heap_exhausted: Rc<Cell<bool>>,
+    /// Array-buffer bytes, outside the V8 heap, under the same limit.
+    buffers: Arc<BufferBudget>,
     /// The deadline of what runs now, for naming it in `Timeout`.
     deadline_ms: u64,
 }
@@ -47,7 +50,10 @@ impl Engine {
     pub fn new(spec: Arc<IsolateSpec>) -> Result<Engine, JsError> {
         let snapshot = startup_snapshot()?;
         let limits = spec.limits;
-        let params = v8::CreateParams::default().heap_limits(0, limits.heap_bytes_max);
+        let buffers = BufferBudget::new(limits.heap_bytes_max);
+        let params = v8::CreateParams::default()
+            .heap_limits(0, limits.heap_bytes_max)
+            .array_buffer_allocator(allocator(&buffers));
         let mut runtime = JsRuntime::try_new(RuntimeOptions {
             module_loader: Some(Rc::new(BundleLoader::new(spec.sources.clone()))),
             extensions: vec![extensor_host::init()],
@@ -74,6 +80,7 @@ impl Engine {
             host,
             entry,
             heap_exhausted,
+            buffers,
             deadline_ms: limits.deadline_ms,
         })
     }
@@ -147,8 +154,9 @@ impl Engine {
         drop(watch);
         host.call_cx.borrow_mut().take();
         let stats = self.runtime.v8_isolate().get_heap_statistics();
-        let crowded = stats.used_heap_size() as f64
-            > host.spec.limits.heap_bytes_max as f64 * REUSE_HEAP_SHARE_MAX;
+        let limit = host.spec.limits.heap_bytes_max as f64 * REUSE_HEAP_SHARE_MAX;
+        let crowded =
+            stats.used_heap_size() as f64 > limit || self.buffers.used_bytes() as f64 > limit;
         // A call the handler did not await would resolve into the next
         // invocation; an isolate with one still running is not reused.
         let calls_left = host.in_flight.get() > 0;
@@ -232,7 +240,7 @@ impl Engine {
     /// The limits first: whatever V8 reported after the heap callback or
     /// the watchdog fired is a consequence of that.
     fn settle<T>(&self, r: Result<T, JsError>, deadline_fired: bool) -> Result<T, JsError> {
-        if self.heap_exhausted.get() {
+        if self.heap_exhausted.get() || self.buffers.exhausted() {
             return Err(JsError::HeapLimit {
                 limit_bytes: self.host.spec.limits.heap_bytes_max,
             });
