@@ -25,8 +25,8 @@
 //! - `sh` (or `bash`, `sh synopsis`): commands checked without running them:
 //!   `extensor` (and `cargo run -- …`) subcommands and options against the
 //!   binary's `--help`, `curl` requests against openapi.yaml, `cd` paths,
-//!   `npm install` where a package.json is, `python3 -m pip install` of a
-//!   module that imports.
+//!   `npm install` where a package.json is, project scripts (`scripts/test`)
+//!   that exist and are executable.
 //! - `http delivery`: headers of a webhook delivery; each one the sender sets.
 //! - `python verify`: a receiver's Standard Webhooks verification, run on a
 //!   real signature (and on a tampered body, which must fail).
@@ -51,6 +51,8 @@ use extensor_js::{
 };
 use serde_json::{Value, json};
 
+#[path = "../js-runtime/tests/common/python.rs"]
+mod python;
 #[path = "docs/samples.rs"]
 mod samples;
 
@@ -537,6 +539,16 @@ fn limit_maxima_are_the_validators() {
             let parsed = PluginManifest::parse(m.to_string().as_bytes());
             assert_eq!(parsed.is_ok(), ok, "limits.{field} = {value}");
         }
+    }
+}
+
+#[test]
+fn reserved_prefix_tables_are_the_kernels_list() {
+    let want: BTreeSet<String> = extensor_core::kernel_events::reserved_prefixes()
+        .map(str::to_owned)
+        .collect();
+    for doc in ["docs/PLUGINS.md", "docs/API.md"] {
+        assert_eq!(first_column(doc, "reserved-prefixes"), want, "{doc}");
     }
 }
 

@@ -10,6 +10,8 @@ mod aiosmtpd;
 mod daily_kpi;
 #[path = "../js-runtime/tests/common/loopback_http.rs"]
 mod loopback_http;
+#[path = "../js-runtime/tests/common/python.rs"]
+mod python;
 #[path = "examples/slack_notifier.rs"]
 mod slack_notifier;
 #[path = "examples/support.rs"]

@@ -113,13 +113,32 @@ fn scaffolds_validate_and_their_sample_tests_pass() {
     assert!(!work.path().join("Bad_Name").exists());
 }
 
-#[test]
-fn the_typescript_scaffold_type_checks_against_the_sdk() {
+/// The SDK's `tsc`, installed by `scripts/test` from its package-lock.json.
+fn sdk_tsc() -> std::path::PathBuf {
     let tsc = Path::new(env!("CARGO_MANIFEST_DIR")).join("js-runtime/sdk/node_modules/.bin/tsc");
     assert!(
         tsc.exists(),
-        "tsc missing: run `npm install` in js-runtime/sdk (.ci/run does)"
+        "tsc missing: run `scripts/test` (it runs `npm ci` in js-runtime/sdk)"
     );
+    tsc
+}
+
+/// extensor.d.ts, the SDK example and the TypeScript example plugin
+/// type-check under `strict` (js-runtime/sdk/tsconfig.json).
+#[test]
+fn the_sdk_types_and_the_typescript_examples_type_check() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("js-runtime/sdk");
+    let o = Command::new(sdk_tsc())
+        .args(["-p", "tsconfig.json"])
+        .current_dir(&sdk)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+}
+
+#[test]
+fn the_typescript_scaffold_type_checks_against_the_sdk() {
+    let tsc = sdk_tsc();
     let work = tempfile::tempdir().unwrap();
     let o = extensor(work.path(), &["plugin", "new", "typed", "--ts"]);
     assert!(o.status.success(), "{}", err(&o));

@@ -2,6 +2,8 @@
 //! real HTTP receivers on loopback. Retry intervals are milliseconds via the
 //! declarations, so nothing sleeps for seconds.
 
+#[path = "../../js-runtime/tests/common/python.rs"]
+mod python;
 #[path = "webhooks/support.rs"]
 mod support;
 
@@ -56,28 +58,17 @@ fn expected_signature(secret: &str, r: &Received) -> String {
     format!("v1,{}", STANDARD.encode(rfc2104_hmac_sha256(&key, &msg)))
 }
 
-/// Verifies with the published `standardwebhooks` Python library. Required
-/// in CI (`.ci/run` installs it); elsewhere skipped with a note if missing.
+/// Verifies with the published `standardwebhooks` Python library (from the
+/// test Python, which `scripts/test` installs; missing, the test fails).
 fn verify_with_reference_library(secret: &str, requests: &[Received]) {
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the standardwebhooks package (pip install standardwebhooks)"
-        );
-        eprintln!("note: python3 standardwebhooks not installed; reference verification skipped");
-        return;
-    }
+    let python = python::python(&["standardwebhooks"]);
     let cases: Vec<_> = requests
         .iter()
         .map(|r| json!({"body": String::from_utf8(r.body.clone()).unwrap(), "headers": {
             "webhook-id": r.header("webhook-id"), "webhook-timestamp": r.header("webhook-timestamp"), "webhook-signature": r.header("webhook-signature")}}))
         .collect();
     let script = "import json,sys\nfrom standardwebhooks.webhooks import Webhook\nsecret, cases = sys.argv[1], json.load(sys.stdin)\nfor c in cases:\n    Webhook(secret).verify(c['body'], c['headers'])\nprint(len(cases))\n";
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(python)
         .args(["-c", script, secret])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -737,7 +728,7 @@ async fn tenant_secrets_are_encrypted_at_rest_and_resolve_references() {
         .await
         .unwrap()
         .into_iter()
-        .map(|(k, _)| k)
+        .map(|(k, _, _)| k)
         .collect();
     assert_eq!(keys, vec!["WEBHOOK_URL"]);
     assert_eq!(
@@ -954,6 +945,7 @@ async fn inside_the_engine_deliveries_resume_after_a_restart() {
             name,
             source,
             mode: ApplyMode::Apply,
+            if_revision: None,
             meta: m,
             reply,
         },

@@ -65,9 +65,11 @@ impl AuditApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// `tenant` or `installation`.
         kind: Path<AggregateKind>,
         /// `ten_…` (the caller's own tenant) or `ins_…`.
@@ -108,9 +110,11 @@ impl AuditApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<VerifyReportView>, ApiError> {
         state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
         let report = verify_chain(state.store.as_ref(), None, &mut |_, _| {}).await?;

@@ -1,14 +1,16 @@
 //! Authentication and RBAC. Every protected operation takes the bearer
 //! token ([`BearerAuth`], the OpenAPI security scheme `bearerAuth`) and, for
-//! tenant operations, the `X-Tenant-Slug` header, then asks
+//! tenant operations, the optional `X-Tenant-Slug` header, then asks
 //! [`AppState::tenant_access`] or [`AppState::platform_admin`] for the
 //! minimum role it needs. The answer is a [`TenantCtx`]: every read and
 //! write below it is scoped to `ctx.tenant`.
 //!
 //! Rules (docs/API.md has the full matrix):
 //! - unknown, expired or revoked token → 401 `unauthorized`;
-//! - a tenant token used with another tenant's slug (or an unknown slug)
-//!   → 403 `wrong_tenant`, the same answer either way;
+//! - a tenant token acts in its own tenant; with another tenant's slug (or
+//!   an unknown slug) → 403 `wrong_tenant`, the same answer either way;
+//! - the platform-admin token without `X-Tenant-Slug` on a tenant operation
+//!   → 403 `tenant_required`;
 //! - a role below the operation's minimum → 403 `forbidden`;
 //! - a suspended tenant → 403 `tenant_suspended`;
 //! - the platform-admin token acts as owner in any existing tenant.
@@ -46,18 +48,26 @@ pub struct TenantCtx {
 }
 
 impl AppState {
-    /// Admits the caller into the tenant named by `slug` with at least
-    /// `min`, charging one call to the tenant's `class` budget.
+    /// Admits the caller into its tenant with at least `min`, charging one
+    /// call to the tenant's `class` budget. A tenant token names its tenant,
+    /// so `slug` (the `X-Tenant-Slug` header) is optional for it, and when
+    /// given must agree; the platform-admin token must name the tenant.
     pub fn tenant_access(
         &self,
         auth: &BearerAuth,
-        slug: &str,
+        slug: &Option<String>,
         min: Role,
         class: RateClass,
     ) -> Result<TenantCtx, ApiError> {
         let owner = self.token_owner(auth)?;
         let (tenant, role, principal) = match owner {
             TokenOwner::PlatformAdmin => {
+                let slug = slug.as_deref().ok_or_else(|| {
+                    ApiError::forbidden(format!(
+                        "the platform-admin token acts in a tenant only when {TENANT_HEADER} names it"
+                    ))
+                    .with_code("tenant_required")
+                })?;
                 let t = self
                     .directory
                     .tenant_by_slug(slug)
@@ -68,11 +78,15 @@ impl AppState {
                 let t = self
                     .directory
                     .tenant(&tok.tenant)
-                    .filter(|t| t.slug == slug)
+                    .filter(|t| slug.as_deref().is_none_or(|s| t.slug == s))
                     .ok_or_else(|| {
                         ApiError::forbidden(format!(
                             "this token is not valid for tenant `{}`",
-                            slug.chars().take(80).collect::<String>()
+                            slug.as_deref()
+                                .unwrap_or_default()
+                                .chars()
+                                .take(80)
+                                .collect::<String>()
                         ))
                         .with_code("wrong_tenant")
                     })?;
@@ -80,8 +94,10 @@ impl AppState {
             }
         };
         if tenant.status == TenantStatus::Suspended {
-            return Err(ApiError::forbidden(format!("tenant `{slug}` is suspended"))
-                .with_code("tenant_suspended"));
+            return Err(
+                ApiError::forbidden(format!("tenant `{}` is suspended", tenant.slug))
+                    .with_code("tenant_suspended"),
+            );
         }
         if role < min {
             return Err(ApiError::forbidden(format!(

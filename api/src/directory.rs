@@ -149,8 +149,18 @@ impl Directory {
 
     /// Folds one event in. Unknown types and undecodable payloads are skipped
     /// (the aggregates, not this cache, are where such a log is refused).
+    ///
+    /// Trust is per stream: the admin token only from `platform-admin`,
+    /// tenant facts only from `tenant-<id>`, so the same types appended
+    /// anywhere else (a tenant's business stream) change nothing.
     pub fn apply(&self, ev: &RecordedEvent) {
+        if !extensor_core::kernel_events::from_owner(&ev.event_type, ev.stream.category()) {
+            return;
+        }
         if ev.event_type == ADMIN_TOKEN_SET {
+            if ev.stream.as_str() != PLATFORM_ADMIN_STREAM {
+                return;
+            }
             if let Ok(set) = serde_json::from_str::<AdminTokenSet>(ev.payload.get()) {
                 self.write().admin_hash = Some(set.token_hash);
             }

@@ -31,6 +31,10 @@ impl From<E> for ApiError {
                     })
                     .collect(),
             ),
+            E::Conflict {
+                code: "precondition_failed",
+                message,
+            } => ApiError::precondition_failed(message),
             E::Conflict { code, message } => ApiError::conflict(code, message),
             E::Unauthenticated { .. } => ApiError::unauthorized(e.to_string()),
             E::Forbidden { .. } => ApiError::forbidden(e.to_string()),

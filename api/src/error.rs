@@ -88,6 +88,10 @@ pub enum ApiError {
     /// The request conflicts with the current state (slug taken, wrong state).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// `If-Match` names a revision that is not the current one: someone
+    /// else changed it since you read it (`precondition_failed`).
+    #[oai(status = 412, content_type = "application/problem+json")]
+    PreconditionFailed(Json<Problem>),
     /// The body is larger than the limit for this operation.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
@@ -163,6 +167,15 @@ impl ApiError {
         Self::Conflict(Json(Problem::new(StatusCode::CONFLICT, code, detail)))
     }
 
+    /// An `If-Match` revision that is not the current one.
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::PreconditionFailed(Json(Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            detail,
+        )))
+    }
+
     pub fn too_large(detail: impl Into<String>) -> Self {
         Self::PayloadTooLarge(Json(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -229,6 +242,7 @@ impl ApiError {
             | Self::Forbidden(p)
             | Self::NotFound(p)
             | Self::Conflict(p)
+            | Self::PreconditionFailed(p)
             | Self::PayloadTooLarge(p)
             | Self::UnsupportedMediaType(p)
             | Self::Unprocessable(p)
@@ -241,8 +255,14 @@ impl ApiError {
     }
 
     /// poem-openapi calls this when the request cannot be parsed into the
-    /// operation's parameters (body, query, path, headers).
+    /// operation's parameters (body, query, path, headers). A value that
+    /// parses but breaks a constraint the document declares (a validator:
+    /// range, length, pattern) is 422 `validation_failed` naming it, like
+    /// every other invalid value; the rest is 400.
     pub fn from_parse_error(err: poem::Error) -> Self {
+        if let Some(invalid) = Self::failed_validator(&err) {
+            return invalid;
+        }
         let status = err.status();
         let detail = err.to_string();
         match status {
@@ -255,6 +275,25 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => Self::unauthorized(detail),
             _ => Self::bad_request("invalid_request", detail),
         }
+    }
+
+    /// A validator's refusal, as poem-openapi words it: a parameter's
+    /// (`verification failed. maximum(1000, …)`) or a body field's
+    /// (``failed to parse "T": field `name` verification failed. …``).
+    pub(crate) fn failed_validator(err: &poem::Error) -> Option<Self> {
+        use poem_openapi::error::{ParseParamError, ParseRequestPayloadError};
+        const FAILED: &str = "verification failed. ";
+        if let Some(p) = err.downcast_ref::<ParseParamError>() {
+            let rule = p.reason.split_once(FAILED)?.1;
+            return Some(Self::invalid_field(p.name, format!("must satisfy {rule}")));
+        }
+        let reason = &err.downcast_ref::<ParseRequestPayloadError>()?.reason;
+        let (before, rule) = reason.split_once(FAILED)?;
+        let field = before.rsplit_once("field `")?.1.split('`').next()?;
+        Some(Self::invalid_field(
+            &format!("$.{field}"),
+            format!("must satisfy {rule}"),
+        ))
     }
 
     /// For code that must hand poem a `poem::Error` (security checkers,
@@ -288,6 +327,9 @@ impl From<extensor_core::Error> for ApiError {
                 d.code,
                 d.message.clone(),
             ))),
+            E::Domain(d) if d.code == "precondition_failed" => {
+                Self::precondition_failed(d.message.clone())
+            }
             E::Domain(d) if d.code == "invalid_field" => {
                 Self::validation(d.message.clone(), Vec::new())
             }
@@ -312,6 +354,7 @@ impl ApiError {
             | Self::Forbidden(p)
             | Self::NotFound(p)
             | Self::Conflict(p)
+            | Self::PreconditionFailed(p)
             | Self::PayloadTooLarge(p)
             | Self::UnsupportedMediaType(p)
             | Self::Unprocessable(p)
@@ -331,6 +374,11 @@ impl ApiError {
 /// method, a body limit) into a problem document, so that every error on
 /// the wire has one shape. Responses that already are problems pass through.
 pub async fn problem_catch_all(err: poem::Error) -> Response {
+    // Parameters refused by their validator arrive here, not through the
+    // operation's bad-request handler.
+    if let Some(invalid) = ApiError::failed_validator(&err) {
+        return invalid.into_response();
+    }
     let resp = err.into_response();
     let is_problem = resp
         .content_type()
@@ -393,5 +441,23 @@ mod tests {
         assert_eq!(e.problem().status, 503);
         let long = "x".repeat(100_000);
         assert!(ApiError::not_found("plugin", &long).problem().detail.len() < 1_000);
+    }
+}
+
+#[cfg(test)]
+mod validator_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_validator_is_a_validation_failure_naming_the_field() {
+        let e: poem::Error = poem_openapi::error::ParseParamError {
+            name: "limit",
+            reason: "verification failed. maximum(1000, exclusive: false)".into(),
+        }
+        .into();
+        let p = ApiError::from_parse_error(e);
+        let p = p.problem();
+        assert_eq!((p.status, p.code.as_str()), (422, "validation_failed"));
+        assert_eq!(p.errors[0].path, "limit");
     }
 }

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::ratelimit::RateClass;
 use crate::state::State;
 use crate::tags::ApiTags;
+use crate::types::Text;
 
 /// Events per page when `limit` is not given.
 const PAGE_EVENTS_DEFAULT: u32 = 100;
@@ -80,7 +81,7 @@ pub struct EventPage {
 #[derive(Object)]
 pub struct PublishEvent {
     /// Dotted name, e.g. `auth.user.created`.
-    pub event_type: String,
+    pub event_type: Text,
     /// Any JSON, at most 1 MiB serialised.
     #[oai(default)]
     pub event_data: Value,
@@ -107,9 +108,11 @@ impl EventsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// Makes a retried publish a no-op answering the original event
         /// (1 to 200 characters).
         #[oai(name = "Idempotency-Key")]
@@ -146,17 +149,23 @@ impl EventsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// Only events after this global position (0: from the start).
         after: Query<Option<u64>>,
         /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
-        /// Event type or type prefix (`plugin.` matches `plugin.enabled`).
-        #[oai(name = "type")]
+        /// Event type or type prefix (`plugin.` matches `plugin.enabled`),
+        /// 1 to 128 characters.
+        #[oai(name = "type", validator(min_length = 1, max_length = 128))]
         event_type: Query<Option<String>>,
-        /// Only this stream, e.g. `installation-ins_…`.
+        /// Only this stream, e.g. `installation-ins_…`: `<category>-<id>`,
+        /// at most 160 characters (`extensor_core::event::StreamId`).
+        #[oai(validator(max_length = 160, pattern = r"^[a-z_]+-[A-Za-z0-9_.\-]+$"))]
         stream: Query<Option<String>>,
         /// Recorded at or after this time (RFC 3339).
         from: Query<Option<DateTime<Utc>>>,
@@ -164,13 +173,8 @@ impl EventsApi {
         to: Query<Option<DateTime<Utc>>>,
     ) -> Result<Json<EventPage>, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
+        // `limit` is within 1..=PAGE_EVENTS_MAX: its validator says so.
         let limit = limit.0.unwrap_or(PAGE_EVENTS_DEFAULT);
-        if !(1..=PAGE_EVENTS_MAX).contains(&limit) {
-            return Err(ApiError::invalid_field(
-                "query:limit",
-                format!("must be 1 to {PAGE_EVENTS_MAX}"),
-            ));
-        }
         let stream = match stream.0 {
             None => None,
             Some(s) => Some(
@@ -178,14 +182,6 @@ impl EventsApi {
                     .map_err(|e| ApiError::invalid_field("query:stream", e.to_string()))?,
             ),
         };
-        if let Some(t) = event_type.0.as_deref()
-            && (t.is_empty() || t.len() > extensor_core::event::EVENT_TYPE_BYTES_MAX)
-        {
-            return Err(ApiError::invalid_field(
-                "query:type",
-                "must be 1 to 128 bytes",
-            ));
-        }
         let after = after.0.unwrap_or(0);
         let filter = ReadFilter {
             tenant: Some(ctx.tenant),

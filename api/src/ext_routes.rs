@@ -64,13 +64,20 @@ async fn answer(req: &Request, body: Body) -> Result<Response, ApiError> {
     let tenant_slug = tenant_slug(req, &target)?;
     let slug = target.plugin;
     let path = target.path;
-    let (tenant, caller) = match bearer(req) {
-        Some(token) => {
+    let (tenant, caller) = match (bearer(req), tenant_slug) {
+        // A tenant token names its tenant; a slug, if given, must agree.
+        (Some(token), slug) => {
             let auth = BearerAuth(Bearer { token });
-            let ctx = state.tenant_access(&auth, &tenant_slug, Role::Viewer, RateClass::Routes)?;
+            let ctx = state.tenant_access(&auth, &slug, Role::Viewer, RateClass::Routes)?;
             (ctx.tenant, Some(ctx.role))
         }
-        None => {
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("missing header {TENANT_HEADER} (or use /t/<tenant>/ext/<slug>/…)"),
+            ));
+        }
+        (None, Some(tenant_slug)) => {
             let t = state
                 .directory
                 .tenant_by_slug(&tenant_slug)
@@ -125,9 +132,10 @@ fn split_path(full: &str) -> Result<Target, ApiError> {
     })
 }
 
-/// The tenant from the path or the header; both may be given only if they
-/// agree, so a proxy's header can never silently redirect a call.
-fn tenant_slug(req: &Request, target: &Target) -> Result<String, ApiError> {
+/// The tenant from the path or the header, if either names one; both may be
+/// given only if they agree, so a proxy's header can never silently
+/// redirect a call.
+fn tenant_slug(req: &Request, target: &Target) -> Result<Option<String>, ApiError> {
     let header = match req.headers().get(TENANT_HEADER) {
         None => None,
         Some(v) => Some(v.to_str().map_err(|_| {
@@ -142,12 +150,8 @@ fn tenant_slug(req: &Request, target: &Target) -> Result<String, ApiError> {
             "tenant_mismatch",
             format!("the path names tenant `{p}` but {TENANT_HEADER} names `{h}`"),
         )),
-        (Some(p), _) => Ok(p.to_owned()),
-        (None, Some(h)) => Ok(h.to_owned()),
-        (None, None) => Err(ApiError::bad_request(
-            "invalid_request",
-            format!("missing header {TENANT_HEADER} (or use /t/<tenant>/ext/<slug>/…)"),
-        )),
+        (Some(p), _) => Ok(Some(p.to_owned())),
+        (None, h) => Ok(h.map(str::to_owned)),
     }
 }
 

@@ -15,13 +15,11 @@ use crate::error::ApiError;
 use crate::plugins::{LogLine, admit};
 use crate::state::State;
 use crate::tags::ApiTags;
-
-/// Filter and hook kinds are short names like `reply` or `page_builder`.
-const KIND_CHARS_MAX: usize = 64;
+use crate::types::Text;
 
 #[derive(Object)]
 pub struct TestEvent {
-    pub event_type: String,
+    pub event_type: Text,
     #[oai(default)]
     pub event_data: Value,
 }
@@ -148,22 +146,6 @@ impl From<ChainResult> for ChainResultView {
     }
 }
 
-fn check_kind(kind: &str) -> Result<(), ApiError> {
-    let ok = !kind.is_empty()
-        && kind.chars().count() <= KIND_CHARS_MAX
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_field(
-            "path:kind",
-            format!("1 to {KIND_CHARS_MAX} letters, digits, `_`, `-` or `.`"),
-        ))
-    }
-}
-
 fn failure(f: OnFailure) -> ChainFailure {
     match f {
         OnFailure::Skip => ChainFailure::Skip,
@@ -185,9 +167,11 @@ impl FiltersApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         body: Json<TestEvent>,
     ) -> Result<Json<TestEventResult>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Developer)?;
@@ -214,15 +198,18 @@ impl FiltersApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The filter kind plugins registered with `llmFilter(kind)`.
+        /// 1 to 64 letters, digits, `_`, `-` or `.`.
+        #[oai(validator(max_length = 64, pattern = r"^[A-Za-z0-9_.\-]+$"))]
         kind: Path<String>,
         body: Json<ApplyFilters>,
     ) -> Result<Json<ChainResultView>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Developer)?;
-        check_kind(&kind)?;
         let body = body.0;
         let result = state
             .engine
@@ -241,15 +228,18 @@ impl FiltersApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The hook kind plugins registered with `generatorHook(kind)`.
+        /// 1 to 64 letters, digits, `_`, `-` or `.`.
+        #[oai(validator(max_length = 64, pattern = r"^[A-Za-z0-9_.\-]+$"))]
         kind: Path<String>,
         body: Json<RunGeneratorHooks>,
     ) -> Result<Json<ChainResultView>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Developer)?;
-        check_kind(&kind)?;
         let body = body.0;
         let result = state
             .engine

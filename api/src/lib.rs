@@ -3,7 +3,9 @@
 //! # Layout
 //!
 //! - [`server`]: the route table ([`server::apis`]), binding, graceful
-//!   shutdown, the OpenAPI document ([`server::openapi_yaml`]).
+//!   shutdown.
+//! - [`document`]: the OpenAPI document as served and committed
+//!   ([`server::openapi_yaml`]), and the `Allow` of `405` answers.
 //! - [`error`]: [`error::ApiError`], the one error type: every failure is
 //!   `application/problem+json` with a stable `code`.
 //! - [`auth`]: bearer tokens, `X-Tenant-Slug`, roles ([`auth::TenantCtx`]).
@@ -38,9 +40,11 @@
 //!         &self,
 //!         state: State<'_>,                            // AppState
 //!         auth: BearerAuth,                            // security scheme
-//!         /// The tenant to act in (its slug).
+//!         /// The tenant to act in (its slug). Optional with a tenant token,
+//!         /// which names its tenant (a different slug is refused); required
+//!         /// with the platform-admin token.
 //!         #[oai(name = "X-Tenant-Slug")]
-//!         tenant: Header<String>,
+//!         tenant: Header<Option<String>>,
 //!         id: Path<String>,
 //!         job: Path<String>,
 //!     ) -> Result<RunNowResponse, ApiError> {
@@ -70,6 +74,7 @@
 pub mod audit;
 pub mod auth;
 pub mod directory;
+pub mod document;
 pub mod engine_error;
 pub mod error;
 pub mod events;

@@ -126,6 +126,16 @@ pub async fn around<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     if let Err(e) = limit_body(&mut req) {
         return Ok(e.into_response());
     }
+    // An optional header that is present but unreadable is refused, not
+    // taken for absent (which would act in the token's own tenant).
+    if req
+        .headers()
+        .get(crate::auth::TENANT_HEADER)
+        .is_some_and(|v| v.to_str().is_err())
+    {
+        let detail = format!("header {} is not visible ASCII", crate::auth::TENANT_HEADER);
+        return Ok(crate::error::ApiError::bad_request("invalid_request", detail).into_response());
+    }
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -145,6 +155,13 @@ pub async fn around<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         Err(e) => crate::error::problem_catch_all(e).await,
     };
     let status = resp.status().as_u16();
+    // RFC 9110: a 405 names the methods the resource has.
+    if status == 405
+        && let Some(allow) = crate::document::allowed_methods(&path)
+    {
+        resp.headers_mut()
+            .insert("allow", HeaderValue::from_static(allow));
+    }
     let elapsed = started.elapsed();
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);

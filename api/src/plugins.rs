@@ -25,7 +25,10 @@ pub const UPLOAD_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// Captured log lines returned by the logs endpoint, newest last.
 const LOG_LINES_MAX: usize = 1_000;
 
+/// Only `file`: another part is refused (and declared so, see
+/// `document::CLOSED_OBJECTS`).
 #[derive(Multipart)]
+#[oai(deny_unknown_fields)]
 pub struct PluginUpload {
     /// The plugin ZIP: `manifest.json` at its root plus the code.
     pub file: Upload,
@@ -150,7 +153,7 @@ pub struct PluginsApi;
 pub fn admit(
     state: &State<'_>,
     auth: &BearerAuth,
-    tenant: &str,
+    tenant: &Option<String>,
     min: Role,
 ) -> Result<TenantCtx, ApiError> {
     state.features.require(Feature::Plugins)?;
@@ -169,9 +172,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         form: PluginUpload,
     ) -> Result<UploadResponse, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Developer)?;
@@ -211,9 +216,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<PluginList>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
         let plugins = state.engine.installations(&ctx.tenant).await?;
@@ -228,9 +235,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginView>, ApiError> {
@@ -252,9 +261,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginView>, ApiError> {
@@ -276,9 +287,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginView>, ApiError> {
@@ -300,9 +313,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginView>, ApiError> {
@@ -324,9 +339,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<UninstallResponse, ApiError> {
@@ -348,9 +365,11 @@ impl PluginsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<PluginLogs>, ApiError> {

@@ -15,20 +15,28 @@ use crate::error::ApiError;
 use crate::plugins::{admit, plugin_id};
 use crate::state::State;
 use crate::tags::ApiTags;
+use crate::types::Text;
 
 #[derive(Object)]
 pub struct SetSecret {
-    /// `A-Z`, `0-9` and `_`, as the plugin reads it with `ctx.secrets.get`.
-    pub key: String,
-    /// The secret. Write-only: it is never returned.
-    pub value: String,
+    /// 1 to 128 letters, digits, `_`, `.` and `-`, as the plugin reads it
+    /// with `ctx.secrets.get`.
+    #[oai(validator(max_length = 128, pattern = r"^[A-Za-z0-9_.\-]+$"))]
+    pub key: Text,
+    /// The secret, at most 8,192 characters (32 KiB of UTF-8). Write-only:
+    /// it is never returned.
+    #[oai(validator(max_length = 8192))]
+    pub value: Text,
 }
 
-/// A secret's key and when it was last set; never its value.
+/// A secret's key, when it was last set and its revision; never its value.
 #[derive(Object)]
 pub struct SecretKeyView {
     pub key: String,
     pub updated_at: DateTime<Utc>,
+    /// 1 when first set, +1 per change. Send it as `If-Match` to change or
+    /// remove the secret only if nobody else has since.
+    pub revision: u32,
 }
 
 impl From<SecretInfo> for SecretKeyView {
@@ -36,6 +44,7 @@ impl From<SecretInfo> for SecretKeyView {
         Self {
             key: s.key,
             updated_at: s.updated_at,
+            revision: s.revision,
         }
     }
 }
@@ -66,21 +75,31 @@ impl SecretsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
+        /// Change the secret only if it is still at this `revision` (as
+        /// listed, e.g. `"2"`); otherwise 412 and nothing changes.
+        #[oai(
+            name = "If-Match",
+            validator(pattern = r#"^("[0-9]{1,9}"|[0-9]{1,9})$"#)
+        )]
+        if_match: Header<Option<String>>,
         body: Json<SetSecret>,
     ) -> Result<Json<SecretKeyView>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Admin)?;
         let info = state
             .engine
-            .set_secret(
+            .set_secret_if(
                 &ctx.tenant,
                 &plugin_id(&id)?,
                 &body.key,
                 &body.value,
+                if_match.as_deref().map(crate::types::revision_of),
                 ctx.principal,
             )
             .await?;
@@ -97,9 +116,11 @@ impl SecretsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
     ) -> Result<Json<SecretKeyList>, ApiError> {
@@ -123,18 +144,33 @@ impl SecretsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The plugin's id (`ins_…`).
         id: Path<String>,
         /// The secret's key.
         key: Path<String>,
+        /// Remove it only if it is still at this `revision`; otherwise 412.
+        #[oai(
+            name = "If-Match",
+            validator(pattern = r#"^("[0-9]{1,9}"|[0-9]{1,9})$"#)
+        )]
+        if_match: Header<Option<String>>,
     ) -> Result<RemoveSecretResponse, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Admin)?;
+        let if_revision = if_match.as_deref().map(crate::types::revision_of);
         state
             .engine
-            .remove_secret(&ctx.tenant, &plugin_id(&id)?, &key, ctx.principal)
+            .remove_secret_if(
+                &ctx.tenant,
+                &plugin_id(&id)?,
+                &key,
+                if_revision,
+                ctx.principal,
+            )
             .await?;
         Ok(RemoveSecretResponse::Removed)
     }

@@ -101,17 +101,25 @@ pub fn api_service() -> OpenApiService<impl OpenApi, ()> {
 }
 
 /// The OpenAPI document as YAML (what `extensor openapi` prints and
-/// `openapi.yaml` holds).
+/// `openapi.yaml` holds): poem-openapi's, corrected by [`crate::document`].
 pub fn openapi_yaml() -> String {
-    api_service().spec_yaml()
+    crate::document::yaml().to_owned()
 }
 
 /// The whole route table over `state`.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
     let service = api_service();
-    let yaml = service.spec_endpoint_yaml();
-    let json = service.spec_endpoint();
     let docs = service.swagger_ui();
+    let yaml = poem::endpoint::make_sync(|_| {
+        poem::Response::builder()
+            .content_type("application/x-yaml")
+            .body(crate::document::yaml())
+    });
+    let json = poem::endpoint::make_sync(|_| {
+        poem::Response::builder()
+            .content_type("application/json")
+            .body(crate::document::json())
+    });
     Route::new()
         .nest("/", service)
         .at("/openapi.yaml", yaml)

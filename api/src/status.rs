@@ -71,9 +71,11 @@ impl StatusApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<Status>, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
         let plugins = state.engine.installations(&ctx.tenant).await?;

@@ -9,7 +9,6 @@ use extensor_actors::webhooks::secrets::TenantSecrets;
 use extensor_core::event::EventMeta;
 use extensor_core::installation::secret_key_problem;
 use extensor_core::role::Role;
-use extensor_core::secrets::SECRET_PLAINTEXT_BYTES_MAX;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -20,12 +19,15 @@ use crate::ratelimit::RateClass;
 use crate::secrets::{SecretKeyList, SecretKeyView};
 use crate::state::{Feature, State};
 use crate::tags::ApiTags;
+use crate::types::Text;
 
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub struct SecretValue {
-    /// The secret. Write-only: it is never returned.
-    pub value: String,
+    /// The secret, 1 to 8,192 characters (32 KiB of UTF-8). Write-only: it
+    /// is never returned.
+    #[oai(validator(min_length = 1, max_length = 8192))]
+    pub value: Text,
 }
 
 #[derive(ApiResponse)]
@@ -41,7 +43,7 @@ pub enum RemoveTenantSecretResponse {
 fn admit(
     state: &State<'_>,
     auth: &BearerAuth,
-    tenant: &str,
+    tenant: &Option<String>,
     min: Role,
 ) -> Result<TenantCtx, ApiError> {
     state.features.require(Feature::Webhooks)?;
@@ -76,35 +78,35 @@ impl TenantSecretsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
-        /// Letters, digits, `_`, `.` and `-`, as webhooks reference it: `${SECRET:KEY}`.
+        tenant: Header<Option<String>>,
+        /// 1 to 128 letters, digits, `_`, `.` and `-`, as webhooks reference
+        /// it: `${SECRET:KEY}`.
+        #[oai(validator(max_length = 128, pattern = r"^[A-Za-z0-9_.\-]+$"))]
         key: Path<String>,
         body: Json<SecretValue>,
     ) -> Result<Json<SecretKeyView>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Admin)?;
         check_key(&key)?;
-        let len = body.value.len();
-        if len == 0 || len > SECRET_PLAINTEXT_BYTES_MAX {
-            return Err(ApiError::invalid_field(
-                "$.value",
-                format!("must be 1 to {SECRET_PLAINTEXT_BYTES_MAX} bytes; it is {len}"),
-            ));
-        }
+        // 1 to 8,192 characters (the validator): within the store's
+        // SECRET_PLAINTEXT_BYTES_MAX of UTF-8.
         let meta = EventMeta::new(Some(ctx.tenant.clone()), ctx.principal.clone());
         secrets(&state)
             .set(&ctx.tenant, &key, &body.value, &meta)
             .await?;
-        let updated_at = secrets(&state)
+        let (updated_at, revision) = secrets(&state)
             .keys(&ctx.tenant)
             .await?
             .into_iter()
-            .find(|(k, _)| *k == *key)
-            .map_or_else(Utc::now, |(_, at)| at);
+            .find(|(k, _, _)| *k == *key)
+            .map_or_else(|| (Utc::now(), 1), |(_, at, revision)| (at, revision));
         Ok(Json(SecretKeyView {
             key: key.0,
             updated_at,
+            revision,
         }))
     }
 
@@ -114,16 +116,22 @@ impl TenantSecretsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<SecretKeyList>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
         let keys = secrets(&state).keys(&ctx.tenant).await?;
         Ok(Json(SecretKeyList {
             secrets: keys
                 .into_iter()
-                .map(|(key, updated_at)| SecretKeyView { key, updated_at })
+                .map(|(key, updated_at, revision)| SecretKeyView {
+                    key,
+                    updated_at,
+                    revision,
+                })
                 .collect(),
         }))
     }
@@ -138,10 +146,13 @@ impl TenantSecretsApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
-        /// The secret's key.
+        tenant: Header<Option<String>>,
+        /// The secret's key (1 to 128 letters, digits, `_`, `.` and `-`).
+        #[oai(validator(max_length = 128, pattern = r"^[A-Za-z0-9_.\-]+$"))]
         key: Path<String>,
     ) -> Result<RemoveTenantSecretResponse, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Admin)?;

@@ -13,13 +13,24 @@ use crate::state::State;
 use crate::tags::ApiTags;
 use crate::tenancy::{self, TenancyError};
 use crate::tokens::IssuedTokenView;
+use crate::types::Text;
 
 #[derive(Object)]
 pub struct CreateTenant {
-    /// Lowercase letters, digits and dashes, starting with a letter.
-    pub slug: String,
-    /// Display name, 1 to 200 characters.
-    pub name: String,
+    /// 2 to 64 lowercase letters, digits and single dashes, starting with a
+    /// letter and not ending with a dash.
+    #[oai(validator(
+        min_length = 2,
+        max_length = 64,
+        pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+    ))]
+    pub slug: Text,
+    /// Display name, 1 to 200 characters, not all white space.
+    #[oai(validator(
+        max_length = 200,
+        pattern = r"[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    ))]
+    pub name: Text,
 }
 
 #[derive(Object)]
@@ -84,7 +95,7 @@ impl TenantsApi {
             state.store.as_ref(),
             &state.directory,
             slug,
-            body.0.name,
+            body.0.name.0,
             principal,
         )
         .await

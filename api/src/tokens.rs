@@ -17,12 +17,16 @@ use crate::state::State;
 use crate::tags::ApiTags;
 use crate::tenancy::{self, IssuedToken};
 use crate::tenants::tenancy_error;
-use crate::types::RoleName;
+use crate::types::{RoleName, Text};
 
 #[derive(Object)]
 pub struct CreateToken {
-    /// What the token is for, 1 to 100 characters.
-    pub name: String,
+    /// What the token is for, 1 to 100 characters, not all white space.
+    #[oai(validator(
+        max_length = 100,
+        pattern = r"[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    ))]
+    pub name: Text,
     /// At most the caller's own role.
     pub role: RoleName,
     /// When the token stops working; never, if absent.
@@ -107,9 +111,11 @@ impl TokensApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         body: Json<CreateToken>,
     ) -> Result<CreateTokenResponse, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Admin, RateClass::Management)?;
@@ -130,7 +136,7 @@ impl TokensApi {
             state.store.as_ref(),
             &state.directory,
             &ctx.tenant,
-            body.0.name,
+            body.0.name.0,
             role,
             body.0.expires_at,
             ctx.principal,
@@ -151,9 +157,11 @@ impl TokensApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<TokenList>, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Admin, RateClass::Management)?;
         let tokens = state
@@ -171,9 +179,11 @@ impl TokensApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The token's id (`tok_…`).
         id: Path<String>,
     ) -> Result<RevokeTokenResponse, ApiError> {

@@ -1,6 +1,9 @@
-//! The body of `PUT /api/webhooks/{name}`: the declaration as YAML, or a
-//! ZIP holding `webhook.yaml` and its code files. Both are read with a
-//! byte cap before anything parses them, and the ZIP goes through the same
+//! The body of `PUT /api/webhooks/{name}`: the declaration as YAML, a ZIP
+//! holding `webhook.yaml` and its code files, or the same as JSON (the YAML
+//! and each file as a string, for clients that speak only JSON). YAML and
+//! ZIP are read with a byte cap before anything parses them (JSON with the
+//! server's body cap; the source's own caps are checked when it is
+//! validated), and the ZIP goes through the same
 //! hostile-archive defences as plugin uploads (size, entry count, inflated
 //! size, ratio, forged headers, `..`, absolute paths, symlinks), with caps
 //! sized for a webhook (its source is at most 128 KiB).
@@ -11,11 +14,12 @@ use extensor_core::webhook::registry::{DECLARATION_FILE, SOURCE_BYTES_MAX, Webho
 use extensor_js::{Bundle, ZipLimits};
 use poem::http::StatusCode;
 use poem::{Request, RequestBody};
-use poem_openapi::ApiRequest;
-use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::payload::{Json, ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::{ApiRequest, Object};
 
 use crate::error::{ApiError, FieldError};
+use crate::types::Text;
 
 /// A YAML body larger than a webhook's whole source cannot be valid.
 pub const YAML_BODY_BYTES_MAX: usize = SOURCE_BYTES_MAX;
@@ -114,7 +118,19 @@ impl ParsePayload for ZipBytes {
     }
 }
 
-/// The declaration, alone or zipped with its code files.
+/// The declaration and its code files as JSON strings.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct WebhookJson {
+    /// The text of `webhook.yaml`.
+    pub yaml: Text,
+    /// The code files it names: relative path → source (at most 16; with
+    /// the YAML at most 128 KiB).
+    #[oai(default, validator(max_properties = 16))]
+    pub files: BTreeMap<String, Text>,
+}
+
+/// The declaration, alone, zipped with its code files, or as JSON.
 #[derive(ApiRequest)]
 pub enum WebhookBody {
     /// `webhook.yaml` alone.
@@ -125,6 +141,8 @@ pub enum WebhookBody {
     TextYaml(YamlText),
     /// A ZIP with `webhook.yaml` at its root and the code files it names.
     Zip(ZipBytes),
+    /// The YAML and its code files as strings.
+    Json(Json<WebhookJson>),
 }
 
 impl WebhookBody {
@@ -145,6 +163,10 @@ impl WebhookBody {
                 })
             }
             WebhookBody::Zip(ZipBytes(bytes)) => source_from_zip(&bytes),
+            WebhookBody::Json(Json(WebhookJson { yaml, files })) => Ok(WebhookSource {
+                yaml: yaml.0,
+                files: files.into_iter().map(|(k, v)| (k, v.0)).collect(),
+            }),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Webhooks-as-code (docs/WEBHOOKS_AS_CODE.md): `PUT /api/webhooks/{name}`
-//! (the YAML as `application/yaml`, or a ZIP of `webhook.yaml` and its
-//! transforms; `?dry_run=true` only checks), list, get, delete, enable,
+//! (the YAML as `application/yaml`, a ZIP of `webhook.yaml` and its
+//! transforms, or both as JSON strings; `?dry_run=true` only checks), list, get, delete, enable,
 //! disable; deliveries with their attempts, redeliver one, replay a time
 //! range, send a test. Everything goes to the tenant's webhook dispatcher
 //! (`Engine::webhooks`), so another tenant's webhook is simply absent.
@@ -300,7 +300,7 @@ pub enum ReplayResponse {
 fn admit(
     state: &State<'_>,
     auth: &BearerAuth,
-    tenant: &str,
+    tenant: &Option<String>,
     min: Role,
 ) -> Result<TenantCtx, ApiError> {
     state.features.require(Feature::Webhooks)?;
@@ -431,31 +431,15 @@ fn delivery_query(
     until: Option<DateTime<Utc>>,
     limit: Option<u32>,
 ) -> Result<DeliveryQuery, ApiError> {
+    // `limit` (1..=DELIVERIES_PAGE_MAX) and `event_type` (1 to 128
+    // characters) are checked by their validators.
     let limit = limit.unwrap_or(DELIVERIES_PAGE_DEFAULT);
-    if limit == 0 || limit > DELIVERIES_PAGE_MAX {
-        return Err(ApiError::invalid_field(
-            "query:limit",
-            format!("must be 1 to {DELIVERIES_PAGE_MAX}"),
-        ));
-    }
     if let (Some(s), Some(u)) = (since, until)
         && s >= u
     {
         return Err(ApiError::invalid_field(
             "query:since",
             "must be before `until`",
-        ));
-    }
-    if event_type
-        .as_ref()
-        .is_some_and(|t| t.is_empty() || t.len() > extensor_core::event::EVENT_TYPE_BYTES_MAX)
-    {
-        return Err(ApiError::invalid_field(
-            "query:event_type",
-            format!(
-                "must be 1 to {} bytes",
-                extensor_core::event::EVENT_TYPE_BYTES_MAX
-            ),
         ));
     }
     Ok(DeliveryQuery {
@@ -487,8 +471,9 @@ impl WebhooksApi {
     /// Create or update a webhook from its YAML (or a ZIP with its transforms)
     ///
     /// The body is the declaration as `application/yaml` (or `text/yaml`),
-    /// or an `application/zip` holding `webhook.yaml` at its root and the
-    /// code files it names. Every problem is listed at once, each as
+    /// an `application/zip` holding `webhook.yaml` at its root and the code
+    /// files it names, or `application/json` with the same as strings
+    /// (`{"yaml": …, "files": {path: source}}`). Every problem is listed at once, each as
     /// `webhook.yaml:LINE:COLUMN`; `${SECRET:NAME}` must name an existing
     /// tenant secret. `dry_run=true` checks and answers without recording.
     #[oai(
@@ -500,17 +485,29 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
-        /// The webhook's name: lowercase letters, digits and single dashes.
+        tenant: Header<Option<String>>,
+        /// The webhook's name: 1 to 64 lowercase letters, digits and single
+        /// dashes, starting with a letter and not ending with a dash.
+        #[oai(validator(max_length = 64, pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"))]
         name: Path<String>,
         /// Only validate and report the change; record nothing.
         dry_run: Query<Option<bool>>,
+        /// Apply only if the webhook is still at this `revision` (as read,
+        /// e.g. `"3"`); otherwise 412 and nothing changes.
+        #[oai(
+            name = "If-Match",
+            validator(pattern = r#"^("[0-9]{1,9}"|[0-9]{1,9})$"#)
+        )]
+        if_match: Header<Option<String>>,
         body: WebhookBody,
     ) -> Result<ApplyResponse, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Developer)?;
         let name = new_name(&name)?;
+        let if_revision = if_match.as_deref().map(crate::types::revision_of);
         let source: WebhookSource = body.into_source()?;
         let mode = if dry_run.0 == Some(true) {
             ApplyMode::DryRun
@@ -523,6 +520,7 @@ impl WebhooksApi {
             name: target,
             source,
             mode,
+            if_revision,
             meta,
             reply,
         })
@@ -536,9 +534,11 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
     ) -> Result<Json<WebhookList>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
         let registry = ask(&state, &ctx, |reply| DispatcherMsg::Registry { reply }).await?;
@@ -558,9 +558,11 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
     ) -> Result<Json<WebhookView>, ApiError> {
@@ -594,9 +596,11 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
     ) -> Result<DeleteWebhookResponse, ApiError> {
@@ -622,9 +626,11 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
     ) -> Result<Json<WebhookSummary>, ApiError> {
@@ -643,12 +649,19 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
-        /// Why (recorded, shown as `disabled_reason`; at most 500 characters).
+        /// Why (recorded, shown as `disabled_reason`): 1 to 500
+        /// characters, not all white space.
+        #[oai(validator(
+            max_length = 500,
+            pattern = r"[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+        ))]
         reason: Query<Option<String>>,
     ) -> Result<Json<WebhookSummary>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Developer)?;
@@ -656,14 +669,7 @@ impl WebhooksApi {
         let reason = reason
             .0
             .unwrap_or_else(|| format!("disabled through the API by {}", ctx.principal));
-        if reason.trim().is_empty()
-            || reason.chars().count() > extensor_core::webhook::registry::REASON_CHARS_MAX
-        {
-            return Err(ApiError::invalid_field(
-                "query:reason",
-                "must be 1 to 500 characters",
-            ));
-        }
+        // Within REASON_CHARS_MAX and not blank: its validator says so.
         set_enabled(&state, &ctx, &name, Some(reason)).await
     }
 
@@ -678,26 +684,30 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
         /// Only deliveries in this state.
         status: Query<Option<DeliveryStatusName>>,
-        /// Only deliveries of this exact event type.
+        /// Only deliveries of this exact event type (1 to 128 characters).
+        #[oai(validator(min_length = 1, max_length = 128))]
         event_type: Query<Option<String>>,
         /// Only deliveries created at or after this time (RFC 3339).
         since: Query<Option<DateTime<Utc>>>,
         /// Only deliveries created before this time (the previous page's `next_until`).
         until: Query<Option<DateTime<Utc>>>,
-        /// Page size (default 50, at most 200).
+        /// Page size, 1 to 200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
         let name = existing_name(&name)?;
-        let q = delivery_query(status.0, event_type.0, since.0, until.0, limit.0)?;
         record_of(&state, &ctx, &name).await?;
+        let q = delivery_query(status.0, event_type.0, since.0, until.0, limit.0)?;
         let found = query::deliveries(state.store.as_ref(), &ctx.tenant, &name, &q).await?;
         let next_until = (found.len() == q.limit)
             .then(|| found.last().map(|d| d.created.at))
@@ -718,9 +728,11 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
         /// The delivery's id (`msg_…`).
@@ -748,9 +760,11 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
         /// The delivery's id (`msg_…`).
@@ -782,9 +796,11 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
         body: Json<ReplayRequest>,
@@ -815,9 +831,11 @@ impl WebhooksApi {
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug).
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
-        tenant: Header<String>,
+        tenant: Header<Option<String>>,
         /// The webhook's name.
         name: Path<String>,
     ) -> Result<DeliveryCreatedResponse, ApiError> {

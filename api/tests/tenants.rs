@@ -208,16 +208,39 @@ async fn a_token_only_works_in_its_own_tenant() {
         .await
         .unwrap();
     expect_problem(r, 401, "unauthorized").await;
+    // Without X-Tenant-Slug a tenant token acts in its own tenant...
     let r = s
         .req(Method::GET, "/api/tokens", Some(&acme), None)
         .send()
         .await
         .unwrap();
-    let body = expect_problem(r, 400, "invalid_request").await;
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tokens"][0]["name"], "owner", "{body}");
+    // ...and so does a plugin route.
+    let r = s
+        .req(Method::GET, "/ext/nothing/here", Some(&acme), None)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 404, "plugin_not_found").await;
+    // The platform admin must say which tenant it acts in.
+    let r = s
+        .req(Method::GET, "/api/tokens", Some(ADMIN), None)
+        .send()
+        .await
+        .unwrap();
+    let body = expect_problem(r, 403, "tenant_required").await;
     assert!(
         body["detail"].as_str().unwrap().contains("X-Tenant-Slug"),
         "{body}"
     );
+    let r = s
+        .req(Method::GET, "/api/tokens", Some(ADMIN), Some("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     s.stop().await;
 }
 

@@ -446,3 +446,75 @@ async fn the_tenant_can_be_named_in_the_path_for_callers_without_headers() {
     }
     s.stop().await;
 }
+
+/// Plugin secrets carry a revision; `If-Match` with the one read makes a
+/// change conditional, and of writers racing from the same revision exactly
+/// one wins while the others get 412.
+#[tokio::test]
+async fn plugin_secrets_change_only_at_the_revision_read() {
+    let s = Server::start().await;
+    let (_, owner) = s.tenant("acme").await;
+    let (status, up) = json_of(upload(&s, &owner, "acme", example()).await).await;
+    assert_eq!(status, 201, "{up}");
+    let id = up["plugin"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/plugins/{id}/secrets");
+    // No X-Tenant-Slug: the owner token names its tenant.
+    let set = |value: &str, if_match: Option<&str>| {
+        let mut r = s
+            .req(Method::POST, &path, Some(&owner), None)
+            .json(&json!({"key": "API_KEY", "value": value}));
+        if let Some(m) = if_match {
+            r = r.header("If-Match", m);
+        }
+        r.send()
+    };
+    let (status, v) = json_of(set("one", None).await.unwrap()).await;
+    assert_eq!((status, v["revision"].as_u64()), (200, Some(1)), "{v}");
+    let (status, v) = json_of(set("two", Some("\"1\"")).await.unwrap()).await;
+    assert_eq!((status, v["revision"].as_u64()), (200, Some(2)), "{v}");
+    expect_problem(
+        set("three", Some("1")).await.unwrap(),
+        412,
+        "precondition_failed",
+    )
+    .await;
+    let (_, list) = json_of(
+        s.req(Method::GET, &path, Some(&owner), None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list["secrets"][0]["revision"], 2, "{list}");
+    // Eight writers race from revision 2.
+    let racers = (0..8).map(|i| set(if i % 2 == 0 { "even" } else { "odd" }, Some("2")));
+    let mut codes: Vec<u16> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 412, 412, 412, 412, 412, 412, 412]);
+    let (_, list) = json_of(
+        s.req(Method::GET, &path, Some(&owner), None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list["secrets"][0]["revision"], 3, "{list}");
+    // Removal is conditional too.
+    let remove = |m: &str| {
+        s.req(
+            Method::DELETE,
+            &format!("{path}/API_KEY"),
+            Some(&owner),
+            None,
+        )
+        .header("If-Match", m)
+        .send()
+    };
+    expect_problem(remove("2").await.unwrap(), 412, "precondition_failed").await;
+    assert_eq!(remove("3").await.unwrap().status(), 204);
+    s.stop().await;
+}

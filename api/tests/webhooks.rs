@@ -603,6 +603,91 @@ async fn a_zip_with_a_transform_is_applied_and_dry_runs_record_nothing() {
     c.s.stop().await;
 }
 
+/// The declaration as JSON: the YAML and its code files as strings.
+async fn put_json(c: &Ctx, path: &str, yaml: &str, if_match: Option<&str>) -> Response {
+    let body = json!({"yaml": yaml, "files": {"transforms/build.js": TRANSFORM}});
+    let mut r = c.s.req(Method::PUT, path, Some(&c.owner), None).json(&body);
+    if let Some(rev) = if_match {
+        r = r.header("If-Match", rev);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_declaration_sent_as_json_applies_and_if_match_guards_changes() {
+    let c = Ctx::start().await;
+    c.secret("HOOK_URL", "https://hooks.example.test/a").await;
+    c.secret("SIGNING_KEY", SIGNING_KEY).await;
+    let yaml = |d: &str| {
+        declaration(&format!(
+            "description: \"{d}\"\ntransform: {{language: \"javascript\", entry: \"transforms/build.js#transform\"}}\n"
+        ))
+    };
+    // No X-Tenant-Slug: the owner token names its tenant.
+    let (status, v) = json_of(put_json(&c, "/api/webhooks/as-json", &yaml("v1"), None).await).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["webhook"]["files"], json!(["transforms/build.js"]));
+    let (_, view) = c.call(Method::GET, "/api/webhooks/as-json", None).await;
+    assert_eq!(view["sources"]["transforms/build.js"], TRANSFORM);
+    assert_eq!(view["revision"], 1);
+    // The revision read is the one that may be changed; quotes optional.
+    let (status, v) =
+        json_of(put_json(&c, "/api/webhooks/as-json", &yaml("v2"), Some("\"1\"")).await).await;
+    assert_eq!((status, v["revision"].as_u64()), (200, Some(2)), "{v}");
+    let stale = put_json(&c, "/api/webhooks/as-json", &yaml("v3"), Some("1")).await;
+    let p = expect_problem(stale, 412, "precondition_failed").await;
+    assert!(p["detail"].as_str().unwrap().contains("revision 2"), "{p}");
+    let (_, view) = c.call(Method::GET, "/api/webhooks/as-json", None).await;
+    assert_eq!(
+        view["description"], "v2",
+        "the refused change left no trace"
+    );
+    let absent = put_json(&c, "/api/webhooks/never-made", &yaml("x"), Some("1")).await;
+    expect_problem(absent, 412, "precondition_failed").await;
+    for bad in ["W/\"1\"", "one", "\"1", "1234567890"] {
+        let r = put_json(&c, "/api/webhooks/as-json", &yaml("v4"), Some(bad)).await;
+        expect_problem(r, 422, "validation_failed").await;
+    }
+    c.s.stop().await;
+}
+
+/// Eight writers read revision 1 and change the webhook at once, each with
+/// `If-Match: 1`: exactly one wins, every other gets 412, and the webhook
+/// ends at revision 2 holding the winner's change.
+#[tokio::test]
+async fn concurrent_edits_with_if_match_lose_nothing_silently() {
+    let c = Ctx::start().await;
+    c.secret("HOOK_URL", "https://hooks.example.test/a").await;
+    c.secret("SIGNING_KEY", SIGNING_KEY).await;
+    let (status, v) = c
+        .put_yaml("raced", &declaration("description: \"v1\"\n"))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let writers = (0..8).map(|i| {
+        let yaml = declaration(&format!("description: \"writer {i}\"\n"));
+        let req =
+            c.s.req(Method::PUT, "/api/webhooks/raced", Some(&c.owner), None)
+                .header("content-type", "application/yaml")
+                .header("If-Match", "1")
+                .body(yaml);
+        async move { (i, req.send().await.unwrap()) }
+    });
+    let mut won = Vec::new();
+    for (i, r) in futures::future::join_all(writers).await {
+        match r.status().as_u16() {
+            200 => won.push(i),
+            _ => {
+                expect_problem(r, 412, "precondition_failed").await;
+            }
+        }
+    }
+    assert_eq!(won.len(), 1, "one writer wins: {won:?}");
+    let (_, view) = c.call(Method::GET, "/api/webhooks/raced", None).await;
+    assert_eq!(view["revision"], 2);
+    assert_eq!(view["description"], format!("writer {}", won[0]));
+    c.s.stop().await;
+}
+
 #[tokio::test]
 async fn hostile_archives_are_refused_with_their_entry() {
     let c = Ctx::start().await;
@@ -824,10 +909,22 @@ async fn bad_bodies(c: &Ctx) {
         )
         .await;
     expect_problem(r, 422, "invalid_webhook").await;
-    let r = c
-        .put("/api/webhooks/bad", "application/json", b"{}".to_vec())
-        .await;
-    expect_problem(r, 415, "unsupported_media_type").await;
+    // JSON must name the YAML (as a string) and nothing else.
+    for body in [
+        json!({}),
+        json!({"yaml": 1}),
+        json!({"yaml": "api_version: v1", "extra": 1}),
+        json!({"yaml": "api_version: v1", "files": {"a.js": false}}),
+    ] {
+        let r = c
+            .put(
+                "/api/webhooks/bad",
+                "application/json",
+                body.to_string().into_bytes(),
+            )
+            .await;
+        expect_problem(r, 400, "invalid_request").await;
+    }
     let r = c
         .put(
             "/api/webhooks/bad",
@@ -1036,8 +1133,9 @@ async fn tenant_secrets_are_write_only_and_checked_at_apply() {
         .send(Method::DELETE, "/api/secrets/lower.case-ok", None)
         .await;
     expect_problem(r, 404, "secret_not_found").await;
+    // A key no secret can have breaks the path's declared pattern.
     let r = c.send(Method::DELETE, "/api/secrets/bad%20key", None).await;
-    expect_problem(r, 404, "secret_not_found").await;
+    expect_problem(r, 422, "validation_failed").await;
     let (status, p) = c
         .put_yaml("uses-secrets", &declaration("description: \"v2\"\n"))
         .await;

@@ -62,6 +62,10 @@ pub struct SecretRecord {
     /// Base64 AES-SIV ciphertext; the plaintext never enters the log.
     pub ciphertext: String,
     pub updated_at: DateTime<Utc>,
+    /// 1 when the key is first set, +1 each time it is set again: what a
+    /// writer names in `If-Match` so a concurrent change is not lost.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,9 +97,13 @@ pub enum InstallationCommand {
         key: String,
         ciphertext: String,
         updated_at: DateTime<Utc>,
+        /// Only if the key is at this revision (`If-Match`).
+        if_revision: Option<u32>,
     },
     RemoveSecret {
         key: String,
+        /// Only if the key is at this revision (`If-Match`).
+        if_revision: Option<u32>,
     },
     Uninstall,
 }
@@ -302,10 +310,33 @@ impl PluginInstallation {
         })])
     }
 
-    /// The secrets' keys and update times; values never leave the aggregate
-    /// except to be decrypted for the plugin itself.
-    pub fn secret_keys(&self) -> impl Iterator<Item = (&str, DateTime<Utc>)> {
-        self.secrets.iter().map(|(k, s)| (k.as_str(), s.updated_at))
+    /// The secrets' keys, update times and revisions; values never leave
+    /// the aggregate except to be decrypted for the plugin itself.
+    pub fn secret_keys(&self) -> impl Iterator<Item = (&str, DateTime<Utc>, u32)> {
+        self.secrets
+            .iter()
+            .map(|(k, s)| (k.as_str(), s.updated_at, s.revision))
+    }
+
+    /// `If-Match`: the secret `key` must exist at revision `expected`.
+    fn check_secret_revision(&self, key: &str, expected: Option<u32>) -> Result<(), DomainError> {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let key_shown = crate::ids::truncate_for_error(key);
+        match self.secrets.get(key).map(|s| s.revision) {
+            Some(current) if current == expected => Ok(()),
+            Some(current) => Err(self.refuse(
+                "precondition_failed",
+                format!("secret `{key_shown}` is at revision {current}, not {expected} (If-Match)"),
+            )),
+            None => Err(self.refuse(
+                "precondition_failed",
+                format!(
+                    "there is no secret `{key_shown}`, so not at revision {expected} (If-Match)"
+                ),
+            )),
+        }
     }
 }
 
@@ -313,7 +344,9 @@ impl Aggregate for PluginInstallation {
     type Command = InstallationCommand;
     type Event = InstallationEvent;
     const KIND: &'static str = "installation";
-    const SNAPSHOT_VERSION: u32 = 1;
+    /// 2: secrets carry their revision (older snapshots lack it; replaying
+    /// the stream counts it).
+    const SNAPSHOT_VERSION: u32 = 2;
 
     fn decide(&self, command: &InstallationCommand) -> Result<Vec<InstallationEvent>, DomainError> {
         use InstallationCommand as C;
@@ -352,9 +385,15 @@ impl Aggregate for PluginInstallation {
                 key,
                 ciphertext,
                 updated_at,
-            } => self.decide_secret(key, ciphertext, *updated_at),
-            C::RemoveSecret { key } => {
+                if_revision,
+            } => {
                 self.require_installed()?;
+                self.check_secret_revision(key, *if_revision)?;
+                self.decide_secret(key, ciphertext, *updated_at)
+            }
+            C::RemoveSecret { key, if_revision } => {
+                self.require_installed()?;
+                self.check_secret_revision(key, *if_revision)?;
                 if !self.secrets.contains_key(key) {
                     return Err(self.refuse(
                         "secret_not_found",
@@ -398,11 +437,13 @@ impl Aggregate for PluginInstallation {
                 self.previous = self.current.replace(c.version.clone());
             }
             E::SecretSet(s) => {
+                let revision = self.secrets.get(&s.key).map_or(1, |r| r.revision + 1);
                 self.secrets.insert(
                     s.key.clone(),
                     SecretRecord {
                         ciphertext: s.ciphertext.clone(),
                         updated_at: s.updated_at,
+                        revision,
                     },
                 );
             }
@@ -503,6 +544,7 @@ mod tests {
                 key: "API_KEY".into(),
                 ciphertext: "c2VjcmV0".into(),
                 updated_at: Utc::now(),
+                if_revision: None,
             },
         )
         .unwrap();
@@ -538,6 +580,7 @@ mod tests {
                 key: "K".into(),
                 ciphertext: "x".into(),
                 updated_at: Utc::now(),
+                if_revision: None,
             },
         )
         .unwrap();
@@ -575,12 +618,39 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_write_naming_a_stale_revision_is_refused() {
+        let mut p = installed();
+        let set = |if_revision| InstallationCommand::SetSecret {
+            key: "K".into(),
+            ciphertext: "x".into(),
+            updated_at: Utc::now(),
+            if_revision,
+        };
+        let refused = |p: &PluginInstallation, c| p.decide(&c).unwrap_err().code;
+        assert_eq!(refused(&p, set(Some(1))), "precondition_failed", "absent");
+        run(&mut p, set(None)).unwrap();
+        assert_eq!(p.secrets["K"].revision, 1);
+        run(&mut p, set(Some(1))).unwrap();
+        assert_eq!(p.secrets["K"].revision, 2);
+        // A second writer that also read revision 1 loses, visibly.
+        assert_eq!(refused(&p, set(Some(1))), "precondition_failed");
+        let remove = |if_revision| InstallationCommand::RemoveSecret {
+            key: "K".into(),
+            if_revision,
+        };
+        assert_eq!(refused(&p, remove(Some(1))), "precondition_failed");
+        run(&mut p, remove(Some(2))).unwrap();
+        assert!(p.secrets.is_empty());
+    }
+
+    #[test]
     fn secrets_are_validated() {
         let mut p = installed();
         let set = |key: &str, c: &str| InstallationCommand::SetSecret {
             key: key.into(),
             ciphertext: c.into(),
             updated_at: Utc::now(),
+            if_revision: None,
         };
         assert_eq!(
             p.decide(&set("bad key", "x")).unwrap_err().code,
@@ -588,9 +658,12 @@ mod tests {
         );
         assert_eq!(p.decide(&set("K", "")).unwrap_err().code, "invalid_secret");
         assert_eq!(
-            p.decide(&InstallationCommand::RemoveSecret { key: "K".into() })
-                .unwrap_err()
-                .code,
+            p.decide(&InstallationCommand::RemoveSecret {
+                key: "K".into(),
+                if_revision: None,
+            })
+            .unwrap_err()
+            .code,
             "secret_not_found"
         );
         for i in 0..SECRETS_MAX {

@@ -6,6 +6,8 @@
 //! - [`role`], [`manifest`]: token roles; the plugin manifest and its validation.
 //! - [`error`]: the crate's one error type, with stable codes.
 //! - [`event`]: the event envelope, stream names, principals, the hash chain.
+//! - [`kernel_events`]: the reserved event-type namespaces and the stream
+//!   categories that own them (who may write what, and what to trust).
 //! - [`aggregate`]: the `Aggregate` trait (pure `decide`/`apply`), loading
 //!   from snapshot + tail, and `execute` with bounded conflict retries.
 //! - [`tenant`], [`installation`]: the two aggregates of the kernel.
@@ -15,6 +17,8 @@
 //! - [`clock`]: where "now" comes from; a manual clock for tests.
 //! - [`schedule`], [`job_runs`]: plugin jobs: fire times in a timezone with
 //!   the DST rule, catch-up decisions, and the per-job run aggregate.
+//! - [`redact`]: the one redaction point: secret values and URL paths out
+//!   of every recorded text.
 //! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
 //! - [`bundles`]: the content-addressed store of uploaded plugin ZIPs.
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
@@ -28,7 +32,9 @@ pub mod event;
 pub mod ids;
 pub mod installation;
 pub mod job_runs;
+pub mod kernel_events;
 pub mod manifest;
+pub mod redact;
 pub mod role;
 pub mod schedule;
 pub mod secrets;

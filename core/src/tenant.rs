@@ -341,7 +341,9 @@ impl Aggregate for Tenant {
     type Command = TenantCommand;
     type Event = TenantEvent;
     const KIND: &'static str = "tenant";
-    const SNAPSHOT_VERSION: u32 = 1;
+    /// 2: secrets carry their revision (older snapshots lack it; replaying
+    /// the stream counts it).
+    const SNAPSHOT_VERSION: u32 = 2;
 
     fn decide(&self, command: &TenantCommand) -> Result<Vec<TenantEvent>, DomainError> {
         match command {
@@ -460,6 +462,7 @@ impl Aggregate for Tenant {
                 let record = SecretRecord {
                     ciphertext: s.ciphertext.clone(),
                     updated_at: s.updated_at,
+                    revision: self.secrets.get(&s.key).map_or(1, |r| r.revision + 1),
                 };
                 self.secrets.insert(s.key.clone(), record);
             }

@@ -91,6 +91,47 @@ impl JsError {
         }
     }
 
+    /// The same error with every free text passed through `f` (the
+    /// platform's redactor: a plugin can put a secret in a thrown message).
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> JsError {
+        match self {
+            JsError::PermissionDenied { permission } => JsError::PermissionDenied {
+                permission: f(&permission),
+            },
+            JsError::Thrown { message, stack } => JsError::Thrown {
+                message: f(&message),
+                stack: f(&stack),
+            },
+            JsError::InvalidResult { reason } => JsError::InvalidResult { reason: f(&reason) },
+            JsError::NoHandler { trigger } => JsError::NoHandler {
+                trigger: f(&trigger),
+            },
+            JsError::InvalidArgument { op, message } => JsError::InvalidArgument {
+                op,
+                message: f(&message),
+            },
+            JsError::NetworkDenied { reason } => JsError::NetworkDenied { reason: f(&reason) },
+            JsError::QuotaExceeded { message } => JsError::QuotaExceeded {
+                message: f(&message),
+            },
+            JsError::Host { op, message } => JsError::Host {
+                op,
+                message: f(&message),
+            },
+            JsError::InvalidBundle(problems) => JsError::InvalidBundle(
+                problems
+                    .into_iter()
+                    .map(|p| Problem::new(p.path, f(&p.message)))
+                    .collect(),
+            ),
+            JsError::Internal(m) => JsError::Internal(f(&m)),
+            limit @ (JsError::HeapLimit { .. }
+            | JsError::Timeout { .. }
+            | JsError::StackOverflow { .. }
+            | JsError::ChainTooDeep { .. }) => limit,
+        }
+    }
+
     /// Whether the isolate that produced this error must be thrown away:
     /// after a limit was hit its heap or stack may be in any state.
     pub fn poisons_isolate(&self) -> bool {

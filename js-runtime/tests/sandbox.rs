@@ -5,6 +5,8 @@
 mod aiosmtpd;
 #[path = "common/loopback_http.rs"]
 mod loopback_http;
+#[path = "common/python.rs"]
+mod python;
 #[path = "sandbox/support.rs"]
 #[macro_use]
 mod support;

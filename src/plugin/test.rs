@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgGroup, Args};
-use extensor_core::manifest::{ROUTE_METHODS, event_type_problem};
+use extensor_core::kernel_events::business_event_type_problem;
+use extensor_core::manifest::ROUTE_METHODS;
 use extensor_js::host::files::FileStore;
 use extensor_js::host::llm::{LlmClient, LlmConfig};
 use extensor_js::host::net::GuardedHttp;
@@ -376,7 +377,7 @@ fn read_event(path: &Path) -> Result<(String, Value, String)> {
                 path.display()
             )
         })?;
-    if let Some(why) = event_type_problem(event_type) {
+    if let Some(why) = business_event_type_problem(event_type) {
         bail!("event file {}: `type` {why}", path.display());
     }
     let data = obj

@@ -1,7 +1,10 @@
 //! A real `extensor serve` process for end-to-end CLI tests: started on a
 //! free loopback port over a temporary store, with a tenant made by
 //! `extensor tenant create`. Included with `#[path]` by the suites that
-//! drive the CLI against a live server (`plugin_push`, `webhooks_apply`).
+//! drive the CLI or a client against a live server (`plugin_push`,
+//! `webhooks_apply`, `contract`).
+
+#![allow(dead_code)] // each suite uses a part of it
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -45,10 +48,16 @@ pub fn text(o: &Output) -> String {
 
 /// Starts `extensor serve` on port 0 and reads the address it prints first.
 pub fn serve(data: &Path, admin_token: &str) -> Server {
+    serve_with(data, admin_token, &[])
+}
+
+/// As [`serve`], with extra environment (`EXTENSOR_…` settings).
+pub fn serve_with(data: &Path, admin_token: &str, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("EXTENSOR_DATA_DIR", data)
         .env("EXTENSOR_ADMIN_TOKEN", admin_token)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

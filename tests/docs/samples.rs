@@ -228,21 +228,7 @@ pub fn check_delivery_headers(b: &Block) {
 /// replaced by the real secret; the same run on a tampered body must fail.
 pub fn check_python_verify(b: &Block) {
     use extensor_core::webhook::signing::{SigningKey, signature_header};
-    let have = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the standardwebhooks package (pip install standardwebhooks)"
-        );
-        eprintln!(
-            "note: python3 standardwebhooks not installed; {} skipped",
-            b.at
-        );
-        return;
-    }
+    let python = crate::python::python(&["standardwebhooks"]);
     let secret = SigningKey::encode(b"docs-sample-signing-key-32-bytes");
     let key = SigningKey::parse(&secret).unwrap();
     let body = r#"{"text": "Build 7 on main: success"}"#;
@@ -258,7 +244,7 @@ pub fn check_python_verify(b: &Block) {
         let script = format!(
             "request_body = {sent:?}\nrequest_headers = {{\"webhook-id\": \"msg_docs\", \"webhook-timestamp\": \"{ts}\", \"webhook-signature\": {sig:?}}}\n{snippet}"
         );
-        let o = Command::new("python3")
+        let o = Command::new(&python)
             .args(["-c", &script])
             .output()
             .unwrap();
@@ -372,7 +358,7 @@ impl Synopsis {
                     "{at}: npm install needs a package.json in {}",
                     cwd.display()
                 ),
-                "python3" => check_pip_install(&at, args),
+                p if p.starts_with("scripts/") => check_script(&at, p),
                 other => panic!(
                     "{at}: no checker for `{other}`; tag the block `text` if it is not a command"
                 ),
@@ -474,23 +460,14 @@ fn is_env_name(k: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// `python3 -m pip install NAME…`: each package must be importable here
-/// (the tests that need it run in this environment).
-fn check_pip_install(at: &str, args: &[String]) {
-    let [m, pip, install, names @ ..] = args else {
-        panic!("{at}: only `python3 -m pip install NAME…` is checked");
-    };
-    assert!(
-        m == "-m" && pip == "pip" && install == "install" && !names.is_empty(),
-        "{at}: only `python3 -m pip install NAME…` is checked"
-    );
-    for name in names {
-        let ok = Command::new("python3")
-            .args(["-c", &format!("import {name}")])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "{at}: python3 cannot import `{name}`");
-    }
+/// A project script (`scripts/test`): it must exist and be executable.
+fn check_script(at: &str, program: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(root().join(program))
+        .unwrap_or_else(|e| panic!("{at}: {e}"))
+        .permissions()
+        .mode();
+    assert!(mode & 0o111 != 0, "{at}: `{program}` is not executable");
 }
 
 /// The subcommands a clap help text lists under `Commands:`.

@@ -360,8 +360,15 @@ impl Directory {
     }
 
     /// Keeps a stored business event for the lanes and wakes them.
+    /// The tenant is the stream's (`events-<tenant>`), never the envelope's
+    /// own claim, so a lane only ever sees its own tenant's stream.
     pub fn business_event(&self, ev: &RecordedEvent) {
-        if let Some(tenant) = &ev.tenant {
+        let tenant = ev
+            .stream
+            .as_str()
+            .strip_prefix("events-")
+            .and_then(|t| t.parse::<TenantId>().ok());
+        if let Some(tenant) = &tenant {
             self.hub(tenant).remember(ev);
             self.business_appended(tenant, ev.revision);
         }

@@ -245,11 +245,47 @@ pub(crate) async fn run(
     metrics::histogram!("extensor_plugin_invocation_seconds",
         "plugin" => slug.clone(), "trigger" => kind)
     .record(started.elapsed().as_secs_f64());
-    result.map_err(|f| Error::Plugin {
-        plugin: slug,
-        source: f.error,
-        logs: f.logs,
-    })
+    redacted(super::runtime::redactor(inner, known), kind, slug, result)
+}
+
+/// What an invocation leaves behind, with the installation's secret values
+/// replaced: logs and errors always; the value of hooks and jobs, which is
+/// recorded in the log (a route's or filter's value goes to its caller).
+fn redacted(
+    redactor: extensor_core::redact::Redactor,
+    kind: &str,
+    slug: String,
+    result: Result<Outcome, extensor_js::InvokeFailure>,
+) -> Result<Outcome, Error> {
+    let logs = |logs: Vec<LogEntry>| -> Vec<LogEntry> {
+        logs.into_iter()
+            .map(|mut l| {
+                l.message = redactor.redact(&l.message);
+                l
+            })
+            .collect()
+    };
+    if redactor.is_empty() {
+        return result.map_err(|f| Error::Plugin {
+            plugin: slug,
+            source: f.error,
+            logs: f.logs,
+        });
+    }
+    match result {
+        Ok(mut o) => {
+            o.logs = logs(o.logs);
+            if matches!(kind, "hook" | "job") {
+                o.value = redactor.redact_json(&o.value);
+            }
+            Ok(o)
+        }
+        Err(f) => Err(Error::Plugin {
+            plugin: slug,
+            source: f.error.map_text(|t| redactor.redact(t)),
+            logs: logs(f.logs),
+        }),
+    }
 }
 
 fn trigger_kind(t: &Trigger) -> &'static str {
@@ -421,7 +457,8 @@ impl Engine {
         event_type: &str,
         data: Value,
     ) -> Result<Vec<HookRun>, Error> {
-        if let Some(reason) = extensor_core::manifest::event_type_problem(event_type) {
+        if let Some(reason) = extensor_core::kernel_events::business_event_type_problem(event_type)
+        {
             return Err(Error::Validation(vec![extensor_core::FieldProblem::new(
                 "$.event_type",
                 format!("`{event_type}` {reason}"),
@@ -583,12 +620,24 @@ impl Engine {
         id: &InstallationId,
     ) -> Result<Vec<LogEntry>, Error> {
         self.inner.view(tenant, id)?;
+        let redactor = self
+            .inner
+            .directory
+            .get_for(tenant, id)
+            .map(|k| super::runtime::redactor(&self.inner, &k))
+            .unwrap_or_default();
         Ok(self
             .inner
             .runtimes
             .any(id)
             .map(|rt| rt.installation.recent_logs())
-            .unwrap_or_default())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut l| {
+                l.message = redactor.redact(&l.message);
+                l
+            })
+            .collect())
     }
 }
 

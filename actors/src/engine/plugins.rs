@@ -44,6 +44,8 @@ pub struct UploadOutcome {
 pub struct SecretInfo {
     pub key: String,
     pub updated_at: DateTime<Utc>,
+    /// 1 when first set, +1 per change: what `If-Match` names.
+    pub revision: u32,
 }
 
 impl Inner {
@@ -280,6 +282,23 @@ impl Engine {
         plaintext: &str,
         principal: Principal,
     ) -> Result<SecretInfo, Error> {
+        self.set_secret_if(tenant, id, key, plaintext, None, principal)
+            .await
+    }
+
+    /// As [`Engine::set_secret`], only if the key is at `if_revision`
+    /// (`If-Match`); otherwise `precondition_failed`. The installation's
+    /// actor decides one command at a time, so of two writers that read the
+    /// same revision one succeeds and the other is refused.
+    pub async fn set_secret_if(
+        &self,
+        tenant: &TenantId,
+        id: &InstallationId,
+        key: &str,
+        plaintext: &str,
+        if_revision: Option<u32>,
+        principal: Principal,
+    ) -> Result<SecretInfo, Error> {
         let inner = &self.inner;
         inner.view(tenant, id)?;
         if let Some(reason) = extensor_core::installation::secret_key_problem(key) {
@@ -301,13 +320,20 @@ impl Engine {
             key: key.into(),
             ciphertext,
             updated_at,
+            if_revision,
         };
         inner
             .installation_execute(tenant, id, command, principal)
             .await?;
+        let revision = inner
+            .directory
+            .get_for(tenant, id)
+            .and_then(|known| known.state.secrets.get(key).map(|s| s.revision))
+            .unwrap_or(1);
         Ok(SecretInfo {
             key: key.into(),
             updated_at,
+            revision,
         })
     }
 
@@ -319,6 +345,19 @@ impl Engine {
         key: &str,
         principal: Principal,
     ) -> Result<(), Error> {
+        self.remove_secret_if(tenant, id, key, None, principal)
+            .await
+    }
+
+    /// As [`Engine::remove_secret`], only if the key is at `if_revision`.
+    pub async fn remove_secret_if(
+        &self,
+        tenant: &TenantId,
+        id: &InstallationId,
+        key: &str,
+        if_revision: Option<u32>,
+        principal: Principal,
+    ) -> Result<(), Error> {
         let known = self
             .inner
             .directory
@@ -327,13 +366,16 @@ impl Engine {
         if !known.state.secrets.contains_key(key) {
             return Err(Error::not_found("secret", key));
         }
-        let command = InstallationCommand::RemoveSecret { key: key.into() };
+        let command = InstallationCommand::RemoveSecret {
+            key: key.into(),
+            if_revision,
+        };
         self.inner
             .installation_execute(tenant, id, command, principal)
             .await
     }
 
-    /// The secrets' keys and update times.
+    /// The secrets' keys, update times and revisions.
     pub async fn secret_keys(
         &self,
         tenant: &TenantId,
@@ -347,9 +389,10 @@ impl Engine {
         Ok(known
             .state
             .secret_keys()
-            .map(|(key, updated_at)| SecretInfo {
+            .map(|(key, updated_at, revision)| SecretInfo {
                 key: key.into(),
                 updated_at,
+                revision,
             })
             .collect())
     }

@@ -107,7 +107,8 @@ impl Engine {
     ) -> Result<RecordedEvent, Error> {
         let inner = &self.inner;
         let _work = inner.begin()?;
-        if let Some(reason) = extensor_core::manifest::event_type_problem(event_type) {
+        if let Some(reason) = extensor_core::kernel_events::business_event_type_problem(event_type)
+        {
             return Err(invalid("$.event_type", format!("`{event_type}` {reason}")));
         }
         if let Some(key) = &idempotency_key

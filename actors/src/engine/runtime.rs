@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use extensor_core::event::{EventMeta, NewEvent, Principal, StreamId};
 use extensor_core::ids::{EventId, InstallationId, TenantId};
+use extensor_core::redact::Redactor;
 use extensor_core::store::ExpectedRevision;
 use extensor_js::host::db::SqliteReadModels;
 use extensor_js::host::files::FileStore;
@@ -237,6 +238,21 @@ pub(crate) fn secret_context(tenant: &TenantId, id: &InstallationId, key: &str) 
     format!("{tenant}/{id}/{key}")
 }
 
+/// The installation's redactor: every plugin secret's value, decrypted
+/// (docs/SECURITY.md, "Secrets"). Logs, errors, hook and job results and
+/// recorded emails of the installation go through it.
+pub(crate) fn redactor(inner: &Inner, known: &Known) -> Redactor {
+    let (Some(tenant), Some(id)) = (&known.state.tenant, &known.state.id) else {
+        return Redactor::default();
+    };
+    Redactor::new(known.state.secrets.iter().filter_map(|(key, record)| {
+        inner
+            .secret_box
+            .decrypt(&secret_context(tenant, id, key), &record.ciphertext)
+            .ok()
+    }))
+}
+
 fn parse_scope(
     scope: &InstallationScope,
     op: &'static str,
@@ -278,6 +294,16 @@ impl EventSink for EngineHost {
         event: EmitRequest,
     ) -> BoxFuture<'a, Result<String, JsError>> {
         Box::pin(async move {
+            // The sandbox checks this too; the sink is the engine's own
+            // gate, so no other caller of it can write a kernel type.
+            if let Some(reason) =
+                extensor_core::kernel_events::business_event_type_problem(&event.event_type)
+            {
+                return Err(JsError::InvalidArgument {
+                    op: "ctx.emit",
+                    message: format!("`{}` {reason}", event.event_type),
+                });
+            }
             let inner = self.inner("events")?;
             let (tenant, id) = parse_scope(scope, "events")?;
             let causation = event.causation_id.and_then(|c| c.parse::<EventId>().ok());
@@ -325,8 +351,15 @@ impl EmailOutbox for EngineHost {
                 .clone()
                 .ok_or_else(|| host_err("email", "SMTP is not configured"))?;
             let meta = EventMeta::new(Some(tenant.clone()), Principal::plugin(&id));
-            let payload = json!({"installation_id": id, "to": email.to, "subject": email.subject,
-                "text": email.text, "html": email.html});
+            // The log keeps a redacted copy: a plugin secret rendered into
+            // the message goes to the recipient, never into the log.
+            let redact = inner
+                .directory
+                .get_for(&tenant, &id)
+                .map(|k| redactor(&inner, &k))
+                .unwrap_or_default();
+            let payload = redact.redact_json(&json!({"installation_id": id, "to": email.to,
+                "subject": email.subject, "text": email.text, "html": email.html}));
             let queued = NewEvent::new("email.queued", 1, meta.clone(), &payload)
                 .map_err(|e| host_err("email", e))?;
             let outbox_id = queued.event_id.to_string();
@@ -342,7 +375,7 @@ impl EmailOutbox for EngineHost {
                     Ok(()) => ("email.sent", json!({"outbox_id": id_for_task})),
                     Err(e) => (
                         "email.failed",
-                        json!({"outbox_id": id_for_task, "error": e.to_string()}),
+                        json!({"outbox_id": id_for_task, "error": redact.outbound(&e.to_string())}),
                     ),
                 };
                 let record = NewEvent::new(kind, 1, meta, &payload);

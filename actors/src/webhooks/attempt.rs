@@ -11,6 +11,7 @@ use chrono::Utc;
 use extensor_core::aggregate::{Aggregate, DomainEvent};
 use extensor_core::event::{EventMeta, NewEvent, Principal, RecordedEvent, StreamId};
 use extensor_core::ids::{EventId, TenantId};
+use extensor_core::redact::Redactor;
 use extensor_core::store::{EventStore, ExpectedRevision, ReadFilter};
 use extensor_core::webhook::delivery::{
     Delivery, DeliveryCommand, DeliveryEvent, Observed, Origin,
@@ -87,6 +88,10 @@ pub struct AttemptCx {
     pub target: Result<Target, String>,
     pub code: Option<Arc<Code>>,
     pub policy: RetryPolicy,
+    /// Every tenant secret value: what an attempt records (error, response
+    /// excerpt) goes through it, so neither a resolved URL or header nor
+    /// a signing key nor a receiver echoing one back reaches the log.
+    pub redactor: Redactor,
 }
 
 /// The event as transforms and receivers see it.
@@ -138,15 +143,13 @@ pub async fn run(
             at: Utc::now(),
             reason,
         },
-        Prepared::Failed(error) => {
-            record(observed_error(AttemptOutcome::Transform, error), &cx.policy)
-        }
+        Prepared::Failed(error) => record(observed_error(AttemptOutcome::Transform, error), &cx),
         Prepared::Body(body) => {
             let observed = match &cx.target {
                 Ok(t) => post(&cx.http, t, &id, body).await,
                 Err(e) => observed_error(AttemptOutcome::Refused, e.clone()),
             };
-            record(observed, &cx.policy)
+            record(observed, &cx)
         }
     };
     let events = delivery.decide(&command).map_err(|e| e.to_string())?;
@@ -190,10 +193,14 @@ async fn prepare_body(cx: &AttemptCx, id: &str, event_id: &str, event: &Value) -
     }
 }
 
-fn record(observed: Observed, policy: &RetryPolicy) -> DeliveryCommand {
+/// The attempt to record, its texts redacted (the one place an attempt's
+/// error or response excerpt is written from).
+fn record(mut observed: Observed, cx: &AttemptCx) -> DeliveryCommand {
+    observed.error = observed.error.map(|e| cx.redactor.outbound(&e));
+    observed.response_excerpt = cx.redactor.redact_opt(observed.response_excerpt.as_deref());
     DeliveryCommand::RecordAttempt {
         observed,
-        policy: *policy,
+        policy: cx.policy,
         random: super::random_unit(),
     }
 }

@@ -131,6 +131,11 @@ pub enum DispatcherMsg {
         name: WebhookName,
         source: WebhookSource,
         mode: ApplyMode,
+        /// Apply only if the live webhook is at this revision (`If-Match`);
+        /// otherwise `Conflict { code: "precondition_failed" }`. Checked in
+        /// the dispatcher, which handles one message at a time, so two
+        /// writers that read the same revision cannot both succeed.
+        if_revision: Option<u32>,
         meta: EventMeta,
         reply: RpcReplyPort<Result<Applied, Error>>,
     },
@@ -222,6 +227,29 @@ impl DispatcherState {
         .map_err(|e| self.core(e))?;
         self.registry = executed.state;
         Ok(executed.events)
+    }
+
+    /// `If-Match`: the live webhook `name` must be at `expected`.
+    fn check_revision(&self, name: &WebhookName, expected: Option<u32>) -> Result<(), Error> {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        match self.registry.state.get(name).map(|w| w.revision) {
+            Some(current) if current == expected => Ok(()),
+            Some(current) => Err(Error::Conflict {
+                code: "precondition_failed",
+                message: format!(
+                    "webhook `{name}` is at revision {current}, not {expected} (If-Match): \
+                     read it again and reapply your change"
+                ),
+            }),
+            None => Err(Error::Conflict {
+                code: "precondition_failed",
+                message: format!(
+                    "webhook `{name}` does not exist, so it is not at revision {expected} (If-Match)"
+                ),
+            }),
+        }
     }
 
     async fn apply(
@@ -885,10 +913,15 @@ impl Actor for WebhookDispatcher {
                 name,
                 source,
                 mode,
+                if_revision,
                 meta,
                 reply,
             } => {
-                let _ = reply.send(state.apply(&myself, name, source, mode, &meta).await);
+                let applied = match state.check_revision(&name, if_revision) {
+                    Ok(()) => state.apply(&myself, name, source, mode, &meta).await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(applied);
             }
             DispatcherMsg::Delete { name, meta, reply } => {
                 let _ = reply.send(state.delete(name, &meta).await);

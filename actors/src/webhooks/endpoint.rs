@@ -153,9 +153,15 @@ async fn build_cx(
                 .join("; ")
         )
     })?;
-    let target = match config.secrets.secrets(tenant).await {
-        Ok(secrets) => attempt::resolve_target(&spec.delivery, &secrets),
-        Err(e) => Err(format!("tenant secrets unavailable: {e}")),
+    let (target, redactor) = match config.secrets.secrets(tenant).await {
+        Ok(secrets) => (
+            attempt::resolve_target(&spec.delivery, &secrets),
+            extensor_core::redact::Redactor::new(secrets.into_values()),
+        ),
+        Err(e) => (
+            Err(format!("tenant secrets unavailable: {e}")),
+            extensor_core::redact::Redactor::default(),
+        ),
     };
     let cx = AttemptCx {
         tenant: tenant.clone(),
@@ -166,6 +172,7 @@ async fn build_cx(
         target,
         code,
         policy: spec.retry,
+        redactor,
     };
     Ok((Arc::new(cx), Arc::new(spec)))
 }

@@ -73,16 +73,17 @@ impl TenantSecrets {
         .map(drop)
     }
 
-    /// Keys and when each was last set; never a value.
+    /// Keys, when each was last set and its revision; never a value.
     pub async fn keys(
         &self,
         tenant: &TenantId,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, extensor_core::Error> {
+    ) -> Result<Vec<(String, DateTime<Utc>, u32)>, extensor_core::Error> {
         let t = aggregate::load::<Tenant>(&*self.store, &StreamId::tenant(tenant), AsOf::Latest)
             .await?;
         Ok(t.state
-            .secret_keys()
-            .map(|(k, at)| (k.to_owned(), at))
+            .secrets
+            .iter()
+            .map(|(k, s)| (k.clone(), s.updated_at, s.revision))
             .collect())
     }
 

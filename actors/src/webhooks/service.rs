@@ -88,6 +88,7 @@ impl WebhookService {
             name,
             source,
             mode,
+            if_revision: None,
             meta,
             reply,
         })
@@ -293,7 +294,12 @@ pub async fn tenants_with_webhooks(
         let page = store
             .read_all(after, filter.clone(), READ_EVENTS_MAX)
             .await?;
-        out.extend(page.iter().filter_map(|e| e.tenant.clone()));
+        // Trust is per stream: a `webhook.declared` counts only from the
+        // tenant's registry stream, never from its business events.
+        out.extend(
+            page.iter()
+                .filter_map(|e| extensor_core::webhook::registry_tenant(&e.stream)),
+        );
         match page.last() {
             Some(last) if page.len() == READ_EVENTS_MAX => after = last.position,
             _ => return Ok(out),

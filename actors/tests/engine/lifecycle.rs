@@ -449,6 +449,7 @@ async fn two_writers_on_one_installation_stream_lose_nothing() {
             .encrypt(&format!("{tenant}/{id}/B"), "2")
             .unwrap(),
         updated_at: chrono::Utc::now(),
+        if_revision: None,
     };
     let meta = EventMeta::new(Some(tenant.clone()), admin());
     aggregate::execute::<PluginInstallation>(

@@ -5,6 +5,8 @@ mod aiosmtpd;
 mod dispatch;
 mod jobs;
 mod lifecycle;
+#[path = "../../../js-runtime/tests/common/python.rs"]
+mod python;
 mod recovery;
 mod services;
 mod support;

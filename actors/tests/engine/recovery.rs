@@ -189,6 +189,7 @@ async fn webhook_and_scheduler_services_start_only_when_needed() {
         name: "builds".parse().unwrap(),
         source,
         mode: extensor_actors::webhooks::dispatcher::ApplyMode::Apply,
+        if_revision: None,
         meta,
         reply,
     };

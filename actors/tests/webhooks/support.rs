@@ -341,6 +341,7 @@ impl Harness {
             name,
             source,
             mode: ApplyMode::Apply,
+            if_revision: None,
             meta,
             reply,
         };

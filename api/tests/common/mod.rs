@@ -27,7 +27,11 @@ impl Server {
     }
 
     pub async fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), tune).await
+    }
+
+    /// Starts the server over the store already in `dir` (a restart).
+    pub async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut ServerConfig)) -> Server {
         let mut config = ServerConfig::new(
             "127.0.0.1:0".into(),
             SqliteConfig::new(dir.path().join("data"), OpenMode::CreateIfMissing),

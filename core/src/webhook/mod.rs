@@ -30,9 +30,22 @@ pub use spec::{EventPattern, Filter, Problem, Template, WebhookSpec};
 use crate::event::StreamId;
 use crate::ids::TenantId;
 
+/// The stream category of tenants' webhook registries (`webhooks-<tenant>`).
+pub const REGISTRY_CATEGORY: &str = "webhooks";
+
 /// The stream of a tenant's webhook registry.
 pub fn registry_stream(tenant: &TenantId) -> StreamId {
-    StreamId::new("webhooks", tenant.as_str()).expect("tenant ids are valid stream ids")
+    StreamId::new(REGISTRY_CATEGORY, tenant.as_str()).expect("tenant ids are valid stream ids")
+}
+
+/// The tenant whose registry `stream` is, if it is one.
+pub fn registry_tenant(stream: &StreamId) -> Option<TenantId> {
+    stream
+        .as_str()
+        .strip_prefix(REGISTRY_CATEGORY)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
 }
 
 /// The stream holding every delivery of one webhook.

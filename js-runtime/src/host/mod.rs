@@ -243,7 +243,7 @@ async fn emit(
             limit: EMIT_CHAIN_DEPTH_MAX,
         });
     }
-    if let Some(reason) = extensor_core::manifest::event_type_problem(&event_type) {
+    if let Some(reason) = extensor_core::kernel_events::business_event_type_problem(&event_type) {
         return Err(JsError::InvalidArgument {
             op: "ctx.emit",
             message: format!("`{}` {reason}", crate::logs::cut(&event_type, 128)),

@@ -419,7 +419,9 @@ fn send_error(e: reqwest::Error) -> JsError {
         }
         source = s.source();
     }
-    host(e.to_string())
+    // reqwest's text carries the whole URL (a secret the plugin put in a
+    // query or path among it): name the host at most.
+    host(extensor_core::redact::urls_to_hosts(&e.to_string()))
 }
 
 fn denied(reason: String) -> JsError {

@@ -1,7 +1,8 @@
 //! A real SMTP server for tests: Python's aiosmtpd on a free loopback port,
 //! writing every message it accepts to a maildir. Shared by the sandbox,
 //! engine and example-plugin suites, each including this file with
-//! `#[path]`; it uses only std, tokio and tempfile so any crate's tests can.
+//! `#[path]` (with `python.rs` as the crate's `python` module); it uses only
+//! std, tokio and tempfile so any crate's tests can.
 
 #![allow(dead_code)]
 
@@ -45,19 +46,19 @@ impl Drop for Smtp {
 }
 
 impl Smtp {
-    /// Starts aiosmtpd (`pip install aiosmtpd`) on a port it binds itself
+    /// Starts aiosmtpd (from the test Python, `python.rs`) on a port it binds itself
     /// and reports on its first line of output. Picking a free port here and
     /// handing it over would race: under parallel tests another listener can
     /// take the port in between, and the test then talks to the wrong server.
     pub async fn start() -> Smtp {
         let maildir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new("python3")
+        let mut child = std::process::Command::new(crate::python::python(&["aiosmtpd"]))
             .args(["-c", SERVER_PY])
             .arg(maildir.path().join("mail"))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+            .expect("start the test Python with aiosmtpd");
         let stdout = child.stdout.take().expect("piped stdout");
         let line = tokio::time::timeout(
             Duration::from_millis(WAIT_MS),

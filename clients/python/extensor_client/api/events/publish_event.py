@@ -1,0 +1,263 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.event_view import EventView
+from ...models.problem import Problem
+from ...models.publish_event import PublishEvent
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    body: PublishEvent,
+    x_tenant_slug: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(x_tenant_slug, Unset):
+        headers["X-Tenant-Slug"] = x_tenant_slug
+
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/api/events",
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json; charset=utf-8"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> EventView | Problem | None:
+    if response.status_code == 200:
+        response_200 = EventView.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 201:
+        response_201 = EventView.from_dict(response.json())
+
+        return response_201
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = Problem.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[EventView | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient,
+    body: PublishEvent,
+    x_tenant_slug: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
+) -> Response[EventView | Problem]:
+    """Publish a business event into the tenant's stream
+
+    Args:
+        x_tenant_slug (str | Unset):
+        idempotency_key (str | Unset):
+        body (PublishEvent): A business event from the host application.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[EventView | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+        x_tenant_slug=x_tenant_slug,
+        idempotency_key=idempotency_key,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient,
+    body: PublishEvent,
+    x_tenant_slug: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
+) -> EventView | Problem | None:
+    """Publish a business event into the tenant's stream
+
+    Args:
+        x_tenant_slug (str | Unset):
+        idempotency_key (str | Unset):
+        body (PublishEvent): A business event from the host application.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        EventView | Problem
+    """
+
+    return sync_detailed(
+        client=client,
+        body=body,
+        x_tenant_slug=x_tenant_slug,
+        idempotency_key=idempotency_key,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient,
+    body: PublishEvent,
+    x_tenant_slug: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
+) -> Response[EventView | Problem]:
+    """Publish a business event into the tenant's stream
+
+    Args:
+        x_tenant_slug (str | Unset):
+        idempotency_key (str | Unset):
+        body (PublishEvent): A business event from the host application.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[EventView | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+        x_tenant_slug=x_tenant_slug,
+        idempotency_key=idempotency_key,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient,
+    body: PublishEvent,
+    x_tenant_slug: str | Unset = UNSET,
+    idempotency_key: str | Unset = UNSET,
+) -> EventView | Problem | None:
+    """Publish a business event into the tenant's stream
+
+    Args:
+        x_tenant_slug (str | Unset):
+        idempotency_key (str | Unset):
+        body (PublishEvent): A business event from the host application.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        EventView | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            body=body,
+            x_tenant_slug=x_tenant_slug,
+            idempotency_key=idempotency_key,
+        )
+    ).parsed

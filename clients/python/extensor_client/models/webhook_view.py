@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..models.webhook_status_name import WebhookStatusName
+from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.webhook_stats_view import WebhookStatsView
+    from ..models.webhook_view_sources import WebhookViewSources
+
+
+T = TypeVar("T", bound="WebhookView")
+
+
+@_attrs_define
+class WebhookView:
+    """One webhook with its source and live counters.
+
+    Attributes:
+        name (str):
+        revision (int): 1 for the first declaration, +1 per change.
+        status (WebhookStatusName):
+        digest (str): `sha256:<hex>` over the YAML and the code files.
+        on (list[str]): The event patterns it follows.
+        files (list[str]): The code files applied with it (paths).
+        declared_at (datetime.datetime): When it was first declared: earlier events are not delivered.
+        updated_at (datetime.datetime):
+        yaml (str): The declaration as applied (`${SECRET:…}` references, never values).
+        sources (WebhookViewSources): The code files as applied: path → source.
+        disabled_reason (None | str | Unset): Why it is disabled: an operator's reason, `410 Gone`, or too many
+            failures in a row.
+        description (None | str | Unset):
+        stats (None | Unset | WebhookStatsView): Absent when the webhook's actor is not running (it failed).
+    """
+
+    name: str
+    revision: int
+    status: WebhookStatusName
+    digest: str
+    on: list[str]
+    files: list[str]
+    declared_at: datetime.datetime
+    updated_at: datetime.datetime
+    yaml: str
+    sources: WebhookViewSources
+    disabled_reason: None | str | Unset = UNSET
+    description: None | str | Unset = UNSET
+    stats: None | Unset | WebhookStatsView = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.webhook_stats_view import WebhookStatsView  # noqa: PLC0415
+
+        name = self.name
+
+        revision = self.revision
+
+        status = self.status.value
+
+        digest = self.digest
+
+        on = self.on
+
+        files = self.files
+
+        declared_at = self.declared_at.isoformat()
+
+        updated_at = self.updated_at.isoformat()
+
+        yaml = self.yaml
+
+        sources = self.sources.to_dict()
+
+        disabled_reason: None | str | Unset
+        if isinstance(self.disabled_reason, Unset):
+            disabled_reason = UNSET
+        else:
+            disabled_reason = self.disabled_reason
+
+        description: None | str | Unset
+        if isinstance(self.description, Unset):
+            description = UNSET
+        else:
+            description = self.description
+
+        stats: dict[str, Any] | None | Unset
+        if isinstance(self.stats, Unset):
+            stats = UNSET
+        elif isinstance(self.stats, WebhookStatsView):
+            stats = self.stats.to_dict()
+        else:
+            stats = self.stats
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "name": name,
+                "revision": revision,
+                "status": status,
+                "digest": digest,
+                "on": on,
+                "files": files,
+                "declared_at": declared_at,
+                "updated_at": updated_at,
+                "yaml": yaml,
+                "sources": sources,
+            }
+        )
+        if disabled_reason is not UNSET:
+            field_dict["disabled_reason"] = disabled_reason
+        if description is not UNSET:
+            field_dict["description"] = description
+        if stats is not UNSET:
+            field_dict["stats"] = stats
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.webhook_stats_view import WebhookStatsView  # noqa: PLC0415
+        from ..models.webhook_view_sources import WebhookViewSources  # noqa: PLC0415
+
+        d = dict(src_dict)
+        name = d.pop("name")
+
+        revision = d.pop("revision")
+
+        status = WebhookStatusName(d.pop("status"))
+
+        digest = d.pop("digest")
+
+        on = cast(list[str], d.pop("on"))
+
+        files = cast(list[str], d.pop("files"))
+
+        declared_at = datetime.datetime.fromisoformat(d.pop("declared_at"))
+
+        updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
+
+        yaml = d.pop("yaml")
+
+        sources = WebhookViewSources.from_dict(d.pop("sources"))
+
+        def _parse_disabled_reason(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        disabled_reason = _parse_disabled_reason(d.pop("disabled_reason", UNSET))
+
+        def _parse_description(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        description = _parse_description(d.pop("description", UNSET))
+
+        def _parse_stats(data: object) -> None | Unset | WebhookStatsView:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                stats_type_1 = WebhookStatsView.from_dict(data)
+
+                return stats_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | Unset | WebhookStatsView, data)
+
+        stats = _parse_stats(d.pop("stats", UNSET))
+
+        webhook_view = cls(
+            name=name,
+            revision=revision,
+            status=status,
+            digest=digest,
+            on=on,
+            files=files,
+            declared_at=declared_at,
+            updated_at=updated_at,
+            yaml=yaml,
+            sources=sources,
+            disabled_reason=disabled_reason,
+            description=description,
+            stats=stats,
+        )
+
+        webhook_view.additional_properties = d
+        return webhook_view
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
