@@ -160,10 +160,10 @@ impl Engine {
         // A call the handler did not await would resolve into the next
         // invocation; an isolate with one still running is not reused.
         let calls_left = host.in_flight.get() > 0;
-        let discard = crowded
+        let discard = result.as_ref().err().is_some_and(JsError::poisons_isolate)
+            || crowded
             || calls_left
-            || !self.quiescent()
-            || result.as_ref().err().is_some_and(JsError::poisons_isolate);
+            || !self.quiescent();
         let logs = std::mem::take(&mut *host.logs.borrow_mut()).finish();
         Finished {
             result,
