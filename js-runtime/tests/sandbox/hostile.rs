@@ -10,6 +10,7 @@ use extensor_js::host::net::GuardedHttp;
 use extensor_js::host::{InstallationScope, SecretStore};
 use extensor_js::{
     HostServices, Installation, JsEngine, JsError, NetworkPolicy, PrivateNetworks, Sandbox,
+    SandboxConfig,
 };
 use futures::future::BoxFuture;
 use serde_json::json;
@@ -27,7 +28,16 @@ fn evil(body: &str) -> String {
 }
 
 async fn contained(body: &str) -> (JsError, Installation) {
-    let ins = install(json!({}), &evil(body), HostServices::default()).await;
+    contained_in(&sandbox(), body).await
+}
+
+/// [`contained`] on a given sandbox (for limits other than the default test ones).
+async fn contained_in(sandbox: &Sandbox, body: &str) -> (JsError, Installation) {
+    let plugin = sandbox
+        .validate(&bundle(json!({}), &evil(body)))
+        .await
+        .expect("the hostile bundle validates");
+    let ins = sandbox.install(plugin, scope("ins1"), HostServices::default());
     let good = install(
         json!({}),
         "import { hook } from 'extensor:sdk'; hook('test.ping', (e) => e.n);",
@@ -112,6 +122,17 @@ async fn catastrophic_regex_times_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_bomb_hits_the_heap_limit() {
+    // A roomy deadline: near its heap limit V8 collects garbage several
+    // times before giving up, which on a loaded machine can outlast the
+    // test's 1 s deadline; the heap limit is what this test is about.
+    let sandbox = Sandbox::new(SandboxConfig {
+        deadline_ms: 20_000,
+        ..config()
+    });
+    let contained = |body: &'static str| {
+        let sandbox = sandbox.clone();
+        async move { contained_in(&sandbox, body).await }
+    };
     let (err, _) =
         contained("const a = []; while (true) a.push('x'.repeat(100000) + Math.random());").await;
     assert_eq!(
@@ -138,7 +159,7 @@ async fn memory_bomb_hits_the_heap_limit() {
         }
     );
     // At load time (module top level) the same limit applies.
-    let problems = sandbox()
+    let problems = sandbox
         .validate(&bundle(
             json!({}),
             "const a = []; while (true) a.push(new Array(100000).fill(1));",
@@ -148,7 +169,7 @@ async fn memory_bomb_hits_the_heap_limit() {
     assert!(problems[0].message.contains("heap limit"), "{problems:?}");
     // A limit below what the engine itself needs to start is a clear
     // problem (or enough), never a process abort.
-    let tiny = sandbox()
+    let tiny = sandbox
         .validate(&bundle(
             json!({"limits": {"memory_mb": 1}}),
             "import { hook } from 'extensor:sdk'; hook('test.ping', () => 1);",
