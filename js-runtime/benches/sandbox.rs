@@ -202,8 +202,8 @@ async fn cold_start(sandbox: &Sandbox, plugin: &Arc<ValidatedPlugin>, iterations
     );
 }
 
-async fn transform(ins: &Installation, iterations: usize) {
-    let input = json!({"rounds": 1, "payload": payload()});
+async fn transform(ins: &Installation, rounds: u32, iterations: usize) {
+    let input = json!({"rounds": rounds, "payload": payload()});
     let inv = |n: u64| Invocation {
         input: input.clone(),
         ..ping(n, "bench.transform")
@@ -219,7 +219,7 @@ async fn transform(ins: &Installation, iterations: usize) {
         std::hint::black_box(out);
     }
     report(
-        "CPU-heavy transform: reshape a 100 KiB JSON payload (hook round trip)",
+        &format!("transform: reshape a 100 KiB JSON payload {rounds}× per hook (round trip)"),
         &h,
     );
 }
@@ -281,6 +281,15 @@ async fn engine_run(engine: JsEngine) {
         t.elapsed().as_secs_f64() * 1000.0
     );
     cold_start(&sandbox, &plugin, scaled(500)).await;
+    let fresh = sandbox.install(plugin.clone(), scope(1), HostServices::default());
+    fresh.prewarm(1).await.expect("prewarm");
+    for bytes in fresh.isolate_memory_bytes().await {
+        println!(
+            "fresh {} isolate heap (bundle loaded, no hook run yet): {:.0} KiB",
+            engine.as_str(),
+            bytes as f64 / 1024.0
+        );
+    }
     let services = HostServices {
         secrets: Some(Arc::new(OneSecret)),
         ..HostServices::default()
@@ -308,7 +317,8 @@ async fn engine_run(engine: JsEngine) {
             *bytes as f64 / 1024.0
         );
     }
-    transform(&ins, scaled(200)).await;
+    transform(&ins, 1, scaled(200)).await;
+    transform(&ins, 20, scaled(40)).await;
     throughput(&ins).await;
     println!();
 }

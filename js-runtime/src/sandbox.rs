@@ -231,7 +231,7 @@ impl Installation {
     }
 
     /// Heap bytes of each idle warm isolate (QuickJS `malloc_size`; V8's
-    /// total heap size plus external memory).
+    /// committed heap plus external memory).
     pub async fn isolate_memory_bytes(&self) -> Vec<usize> {
         let idle: Vec<Isolate> = std::mem::take(&mut *lock(&self.idle));
         let mut out = Vec::new();

@@ -131,7 +131,7 @@ impl Isolate {
         }
     }
 
-    /// V8 heap bytes of this isolate (total heap size plus external memory).
+    /// V8 heap bytes of this isolate (committed heap plus external memory).
     pub async fn memory_bytes(&self) -> Option<usize> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Msg::Memory(tx)).ok()?;

@@ -313,11 +313,12 @@ impl Engine {
         }
     }
 
-    /// Bytes V8 holds for this isolate's heap, plus memory it accounts
-    /// outside it (array buffers).
+    /// Bytes V8 has committed for this isolate's heap (physical pages, not
+    /// reserved address space), plus memory it accounts outside it (array
+    /// buffers).
     pub fn memory_bytes(&mut self) -> usize {
         let s = self.runtime.v8_isolate().get_heap_statistics();
-        s.total_heap_size() + s.external_memory()
+        s.total_physical_size() + s.external_memory()
     }
 }
 
