@@ -30,6 +30,11 @@
 //! - `http delivery`: headers of a webhook delivery; each one the sender sets.
 //! - `python verify`: a receiver's Standard Webhooks verification, run on a
 //!   real signature (and on a tampered body, which must fail).
+//! - `python client`: code using the generated Python client
+//!   (clients/python): it must parse, its imports must load, and every
+//!   `module.name` it uses on an imported module must exist.
+//! - `ts client`: code using the TypeScript client (`@extensor/client`, that
+//!   is clients/typescript): it must type-check with `tsc`, strict.
 //! - `json schema=NAME`: an instance of openapi.yaml's schema NAME (required
 //!   properties present, no unknown ones).
 //! - `yaml`: as `yaml webhook`. `json`: must parse.
@@ -80,6 +85,8 @@ enum Kind {
     Http,
     HttpDelivery,
     PythonVerify,
+    PythonClient,
+    TsClient,
     Json,
     Text,
 }
@@ -96,6 +103,8 @@ impl Kind {
             "http" => Kind::Http,
             "http delivery" => Kind::HttpDelivery,
             "python verify" => Kind::PythonVerify,
+            "python client" => Kind::PythonClient,
+            "ts client" => Kind::TsClient,
             "json" => Kind::Json,
             "text" => Kind::Text,
             other if other.starts_with("json schema=") => Kind::JsonSchema {
@@ -574,6 +583,12 @@ fn error_kinds_table_lists_every_kind() {
         },
         JsError::NetworkDenied { reason: s() },
         JsError::QuotaExceeded { message: s() },
+        JsError::LimitExceeded {
+            op: "",
+            limit: "",
+            max: 0,
+            what: s(),
+        },
         JsError::Host {
             op: "",
             message: s(),
@@ -594,6 +609,7 @@ fn error_kinds_table_lists_every_kind() {
             | JsError::InvalidArgument { .. }
             | JsError::NetworkDenied { .. }
             | JsError::QuotaExceeded { .. }
+            | JsError::LimitExceeded { .. }
             | JsError::Host { .. }
             | JsError::InvalidBundle(_)
             | JsError::Internal(_) => {}

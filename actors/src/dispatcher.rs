@@ -481,14 +481,33 @@ fn limit_of(e: &Error) -> Option<&'static str> {
     }
 }
 
-fn capped(value: Value) -> Value {
+/// Room kept in [`HOOK_OUTCOME_BYTES_MAX`] for the wrapper around an
+/// excerpt (`{"truncated":true,"bytes":…,"excerpt":""}`).
+const EXCERPT_WRAPPER_BYTES: usize = 64;
+
+/// A hook's result as recorded: itself when its JSON fits in
+/// [`HOOK_OUTCOME_BYTES_MAX`], else an excerpt whose *recorded* JSON fits
+/// too. (The excerpt is a string, which JSON escapes again: cutting the
+/// text at the cap let a result full of quotes or control characters
+/// record up to six times the cap.)
+pub(crate) fn capped(value: Value) -> Value {
     let text = value.to_string();
     if text.len() <= HOOK_OUTCOME_BYTES_MAX {
         return value;
     }
-    let mut end = HOOK_OUTCOME_BYTES_MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    let budget = HOOK_OUTCOME_BYTES_MAX - EXCERPT_WRAPPER_BYTES;
+    let (mut used, mut end) = (0usize, 0usize);
+    for (i, c) in text.char_indices() {
+        let escaped = match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        };
+        if used + escaped > budget {
+            break;
+        }
+        used += escaped;
+        end = i + c.len_utf8();
     }
     serde_json::json!({"truncated": true, "bytes": text.len(), "excerpt": &text[..end]})
 }
@@ -666,6 +685,47 @@ async fn record(inner: &crate::engine::Inner, ctx: &LaneCtx, records: Vec<NewEve
             Err(e) => {
                 tracing::error!(installation = %ctx.id, error = %e, "hook records not written");
                 return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    fn hostile_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,64}",
+            "[\"\\\\\u{0}-\u{1f}]{0,64}",
+            (1usize..40_000).prop_map(|n| "\"".repeat(n)),
+            (1usize..40_000).prop_map(|n| "\u{1}".repeat(n)),
+            (1usize..20_000).prop_map(|n| "é€😀".repeat(n)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 128,
+            rng_seed: RngSeed::Fixed(0x5eed_0013),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        /// A plugin's hook result, however hostile, is recorded within the
+        /// cap once serialised (strings full of characters JSON escapes
+        /// used to record up to six times it).
+        #[test]
+        fn recorded_hook_outcomes_stay_within_the_cap(
+            parts in prop::collection::vec(hostile_text(), 0..4),
+        ) {
+            let value = serde_json::json!({ "parts": parts });
+            let recorded = capped(value.clone()).to_string();
+            prop_assert!(recorded.len() <= HOOK_OUTCOME_BYTES_MAX, "{} bytes", recorded.len());
+            if value.to_string().len() <= HOOK_OUTCOME_BYTES_MAX {
+                prop_assert_eq!(recorded, value.to_string());
             }
         }
     }

@@ -9,8 +9,10 @@
 //! - `directory`: the in-memory index of every installation, kept current
 //!   from the log (also other processes' writes).
 //! - `plugins`: upload, lifecycle, secrets.
-//! - `runtime`: cached isolate pools per installation and the host services
-//!   wired to real components.
+//! - `runtime`: cached isolate pools per installation (LRU by count and by
+//!   warm heap bytes) and the host services wired to real components.
+//! - [`responses`]: what a plugin route may answer on the platform's origin
+//!   (status and header allow-list).
 //! - `invoke`: invocations, plugin routes, test events, filter chains.
 //! - `publish`: business events, idempotent publishing.
 //! - `read_models`: the tenant's events projected into SQLite for
@@ -21,6 +23,7 @@ pub(crate) mod invoke;
 mod plugins;
 mod publish;
 mod read_models;
+pub mod responses;
 mod runtime;
 // Helper "api" adds `mod tenants;` here (tenant creation, tokens).
 
@@ -59,6 +62,7 @@ pub use invoke::{
     RouteResponse, StepStatus,
 };
 pub use plugins::{SecretInfo, UploadAction, UploadOutcome};
+pub use runtime::{RUNTIMES_MAX, WARM_ISOLATES_BYTES_MAX_DEFAULT, WarmPool};
 
 /// The supervision tree's settings. (The brief named this field's type
 /// `TreeConfig`; that name is the tree's *runtime* config, which also holds
@@ -145,6 +149,13 @@ pub struct EngineConfig {
     pub llm: Option<LlmConfig>,
     /// The order filter and generator-hook chains run in.
     pub filter_order: FilterOrder,
+    /// Heap bytes all warm isolates of the process may hold together
+    /// (`runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT`; see there for the
+    /// eviction order).
+    pub warm_isolates_bytes_max: usize,
+    /// Tenants that start stopped (suspended ones): nothing of theirs runs,
+    /// not even for a moment during recovery, until `resume_tenant`.
+    pub stopped_tenants: Vec<TenantId>,
 }
 
 impl EngineConfig {
@@ -161,6 +172,8 @@ impl EngineConfig {
             smtp: None,
             llm: None,
             filter_order: FilterOrder::InstallOrder,
+            warm_isolates_bytes_max: runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT,
+            stopped_tenants: Vec::new(),
         }
     }
 }
@@ -467,7 +480,7 @@ impl Engine {
             dispatch: config.dispatch.clone(),
             filter_order: config.filter_order,
             directory: directory::Directory::default(),
-            runtimes: runtime::Runtimes::default(),
+            runtimes: runtime::Runtimes::new(config.warm_isolates_bytes_max),
             services,
             closing: AtomicBool::new(false),
             closing_tx,
@@ -483,6 +496,9 @@ impl Engine {
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
+        for tenant in &config.stopped_tenants {
+            engine.stop_tenant(tenant).await?;
+        }
         engine.recover().await?;
         Ok(engine)
     }
@@ -513,6 +529,7 @@ impl Engine {
         tenants.extend(with_webhooks);
         tenants.sort();
         tenants.dedup();
+        tenants.retain(|t| !self.tenant_stopped(t));
         futures::stream::iter(tenants)
             .for_each_concurrent(RECOVERY_TENANTS_CONCURRENT, |tenant| async move {
                 if let Err(e) = self.resume(&tenant).await {
@@ -587,6 +604,12 @@ impl Engine {
 
     pub fn sandbox(&self) -> &Sandbox {
         &self.inner.sandbox
+    }
+
+    /// Every warm isolate pool, in eviction order (least recently used
+    /// first), with what its idle isolates hold.
+    pub fn warm_pools(&self) -> Vec<WarmPool> {
+        self.inner.runtimes.warm_pools()
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -674,10 +697,18 @@ impl Engine {
     /// `/tenants/<t>/tenant`, `/tenants/<t>/installations/<ins>` or
     /// `/tenants/<t>/<service>`. Unknown paths are `NotFound`.
     pub async fn restart_actor(&self, path: &str) -> Result<(), Error> {
-        let (tenant, key) = parse_actor_path(path)?;
-        self.inner
-            .root_call(|reply| RootMsg::RestartActor { tenant, key, reply })
-            .await?
+        match parse_actor_path(path)? {
+            (tenant, None) => {
+                self.inner
+                    .root_call(|reply| RootMsg::RestartTenant { tenant, reply })
+                    .await?
+            }
+            (tenant, Some(key)) => {
+                self.inner
+                    .root_call(|reply| RootMsg::RestartActor { tenant, key, reply })
+                    .await?
+            }
+        }
     }
 
     /// Stops every actor of the tenant; requests for it are refused until
@@ -696,14 +727,37 @@ impl Engine {
         self.inner
             .root_call(|reply| RootMsg::ResumeTenant { tenant: t, reply })
             .await?;
-        if self.inner.directory.has_hooks(tenant) {
-            self.inner.supervisor(tenant).await?;
+        let inner = &self.inner;
+        if inner.directory.has_hooks(tenant)
+            || inner.directory.has_jobs(tenant)
+            || inner.webhook_tenants.contains(tenant)
+        {
+            inner.supervisor(tenant).await?;
         }
         Ok(())
     }
+
+    /// Whether an operator stopped the tenant (or it is suspended): then
+    /// every request for it is refused.
+    pub fn tenant_stopped(&self, tenant: &TenantId) -> bool {
+        self.inner
+            .board
+            .get(&format!("/tenants/{tenant}"))
+            .is_some_and(|i| i.status == crate::supervision::ActorStatus::Stopped)
+    }
 }
 
-fn parse_actor_path(path: &str) -> Result<(TenantId, ChildKey), Error> {
+/// Every service name a tenant supervisor may run (the tree shows them at
+/// `/tenants/<t>/<name>`), so each can be restarted by its path.
+const SERVICE_NAMES: [&str; 3] = [
+    crate::dispatcher::SERVICE_NAME,
+    crate::webhooks::service::SERVICE_NAME,
+    crate::scheduler::SERVICE_NAME,
+];
+
+/// A tree path: the tenant, and the child (`None`: the tenant supervisor
+/// itself, `/tenants/<t>`).
+fn parse_actor_path(path: &str) -> Result<(TenantId, Option<ChildKey>), Error> {
     let not_found = || Error::not_found("actor", path);
     let rest = path.strip_prefix("/tenants/").ok_or_else(not_found)?;
     let mut parts = rest.split('/');
@@ -712,13 +766,17 @@ fn parse_actor_path(path: &str) -> Result<(TenantId, ChildKey), Error> {
         .and_then(|t| t.parse().ok())
         .ok_or_else(not_found)?;
     let key = match (parts.next(), parts.next(), parts.next()) {
-        (Some("tenant"), None, None) => ChildKey::Tenant,
+        (None, None, None) => None,
+        (Some("tenant"), None, None) => Some(ChildKey::Tenant),
         (Some("installations"), Some(id), None) => {
-            ChildKey::Installation(id.parse().map_err(|_| not_found())?)
+            Some(ChildKey::Installation(id.parse().map_err(|_| not_found())?))
         }
-        (Some(crate::dispatcher::SERVICE_NAME), None, None) => {
-            ChildKey::Service(crate::dispatcher::SERVICE_NAME)
-        }
+        (Some(name), None, None) => Some(ChildKey::Service(
+            SERVICE_NAMES
+                .into_iter()
+                .find(|s| *s == name)
+                .ok_or_else(not_found)?,
+        )),
         _ => return Err(not_found()),
     };
     Ok((tenant, key))

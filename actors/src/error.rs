@@ -14,6 +14,16 @@ pub enum Error {
     #[error("actor {actor}: mailbox full ({depth_max} messages queued)")]
     Backpressure { actor: String, depth_max: usize },
 
+    /// A bounded backlog (a webhook endpoint's pending deliveries) is full
+    /// by `limit` (a count or a byte cap, named): the caller waits and hands
+    /// the same work again later. HTTP 503.
+    #[error("{actor}: backlog full ({limit} = {max})")]
+    BacklogFull {
+        actor: String,
+        limit: &'static str,
+        max: u64,
+    },
+
     /// A call got no answer within its timeout. HTTP 503.
     #[error("actor {actor}: no reply within {ms} ms")]
     Timeout { actor: String, ms: u64 },
@@ -92,7 +102,7 @@ impl Error {
     /// A stable, machine-readable code per kind of error.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Backpressure { .. } => "backpressure",
+            Error::Backpressure { .. } | Error::BacklogFull { .. } => "backpressure",
             Error::Timeout { .. } => "actor_timeout",
             Error::Stopped { .. } => "actor_stopped",
             Error::Failed { .. } => "actor_failed",

@@ -57,6 +57,12 @@ pub enum RootMsg {
         key: ChildKey,
         reply: RpcReplyPort<Result<(), Error>>,
     },
+    /// An operator restarts a failed tenant supervisor (or one waiting out
+    /// its restart backoff) now, with a clean failure history.
+    RestartTenant {
+        tenant: TenantId,
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
     /// An operator resumes a stopped tenant; its next request starts it.
     ResumeTenant {
         tenant: TenantId,
@@ -188,9 +194,29 @@ impl RootState {
                 tracing::warn!(tenant = %tenant, error = %e, "tenant stop did not finish");
             }
         }
-        self.config
-            .board
-            .update(&path_of(tenant), |i| i.status = ActorStatus::Stopped);
+        // Shown (and refused) even if it never ran in this process: a
+        // tenant suspended before a restart starts stopped.
+        let path = path_of(tenant);
+        if self.config.board.get(&path).is_none() {
+            self.config.board.put(
+                ActorInfo {
+                    path,
+                    kind: ActorKind::TenantSupervisor,
+                    tenant: Some(tenant.to_string()),
+                    status: ActorStatus::Stopped,
+                    started_at: None,
+                    restarts: 0,
+                    queue_depth: 0,
+                    last_error: None,
+                    last_error_at: None,
+                },
+                None,
+            );
+        } else {
+            self.config
+                .board
+                .update(&path, |i| i.status = ActorStatus::Stopped);
+        }
     }
 
     async fn restart_actor(
@@ -206,17 +232,56 @@ impl RootState {
         call(&path_of(tenant), &sup, build, CALL_TIMEOUT_MS).await?
     }
 
+    /// A failed supervisor (or one waiting for its backoff) starts now with
+    /// a clean history; a running one is left alone (its failed children
+    /// have their own paths); a stopped tenant needs a resume, not this.
+    async fn restart_supervisor(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        tenant: &TenantId,
+    ) -> Result<(), Error> {
+        let path = path_of(tenant);
+        // Only a supervisor the tree has shown: never start one for an
+        // unknown tenant.
+        let Some(entry) = self.tenants.get_mut(tenant) else {
+            return Err(Error::not_found("actor", &path));
+        };
+        match entry.status {
+            ActorStatus::Stopped => return Err(Error::Stopped { actor: path }),
+            _ if entry.running.is_some() => return Ok(()),
+            _ => {}
+        }
+        entry.history.clear();
+        entry.status = ActorStatus::Starting;
+        self.config.board.update(&path, |i| i.restarts += 1);
+        let started = self.start(myself, tenant).await;
+        if let Err(e) = &started
+            && let Some(entry) = self.tenants.get_mut(tenant)
+        {
+            entry.status = ActorStatus::Failed;
+            entry.last_error = Some(e.to_string());
+        }
+        started.map(drop)
+    }
+
     fn resume_tenant(&mut self, tenant: &TenantId) {
         let entry = self.entry(tenant);
         if entry.status == ActorStatus::Stopped {
             entry.status = ActorStatus::Starting;
             entry.history.clear();
+            // Not running until its next request: shown as passivated, and
+            // no longer refused as stopped.
+            self.config
+                .board
+                .update(&path_of(tenant), |i| i.status = ActorStatus::Passivated);
         }
     }
 
     async fn restart(&mut self, myself: &ActorRef<RootMsg>, tenant: &TenantId) {
-        // An operator stop wins over a restart that was waiting its backoff.
-        if self.entry(tenant).status == ActorStatus::Stopped {
+        // An operator stop wins over a restart that was waiting its backoff,
+        // and an operator restart meanwhile already started it.
+        let entry = self.entry(tenant);
+        if entry.status == ActorStatus::Stopped || entry.running.is_some() {
             return;
         }
         self.config
@@ -272,6 +337,9 @@ impl Actor for Root {
             }
             RootMsg::RestartActor { tenant, key, reply } => {
                 let _ = reply.send(state.restart_actor(&myself, &tenant, key).await);
+            }
+            RootMsg::RestartTenant { tenant, reply } => {
+                let _ = reply.send(state.restart_supervisor(&myself, &tenant).await);
             }
             RootMsg::ResumeTenant { tenant, reply } => {
                 state.resume_tenant(&tenant);

@@ -526,3 +526,101 @@ async fn an_operator_stops_and_resumes_a_tenant() {
     assert_eq!(after.revision, before.revision);
     root.stop_and_wait(None, None).await.expect("stop root");
 }
+
+/// A service whose first start panics inside its supervisor's handler (the
+/// supervisor itself fails); later starts decline without failing it.
+struct CrashOnce(Arc<std::sync::atomic::AtomicBool>);
+
+impl extensor_actors::tenant_supervisor::TenantService for CrashOnce {
+    fn name(&self) -> &'static str {
+        "crash_once"
+    }
+
+    fn spawn(
+        &self,
+        tenant: TenantId,
+        _supervisor: ractor::ActorCell,
+    ) -> futures::future::BoxFuture<'static, Result<ractor::ActorCell, Error>> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("fault drill: the supervisor of {tenant} fails");
+        }
+        Box::pin(async move {
+            Err(Error::Spawn {
+                actor: format!("/tenants/{tenant}/crash_once"),
+                reason: "declined after the drill".into(),
+            })
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restarts_a_failed_tenant_supervisor() {
+    use extensor_actors::root::{Root, RootMsg};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let board = StatusBoard::default();
+    let config = TreeConfig {
+        store: open_store(&dir),
+        board: board.clone(),
+        policy: fast_policy(0),
+        snapshots: SnapshotPolicy::DEFAULT,
+        mailbox_messages_max: 100,
+        passivate_idle_ms: None,
+        services: vec![Arc::new(CrashOnce(Arc::default()))],
+    };
+    let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
+    let tenant = TenantId::generate();
+    let path = format!("/tenants/{tenant}");
+    let t = tenant.clone();
+    call(
+        "/",
+        &root,
+        |reply| RootMsg::Tenant { tenant: t, reply },
+        TIMEOUT_MS,
+    )
+    .await
+    .expect("call")
+    .expect("supervisor started");
+    let failed = board
+        .wait_until(&path, |i| i.status == ActorStatus::Failed, TIMEOUT_MS)
+        .await
+        .expect("the supervisor is marked failed");
+    assert!(
+        failed
+            .last_error
+            .unwrap_or_default()
+            .contains("fault drill")
+    );
+    let t = tenant.clone();
+    let refused = call(
+        "/",
+        &root,
+        |reply| RootMsg::Tenant { tenant: t, reply },
+        TIMEOUT_MS,
+    )
+    .await
+    .expect("call");
+    assert!(matches!(refused, Err(Error::Failed { .. })), "{refused:?}");
+    let t = tenant.clone();
+    call(
+        "/",
+        &root,
+        |reply| RootMsg::RestartTenant { tenant: t, reply },
+        TIMEOUT_MS,
+    )
+    .await
+    .expect("call")
+    .expect("operator restart");
+    let info = board.get(&path).expect("on the board");
+    assert_eq!((info.status, info.restarts), (ActorStatus::Running, 1));
+    let t = tenant.clone();
+    call(
+        "/",
+        &root,
+        |reply| RootMsg::Tenant { tenant: t, reply },
+        TIMEOUT_MS,
+    )
+    .await
+    .expect("call")
+    .expect("serves again");
+    root.stop_and_wait(None, None).await.expect("stop root");
+}

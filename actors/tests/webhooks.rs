@@ -977,3 +977,54 @@ async fn inside_the_engine_deliveries_resume_after_a_restart() {
     );
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A backlog is bounded in bytes, and a full one pauses the follower for as
+/// long as it takes: the batch it could not hand over is never skipped,
+/// even after more refusals than the follower's give-up count for an
+/// unavailable endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_full_in_bytes_pauses_and_drops_nothing() {
+    use extensor_actors::webhooks::dispatcher::FOLLOWER_RETRIES_MAX;
+    const CAP_BYTES: usize = 64 * 1024;
+    const EVENTS: usize = 40;
+    let held: Script = std::sync::Arc::new(|_| Reply {
+        hold: true,
+        ..Reply::status(200)
+    });
+    let rx = Receiver::start(held).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    h.stop().await;
+    h.config.backlog_bytes_max = CAP_BYTES;
+    h.start().await;
+    h.secret("URL", &rx.url("/"));
+    let decl = "api_version: v1\non: [\"big.*\"]\ndelivery:\n  url: \"${SECRET:URL}\"\n  concurrency: 1\n  timeout_ms: 30000\n";
+    h.apply("big", decl, &[]).await.unwrap();
+    let blob = "x".repeat(8 * 1024);
+    h.publish("big.made", json!({"i": 0, "blob": blob})).await;
+    wait_until("the first delivery is pending", || async {
+        h.stats("big").await.pending == 1
+    })
+    .await;
+    for i in 1..EVENTS {
+        h.publish("big.made", json!({"i": i, "blob": blob})).await;
+    }
+    wait_until("the follower outlasts its give-up count", || async {
+        h.stats("big").await.backlog_refusals > u64::from(FOLLOWER_RETRIES_MAX)
+    })
+    .await;
+    let stats = h.stats("big").await;
+    assert!(stats.pending_bytes <= CAP_BYTES, "{stats:?}");
+    assert!(stats.pending < EVENTS, "the follower paused: {stats:?}");
+    rx.open_gate();
+    let all = h.settled("big", EVENTS).await;
+    assert_eq!(all.len(), EVENTS);
+    assert!(all.iter().all(|d| d.status == DeliveryStatus::Delivered));
+    let mut seen: Vec<u64> = rx
+        .received()
+        .iter()
+        .map(|r| r.json()["data"]["i"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen, (0..EVENTS as u64).collect::<Vec<_>>());
+}

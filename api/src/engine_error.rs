@@ -40,6 +40,7 @@ impl From<E> for ApiError {
             E::Forbidden { .. } => ApiError::forbidden(e.to_string()),
             E::Core { source, .. } => source.into(),
             E::Backpressure { .. }
+            | E::BacklogFull { .. }
             | E::Timeout { .. }
             | E::Stopped { .. }
             | E::Failed { .. }

@@ -80,7 +80,13 @@ pub struct EventPage {
 /// A business event from the host application.
 #[derive(Object)]
 pub struct PublishEvent {
-    /// Dotted name, e.g. `auth.user.created`.
+    /// Dotted name, e.g. `auth.user.created`: at most 128 letters, digits,
+    /// `_`, `-` and single dots, starting with a letter
+    /// (`extensor_core::manifest::event_type_problem`).
+    #[oai(validator(
+        max_length = 128,
+        pattern = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$"
+    ))]
     pub event_type: Text,
     /// Any JSON, at most 1 MiB serialised.
     #[oai(default)]

@@ -9,6 +9,12 @@
 //! engine, which checks the route's `min_role`; without one, only routes the
 //! manifest marks public (and whose plugin holds `routes.public`) answer.
 //! Unknown or disabled plugins and unregistered paths answer 404.
+//!
+//! A plugin's answer is served from the platform's origin, so the engine
+//! lets through only allow-listed headers (`extensor_actors::engine::responses`)
+//! and this file adds [`PLUGIN_SECURITY_HEADERS`] to every answer: a CSP that
+//! sandboxes plugin HTML into an opaque origin with no scripts, `nosniff`,
+//! no framing, no referrer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +37,24 @@ pub const ROUTE_BODY_BYTES_MAX: usize = 1024 * 1024;
 const HEADERS_MAX: usize = 64;
 /// Headers never shown to plugin code: credentials stay with the platform.
 const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
+/// The CSP on every plugin answer. `sandbox` (without `allow-scripts`,
+/// `allow-same-origin` or `allow-forms`) makes a plugin's HTML or SVG an
+/// opaque origin that runs no script and submits no form, so it cannot read
+/// or call the API with the visitor's standing; `default-src 'none'` loads
+/// nothing but inline styles and images, `frame-ancestors 'none'` stops
+/// click-jacking, `base-uri`/`form-action` close the remaining redirects.
+pub const PLUGIN_CSP: &str = "sandbox; default-src 'none'; style-src 'unsafe-inline'; \
+img-src data: https:; font-src data: https:; frame-ancestors 'none'; base-uri 'none'; \
+form-action 'none'";
+/// Set on every plugin answer after the plugin's own headers (which the
+/// engine's allow-list keeps from naming any of these).
+pub const PLUGIN_SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("content-security-policy", PLUGIN_CSP),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-resource-policy", "same-origin"),
+];
 
 #[handler]
 pub async fn ext_route(req: &Request, body: Body) -> Response {
@@ -82,6 +106,7 @@ async fn answer(req: &Request, body: Body) -> Result<Response, ApiError> {
                 .directory
                 .tenant_by_slug(&tenant_slug)
                 .ok_or_else(|| ApiError::not_found("plugin", &slug))?;
+            state.tenant_serves(&t)?;
             state
                 .limiter
                 .check(&t.id, RateClass::Routes)
@@ -216,7 +241,7 @@ fn respond(r: RouteResponse) -> Response {
         .any(|k| k.eq_ignore_ascii_case("content-type"));
     let mut resp = match (&r.body, has_type) {
         (Value::String(s), true) => Response::builder().status(status).body(s.clone()),
-        (Value::Null, _) if status == StatusCode::NO_CONTENT => {
+        (Value::Null, _) if matches!(status.as_u16(), 204 | 205 | 304) => {
             Response::builder().status(status).finish()
         }
         (v, _) => Response::builder()
@@ -225,10 +250,16 @@ fn respond(r: RouteResponse) -> Response {
             .body(v.to_string()),
     };
     for (k, v) in &r.headers {
+        // The engine checked names and values (token names, visible ASCII
+        // values); a pair that still does not convert is left out.
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v))
         {
             resp.headers_mut().insert(name, value);
         }
+    }
+    for (name, value) in PLUGIN_SECURITY_HEADERS {
+        resp.headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
     }
     resp.into_response()
 }

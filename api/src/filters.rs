@@ -19,6 +19,11 @@ use crate::types::Text;
 
 #[derive(Object)]
 pub struct TestEvent {
+    /// An event type, as for `POST /api/events`.
+    #[oai(validator(
+        max_length = 128,
+        pattern = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$"
+    ))]
     pub event_type: Text,
     #[oai(default)]
     pub event_data: Value,
@@ -80,6 +85,8 @@ pub enum OnFailure {
 
 #[derive(Object)]
 pub struct ApplyFilters {
+    /// The value the chain filters (absent: `null`).
+    #[oai(default)]
     pub input: Value,
     #[oai(default)]
     pub on_failure: OnFailure,
@@ -87,6 +94,8 @@ pub struct ApplyFilters {
 
 #[derive(Object)]
 pub struct RunGeneratorHooks {
+    /// The state the hooks build on (absent: `null`).
+    #[oai(default)]
     pub state: Value,
     #[oai(default)]
     pub on_failure: OnFailure,

@@ -333,7 +333,8 @@ impl JobsApi {
         job: Query<Option<String>>,
         /// Only runs with this status.
         status: Query<Option<RunStatusName>>,
-        /// The previous page's `next_before`.
+        /// The previous page's `next_before`: a run id (`run_` and a ULID).
+        #[oai(validator(pattern = r"^run_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
         before: Query<Option<String>>,
         /// Page size (default 50, at most 200).
         limit: Query<Option<u32>>,

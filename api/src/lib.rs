@@ -24,6 +24,12 @@
 //!   [`webhook_body`]), [`tenant_secrets`] (`${SECRET:NAME}` values); plus
 //!   [`ext_routes`] (`/ext/<slug>/…` and `/t/<tenant>/ext/<slug>/…`, plain
 //!   poem: plugins define them).
+//! - [`streams`]: server-sent event streams for live views (the tenant's
+//!   log, a plugin's logs, the supervision tree), bounded per owner.
+//! - [`session`]: `GET /api/session`, the caller's role (what a client
+//!   may offer).
+//! - [`console`]: the ops console at `/console`, its files embedded from
+//!   the generated [`console_assets`] (built from `console/`).
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)
@@ -73,6 +79,9 @@
 
 pub mod audit;
 pub mod auth;
+pub mod console;
+#[rustfmt::skip]
+pub mod console_assets;
 pub mod directory;
 pub mod document;
 pub mod engine_error;
@@ -89,8 +98,10 @@ pub mod plugins;
 pub mod ratelimit;
 pub mod secrets;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod status;
+pub mod streams;
 pub mod tags;
 pub mod tenancy;
 pub mod tenant_secrets;

@@ -1,7 +1,10 @@
 //! Operations on the supervision tree (platform admin): `GET /api/ops/tree`,
 //! `POST /api/ops/actors/{path}/restart` (the tree path URL-encoded as one
 //! segment, e.g. `%2Ftenants%2Ften_…%2Finstallations%2Fins_…`), and stopping
-//! or resuming a whole tenant.
+//! or resuming a whole tenant; with `EXTENSOR_FAULT_DRILLS=true`, the fault
+//! drill `POST /api/ops/actors/{path}/fault-drill` (panics an aggregate
+//! actor once, so operators and tests see the supervisor's restarts and
+//! the `failed` status on a real server).
 
 use chrono::{DateTime, Utc};
 use extensor_actors::ActorInfo;
@@ -26,6 +29,10 @@ pub struct ActorView {
     /// `tenant_supervisor`, `tenant`, `installation`, or a service name.
     pub kind: String,
     pub tenant: Option<String>,
+    /// The tenant's slug, so an operator finds "acme" without a lookup.
+    pub tenant_slug: Option<String>,
+    /// For an installation's actor, its plugin's slug.
+    pub plugin_slug: Option<String>,
     /// `starting`, `running`, `passivated`, `restarting`, `failed`, `stopped`.
     pub status: String,
     pub started_at: Option<DateTime<Utc>>,
@@ -55,6 +62,8 @@ impl From<ActorInfo> for ActorView {
                 .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1e3),
             path: a.path,
             tenant: a.tenant,
+            tenant_slug: None,
+            plugin_slug: None,
             started_at: a.started_at,
             restarts: a.restarts,
             queue_depth: a.queue_depth as u64,
@@ -86,9 +95,11 @@ impl OpsApi {
     async fn tree(&self, state: State<'_>, auth: BearerAuth) -> Result<Json<TreeView>, ApiError> {
         state.platform_admin(&auth)?;
         let tree = state.engine.tree().await?;
-        Ok(Json(TreeView {
-            actors: tree.actors.into_iter().map(Into::into).collect(),
-        }))
+        let mut actors: Vec<ActorView> = tree.actors.into_iter().map(Into::into).collect();
+        for a in &mut actors {
+            label_slugs(&state, a).await;
+        }
+        Ok(Json(TreeView { actors }))
     }
 
     /// Restart an actor (typically a failed one) by its tree path
@@ -109,6 +120,43 @@ impl OpsApi {
             return Err(ApiError::not_found("actor", &path));
         }
         state.engine.restart_actor(&path).await?;
+        Ok(OpsDone::Done)
+    }
+
+    /// Panic an installation's actor once (a fault drill; needs
+    /// `EXTENSOR_FAULT_DRILLS=true`)
+    ///
+    /// The supervisor restarts it with backoff; drills past the
+    /// `RestartPolicy`'s failures mark it `failed` (503 `actor_failed` here
+    /// from then on) until an operator restarts it.
+    #[oai(
+        path = "/actors/:path/fault-drill",
+        method = "post",
+        operation_id = "faultDrill"
+    )]
+    async fn fault_drill(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The installation actor's tree path
+        /// (`/tenants/<ten_…>/installations/<ins_…>`), URL-encoded as one segment.
+        path: Path<String>,
+    ) -> Result<OpsDone, ApiError> {
+        state.platform_admin(&auth)?;
+        if !state.fault_drills {
+            return Err(ApiError::feature_disabled("EXTENSOR_FAULT_DRILLS"));
+        }
+        let not_found = || ApiError::not_found("actor", &path);
+        let rest = path.strip_prefix("/tenants/").ok_or_else(not_found)?;
+        let (tenant, ins) = match rest.split('/').collect::<Vec<_>>().as_slice() {
+            [t, "installations", i] => (
+                known_tenant(&state, t).map_err(|_| not_found())?,
+                crate::plugins::plugin_id(i).map_err(|_| not_found())?,
+            ),
+            _ => return Err(not_found()),
+        };
+        let handle = state.engine.installation_handle(&tenant, &ins).await?;
+        handle.panic()?;
         Ok(OpsDone::Done)
     }
 
@@ -146,8 +194,39 @@ impl OpsApi {
     ) -> Result<OpsDone, ApiError> {
         state.platform_admin(&auth)?;
         let tenant = known_tenant(&state, &id)?;
+        if state
+            .directory
+            .tenant(&tenant)
+            .is_some_and(|t| t.status == extensor_core::tenant::TenantStatus::Suspended)
+        {
+            return Err(ApiError::conflict(
+                "tenant_suspended",
+                "the tenant is suspended; `POST /api/tenants/{id}/resume` lifts it",
+            ));
+        }
         state.engine.resume_tenant(&tenant).await?;
         Ok(OpsDone::Done)
+    }
+}
+
+/// Fills the tenant and plugin slugs from the directory and the
+/// installation index (both in memory).
+async fn label_slugs(state: &State<'_>, a: &mut ActorView) {
+    let Some(tenant) = a.tenant.as_deref().and_then(|t| t.parse::<TenantId>().ok()) else {
+        return;
+    };
+    a.tenant_slug = state.directory.tenant(&tenant).map(|t| t.slug);
+    let installation = a
+        .path
+        .split_once("/installations/")
+        .and_then(|(_, id)| id.parse::<extensor_core::ids::InstallationId>().ok());
+    if let Some(id) = installation {
+        a.plugin_slug = state
+            .engine
+            .installation(&tenant, &id)
+            .await
+            .ok()
+            .map(|v| v.slug.to_string());
     }
 }
 

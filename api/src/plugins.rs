@@ -112,6 +112,47 @@ pub struct PluginList {
     pub plugins: Vec<PluginView>,
 }
 
+/// One installed plugin's invocations (hooks, routes, jobs, filters) since
+/// this server process started; every installed plugin is listed, with
+/// zeroes when it has not run.
+#[derive(Object)]
+pub struct PluginMetricsView {
+    /// The plugin's id (`ins_…`).
+    pub id: String,
+    pub slug: String,
+    /// Invocations that ran (refused ones are not counted).
+    pub invocations: u64,
+    /// Of those, the ones that ended in an error.
+    pub errors: u64,
+    /// Latency percentiles and maximum in microseconds (0 when none ran;
+    /// two significant figures; capped at one minute).
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl From<extensor_actors::engine::PluginStats> for PluginMetricsView {
+    fn from(s: extensor_actors::engine::PluginStats) -> Self {
+        Self {
+            id: s.installation_id.to_string(),
+            slug: s.slug,
+            invocations: s.invocations,
+            errors: s.errors,
+            p50_us: s.p50_us,
+            p95_us: s.p95_us,
+            p99_us: s.p99_us,
+            max_us: s.max_us,
+        }
+    }
+}
+
+/// The caller's tenant's plugins, in install order.
+#[derive(Object)]
+pub struct PluginMetricsList {
+    pub plugins: Vec<PluginMetricsView>,
+}
+
 #[derive(Object)]
 pub struct LogLine {
     /// `log`, `info`, `warn`, `error`, `debug`.
@@ -226,6 +267,29 @@ impl PluginsApi {
         let plugins = state.engine.installations(&ctx.tenant).await?;
         Ok(Json(PluginList {
             plugins: plugins.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// Per-plugin invocation counts, errors and latency percentiles
+    #[oai(
+        path = "/plugins/metrics",
+        method = "get",
+        operation_id = "getPluginMetrics"
+    )]
+    async fn metrics(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The tenant to act in (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused); required
+        /// with the platform-admin token.
+        #[oai(name = "X-Tenant-Slug")]
+        tenant: Header<Option<String>>,
+    ) -> Result<Json<PluginMetricsList>, ApiError> {
+        let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
+        let stats = state.engine.plugin_stats(&ctx.tenant).await?;
+        Ok(Json(PluginMetricsList {
+            plugins: stats.into_iter().map(Into::into).collect(),
         }))
     }
 

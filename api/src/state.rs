@@ -90,4 +90,12 @@ pub struct AppState {
     /// For `GET /api/status`.
     pub sandbox: crate::status::SandboxInfo,
     pub http_allowlist: Option<Vec<String>>,
+    /// Open server-sent event streams (bounded per owner) and their end at
+    /// shutdown.
+    pub streams: crate::streams::Streams,
+    /// `EXTENSOR_FAULT_DRILLS`: whether `POST /api/ops/actors/{path}/fault-drill`
+    /// may panic actors (off unless set).
+    pub fault_drills: bool,
+    /// How far `GET /api/audit/verify` has verified the chain.
+    pub verified: tokio::sync::Mutex<crate::audit::VerifiedPrefix>,
 }

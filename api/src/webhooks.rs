@@ -476,6 +476,7 @@ impl WebhooksApi {
     /// (`{"yaml": …, "files": {path: source}}`). Every problem is listed at once, each as
     /// `webhook.yaml:LINE:COLUMN`; `${SECRET:NAME}` must name an existing
     /// tenant secret. `dry_run=true` checks and answers without recording.
+    #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/webhooks/:name",
         method = "put",

@@ -64,6 +64,10 @@ fn tenant_scoped(op: &str) -> bool {
             | "restartActor"
             | "stopTenant"
             | "resumeTenant"
+            | "streamOpsTree"
+            | "faultDrill"
+            | "suspendTenant"
+            | "unsuspendTenant"
     )
 }
 
@@ -108,6 +112,7 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         ),
         "uploadPlugin" => (Method::POST, "/api/plugins/upload".into(), None),
         "listPlugins" => (Method::GET, "/api/plugins".into(), None),
+        "getPluginMetrics" => (Method::GET, "/api/plugins/metrics".into(), None),
         "getPlugin" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}"), None),
         "runJobNow" => (
             Method::POST,
@@ -209,6 +214,32 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         "resumeTenant" => (
             Method::POST,
             format!("/api/ops/tenants/{NO_TENANT}/resume"),
+            None,
+        ),
+        // The streams answer 200 with their headers at once; the walk reads
+        // only the status and drops the connection.
+        "streamEvents" => (Method::GET, "/api/events/stream".into(), None),
+        "streamPluginLogs" => (
+            Method::GET,
+            format!("/api/plugins/{NO_PLUGIN}/logs/stream"),
+            None,
+        ),
+        "streamOpsTree" => (Method::GET, "/api/ops/tree/stream".into(), None),
+        "getSession" => (Method::GET, "/api/session".into(), None),
+        // Drills are off in the walk's server: admitted callers get 404.
+        "faultDrill" => (
+            Method::POST,
+            "/api/ops/actors/%2Fnope/fault-drill".into(),
+            None,
+        ),
+        "suspendTenant" => (
+            Method::POST,
+            format!("/api/tenants/{NO_TENANT}/suspend"),
+            Some(json!({"reason": "rbac walk"})),
+        ),
+        "unsuspendTenant" => (
+            Method::POST,
+            format!("/api/tenants/{NO_TENANT}/resume"),
             None,
         ),
         other => panic!("rbac walk has no request for operation `{other}`: add one"),

@@ -42,8 +42,9 @@ const FORGER_MAIN: &str = r#"import { hook, job, route } from "extensor:sdk";
 hook("order.created", async () => ({ ok: true }));
 job("tick", "0 5 * * *", async () => ({ ok: true }));
 route("POST", "/emit", async (req, ctx) => {
+  const { type, hash } = req.body; // no body: throws (an error to count)
   try {
-    const id = await ctx.emit(req.body.type, { token_hash: req.body.hash });
+    const id = await ctx.emit(type, { token_hash: hash });
     return { status: 200, body: { emitted: id } };
   } catch (e) {
     return { status: 200, body: { kind: e.kind ?? null, message: String(e.message) } };
@@ -399,5 +400,136 @@ async fn scheduler_ignores_kernel_types_in_a_business_stream() {
     );
     let mallory_scheduler = format!("/tenants/{}/scheduler", f.mallory);
     assert!(!paths.contains(&mallory_scheduler), "{paths:?}");
+    f.s.stop().await;
+}
+
+#[tokio::test]
+async fn plugin_metrics_count_the_callers_tenant_only() {
+    let s = Server::start().await;
+    let (_, owner) = s.tenant("acme").await;
+    let (_, other) = s.tenant("other").await;
+    let (_, viewer) = s.token("acme", &owner, "viewer").await;
+    let id = install_forger(&s, &owner, "acme").await;
+    install_forger(&s, &other, "other").await;
+    for t in ["order.shipped", "platform.x", "order.paid"] {
+        let r = s
+            .req(Method::POST, "/ext/forger/emit", Some(&owner), Some("acme"))
+            .json(&json!({"type": t}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    // A route whose handler throws counts as an error.
+    let r = s
+        .req(Method::POST, "/ext/forger/emit", Some(&owner), Some("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().as_u16() >= 400);
+    let m = get(&s, "/api/plugins/metrics", &viewer, Some("acme")).await;
+    let plugins = m["plugins"].as_array().unwrap();
+    assert_eq!(plugins.len(), 1, "{m}");
+    assert_eq!(plugins[0]["id"], id.as_str());
+    assert_eq!(plugins[0]["slug"], "forger");
+    assert_eq!(plugins[0]["invocations"], 4, "{m}");
+    assert_eq!(plugins[0]["errors"], 1, "{m}");
+    let p = |k: &str| plugins[0][k].as_u64().unwrap();
+    assert!(p("p50_us") > 0 && p("p50_us") <= p("p95_us"), "{m}");
+    assert!(
+        p("p95_us") <= p("p99_us") && p("p99_us") <= p("max_us"),
+        "{m}"
+    );
+    let o = get(&s, "/api/plugins/metrics", &other, Some("other")).await;
+    assert_eq!(o["plugins"][0]["invocations"], 0, "{o}");
+    let r = s
+        .req(
+            Method::GET,
+            "/api/plugins/metrics",
+            Some(&owner),
+            Some("other"),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 403, "wrong_tenant").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_actor_the_ops_tree_shows_can_be_restarted_by_its_path() {
+    let f = forged().await;
+    // A command starts the installation's actor, so the tree shows one.
+    let plugins = get(&f.s, "/api/plugins", &f.victim_owner, Some("victim")).await;
+    let id = plugins["plugins"][0]["id"].as_str().unwrap().to_owned();
+    for action in ["disable", "enable"] {
+        let r =
+            f.s.req(
+                Method::POST,
+                &format!("/api/plugins/{id}/{action}"),
+                Some(&f.victim_owner),
+                Some("victim"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let paths = tree_paths(&f.s).await;
+    for service in ["/dispatcher", "/webhooks", "/scheduler", "/installations/"] {
+        assert!(
+            paths.iter().any(|p| p.contains(service)),
+            "{service} in {paths:?}"
+        );
+    }
+    // Slugs beside ids: the operator finds "victim / forger" directly.
+    let tree = get(&f.s, "/api/ops/tree", ADMIN, None).await;
+    for a in tree["actors"].as_array().unwrap() {
+        let victim = a["tenant_slug"] == "victim";
+        assert!(victim || a["tenant_slug"] == "mallory", "{a}");
+        if a["path"].as_str().unwrap().contains("/installations/") {
+            assert_eq!(a["plugin_slug"], "forger", "{a}");
+        } else {
+            assert!(a["plugin_slug"].is_null(), "{a}");
+        }
+    }
+    for path in &paths {
+        let encoded = path.replace('/', "%2F");
+        let r =
+            f.s.req(
+                Method::POST,
+                &format!("/api/ops/actors/{encoded}/restart"),
+                Some(ADMIN),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            204,
+            "{path}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    for bad in [
+        "/tenants/nope",
+        "/tenants/ten_00000000000000000000000000/bogus",
+        "/tenants/ten_00000000000000000000000000",
+        "/",
+    ] {
+        let encoded = bad.replace('/', "%2F");
+        let r =
+            f.s.req(
+                Method::POST,
+                &format!("/api/ops/actors/{encoded}/restart"),
+                Some(ADMIN),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 404, "actor_not_found").await;
+    }
     f.s.stop().await;
 }

@@ -79,7 +79,8 @@ impl Redactor {
     /// An outbound call's error: secret values replaced and every URL cut
     /// to `scheme://host[:port]`, so it names the host at most.
     pub fn outbound(&self, text: &str) -> String {
-        urls_to_hosts(&self.redact(text))
+        // URLs first: a secret that is a whole URL still leaves its host.
+        self.redact(&urls_to_hosts(text))
     }
 
     /// Every string inside a JSON value redacted (keys included).

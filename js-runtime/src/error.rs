@@ -57,6 +57,16 @@ pub enum JsError {
     #[error("quota exceeded: {message}")]
     QuotaExceeded { message: String },
 
+    /// A host call's request or answer would pass a platform cap (bytes,
+    /// rows, calls in flight); `limit` names the constant, `max` its value.
+    #[error("{op}: {what}; the limit {limit} is {max}")]
+    LimitExceeded {
+        op: &'static str,
+        limit: &'static str,
+        max: u64,
+        what: String,
+    },
+
     /// A host service failed (upstream HTTP error, SMTP refused, store down).
     #[error("{op} failed: {message}")]
     Host { op: &'static str, message: String },
@@ -85,6 +95,7 @@ impl JsError {
             JsError::InvalidArgument { .. } => "InvalidArgument",
             JsError::NetworkDenied { .. } => "NetworkDenied",
             JsError::QuotaExceeded { .. } => "QuotaExceeded",
+            JsError::LimitExceeded { .. } => "LimitExceeded",
             JsError::Host { .. } => "HostError",
             JsError::InvalidBundle(_) => "InvalidBundle",
             JsError::Internal(_) => "Internal",
@@ -113,6 +124,17 @@ impl JsError {
             JsError::NetworkDenied { reason } => JsError::NetworkDenied { reason: f(&reason) },
             JsError::QuotaExceeded { message } => JsError::QuotaExceeded {
                 message: f(&message),
+            },
+            JsError::LimitExceeded {
+                op,
+                limit,
+                max,
+                what,
+            } => JsError::LimitExceeded {
+                op,
+                limit,
+                max,
+                what: f(&what),
             },
             JsError::Host { op, message } => JsError::Host {
                 op,

@@ -2,6 +2,7 @@
 //! [`Installation`]s; an installation keeps a small pool of warm isolates and
 //! runs [`Invocation`]s.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,13 +24,22 @@ use crate::plugin::{
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     config: Arc<SandboxConfig>,
+    /// Isolates started by this sandbox and its installations, ever: the
+    /// marker tests use to show that a refused request started none.
+    started: Arc<AtomicU64>,
 }
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Sandbox {
         Sandbox {
             config: Arc::new(config),
+            started: Arc::default(),
         }
+    }
+
+    /// Isolates this sandbox (validation and every installation) has started.
+    pub fn isolates_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &SandboxConfig {
@@ -52,7 +62,7 @@ impl Sandbox {
             installation_id: "validation".into(),
         };
         let spec = self.spec(&probe, scope, HostServices::default());
-        let isolate = Isolate::start(spec)
+        let isolate = start_isolate(&self.started, spec)
             .await
             .map_err(|e| load_problem(&probe.manifest.entry, &e))?;
         let problems = check_registrations(&probe.manifest, isolate.registrations());
@@ -82,6 +92,7 @@ impl Sandbox {
             idle: Mutex::default(),
             permits: Semaphore::new(self.config.pool_isolates_max.max(1)),
             recent: Mutex::default(),
+            started: self.started.clone(),
         }
     }
 
@@ -146,14 +157,21 @@ impl From<JsError> for InvokeFailure {
     }
 }
 
+/// An idle warm isolate and the heap bytes it held when it was last used.
+struct Warm {
+    isolate: Isolate,
+    heap_bytes: usize,
+}
+
 /// An installation's runtime: a bounded pool of warm isolates.
 pub struct Installation {
     plugin: Arc<ValidatedPlugin>,
     spec: Arc<IsolateSpec>,
-    idle: Mutex<Vec<Isolate>>,
+    idle: Mutex<Vec<Warm>>,
     /// One permit per isolate that may exist; invocations beyond wait.
     permits: Semaphore,
     recent: Mutex<RecentLogs>,
+    started: Arc<AtomicU64>,
 }
 
 impl Installation {
@@ -186,10 +204,13 @@ impl Installation {
             .acquire()
             .await
             .map_err(|e| JsError::Internal(e.to_string()))?;
-        let isolate = self.checkout().await?;
+        let (isolate, heap_bytes) = self.checkout().await?;
         let Some(handler) = find_handler(isolate.registrations(), &inv.trigger) else {
             // Nothing ran, so the isolate is as good as before: keep it warm.
-            lock(&self.idle).push(isolate);
+            lock(&self.idle).push(Warm {
+                isolate,
+                heap_bytes,
+            });
             return Err(JsError::NoHandler {
                 trigger: inv.trigger.describe(),
             }
@@ -200,7 +221,10 @@ impl Installation {
         let duration = started.elapsed();
         lock(&self.recent).extend(&finished.logs);
         if !finished.discard {
-            lock(&self.idle).push(isolate);
+            lock(&self.idle).push(Warm {
+                isolate,
+                heap_bytes: finished.heap_bytes,
+            });
         }
         match finished.result {
             Ok(raw) => Ok(Outcome {
@@ -219,8 +243,12 @@ impl Installation {
     pub async fn prewarm(&self, count: usize) -> Result<(), JsError> {
         let want = count.min(self.permits.available_permits());
         while lock(&self.idle).len() < want {
-            let isolate = Isolate::start(self.spec.clone()).await?;
-            lock(&self.idle).push(isolate);
+            let isolate = start_isolate(&self.started, self.spec.clone()).await?;
+            let heap_bytes = isolate.memory_bytes().await.unwrap_or(0);
+            lock(&self.idle).push(Warm {
+                isolate,
+                heap_bytes,
+            });
         }
         Ok(())
     }
@@ -233,13 +261,19 @@ impl Installation {
     /// Heap bytes of each idle warm isolate (QuickJS `malloc_size`; V8's
     /// committed heap plus external memory).
     pub async fn isolate_memory_bytes(&self) -> Vec<usize> {
-        let idle: Vec<Isolate> = std::mem::take(&mut *lock(&self.idle));
+        let idle: Vec<Warm> = std::mem::take(&mut *lock(&self.idle));
         let mut out = Vec::new();
-        for i in &idle {
-            out.extend(i.memory_bytes().await);
+        for w in &idle {
+            out.extend(w.isolate.memory_bytes().await);
         }
         lock(&self.idle).extend(idle);
         out
+    }
+
+    /// Heap bytes the idle warm isolates held when each was last used: what
+    /// keeping this pool warm costs. O(pool size), no call into an isolate.
+    pub fn warm_heap_bytes(&self) -> usize {
+        lock(&self.idle).iter().map(|w| w.heap_bytes).sum()
     }
 
     /// The installation's recent log lines, oldest first.
@@ -247,11 +281,11 @@ impl Installation {
         lock(&self.recent).snapshot()
     }
 
-    async fn checkout(&self) -> Result<Isolate, JsError> {
+    async fn checkout(&self) -> Result<(Isolate, usize), JsError> {
         let warm = lock(&self.idle).pop();
         match warm {
-            Some(i) => Ok(i),
-            None => Isolate::start(self.spec.clone()).await,
+            Some(w) => Ok((w.isolate, w.heap_bytes)),
+            None => Ok((start_isolate(&self.started, self.spec.clone()).await?, 0)),
         }
     }
 
@@ -275,6 +309,12 @@ impl Installation {
             chain_depth: inv.chain_depth,
         }
     }
+}
+
+/// Every isolate starts here, so [`Sandbox::isolates_started`] counts them all.
+async fn start_isolate(started: &AtomicU64, spec: Arc<IsolateSpec>) -> Result<Isolate, JsError> {
+    started.fetch_add(1, Ordering::Relaxed);
+    Isolate::start(spec).await
 }
 
 /// A poisoned lock only means another invocation panicked mid-update of a

@@ -217,7 +217,11 @@ impl Reader<'_> {
     /// The entry's name if it is acceptable; otherwise a problem is recorded.
     fn checked_name(&mut self, file: &zip::read::ZipFile<'_, Cursor<&[u8]>>) -> Option<String> {
         let raw = String::from_utf8_lossy(file.name_raw()).into_owned();
-        let shown: String = raw.chars().take(ENTRY_NAME_BYTES_MAX).collect();
+        let mut shown: String = raw.chars().take(ENTRY_NAME_BYTES_MAX).collect();
+        if shown.is_empty() {
+            // A problem is always located: a nameless entry is the archive's.
+            shown = ARCHIVE_PATH.to_owned();
+        }
         let problem = if file.is_symlink() {
             Some("is a symbolic link; bundles hold only regular files".to_owned())
         } else if file.encrypted() {
@@ -273,7 +277,7 @@ impl Reader<'_> {
 /// Why an entry name is refused, if it is.
 fn name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
-        return Some("has an empty name".into());
+        return Some("holds an entry with an empty name".into());
     }
     if name.len() > ENTRY_NAME_BYTES_MAX {
         return Some(format!("name is longer than {ENTRY_NAME_BYTES_MAX} bytes"));

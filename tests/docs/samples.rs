@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use super::{Block, Kind, blocks_of_kind, read, root};
+use serde_json::json;
 
 /// Directories whose files are exercised by tests, so a sample included
 /// from them is tested code.
@@ -497,9 +498,12 @@ pub fn check_all(docs: &[&str]) -> usize {
     let mut synopsis = Synopsis::new(OpenApi::load());
     let api = OpenApi::load();
     let mut n = 0;
+    let mut typescript = Vec::new();
     for doc in docs {
         for (b, kind) in blocks_of_kind(doc) {
             match kind {
+                Kind::PythonClient => check_python_client(&b),
+                Kind::TsClient => typescript.push(b),
                 Kind::Included { path } => check_included(&b, &path),
                 Kind::Http => check_http(&api, &b),
                 Kind::HttpDelivery => check_delivery_headers(&b),
@@ -520,7 +524,88 @@ pub fn check_all(docs: &[&str]) -> usize {
             n += 1;
         }
     }
+    check_ts_client(&typescript);
     n
+}
+
+/// A `python client` block: parsed; its imports run with the generated
+/// client on the path; each `module.attribute` on an imported module exists.
+fn check_python_client(b: &Block) {
+    const CHECK: &str = "import ast, sys\n\
+        tree = ast.parse(sys.stdin.read())\n\
+        imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]\n\
+        ns = {}\n\
+        exec(compile(ast.Module(body=imports, type_ignores=[]), 'doc', 'exec'), ns)\n\
+        for n in ast.walk(tree):\n\
+        \x20   if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ns:\n\
+        \x20       assert hasattr(ns[n.value.id], n.attr), f'{n.value.id}.{n.attr} does not exist'\n\
+        assert imports, 'no imports'\n";
+    let python = crate::python::python(&["httpx", "attrs"]);
+    let mut child = Command::new(python)
+        .args(["-c", CHECK])
+        .env("PYTHONPATH", root().join("clients/python"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b.body.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}: {}",
+        b.at,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Every `ts client` block, type-checked together by clients/typescript's
+/// `tsc` (strict), with `@extensor/client` naming that package.
+fn check_ts_client(blocks: &[Block]) {
+    if blocks.is_empty() {
+        return;
+    }
+    let package = root().join("clients/typescript");
+    let tsc = package.join("node_modules/.bin/tsc");
+    assert!(
+        tsc.is_file(),
+        "{} is missing: run `scripts/test`",
+        tsc.display()
+    );
+    // Inside the package (its node_modules, its `"type": "module"`), in the
+    // git-ignored build folder.
+    let dir = package.join("dist/docs-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let name = format!("block{i}.ts");
+        std::fs::write(dir.join(&name), format!("// {}\n{}", b.at, b.body)).unwrap();
+        files.push(name);
+    }
+    let config = json!({
+        "extends": "../../tsconfig.json",
+        "compilerOptions": {"noEmit": true, "rootDir": "../..",
+            "paths": {"@extensor/client": ["../../src/index.ts"]}},
+        "include": [],
+        "files": files,
+    });
+    std::fs::write(dir.join("tsconfig.json"), config.to_string()).unwrap();
+    let o = Command::new(tsc)
+        .args(["-p", "tsconfig.json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ts client blocks ({}) do not type-check:\n{}",
+        blocks
+            .iter()
+            .map(|b| b.at.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use extensor_core::manifest::{Permission, Routes, Slug};
 use extensor_core::role::Role;
 use extensor_js::logs::LogEntry;
 use extensor_js::plugin::HandlerKind;
-use extensor_js::{Invocation, Outcome, Trigger};
+use extensor_js::{Invocation, JsError, Outcome, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -120,7 +120,7 @@ pub struct PluginStats {
     pub invocations: u64,
     pub errors: u64,
     pub p50_us: u64,
-    pub p90_us: u64,
+    pub p95_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
 }
@@ -169,7 +169,7 @@ impl Stats {
             c.errors,
             [
                 h.value_at_quantile(0.5),
-                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.95),
                 h.value_at_quantile(0.99),
                 h.max(),
             ],
@@ -235,6 +235,9 @@ pub(crate) async fn run(
     };
     let started = Instant::now();
     let result = rt.installation.invoke_with_logs(invocation).await;
+    // The isolate is back in its pool with its new heap size: hold the
+    // process-wide warm-isolate cap.
+    inner.runtimes.trim();
     if let Some(id) = &known.state.id {
         inner.stats.record(id, result.is_ok(), started.elapsed());
     }
@@ -336,33 +339,24 @@ fn route_access(known: &Known, method: &str, pattern: &str) -> (Role, bool) {
     }
 }
 
-fn route_response(value: Value) -> RouteResponse {
-    let explicit = value
-        .get("status")
-        .and_then(Value::as_u64)
-        .filter(|s| (100..=599).contains(s))
-        .filter(|_| value.get("body").is_some());
-    let Some(status) = explicit else {
-        return RouteResponse {
-            status: 200,
-            headers: BTreeMap::new(),
-            body: value,
-        };
+/// Whether the manifest declares a public route matching `method path`.
+/// Read from the manifest alone, so an anonymous request to anything else
+/// is refused before any isolate starts (a cheap caller cannot make the
+/// platform build a pool and evaluate a bundle).
+fn public_route_declared(known: &Known, method: &str, path: &str) -> bool {
+    let Some(v) = &known.state.current else {
+        return false;
     };
-    let headers = value
-        .get("headers")
-        .and_then(Value::as_object)
-        .map(|h| {
-            h.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
+    let m = &v.manifest;
+    let Routes::Declared(list) = &m.routes else {
+        return false;
+    };
+    m.has(Permission::RoutesPublic)
+        && list.iter().any(|r| {
+            r.public
+                && r.method.eq_ignore_ascii_case(method)
+                && match_route(&r.path, path).is_some()
         })
-        .unwrap_or_default();
-    RouteResponse {
-        status: status as u16,
-        headers,
-        body: value.get("body").cloned().unwrap_or(Value::Null),
-    }
 }
 
 impl Engine {
@@ -412,8 +406,13 @@ impl Engine {
             .get_for(tenant, &id)
             .filter(Known::is_enabled)
             .ok_or_else(|| Error::not_found("plugin", slug))?;
-        let rt = runtime(&self.inner, &known).await?;
         let method = request.method.to_ascii_uppercase();
+        if request.caller.is_none() && !public_route_declared(&known, &method, &request.path) {
+            return Err(Error::Unauthenticated {
+                route: format!("{method} /ext/{slug}{}", request.path),
+            });
+        }
+        let rt = runtime(&self.inner, &known).await?;
         let (pattern, params) = rt
             .installation
             .plugin()
@@ -446,7 +445,13 @@ impl Engine {
             path: pattern,
         };
         let outcome = run(&self.inner, &known, trigger, input, None, 0).await?;
-        Ok(route_response(outcome.value))
+        super::responses::route_response(outcome.value).map_err(|reason| Error::Plugin {
+            plugin: slug.to_owned(),
+            source: JsError::InvalidResult {
+                reason: format!("route {route_name} answered {reason}"),
+            },
+            logs: Vec::new(),
+        })
     }
 
     /// Runs every enabled hook matching `event_type` now, on a synthetic
@@ -597,7 +602,7 @@ impl Engine {
             .iter()
             .filter_map(|k| {
                 let id = k.state.id.clone()?;
-                let (invocations, errors, [p50_us, p90_us, p99_us, max_us]) =
+                let (invocations, errors, [p50_us, p95_us, p99_us, max_us]) =
                     stats.get(&id).unwrap_or((0, 0, [0; 4]));
                 Some(PluginStats {
                     installation_id: id,
@@ -605,7 +610,7 @@ impl Engine {
                     invocations,
                     errors,
                     p50_us,
-                    p90_us,
+                    p95_us,
                     p99_us,
                     max_us,
                 })
@@ -679,22 +684,5 @@ mod tests {
         assert_eq!(p["post"], "7");
         assert_eq!(match_route("/users/:id", "/users/"), None);
         assert_eq!(match_route("/users/:id", "/users/1/2"), None);
-    }
-
-    #[test]
-    fn route_responses() {
-        let plain = route_response(json!({"ok": true}));
-        assert_eq!(plain.status, 200);
-        assert_eq!(plain.body, json!({"ok": true}));
-        let explicit =
-            route_response(json!({"status": 201, "headers": {"x-a": "b"}, "body": "made"}));
-        assert_eq!(explicit.status, 201);
-        assert_eq!(explicit.headers["x-a"], "b");
-        assert_eq!(explicit.body, json!("made"));
-        // A "status" that is not an HTTP status is just data.
-        assert_eq!(
-            route_response(json!({"status": 9000, "body": 1})).status,
-            200
-        );
     }
 }

@@ -34,6 +34,13 @@ use crate::error::Error;
 /// pool beyond this is dropped (its isolates end) and rebuilt on next use.
 /// Each pool holds up to `pool_isolates_max` isolate threads and heaps.
 pub const RUNTIMES_MAX: usize = 256;
+/// Heap bytes the warm (idle) isolates of every plugin pool in the process may hold
+/// together. `RUNTIMES_MAX` alone allows 256 pools × `pool_isolates_max`
+/// isolates × the heap limit (51 GiB with the defaults); this keeps what
+/// warm isolates actually hold to a figure an operator can plan for.
+/// Eviction order: least recently used pool first (the one just used
+/// last), whole pools, until the total is within the cap.
+pub const WARM_ISOLATES_BYTES_MAX_DEFAULT: usize = 2 * 1024 * 1024 * 1024;
 /// Files of all installations live under `<data_dir>/files`.
 pub const FILES_DIR_NAME: &str = "files";
 /// Tenants' read-model SQLite files: `<data_dir>/read_models/<tenant>.sqlite`.
@@ -94,10 +101,18 @@ pub(crate) struct Runtime {
     last_used: AtomicU64,
 }
 
-#[derive(Default)]
 pub(crate) struct Runtimes {
     map: Mutex<HashMap<InstallationId, Arc<Runtime>>>,
     clock: AtomicU64,
+    warm_bytes_max: usize,
+}
+
+/// One warm pool as the ops view and tests see it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WarmPool {
+    pub installation_id: InstallationId,
+    pub warm_isolates: usize,
+    pub heap_bytes: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,6 +120,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Runtimes {
+    pub fn new(warm_bytes_max: usize) -> Runtimes {
+        Runtimes {
+            map: Mutex::default(),
+            clock: AtomicU64::new(0),
+            warm_bytes_max,
+        }
+    }
+
     fn cached(&self, id: &InstallationId, digest: &str) -> Option<Arc<Runtime>> {
         let rt = lock(&self.map)
             .get(id)
@@ -129,7 +152,57 @@ impl Runtimes {
                 break;
             };
             map.remove(&oldest);
+            metrics::counter!("extensor_isolate_pools_evicted_total", "reason" => "count")
+                .increment(1);
         }
+        drop(map);
+        self.trim();
+    }
+
+    /// Evicts whole pools, least recently used first, until the warm
+    /// isolates of all pools hold at most `warm_bytes_max` heap bytes. An
+    /// evicted pool's isolates end when the invocations using it finish.
+    pub fn trim(&self) {
+        let mut map = lock(&self.map);
+        let mut pools: Vec<(u64, usize, InstallationId)> = map
+            .iter()
+            .map(|(id, r)| {
+                let used = r.last_used.load(Ordering::Relaxed);
+                (used, r.installation.warm_heap_bytes(), id.clone())
+            })
+            .collect();
+        let mut total: usize = pools.iter().map(|p| p.1).sum();
+        if total <= self.warm_bytes_max {
+            return;
+        }
+        pools.sort_unstable_by_key(|p| p.0);
+        for (_, bytes, id) in pools {
+            if total <= self.warm_bytes_max {
+                break;
+            }
+            map.remove(&id);
+            total -= bytes;
+            metrics::counter!("extensor_isolate_pools_evicted_total", "reason" => "bytes")
+                .increment(1);
+        }
+    }
+
+    /// Every warm pool in eviction order (the next to go first).
+    pub fn warm_pools(&self) -> Vec<WarmPool> {
+        let map = lock(&self.map);
+        let mut pools: Vec<(u64, WarmPool)> = map
+            .iter()
+            .map(|(id, r)| {
+                let pool = WarmPool {
+                    installation_id: id.clone(),
+                    warm_isolates: r.installation.warm_isolates(),
+                    heap_bytes: r.installation.warm_heap_bytes(),
+                };
+                (r.last_used.load(Ordering::Relaxed), pool)
+            })
+            .collect();
+        pools.sort_unstable_by_key(|p| p.0);
+        pools.into_iter().map(|p| p.1).collect()
     }
 
     /// Drops the pool (uninstall, disable): its isolates end when the last

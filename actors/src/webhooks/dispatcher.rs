@@ -36,12 +36,16 @@ use crate::supervision::{FailureHistory, RestartDecision, call};
 pub const REPLAY_EVENTS_MAX: usize = 10_000;
 /// Timeout of the dispatcher's calls to an endpoint other than deliveries.
 const ENDPOINT_CALL_TIMEOUT_MS: u64 = 10_000;
-/// Pause before the follower retries an endpoint that refused a batch
-/// (backpressure, restarting).
-const FOLLOWER_RETRY_MS: u64 = 100;
-/// After this many refusals in a row the follower moves on without that
-/// endpoint for this batch, so one broken endpoint cannot stall the others.
-const FOLLOWER_RETRIES_MAX: u32 = 300;
+/// The follower retries an endpoint that refused a batch after this many
+/// endpoint ticks: an endpoint frees backlog room only as attempts end and
+/// retries come due, which it checks once a tick.
+const FOLLOWER_RETRY_TICKS: u64 = 2;
+/// After this many refusals in a row from an endpoint that is *unavailable*
+/// (restarting, stopped) the follower moves on without it for this batch,
+/// so one broken endpoint cannot stall the others. A full backlog is not
+/// unavailability: the follower waits for room however long it takes, and
+/// never skips (the events stay in the log; nothing is dropped).
+pub const FOLLOWER_RETRIES_MAX: u32 = 300;
 /// The cursor is also recorded after this long without a save.
 const CURSOR_SAVE_MS: u64 = 1_000;
 const CURSOR_EVENT: &str = "webhook.cursor_saved";
@@ -718,6 +722,7 @@ async fn follow(
     after: u64,
     routes: Routes,
     cursor_every: u64,
+    retry_ms: u64,
     dispatcher: ActorRef<DispatcherMsg>,
 ) {
     let filter = ReadFilter {
@@ -751,7 +756,7 @@ async fn follow(
         if let Some(l) = events.last() {
             last = l.position;
             unsaved += events.len() as u64;
-            hand_over(&routes, &tenant, &events).await;
+            hand_over(&routes, &tenant, &events, retry_ms).await;
         }
         let due = unsaved >= cursor_every
             || (unsaved > 0 && saved_at.elapsed() >= Duration::from_millis(CURSOR_SAVE_MS));
@@ -767,7 +772,12 @@ async fn follow(
 }
 
 /// Hands `events` to every matching endpoint, all endpoints at once.
-async fn hand_over(routes: &Routes, tenant: &TenantId, events: &[Arc<RecordedEvent>]) {
+async fn hand_over(
+    routes: &Routes,
+    tenant: &TenantId,
+    events: &[Arc<RecordedEvent>],
+    retry_ms: u64,
+) {
     let table = routes
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -779,7 +789,7 @@ async fn hand_over(routes: &Routes, tenant: &TenantId, events: &[Arc<RecordedEve
             .cloned()
             .collect();
         (!matched.is_empty())
-            .then(|| deliver_with_retries(routes, route.name.clone(), Arc::new(matched)))
+            .then(|| deliver_with_retries(routes, route.name.clone(), Arc::new(matched), retry_ms))
     });
     futures::future::join_all(calls).await;
 }
@@ -788,8 +798,10 @@ async fn deliver_with_retries(
     routes: &Routes,
     name: WebhookName,
     events: Arc<Vec<Arc<RecordedEvent>>>,
+    retry_ms: u64,
 ) {
-    for _ in 0..FOLLOWER_RETRIES_MAX {
+    let mut unavailable = 0u32;
+    while unavailable < FOLLOWER_RETRIES_MAX {
         let actor = {
             let table = routes
                 .read()
@@ -816,12 +828,18 @@ async fn deliver_with_retries(
             .await
             {
                 Ok(Ok(_)) => return,
+                // A full backlog pauses reading; it never counts toward
+                // skipping the batch.
+                Ok(Err(Error::Backpressure { .. } | Error::BacklogFull { .. })) => {}
                 Ok(Err(e)) | Err(e) => {
+                    unavailable += 1;
                     tracing::debug!(webhook = %name, error = %e, "endpoint refused a batch; retrying")
                 }
             }
+        } else {
+            unavailable += 1;
         }
-        tokio::time::sleep(Duration::from_millis(FOLLOWER_RETRY_MS)).await;
+        tokio::time::sleep(Duration::from_millis(retry_ms)).await;
     }
     tracing::error!(webhook = %name, events = events.len(), "endpoint unavailable; this batch skipped it");
 }
@@ -880,6 +898,7 @@ impl Actor for WebhookDispatcher {
             state.cursor,
             state.routes.clone(),
             state.config.cursor_every_events,
+            state.config.tick_ms.max(1) * FOLLOWER_RETRY_TICKS,
             myself,
         );
         state.follower = Some(tokio::spawn(task));

@@ -33,6 +33,19 @@ use crate::error::Error;
 /// After the store refused to record an attempt, try that delivery again
 /// this much later.
 const STORE_RETRY_MS: u64 = 1_000;
+/// What one pending delivery costs in memory besides its event (ids, status,
+/// queue entries): counted so a backlog of events evicted from memory (after
+/// a restart) is bounded in bytes too.
+pub const PENDING_DELIVERY_BYTES: usize = 512;
+
+/// Bytes one pending delivery holds: the overhead plus its event, while the
+/// event is kept in memory.
+fn held_bytes(event: Option<&Arc<RecordedEvent>>) -> usize {
+    PENDING_DELIVERY_BYTES
+        + event.map_or(0, |e| {
+            e.payload.get().len() + e.event_type.len() + e.stream.as_str().len()
+        })
+}
 
 pub struct Endpoint;
 
@@ -59,6 +72,10 @@ pub struct EndpointStats {
     pub handled_through: u64,
     pub consecutive_failures: u32,
     pub active: bool,
+    /// Bytes the pending deliveries hold (see `held_bytes`).
+    pub pending_bytes: usize,
+    /// Batches refused because the backlog was full (by count or bytes).
+    pub backlog_refusals: u64,
 }
 
 pub struct EndpointState {
@@ -71,6 +88,8 @@ pub struct EndpointState {
     spec: Arc<WebhookSpec>,
     active: bool,
     pending: HashMap<DeliveryId, Pending>,
+    pending_bytes: usize,
+    backlog_refusals: u64,
     ready: VecDeque<DeliveryId>,
     scheduled: BTreeSet<(DateTime<Utc>, DeliveryId)>,
     in_flight: HashSet<DeliveryId>,
@@ -211,6 +230,7 @@ impl EndpointState {
                 }
                 None => self.ready.push_back(id.clone()),
             }
+            self.pending_bytes += held_bytes(None);
             self.pending.insert(
                 id,
                 Pending {
@@ -270,17 +290,12 @@ impl EndpointState {
         events: &[Arc<RecordedEvent>],
         origin: &Origin,
     ) -> Result<usize, Error> {
-        if self.pending.len() >= self.config.backlog_max {
-            return Err(Error::Backpressure {
-                actor: self.path(),
-                depth_max: self.config.backlog_max,
-            });
-        }
         let fresh: Vec<Arc<RecordedEvent>> = events
             .iter()
             .filter(|e| *origin != Origin::Event || e.position > self.handled_through)
             .cloned()
             .collect();
+        self.admit(&fresh)?;
         let created: Vec<Created> = fresh
             .iter()
             .map(|ev| self.new_delivery(&ev.event_id, &ev.event_type, ev.position, origin.clone()))
@@ -294,6 +309,36 @@ impl EndpointState {
             self.handled_through = self.handled_through.max(last.position);
         }
         Ok(n)
+    }
+
+    /// Refuses a batch the backlog has no room for. A batch is taken whole
+    /// or not at all, and an empty backlog takes any batch (so one batch
+    /// larger than the byte cap still moves): the backlog holds at most
+    /// `max(backlog_bytes_max, one batch)` bytes and `backlog_max` plus one
+    /// batch deliveries.
+    fn admit(&mut self, fresh: &[Arc<RecordedEvent>]) -> Result<(), Error> {
+        if self.pending.is_empty() || fresh.is_empty() {
+            return Ok(());
+        }
+        let bytes: usize = fresh.iter().map(|e| held_bytes(Some(e))).sum();
+        let full = if self.pending.len() >= self.config.backlog_max {
+            Some(("backlog_max", self.config.backlog_max))
+        } else if self.pending_bytes + bytes > self.config.backlog_bytes_max {
+            Some(("backlog_bytes_max", self.config.backlog_bytes_max))
+        } else {
+            None
+        };
+        match full {
+            None => Ok(()),
+            Some((limit, max)) => {
+                self.backlog_refusals += 1;
+                Err(Error::BacklogFull {
+                    actor: self.path(),
+                    limit,
+                    max: max as u64,
+                })
+            }
+        }
     }
 
     fn new_delivery(
@@ -366,6 +411,7 @@ impl EndpointState {
             let id = d.id.clone().expect("a created delivery has an id");
             metrics::counter!("extensor_webhook_deliveries_created_total").increment(1);
             self.ready.push_back(id.clone());
+            self.pending_bytes += held_bytes(event.as_ref());
             self.pending.insert(id, Pending { delivery: d, event });
         }
         Ok(())
@@ -455,7 +501,9 @@ impl EndpointState {
         }
         if p.delivery.status.is_final() {
             metrics::counter!("extensor_webhook_deliveries_total", "status" => p.delivery.status.as_str()).increment(1);
-            self.pending.remove(&id);
+            if let Some(gone) = self.pending.remove(&id) {
+                self.pending_bytes -= held_bytes(gone.event.as_ref()).min(self.pending_bytes);
+            }
         } else if let Some(at) = p.delivery.next_attempt_at {
             self.scheduled.insert((at, id));
         }
@@ -491,6 +539,8 @@ impl EndpointState {
             handled_through: self.handled_through,
             consecutive_failures: self.consecutive_failures,
             active: self.active,
+            pending_bytes: self.pending_bytes,
+            backlog_refusals: self.backlog_refusals,
         }
     }
 
@@ -555,6 +605,8 @@ impl Actor for Endpoint {
             spec,
             config: args.config,
             pending: HashMap::new(),
+            pending_bytes: 0,
+            backlog_refusals: 0,
             ready: VecDeque::new(),
             scheduled: BTreeSet::new(),
             in_flight: HashSet::new(),

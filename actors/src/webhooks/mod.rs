@@ -47,6 +47,12 @@ pub const CURSOR_EVERY_EVENTS_DEFAULT: u64 = 1_000;
 /// Pending deliveries one endpoint holds in memory; beyond this the
 /// follower waits (the events stay in the log, nothing is lost).
 pub const BACKLOG_MAX_DEFAULT: usize = 100_000;
+/// Bytes the pending deliveries of one endpoint may hold in memory (their
+/// events while kept, plus `endpoint::PENDING_DELIVERY_BYTES` each): a
+/// backlog of large events is bounded by size, not only by count (100,000
+/// events of 1 MiB would be 100 GB). Beyond it the follower waits, exactly
+/// as for `BACKLOG_MAX_DEFAULT`.
+pub const BACKLOG_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 /// Events handed to the endpoints per batch.
 pub const BATCH_EVENTS_MAX: usize = 256;
 /// How long the follower waits for an endpoint to accept a batch.
@@ -71,6 +77,7 @@ pub struct WebhookConfig {
     pub tick_ms: u64,
     pub cursor_every_events: u64,
     pub backlog_max: usize,
+    pub backlog_bytes_max: usize,
     pub restart: crate::RestartPolicy,
 }
 
@@ -89,6 +96,7 @@ impl WebhookConfig {
             tick_ms: TICK_MS_DEFAULT,
             cursor_every_events: CURSOR_EVERY_EVENTS_DEFAULT,
             backlog_max: BACKLOG_MAX_DEFAULT,
+            backlog_bytes_max: BACKLOG_BYTES_MAX_DEFAULT,
             restart: crate::RestartPolicy::default(),
         }
     }

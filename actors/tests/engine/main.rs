@@ -2,6 +2,7 @@
 
 #[path = "../../../js-runtime/tests/common/aiosmtpd.rs"]
 mod aiosmtpd;
+mod bounds;
 mod dispatch;
 mod jobs;
 mod lifecycle;

@@ -56,6 +56,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tenants/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Suspend a tenant: it serves nothing and its hooks, jobs and webhooks pause */
+        post: operations["suspendTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tenants/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a suspended tenant: everything it paused continues where it stopped */
+        post: operations["unsuspendTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tokens": {
         parameters: {
             query?: never;
@@ -133,7 +167,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Walk the hash chain of the whole log */
+        /** Verify the hash chain, incrementally and bounded per call */
         get: operations["auditVerify"];
         put?: never;
         post?: never;
@@ -169,6 +203,23 @@ export interface paths {
         };
         /** List the tenant's plugins */
         get: operations["listPlugins"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/plugins/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-plugin invocation counts, errors and latency percentiles */
+        get: operations["getPluginMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -653,6 +704,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/ops/actors/{path}/fault-drill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Panic an installation's actor once (a fault drill; needs
+         *     `EXTENSOR_FAULT_DRILLS=true`)
+         * @description The supervisor restarts it with backoff; drills past the
+         *     `RestartPolicy`'s failures mark it `failed` (503 `actor_failed` here
+         *     from then on) until an operator restarts it.
+         */
+        post: operations["faultDrill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/ops/tenants/{id}/stop": {
         parameters: {
             query?: never;
@@ -704,6 +778,89 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who this token is: platform admin, or its role in a tenant */
+        get: operations["getSession"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow the tenant's log: stored events after `after`, then new ones live
+         * @description Each SSE message is one event (`event: event`, `id:` its position,
+         *     `data:` the event as JSON). Reconnecting with `Last-Event-ID`
+         *     resumes after that position. Without either it starts at the
+         *     current head (new events only).
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/plugins/{id}/logs/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow a plugin's console output
+         * @description Each SSE message (`event: log`) is one line, oldest first: first the
+         *     lines the plugin's isolates still hold, then new ones as they are
+         *     logged (looked for every second).
+         */
+        get: operations["streamPluginLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/ops/tree/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow the supervision tree (platform admin)
+         * @description Each SSE message (`event: tree`) is a whole snapshot, sent at once
+         *     and then whenever an actor's record changes (at most two a second).
+         */
+        get: operations["streamOpsTree"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -718,6 +875,10 @@ export interface components {
             /** @description `tenant_supervisor`, `tenant`, `installation`, or a service name. */
             kind: string;
             tenant?: string | null;
+            /** @description The tenant's slug, so an operator finds "acme" without a lookup. */
+            tenant_slug?: string | null;
+            /** @description For an installation's actor, its plugin's slug. */
+            plugin_slug?: string | null;
             /** @description `starting`, `running`, `passivated`, `restarting`, `failed`, `stopped`. */
             status: string;
             /** Format: date-time */
@@ -758,6 +919,10 @@ export interface components {
         };
         /** ApplyFilters */
         ApplyFilters: {
+            /**
+             * @description The value the chain filters (absent: `null`).
+             * @default null
+             */
             input: unknown;
             /** @default skip */
             on_failure: components["schemas"]["OnFailure"];
@@ -1085,6 +1250,46 @@ export interface components {
         PluginLogs: {
             logs: components["schemas"]["LogLine"][];
         };
+        /**
+         * PluginMetricsList
+         * @description The caller's tenant's plugins, in install order.
+         */
+        PluginMetricsList: {
+            plugins: components["schemas"]["PluginMetricsView"][];
+        };
+        /**
+         * PluginMetricsView
+         * @description One installed plugin's invocations (hooks, routes, jobs, filters) since
+         *     this server process started; every installed plugin is listed, with
+         *     zeroes when it has not run.
+         */
+        PluginMetricsView: {
+            /** @description The plugin's id (`ins_…`). */
+            id: string;
+            slug: string;
+            /**
+             * Format: uint64
+             * @description Invocations that ran (refused ones are not counted).
+             */
+            invocations: number;
+            /**
+             * Format: uint64
+             * @description Of those, the ones that ended in an error.
+             */
+            errors: number;
+            /**
+             * Format: uint64
+             * @description Latency percentiles and maximum in microseconds (0 when none ran;
+             *     two significant figures; capped at one minute).
+             */
+            p50_us: number;
+            /** Format: uint64 */
+            p95_us: number;
+            /** Format: uint64 */
+            p99_us: number;
+            /** Format: uint64 */
+            max_us: number;
+        };
         /** PluginView */
         PluginView: {
             /** @description `ins_…`, derived from the tenant and the slug. */
@@ -1131,7 +1336,11 @@ export interface components {
          * @description A business event from the host application.
          */
         PublishEvent: {
-            /** @description Dotted name, e.g. `auth.user.created`. */
+            /**
+             * @description Dotted name, e.g. `auth.user.created`: at most 128 letters, digits,
+             *     `_`, `-` and single dots, starting with a letter
+             *     (`extensor_core::manifest::event_type_problem`).
+             */
             event_type: string;
             /**
              * @description Any JSON, at most 1 MiB serialised.
@@ -1181,6 +1390,10 @@ export interface components {
         };
         /** RunGeneratorHooks */
         RunGeneratorHooks: {
+            /**
+             * @description The state the hooks build on (absent: `null`).
+             * @default null
+             */
             state: unknown;
             /** @default skip */
             on_failure: components["schemas"]["OnFailure"];
@@ -1304,6 +1517,23 @@ export interface components {
              */
             value: string;
         };
+        /**
+         * SessionView
+         * @description The caller, as the server sees its token.
+         */
+        SessionView: {
+            /** @description True for the platform-admin token. */
+            platform_admin: boolean;
+            /** @description With `X-Tenant-Slug`: the tenant's id (`ten_…`). */
+            tenant?: string | null;
+            /** @description With `X-Tenant-Slug`: its slug. */
+            slug?: string | null;
+            /**
+             * @description With `X-Tenant-Slug`: `viewer`, `developer`, `admin` or `owner`
+             *     (the platform admin acts as `owner` in every tenant).
+             */
+            role?: string | null;
+        };
         /** SetSecret */
         SetSecret: {
             /**
@@ -1325,6 +1555,14 @@ export interface components {
         };
         /** @enum {string} */
         StepStatusView: "ok" | "skipped" | "aborted";
+        /**
+         * SuspendTenant
+         * @description Why the tenant is suspended (kept in the log).
+         */
+        SuspendTenant: {
+            /** @description 1 to 1000 characters, not only whitespace. */
+            reason: string;
+        };
         /** TenantList */
         TenantList: {
             tenants: components["schemas"]["TenantView"][];
@@ -1341,6 +1579,7 @@ export interface components {
         };
         /** TestEvent */
         TestEvent: {
+            /** @description An event type, as for `POST /api/events`. */
             event_type: string;
             /** @default null */
             event_data: unknown;
@@ -1390,13 +1629,22 @@ export interface components {
         };
         /** VerifyReportView */
         VerifyReportView: {
-            /** Format: uint64 */
-            events_checked: number;
-            /** Format: uint64 */
-            head_position: number;
-            /** @description Hex hash of the head: record it, and a later truncation shows. */
-            head_hash: string;
-            /** @description The first broken link, if any. `null`: the chain is intact. */
+            /**
+             * Format: uint64
+             * @description The caller's tenant's events whose hash-chain links are verified,
+             *     by this call and earlier ones since the server started (never any
+             *     other tenant's count).
+             */
+            tenant_events_verified: number;
+            /**
+             * @description Whether the verified prefix reaches the log's head; `false`: call
+             *     again to continue (each call walks at most 20,000 events).
+             */
+            complete: boolean;
+            /**
+             * @description The first broken link, if any. `null`: the chain is intact as far as
+             *     it is verified.
+             */
             first_break?: components["schemas"]["ChainBreakView"] | null;
         };
         /** VersionView */
@@ -1759,6 +2007,322 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["CreatedTenant"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    suspendTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id (`ten_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["SuspendTenant"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TenantView"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unsuspendTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id (`ten_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TenantView"];
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -3413,6 +3977,166 @@ export interface operations {
             };
         };
     };
+    getPluginMetrics: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["PluginMetricsList"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getPlugin: {
         parameters: {
             query?: never;
@@ -4738,7 +5462,7 @@ export interface operations {
                 job?: string;
                 /** @description Only runs with this status. */
                 status?: components["schemas"]["RunStatusName"];
-                /** @description The previous page's `next_before`. */
+                /** @description The previous page's `next_before`: a run id (`run_` and a ULID). */
                 before?: string;
                 /** @description Page size (default 50, at most 200). */
                 limit?: number;
@@ -8722,6 +9446,164 @@ export interface operations {
             };
         };
     };
+    faultDrill: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The installation actor's tree path
+                 *     (`/tenants/<ten_…>/installations/<ins_…>`), URL-encoded as one segment.
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     stopTenant: {
         parameters: {
             query?: never;
@@ -9054,6 +9936,690 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["Status"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSession: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The tenant to describe the token in (its slug). A tenant token
+                 *     names its tenant, so it may leave this out; the platform-admin
+                 *     token without it is described as the platform admin.
+                 */
+                "X-Tenant-Slug"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["SessionView"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events after this global position (default: the current head). */
+                after?: number;
+                /**
+                 * @description Event type or type prefix (`plugin.` matches `plugin.enabled`),
+                 *     1 to 128 characters.
+                 */
+                type?: string;
+            };
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+                /** @description The last position the client saw (SSE reconnection). */
+                "Last-Event-ID"?: number;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description `text/event-stream`: `event: event` messages, `id:` the position,
+             *     `data:` the event; comment heartbeats while idle.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "event";
+                        /** @description An `EventView` as JSON. */
+                        data: string;
+                        /** @description The event's global position. */
+                        id: string;
+                    };
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamPluginLogs: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+            };
+            path: {
+                /** @description The plugin's id (`ins_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description `text/event-stream`: `event: log` messages, one console line each;
+             *     comment heartbeats while idle.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "log";
+                        /** @description A `LogLine` as JSON. */
+                        data: string;
+                    };
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamOpsTree: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description `text/event-stream`: `event: tree` messages, each a whole snapshot;
+             *     comment heartbeats while idle.
+             */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": {
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "tree";
+                        /** @description A `TreeView` as JSON: the whole tree. */
+                        data: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */

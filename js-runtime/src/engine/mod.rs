@@ -121,4 +121,7 @@ pub(crate) struct Finished {
     pub logs: Vec<LogEntry>,
     /// The isolate hit a limit or is crowded and must not be reused.
     pub discard: bool,
+    /// Heap bytes the isolate holds after the invocation (what keeping it
+    /// warm costs); the installation sums these for the process-wide cap.
+    pub heap_bytes: usize,
 }

@@ -28,15 +28,15 @@ use rquickjs::{
     Context, Ctx, Exception, Function, Module, Object, Persistent, Promise, Runtime,
     Value as JsValue,
 };
-use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::host_call::{Admitted, admit, envelope};
+use super::host_call::{Admitted, admit};
 use super::{Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, RawOutcome, SDK_SOURCE};
 use crate::bundle::{SDK_MODULE, Sources};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
 use crate::error::JsError;
 use crate::host::CallContext;
+use crate::host::calls::{HostCalls, Settled, envelope};
 use crate::logs::{LogCapture, LogLevel, cut};
 use crate::plugin::{HandlerKind, Registration};
 
@@ -56,11 +56,7 @@ const REUSE_HEAP_SHARE_MAX: f64 = 0.5;
 enum Msg {
     Invoke(Box<InvokeJob>, oneshot::Sender<Finished>),
     Memory(oneshot::Sender<usize>),
-    HostDone {
-        seq: u64,
-        id: u64,
-        result: Result<Value, JsError>,
-    },
+    HostDone { seq: u64, id: u64, settled: Settled },
     Shutdown,
 }
 
@@ -148,6 +144,7 @@ fn failed(e: JsError) -> Finished {
         result: Err(e),
         logs: Vec::new(),
         discard: true,
+        heap_bytes: 0,
     }
 }
 
@@ -233,6 +230,8 @@ struct State {
     registrations: RefCell<Vec<Registration>>,
     prelude: RefCell<Option<[Persistent<Function<'static>>; 2]>>,
     calls: RefCell<HashMap<u64, Persistent<Function<'static>>>>,
+    /// Count and bytes of host calls in flight (engine-neutral, host/calls.rs).
+    host_calls: HostCalls,
     next_call: Cell<u64>,
     seq: Cell<u64>,
     logs: RefCell<LogCapture>,
@@ -285,23 +284,24 @@ impl State {
         Ok(())
     }
 
-    /// Admits a host call (engine-neutral checks), then starts it on tokio.
+    /// Admits a host call (engine-neutral checks, then the isolate's
+    /// host-call budget) and starts it on tokio.
     /// Returns the call id, or the error to hand straight back to JS.
     fn start_call(&self, op: &str, args: &str) -> Result<u64, JsError> {
         let cx = self.call_cx.borrow().clone();
-        let in_flight = self.calls.borrow().len();
-        let Admitted { op, cx } = admit(&self.spec, cx, op, args, in_flight).map_err(|r| {
+        let Admitted { op, cx } = admit(&self.spec, cx, op, args).map_err(|r| {
             if r.denied.is_some() {
                 self.denied.set(r.denied);
             }
             r.error
         })?;
+        let ticket = self.host_calls.admit(args.len())?;
         let id = self.next_call.get() + 1;
         self.next_call.set(id);
         let (seq, tx, services) = (self.seq.get(), self.tx.clone(), self.spec.services.clone());
         self.spec.tokio.spawn(async move {
-            let result = op.run(&services, &cx).await;
-            let _ = tx.send(Msg::HostDone { seq, id, result });
+            let settled = ticket.finish(op.run(&services, &cx).await);
+            let _ = tx.send(Msg::HostDone { seq, id, settled });
         });
         Ok(id)
     }
@@ -484,6 +484,7 @@ impl Engine {
             registrations: RefCell::default(),
             prelude: RefCell::default(),
             calls: RefCell::default(),
+            host_calls: HostCalls::default(),
             next_call: Cell::new(0),
             seq: Cell::new(0),
             logs: RefCell::default(),
@@ -551,6 +552,7 @@ impl Engine {
             result,
             logs,
             discard,
+            heap_bytes: s.clock.heap_used.get(),
         }
     }
 
@@ -658,14 +660,14 @@ impl Engine {
     ) -> Result<(), Option<JsError>> {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(Msg::HostDone { seq, id, result }) if seq == self.state.seq.get() => {
+            Ok(Msg::HostDone { seq, id, settled }) if seq == self.state.seq.get() => {
                 let resolve = self.state.calls.borrow_mut().remove(&id);
                 if let Some(resolve) = resolve {
                     let resolve = resolve
                         .restore(ctx)
                         .map_err(|e| Some(self.js_error(ctx, e)))?;
                     resolve
-                        .call::<_, ()>((envelope(result),))
+                        .call::<_, ()>((settled.envelope.as_str(),))
                         .map_err(|e| Some(self.js_error(ctx, e)))?;
                 }
                 Ok(())

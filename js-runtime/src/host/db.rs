@@ -4,6 +4,14 @@
 //! and an authorizer allows only reads, SELECT, recursion and ordinary
 //! functions — writes, ATTACH, PRAGMA, transactions and `load_extension` are
 //! refused before they run. A progress handler enforces the time cap.
+//!
+//! Memory is bounded in bytes, not only rows: `sqlite3_limit` caps every
+//! string or blob SQLite builds (`randomblob(1e9)`, `printf('%.*c', …)`,
+//! `group_concat`) at [`DB_VALUE_BYTES_MAX`], the page cache (which is also
+//! the sorter's in-memory budget before it spills to a temp file) is
+//! [`DB_CACHE_KIB_MAX`], and the rows handed back are capped at
+//! [`DB_ROWS_MAX`] and [`DB_RESULT_BYTES_MAX`] together. Breaking a cap is
+//! [`JsError::LimitExceeded`] naming it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,6 +27,27 @@ use crate::host::{DbReader, InstallationScope};
 
 /// Rows one query may return; more is an error asking for a LIMIT.
 pub const DB_ROWS_MAX: usize = 1_000;
+/// Bytes of one query's answer as the host holds it (text and column names
+/// plus [`DB_CELL_OVERHEAD_BYTES`] per cell): 1,000 rows of wide JSON
+/// documents would otherwise be up to a gigabyte.
+pub const DB_RESULT_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// What one cell costs beyond its text in the JSON answer (a number, the
+/// key, quotes, separators): a lower bound, so narrow rows count too.
+pub const DB_CELL_OVERHEAD_BYTES: usize = 16;
+/// The longest string or blob SQLite may build while running a query
+/// (`SQLITE_LIMIT_LENGTH`): larger values fail inside SQLite before they
+/// are allocated. Event payloads are capped well below this.
+pub const DB_VALUE_BYTES_MAX: usize = 1024 * 1024;
+/// Result columns (`SQLITE_LIMIT_COLUMN`): with rows, bounds the cells.
+pub const DB_COLUMNS_MAX: usize = 64;
+/// Expression nesting (`SQLITE_LIMIT_EXPR_DEPTH`): a deeply nested
+/// expression costs parser stack and memory before it runs.
+pub const DB_EXPR_DEPTH_MAX: usize = 100;
+/// `UNION`ed selects in one statement (`SQLITE_LIMIT_COMPOUND_SELECT`).
+pub const DB_COMPOUND_SELECTS_MAX: usize = 16;
+/// Page cache per connection, in KiB (`PRAGMA cache_size`); SQLite's sorter
+/// keeps this much in memory and spills the rest to a temp file.
+pub const DB_CACHE_KIB_MAX: usize = 2 * 1024;
 /// Wall time one query may take.
 pub const DB_QUERY_MS_MAX: u64 = 2_000;
 /// Bound parameters per query.
@@ -109,13 +138,29 @@ pub fn query_read_only(path: &Path, sql: &str, params: &[Value]) -> Result<Vec<V
         .query(rusqlite::params_from_iter(values))
         .map_err(|e| classify(e, started, cap))?;
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     while let Some(row) = rows.next().map_err(|e| classify(e, started, cap))? {
         if out.len() == DB_ROWS_MAX {
-            return Err(bad(format!("more than {DB_ROWS_MAX} rows; add a LIMIT")));
+            return Err(limit(
+                "DB_ROWS_MAX",
+                DB_ROWS_MAX,
+                format!("more than {DB_ROWS_MAX} rows (add a LIMIT)"),
+            ));
         }
         let mut obj = Map::new();
         for (i, name) in names.iter().enumerate() {
             let v = row.get_ref(i).map_err(|e| host(e.to_string()))?;
+            bytes += name.len() + DB_CELL_OVERHEAD_BYTES + cell_bytes(v);
+            if bytes > DB_RESULT_BYTES_MAX {
+                return Err(limit(
+                    "DB_RESULT_BYTES_MAX",
+                    DB_RESULT_BYTES_MAX,
+                    format!(
+                        "the answer passed {DB_RESULT_BYTES_MAX} bytes at row {}",
+                        out.len() + 1
+                    ),
+                ));
+            }
             obj.insert(name.clone(), from_sql(v));
         }
         out.push(Value::Object(obj));
@@ -123,12 +168,43 @@ pub fn query_read_only(path: &Path, sql: &str, params: &[Value]) -> Result<Vec<V
     Ok(out)
 }
 
+/// Bytes a cell's value adds to the answer beyond the per-cell overhead.
+fn cell_bytes(v: ValueRef<'_>) -> usize {
+    match v {
+        ValueRef::Text(t) => t.len(),
+        _ => 0,
+    }
+}
+
+/// The `sqlite3_limit` caps every read-model connection runs under.
+fn set_limits(conn: &Connection) -> Result<(), JsError> {
+    use rusqlite::limits::Limit;
+    let caps = [
+        (Limit::SQLITE_LIMIT_LENGTH, DB_VALUE_BYTES_MAX),
+        (Limit::SQLITE_LIMIT_SQL_LENGTH, DB_SQL_BYTES_MAX),
+        (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, DB_PARAMS_MAX),
+        (Limit::SQLITE_LIMIT_COLUMN, DB_COLUMNS_MAX),
+        (Limit::SQLITE_LIMIT_EXPR_DEPTH, DB_EXPR_DEPTH_MAX),
+        (Limit::SQLITE_LIMIT_COMPOUND_SELECT, DB_COMPOUND_SELECTS_MAX),
+        (Limit::SQLITE_LIMIT_ATTACHED, 0),
+    ];
+    for (which, value) in caps {
+        let value = i32::try_from(value).map_err(|e| host(e.to_string()))?;
+        conn.set_limit(which, value)
+            .map_err(|e| host(format!("sqlite3_limit: {e}")))?;
+    }
+    Ok(())
+}
+
 fn open(path: &Path) -> Result<Connection, JsError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)
         .map_err(|e| host(format!("open read models: {e}")))?;
-    conn.execute_batch("PRAGMA query_only = 1")
-        .map_err(|e| host(e.to_string()))?;
+    set_limits(&conn)?;
+    conn.execute_batch(&format!(
+        "PRAGMA query_only = 1; PRAGMA cache_size = -{DB_CACHE_KIB_MAX}"
+    ))
+    .map_err(|e| host(e.to_string()))?;
     conn.authorizer(Some(authorize))
         .map_err(|e| host(e.to_string()))?;
     Ok(conn)
@@ -179,7 +255,23 @@ fn classify(e: rusqlite::Error, started: Instant, cap: Duration) -> JsError {
     if started.elapsed() > cap {
         return host(format!("query ran past {} ms", cap.as_millis()));
     }
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::TooBig) {
+        return limit(
+            "DB_VALUE_BYTES_MAX",
+            DB_VALUE_BYTES_MAX,
+            format!("a value the query built is too big ({e})"),
+        );
+    }
     bad(e.to_string())
+}
+
+fn limit(name: &'static str, max: usize, what: String) -> JsError {
+    JsError::LimitExceeded {
+        op: "ctx.db.query",
+        limit: name,
+        max: max as u64,
+        what,
+    }
 }
 
 fn bad(message: String) -> JsError {
@@ -245,7 +337,7 @@ mod tests {
     fn row_and_time_caps() {
         let (_d, path) = fixture();
         let err = query_read_only(&path, "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r LIMIT 5000) SELECT i FROM r", &[]).unwrap_err();
-        assert!(err.to_string().contains("rows"), "{err}");
+        assert!(err.to_string().contains("DB_ROWS_MAX"), "{err}");
         let err = query_read_only(
             &path,
             "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r) SELECT count(*) FROM r",
@@ -253,5 +345,65 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("ran past"), "{err}");
+    }
+
+    #[test]
+    fn values_the_query_builds_are_capped_in_bytes() {
+        let (_d, path) = fixture();
+        for sql in [
+            "SELECT randomblob(1000000000) AS b",
+            "SELECT zeroblob(2000000) AS b",
+            "SELECT printf('%.*c', 5000000, 'x') AS s",
+            "SELECT length(replace(hex(randomblob(600000)), 'A', 'AAAA')) AS n",
+            "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r LIMIT 900) \
+             SELECT group_concat(hex(randomblob(2000)), '') AS s FROM r",
+        ] {
+            let err = query_read_only(&path, sql, &[]).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    JsError::LimitExceeded {
+                        limit: "DB_VALUE_BYTES_MAX",
+                        ..
+                    }
+                ),
+                "{sql}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_is_capped_in_bytes_before_rows() {
+        let (_d, path) = fixture();
+        // 900 rows (under DB_ROWS_MAX) of 8 KiB each: 7 MiB of answer.
+        let sql = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r LIMIT 900) \
+                   SELECT i, hex(randomblob(4096)) AS s FROM r";
+        let err = query_read_only(&path, sql, &[]).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                JsError::LimitExceeded {
+                    limit: "DB_RESULT_BYTES_MAX",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("4194304"), "{err}");
+        // Just under the cap answers.
+        let sql = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r LIMIT 400) \
+                   SELECT i, hex(randomblob(4096)) AS s FROM r";
+        assert_eq!(query_read_only(&path, sql, &[]).unwrap().len(), 400);
+    }
+
+    #[test]
+    fn too_many_columns_or_deep_expressions_are_refused() {
+        let (_d, path) = fixture();
+        let cols: Vec<String> = (0..=DB_COLUMNS_MAX)
+            .map(|i| format!("{i} AS c{i}"))
+            .collect();
+        assert!(query_read_only(&path, &format!("SELECT {}", cols.join(", ")), &[]).is_err());
+        let deep = format!("SELECT {}1", "NOT ".repeat(200));
+        assert!(query_read_only(&path, &deep, &[]).is_err());
     }
 }

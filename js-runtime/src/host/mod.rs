@@ -2,6 +2,7 @@
 //! concrete sandbox-security components, and the dispatcher that turns a JS
 //! host call into a permission-checked async operation on tokio.
 
+pub mod calls;
 pub mod db;
 pub mod files;
 pub mod llm;

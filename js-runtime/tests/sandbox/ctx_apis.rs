@@ -390,4 +390,42 @@ async fn email_is_recorded_then_delivered_over_smtp() {
     assert!(delivered.contains("ada@example.com"));
     assert!(delivered.contains("Hello Ada"));
 }
+
+/// Real isolates writing at once (two invocations on two isolates of one
+/// installation, each with 20 writes in flight) never pass the quota
+/// together: with 100-byte files and a 1,000-byte quota exactly 10 land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_in_real_isolates_never_pass_the_quota() {
+    let w = world().await;
+    let code = "import { hook } from 'extensor:sdk';
+      hook('test.ping', async (e, ctx) => {
+        const writes = [];
+        for (let i = 0; i < 20; i++) writes.push(ctx.files.write(`w${e.n}-${i}.txt`, 'x'.repeat(100)).then(() => 1, (err) => err.kind));
+        return await Promise.all(writes);
+      });";
+    let ins = install(
+        json!({"permissions": ["files.write"]}),
+        code,
+        w.services.clone(),
+    )
+    .await;
+    let (a, b) = tokio::join!(
+        ins.invoke(hook("test.ping", json!({"n": 1}))),
+        ins.invoke(hook("test.ping", json!({"n": 2})))
+    );
+    let mut ok = 0;
+    for v in [a.unwrap().value, b.unwrap().value] {
+        for r in v.as_array().unwrap() {
+            match r {
+                Value::Number(_) => ok += 1,
+                other => assert_eq!(other, &json!("QuotaExceeded")),
+            }
+        }
+    }
+    assert_eq!(ok, 10);
+    let files = w.services.files.as_ref().unwrap();
+    let (bytes, count) = files.usage(&crate::support::scope("ins1")).await.unwrap();
+    assert_eq!((bytes, count), (1_000, 10));
+}
+
 }

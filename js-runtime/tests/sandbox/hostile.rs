@@ -561,7 +561,7 @@ async fn host_call_fan_out_is_bounded() {
         const calls = [];
         for (let i = 0; i < 1000; i++) calls.push(ctx.secrets.get('k').then(() => 'ok', (err) => err.kind));
         const kinds = await Promise.all(calls);
-        return { ok: kinds.filter((k) => k === 'ok').length, refused: kinds.filter((k) => k === 'InvalidArgument').length };
+        return { ok: kinds.filter((k) => k === 'ok').length, refused: kinds.filter((k) => k === 'LimitExceeded').length };
       });";
     let ins = install(json!({"permissions": ["secrets.read"]}), code, services).await;
     let v = ins.invoke(ping()).await.unwrap().value;
@@ -678,6 +678,64 @@ async fn prototype_pollution_leaves_the_sdk_intact() {
     )
     .await;
     assert_eq!(clean.invoke(ping()).await.unwrap().value, json!(["undefined", false]));
+}
+
+/// Host calls in flight are bounded in bytes, not only in count: 16 reads
+/// of a 4 MiB file whose answers pile up while JS is busy would make the
+/// host hold 64 MiB; past `HOST_CALL_BYTES_IN_FLIGHT_MAX` an answer becomes
+/// a `LimitExceeded` error instead of a queued value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_call_bytes_in_flight_are_bounded() {
+    use extensor_js::host::calls::HOST_CALL_BYTES_IN_FLIGHT_MAX;
+    const FILE_BYTES: usize = 4 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let ins_dir = dir.path().join("ten1").join("ins1");
+    std::fs::create_dir_all(&ins_dir).unwrap();
+    std::fs::write(ins_dir.join("big.txt"), vec![b'b'; FILE_BYTES]).unwrap();
+    let services = HostServices {
+        files: Some(Arc::new(FileStore::new(dir.path()))),
+        ..HostServices::default()
+    };
+    let code = "import { hook } from 'extensor:sdk';
+      hook('test.ping', async (e, ctx) => {
+        const reads = [];
+        for (let i = 0; i < 16; i++) reads.push(ctx.files.read('big.txt').then((s) => s.length, (err) => err.message));
+        // Busy: the answers arrive and wait, counted, until JS takes them
+        // (2 s is ample for 16 reads from the page cache on a loaded machine).
+        const t = Date.now(); while (Date.now() - t < 2000) {}
+        return await Promise.all(reads);
+      });";
+    // Room in the JS heap for the answers JS does take (up to 7 × 4 MiB,
+    // which V8 holds twice while parsing each envelope): the bound under
+    // test is the host's, not the heap's.
+    let sandbox = Sandbox::new(extensor_js::SandboxConfig {
+        deadline_ms: 10_000,
+        heap_bytes_max: 128 * 1024 * 1024,
+        ..config()
+    });
+    let plugin = sandbox
+        .validate(&bundle(json!({"permissions": ["files.read"]}), code))
+        .await
+        .unwrap();
+    let ins = sandbox.install(plugin, scope("ins1"), services);
+    let v = ins.invoke(ping()).await.unwrap().value;
+    let answers = v.as_array().unwrap();
+    let read = answers
+        .iter()
+        .filter(|a| a.as_u64() == Some(FILE_BYTES as u64))
+        .count();
+    let refused: Vec<&str> = answers.iter().filter_map(|a| a.as_str()).collect();
+    assert_eq!(read + refused.len(), 16, "{v}");
+    assert!(
+        (1..=HOST_CALL_BYTES_IN_FLIGHT_MAX / FILE_BYTES).contains(&read),
+        "{read} read"
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|m| m.contains("HOST_CALL_BYTES_IN_FLIGHT_MAX")),
+        "{refused:?}"
+    );
 }
 
 }

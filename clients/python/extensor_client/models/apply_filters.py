@@ -16,11 +16,11 @@ T = TypeVar("T", bound="ApplyFilters")
 class ApplyFilters:
     """
     Attributes:
-        input_ (Any):
+        input_ (Any | Unset): The value the chain filters (absent: `null`).
         on_failure (OnFailure | Unset): What a chain does when a step fails or hits a limit. Default: OnFailure.SKIP.
     """
 
-    input_: Any
+    input_: Any | Unset = UNSET
     on_failure: OnFailure | Unset = OnFailure.SKIP
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -33,11 +33,9 @@ class ApplyFilters:
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        field_dict.update(
-            {
-                "input": input_,
-            }
-        )
+        field_dict.update({})
+        if input_ is not UNSET:
+            field_dict["input"] = input_
         if on_failure is not UNSET:
             field_dict["on_failure"] = on_failure
 
@@ -46,7 +44,7 @@ class ApplyFilters:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        input_ = d.pop("input")
+        input_ = d.pop("input", UNSET)
 
         _on_failure = d.pop("on_failure", UNSET)
         on_failure: OnFailure | Unset

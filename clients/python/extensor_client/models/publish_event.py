@@ -16,7 +16,9 @@ class PublishEvent:
     """A business event from the host application.
 
     Attributes:
-        event_type (str): Dotted name, e.g. `auth.user.created`.
+        event_type (str): Dotted name, e.g. `auth.user.created`: at most 128 letters, digits,
+            `_`, `-` and single dots, starting with a letter
+            (`extensor_core::manifest::event_type_problem`).
         event_data (Any | Unset): Any JSON, at most 1 MiB serialised.
     """
 

@@ -16,11 +16,11 @@ T = TypeVar("T", bound="RunGeneratorHooks")
 class RunGeneratorHooks:
     """
     Attributes:
-        state (Any):
+        state (Any | Unset): The state the hooks build on (absent: `null`).
         on_failure (OnFailure | Unset): What a chain does when a step fails or hits a limit. Default: OnFailure.SKIP.
     """
 
-    state: Any
+    state: Any | Unset = UNSET
     on_failure: OnFailure | Unset = OnFailure.SKIP
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -33,11 +33,9 @@ class RunGeneratorHooks:
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        field_dict.update(
-            {
-                "state": state,
-            }
-        )
+        field_dict.update({})
+        if state is not UNSET:
+            field_dict["state"] = state
         if on_failure is not UNSET:
             field_dict["on_failure"] = on_failure
 
@@ -46,7 +44,7 @@ class RunGeneratorHooks:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        state = d.pop("state")
+        state = d.pop("state", UNSET)
 
         _on_failure = d.pop("on_failure", UNSET)
         on_failure: OnFailure | Unset

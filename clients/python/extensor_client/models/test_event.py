@@ -15,7 +15,7 @@ T = TypeVar("T", bound="TestEvent")
 class TestEvent:
     """
     Attributes:
-        event_type (str):
+        event_type (str): An event type, as for `POST /api/events`.
         event_data (Any | Unset):
     """
 

@@ -152,6 +152,7 @@ fn failed(e: JsError) -> Finished {
         result: Err(e),
         logs: Vec::new(),
         discard: true,
+        heap_bytes: 0,
     }
 }
 

@@ -13,9 +13,10 @@ use deno_core::{OpState, op2};
 use extensor_core::manifest::Permission;
 
 use super::super::IsolateSpec;
-use super::super::host_call::{Admitted, admit, envelope};
+use super::super::host_call::{Admitted, admit};
 use crate::error::JsError;
 use crate::host::CallContext;
+use crate::host::calls::{HostCalls, Settled, envelope};
 use crate::logs::{LogCapture, LogLevel};
 use crate::plugin::{HandlerKind, Registration};
 
@@ -49,14 +50,13 @@ pub(super) struct HostState {
     pub denied: Cell<Option<Permission>>,
     /// The running invocation's context; `None` between invocations.
     pub call_cx: RefCell<Option<CallContext>>,
-    /// Host calls started and not yet delivered to JS.
-    pub in_flight: Cell<usize>,
+    /// The isolate's host-call budget (count and bytes in flight, held
+    /// from the call until JS has its answer).
+    pub host_calls: HostCalls,
     /// Started calls by id, until JS waits for them.
-    calls: RefCell<HashMap<u32, PendingCall>>,
+    calls: RefCell<HashMap<u32, AbortOnDrop<Settled>>>,
     next_call: Cell<u32>,
 }
-
-type PendingCall = (AbortOnDrop<Result<serde_json::Value, JsError>>, InFlight);
 
 impl HostState {
     pub fn new(spec: Arc<IsolateSpec>) -> HostState {
@@ -67,7 +67,7 @@ impl HostState {
             logs: RefCell::default(),
             denied: Cell::new(None),
             call_cx: RefCell::default(),
-            in_flight: Cell::new(0),
+            host_calls: HostCalls::default(),
             calls: RefCell::default(),
             next_call: Cell::new(0),
         }
@@ -126,8 +126,9 @@ enum Started {
 }
 
 /// Starts one `ctx` host call: the engine-neutral checks run here,
-/// synchronously, so a refused call never reaches the host and a fan-out
-/// loop sees the in-flight bound exactly as on QuickJS.
+/// synchronously, then the isolate's host-call budget (`host::calls`), so a
+/// refused call never reaches the host and a fan-out loop sees the bounds
+/// exactly as on QuickJS.
 #[op2]
 #[serde]
 fn op_extensor_call_start(
@@ -137,66 +138,49 @@ fn op_extensor_call_start(
 ) -> Started {
     let host = host(state);
     let cx = host.call_cx.borrow().clone();
-    let Admitted { op, cx } = match admit(&host.spec, cx, &op, &args, host.in_flight.get()) {
-        Ok(a) => a,
-        Err(refused) => {
-            if refused.denied.is_some() {
-                host.denied.set(refused.denied);
-            }
-            return Started::Refused(envelope(Err(refused.error)));
+    let admitted = admit(&host.spec, cx, &op, &args).map_err(|refused| {
+        if refused.denied.is_some() {
+            host.denied.set(refused.denied);
         }
-    };
-    let counted = InFlight::enter(host.clone());
+        refused.error
+    });
+    let (Admitted { op, cx }, ticket) =
+        match admitted.and_then(|a| Ok((a, host.host_calls.admit(args.len())?))) {
+            Ok(started) => started,
+            Err(error) => return Started::Refused(envelope(Err(error))),
+        };
     let services = host.spec.services.clone();
     // Host I/O runs on the installation's runtime, as on QuickJS; the task is
     // aborted if it is dropped with its isolate (deadline, discard).
     let task = AbortOnDrop(
         host.spec
             .tokio
-            .spawn(async move { op.run(&services, &cx).await }),
+            .spawn(async move { ticket.finish(op.run(&services, &cx).await) }),
     );
     let id = host.next_call.get().wrapping_add(1);
     host.next_call.set(id);
-    host.calls.borrow_mut().insert(id, (task, counted));
+    host.calls.borrow_mut().insert(id, task);
     Started::Admitted(id)
 }
 
 /// Waits for a started call and resolves to its `{ok}` / `{error}` envelope;
 /// the prelude turns errors into thrown JS errors. Lazy: first polled by
 /// the event loop, after the JS that started it yields, so completions are
-/// delivered (and leave the in-flight count) only then, as on QuickJS.
+/// delivered (and leave the host-call budget) only then, as on QuickJS.
 #[op2(async(lazy), fast)]
 #[string]
 async fn op_extensor_call_wait(state: Rc<RefCell<OpState>>, id: u32) -> String {
     let pending = host(&state.borrow()).calls.borrow_mut().remove(&id);
-    let Some((task, _counted)) = pending else {
+    let Some(task) = pending else {
         return envelope(Err(JsError::InvalidArgument {
             op: "ctx",
             message: "no such host call".into(),
         }));
     };
-    let result = match task.join().await {
-        Ok(result) => result,
-        Err(e) => Err(JsError::Internal(format!("host call task: {e}"))),
-    };
-    envelope(result)
-}
-
-/// Counts a host call as in flight for as long as it lives.
-struct InFlight(Rc<HostState>);
-
-impl InFlight {
-    fn enter(host: Rc<HostState>) -> InFlight {
-        host.in_flight.set(host.in_flight.get() + 1);
-        InFlight(host)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0
-            .in_flight
-            .set(self.0.in_flight.get().saturating_sub(1));
+    match task.join().await {
+        // The ticket (count and bytes) is released as JS takes the envelope.
+        Ok(mut settled) => std::mem::take(&mut settled.envelope),
+        Err(e) => envelope(Err(JsError::Internal(format!("host call task: {e}")))),
     }
 }
 

@@ -159,7 +159,7 @@ impl Engine {
             stats.used_heap_size() as f64 > limit || self.buffers.used_bytes() as f64 > limit;
         // A call the handler did not await would resolve into the next
         // invocation; an isolate with one still running is not reused.
-        let calls_left = host.in_flight.get() > 0;
+        let calls_left = host.host_calls.in_flight().0 > 0;
         let discard = result.as_ref().err().is_some_and(JsError::poisons_isolate)
             || crowded
             || calls_left
@@ -169,6 +169,7 @@ impl Engine {
             result,
             logs,
             discard,
+            heap_bytes: self.memory_bytes(),
         }
     }
 

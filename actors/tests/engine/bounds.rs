@@ -1,0 +1,170 @@
+//! Trust boundaries the engine enforces before and after plugin code runs:
+//! anonymous callers start nothing, route answers follow the header
+//! policy, and warm isolates are capped in bytes process-wide.
+
+use extensor_actors::Error;
+use extensor_actors::engine::{RouteRequest, WarmPool};
+use extensor_core::ids::InstallationId;
+use extensor_core::role::Role;
+use extensor_js::JsError;
+use serde_json::json;
+
+use crate::support::*;
+
+fn req(method: &str, path: &str, caller: Option<Role>) -> RouteRequest {
+    RouteRequest {
+        method: method.into(),
+        path: path.into(),
+        caller,
+        ..RouteRequest::default()
+    }
+}
+
+/// An anonymous request to anything but a declared public route is refused
+/// from the manifest alone: the sandbox's isolate counter does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_requests_to_private_routes_start_no_isolate() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let tenant = new_tenant(&engine, "acme").await;
+    let js = "import { route } from 'extensor:sdk';
+        route('GET', '/private/:id', () => 'members');
+        route('GET', '/open', () => 'hello');";
+    let manifest = json!({
+        "permissions": ["routes.public"],
+        "routes": [
+            {"method": "GET", "path": "/private/:id"},
+            {"method": "GET", "path": "/open", "public": true},
+        ]
+    });
+    install(&engine, &tenant, plugin("shop", "1.0.0", manifest, js)).await;
+    let before = engine.sandbox().isolates_started();
+    for (method, path) in [
+        ("GET", "/private/1"),
+        ("GET", "/nope"),
+        ("POST", "/open"),
+        ("GET", "/open/extra"),
+    ] {
+        let err = engine
+            .route(&tenant, "shop", req(method, path, None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Unauthenticated { .. }),
+            "{method} {path}: {err}"
+        );
+    }
+    assert_eq!(engine.sandbox().isolates_started(), before);
+    assert!(engine.warm_pools().is_empty(), "no pool was built");
+    // The marker moves when an isolate does start: the public route runs.
+    let r = engine
+        .route(&tenant, "shop", req("GET", "/open", None))
+        .await
+        .unwrap();
+    assert_eq!(r.body, json!("hello"));
+    assert!(engine.sandbox().isolates_started() > before);
+}
+
+/// A route answer that breaks the header policy is a plugin failure naming
+/// the header; allowed headers pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_answers_follow_the_header_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let tenant = new_tenant(&engine, "acme").await;
+    let js = "import { route } from 'extensor:sdk';
+        route('POST', '/answer', (req) => req.body);";
+    let manifest = json!({"routes": [{"method": "POST", "path": "/answer"}]});
+    install(&engine, &tenant, plugin("echo", "1.0.0", manifest, js)).await;
+    let answer = |v: serde_json::Value| {
+        let mut r = req("POST", "/answer", Some(Role::Viewer));
+        r.body = v;
+        engine.route(&tenant, "echo", r)
+    };
+    let ok =
+        answer(json!({"status": 302, "headers": {"Location": "/x", "x-trace": "1"}, "body": null}))
+            .await
+            .unwrap();
+    assert_eq!((ok.status, ok.headers["location"].as_str()), (302, "/x"));
+    for (value, place) in [
+        (
+            json!({"status": 200, "headers": {"set-cookie": "sid=1"}, "body": "x"}),
+            "headers.set-cookie",
+        ),
+        (
+            json!({"status": 200, "headers": {"Content-Length": "1"}, "body": "x"}),
+            "headers.Content-Length",
+        ),
+        (
+            json!({"status": 101, "headers": {"upgrade": "websocket"}, "body": null}),
+            "status",
+        ),
+    ] {
+        let err = answer(value.clone()).await.unwrap_err();
+        match &err {
+            Error::Plugin {
+                source: JsError::InvalidResult { reason },
+                ..
+            } => {
+                assert!(reason.contains(place), "{value}: {reason}");
+            }
+            other => panic!("{value}: {other}"),
+        }
+    }
+}
+
+const FILL: &str = "import { route } from 'extensor:sdk';
+    const keep = [];
+    route('GET', '/fill', () => {
+      if (!keep.length) for (let i = 0; i < 6; i++) keep.push(String(i).repeat(1 << 20));
+      return keep.length;
+    });";
+
+/// Warm pools are evicted least recently used first once the warm isolates
+/// of all pools hold more than the process cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_isolates_are_capped_in_bytes_least_recently_used_first() {
+    const CAP_BYTES: usize = 16 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), open_store(dir.path()));
+    c.warm_isolates_bytes_max = CAP_BYTES;
+    let engine = extensor_actors::engine::Engine::start(c).await.unwrap();
+    let tenant = new_tenant(&engine, "acme").await;
+    let manifest = json!({"routes": [{"method": "GET", "path": "/fill"}]});
+    let mut ids: Vec<InstallationId> = Vec::new();
+    for slug in ["p1", "p2", "p3"] {
+        ids.push(
+            install(
+                &engine,
+                &tenant,
+                plugin(slug, "1.0.0", manifest.clone(), FILL),
+            )
+            .await,
+        );
+    }
+    let fill =
+        |slug: &'static str| engine.route(&tenant, slug, req("GET", "/fill", Some(Role::Viewer)));
+    let order = |pools: &[WarmPool]| -> Vec<InstallationId> {
+        pools.iter().map(|p| p.installation_id.clone()).collect()
+    };
+    let within_cap = |pools: &[WarmPool]| {
+        let total: usize = pools.iter().map(|p| p.heap_bytes).sum();
+        assert!(total <= CAP_BYTES, "{total} bytes warm: {pools:?}");
+    };
+    fill("p1").await.unwrap();
+    fill("p2").await.unwrap();
+    let pools = engine.warm_pools();
+    assert_eq!(order(&pools), [ids[0].clone(), ids[1].clone()]);
+    assert!(pools.iter().all(|p| p.heap_bytes > 6 << 20), "{pools:?}");
+    // A third pool would pass the cap: the least recently used (p1) goes.
+    fill("p3").await.unwrap();
+    let pools = engine.warm_pools();
+    within_cap(&pools);
+    assert_eq!(order(&pools), [ids[1].clone(), ids[2].clone()]);
+    // Using p2 makes p3 the oldest; p1 comes back and p3 goes.
+    fill("p2").await.unwrap();
+    fill("p1").await.unwrap();
+    let pools = engine.warm_pools();
+    within_cap(&pools);
+    assert_eq!(order(&pools), [ids[1].clone(), ids[0].clone()]);
+}
