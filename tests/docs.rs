@@ -259,6 +259,7 @@ fn sandbox() -> Sandbox {
             private_networks: PrivateNetworks::Allow,
             platform_allowed_hosts: None,
         },
+        engine: extensor_js::JsEngine::default(),
         ..SandboxConfig::default()
     })
 }

@@ -1,16 +1,18 @@
-//! JS sandbox benchmarks: `cargo bench -p extensor-js`.
+//! JS sandbox benchmarks: `cargo bench -p extensor-js` (add `--features v8`
+//! for V8 beside QuickJS; every engine the build has runs in the same run).
 //!
 //! Prints median and p99 per measurement plus same-run baselines (an empty
 //! tokio spawn, and a host → thread → host channel round trip, which is the
-//! floor for any design that runs JS on its own threads).
+//! floor for any design that runs JS on its own threads). `BENCH_SCALE`
+//! (default 1.0) scales iteration counts, for short runs on shared machines.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use extensor_js::host::{InstallationScope, SecretStore};
 use extensor_js::{
-    Bundle, HostServices, Installation, Invocation, JsError, Sandbox, SandboxConfig, Trigger,
-    ValidatedPlugin,
+    Bundle, HostServices, Installation, Invocation, JsEngine, JsError, Sandbox, SandboxConfig,
+    Trigger, ValidatedPlugin,
 };
 use futures::future::BoxFuture;
 use hdrhistogram::Histogram;
@@ -21,10 +23,52 @@ const WARMUP: usize = 200;
 const PLUGIN: &str = "import { hook } from 'extensor:sdk';
 function score(e) { return (e.n * 31 + 7) % 1000; }
 hook('bench.ping', (event, ctx) => ({ ok: true, score: score(event) }));
-hook('bench.secret', async (event, ctx) => (await ctx.secrets.get('k')).length);";
+hook('bench.secret', async (event, ctx) => (await ctx.secrets.get('k')).length);
+// The CPU-heavy transform: reshape a JSON payload (parse, filter, map,
+// group, re-serialise), as a webhook transform would, `rounds` times.
+hook('bench.transform', (event) => {
+  let bytes = 0;
+  for (let r = 0; r < event.rounds; r++) {
+    const orders = JSON.parse(event.payload);
+    const byCustomer = {};
+    for (const o of orders.filter((o) => o.status !== 'cancelled')) {
+      const c = byCustomer[o.customer] || (byCustomer[o.customer] = { customer: o.customer, total: 0, items: [] });
+      c.total += o.lines.reduce((s, l) => s + l.qty * l.price, 0);
+      c.items.push(...o.lines.map((l) => ({ sku: l.sku.toUpperCase(), qty: l.qty })));
+    }
+    bytes += JSON.stringify(Object.values(byCustomer).sort((a, b) => b.total - a.total)).length;
+  }
+  return bytes;
+});";
 
 fn manifest() -> String {
-    json!({"slug": "bench", "name": "Bench", "version": "1.0.0", "entry": "main.js", "events": ["bench.ping", "bench.secret"], "permissions": ["secrets.read"]}).to_string()
+    json!({"slug": "bench", "name": "Bench", "version": "1.0.0", "entry": "main.js", "events": ["bench.ping", "bench.secret", "bench.transform"], "permissions": ["secrets.read"]}).to_string()
+}
+
+/// About 100 KiB of orders as JSON text.
+fn payload() -> String {
+    let mut orders = Vec::new();
+    let mut n = 0u64;
+    while serde_json::to_string(&orders).expect("json").len() < 100 * 1024 {
+        let status = ["paid", "shipped", "cancelled", "paid"][(n % 4) as usize];
+        orders.push(json!({
+            "id": format!("ord_{n:06}"),
+            "customer": format!("cus_{:03}", n % 97),
+            "status": status,
+            "lines": (0..3).map(|l| json!({"sku": format!("sku-{}-{l}", n % 13), "qty": 1 + (n + l) % 5, "price": 9.5 + (l as f64)})).collect::<Vec<_>>(),
+        }));
+        n += 1;
+    }
+    serde_json::to_string(&orders).expect("json")
+}
+
+/// Iterations scaled by `BENCH_SCALE`.
+fn scaled(n: usize) -> usize {
+    let scale: f64 = std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * scale) as usize).max(10)
 }
 
 struct OneSecret;
@@ -120,6 +164,30 @@ fn cold_start_floor(iterations: usize) {
     report("floor: QuickJS Runtime::new + Context::full", &h);
 }
 
+/// deno_core's bare runtime (its own bootstrap, no snapshot of ours) plus
+/// a first script, inside a tokio context as it requires. Run after the
+/// engines, so V8 is initialised the way the sandbox does it.
+#[cfg(feature = "v8")]
+fn v8_floor(iterations: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _enter = rt.enter();
+    let mut h = hist();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let mut js = deno_core::JsRuntime::new(deno_core::RuntimeOptions::default());
+        js.execute_script("floor", "1 + 1").expect("script");
+        h.record(t.elapsed().as_nanos() as u64).ok();
+        drop(js);
+    }
+    report(
+        "floor: V8 deno_core JsRuntime::new (no snapshot) + first script",
+        &h,
+    );
+}
+
 async fn cold_start(sandbox: &Sandbox, plugin: &Arc<ValidatedPlugin>, iterations: usize) {
     let mut h = hist();
     for i in 0..iterations {
@@ -130,6 +198,28 @@ async fn cold_start(sandbox: &Sandbox, plugin: &Arc<ValidatedPlugin>, iterations
     }
     report(
         "isolate cold start (thread + runtime + evaluate bundle)",
+        &h,
+    );
+}
+
+async fn transform(ins: &Installation, rounds: u32, iterations: usize) {
+    let input = json!({"rounds": rounds, "payload": payload()});
+    let inv = |n: u64| Invocation {
+        input: input.clone(),
+        ..ping(n, "bench.transform")
+    };
+    for i in 0..10 {
+        ins.invoke(inv(i)).await.expect("warmup");
+    }
+    let mut h = hist();
+    for i in 0..iterations {
+        let t = Instant::now();
+        let out = ins.invoke(inv(i as u64)).await.expect("transform");
+        h.record(t.elapsed().as_nanos() as u64).ok();
+        std::hint::black_box(out);
+    }
+    report(
+        &format!("transform: reshape a 100 KiB JSON payload {rounds}× per hook (round trip)"),
         &h,
     );
 }
@@ -165,42 +255,70 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
-        let sandbox = Sandbox::new(SandboxConfig::default());
-        let bundle = Bundle::new()
-            .with_file("manifest.json", manifest())
-            .with_file("main.js", PLUGIN);
-        let plugin = sandbox.validate(&bundle).await.expect("validate");
-        println!("| measurement | median | p99 | samples |\n|---|---|---|---|");
-        baselines(20_000).await;
-        cold_start_floor(500);
-        cold_start(&sandbox, &plugin, 500).await;
-        let services = HostServices {
-            secrets: Some(Arc::new(OneSecret)),
-            ..HostServices::default()
-        };
-        let ins = sandbox.install(plugin.clone(), scope(0), services);
-        warm(
-            &ins,
-            "bench.ping",
-            "warm hook round trip host → JS → host",
-            20_000,
-        )
-        .await;
-        warm(
-            &ins,
-            "bench.secret",
-            "warm hook with one async host call (ctx.secrets.get)",
-            10_000,
-        )
-        .await;
-        throughput(&ins).await;
-        let mem = ins.isolate_memory_bytes().await;
-        for (i, bytes) in mem.iter().enumerate() {
-            println!(
-                "warm isolate {i} heap (QuickJS malloc_size): {:.0} KiB",
-                *bytes as f64 / 1024.0
-            );
-        }
+    println!("| measurement | median | p99 | samples |\n|---|---|---|---|");
+    rt.block_on(baselines(scaled(20_000)));
+    cold_start_floor(scaled(500));
+    for &engine in JsEngine::available().iter().rev() {
+        rt.block_on(engine_run(engine));
+    }
+    #[cfg(feature = "v8")]
+    v8_floor(scaled(200));
+}
+
+async fn engine_run(engine: JsEngine) {
+    println!("| **{}** | | | |", engine.as_str());
+    let sandbox = Sandbox::new(SandboxConfig {
+        engine,
+        ..SandboxConfig::default()
     });
+    let bundle = Bundle::new()
+        .with_file("manifest.json", manifest())
+        .with_file("main.js", PLUGIN);
+    let t = Instant::now();
+    let plugin = sandbox.validate(&bundle).await.expect("validate");
+    println!(
+        "| first validate in the process (V8: includes making the start-up snapshot) | {:.1} ms | | 1 |",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    cold_start(&sandbox, &plugin, scaled(500)).await;
+    let fresh = sandbox.install(plugin.clone(), scope(1), HostServices::default());
+    fresh.prewarm(1).await.expect("prewarm");
+    for bytes in fresh.isolate_memory_bytes().await {
+        println!(
+            "fresh {} isolate heap (bundle loaded, no hook run yet): {:.0} KiB",
+            engine.as_str(),
+            bytes as f64 / 1024.0
+        );
+    }
+    let services = HostServices {
+        secrets: Some(Arc::new(OneSecret)),
+        ..HostServices::default()
+    };
+    let ins = sandbox.install(plugin.clone(), scope(0), services);
+    warm(
+        &ins,
+        "bench.ping",
+        "warm hook round trip host → JS → host",
+        scaled(20_000),
+    )
+    .await;
+    warm(
+        &ins,
+        "bench.secret",
+        "warm hook with one async host call (ctx.secrets.get)",
+        scaled(10_000),
+    )
+    .await;
+    let mem = ins.isolate_memory_bytes().await;
+    for (i, bytes) in mem.iter().enumerate() {
+        println!(
+            "warm {} isolate {i} heap after the hooks above: {:.0} KiB",
+            engine.as_str(),
+            *bytes as f64 / 1024.0
+        );
+    }
+    transform(&ins, 1, scaled(200)).await;
+    transform(&ins, 20, scaled(40)).await;
+    throughput(&ins).await;
+    println!();
 }

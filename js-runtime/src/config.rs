@@ -39,6 +39,64 @@ pub struct SandboxConfig {
     pub stack_bytes_max: usize,
     pub pool_isolates_max: usize,
     pub network: NetworkPolicy,
+    /// `EXTENSOR_JS_ENGINE`: which engine runs plugin code.
+    pub engine: JsEngine,
+}
+
+/// The JS engine behind the sandbox. Both run the same bundles with the same
+/// `ctx` API and limits; docs/PLUGINS.md says what differs for authors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JsEngine {
+    /// QuickJS (rquickjs): ES2023, interpreter only, small isolates.
+    QuickJs,
+    /// V8 through deno_core (cargo feature `v8`): JIT, larger isolates.
+    V8,
+}
+
+impl JsEngine {
+    /// The engines this build contains, default first.
+    pub fn available() -> &'static [JsEngine] {
+        if cfg!(feature = "v8") {
+            &[JsEngine::V8, JsEngine::QuickJs]
+        } else {
+            &[JsEngine::QuickJs]
+        }
+    }
+
+    /// `v8` or `quickjs`, as `EXTENSOR_JS_ENGINE` spells them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JsEngine::QuickJs => "quickjs",
+            JsEngine::V8 => "v8",
+        }
+    }
+
+    /// Parses `EXTENSOR_JS_ENGINE`; an engine this build lacks is an error
+    /// that names the cargo feature.
+    pub fn parse(value: &str) -> Result<JsEngine, JsError> {
+        let engine = match value.trim().to_ascii_lowercase().as_str() {
+            "v8" => JsEngine::V8,
+            "quickjs" => JsEngine::QuickJs,
+            _ => return Err(bad_env("EXTENSOR_JS_ENGINE", value)),
+        };
+        if !Self::available().contains(&engine) {
+            return Err(JsError::InvalidArgument {
+                op: "config",
+                message: format!(
+                    "EXTENSOR_JS_ENGINE={value:?}: this build has no {} engine (cargo feature `v8` of extensor-js)",
+                    engine.as_str()
+                ),
+            });
+        }
+        Ok(engine)
+    }
+}
+
+impl Default for JsEngine {
+    /// V8 when the build has it, QuickJS otherwise.
+    fn default() -> JsEngine {
+        Self::available()[0]
+    }
 }
 
 /// What outbound HTTP may reach, beyond each manifest's `allowed_hosts`.
@@ -68,6 +126,7 @@ impl Default for SandboxConfig {
             stack_bytes_max: STACK_BYTES_DEFAULT,
             pool_isolates_max: POOL_ISOLATES_MAX_DEFAULT,
             network: NetworkPolicy::default(),
+            engine: JsEngine::default(),
         }
     }
 }
@@ -75,7 +134,8 @@ impl Default for SandboxConfig {
 impl SandboxConfig {
     /// Reads `PLUGIN_MEMORY_LIMIT_MB`, `PLUGIN_TIMEOUT_SECONDS`,
     /// `PLUGIN_JOB_TIMEOUT_SECONDS`, `EXTENSOR_ALLOW_PRIVATE_NETWORKS` and
-    /// `EXTENSOR_HTTP_ALLOWED_HOSTS`; unset variables keep the defaults.
+    /// `EXTENSOR_HTTP_ALLOWED_HOSTS` and `EXTENSOR_JS_ENGINE`; unset
+    /// variables keep the defaults.
     pub fn from_env() -> Result<SandboxConfig, JsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -99,6 +159,9 @@ impl SandboxConfig {
                 "" | "false" | "0" | "no" => PrivateNetworks::Refuse,
                 other => return Err(bad_env("EXTENSOR_ALLOW_PRIVATE_NETWORKS", other)),
             };
+        }
+        if let Some(v) = get("EXTENSOR_JS_ENGINE").filter(|v| !v.trim().is_empty()) {
+            c.engine = JsEngine::parse(&v)?;
         }
         if let Some(v) = get("EXTENSOR_HTTP_ALLOWED_HOSTS") {
             let hosts: Vec<String> = v
@@ -222,6 +285,21 @@ mod tests {
             (100 * MIB, 5_000, 30_000)
         );
         assert_eq!(defaults.network.private_networks, PrivateNetworks::Refuse);
+        assert_eq!(defaults.engine, JsEngine::available()[0]);
+        let quickjs =
+            SandboxConfig::from_lookup(|n| (n == "EXTENSOR_JS_ENGINE").then(|| "quickjs".into()));
+        assert_eq!(quickjs.unwrap().engine, JsEngine::QuickJs);
+        let v8 = SandboxConfig::from_lookup(|n| (n == "EXTENSOR_JS_ENGINE").then(|| "v8".into()));
+        match v8 {
+            Ok(c) => assert!(cfg!(feature = "v8") && c.engine == JsEngine::V8),
+            Err(e) => assert!(!cfg!(feature = "v8") && e.to_string().contains("feature `v8`")),
+        }
+        assert!(
+            SandboxConfig::from_lookup(
+                |n| (n == "EXTENSOR_JS_ENGINE").then(|| "spidermonkey".into())
+            )
+            .is_err()
+        );
         assert!(
             SandboxConfig::from_lookup(
                 |n| (n == "PLUGIN_TIMEOUT_SECONDS").then(|| "soon".to_string())

@@ -1,5 +1,5 @@
-//! Extensor's JS sandbox (issue 3): plugins and webhook transforms run as
-//! JavaScript or TypeScript in isolates, behind an engine-neutral API.
+//! Extensor's JS sandbox (issues 3 and 20): plugins and webhook transforms
+//! run as JavaScript or TypeScript in isolates, behind an engine-neutral API.
 //!
 //! # Layout
 //!
@@ -12,8 +12,10 @@
 //! - [`unzip`]: [`Bundle::from_zip`] for uploads, with zip-bomb and path
 //!   caps ([`ZipLimits`]).
 //! - [`plugin`]: SDK registrations, triggers, validation against the manifest.
-//! - `engine`: the only engine-specific code (QuickJS via rquickjs): isolate
-//!   threads, limits, the event loop that drives promises and host calls.
+//! - `engine`: the only engine-specific code, one private module per engine
+//!   ([`JsEngine`]): QuickJS via rquickjs, and V8 via deno_core (cargo
+//!   feature `v8`); isolate threads, limits, the event loop that drives
+//!   promises and host calls. No engine type is visible outside it.
 //! - [`host`]: what `ctx` reaches — platform traits ([`host::SecretStore`],
 //!   [`host::EventSink`], [`host::EmailOutbox`], [`host::DbReader`]) and the
 //!   sandbox-security components: SSRF-guarded HTTP ([`host::net`]), files
@@ -33,7 +35,7 @@ pub mod sandbox;
 pub mod unzip;
 
 pub use bundle::Bundle;
-pub use config::{Limits, NetworkPolicy, PrivateNetworks, SandboxConfig};
+pub use config::{JsEngine, Limits, NetworkPolicy, PrivateNetworks, SandboxConfig};
 pub use error::{JsError, Problem};
 pub use host::{HostServices, InstallationScope};
 pub use logs::{LogEntry, LogLevel};

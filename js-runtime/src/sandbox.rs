@@ -65,12 +65,12 @@ impl Sandbox {
         let isolate = start_isolate(&self.started, spec)
             .await
             .map_err(|e| load_problem(&probe.manifest.entry, &e))?;
-        let problems = check_registrations(&probe.manifest, &isolate.registrations);
+        let problems = check_registrations(&probe.manifest, isolate.registrations());
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Arc::new(ValidatedPlugin {
-            registrations: isolate.registrations.clone(),
+            registrations: isolate.registrations().to_vec(),
             ..probe
         }))
     }
@@ -113,6 +113,7 @@ impl Sandbox {
             scope,
             services,
             tokio: tokio::runtime::Handle::current(),
+            engine: self.config.engine,
         })
     }
 }
@@ -204,7 +205,7 @@ impl Installation {
             .await
             .map_err(|e| JsError::Internal(e.to_string()))?;
         let (isolate, heap_bytes) = self.checkout().await?;
-        let Some(handler) = find_handler(&isolate.registrations, &inv.trigger) else {
+        let Some(handler) = find_handler(isolate.registrations(), &inv.trigger) else {
             // Nothing ran, so the isolate is as good as before: keep it warm.
             lock(&self.idle).push(Warm {
                 isolate,
@@ -257,7 +258,8 @@ impl Installation {
         lock(&self.idle).len()
     }
 
-    /// Heap bytes (QuickJS `malloc_size`) of each idle warm isolate.
+    /// Heap bytes of each idle warm isolate (QuickJS `malloc_size`; V8's
+    /// committed heap plus external memory).
     pub async fn isolate_memory_bytes(&self) -> Vec<usize> {
         let idle: Vec<Warm> = std::mem::take(&mut *lock(&self.idle));
         let mut out = Vec::new();

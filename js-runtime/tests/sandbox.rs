@@ -8,6 +8,7 @@ mod loopback_http;
 #[path = "common/python.rs"]
 mod python;
 #[path = "sandbox/support.rs"]
+#[macro_use]
 mod support;
 
 #[path = "sandbox/basics.rs"]

@@ -33,6 +33,7 @@ pub fn sandbox() -> Sandbox {
             private_networks: PrivateNetworks::Allow,
             platform_allowed_hosts: None,
         },
+        engine: extensor_js::JsEngine::default(),
         ..SandboxConfig::default()
     })
 }

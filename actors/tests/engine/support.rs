@@ -44,6 +44,7 @@ pub fn sandbox_config() -> SandboxConfig {
             private_networks: PrivateNetworks::Allow,
             platform_allowed_hosts: None,
         },
+        engine: extensor_js::JsEngine::default(),
     }
 }
 

@@ -250,6 +250,7 @@ pub fn sandbox_config(private: PrivateNetworks) -> SandboxConfig {
             private_networks: private,
             platform_allowed_hosts: None,
         },
+        engine: extensor_js::JsEngine::default(),
     }
 }
 

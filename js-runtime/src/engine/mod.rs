@@ -1,9 +1,13 @@
 //! The engine boundary. Everything engine-specific lives below this module;
 //! the rest of the crate speaks [`IsolateSpec`], [`InvokeJob`] and
-//! [`RawOutcome`]. A V8 engine would be a sibling of `quickjs` behind a
-//! cargo feature, with the same three types.
+//! [`RawOutcome`], and holds an [`Isolate`] whichever engine runs it.
+//! `quickjs` and `v8` (cargo feature `v8`) are siblings with the same
+//! handle API; `host_call` is the engine-neutral half of every `ctx` call.
 
+pub(crate) mod host_call;
 mod quickjs;
+#[cfg(feature = "v8")]
+mod v8;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,12 +17,68 @@ use extensor_core::manifest::Permission;
 use serde_json::Value;
 
 use crate::bundle::Sources;
-use crate::config::Limits;
+use crate::config::{JsEngine, Limits};
+use crate::error::JsError;
 use crate::host::{HostServices, InstallationScope};
 use crate::logs::LogEntry;
 use crate::plugin::Registration;
 
-pub(crate) use quickjs::Isolate;
+/// Evaluated once per isolate (QuickJS) or once per process into the
+/// start-up snapshot (V8): the SDK object, `console`, and `ctx`.
+pub(crate) const PRELUDE: &str = include_str!("../prelude.js");
+/// The `extensor:sdk` module: re-exports the frozen object the prelude built.
+pub(crate) const SDK_SOURCE: &str = "const s = globalThis.__extensorSdk;\n\
+export const hook = s.hook, route = s.route, job = s.job, llmFilter = s.llmFilter, generatorHook = s.generatorHook;\n\
+export default s;\n";
+
+/// One warm isolate of either engine, owned by an installation's pool.
+pub(crate) enum Isolate {
+    QuickJs(quickjs::Isolate),
+    #[cfg(feature = "v8")]
+    V8(v8::Isolate),
+}
+
+impl Isolate {
+    /// Starts an isolate of the spec's engine and evaluates the bundle.
+    pub async fn start(spec: Arc<IsolateSpec>) -> Result<Isolate, JsError> {
+        match spec.engine {
+            JsEngine::QuickJs => quickjs::Isolate::start(spec).await.map(Isolate::QuickJs),
+            #[cfg(feature = "v8")]
+            JsEngine::V8 => v8::Isolate::start(spec).await.map(Isolate::V8),
+            #[cfg(not(feature = "v8"))]
+            JsEngine::V8 => Err(JsError::Internal(
+                "this build has no V8 engine (cargo feature `v8`)".into(),
+            )),
+        }
+    }
+
+    /// What the bundle registered while it loaded.
+    pub fn registrations(&self) -> &[Registration] {
+        match self {
+            Isolate::QuickJs(i) => &i.registrations,
+            #[cfg(feature = "v8")]
+            Isolate::V8(i) => &i.registrations,
+        }
+    }
+
+    /// Runs one invocation; the isolate must be discarded if `discard` is set.
+    pub async fn invoke(&self, job: InvokeJob) -> Finished {
+        match self {
+            Isolate::QuickJs(i) => i.invoke(job).await,
+            #[cfg(feature = "v8")]
+            Isolate::V8(i) => i.invoke(job).await,
+        }
+    }
+
+    /// Bytes the engine holds for this isolate's heap.
+    pub async fn memory_bytes(&self) -> Option<usize> {
+        match self {
+            Isolate::QuickJs(i) => i.memory_bytes().await,
+            #[cfg(feature = "v8")]
+            Isolate::V8(i) => i.memory_bytes().await,
+        }
+    }
+}
 
 /// Everything needed to create an isolate for one installation.
 pub(crate) struct IsolateSpec {
@@ -31,6 +91,7 @@ pub(crate) struct IsolateSpec {
     pub services: HostServices,
     pub plugin_info: Value,
     pub tokio: tokio::runtime::Handle,
+    pub engine: JsEngine,
 }
 
 /// One call into JS: which handler, with what input, under what deadline.
@@ -56,7 +117,7 @@ pub(crate) struct Loaded {
 
 /// The JS result plus the logs captured whatever happened.
 pub(crate) struct Finished {
-    pub result: Result<RawOutcome, crate::error::JsError>,
+    pub result: Result<RawOutcome, JsError>,
     pub logs: Vec<LogEntry>,
     /// The isolate hit a limit or is crowded and must not be reused.
     pub discard: bool,

@@ -30,19 +30,16 @@ use rquickjs::{
 };
 use tokio::sync::oneshot;
 
-use super::{Finished, InvokeJob, IsolateSpec, Loaded, RawOutcome};
+use super::host_call::{Admitted, admit};
+use super::{Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, RawOutcome, SDK_SOURCE};
 use crate::bundle::{SDK_MODULE, Sources};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
 use crate::error::JsError;
+use crate::host::CallContext;
 use crate::host::calls::{HostCalls, Settled, envelope};
-use crate::host::{CallContext, HostOp};
 use crate::logs::{LogCapture, LogLevel, cut};
 use crate::plugin::{HandlerKind, Registration};
 
-const PRELUDE: &str = include_str!("../prelude.js");
-const SDK_SOURCE: &str = "const s = globalThis.__extensorSdk;\n\
-export const hook = s.hook, route = s.route, job = s.job, llmFilter = s.llmFilter, generatorHook = s.generatorHook;\n\
-export default s;\n";
 /// The isolate thread's native stack beyond the JS stack limit: room for
 /// QuickJS's own C frames, rquickjs glue and the host-call plumbing.
 const THREAD_STACK_MARGIN_BYTES: usize = 2 * 1024 * 1024;
@@ -287,25 +284,17 @@ impl State {
         Ok(())
     }
 
-    /// Decodes and permission-checks a host call, then starts it on tokio.
+    /// Admits a host call (engine-neutral checks, then the isolate's
+    /// host-call budget) and starts it on tokio.
     /// Returns the call id, or the error to hand straight back to JS.
     fn start_call(&self, op: &str, args: &str) -> Result<u64, JsError> {
-        let cx = self
-            .call_cx
-            .borrow()
-            .clone()
-            .ok_or_else(|| JsError::InvalidArgument {
-                op: "ctx",
-                message: "ctx can only be used during its own invocation".into(),
-            })?;
-        let op = HostOp::decode(op, args)?;
-        let permission = op.permission();
-        if !self.spec.permissions.contains(&permission) {
-            self.denied.set(Some(permission));
-            return Err(JsError::PermissionDenied {
-                permission: permission.as_str().into(),
-            });
-        }
+        let cx = self.call_cx.borrow().clone();
+        let Admitted { op, cx } = admit(&self.spec, cx, op, args).map_err(|r| {
+            if r.denied.is_some() {
+                self.denied.set(r.denied);
+            }
+            r.error
+        })?;
         let ticket = self.host_calls.admit(args.len())?;
         let id = self.next_call.get() + 1;
         self.next_call.set(id);

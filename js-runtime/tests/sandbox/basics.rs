@@ -1,9 +1,11 @@
 //! Well-behaved plugins: handlers, async, warm reuse, ctx info, logs, modules, TypeScript.
 
-use extensor_js::{Bundle, HostServices, Invocation, JsError, LogLevel, Trigger};
+use extensor_js::{Bundle, HostServices, Invocation, JsEngine, JsError, LogLevel, Trigger};
 use serde_json::json;
 
 use crate::support::*;
+
+engine_tests! {
 
 #[tokio::test]
 async fn hook_returns_json_and_async_await_works() {
@@ -243,4 +245,32 @@ async fn typescript_stack_traces_point_into_the_original_source() {
         JsError::Thrown { stack, .. } => assert!(stack.contains("main.ts:10:"), "{stack}"),
         other => panic!("expected Thrown, got {other:?}"),
     }
+}
+
+/// What docs/PLUGINS.md ("JS engines") says differs, and what does not.
+#[tokio::test]
+async fn language_surface_is_as_documented() {
+    let code = "import { hook } from 'extensor:sdk';
+      hook('test.ping', () => ({
+        temporal: typeof Temporal,
+        timers: [typeof setTimeout, typeof setInterval],
+        embedding: [typeof process, typeof require, typeof Deno],
+        microtask: typeof queueMicrotask,
+        modern: [typeof Array.fromAsync, typeof Set.prototype.union, typeof Iterator],
+        wasm: typeof WebAssembly,
+        intl: typeof Intl === 'object' && new Intl.NumberFormat('de-DE').format(1234.5),
+      }));";
+    let ins = install(json!({}), code, HostServices::default()).await;
+    let v = ins.invoke(ping()).await.unwrap().value;
+    assert_eq!(v["temporal"], json!("undefined"), "{v}");
+    assert_eq!(v["timers"], json!(["undefined", "undefined"]), "{v}");
+    assert_eq!(v["embedding"], json!(["undefined", "undefined", "undefined"]), "{v}");
+    if engine() == JsEngine::V8 {
+        assert_eq!(v["microtask"], json!("function"), "{v}");
+        assert_eq!(v["modern"], json!(["function", "function", "function"]), "{v}");
+        assert_eq!(v["wasm"], json!("object"), "{v}");
+        assert_eq!(v["intl"], json!("1.234,5"), "{v}");
+    }
+}
+
 }

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
+engine_tests! {
+
 fn call(expr: &str) -> String {
     format!(
         "import {{ hook }} from 'extensor:sdk'; hook('test.ping', async (e, ctx) => {{ return await {expr}; }});"
@@ -424,4 +426,6 @@ async fn concurrent_writers_in_real_isolates_never_pass_the_quota() {
     let files = w.services.files.as_ref().unwrap();
     let (bytes, count) = files.usage(&crate::support::scope("ins1")).await.unwrap();
     assert_eq!((bytes, count), (1_000, 10));
+}
+
 }

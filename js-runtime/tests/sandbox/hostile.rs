@@ -8,11 +8,16 @@ use std::time::Duration;
 use extensor_js::host::files::FileStore;
 use extensor_js::host::net::GuardedHttp;
 use extensor_js::host::{InstallationScope, SecretStore};
-use extensor_js::{HostServices, Installation, JsError, NetworkPolicy, PrivateNetworks, Sandbox};
+use extensor_js::{
+    HostServices, Installation, JsEngine, JsError, NetworkPolicy, PrivateNetworks, Sandbox,
+    SandboxConfig,
+};
 use futures::future::BoxFuture;
 use serde_json::json;
 
 use crate::support::*;
+
+engine_tests! {
 
 /// Runs the hostile input when `event.evil` is set, otherwise answers "ok",
 /// so the same installation can show it still works after an incident.
@@ -23,7 +28,16 @@ fn evil(body: &str) -> String {
 }
 
 async fn contained(body: &str) -> (JsError, Installation) {
-    let ins = install(json!({}), &evil(body), HostServices::default()).await;
+    contained_in(&sandbox(), body).await
+}
+
+/// [`contained`] on a given sandbox (for limits other than the default test ones).
+async fn contained_in(sandbox: &Sandbox, body: &str) -> (JsError, Installation) {
+    let plugin = sandbox
+        .validate(&bundle(json!({}), &evil(body)))
+        .await
+        .expect("the hostile bundle validates");
+    let ins = sandbox.install(plugin, scope("ins1"), HostServices::default());
     let good = install(
         json!({}),
         "import { hook } from 'extensor:sdk'; hook('test.ping', (e) => e.n);",
@@ -108,6 +122,17 @@ async fn catastrophic_regex_times_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_bomb_hits_the_heap_limit() {
+    // A roomy deadline: near its heap limit V8 collects garbage several
+    // times before giving up, which on a loaded machine can outlast the
+    // test's 1 s deadline; the heap limit is what this test is about.
+    let sandbox = Sandbox::new(SandboxConfig {
+        deadline_ms: 20_000,
+        ..config()
+    });
+    let contained = |body: &'static str| {
+        let sandbox = sandbox.clone();
+        async move { contained_in(&sandbox, body).await }
+    };
     let (err, _) =
         contained("const a = []; while (true) a.push('x'.repeat(100000) + Math.random());").await;
     assert_eq!(
@@ -124,8 +149,17 @@ async fn memory_bomb_hits_the_heap_limit() {
             limit_bytes: HEAP_BYTES_TEST
         }
     );
+    // Array buffers count too (V8 keeps them outside its heap).
+    let (err, _) =
+        contained("const a = []; while (true) a.push(new Uint8Array(4 * 1024 * 1024));").await;
+    assert_eq!(
+        err,
+        JsError::HeapLimit {
+            limit_bytes: HEAP_BYTES_TEST
+        }
+    );
     // At load time (module top level) the same limit applies.
-    let problems = sandbox()
+    let problems = sandbox
         .validate(&bundle(
             json!({}),
             "const a = []; while (true) a.push(new Array(100000).fill(1));",
@@ -133,26 +167,41 @@ async fn memory_bomb_hits_the_heap_limit() {
         .await
         .unwrap_err();
     assert!(problems[0].message.contains("heap limit"), "{problems:?}");
+    // A limit below what the engine itself needs to start is a clear
+    // problem (or enough), never a process abort.
+    let tiny = sandbox
+        .validate(&bundle(
+            json!({"limits": {"memory_mb": 1}}),
+            "import { hook } from 'extensor:sdk'; hook('test.ping', () => 1);",
+        ))
+        .await;
+    if let Err(problems) = tiny {
+        assert!(problems[0].message.contains("heap limit"), "{problems:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_recursion_overflows_the_stack() {
+    // QuickJS's stack limit is per isolate (the config's 512 KiB); V8's is
+    // process-wide, the platform default (see engine/v8/mod.rs).
+    let limit_bytes = match engine() {
+        JsEngine::QuickJs => 512 * 1024,
+        JsEngine::V8 => extensor_js::config::STACK_BYTES_DEFAULT,
+    };
     let (err, _) = contained("function f(n) { return f(n + 1) + 1; } return f(0);").await;
-    assert_eq!(
-        err,
-        JsError::StackOverflow {
-            limit_bytes: 512 * 1024
-        }
-    );
-    // Native recursion (JSON.stringify of a deep object) is bounded too.
+    assert_eq!(err, JsError::StackOverflow { limit_bytes });
+    // Native recursion (JSON.stringify of a deep object) is bounded too:
+    // QuickJS's stringify recurses on the stack; V8's does not, and the
+    // host's JSON reader refuses the 100,000-deep result instead.
     let (err, _) =
         contained("let o = {}; for (let i = 0; i < 1e5; i++) o = { o }; return o;").await;
-    assert_eq!(
-        err,
-        JsError::StackOverflow {
-            limit_bytes: 512 * 1024
-        }
-    );
+    match engine() {
+        JsEngine::QuickJs => assert_eq!(err, JsError::StackOverflow { limit_bytes }),
+        JsEngine::V8 => assert!(
+            matches!(&err, JsError::InvalidResult { reason } if reason.contains("recursion limit")),
+            "{err:?}"
+        ),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +221,12 @@ async fn huge_return_value_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_error_objects_are_contained() {
     let (err, _) = contained("throw { get name() { while (true) {} }, message: 'x' };").await;
-    assert!(matches!(err, JsError::Timeout { .. }), "{err:?}");
+    // QuickJS's host reads `name` and the getter runs into the deadline;
+    // deno_core describes the object without running plugin getters.
+    match engine() {
+        JsEngine::QuickJs => assert!(matches!(err, JsError::Timeout { .. }), "{err:?}"),
+        JsEngine::V8 => assert!(matches!(err, JsError::Thrown { .. }), "{err:?}"),
+    }
     let (err, _) =
         contained("const e = new Error('fake'); e.name = 'PermissionDenied'; throw e;").await;
     assert!(
@@ -286,6 +340,11 @@ async fn deadline_holds_while_awaiting_the_host() {
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "the host call did not hold the invocation"
+    );
+    assert_eq!(
+        ins.warm_isolates(),
+        0,
+        "an isolate stopped mid-call is discarded, never reused"
     );
     assert_eq!(ins.invoke(ping()).await.unwrap().value, json!("ok"));
 }
@@ -510,6 +569,117 @@ async fn host_call_fan_out_is_bounded() {
     assert_eq!(secrets.0.load(std::sync::atomic::Ordering::SeqCst), 64);
 }
 
+/// Plugin code reaches nothing of the engine's embedding: no `Deno` or
+/// `__bootstrap` global (deno_core's), no ops object, no internal module,
+/// no way into the prelude's or bootstrap's closure through eval, the
+/// Function constructor, or stack-trace call sites.
+#[tokio::test]
+async fn engine_internals_are_unreachable() {
+    let code = r#"import { hook } from 'extensor:sdk';
+      const probe = (f) => { try { return f(); } catch (e) { return 'threw'; } };
+      hook('test.ping', async (e, ctx) => {
+        const out = {};
+        out.globals = [typeof Deno, typeof __bootstrap, typeof globalThis.__extensorEntry, typeof globalThis.Deno];
+        out.ops = probe(() => typeof Deno.core.ops);
+        out.names = Object.getOwnPropertyNames(globalThis)
+          .filter((n) => /deno|bootstrap|^ops$|op_|__extensorEntry|primordials/i.test(n));
+        out.indirectEval = (0, eval)('[typeof Deno, typeof __bootstrap, typeof op_extensor_call]');
+        out.directEval = eval('[typeof host, typeof handlers, typeof register, typeof call, typeof ops]');
+        out.functionCtor = new Function('return [typeof Deno, typeof host, typeof op_extensor_call]')();
+        out.throughCtx = probe(() => ctx.secrets.get.constructor('return [typeof Deno, typeof host]')());
+        out.throughConsole = probe(() => console.log.constructor('return typeof __bootstrap')());
+        out.imports = [];
+        for (const spec of ['ext:core/ops', 'ext:core/mod.js', 'ext:extensor_host/x.js', 'extensor:prelude', 'extensor:bootstrap']) {
+          try { await import(spec); out.imports.push(spec + ' imported'); } catch (err) { out.imports.push('refused'); }
+        }
+        out.callSites = probe(() => {
+          Error.prepareStackTrace = (err, frames) => frames.map((f) => typeof f.getFunction() + typeof f.getThis());
+          const frames = new Error('x').stack;
+          Error.prepareStackTrace = undefined;
+          return JSON.stringify(frames).includes('function') || JSON.stringify(frames).includes('object');
+        });
+        return out;
+      });"#;
+    let ins = install(json!({}), code, HostServices::default()).await;
+    let v = ins.invoke(ping()).await.unwrap().value;
+    let undefined = json!("undefined");
+    assert_eq!(v["globals"], json!([undefined, undefined, undefined, undefined]), "{v}");
+    assert_eq!(v["ops"], json!("threw"), "{v}");
+    assert_eq!(v["names"], json!([]), "{v}");
+    assert_eq!(v["indirectEval"], json!([undefined, undefined, undefined]), "{v}");
+    assert_eq!(v["directEval"], json!([undefined, undefined, undefined, undefined, undefined]), "{v}");
+    assert_eq!(v["functionCtor"], json!([undefined, undefined, undefined]), "{v}");
+    assert_eq!(v["throughCtx"], json!([undefined, undefined]), "{v}");
+    assert_eq!(v["throughConsole"], undefined, "{v}");
+    assert_eq!(v["imports"], json!(["refused", "refused", "refused", "refused", "refused"]), "{v}");
+    assert_eq!(v["callSites"], json!(false), "no call site hands out a function or receiver: {v}");
+}
+
+/// Prototype pollution at load time and at run time: the SDK object, `ctx`
+/// and its API objects stay as the prelude made them, denied calls stay
+/// denied, and the host is never reached.
+#[tokio::test]
+async fn prototype_pollution_leaves_the_sdk_intact() {
+    let secrets = Arc::new(CountingSecrets::default());
+    let code = r#"import sdk, { hook } from 'extensor:sdk';
+      const load = [];
+      try { sdk.hook = () => {}; load.push('sdk writable'); } catch (e) { load.push('sdk frozen'); }
+      try { Object.defineProperty(globalThis, '__extensorSdk', { value: {} }); load.push('sdk replaced'); } catch (e) { load.push('sdk pinned'); }
+      Object.prototype.hook = () => 'polluted';
+      Object.prototype.permission = 'secrets.read';
+      Object.prototype.ok = 'forged';
+      Object.prototype.get = async () => 'forged';
+      Array.prototype.includes = () => true;
+      Array.prototype.push = function () { return 0; };
+      Function.prototype.call = function () { return 'forged'; };
+      Function.prototype.apply = function () { return 'forged'; };
+      Function.prototype.bind = function () { return () => 'forged'; };
+      Reflect.apply = () => 'forged';
+      Promise.prototype.then = function (f) { return Promise.resolve(f ? f('forged') : 'forged'); };
+      JSON.parse = () => ({ ok: 'forged' });
+      hook('test.ping', async (e, ctx) => {
+        const out = load.slice();
+        try { ctx.secrets = { get: async () => 'forged' }; out[out.length] = 'ctx writable'; } catch (err) { out[out.length] = 'ctx frozen'; }
+        try { Object.setPrototypeOf(ctx.secrets, { get: async () => 'forged' }); out[out.length] = 'api proto set'; } catch (err) { out[out.length] = 'api proto pinned'; }
+        try { delete ctx.secrets.get; } catch (err) {}
+        out[out.length] = typeof ctx.secrets.get;
+        try { out[out.length] = 'got ' + (await ctx.secrets.get('k')); } catch (err) { out[out.length] = 'denied ' + err.kind; }
+        return out;
+      });"#;
+    let ins = install(
+        json!({}),
+        code,
+        HostServices {
+            secrets: Some(secrets.clone()),
+            ..HostServices::default()
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        let v = ins.invoke(ping()).await.unwrap().value;
+        assert_eq!(
+            v,
+            json!([
+                "sdk frozen",
+                "sdk pinned",
+                "ctx frozen",
+                "api proto pinned",
+                "function",
+                "denied PermissionDenied"
+            ])
+        );
+    }
+    assert_eq!(secrets.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Another installation's isolate never saw the pollution.
+    let clean = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk'; hook('test.ping', () => [typeof Object.prototype.ok, [1].includes(2)]);",
+        HostServices::default(),
+    )
+    .await;
+    assert_eq!(clean.invoke(ping()).await.unwrap().value, json!(["undefined", false]));
+}
+
 /// Host calls in flight are bounded in bytes, not only in count: 16 reads
 /// of a 4 MiB file whose answers pile up while JS is busy would make the
 /// host hold 64 MiB; past `HOST_CALL_BYTES_IN_FLIGHT_MAX` an answer becomes
@@ -535,8 +705,12 @@ async fn host_call_bytes_in_flight_are_bounded() {
         const t = Date.now(); while (Date.now() - t < 2000) {}
         return await Promise.all(reads);
       });";
+    // Room in the JS heap for the answers JS does take (up to 7 × 4 MiB,
+    // which V8 holds twice while parsing each envelope): the bound under
+    // test is the host's, not the heap's.
     let sandbox = Sandbox::new(extensor_js::SandboxConfig {
         deadline_ms: 10_000,
+        heap_bytes_max: 128 * 1024 * 1024,
         ..config()
     });
     let plugin = sandbox
@@ -562,4 +736,6 @@ async fn host_call_bytes_in_flight_are_bounded() {
             .all(|m| m.contains("HOST_CALL_BYTES_IN_FLIGHT_MAX")),
         "{refused:?}"
     );
+}
+
 }

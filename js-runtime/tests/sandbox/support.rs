@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -10,8 +11,8 @@ use extensor_js::host::{
     EmailOutbox, EmitRequest, EventSink, InstallationScope, OutboundEmail, SecretStore,
 };
 use extensor_js::{
-    Bundle, HostServices, Installation, Invocation, NetworkPolicy, PrivateNetworks, Sandbox,
-    SandboxConfig, Trigger, ValidatedPlugin,
+    Bundle, HostServices, Installation, Invocation, JsEngine, NetworkPolicy, PrivateNetworks,
+    Sandbox, SandboxConfig, Trigger, ValidatedPlugin,
 };
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -19,9 +20,63 @@ use serde_json::{Value, json};
 pub const HEAP_BYTES_TEST: usize = 32 * 1024 * 1024;
 pub const DEADLINE_MS_TEST: u64 = 1_000;
 
+/// Defines every test in it once per engine this build has, as
+/// `<file>::quickjs::<name>` and `<file>::v8::<name>` (feature `v8`), so one
+/// `cargo test` runs the whole suite on both. Other items are repeated in
+/// each engine's module. A test's first statement picks its engine for
+/// [`config`] on the test's thread.
+macro_rules! engine_tests {
+    (@each) => {};
+    (@each #[$first:meta] $(#[$attr:meta])* async fn $name:ident() $body:block $($rest:tt)*) => {
+        #[$first] $(#[$attr])* async fn $name() { crate::support::use_engine(ENGINE); $body }
+        engine_tests!(@each $($rest)*);
+    };
+    (@each #[$first:meta] $(#[$attr:meta])* fn $name:ident() $body:block $($rest:tt)*) => {
+        #[$first] $(#[$attr])* fn $name() { crate::support::use_engine(ENGINE); $body }
+        engine_tests!(@each $($rest)*);
+    };
+    (@each $item:item $($rest:tt)*) => {
+        $item
+        engine_tests!(@each $($rest)*);
+    };
+    ($($item:tt)*) => {
+        mod quickjs {
+            #[allow(unused_imports)]
+            use super::*;
+            const ENGINE: extensor_js::JsEngine = extensor_js::JsEngine::QuickJs;
+            engine_tests!(@each $($item)*);
+        }
+        #[cfg(feature = "v8")]
+        mod v8 {
+            #[allow(unused_imports)]
+            use super::*;
+            const ENGINE: extensor_js::JsEngine = extensor_js::JsEngine::V8;
+            engine_tests!(@each $($item)*);
+        }
+    };
+}
+
+thread_local! {
+    static ENGINE: Cell<Option<JsEngine>> = const { Cell::new(None) };
+}
+
+/// Picks the engine [`config`] uses on this thread (a test's own thread).
+pub fn use_engine(engine: JsEngine) {
+    ENGINE.with(|e| e.set(Some(engine)));
+}
+
+/// The engine of the running test; a helper called from anywhere else fails
+/// loudly instead of silently testing the default engine.
+pub fn engine() -> JsEngine {
+    ENGINE
+        .with(Cell::get)
+        .expect("no engine chosen on this thread: define the test inside engine_tests!")
+}
+
 /// Small limits so hostile tests finish fast; loopback reachable.
 pub fn config() -> SandboxConfig {
     SandboxConfig {
+        engine: engine(),
         heap_bytes_max: HEAP_BYTES_TEST,
         deadline_ms: DEADLINE_MS_TEST,
         job_deadline_ms: 2_000,

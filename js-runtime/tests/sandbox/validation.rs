@@ -5,6 +5,8 @@ use serde_json::json;
 
 use crate::support::*;
 
+engine_tests! {
+
 async fn problems(b: Bundle) -> Vec<Problem> {
     match sandbox().validate(&b).await {
         Ok(_) => panic!("bundle should not validate"),
@@ -163,4 +165,5 @@ async fn the_sdk_example_plugin_validates_and_runs() {
         outbox.0.lock().unwrap()[0].text.as_deref(),
         Some("Hello Ada, welcome aboard! — The team")
     );
+}
 }

@@ -1,0 +1,33 @@
+// V8 only. Evaluated once per process while the start-up snapshot is made,
+// as `(this file)(Deno.core.ops, prelude)`. It binds the shared prelude to
+// the three host ops and leaves one entry point where the isolate's start
+// script takes it (and deletes it, `Deno` and `__bootstrap`) before any
+// plugin code runs. Everything here is captured in this closure, so plugin
+// code that replaces builtins later cannot reach or redirect it.
+(ops, prelude) => {
+  'use strict';
+  const { op_extensor_register, op_extensor_call_start, op_extensor_call_wait, op_extensor_log } = ops;
+  const parse = JSON.parse;
+  const defineProperty = Object.defineProperty;
+  // No prototype: plugin code cannot plant index setters on it.
+  const handlers = Object.create(null);
+  const host = {
+    __proto__: null,
+    register(kind, key, extra, fn) {
+      // Rust checks the phase and the bounds and names the index.
+      handlers[op_extensor_register(kind, key, extra)] = fn;
+    },
+    // A refused call answers at once with its envelope; an admitted one
+    // with the promise of its envelope.
+    call(op, args) {
+      const started = op_extensor_call_start(op, args);
+      return typeof started === 'number' ? op_extensor_call_wait(started) : started;
+    },
+    log: op_extensor_log,
+  };
+  const { makeCtx, run } = prelude(host);
+  function invoke(index, inputJson, infoJson) {
+    return run(handlers[index], parse(inputJson), makeCtx(infoJson));
+  }
+  defineProperty(globalThis, '__extensorEntry', { value: invoke, configurable: true });
+}

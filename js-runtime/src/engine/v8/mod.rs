@@ -1,0 +1,207 @@
+//! V8 isolates through deno_core (cargo feature `v8`).
+//!
+//! Like QuickJS, each isolate lives on its own OS thread for its whole life,
+//! here with a current-thread tokio runtime that drives deno_core's event
+//! loop (a `JsRuntime` must be made inside a tokio context). Every isolate
+//! starts from the process's start-up snapshot (`snapshot`); ops are in
+//! `ops`, module loading in `loader`, the deadline watchdog in `watchdog`,
+//! and the runtime itself in `runtime`. No deno_core or V8 type leaves this
+//! module: the handle below speaks the engine-neutral job types.
+//!
+//! Limits, each with a typed error and a discarded isolate:
+//! - heap: V8's heap limit, with a near-heap-limit callback that terminates
+//!   execution (and lifts the limit just enough to unwind) instead of
+//!   letting V8 abort the process; array buffers (outside the V8 heap)
+//!   have a budget of the same size (`buffers`);
+//! - deadline: the watchdog thread terminates running JS; a tokio timeout
+//!   covers time spent awaiting host calls; the host side gives up after
+//!   deadline + grace;
+//! - stack: V8's stack limit, which is process-wide ([`V8_STACK_BYTES`]):
+//!   a per-isolate limit through `CreateParams` is not honoured by this
+//!   V8 (JS then runs to the flag's depth, and a limit below it trips V8's
+//!   central-stack check), so `limits.stack_kb` does not tighten it;
+//! - host calls: the engine-neutral `host_call` layer.
+
+mod buffers;
+mod loader;
+mod ops;
+mod runtime;
+mod snapshot;
+mod watchdog;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use deno_core::v8::IsolateHandle;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Finished, InvokeJob, IsolateSpec, Loaded};
+use crate::config::{DEADLINE_GRACE_MS, DeadlineKind};
+use crate::error::JsError;
+use crate::plugin::Registration;
+use runtime::Engine;
+
+/// The isolate thread's native stack beyond the JS stack limit: room for
+/// tokio, deno_core's event loop, V8's own C++ frames and its slack.
+const THREAD_STACK_MARGIN_BYTES: usize = 2 * 1024 * 1024;
+/// V8's JS stack limit (its `--stack-size`, set once per process): the
+/// platform's default stack, measured down from where an isolate's thread
+/// first enters V8.
+pub(super) const V8_STACK_BYTES: usize = crate::config::STACK_BYTES_DEFAULT;
+
+enum Msg {
+    Invoke(Box<InvokeJob>, oneshot::Sender<Finished>),
+    Memory(oneshot::Sender<usize>),
+}
+
+/// The host's handle on one V8 isolate thread. Dropping it ends the thread.
+pub(crate) struct Isolate {
+    tx: mpsc::UnboundedSender<Msg>,
+    terminate: Terminator,
+    pub registrations: Vec<Registration>,
+}
+
+/// Stops the isolate's JS from any thread, once the thread has published
+/// its handle.
+#[derive(Clone, Default)]
+struct Terminator {
+    handle: Arc<OnceLock<IsolateHandle>>,
+    killed: Arc<AtomicBool>,
+}
+
+impl Terminator {
+    fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.get() {
+            h.terminate_execution();
+        }
+    }
+}
+
+impl Isolate {
+    /// Spawns the thread, makes the runtime from the snapshot and evaluates the bundle.
+    pub async fn start(spec: Arc<IsolateSpec>) -> Result<Isolate, JsError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let terminate = Terminator::default();
+        let limit = spec.limits.deadline(DeadlineKind::Interactive)
+            + Duration::from_millis(DEADLINE_GRACE_MS);
+        let deadline_ms = spec.limits.deadline_ms;
+        let thread_terminate = terminate.clone();
+        std::thread::Builder::new()
+            .name("extensor-v8".into())
+            .stack_size(spec.limits.stack_bytes_max.max(V8_STACK_BYTES) + THREAD_STACK_MARGIN_BYTES)
+            .spawn(move || isolate_main(spec, rx, thread_terminate, ready_tx))
+            .map_err(|e| JsError::Internal(format!("spawn isolate thread: {e}")))?;
+        match tokio::time::timeout(limit, ready_rx).await {
+            Ok(Ok(Ok(loaded))) => Ok(Isolate {
+                tx,
+                terminate,
+                registrations: loaded.registrations,
+            }),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(JsError::Internal(
+                "isolate thread ended during start".into(),
+            )),
+            Err(_) => {
+                terminate.kill();
+                Err(JsError::Timeout { deadline_ms })
+            }
+        }
+    }
+
+    /// Runs one invocation; gives up (and kills the isolate) after deadline + grace.
+    pub async fn invoke(&self, job: InvokeJob) -> Finished {
+        let deadline_ms = job.deadline.as_millis() as u64;
+        let limit = job.deadline + Duration::from_millis(DEADLINE_GRACE_MS);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        if self.tx.send(Msg::Invoke(Box::new(job), reply_tx)).is_err() {
+            return failed(JsError::Internal("isolate thread is gone".into()));
+        }
+        match tokio::time::timeout(limit, reply_rx).await {
+            Ok(Ok(finished)) => finished,
+            Ok(Err(_)) => failed(JsError::Internal(
+                "isolate thread ended during the invocation".into(),
+            )),
+            Err(_) => {
+                self.terminate.kill();
+                failed(JsError::Timeout { deadline_ms })
+            }
+        }
+    }
+
+    /// V8 heap bytes of this isolate (committed heap plus external memory).
+    pub async fn memory_bytes(&self) -> Option<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Memory(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+impl Drop for Isolate {
+    fn drop(&mut self) {
+        // An isolate abandoned mid-invocation stops running JS now; an idle
+        // one sees its channel close and ends its thread.
+        self.terminate.kill();
+    }
+}
+
+fn failed(e: JsError) -> Finished {
+    Finished {
+        result: Err(e),
+        logs: Vec::new(),
+        discard: true,
+        heap_bytes: 0,
+    }
+}
+
+fn isolate_main(
+    spec: Arc<IsolateSpec>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    terminate: Terminator,
+    ready: oneshot::Sender<Result<Loaded, JsError>>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(JsError::Internal(format!("isolate runtime: {e}"))));
+            return;
+        }
+    };
+    let _context = rt.enter();
+    let mut engine = match Engine::new(spec) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = terminate.handle.set(engine.handle());
+    if terminate.killed.load(Ordering::SeqCst) {
+        return;
+    }
+    let loaded = rt.block_on(engine.load());
+    let failed_load = loaded.is_err();
+    if ready.send(loaded).is_err() || failed_load {
+        return;
+    }
+    while let Some(msg) = rt.block_on(rx.recv()) {
+        match msg {
+            Msg::Invoke(job, reply) => {
+                let finished = rt.block_on(engine.invoke(&job));
+                let discard = finished.discard;
+                let _ = reply.send(finished);
+                if discard {
+                    break;
+                }
+            }
+            Msg::Memory(reply) => {
+                let _ = reply.send(engine.memory_bytes());
+            }
+        }
+    }
+}

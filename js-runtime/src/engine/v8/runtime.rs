@@ -1,0 +1,343 @@
+//! One deno_core `JsRuntime` made from the snapshot: loading the bundle,
+//! running invocations under the deadline, and turning what V8 reports into
+//! [`JsError`]s.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use deno_core::error::{CoreError, CoreErrorKind};
+use deno_core::v8;
+use deno_core::{JsRuntime, PollEventLoopOptions, RuntimeOptions};
+use serde_json::Value;
+
+use super::buffers::{BufferBudget, allocator};
+use super::loader::{BUNDLE_URL_PREFIX, BundleLoader, module_url};
+use super::ops::{HostState, Phase, extensor_host};
+use super::snapshot::startup_snapshot;
+use super::{V8_STACK_BYTES, watchdog};
+use crate::config::{DeadlineKind, RESULT_BYTES_MAX};
+use crate::engine::{Finished, InvokeJob, IsolateSpec, Loaded, RawOutcome};
+use crate::error::{JsError, Problem};
+use crate::host::CallContext;
+use crate::logs::{LogCapture, cut};
+
+const START: &str = include_str!("start.js");
+/// Error messages and stacks handed back to the host are cut to this.
+const ERROR_TEXT_BYTES_MAX: usize = 8 * 1024;
+/// After an invocation, an isolate whose used heap is over this share of
+/// its limit is discarded rather than reused: the next call would start cramped.
+const REUSE_HEAP_SHARE_MAX: f64 = 0.5;
+/// How far the near-heap-limit callback lifts the limit, as a multiple of
+/// the configured one, so the terminated script can unwind instead of V8
+/// aborting the process. The isolate is discarded right after.
+const HEAP_UNWIND_FACTOR: usize = 2;
+
+pub(super) struct Engine {
+    runtime: JsRuntime,
+    host: Rc<HostState>,
+    /// `invoke(index, inputJson, infoJson)` from the bootstrap.
+    entry: v8::Global<v8::Function>,
+    heap_exhausted: Rc<Cell<bool>>,
+    /// Array-buffer bytes, outside the V8 heap, under the same limit.
+    buffers: Arc<BufferBudget>,
+    /// The deadline of what runs now, for naming it in `Timeout`.
+    deadline_ms: u64,
+}
+
+impl Engine {
+    pub fn new(spec: Arc<IsolateSpec>) -> Result<Engine, JsError> {
+        let snapshot = startup_snapshot()?;
+        let limits = spec.limits;
+        let buffers = BufferBudget::new(limits.heap_bytes_max);
+        let params = v8::CreateParams::default()
+            .heap_limits(0, limits.heap_bytes_max)
+            .array_buffer_allocator(allocator(&buffers));
+        let mut runtime = JsRuntime::try_new(RuntimeOptions {
+            module_loader: Some(Rc::new(BundleLoader::new(spec.sources.clone()))),
+            extensions: vec![extensor_host::init()],
+            startup_snapshot: Some(snapshot),
+            create_params: Some(params),
+            ..Default::default()
+        })
+        .map_err(|e| JsError::Internal(format!("V8 runtime: {e}")))?;
+        let host = Rc::new(HostState::new(spec));
+        runtime.op_state().borrow_mut().put(host.clone());
+        let heap_exhausted = Rc::new(Cell::new(false));
+        let (flag, handle) = (
+            heap_exhausted.clone(),
+            runtime.v8_isolate().thread_safe_handle(),
+        );
+        runtime.add_near_heap_limit_callback(move |current, initial| {
+            flag.set(true);
+            handle.terminate_execution();
+            current.max(initial.saturating_mul(HEAP_UNWIND_FACTOR))
+        });
+        let entry = start(&mut runtime)?;
+        Ok(Engine {
+            runtime,
+            host,
+            entry,
+            heap_exhausted,
+            buffers,
+            deadline_ms: limits.deadline_ms,
+        })
+    }
+
+    pub fn handle(&mut self) -> v8::IsolateHandle {
+        self.runtime.v8_isolate().thread_safe_handle()
+    }
+
+    /// Evaluates the entry module (and what it imports) under the interactive deadline.
+    pub async fn load(&mut self) -> Result<Loaded, JsError> {
+        let spec = self.host.spec.clone();
+        let started = Instant::now();
+        let deadline = started + spec.limits.deadline(DeadlineKind::Interactive);
+        self.deadline_ms = spec.limits.deadline_ms;
+        let url = module_url(&spec.entry)
+            .filter(|_| spec.sources.modules.contains_key(&spec.entry))
+            .ok_or_else(|| {
+                JsError::InvalidBundle(vec![Problem::new(
+                    spec.entry.clone(),
+                    "entry file is missing",
+                )])
+            })?;
+        let watch = watchdog::arm(self.handle(), deadline);
+        let result = self.evaluate(&url, deadline).await;
+        let result = self.settle(result, watch.fired());
+        drop(watch);
+        self.host.phase.set(Phase::Ready);
+        result.map(|()| Loaded {
+            registrations: self.host.registrations.borrow().clone(),
+        })
+    }
+
+    async fn evaluate(
+        &mut self,
+        url: &deno_core::ModuleSpecifier,
+        deadline: Instant,
+    ) -> Result<(), JsError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let id = match tokio::time::timeout(left, self.runtime.load_main_es_module(url)).await {
+            Ok(id) => id.map_err(|e| self.classify(e))?,
+            Err(_) => return Err(self.timeout()),
+        };
+        // Evaluation errors (a top-level throw) come out of the event loop
+        // as unhandled rejections, not out of the evaluation future.
+        let evaluation = self.runtime.mod_evaluate(id);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let driven = self.runtime.run_event_loop(PollEventLoopOptions::default());
+        match tokio::time::timeout(left, driven).await {
+            Ok(r) => r.map_err(|e| self.classify(e))?,
+            Err(_) => return Err(self.timeout()),
+        }
+        evaluation.await.map_err(|e| self.classify(e))
+    }
+
+    pub async fn invoke(&mut self, job: &InvokeJob) -> Finished {
+        let deadline = Instant::now() + job.deadline;
+        self.deadline_ms = job.deadline.as_millis() as u64;
+        let host = self.host.clone();
+        host.denied.set(None);
+        *host.logs.borrow_mut() = LogCapture::default();
+        *host.call_cx.borrow_mut() = Some(CallContext {
+            scope: host.spec.scope.clone(),
+            allowed_hosts: host.spec.allowed_hosts.clone(),
+            causation_id: job.causation_id.clone(),
+            chain_depth: job.chain_depth,
+            deadline,
+        });
+        let watch = watchdog::arm(self.handle(), deadline);
+        let result = self.run(job, deadline).await;
+        let result = self.settle(result, watch.fired());
+        drop(watch);
+        host.call_cx.borrow_mut().take();
+        let stats = self.runtime.v8_isolate().get_heap_statistics();
+        let limit = host.spec.limits.heap_bytes_max as f64 * REUSE_HEAP_SHARE_MAX;
+        let crowded =
+            stats.used_heap_size() as f64 > limit || self.buffers.used_bytes() as f64 > limit;
+        // A call the handler did not await would resolve into the next
+        // invocation; an isolate with one still running is not reused.
+        let calls_left = host.host_calls.in_flight().0 > 0;
+        let discard = result.as_ref().err().is_some_and(JsError::poisons_isolate)
+            || crowded
+            || calls_left
+            || !self.quiescent();
+        let logs = std::mem::take(&mut *host.logs.borrow_mut()).finish();
+        Finished {
+            result,
+            logs,
+            discard,
+            heap_bytes: self.memory_bytes(),
+        }
+    }
+
+    async fn run(&mut self, job: &InvokeJob, deadline: Instant) -> Result<RawOutcome, JsError> {
+        let args = self.arguments(job)?;
+        let call = self.runtime.call_with_args(&self.entry, &args);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let driven = self
+            .runtime
+            .with_event_loop_promise(Box::pin(call), PollEventLoopOptions::default());
+        let value = match tokio::time::timeout(left, driven).await {
+            Ok(r) => r.map_err(|e| self.classify(e))?,
+            // Awaiting the host past the deadline: no JS is running to
+            // terminate; the isolate is discarded with its pending calls.
+            Err(_) => return Err(self.timeout()),
+        };
+        let json = self.string(&value);
+        if json.len() > RESULT_BYTES_MAX {
+            return Err(JsError::InvalidResult {
+                reason: format!(
+                    "result is {} bytes of JSON; the limit is {RESULT_BYTES_MAX}",
+                    json.len()
+                ),
+            });
+        }
+        let value: Value = serde_json::from_str(&json).map_err(|e| JsError::InvalidResult {
+            reason: e.to_string(),
+        })?;
+        Ok(RawOutcome { value })
+    }
+
+    /// Whether the event loop has nothing left from this invocation: no
+    /// unhandled rejection (deno_core reports it on the next poll, which
+    /// would fail the next invocation) and no pending work.
+    fn quiescent(&mut self) -> bool {
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        matches!(
+            self.runtime
+                .poll_event_loop(&mut cx, PollEventLoopOptions::default()),
+            std::task::Poll::Ready(Ok(()))
+        )
+    }
+
+    /// `(handler index, input JSON, ctx info JSON)` as V8 values.
+    fn arguments(&mut self, job: &InvokeJob) -> Result<[v8::Global<v8::Value>; 3], JsError> {
+        let runtime = &mut self.runtime;
+        deno_core::scope!(scope, runtime);
+        let too_long = || JsError::InvalidArgument {
+            op: "invoke",
+            message: "input is too large for a JS string".into(),
+        };
+        let index = v8::Integer::new_from_unsigned(scope, job.handler as u32);
+        let input = v8::String::new(scope, &job.input_json).ok_or_else(too_long)?;
+        let info = v8::String::new(scope, &job.info_json).ok_or_else(too_long)?;
+        Ok([
+            v8::Global::new(scope, v8::Local::<v8::Value>::from(index)),
+            v8::Global::new(scope, v8::Local::<v8::Value>::from(input)),
+            v8::Global::new(scope, v8::Local::<v8::Value>::from(info)),
+        ])
+    }
+
+    fn string(&mut self, value: &v8::Global<v8::Value>) -> String {
+        let runtime = &mut self.runtime;
+        deno_core::scope!(scope, runtime);
+        v8::Local::new(scope, value).to_rust_string_lossy(scope)
+    }
+
+    /// The limits first: whatever V8 reported after the heap callback or
+    /// the watchdog fired is a consequence of that.
+    fn settle<T>(&self, r: Result<T, JsError>, deadline_fired: bool) -> Result<T, JsError> {
+        if self.heap_exhausted.get() || self.buffers.exhausted() {
+            return Err(JsError::HeapLimit {
+                limit_bytes: self.host.spec.limits.heap_bytes_max,
+            });
+        }
+        if deadline_fired {
+            return Err(self.timeout());
+        }
+        r
+    }
+
+    fn timeout(&self) -> JsError {
+        JsError::Timeout {
+            deadline_ms: self.deadline_ms,
+        }
+    }
+
+    /// Turns a deno_core error into ours.
+    fn classify(&self, e: CoreError) -> JsError {
+        match e.into_kind() {
+            CoreErrorKind::Js(js) => self.classify_js(&js),
+            CoreErrorKind::PendingPromiseResolution => JsError::InvalidResult {
+                reason: "the handler's promise can never settle: nothing it awaits is pending"
+                    .into(),
+            },
+            CoreErrorKind::ExecutionTerminated => self.timeout(),
+            other => JsError::InvalidResult {
+                reason: cut(&strip_urls(&other.to_string()), ERROR_TEXT_BYTES_MAX),
+            },
+        }
+    }
+
+    /// Classifies a thrown JS value by what V8 throws for each limit.
+    fn classify_js(&self, js: &deno_core::error::JsError) -> JsError {
+        let name = js.name.clone().unwrap_or_default();
+        let message = js.message.clone().unwrap_or_default();
+        match (name.as_str(), message.as_str()) {
+            ("RangeError", "Maximum call stack size exceeded") => JsError::StackOverflow {
+                limit_bytes: V8_STACK_BYTES,
+            },
+            ("PermissionDenied", _) if self.host.denied.get().is_some() => {
+                JsError::PermissionDenied {
+                    permission: self
+                        .host
+                        .denied
+                        .get()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                }
+            }
+            _ => {
+                let message = if js.name.is_none() && js.message.is_none() {
+                    let text = js.exception_message.as_str();
+                    let text = text.strip_prefix("Uncaught ").unwrap_or(text);
+                    text.strip_prefix("(in promise) ")
+                        .unwrap_or(text)
+                        .to_owned()
+                } else {
+                    format!("{name}: {message}")
+                };
+                let stack = self
+                    .host
+                    .spec
+                    .sources
+                    .remap_stack(&strip_urls(js.stack.as_deref().unwrap_or("")));
+                JsError::Thrown {
+                    message: cut(&strip_urls(&message), ERROR_TEXT_BYTES_MAX),
+                    stack: cut(&stack, ERROR_TEXT_BYTES_MAX),
+                }
+            }
+        }
+    }
+
+    /// Bytes V8 has committed for this isolate's heap (physical pages, not
+    /// reserved address space), plus memory it accounts outside it (array
+    /// buffers).
+    pub fn memory_bytes(&mut self) -> usize {
+        let s = self.runtime.v8_isolate().get_heap_statistics();
+        s.total_physical_size() + s.external_memory()
+    }
+}
+
+/// Runs the start script: takes the bootstrap's entry point and removes the
+/// deno_core globals before the bundle can see them.
+fn start(runtime: &mut JsRuntime) -> Result<v8::Global<v8::Function>, JsError> {
+    let entry = runtime
+        .execute_script("extensor:start", START)
+        .map_err(|e| JsError::Internal(format!("V8 start script: {e}")))?;
+    deno_core::scope!(scope, runtime);
+    let local = v8::Local::new(scope, entry);
+    let function = v8::Local::<v8::Function>::try_from(local)
+        .map_err(|_| JsError::Internal("V8 start script: no entry point".into()))?;
+    Ok(v8::Global::new(scope, function))
+}
+
+/// Bundle files appear to V8 under a synthetic URL; plugin authors know
+/// them by their bundle paths.
+fn strip_urls(text: &str) -> String {
+    text.replace(BUNDLE_URL_PREFIX, "")
+}
