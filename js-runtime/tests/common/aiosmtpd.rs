@@ -15,17 +15,28 @@ const POLL_MS: u64 = 25;
 
 /// The server: binds the loopback port given as its second argument (an
 /// ephemeral one without it), prints it once listening, and stores every
-/// message in the maildir named by its first argument.
+/// message in the maildir named by its first argument. Like a real relay it
+/// refuses some recipients: `reject@…` for good (550), `busy@…` for now
+/// (451), so tests can drive permanent and transient failures.
 const SERVER_PY: &str = r#"
 import asyncio, socket, sys
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import SMTP
 
+class Relay(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("reject@"):
+            return "550 5.1.1 no such user"
+        if address.startswith("busy@"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
 async def main():
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", int(sys.argv[2]) if len(sys.argv) > 2 else 0))
-    handler = Mailbox(sys.argv[1])
+    handler = Relay(sys.argv[1])
     server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), sock=sock)
     print(sock.getsockname()[1], flush=True)
     await server.serve_forever()
