@@ -5,21 +5,21 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-DrjeHpFf.js",
+        path: "assets/index-Bw1Zauw0.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:6f86ba118e3835038dd6e34b1dd8db5a13da747366222a3cbd90f29fb131057c",
-        bytes: include_bytes!("../../console/dist/assets/index-DrjeHpFf.js"),
+        digest: "sha256:3c81dd83c05dcb038763a1d8d3021e0ee3d58cf4b7ceeebb5519c347b4577674",
+        bytes: include_bytes!("../../console/dist/assets/index-Bw1Zauw0.js"),
     },
     Asset {
-        path: "assets/style-B5gyYj9J.css",
+        path: "assets/style-DtLostxg.css",
         content_type: "text/css; charset=utf-8",
-        digest: "sha256:c50c4e28c1a42640a8e78bbe5a57694990ce9606e18b3d80db61bf91c88701d6",
-        bytes: include_bytes!("../../console/dist/assets/style-B5gyYj9J.css"),
+        digest: "sha256:6be14c1f72dc7e38b1127801c7ad822746ec68632c8b6aa301ef8ee19a854cfa",
+        bytes: include_bytes!("../../console/dist/assets/style-DtLostxg.css"),
     },
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:c36344ab525b4a60f3c2a2b89ca795b85a0dd20dae4422aad37dc1179cab31b7",
+        digest: "sha256:d3f37bc7dbaa39e0a92911d7e9d11c841c15b043ecccb5adb658d3a35656f51e",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

@@ -20,10 +20,13 @@ use std::time::Duration;
 use extensor_core::role::Role;
 use extensor_core::store::ReadFilter;
 use futures::stream::{BoxStream, StreamExt};
+use poem::IntoResponse;
 use poem::web::sse::Event;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::EventStream;
-use poem_openapi::types::ToJSON;
+use poem_openapi::payload::Payload;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, OpenApi};
 use tokio::sync::watch;
 
@@ -138,7 +141,79 @@ impl Drop for StreamSlot {
     }
 }
 
-type Sse<T> = EventStream<BoxStream<'static, T>>;
+/// What one stream sends: the SSE `event:` name and the JSON `data:` type.
+pub trait SseItem: Type + ToJSON + Send + 'static {
+    /// The `event:` field of every message.
+    const EVENT: &'static str;
+    /// What `data:` holds, for the OpenAPI document.
+    const DATA: &'static str;
+    /// Whether messages carry an `id:` (resumable with `Last-Event-ID`).
+    const RESUMABLE: bool;
+}
+
+impl SseItem for EventView {
+    const EVENT: &'static str = "event";
+    const DATA: &'static str = "An `EventView` as JSON.";
+    const RESUMABLE: bool = true;
+}
+
+impl SseItem for LogLine {
+    const EVENT: &'static str = "log";
+    const DATA: &'static str = "A `LogLine` as JSON.";
+    const RESUMABLE: bool = false;
+}
+
+impl SseItem for TreeView {
+    const EVENT: &'static str = "tree";
+    const DATA: &'static str = "A `TreeView` as JSON: the whole tree.";
+    const RESUMABLE: bool = false;
+}
+
+/// A `text/event-stream` body of `T` messages. Its OpenAPI schema
+/// describes one event (`event`, `data`, `id`), as OpenAPI 3.0 readers of
+/// event streams (schemathesis among them) expect, rather than poem's
+/// array-of-`T`; `T` itself is registered, so its schema is in the document.
+pub struct Sse<T: SseItem>(EventStream<BoxStream<'static, T>>);
+
+impl<T: SseItem> Payload for Sse<T> {
+    const CONTENT_TYPE: &'static str = "text/event-stream";
+
+    fn schema_ref() -> MetaSchemaRef {
+        let text = |description: &'static str| {
+            MetaSchemaRef::Inline(Box::new(MetaSchema {
+                description: Some(description),
+                ..MetaSchema::new("string")
+            }))
+        };
+        let event = MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("The message's kind."),
+            enum_items: vec![serde_json::Value::from(T::EVENT)],
+            ..MetaSchema::new("string")
+        }));
+        let mut properties = vec![("event", event), ("data", text(T::DATA))];
+        let mut required = vec!["event", "data"];
+        if T::RESUMABLE {
+            properties.push(("id", text("The event's global position.")));
+            required.push("id");
+        }
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("One server-sent event; comment lines are heartbeats."),
+            properties,
+            required,
+            ..MetaSchema::new("object")
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: SseItem> IntoResponse for Sse<T> {
+    fn into_response(self) -> poem::Response {
+        self.0.into_response()
+    }
+}
 
 #[derive(ApiResponse)]
 pub enum EventsStream {
@@ -164,17 +239,17 @@ pub enum TreeStream {
     Ok(Sse<TreeView>),
 }
 
-fn sse<T: ToJSON + Send + 'static>(
+fn sse<T: SseItem>(
     streams: &Streams,
     stream: BoxStream<'static, T>,
     mut to_event: impl FnMut(&T, String) -> Event + Send + 'static,
 ) -> Sse<T> {
-    EventStream::new(stream)
+    Sse(EventStream::new(stream)
         .keep_alive(streams.heartbeat)
         .to_event(move |item| {
             let json = item.to_json_string();
-            to_event(&item, json)
-        })
+            to_event(&item, json).event_type(T::EVENT)
+        }))
 }
 
 pub struct StreamsApi;
@@ -234,11 +309,7 @@ impl StreamsApi {
         Ok(EventsStream::Ok(sse(
             &state.streams,
             slot.bind(events),
-            |e, json| {
-                Event::message(json)
-                    .event_type("event")
-                    .id(e.position.to_string())
-            },
+            |e, json| Event::message(json).id(e.position.to_string()),
         )))
     }
 
@@ -306,7 +377,7 @@ impl StreamsApi {
         Ok(LogStream::Ok(sse(
             &state.streams,
             slot.bind(lines),
-            |_, json| Event::message(json).event_type("log"),
+            |_, json| Event::message(json),
         )))
     }
 
@@ -344,7 +415,7 @@ impl StreamsApi {
         Ok(TreeStream::Ok(sse(
             &state.streams,
             slot.bind(snapshots),
-            |_, json| Event::message(json).event_type("tree"),
+            |_, json| Event::message(json),
         )))
     }
 }

@@ -169,7 +169,7 @@ async fn streams_are_authenticated_like_every_operation() {
     let r = open(&s, "/api/ops/tree/stream", &owner, None).await;
     expect_problem(r, 403, "forbidden").await;
     let r = open(&s, "/api/events/stream?type=", &owner, Some("acme")).await;
-    expect_problem(r, 400, "validation_failed").await;
+    expect_problem(r, 422, "validation_failed").await;
     let r = open(
         &s,
         "/api/plugins/ins_01HZZZZZZZZZZZZZZZZZZZZZZZ/logs/stream",
@@ -177,7 +177,7 @@ async fn streams_are_authenticated_like_every_operation() {
         Some("acme"),
     )
     .await;
-    expect_problem(r, 404, "not_found").await;
+    expect_problem(r, 404, "plugin_not_found").await;
     s.stop().await;
 }
 
@@ -245,25 +245,31 @@ async fn the_tree_stream_sends_a_snapshot_then_changes() {
     let (sse, first) = r.message().await.unwrap();
     assert_eq!(sse.event, "tree");
     assert!(first["actors"].is_array(), "{first}");
-    let (id, _) = s.tenant("acme").await;
-    // A new tenant's actors start: a later snapshot shows them.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, snap) = r.message().await.unwrap();
-        let paths: Vec<&str> = snap["actors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|a| a["path"].as_str())
-            .collect();
-        if paths.iter().any(|p| p.contains(&id)) {
-            break;
+    let (id, owner) = s.tenant("acme").await;
+    // Publishing starts the new tenant's supervisor and dispatcher: a
+    // later snapshot shows them.
+    publish(&s, &owner, "acme", "order.created", 1).await;
+    let shows_tenant = async {
+        loop {
+            let (_, snap) = r.message().await.unwrap();
+            let paths: Vec<String> = snap["actors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|a| a["path"].as_str().map(str::to_owned))
+                .collect();
+            if paths.iter().any(|p| p.contains(&id)) {
+                return paths;
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot shows {id}: {paths:?}"
-        );
-    }
+    };
+    let paths = tokio::time::timeout(WAIT, shows_tenant)
+        .await
+        .expect("a snapshot with the new tenant's actors");
+    assert!(
+        paths.iter().any(|p| p.ends_with("/dispatcher")),
+        "{paths:?}"
+    );
     s.stop().await;
 }
 

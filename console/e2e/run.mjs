@@ -269,7 +269,7 @@ await test("events: live log, an envelope with hashes, the chain check, time tra
   await page.context().close();
 });
 
-await test("an operator creates a tenant and restarts a failed actor from the live tree", async () => {
+await test("an operator creates, suspends and resumes a tenant, and restarts a failed actor from the live tree", async () => {
   const page = await newPage();
   await signIn(page, ADMIN, "");
   await page.getByRole("heading", { name: "Operators" }).waitFor();
@@ -277,7 +277,13 @@ await test("an operator creates a tenant and restarts a failed actor from the li
   await page.getByLabel("Name").fill("Globex");
   await page.getByRole("button", { name: "Create tenant" }).click();
   await page.getByRole("status").filter({ hasText: "globex" }).waitFor();
-  await page.getByTestId("tenant-globex").waitFor();
+  const globex = page.getByTestId("tenant-globex");
+  await globex.waitFor();
+  page.once("dialog", (d) => d.accept("console e2e: unpaid invoice"));
+  await page.getByTestId("suspend-globex").click();
+  await globex.filter({ hasText: "suspended" }).waitFor();
+  await page.getByTestId("resume-globex").click();
+  await globex.filter({ hasText: "active" }).waitFor();
   await page.getByTestId("tree-live").filter({ hasText: "live" }).waitFor();
   // Make the plugin's installation actor crash-loop until it is marked
   // failed: the fault drill (EXTENSOR_FAULT_DRILLS=true in this test only).

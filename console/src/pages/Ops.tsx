@@ -5,7 +5,7 @@ import { Action, Badge, ProblemBox, Section, Time, useLoad } from "../ui";
 import { BarChart } from "../charts";
 import { current } from "../session";
 
-/** Platform admin: tenants (create, stop, resume) and the live
+/** Platform admin: tenants (create, suspend, resume) and the live
  * supervision tree with restart buttons. There is one node, so no cluster
  * view: the API has no cluster endpoint. */
 export function Ops() {
@@ -61,14 +61,19 @@ function Tenants() {
               <td><Badge value={t.status} /></td>
               <td><Time at={t.created_at} /></td>
               <td>
-                <Action min="owner" label="Stop" danger run={async () => {
-                  await ok(api.POST("/api/ops/tenants/{id}/stop", { params: { path: { id: t.id } } }));
-                  list.reload();
-                }} />
-                <Action min="owner" label="Resume" run={async () => {
-                  await ok(api.POST("/api/ops/tenants/{id}/resume", { params: { path: { id: t.id } } }));
-                  list.reload();
-                }} />
+                {t.status === "active" ? (
+                  <Action min="owner" label="Suspend…" danger testid={`suspend-${t.slug}`} run={async () => {
+                    const reason = window.prompt(`Suspend ${t.slug}: it serves nothing and its hooks, jobs and webhooks pause. Why?`);
+                    if (!reason) return;
+                    await ok(api.POST("/api/tenants/{id}/suspend", { params: { path: { id: t.id } }, body: { reason } }));
+                    list.reload();
+                  }} />
+                ) : (
+                  <Action min="owner" label="Resume" testid={`resume-${t.slug}`} run={async () => {
+                    await ok(api.POST("/api/tenants/{id}/resume", { params: { path: { id: t.id } } }));
+                    list.reload();
+                  }} />
+                )}
               </td>
             </tr>
           ))}

@@ -5,8 +5,8 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.event_view import EventView
 from ...models.problem import Problem
+from ...models.stream_events_response_200 import StreamEventsResponse200
 from ...types import UNSET, Response, Unset
 
 
@@ -44,14 +44,9 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Problem | list[EventView] | None:
+) -> Problem | StreamEventsResponse200 | None:
     if response.status_code == 200:
-        response_200 = []
-        _response_200 = response.text
-        for response_200_item_data in _response_200:
-            response_200_item = EventView.from_dict(response_200_item_data)
-
-            response_200.append(response_200_item)
+        response_200 = StreamEventsResponse200.from_dict(response.text)
 
         return response_200
 
@@ -133,7 +128,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Problem | list[EventView]]:
+) -> Response[Problem | StreamEventsResponse200]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -149,7 +144,7 @@ def sync_detailed(
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
     last_event_id: int | Unset = UNSET,
-) -> Response[Problem | list[EventView]]:
+) -> Response[Problem | StreamEventsResponse200]:
     """Follow the tenant's log: stored events after `after`, then new ones live
 
      Each SSE message is one event (`event: event`, `id:` its position,
@@ -168,7 +163,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | list[EventView]]
+        Response[Problem | StreamEventsResponse200]
     """
 
     kwargs = _get_kwargs(
@@ -192,7 +187,7 @@ def sync(
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
     last_event_id: int | Unset = UNSET,
-) -> Problem | list[EventView] | None:
+) -> Problem | StreamEventsResponse200 | None:
     """Follow the tenant's log: stored events after `after`, then new ones live
 
      Each SSE message is one event (`event: event`, `id:` its position,
@@ -211,7 +206,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | list[EventView]
+        Problem | StreamEventsResponse200
     """
 
     return sync_detailed(
@@ -230,7 +225,7 @@ async def asyncio_detailed(
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
     last_event_id: int | Unset = UNSET,
-) -> Response[Problem | list[EventView]]:
+) -> Response[Problem | StreamEventsResponse200]:
     """Follow the tenant's log: stored events after `after`, then new ones live
 
      Each SSE message is one event (`event: event`, `id:` its position,
@@ -249,7 +244,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | list[EventView]]
+        Response[Problem | StreamEventsResponse200]
     """
 
     kwargs = _get_kwargs(
@@ -271,7 +266,7 @@ async def asyncio(
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
     last_event_id: int | Unset = UNSET,
-) -> Problem | list[EventView] | None:
+) -> Problem | StreamEventsResponse200 | None:
     """Follow the tenant's log: stored events after `after`, then new ones live
 
      Each SSE message is one event (`event: event`, `id:` its position,
@@ -290,7 +285,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | list[EventView]
+        Problem | StreamEventsResponse200
     """
 
     return (

@@ -6,7 +6,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.problem import Problem
-from ...models.tree_view import TreeView
+from ...models.stream_ops_tree_response_200 import StreamOpsTreeResponse200
 from ...types import Response
 
 
@@ -22,14 +22,9 @@ def _get_kwargs() -> dict[str, Any]:
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Problem | list[TreeView] | None:
+) -> Problem | StreamOpsTreeResponse200 | None:
     if response.status_code == 200:
-        response_200 = []
-        _response_200 = response.text
-        for response_200_item_data in _response_200:
-            response_200_item = TreeView.from_dict(response_200_item_data)
-
-            response_200.append(response_200_item)
+        response_200 = StreamOpsTreeResponse200.from_dict(response.text)
 
         return response_200
 
@@ -111,7 +106,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Problem | list[TreeView]]:
+) -> Response[Problem | StreamOpsTreeResponse200]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -123,7 +118,7 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[Problem | list[TreeView]]:
+) -> Response[Problem | StreamOpsTreeResponse200]:
     """Follow the supervision tree (platform admin)
 
      Each SSE message (`event: tree`) is a whole snapshot, sent at once
@@ -134,7 +129,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | list[TreeView]]
+        Response[Problem | StreamOpsTreeResponse200]
     """
 
     kwargs = _get_kwargs()
@@ -149,7 +144,7 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-) -> Problem | list[TreeView] | None:
+) -> Problem | StreamOpsTreeResponse200 | None:
     """Follow the supervision tree (platform admin)
 
      Each SSE message (`event: tree`) is a whole snapshot, sent at once
@@ -160,7 +155,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | list[TreeView]
+        Problem | StreamOpsTreeResponse200
     """
 
     return sync_detailed(
@@ -171,7 +166,7 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-) -> Response[Problem | list[TreeView]]:
+) -> Response[Problem | StreamOpsTreeResponse200]:
     """Follow the supervision tree (platform admin)
 
      Each SSE message (`event: tree`) is a whole snapshot, sent at once
@@ -182,7 +177,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | list[TreeView]]
+        Response[Problem | StreamOpsTreeResponse200]
     """
 
     kwargs = _get_kwargs()
@@ -195,7 +190,7 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-) -> Problem | list[TreeView] | None:
+) -> Problem | StreamOpsTreeResponse200 | None:
     """Follow the supervision tree (platform admin)
 
      Each SSE message (`event: tree`) is a whole snapshot, sent at once
@@ -206,7 +201,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | list[TreeView]
+        Problem | StreamOpsTreeResponse200
     """
 
     return (

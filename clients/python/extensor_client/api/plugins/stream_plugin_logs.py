@@ -6,8 +6,8 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.log_line import LogLine
 from ...models.problem import Problem
+from ...models.stream_plugin_logs_response_200 import StreamPluginLogsResponse200
 from ...types import UNSET, Response, Unset
 
 
@@ -33,14 +33,9 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Problem | list[LogLine] | None:
+) -> Problem | StreamPluginLogsResponse200 | None:
     if response.status_code == 200:
-        response_200 = []
-        _response_200 = response.text
-        for response_200_item_data in _response_200:
-            response_200_item = LogLine.from_dict(response_200_item_data)
-
-            response_200.append(response_200_item)
+        response_200 = StreamPluginLogsResponse200.from_dict(response.text)
 
         return response_200
 
@@ -122,7 +117,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Problem | list[LogLine]]:
+) -> Response[Problem | StreamPluginLogsResponse200]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -136,7 +131,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
-) -> Response[Problem | list[LogLine]]:
+) -> Response[Problem | StreamPluginLogsResponse200]:
     """Follow a plugin's console output
 
      Each SSE message (`event: log`) is one line, oldest first: first the
@@ -152,7 +147,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | list[LogLine]]
+        Response[Problem | StreamPluginLogsResponse200]
     """
 
     kwargs = _get_kwargs(
@@ -172,7 +167,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
-) -> Problem | list[LogLine] | None:
+) -> Problem | StreamPluginLogsResponse200 | None:
     """Follow a plugin's console output
 
      Each SSE message (`event: log`) is one line, oldest first: first the
@@ -188,7 +183,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | list[LogLine]
+        Problem | StreamPluginLogsResponse200
     """
 
     return sync_detailed(
@@ -203,7 +198,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
-) -> Response[Problem | list[LogLine]]:
+) -> Response[Problem | StreamPluginLogsResponse200]:
     """Follow a plugin's console output
 
      Each SSE message (`event: log`) is one line, oldest first: first the
@@ -219,7 +214,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | list[LogLine]]
+        Response[Problem | StreamPluginLogsResponse200]
     """
 
     kwargs = _get_kwargs(
@@ -237,7 +232,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
-) -> Problem | list[LogLine] | None:
+) -> Problem | StreamPluginLogsResponse200 | None:
     """Follow a plugin's console output
 
      Each SSE message (`event: log`) is one line, oldest first: first the
@@ -253,7 +248,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | list[LogLine]
+        Problem | StreamPluginLogsResponse200
     """
 
     return (
