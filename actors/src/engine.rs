@@ -478,6 +478,7 @@ impl Engine {
             secret_box: SecretBox::new(config.secret_key.clone()),
             config: config.outbox,
             tenants: outbox_tenants.clone(),
+            redact: Some(runtime::email_redactor(slot.clone())),
         };
         let tree = TreeConfig {
             store: config.store.clone(),

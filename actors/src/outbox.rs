@@ -280,24 +280,70 @@ impl Folded {
     }
 }
 
-/// Every message of the tenant's outbox, newest first, at most `limit`,
-/// optionally only those with `status`.
+/// Records one listing reads at most: 200 messages with a day of retries
+/// each fit many times over, and a caller cannot make a listing walk an
+/// outbox's whole history.
+pub const LIST_SCAN_EVENTS_MAX: u64 = 50_000;
+
+/// The tenant's messages, newest first, at most `limit`, optionally only
+/// those with `status`. The stream is read backwards from its head, a page
+/// at a time, and a message is complete once its `email.queued` is read
+/// (its outcomes come after it): a listing costs what it returns, never
+/// more than [`LIST_SCAN_EVENTS_MAX`] records.
 pub async fn list(
     store: &dyn EventStore,
     tenant: &TenantId,
     status: Option<MessageStatus>,
     limit: usize,
 ) -> Result<Vec<MessageView>, extensor_core::Error> {
-    let mut folded = Folded::default();
-    folded.read_from(store, tenant).await?;
-    Ok(folded
-        .messages
-        .into_values()
-        .rev()
-        .map(|(view, _)| view)
-        .filter(|v| status.is_none_or(|s| v.status == s))
-        .take(limit)
-        .collect())
+    let stream = stream(tenant);
+    let Some(head) = store.stream_revision(stream.clone()).await? else {
+        return Ok(Vec::new());
+    };
+    let floor = (head + 1).saturating_sub(LIST_SCAN_EVENTS_MAX);
+    let mut end = head + 1;
+    // Outcome records of messages whose `email.queued` is not read yet,
+    // newest first.
+    let mut outcomes: BTreeMap<String, Vec<RecordedEvent>> = BTreeMap::new();
+    let mut out = Vec::new();
+    while end > floor && out.len() < limit {
+        let from = end.saturating_sub(READ_EVENTS_MAX as u64).max(floor);
+        let page = store
+            .read_stream(stream.clone(), from, (end - from) as usize)
+            .await?;
+        for rec in page.iter().rev() {
+            if rec.event_type != types::QUEUED {
+                if let Ok(o) = serde_json::from_str::<OutcomePayload>(rec.payload.get()) {
+                    outcomes.entry(o.outbox_id).or_default().push(rec.clone());
+                }
+                continue;
+            }
+            let mut one = Folded::default();
+            one.apply(rec);
+            for later in outcomes
+                .remove(&rec.event_id.to_string())
+                .unwrap_or_default()
+                .iter()
+                .rev()
+            {
+                one.apply(later);
+            }
+            out.extend(
+                one.messages
+                    .into_values()
+                    .map(|(view, _)| view)
+                    .filter(|v| status.is_none_or(|s| v.status == s)),
+            );
+            if out.len() >= limit {
+                break;
+            }
+        }
+        if page.is_empty() {
+            break;
+        }
+        end = from;
+    }
+    Ok(out)
 }
 
 /// Tenants with at least one pending message: their outboxes start with
@@ -366,6 +412,12 @@ impl OutboxTenants {
     }
 }
 
+/// The redaction point for what the outbox records: scrubs the sending
+/// installation's secret values (and cuts URLs to their host) out of a
+/// relay's error text. The engine hands in its redactor; `None` records
+/// errors as the relay wrote them (tests without secrets).
+pub type Redact = Arc<dyn Fn(&TenantId, Option<&str>, &str) -> String + Send + Sync>;
+
 /// What every tenant's outbox is handed: nothing of the engine.
 #[derive(Clone)]
 pub struct OutboxService {
@@ -375,6 +427,7 @@ pub struct OutboxService {
     pub secret_box: SecretBox,
     pub config: OutboxConfig,
     pub tenants: OutboxTenants,
+    pub redact: Option<Redact>,
 }
 
 impl crate::tenant_supervisor::TenantService for OutboxService {
@@ -417,6 +470,17 @@ pub enum OutboxMsg {
     /// New mail was queued (or a timer fired): read the stream's tail and
     /// send what is due.
     Wake,
+    /// What the outbox holds now (answered after any drain in progress).
+    Status {
+        reply: ractor::RpcReplyPort<OutboxStatus>,
+    },
+}
+
+/// An outbox's own view: its claim epoch and its pending messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxStatus {
+    pub epoch: u64,
+    pub pending: usize,
 }
 
 pub struct OutboxState {
@@ -645,6 +709,19 @@ impl Actor for Outbox {
                     state.wake_at = None;
                 }
                 state.drain(&myself).await
+            }
+            OutboxMsg::Status { reply } => {
+                let pending = state
+                    .folded
+                    .messages
+                    .values()
+                    .filter(|(v, _)| v.status == MessageStatus::Pending)
+                    .count();
+                let _ = reply.send(OutboxStatus {
+                    epoch: state.epoch,
+                    pending,
+                });
+                Ok(())
             }
         }
     }

@@ -15,6 +15,7 @@ use extensor_actors::outbox::{
     self, MessageStatus, MessageView, Outbox, OutboxArgs, OutboxConfig, OutboxMsg, OutboxService,
     OutboxTenants,
 };
+use extensor_actors::supervision::call;
 use extensor_core::event::{EventMeta, Principal};
 use extensor_core::ids::TenantId;
 use extensor_core::secrets::{SecretBox, SecretKey};
@@ -94,6 +95,7 @@ impl World {
             secret_box: self.secret_box.clone(),
             config,
             tenants: OutboxTenants::default(),
+            redact: None,
         };
         let args = OutboxArgs {
             tenant: self.tenant.clone(),
@@ -164,6 +166,17 @@ async fn a_5xx_fails_at_once_a_4xx_retries_with_backoff_until_its_last_attempt()
     let mail = smtp.delivered(1).await;
     assert_eq!(mail.len(), 1, "{mail:?}");
     assert!(mail[0].contains("body of accepted"));
+    // Listings read backwards and stop at `limit`, newest first.
+    let newest = outbox::list(w.store.as_ref(), &w.tenant, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].subject, "accepted");
+    let failed = outbox::list(w.store.as_ref(), &w.tenant, Some(MessageStatus::Failed), 10)
+        .await
+        .unwrap();
+    let subjects: Vec<&str> = failed.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(subjects, ["deferred", "rejected"]);
     let types = w.types().await;
     let retries = types
         .iter()
@@ -212,4 +225,44 @@ async fn a_fenced_outbox_neither_sends_nor_records() {
         .await;
     assert_eq!(by_subject(&done, "second").attempts, 1);
     fresh.stop(None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_cap_holds_messages_back_instead_of_dropping_them() {
+    let smtp = aiosmtpd::Smtp::start().await;
+    let w = World::new();
+    for n in 1..=3 {
+        w.queue("ada@example.com", &format!("m{n}")).await;
+    }
+    let config = OutboxConfig {
+        sends_per_minute_max: 2,
+        ..OutboxConfig::default()
+    };
+    let (outbox, _) = w.spawn(smtp.port, config).await;
+    w.until(|m| m.iter().filter(|m| m.status == MessageStatus::Sent).count() == 2)
+        .await;
+    // The status call queues behind the drain: once it answers, the drain
+    // that sent two has ended and held the third back.
+    let status = call(
+        "/test/outbox",
+        &outbox,
+        |reply| OutboxMsg::Status { reply },
+        WAIT_MS,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.pending, 1);
+    assert_eq!(status.epoch, 1);
+    assert_eq!(smtp.messages().len(), 2);
+    let held = outbox::list(
+        w.store.as_ref(),
+        &w.tenant,
+        Some(MessageStatus::Pending),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].attempts, 0, "held back, not tried");
+    outbox.stop(None);
 }

@@ -326,6 +326,20 @@ pub(crate) fn redactor(inner: &Inner, known: &Known) -> Redactor {
     }))
 }
 
+/// The outbox's redaction point (`crate::outbox::Redact`): an SMTP error is
+/// scrubbed of the sending installation's secret values, as every other
+/// recorded text of a plugin is.
+pub(crate) fn email_redactor(slot: super::EngineSlot) -> crate::outbox::Redact {
+    Arc::new(move |tenant, installation, text| {
+        let known = slot.get().and_then(|inner| {
+            let id = installation?.parse::<InstallationId>().ok()?;
+            let known = inner.directory.get_for(tenant, &id)?;
+            Some(redactor(&inner, &known))
+        });
+        known.unwrap_or_default().outbound(text)
+    })
+}
+
 fn parse_scope(
     scope: &InstallationScope,
     op: &'static str,
