@@ -176,6 +176,14 @@ impl World {
     }
 
     async fn scheduler(&self, runner: &ScriptRunner, owner: &str) -> ActorRef<SchedulerMsg> {
+        self.scheduler_with(Arc::new(runner.clone()), owner).await
+    }
+
+    async fn scheduler_with(
+        &self,
+        runner: Arc<dyn JobRunner>,
+        owner: &str,
+    ) -> ActorRef<SchedulerMsg> {
         let config = SchedulerConfig {
             owner: owner.into(),
             job_deadline_ms: 20,
@@ -184,7 +192,7 @@ impl World {
         let args = SchedulerArgs {
             tenant: self.tenant.clone(),
             store: self.store.clone(),
-            runner: Arc::new(runner.clone()),
+            runner,
             clock: Arc::new(self.clock.clone()),
             config,
             registry: None,
@@ -703,4 +711,55 @@ fn claim_id(cmd: &extensor_core::job_runs::JobRunsCommand) -> String {
         extensor_core::job_runs::JobRunsCommand::Schedule { run_id, .. } => run_id.to_string(),
         _ => unreachable!(),
     }
+}
+
+/// A runner that, at the moment it is invoked, reads the job's stream and
+/// notes whether the run's start record is already durable there.
+struct StartChecker {
+    store: Arc<dyn EventStore>,
+    seen: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl JobRunner for StartChecker {
+    fn run(&self, request: JobRequest) -> BoxFuture<'static, Result<JobSuccess, JobFailure>> {
+        let stream = job_stream(&request.installation, &request.job).unwrap();
+        let store = self.store.clone();
+        let run_id = request.run_id.to_string();
+        let read = async move { store.read_stream(stream, 0, 10_000).await.unwrap() };
+        let events =
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(read));
+        let durable = events
+            .iter()
+            .any(|e| e.event_type == types::STARTED && e.payload.get().contains(&run_id));
+        self.seen.lock().unwrap().push((run_id, durable));
+        Box::pin(async {
+            Ok(JobSuccess {
+                value: json!({}),
+                logs: vec![],
+            })
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_start_is_durable_before_the_job_is_invoked() {
+    let w = World::new();
+    let id = w
+        .install("kpi", json!([{"name": "report", "schedule": "* * * * *"}]))
+        .await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let runner = StartChecker {
+        store: w.store.clone(),
+        seen: seen.clone(),
+    };
+    let _s = w.scheduler_with(Arc::new(runner), "sch_a").await;
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].1,
+        "invoked before its start record was durable: {seen:?}"
+    );
 }
