@@ -763,3 +763,65 @@ async fn a_run_start_is_durable_before_the_job_is_invoked() {
         "invoked before its start record was durable: {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn disabling_during_a_run_lets_it_finish_and_records_it() {
+    let w = World::new();
+    let id = w
+        .install("long", json!([{"name": "block", "schedule": "* * * * *"}]))
+        .await;
+    let runner = ScriptRunner::default();
+    let s = w.scheduler(&runner, "sch_a").await;
+    w.advance_to(w.minute(1)).await;
+    // Positive marker: the run is going (its start is durable).
+    w.wait_runs(&id, "block", |r| {
+        r.iter().any(|r| r.status == RunStatus::Running)
+    })
+    .await;
+    w.command(&id, InstallationCommand::Disable).await;
+    wait_scheduled(&s, &id, "block", false).await;
+    runner.gate.add_permits(1);
+    let runs = w
+        .wait_runs(&id, "block", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    assert!(
+        runs.iter().all(|r| r.status != RunStatus::Running),
+        "{runs:?}"
+    );
+    assert_eq!(runner.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn no_armed_run_task_outlives_a_restarted_scheduler() {
+    let w = World::new();
+    let id = w
+        .install(
+            "armed",
+            json!([{"name": "report", "schedule": "* * * * *"}]),
+        )
+        .await;
+    let runner = ScriptRunner::default();
+    let first = w.scheduler(&runner, "sch_a").await;
+    let at = w.minute(1);
+    // Inside the claim lead, before the fire time: claimed and armed.
+    w.advance_to(at - chrono::Duration::seconds(2)).await;
+    w.wait_runs(&id, "report", |r| {
+        r.len() == 1 && r[0].status == RunStatus::Scheduled
+    })
+    .await;
+    // An in-process restart of the scheduler (same owner): the new one
+    // re-arms its own claim; the old one's armed task must be gone.
+    first.stop_and_wait(None, None).await.unwrap();
+    let _second = w.scheduler(&runner, "sch_a").await;
+    w.advance_to(at).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    // The positive marker for "nothing else ran": the next occurrence ran
+    // too, and the first one was invoked exactly once.
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    let per = runner.runs_per_occurrence();
+    assert_eq!(per.get(&("report".to_owned(), at)), Some(&1), "{per:?}");
+    assert_eq!(runner.calls().len(), 2, "{:?}", runner.calls());
+}
