@@ -467,6 +467,9 @@ pub struct OutboxArgs {
 }
 
 pub enum OutboxMsg {
+    /// Sent to itself at start: fold the stream, claim it with the next
+    /// epoch, send what is due.
+    Claim,
     /// New mail was queued (or a timer fired): read the stream's tail and
     /// send what is due.
     Wake,
@@ -511,6 +514,28 @@ impl OutboxState {
 
     fn meta(&self) -> EventMeta {
         EventMeta::new(Some(self.tenant.clone()), Principal::system())
+    }
+
+    /// Folds the stream and appends `email.outbox_claimed` with the next
+    /// epoch, at the revision just read (a conflict re-reads and retries).
+    async fn claim(&mut self) -> Result<(), ActorProcessingErr> {
+        let (store, tenant) = (self.service.store.clone(), self.tenant.clone());
+        self.folded.read_from(&*store, &tenant).await?;
+        loop {
+            let epoch = self.folded.epoch + 1;
+            let claim = NewEvent::new(types::CLAIMED, 1, self.meta(), &json!({"epoch": epoch}))?;
+            let expected = ExpectedRevision::from_current(self.folded.revision);
+            match store.append(stream(&tenant), expected, vec![claim]).await {
+                Ok(_) => {
+                    self.epoch = epoch;
+                    return Ok(());
+                }
+                Err(extensor_core::Error::Conflict { .. }) => {
+                    self.folded.read_from(&*store, &tenant).await?;
+                }
+                Err(e) => return Err(Box::new(e)),
+            }
+        }
     }
 
     /// Reads the tail and checks the claim is still ours.
@@ -657,14 +682,14 @@ impl Actor for Outbox {
     type State = OutboxState;
     type Arguments = OutboxArgs;
 
-    /// Claims the stream with the next epoch and folds it. The first drain
-    /// runs in the handler, so the supervisor never waits on SMTP.
+    /// Only sends itself `Claim`: the supervisor that spawns it never waits
+    /// on its reads, its claim or SMTP.
     async fn pre_start(
         &self,
         myself: ActorRef<OutboxMsg>,
         args: OutboxArgs,
     ) -> Result<OutboxState, ActorProcessingErr> {
-        let mut state = OutboxState {
+        let state = OutboxState {
             tenant: args.tenant,
             service: args.service,
             epoch: 0,
@@ -672,28 +697,7 @@ impl Actor for Outbox {
             sent_at: VecDeque::new(),
             wake_at: None,
         };
-        let (store, tenant) = (state.service.store.clone(), state.tenant.clone());
-        state.folded.read_from(&*store, &tenant).await?;
-        loop {
-            let epoch = state.folded.epoch + 1;
-            let claim = NewEvent::new(types::CLAIMED, 1, state.meta(), &json!({"epoch": epoch}))?;
-            let expected = ExpectedRevision::from_current(state.folded.revision);
-            let appended = state
-                .store()
-                .append(stream(&state.tenant), expected, vec![claim])
-                .await;
-            match appended {
-                Ok(_) => {
-                    state.epoch = epoch;
-                    break;
-                }
-                Err(extensor_core::Error::Conflict { .. }) => {
-                    state.folded.read_from(&*store, &tenant).await?;
-                }
-                Err(e) => return Err(Box::new(e)),
-            }
-        }
-        myself.send_message(OutboxMsg::Wake)?;
+        myself.send_message(OutboxMsg::Claim)?;
         Ok(state)
     }
 
@@ -704,6 +708,11 @@ impl Actor for Outbox {
         state: &mut OutboxState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            OutboxMsg::Claim => {
+                state.claim().await?;
+                state.drain(&myself).await
+            }
+            OutboxMsg::Wake if state.epoch == 0 => Ok(()), // `Claim` drains next
             OutboxMsg::Wake => {
                 if state.wake_at.is_some_and(|w| w <= Instant::now()) {
                     state.wake_at = None;
