@@ -5,10 +5,10 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-Bw1Zauw0.js",
+        path: "assets/index-DBM007Eo.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:3c81dd83c05dcb038763a1d8d3021e0ee3d58cf4b7ceeebb5519c347b4577674",
-        bytes: include_bytes!("../../console/dist/assets/index-Bw1Zauw0.js"),
+        digest: "sha256:8d87bb946eedd12a7daed5d3fbd51edf9701ee5e063d23df8630206f6e025248",
+        bytes: include_bytes!("../../console/dist/assets/index-DBM007Eo.js"),
     },
     Asset {
         path: "assets/style-DtLostxg.css",
@@ -19,7 +19,7 @@ pub static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:d3f37bc7dbaa39e0a92911d7e9d11c841c15b043ecccb5adb658d3a35656f51e",
+        digest: "sha256:828054091389c879730482dd6b8ad35440481bd008ba8229529672136f649828",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

@@ -15,7 +15,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::auth::BearerAuth;
 use crate::error::ApiError;
-use crate::state::State;
+use crate::state::{AppState, State};
 use crate::tags::ApiTags;
 
 /// Tree paths are short: `/tenants/<id>/installations/<id>`.
@@ -94,12 +94,7 @@ impl OpsApi {
     #[oai(path = "/tree", method = "get", operation_id = "opsTree")]
     async fn tree(&self, state: State<'_>, auth: BearerAuth) -> Result<Json<TreeView>, ApiError> {
         state.platform_admin(&auth)?;
-        let tree = state.engine.tree().await?;
-        let mut actors: Vec<ActorView> = tree.actors.into_iter().map(Into::into).collect();
-        for a in &mut actors {
-            label_slugs(&state, a).await;
-        }
-        Ok(Json(TreeView { actors }))
+        Ok(Json(tree_view(&state).await?))
     }
 
     /// Restart an actor (typically a failed one) by its tree path
@@ -209,9 +204,20 @@ impl OpsApi {
     }
 }
 
+/// The tree with every actor's slugs: what `GET /api/ops/tree` answers and
+/// `GET /api/ops/tree/stream` sends.
+pub async fn tree_view(state: &AppState) -> Result<TreeView, ApiError> {
+    let tree = state.engine.tree().await?;
+    let mut actors: Vec<ActorView> = tree.actors.into_iter().map(Into::into).collect();
+    for a in &mut actors {
+        label_slugs(state, a).await;
+    }
+    Ok(TreeView { actors })
+}
+
 /// Fills the tenant and plugin slugs from the directory and the
 /// installation index (both in memory).
-async fn label_slugs(state: &State<'_>, a: &mut ActorView) {
+async fn label_slugs(state: &AppState, a: &mut ActorView) {
     let Some(tenant) = a.tenant.as_deref().and_then(|t| t.parse::<TenantId>().ok()) else {
         return;
     };

@@ -259,8 +259,9 @@ impl StreamsApi {
     /// Follow the tenant's log: stored events after `after`, then new ones live
     ///
     /// Each SSE message is one event (`event: event`, `id:` its position,
-    /// `data:` the event as JSON). Reconnecting with `Last-Event-ID`
-    /// resumes after that position. Without either it starts at the
+    /// `data:` the event as JSON). A reconnecting client's `Last-Event-ID`
+    /// header (the SSE protocol's, a position) resumes after that position
+    /// and takes precedence over `after`. Without either it starts at the
     /// current head (new events only).
     #[oai(
         path = "/events/stream",
@@ -277,9 +278,7 @@ impl StreamsApi {
         /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
         tenant: Header<Option<String>>,
-        /// The last position the client saw (SSE reconnection).
-        #[oai(name = "Last-Event-ID")]
-        last_event_id: Header<Option<u64>>,
+        req: &poem::Request,
         /// Only events after this global position (default: the current head).
         after: Query<Option<u64>>,
         /// Event type or type prefix (`plugin.` matches `plugin.enabled`),
@@ -289,7 +288,7 @@ impl StreamsApi {
     ) -> Result<EventsStream, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
         let slot = state.streams.acquire(ctx.tenant.to_string())?;
-        let after = match last_event_id.0.or(after.0) {
+        let after = match last_event_id(req)?.or(after.0) {
             Some(p) => p,
             None => state.store.head_position().await?,
         };
@@ -394,20 +393,17 @@ impl StreamsApi {
     async fn tree(&self, state: State<'_>, auth: BearerAuth) -> Result<TreeStream, ApiError> {
         state.platform_admin(&auth)?;
         let slot = state.streams.acquire("platform-admin".into())?;
-        let engine = state.engine.clone();
-        let changes = engine.status_board().changes();
+        let app = state.0.clone();
+        let changes = app.engine.status_board().changes();
         let snapshots = futures::stream::unfold((changes, true), move |(mut changes, first)| {
-            let engine = engine.clone();
+            let app = app.clone();
             async move {
                 if !first {
                     tokio::time::sleep(Duration::from_millis(TREE_UPDATE_INTERVAL_MS)).await;
                     changes.changed().await.ok()?;
                 }
                 changes.borrow_and_update();
-                let tree = engine.tree().await.ok()?;
-                let view = TreeView {
-                    actors: tree.actors.into_iter().map(Into::into).collect(),
-                };
+                let view = crate::ops::tree_view(&app).await.ok()?;
                 Some((view, (changes, false)))
             }
         })
@@ -418,6 +414,24 @@ impl StreamsApi {
             |_, json| Event::message(json),
         )))
     }
+}
+
+/// The SSE protocol's `Last-Event-ID` (a position), read from the request
+/// rather than declared: it is the protocol's header, not an API parameter.
+fn last_event_id(req: &poem::Request) -> Result<Option<u64>, ApiError> {
+    let Some(v) = req.headers().get("last-event-id") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "header:Last-Event-ID",
+                "must be an event position (an integer)",
+            )
+        })
 }
 
 /// Which of a plugin's recent log lines were sent already. The ring holds

@@ -168,6 +168,18 @@ async fn streams_are_authenticated_like_every_operation() {
     expect_problem(r, 403, "wrong_tenant").await;
     let r = open(&s, "/api/ops/tree/stream", &owner, None).await;
     expect_problem(r, 403, "forbidden").await;
+    let r = s
+        .req(
+            Method::GET,
+            "/api/events/stream",
+            Some(&owner),
+            Some("acme"),
+        )
+        .header("Last-Event-ID", "not-a-position")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 422, "validation_failed").await;
     let r = open(&s, "/api/events/stream?type=", &owner, Some("acme")).await;
     expect_problem(r, 422, "validation_failed").await;
     let r = open(
@@ -252,13 +264,15 @@ async fn the_tree_stream_sends_a_snapshot_then_changes() {
     let shows_tenant = async {
         loop {
             let (_, snap) = r.message().await.unwrap();
-            let paths: Vec<String> = snap["actors"]
-                .as_array()
-                .unwrap()
+            let actors = snap["actors"].as_array().unwrap().clone();
+            let paths: Vec<String> = actors
                 .iter()
                 .filter_map(|a| a["path"].as_str().map(str::to_owned))
                 .collect();
             if paths.iter().any(|p| p.contains(&id)) {
+                // Labelled like `GET /api/ops/tree`: the tenant's slug.
+                let mine = actors.iter().find(|a| a["tenant"] == id.as_str()).unwrap();
+                assert_eq!(mine["tenant_slug"], "acme", "{mine}");
                 return paths;
             }
         }

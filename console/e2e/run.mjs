@@ -28,7 +28,7 @@ const ADMIN = env("ADMIN_TOKEN");
 const OWNER = env("OWNER_TOKEN");
 const SLUG = env("TENANT_SLUG");
 const SHOTS = env("SCREENSHOTS");
-const WAIT = 20_000;
+const WAIT = 30_000; // generous: CI machines are shared and slow
 mkdirSync(SHOTS, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
@@ -273,8 +273,8 @@ await test("an operator creates, suspends and resumes a tenant, and restarts a f
   const page = await newPage();
   await signIn(page, ADMIN, "");
   await page.getByRole("heading", { name: "Operators" }).waitFor();
-  await page.getByLabel("Slug").fill("globex");
-  await page.getByLabel("Name").fill("Globex");
+  await page.getByLabel("Slug", { exact: true }).fill("globex");
+  await page.getByLabel("Name", { exact: true }).fill("Globex");
   await page.getByRole("button", { name: "Create tenant" }).click();
   await page.getByRole("status").filter({ hasText: "globex" }).waitFor();
   const globex = page.getByTestId("tenant-globex");

@@ -805,8 +805,9 @@ export interface paths {
         /**
          * Follow the tenant's log: stored events after `after`, then new ones live
          * @description Each SSE message is one event (`event: event`, `id:` its position,
-         *     `data:` the event as JSON). Reconnecting with `Last-Event-ID`
-         *     resumes after that position. Without either it starts at the
+         *     `data:` the event as JSON). A reconnecting client's `Last-Event-ID`
+         *     header (the SSE protocol's, a position) resumes after that position
+         *     and takes precedence over `after`. Without either it starts at the
          *     current head (new events only).
          */
         get: operations["streamEvents"];
@@ -1560,7 +1561,7 @@ export interface components {
          * @description Why the tenant is suspended (kept in the log).
          */
         SuspendTenant: {
-            /** @description 1 to 1000 characters, not only whitespace. */
+            /** @description 1 to 1000 characters, not all white space. */
             reason: string;
         };
         /** TenantList */
@@ -10252,8 +10253,6 @@ export interface operations {
                  *     with the platform-admin token.
                  */
                 "X-Tenant-Slug"?: string;
-                /** @description The last position the client saw (SSE reconnection). */
-                "Last-Event-ID"?: number;
             };
             path?: never;
             cookie?: never;

@@ -77,7 +77,7 @@ export function Events() {
             </thead>
             <tbody>
               {events.map((e) => (
-                <tr class={selected?.position === e.position ? "selected" : ""} data-testid={`event-${e.position}`}>
+                <tr key={e.position} class={selected?.position === e.position ? "selected" : ""} data-testid={`event-${e.position}`}>
                   <td>
                     <button type="button" class="link" onClick={() => setSelected(e)}>{e.position}</button>
                   </td>

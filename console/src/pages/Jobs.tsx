@@ -1,3 +1,4 @@
+import { Fragment } from "preact";
 import { useState } from "preact/hooks";
 import { api, ok, T, type Schemas } from "../api/client";
 import { go, href } from "../router";
@@ -103,7 +104,7 @@ function PluginJobs({ id }: { id: string }) {
           </thead>
           <tbody>
             {history.map((r) => (
-              <>
+              <Fragment key={r.run_id}>
                 <tr data-testid={`run-${r.run_id}`}>
                   <td>
                     <button type="button" class="link" aria-expanded={open === r.run_id} onClick={() => setOpen(open === r.run_id ? null : r.run_id)}>
@@ -123,7 +124,7 @@ function PluginJobs({ id }: { id: string }) {
                     </td>
                   </tr>
                 )}
-              </>
+              </Fragment>
             ))}
             {runs.data && history.length === 0 && (
               <tr><td colSpan={6} class="muted">No runs yet.</td></tr>

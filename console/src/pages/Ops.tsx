@@ -54,7 +54,7 @@ function Tenants() {
         </thead>
         <tbody>
           {list.data?.tenants.map((t) => (
-            <tr data-testid={`tenant-${t.slug}`}>
+            <tr key={t.id} data-testid={`tenant-${t.slug}`}>
               <td>
                 {t.name} <code>{t.slug}</code> <div class="muted">{t.id}</div>
               </td>
@@ -107,7 +107,9 @@ function Tree() {
     const h = follow<Schemas["TreeView"]>("/api/ops/tree/stream", "/api/ops/tree/stream", setTree, setLive);
     return () => h.stop();
   }, []);
-  const actors = (tree?.actors ?? []).filter((a) => !filter || a.path.includes(filter) || a.status === filter);
+  const actors = (tree?.actors ?? []).filter(
+    (a) => !filter || a.path.includes(filter) || a.status === filter || a.tenant_slug === filter || a.plugin_slug === filter,
+  );
   const byStatus = new Map<string, number>();
   for (const a of tree?.actors ?? []) byStatus.set(a.status, (byStatus.get(a.status) ?? 0) + 1);
   return (
@@ -120,7 +122,7 @@ function Tree() {
       />
       <p class="muted">{[...byStatus].map(([s, n]) => `${n} ${s}`).join(" · ")}</p>
       <label>
-        Filter by path or status <input value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
+        Filter by path, slug or status <input value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
       </label>
       <table class="tree">
         <caption class="sr-only">Actors, a parent before its children</caption>
@@ -138,9 +140,11 @@ function Tree() {
         </thead>
         <tbody>
           {actors.map((a) => (
-            <tr data-testid={`actor-${a.path}`} class={a.status === "failed" ? "failed" : ""}>
+            <tr key={a.path} data-testid={`actor-${a.path}`} class={a.status === "failed" ? "failed" : ""}>
               <td style={{ paddingLeft: `${depth(a.path) * 1.5 + 0.4}em` }}>
                 <code>{a.path.split("/").pop() || "/"}</code>
+                {a.kind === "tenant_supervisor" && a.tenant_slug && <strong> {a.tenant_slug}</strong>}
+                {a.plugin_slug && <strong> {a.plugin_slug}</strong>}
               </td>
               <td>{a.kind}</td>
               <td><Badge value={a.status} /></td>

@@ -27,7 +27,7 @@ export function Plugins() {
           </thead>
           <tbody>
             {list.data.plugins.map((p) => (
-              <tr data-testid={`plugin-${p.slug}`}>
+              <tr key={p.id} data-testid={`plugin-${p.slug}`}>
                 <td>
                   <a href={href("plugins", p.id)}>{p.name}</a> <code>{p.slug}</code>
                 </td>

@@ -121,7 +121,7 @@ export function Webhook({ name, delivery }: { name: string; delivery?: string })
           </thead>
           <tbody>
             {list.map((d) => (
-              <tr data-testid={`delivery-${d.delivery_id}`} class={d.delivery_id === delivery ? "selected" : ""}>
+              <tr key={d.delivery_id} data-testid={`delivery-${d.delivery_id}`} class={d.delivery_id === delivery ? "selected" : ""}>
                 <td>
                   <a href={href("webhooks", name, d.delivery_id)}>{d.delivery_id}</a>
                   {d.redelivery_of && <div class="muted">redelivery of {d.redelivery_of}</div>}

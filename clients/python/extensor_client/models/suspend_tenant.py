@@ -14,7 +14,7 @@ class SuspendTenant:
     """Why the tenant is suspended (kept in the log).
 
     Attributes:
-        reason (str): 1 to 1000 characters, not only whitespace.
+        reason (str): 1 to 1000 characters, not all white space.
     """
 
     reason: str
