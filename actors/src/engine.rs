@@ -146,6 +146,8 @@ pub struct EngineConfig {
     /// Real SMTP delivery of `ctx.email.send`; `None`: the email API answers
     /// "not configured".
     pub smtp: Option<SmtpConfig>,
+    /// The email outbox's retry and rate settings.
+    pub outbox: crate::outbox::OutboxConfig,
     pub llm: Option<LlmConfig>,
     /// The order filter and generator-hook chains run in.
     pub filter_order: FilterOrder,
@@ -170,6 +172,7 @@ impl EngineConfig {
             tree: TreeSettings::default(),
             dispatch: DispatchConfig::default(),
             smtp: None,
+            outbox: crate::outbox::OutboxConfig::default(),
             llm: None,
             filter_order: FilterOrder::InstallOrder,
             warm_isolates_bytes_max: runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT,
@@ -215,6 +218,8 @@ pub(crate) struct Inner {
     pub schedulers: crate::scheduler::Schedulers,
     /// Tenants whose webhook dispatcher starts with their supervisor.
     pub webhook_tenants: crate::webhooks::service::WebhookTenants,
+    /// Tenants whose email outbox starts with their supervisor.
+    pub outbox_tenants: crate::outbox::OutboxTenants,
     /// Dispatch lanes still reading their start revision: recovery waits
     /// for them, so the store's read queue stays bounded.
     pub lanes_starting: Arc<InFlight>,
@@ -275,6 +280,21 @@ impl Inner {
             return Err(Error::ShuttingDown);
         }
         Ok(guard)
+    }
+
+    /// See [`Engine::outbox_wake`].
+    pub async fn outbox_wake(&self, tenant: &TenantId) -> Result<(), Error> {
+        let name = crate::outbox::SERVICE_NAME;
+        self.outbox_tenants.insert(tenant);
+        let cell = self
+            .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
+            .await??;
+        let outbox: ActorRef<crate::outbox::OutboxMsg> = cell.into();
+        outbox
+            .send_message(crate::outbox::OutboxMsg::Wake)
+            .map_err(|_| Error::Stopped {
+                actor: format!("/tenants/{tenant}/{name}"),
+            })
     }
 
     /// A call to the root, through its gate.
@@ -381,15 +401,19 @@ impl EngineSlot {
 /// The per-tenant service children, in one place: the event dispatcher
 /// (started with every tenant supervisor), the webhook dispatcher (with it
 /// for tenants in `webhook_tenants`, else on first use) and the job
-/// scheduler (with it for tenants with enabled jobs, else on demand).
+/// scheduler (with it for tenants with enabled jobs, else on demand) and
+/// the email outbox (with it for tenants with pending mail, else when mail
+/// is queued).
 fn tenant_services(
     slot: &EngineSlot,
     webhooks: crate::webhooks::WebhookConfig,
     webhook_tenants: &crate::webhooks::service::WebhookTenants,
     schedulers: &crate::scheduler::Schedulers,
+    outbox: crate::outbox::OutboxService,
     config: &EngineConfig,
 ) -> Vec<Arc<dyn TenantService>> {
     vec![
+        Arc::new(outbox),
         Arc::new(DispatcherService {
             engine: slot.clone(),
         }),
@@ -447,6 +471,15 @@ impl Engine {
         let slot = EngineSlot::default();
         let schedulers = crate::scheduler::Schedulers::for_engine(slot.clone());
         let webhook_tenants = crate::webhooks::service::WebhookTenants::default();
+        let outbox_tenants = crate::outbox::OutboxTenants::default();
+        let outbox = crate::outbox::OutboxService {
+            store: config.store.clone(),
+            mailer: services.mailer.clone(),
+            secret_box: SecretBox::new(config.secret_key.clone()),
+            config: config.outbox,
+            tenants: outbox_tenants.clone(),
+            redact: Some(runtime::email_redactor(slot.clone())),
+        };
         let tree = TreeConfig {
             store: config.store.clone(),
             board: board.clone(),
@@ -459,6 +492,7 @@ impl Engine {
                 webhook_config(&config)?,
                 &webhook_tenants,
                 &schedulers,
+                outbox,
                 &config,
             ),
         };
@@ -492,6 +526,7 @@ impl Engine {
             stats: invoke::Stats::default(),
             schedulers,
             webhook_tenants,
+            outbox_tenants,
             lanes_starting: Arc::default(),
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
@@ -527,6 +562,15 @@ impl Engine {
             })?;
         inner.webhook_tenants.extend(with_webhooks.iter().cloned());
         tenants.extend(with_webhooks);
+        // Pending email resumes with its tenant's supervisor too.
+        let with_mail = crate::outbox::tenants_with_pending(&*inner.store)
+            .await
+            .map_err(|source| Error::Platform {
+                what: "outbox index",
+                source,
+            })?;
+        inner.outbox_tenants.extend(with_mail.iter().cloned());
+        tenants.extend(with_mail);
         tenants.sort();
         tenants.dedup();
         tenants.retain(|t| !self.tenant_stopped(t));
@@ -653,6 +697,13 @@ impl Engine {
         Ok(cell.into())
     }
 
+    /// Wakes the tenant's email outbox (started if needed) to send what
+    /// was just queued. A failed wake loses nothing: the message is in the
+    /// log and the outbox reads it when it next starts or wakes.
+    pub async fn outbox_wake(&self, tenant: &TenantId) -> Result<(), Error> {
+        self.inner.outbox_wake(tenant).await
+    }
+
     /// The tenant's dispatcher actor, through its supervisor (started if
     /// needed). Do not keep it: after a restart it is stale.
     pub async fn dispatcher(
@@ -731,6 +782,7 @@ impl Engine {
         if inner.directory.has_hooks(tenant)
             || inner.directory.has_jobs(tenant)
             || inner.webhook_tenants.contains(tenant)
+            || inner.outbox_tenants.contains(tenant)
         {
             inner.supervisor(tenant).await?;
         }
@@ -749,7 +801,8 @@ impl Engine {
 
 /// Every service name a tenant supervisor may run (the tree shows them at
 /// `/tenants/<t>/<name>`), so each can be restarted by its path.
-const SERVICE_NAMES: [&str; 3] = [
+const SERVICE_NAMES: [&str; 4] = [
+    crate::outbox::SERVICE_NAME,
     crate::dispatcher::SERVICE_NAME,
     crate::webhooks::service::SERVICE_NAME,
     crate::scheduler::SERVICE_NAME,

@@ -225,20 +225,16 @@ pub async fn run_job(ctx: RunContext) -> Option<RunFinished> {
         started_at,
     };
     let guard = Duration::from_millis(req.deadline_ms.saturating_add(DEADLINE_GUARD_MS));
-    // The claim is already durable, so invoking need not wait for the start
-    // record: the job is polled first, and the start record yields once so
-    // that, in a wave of runs, every job gets going before the records are
-    // written. That keeps store work out of the start drift.
-    let (outcome, recorded) = futures::join!(
-        tokio::time::timeout(guard, ctx.runner.run(req.clone())),
-        async {
-            tokio::task::yield_now().await;
-            ctx.recorder.execute(&start, &ctx.meta).await
-        }
-    );
-    if let Err(e) = recorded {
-        tracing::warn!(run = %req.run_id, error = %e, "run start not recorded");
+    // The start record is durable before the job is invoked: a run that is
+    // invoked has a `job.run_started` a restarted scheduler finds, so it is
+    // settled as interrupted, never claimed and run a second time. If the
+    // start cannot be recorded (the run was settled by another scheduler,
+    // or the store refuses), the job is not invoked at all.
+    if let Err(e) = ctx.recorder.execute(&start, &ctx.meta).await {
+        tracing::warn!(run = %req.run_id, error = %e, "run start not recorded; not run");
+        return None;
     }
+    let outcome = tokio::time::timeout(guard, ctx.runner.run(req.clone())).await;
     let (end, logs) = match outcome {
         Ok(Ok(s)) => (
             RunEnd::Succeeded {

@@ -18,6 +18,9 @@
 //! - [`jobs`], [`scheduler`]: plugin jobs: the [`jobs::JobRunner`] boundary,
 //!   run recording, and the per-tenant scheduler actor (claims, fires,
 //!   catch-up, overlap, run-now).
+//! - [`outbox`]: the per-tenant email outbox, the first user of the
+//!   durable-work model: claims its stream with a fencing epoch, retries
+//!   with backoff, caps sends per minute, records every outcome.
 //! - [`root`]: the root supervisor: one tenant supervisor per tenant, and
 //!   the tree snapshot for the ops view.
 //! - [`dispatcher`]: a tenant's event dispatcher (a service child of the
@@ -32,6 +35,7 @@ pub mod dispatcher;
 pub mod engine;
 pub mod error;
 pub mod jobs;
+pub mod outbox;
 pub mod root;
 pub mod scheduler;
 pub mod supervision;

@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -138,6 +139,31 @@ struct Armed {
     scheduled_for: DateTime<Utc>,
     claim: Claim,
     task: tokio::task::AbortHandle,
+    /// [`ARMED`], [`FIRED`] or [`CANCELLED`]: who got there first, the
+    /// task at its time or a cancel (unschedule, the actor stopping).
+    state: Arc<std::sync::atomic::AtomicU8>,
+}
+
+/// The run task is sleeping until its time.
+const ARMED: u8 = 0;
+/// The run task passed its time: its run is (or is about to be) going and
+/// is never aborted; it finishes within its deadline and records its end.
+const FIRED: u8 = 1;
+/// Cancelled before its time: the task is aborted and never runs.
+const CANCELLED: u8 = 2;
+
+impl Armed {
+    /// Aborts the task if it has not fired; `false` if its run is going.
+    fn cancel(&self) -> bool {
+        let won = self
+            .state
+            .compare_exchange(ARMED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            self.task.abort();
+        }
+        won
+    }
 }
 
 /// What the actor and a job's armed tasks share: whether a run is going,
@@ -242,8 +268,14 @@ pub enum SchedulerMsg {
     Tick,
     /// A run this scheduler started has ended (recorded or not).
     RunEnded { key: JobKey },
-    /// An armed occurrence came due while its job was busy.
-    Due { key: JobKey, claim: Claim },
+    /// An armed occurrence came due while its job was busy. It carries its
+    /// job's recorder so that, if the job was unscheduled meanwhile, the
+    /// claim is still recorded as skipped rather than left `scheduled`.
+    Due {
+        key: JobKey,
+        claim: Claim,
+        recorder: JobRecorder,
+    },
     RunNow {
         installation: InstallationId,
         job: String,
@@ -431,12 +463,11 @@ impl SchedulerState {
             return;
         };
         let meta = self.meta(Principal::system());
-        for armed in &entry.claimed {
-            // An armed task that already fired has started its run; the
-            // skip below is then refused (`run_started`) and logged.
-            armed.task.abort();
-        }
-        let claims = entry.claimed.iter().map(|a| &a.claim);
+        // A task that already fired is left to finish its run and record
+        // it (aborting it mid-run left the run `running` for good); only
+        // the ones still sleeping are cancelled and skipped.
+        let cancelled: Vec<&Armed> = entry.claimed.iter().filter(|a| a.cancel()).collect();
+        let claims = cancelled.into_iter().map(|a| &a.claim);
         for claim in claims.chain(entry.pending.iter()) {
             let cmd = skip_command(key, claim, SkipReason::Unscheduled);
             match entry.recorder.execute(&cmd, &meta).await {
@@ -490,11 +521,16 @@ impl SchedulerState {
         let now = self.clock.now();
         let abandoned = chrono::Duration::milliseconds(self.config.abandoned_after_ms as i64);
         let deadline = chrono::Duration::milliseconds(self.config.job_deadline_ms as i64);
+        let grace = chrono::Duration::milliseconds(self.config.missed_grace_ms as i64);
         let state = entry.recorder.state().await;
         let mut own = Vec::new();
         for (run_id, run) in state.active {
             let error = match run.started_at {
-                None if run.owner == self.config.owner && run.scheduled_for > now => {
+                // Our own claim, not started: run it, also when its time
+                // came while this actor restarted (within the missed
+                // grace; it fires at once). Leaving a due one alone left it
+                // `scheduled` until it was failed as abandoned.
+                None if run.owner == self.config.owner && now <= run.scheduled_for + grace => {
                     own.push(Claim {
                         run_id,
                         scheduled_for: run.scheduled_for,
@@ -686,8 +722,16 @@ impl SchedulerState {
         let sleep = self.clock.sleep_until(claim.scheduled_for);
         let (me, slots_ref, key_owned) = (myself.clone(), entry.slots.clone(), key.clone());
         let due = claim.clone();
+        let state = Arc::new(std::sync::atomic::AtomicU8::new(ARMED));
+        let fired = state.clone();
         let task = tokio::spawn(async move {
             sleep.await;
+            let won = fired
+                .compare_exchange(ARMED, FIRED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if !won {
+                return; // cancelled at its time
+            }
             let idle = {
                 let mut s = slots(&slots_ref);
                 let idle = s.running == 0 && s.pending == 0;
@@ -700,6 +744,7 @@ impl SchedulerState {
                 let _ = me.send_message(SchedulerMsg::Due {
                     key: key_owned,
                     claim: due,
+                    recorder: ctx.recorder.clone(),
                 });
                 return;
             }
@@ -713,6 +758,7 @@ impl SchedulerState {
             scheduled_for: claim.scheduled_for,
             claim,
             task: task.abort_handle(),
+            state,
         };
         entry.claimed.insert(pos, armed);
     }
@@ -743,8 +789,20 @@ impl SchedulerState {
 
     /// An armed occurrence came due while the job was busy: the overlap
     /// policy decides (unless the job went idle in between).
-    async fn due(&mut self, myself: &ActorRef<SchedulerMsg>, key: &JobKey, claim: Claim) {
+    async fn due(
+        &mut self,
+        myself: &ActorRef<SchedulerMsg>,
+        key: &JobKey,
+        claim: Claim,
+        recorder: JobRecorder,
+    ) {
+        let meta = self.meta(Principal::system());
         let Some(entry) = self.jobs.get_mut(key) else {
+            // Unscheduled after it fired: settle the claim, never leave it.
+            let skip = skip_command(key, &claim, SkipReason::Unscheduled);
+            if let Err(e) = recorder.execute(&skip, &meta).await {
+                tracing::warn!(run = %claim.run_id, error = %e, "skip not recorded");
+            }
             return;
         };
         let busy = {
@@ -759,7 +817,6 @@ impl SchedulerState {
             return;
         }
         let recorder = entry.recorder.clone();
-        let meta = self.meta(Principal::system());
         match recorder
             .execute(&skip_command(key, &claim, SkipReason::Overlap), &meta)
             .await
@@ -1156,7 +1213,11 @@ impl Actor for Scheduler {
             }
             SchedulerMsg::Tick => state.tick(&myself).await,
             SchedulerMsg::RunEnded { key } => state.run_ended(&myself, &key),
-            SchedulerMsg::Due { key, claim } => state.due(&myself, &key, claim).await,
+            SchedulerMsg::Due {
+                key,
+                claim,
+                recorder,
+            } => state.due(&myself, &key, claim, recorder).await,
             SchedulerMsg::RunNow {
                 installation,
                 job,
@@ -1189,6 +1250,15 @@ impl Actor for Scheduler {
         }
         if let Some(f) = state.follower.take() {
             f.abort();
+        }
+        // No sleeping run task outlives this actor: a restarted scheduler
+        // re-arms its own claims from the log. Runs already going finish
+        // and record their end (their start is durable, so a restart never
+        // runs them again).
+        for entry in state.jobs.values() {
+            for armed in &entry.claimed {
+                armed.cancel();
+            }
         }
         Ok(())
     }

@@ -176,6 +176,14 @@ impl World {
     }
 
     async fn scheduler(&self, runner: &ScriptRunner, owner: &str) -> ActorRef<SchedulerMsg> {
+        self.scheduler_with(Arc::new(runner.clone()), owner).await
+    }
+
+    async fn scheduler_with(
+        &self,
+        runner: Arc<dyn JobRunner>,
+        owner: &str,
+    ) -> ActorRef<SchedulerMsg> {
         let config = SchedulerConfig {
             owner: owner.into(),
             job_deadline_ms: 20,
@@ -184,7 +192,7 @@ impl World {
         let args = SchedulerArgs {
             tenant: self.tenant.clone(),
             store: self.store.clone(),
-            runner: Arc::new(runner.clone()),
+            runner,
             clock: Arc::new(self.clock.clone()),
             config,
             registry: None,
@@ -703,4 +711,117 @@ fn claim_id(cmd: &extensor_core::job_runs::JobRunsCommand) -> String {
         extensor_core::job_runs::JobRunsCommand::Schedule { run_id, .. } => run_id.to_string(),
         _ => unreachable!(),
     }
+}
+
+/// A runner that, at the moment it is invoked, reads the job's stream and
+/// notes whether the run's start record is already durable there.
+struct StartChecker {
+    store: Arc<dyn EventStore>,
+    seen: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl JobRunner for StartChecker {
+    fn run(&self, request: JobRequest) -> BoxFuture<'static, Result<JobSuccess, JobFailure>> {
+        let stream = job_stream(&request.installation, &request.job).unwrap();
+        let store = self.store.clone();
+        let run_id = request.run_id.to_string();
+        let read = async move { store.read_stream(stream, 0, 10_000).await.unwrap() };
+        let events =
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(read));
+        let durable = events
+            .iter()
+            .any(|e| e.event_type == types::STARTED && e.payload.get().contains(&run_id));
+        self.seen.lock().unwrap().push((run_id, durable));
+        Box::pin(async {
+            Ok(JobSuccess {
+                value: json!({}),
+                logs: vec![],
+            })
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_start_is_durable_before_the_job_is_invoked() {
+    let w = World::new();
+    let id = w
+        .install("kpi", json!([{"name": "report", "schedule": "* * * * *"}]))
+        .await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let runner = StartChecker {
+        store: w.store.clone(),
+        seen: seen.clone(),
+    };
+    let _s = w.scheduler_with(Arc::new(runner), "sch_a").await;
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].1,
+        "invoked before its start record was durable: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn disabling_during_a_run_lets_it_finish_and_records_it() {
+    let w = World::new();
+    let id = w
+        .install("long", json!([{"name": "block", "schedule": "* * * * *"}]))
+        .await;
+    let runner = ScriptRunner::default();
+    let s = w.scheduler(&runner, "sch_a").await;
+    w.advance_to(w.minute(1)).await;
+    // Positive marker: the run is going (its start is durable).
+    w.wait_runs(&id, "block", |r| {
+        r.iter().any(|r| r.status == RunStatus::Running)
+    })
+    .await;
+    w.command(&id, InstallationCommand::Disable).await;
+    wait_scheduled(&s, &id, "block", false).await;
+    runner.gate.add_permits(1);
+    let runs = w
+        .wait_runs(&id, "block", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    assert!(
+        runs.iter().all(|r| r.status != RunStatus::Running),
+        "{runs:?}"
+    );
+    assert_eq!(runner.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn no_armed_run_task_outlives_a_restarted_scheduler() {
+    let w = World::new();
+    let id = w
+        .install(
+            "armed",
+            json!([{"name": "report", "schedule": "* * * * *"}]),
+        )
+        .await;
+    let runner = ScriptRunner::default();
+    let first = w.scheduler(&runner, "sch_a").await;
+    let at = w.minute(1);
+    // Inside the claim lead, before the fire time: claimed and armed.
+    w.advance_to(at - chrono::Duration::seconds(2)).await;
+    w.wait_runs(&id, "report", |r| {
+        r.len() == 1 && r[0].status == RunStatus::Scheduled
+    })
+    .await;
+    // An in-process restart of the scheduler (same owner): the new one
+    // re-arms its own claim; the old one's armed task must be gone.
+    first.stop_and_wait(None, None).await.unwrap();
+    let _second = w.scheduler(&runner, "sch_a").await;
+    w.advance_to(at).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    // The positive marker for "nothing else ran": the next occurrence ran
+    // too, and the first one was invoked exactly once.
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    let per = runner.runs_per_occurrence();
+    assert_eq!(per.get(&("report".to_owned(), at)), Some(&1), "{per:?}");
+    assert_eq!(runner.calls().len(), 2, "{:?}", runner.calls());
 }

@@ -19,6 +19,7 @@
 //! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
 //!   [`events`], [`audit`], [`plugins`], [`jobs`] (run-now, schedules, run history), [`secrets`], [`filters`]
 //!   (test events, filter chains, generator hooks), [`ops`],
+//!   [`outbox`] (`/api/outbox`, outgoing email),
 //!   [`status`] (`/api/status`), [`webhooks`] (webhooks-as-code: apply,
 //!   lifecycle, deliveries, redeliver, replay, test; its request body in
 //!   [`webhook_body`]), [`tenant_secrets`] (`${SECRET:NAME}` values); plus
@@ -94,6 +95,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod observe;
 pub mod ops;
+pub mod outbox;
 pub mod plugins;
 pub mod ratelimit;
 pub mod secrets;

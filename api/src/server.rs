@@ -97,7 +97,8 @@ pub fn apis() -> impl OpenApi {
         crate::webhooks::WebhooksApi,
         crate::tenant_secrets::TenantSecretsApi,
         crate::filters::FiltersApi,
-        crate::ops::OpsApi,
+        // poem-openapi implements `OpenApi` for tuples of up to 16: nest.
+        (crate::outbox::OutboxApi, crate::ops::OpsApi),
         crate::status::StatusApi,
         crate::session::SessionApi,
         crate::streams::StreamsApi,

@@ -22,6 +22,8 @@ pub enum ApiTags {
     Audit,
     /// Filter chains and generator hooks.
     Filters,
+    /// The email outbox: outgoing messages and their fate.
+    Outbox,
     /// Operations: the supervision tree (platform admin).
     Ops,
     /// Server status.

@@ -119,6 +119,7 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
             format!("/api/plugins/{NO_PLUGIN}/jobs/daily/run-now"),
             None,
         ),
+        "listOutbox" => (Method::GET, "/api/outbox?limit=5".into(), None),
         "listJobs" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}/jobs"), None),
         "listJobRuns" => (Method::GET, format!("/api/plugins/{NO_PLUGIN}/runs"), None),
         "getJobRun" => (

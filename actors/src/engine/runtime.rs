@@ -326,6 +326,20 @@ pub(crate) fn redactor(inner: &Inner, known: &Known) -> Redactor {
     }))
 }
 
+/// The outbox's redaction point (`crate::outbox::Redact`): an SMTP error is
+/// scrubbed of the sending installation's secret values, as every other
+/// recorded text of a plugin is.
+pub(crate) fn email_redactor(slot: super::EngineSlot) -> crate::outbox::Redact {
+    Arc::new(move |tenant, installation, text| {
+        let known = slot.get().and_then(|inner| {
+            let id = installation?.parse::<InstallationId>().ok()?;
+            let known = inner.directory.get_for(tenant, &id)?;
+            Some(redactor(&inner, &known))
+        });
+        known.unwrap_or_default().outbound(text)
+    })
+}
+
 fn parse_scope(
     scope: &InstallationScope,
     op: &'static str,
@@ -402,13 +416,9 @@ impl EventSink for EngineHost {
     }
 }
 
-/// Outbound email is recorded in the tenant's `outbox-<tenant>` stream
-/// (`email.queued`), delivered over SMTP in the background and its fate
-/// recorded (`email.sent` / `email.failed`).
-pub(crate) fn outbox_stream(tenant: &TenantId) -> StreamId {
-    StreamId::new("outbox", tenant.as_str()).expect("tenant ids are valid stream ids")
-}
-
+/// Outbound email: `email.queued` in the tenant's `outbox-<tenant>` stream,
+/// then the tenant's outbox actor (`crate::outbox`) is woken; it sends,
+/// retries and records the outcome (`email.sent` / `email.failed`).
 impl EmailOutbox for EngineHost {
     fn record<'a>(
         &'a self,
@@ -418,48 +428,37 @@ impl EmailOutbox for EngineHost {
         Box::pin(async move {
             let inner = self.inner("email")?;
             let (tenant, id) = parse_scope(scope, "email")?;
-            let mailer = inner
-                .services
-                .mailer
-                .clone()
-                .ok_or_else(|| host_err("email", "SMTP is not configured"))?;
+            if inner.services.mailer.is_none() {
+                return Err(host_err("email", "SMTP is not configured"));
+            }
             let meta = EventMeta::new(Some(tenant.clone()), Principal::plugin(&id));
             // The log keeps a redacted copy: a plugin secret rendered into
-            // the message goes to the recipient, never into the log.
+            // the message goes to the recipient (sealed in the record under
+            // the platform key), never into readable text.
             let redact = inner
                 .directory
                 .get_for(&tenant, &id)
                 .map(|k| redactor(&inner, &k))
                 .unwrap_or_default();
-            let payload = redact.redact_json(&json!({"installation_id": id, "to": email.to,
+            let readable = redact.redact_json(&json!({"to": email.to,
                 "subject": email.subject, "text": email.text, "html": email.html}));
-            let queued = NewEvent::new("email.queued", 1, meta.clone(), &payload)
-                .map_err(|e| host_err("email", e))?;
+            let queued =
+                crate::outbox::queued_event(&inner.secret_box, meta, id.as_str(), &email, readable)
+                    .map_err(|e| host_err("email", e))?;
             let outbox_id = queued.event_id.to_string();
             inner
                 .store
-                .append(outbox_stream(&tenant), ExpectedRevision::Any, vec![queued])
+                .append(
+                    crate::outbox::stream(&tenant),
+                    ExpectedRevision::Any,
+                    vec![queued],
+                )
                 .await
                 .map_err(|e| host_err("email", e))?;
-            let store = inner.store.clone();
-            let id_for_task = outbox_id.clone();
-            tokio::spawn(async move {
-                let (kind, payload) = match mailer.deliver(&email).await {
-                    Ok(()) => ("email.sent", json!({"outbox_id": id_for_task})),
-                    Err(e) => (
-                        "email.failed",
-                        json!({"outbox_id": id_for_task, "error": redact.outbound(&e.to_string())}),
-                    ),
-                };
-                let record = NewEvent::new(kind, 1, meta, &payload);
-                if let Ok(record) = record
-                    && let Err(e) = store
-                        .append(outbox_stream(&tenant), ExpectedRevision::Any, vec![record])
-                        .await
-                {
-                    tracing::warn!(error = %e, "email outcome not recorded");
-                }
-            });
+            if let Err(e) = inner.outbox_wake(&tenant).await {
+                // Durable already: the outbox reads it when it next starts.
+                tracing::warn!(tenant = %tenant, error = %e, "outbox not woken");
+            }
             Ok(outbox_id)
         })
     }

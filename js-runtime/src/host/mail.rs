@@ -99,16 +99,50 @@ impl SmtpMailer {
 
     /// Delivers one outbox message.
     pub async fn deliver(&self, email: &OutboundEmail) -> Result<(), JsError> {
-        let message = build(&self.config.from, email)?;
+        self.send(email).await.map_err(|e| JsError::Host {
+            op: "smtp",
+            message: e.message,
+        })
+    }
+
+    /// Delivers one outbox message, saying whether a failure is worth
+    /// retrying: a 4xx reply, a connection, TLS or timeout error is
+    /// [`SendFailure::Transient`]; a 5xx reply or a message that cannot be
+    /// built (a bad address) is [`SendFailure::Permanent`].
+    pub async fn send(&self, email: &OutboundEmail) -> Result<(), SmtpFailure> {
+        let message = build(&self.config.from, email).map_err(|e| SmtpFailure {
+            kind: SendFailure::Permanent,
+            message: e.to_string(),
+        })?;
         self.transport
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| JsError::Host {
-                op: "smtp",
+            .map_err(|e| SmtpFailure {
+                kind: if e.is_permanent() {
+                    SendFailure::Permanent
+                } else {
+                    SendFailure::Transient
+                },
                 message: e.to_string(),
             })
     }
+}
+
+/// Whether an SMTP failure may go away on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendFailure {
+    /// 4xx, connection refused or reset, TLS, timeout: retry later.
+    Transient,
+    /// 5xx or an unbuildable message: retrying cannot help.
+    Permanent,
+}
+
+/// A failed SMTP delivery: its kind and the relay's (or lettre's) words.
+#[derive(Clone, Debug)]
+pub struct SmtpFailure {
+    pub kind: SendFailure,
+    pub message: String,
 }
 
 fn tls_parameters(host: &str) -> Result<TlsParameters, JsError> {

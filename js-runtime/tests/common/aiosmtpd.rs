@@ -13,17 +13,30 @@ use std::time::Duration;
 const WAIT_MS: u64 = 10_000;
 const POLL_MS: u64 = 25;
 
-/// The server: binds an ephemeral loopback port, prints it once listening,
-/// and stores every message in the maildir named by its argument.
+/// The server: binds the loopback port given as its second argument (an
+/// ephemeral one without it), prints it once listening, and stores every
+/// message in the maildir named by its first argument. Like a real relay it
+/// refuses some recipients: `reject@…` for good (550), `busy@…` for now
+/// (451), so tests can drive permanent and transient failures.
 const SERVER_PY: &str = r#"
 import asyncio, socket, sys
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import SMTP
 
+class Relay(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("reject@"):
+            return "550 5.1.1 no such user"
+        if address.startswith("busy@"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
 async def main():
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    handler = Mailbox(sys.argv[1])
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", int(sys.argv[2]) if len(sys.argv) > 2 else 0))
+    handler = Relay(sys.argv[1])
     server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), sock=sock)
     print(sock.getsockname()[1], flush=True)
     await server.serve_forever()
@@ -52,35 +65,28 @@ impl Smtp {
     /// take the port in between, and the test then talks to the wrong server.
     pub async fn start() -> Smtp {
         let maildir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(crate::python::python(&["aiosmtpd"]))
-            .args(["-c", SERVER_PY])
-            .arg(maildir.path().join("mail"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the test Python with aiosmtpd");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let line = tokio::time::timeout(
-            Duration::from_millis(WAIT_MS),
-            tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
-                    .map(|_| line)
-            }),
-        )
-        .await;
-        // Owned before checking, so a failed start still kills and reaps it.
-        let mut server = Smtp {
+        let (child, port) = launch(&maildir, None).await;
+        let server = Smtp {
             child,
-            port: 0,
+            port,
             maildir,
-        };
-        server.port = match line {
-            Ok(Ok(Ok(l))) => l.trim().parse().unwrap_or(0),
-            _ => 0,
         };
         assert!(server.port != 0, "aiosmtpd did not report a listening port");
         server
+    }
+
+    /// Takes the relay down (connections to its port are refused) until
+    /// [`resume`](Self::resume); the delivered messages stay.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Brings the relay back on the same port and maildir.
+    pub async fn resume(&mut self) {
+        let (child, port) = launch(&self.maildir, Some(self.port)).await;
+        self.child = child;
+        assert_eq!(port, self.port, "aiosmtpd did not listen on its old port");
     }
 
     /// The raw messages delivered so far, sorted.
@@ -110,4 +116,36 @@ impl Smtp {
             self.maildir.path().display()
         );
     }
+}
+
+/// Starts the server process; its port is 0 when it did not report one
+/// (the child is returned either way, so the caller kills and reaps it).
+async fn launch(maildir: &tempfile::TempDir, port: Option<u16>) -> (std::process::Child, u16) {
+    let mut command = std::process::Command::new(crate::python::python(&["aiosmtpd"]));
+    command
+        .args(["-c", SERVER_PY])
+        .arg(maildir.path().join("mail"));
+    if let Some(p) = port {
+        command.arg(p.to_string());
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the test Python with aiosmtpd");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = tokio::time::timeout(
+        Duration::from_millis(WAIT_MS),
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .map(|_| line)
+        }),
+    )
+    .await;
+    let port = match line {
+        Ok(Ok(Ok(l))) => l.trim().parse().unwrap_or(0),
+        _ => 0,
+    };
+    (child, port)
 }

@@ -30,6 +30,9 @@ from .job_view import JobView
 from .last_run_view import LastRunView
 from .log_line import LogLine
 from .on_failure import OnFailure
+from .outbox_message_view import OutboxMessageView
+from .outbox_page import OutboxPage
+from .outbox_status_name import OutboxStatusName
 from .plugin_list import PluginList
 from .plugin_logs import PluginLogs
 from .plugin_metrics_list import PluginMetricsList
@@ -115,6 +118,9 @@ __all__ = (
     "LastRunView",
     "LogLine",
     "OnFailure",
+    "OutboxMessageView",
+    "OutboxPage",
+    "OutboxStatusName",
     "PluginList",
     "PluginLogs",
     "PluginMetricsList",

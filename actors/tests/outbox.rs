@@ -1,0 +1,268 @@
+//! The email outbox actor against the real SQLite store and a real SMTP
+//! relay (aiosmtpd): transient and permanent failures, and fencing (a
+//! stale outbox neither sends nor records once a newer one claimed the
+//! stream).
+
+#[path = "../../js-runtime/tests/common/aiosmtpd.rs"]
+mod aiosmtpd;
+#[path = "../../js-runtime/tests/common/python.rs"]
+mod python;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use extensor_actors::outbox::{
+    self, MessageStatus, MessageView, Outbox, OutboxArgs, OutboxConfig, OutboxMsg, OutboxService,
+    OutboxTenants,
+};
+use extensor_actors::supervision::call;
+use extensor_core::event::{EventMeta, Principal};
+use extensor_core::ids::TenantId;
+use extensor_core::secrets::{SecretBox, SecretKey};
+use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
+use extensor_core::store::{EventStore, ExpectedRevision};
+use extensor_js::host::OutboundEmail;
+use extensor_js::host::mail::{SmtpConfig, SmtpMailer, SmtpTls};
+use ractor::{Actor, ActorRef};
+use serde_json::json;
+
+const WAIT_MS: u64 = 10_000;
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn EventStore>,
+    tenant: TenantId,
+    secret_box: SecretBox,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteConfig {
+            data_dir: dir.path().to_path_buf(),
+            mode: OpenMode::CreateIfMissing,
+            store_bytes_max: None,
+        })
+        .expect("open store");
+        World {
+            _dir: dir,
+            store: Arc::new(store),
+            tenant: TenantId::generate(),
+            secret_box: SecretBox::new(SecretKey::generate().unwrap()),
+        }
+    }
+
+    /// Queues a message as `ctx.email.send` does; returns its id.
+    async fn queue(&self, to: &str, subject: &str) -> String {
+        let email = OutboundEmail {
+            to: vec![to.into()],
+            subject: subject.into(),
+            text: Some(format!("body of {subject}")),
+            html: None,
+        };
+        let meta = EventMeta::new(Some(self.tenant.clone()), Principal::system());
+        let readable = json!({"to": email.to, "subject": email.subject, "text": email.text});
+        let event =
+            outbox::queued_event(&self.secret_box, meta, "ins_test", &email, readable).unwrap();
+        let id = event.event_id.to_string();
+        self.store
+            .append(
+                outbox::stream(&self.tenant),
+                ExpectedRevision::Any,
+                vec![event],
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn spawn(
+        &self,
+        smtp_port: u16,
+        config: OutboxConfig,
+    ) -> (ActorRef<OutboxMsg>, tokio::task::JoinHandle<()>) {
+        let mailer = SmtpMailer::new(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: smtp_port,
+            from: "extensor@example.com".into(),
+            credentials: None,
+            tls: SmtpTls::None,
+        })
+        .unwrap();
+        let service = OutboxService {
+            store: self.store.clone(),
+            mailer: Some(Arc::new(mailer)),
+            secret_box: self.secret_box.clone(),
+            config,
+            tenants: OutboxTenants::default(),
+            redact: None,
+        };
+        let args = OutboxArgs {
+            tenant: self.tenant.clone(),
+            service,
+        };
+        Actor::spawn(None, Outbox, args)
+            .await
+            .expect("spawn outbox")
+    }
+
+    /// The outbox's messages once `done` holds (a positive marker).
+    async fn until(&self, done: impl Fn(&[MessageView]) -> bool) -> Vec<MessageView> {
+        let mut last = Vec::new();
+        for _ in 0..WAIT_MS / 20 {
+            last = outbox::list(self.store.as_ref(), &self.tenant, None, 100)
+                .await
+                .unwrap();
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the outbox never reached the expected state: {last:#?}");
+    }
+
+    async fn types(&self) -> Vec<String> {
+        let events = self
+            .store
+            .read_stream(outbox::stream(&self.tenant), 0, 1_000)
+            .await
+            .unwrap();
+        events.into_iter().map(|e| e.event_type).collect()
+    }
+}
+
+fn by_subject<'a>(messages: &'a [MessageView], subject: &str) -> &'a MessageView {
+    messages.iter().find(|m| m.subject == subject).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_fails_at_once_a_4xx_retries_with_backoff_until_its_last_attempt() {
+    let smtp = aiosmtpd::Smtp::start().await;
+    let w = World::new();
+    w.queue("reject@example.com", "rejected").await;
+    w.queue("busy@example.com", "deferred").await;
+    w.queue("ada@example.com", "accepted").await;
+    let config = OutboxConfig {
+        retry_backoff_initial_ms: 20,
+        retry_backoff_max_ms: 40,
+        attempts_max: 3,
+        ..OutboxConfig::default()
+    };
+    let (outbox, _) = w.spawn(smtp.port, config).await;
+    let done = w
+        .until(|m| m.len() == 3 && m.iter().all(|m| m.status != MessageStatus::Pending))
+        .await;
+    let rejected = by_subject(&done, "rejected");
+    assert_eq!(rejected.status, MessageStatus::Failed);
+    assert_eq!(rejected.attempts, 1, "a 5xx is not retried");
+    assert!(rejected.last_error.as_deref().unwrap().contains("550"));
+    let deferred = by_subject(&done, "deferred");
+    assert_eq!(deferred.status, MessageStatus::Failed);
+    assert_eq!(deferred.attempts, 3, "a 4xx is retried up to attempts_max");
+    assert!(deferred.last_error.as_deref().unwrap().contains("451"));
+    let accepted = by_subject(&done, "accepted");
+    assert_eq!(accepted.status, MessageStatus::Sent);
+    assert_eq!(accepted.attempts, 1);
+    let mail = smtp.delivered(1).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(mail[0].contains("body of accepted"));
+    // Listings read backwards and stop at `limit`, newest first.
+    let newest = outbox::list(w.store.as_ref(), &w.tenant, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].subject, "accepted");
+    let failed = outbox::list(w.store.as_ref(), &w.tenant, Some(MessageStatus::Failed), 10)
+        .await
+        .unwrap();
+    let subjects: Vec<&str> = failed.iter().map(|m| m.subject.as_str()).collect();
+    assert_eq!(subjects, ["deferred", "rejected"]);
+    let types = w.types().await;
+    let retries = types
+        .iter()
+        .filter(|t| *t == "email.attempt_failed")
+        .count();
+    assert_eq!(retries, 2, "{types:?}");
+    outbox.stop(None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_outbox_neither_sends_nor_records() {
+    let smtp = aiosmtpd::Smtp::start().await;
+    let w = World::new();
+    w.queue("ada@example.com", "first").await;
+    let (stale, stale_done) = w.spawn(smtp.port, OutboxConfig::default()).await;
+    w.until(|m| m.iter().any(|m| m.status == MessageStatus::Sent))
+        .await;
+    // A newer incarnation claims the stream (epoch 2). Nothing is pending,
+    // so it sends nothing yet.
+    let (fresh, _) = w.spawn(smtp.port, OutboxConfig::default()).await;
+    let claims = |t: &[String]| t.iter().filter(|t| *t == "email.outbox_claimed").count();
+    for _ in 0..WAIT_MS / 20 {
+        if claims(&w.types().await) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(claims(&w.types().await), 2);
+    // New mail, and only the stale outbox is told: it must see the newer
+    // claim and stop (the positive marker) without sending or recording.
+    w.queue("ada@example.com", "second").await;
+    let before = w.types().await;
+    stale.send_message(OutboxMsg::Wake).unwrap();
+    tokio::time::timeout(Duration::from_millis(WAIT_MS), stale_done)
+        .await
+        .expect("the stale outbox stopped")
+        .unwrap();
+    assert_eq!(w.types().await, before, "the stale outbox recorded nothing");
+    assert_eq!(smtp.messages().len(), 1, "the stale outbox sent nothing");
+    // The current owner sends it.
+    fresh.send_message(OutboxMsg::Wake).unwrap();
+    let mail = smtp.delivered(2).await;
+    assert!(mail.iter().any(|m| m.contains("body of second")));
+    let done = w
+        .until(|m| m.iter().all(|m| m.status == MessageStatus::Sent))
+        .await;
+    assert_eq!(by_subject(&done, "second").attempts, 1);
+    fresh.stop(None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_cap_holds_messages_back_instead_of_dropping_them() {
+    let smtp = aiosmtpd::Smtp::start().await;
+    let w = World::new();
+    for n in 1..=3 {
+        w.queue("ada@example.com", &format!("m{n}")).await;
+    }
+    let config = OutboxConfig {
+        sends_per_minute_max: 2,
+        ..OutboxConfig::default()
+    };
+    let (outbox, _) = w.spawn(smtp.port, config).await;
+    w.until(|m| m.iter().filter(|m| m.status == MessageStatus::Sent).count() == 2)
+        .await;
+    // The status call queues behind the drain: once it answers, the drain
+    // that sent two has ended and held the third back.
+    let status = call(
+        "/test/outbox",
+        &outbox,
+        |reply| OutboxMsg::Status { reply },
+        WAIT_MS,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.pending, 1);
+    assert_eq!(status.epoch, 1);
+    assert_eq!(smtp.messages().len(), 2);
+    let held = outbox::list(
+        w.store.as_ref(),
+        &w.tenant,
+        Some(MessageStatus::Pending),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].attempts, 0, "held back, not tried");
+    outbox.stop(None);
+}

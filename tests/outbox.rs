@@ -1,0 +1,249 @@
+//! The email outbox survives a relay outage and a `kill -9`, tested from
+//! outside: a real `extensor serve` process and a real SMTP relay
+//! (aiosmtpd). With the relay down a hook sends 3 emails; once the outbox
+//! has tried each (the positive marker: 3 failed attempts recorded) the
+//! server is killed with SIGKILL, the relay comes back, the server starts
+//! again over the same data, and all 3 messages must arrive.
+//! `GET /api/outbox` shows them sent with their attempts, and no bodies to
+//! a viewer.
+
+#[path = "../js-runtime/tests/common/aiosmtpd.rs"]
+mod aiosmtpd;
+#[path = "../js-runtime/tests/common/python.rs"]
+mod python;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "outbox-platform-admin-token-0123456789";
+
+const MANIFEST: &str = r#"{
+  "slug": "mailer",
+  "name": "Mailer",
+  "version": "1.0.0",
+  "entry": "main.js",
+  "permissions": ["send_email"],
+  "events": ["user.created"]
+}"#;
+
+const MAIN: &str = r#"import { hook } from "extensor:sdk";
+hook("user.created", async (e, ctx) => {
+  const ids = [];
+  for (const n of [1, 2, 3]) {
+    ids.push(await ctx.email.send({ to: e.data.email, subject: "Welcome " + n, text: "Body " + n }));
+  }
+  return { ids };
+});
+"#;
+
+fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, body) in files {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// The server process; SIGKILLed and reaped on drop.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path, smtp_port: u16) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EXTENSOR_DATA_DIR", data)
+        .env("EXTENSOR_ADMIN_TOKEN", ADMIN)
+        .env("EXTENSOR_SMTP_HOST", "127.0.0.1")
+        .env("EXTENSOR_SMTP_PORT", smtp_port.to_string())
+        .env("EXTENSOR_SMTP_FROM", "extensor@example.com")
+        .env("EXTENSOR_SMTP_TLS", "none")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start extensor serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Served {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("X-Tenant-Slug", "acme")
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut r = self.req(method.clone(), path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!(status < 300, "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Polls `path` until `done` holds on its body (a positive marker).
+    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..600 {
+            last = self.call(Method::GET, path, None).await;
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{path} never reached the expected state: {last}");
+    }
+}
+
+/// Uploads and enables the plugin whose hook sends 3 emails.
+async fn install(api: &Api) {
+    let zip = zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
+    let part = reqwest::multipart::Part::bytes(zip).file_name("mailer.zip");
+    let r = api
+        .req(Method::POST, "/api/plugins/upload")
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    let up: Value = r.json().await.unwrap();
+    let id = up["plugin"]["id"].as_str().expect("plugin id").to_owned();
+    api.call(Method::POST, &format!("/api/plugins/{id}/enable"), None)
+        .await;
+}
+
+fn count_of(events: &Value, kinds: &[&str]) -> usize {
+    events["events"].as_array().map_or(0, |e| {
+        e.iter()
+            .filter(|e| kinds.iter().any(|k| e["type"] == *k))
+            .count()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_queued_while_the_relay_is_down_arrives_after_kill_9_and_restart() {
+    let mut smtp = aiosmtpd::Smtp::start().await;
+    smtp.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = serve(&data, smtp.port);
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/api/tenants", server.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"slug": "acme", "name": "Acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut api = Api {
+        http,
+        base: server.url.clone(),
+        token: created["owner_token"]["token"].as_str().unwrap().to_owned(),
+    };
+    install(&api).await;
+    api.call(
+        Method::POST,
+        "/api/events",
+        Some(json!({"event_type": "user.created", "event_data": {"email": "ada@example.com"}})),
+    )
+    .await;
+    // Positive marker: the 3 messages are queued and each was tried
+    // against the dead relay (recorded as a failed attempt, or on the old
+    // code as failed for good).
+    let tried = ["email.attempt_failed", "email.failed"];
+    api.until("/api/events?type=email.&limit=100", |v| {
+        count_of(v, &["email.queued"]) == 3 && count_of(v, &tried) >= 3
+    })
+    .await;
+    assert!(smtp.messages().is_empty(), "the relay was down");
+    drop(server); // SIGKILL: no graceful shutdown.
+
+    smtp.resume().await;
+    let server = serve(&data, smtp.port);
+    api.base = server.url.clone();
+    let mail = smtp.delivered(3).await;
+    for n in 1..=3 {
+        assert!(
+            mail.iter().any(|m| m.contains(&format!("Welcome {n}"))),
+            "message {n} arrived: {mail:?}"
+        );
+    }
+    let outbox = api
+        .until("/api/outbox", |v| {
+            v["messages"]
+                .as_array()
+                .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m["status"] == "sent"))
+        })
+        .await;
+    for m in outbox["messages"].as_array().unwrap() {
+        assert!(m["attempts"].as_u64().unwrap() >= 2, "retried: {m}");
+        assert_eq!(m["to"], json!(["ada@example.com"]));
+        assert!(m["text"].as_str().unwrap().starts_with("Body "), "{m}");
+        assert!(m["finished_at"].is_string() && m["next_attempt_at"].is_null());
+    }
+    // Viewers see the fate of each message, not its body.
+    let viewer = api
+        .call(
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"name": "watcher", "role": "viewer"})),
+        )
+        .await;
+    let viewer = Api {
+        http: api.http.clone(),
+        base: api.base.clone(),
+        token: viewer["token"].as_str().expect("viewer token").to_owned(),
+    };
+    let seen = viewer
+        .call(Method::GET, "/api/outbox?status=sent&limit=10", None)
+        .await;
+    let seen = seen["messages"].as_array().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter()
+            .all(|m| m["text"].is_null() && m["html"].is_null())
+    );
+    assert!(seen.iter().all(|m| m["subject"].is_string()));
+    drop(server);
+}
