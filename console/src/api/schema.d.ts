@@ -670,6 +670,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/outbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's outgoing email, newest first */
+        get: operations["listOutbox"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/ops/tree": {
         parameters: {
             query?: never;
@@ -1243,6 +1260,55 @@ export interface components {
          * @enum {string}
          */
         OnFailure: "skip" | "abort";
+        /**
+         * OutboxMessageView
+         * @description One outgoing message.
+         */
+        OutboxMessageView: {
+            /** @description The id `ctx.email.send` returned. */
+            outbox_id: string;
+            /** @description The plugin installation that sent it. */
+            installation_id?: string | null;
+            to: string[];
+            subject: string;
+            /**
+             * @description The plain-text body as the log keeps it (secrets redacted); `null`
+             *     for viewers and for messages without one.
+             */
+            text?: string | null;
+            /** @description The HTML body, as `text`. */
+            html?: string | null;
+            status: components["schemas"]["OutboxStatusName"];
+            /**
+             * Format: uint32
+             * @description Delivery attempts made so far.
+             */
+            attempts: number;
+            /** @description The relay's (or the connection's) last error. */
+            last_error?: string | null;
+            /** Format: date-time */
+            queued_at: string;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; `null` once sent or failed.
+             */
+            next_attempt_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was sent or recorded failed; `null` while pending.
+             */
+            finished_at?: string | null;
+        };
+        /** OutboxPage */
+        OutboxPage: {
+            /** @description Newest first. */
+            messages: components["schemas"]["OutboxMessageView"][];
+        };
+        /**
+         * @description Where a message is.
+         * @enum {string}
+         */
+        OutboxStatusName: "pending" | "sent" | "failed";
         /** PluginList */
         PluginList: {
             plugins: components["schemas"]["PluginView"][];
@@ -9001,6 +9067,171 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["ChainResultView"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listOutbox: {
+        parameters: {
+            query?: {
+                /** @description Only messages in this state. */
+                status?: components["schemas"]["OutboxStatusName"];
+                /** @description Page size, 1 to 200 (default 50). */
+                limit?: number;
+            };
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["OutboxPage"];
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
