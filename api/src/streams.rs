@@ -202,26 +202,23 @@ impl StreamsApi {
         /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
         tenant: Header<Option<String>>,
-        /// The last position the client saw (SSE reconnection).
-        #[oai(name = "Last-Event-ID")]
-        last_event_id: Header<Option<u64>>,
+        /// The last position the client saw (SSE reconnection): up to 19
+        /// digits. A header is text on the wire, so it is declared as a
+        /// pattern rather than an integer.
+        #[oai(name = "Last-Event-ID", validator(pattern = r"^[0-9]{1,19}$"))]
+        last_event_id: Header<Option<String>>,
         /// Only events after this global position (default: the current head).
         after: Query<Option<u64>>,
-        /// Event type or type prefix (`plugin.` matches `plugin.enabled`).
-        #[oai(name = "type")]
+        /// Event type or type prefix (`plugin.` matches `plugin.enabled`),
+        /// 1 to 128 characters (declared, as for `GET /api/events`).
+        #[oai(name = "type", validator(min_length = 1, max_length = 128))]
         event_type: Query<Option<String>>,
     ) -> Result<EventsStream, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
-        if let Some(t) = event_type.0.as_deref()
-            && (t.is_empty() || t.len() > extensor_core::event::EVENT_TYPE_BYTES_MAX)
-        {
-            return Err(ApiError::invalid_field(
-                "query:type",
-                "must be 1 to 128 bytes",
-            ));
-        }
         let slot = state.streams.acquire(ctx.tenant.to_string())?;
-        let after = match last_event_id.0.or(after.0) {
+        // At most 19 digits (the validator), so below u64::MAX.
+        let last_seen = last_event_id.as_deref().and_then(|v| v.parse::<u64>().ok());
+        let after = match last_seen.or(after.0) {
             Some(p) => p,
             None => state.store.head_position().await?,
         };

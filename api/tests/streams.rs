@@ -169,7 +169,7 @@ async fn streams_are_authenticated_like_every_operation() {
     let r = open(&s, "/api/ops/tree/stream", &owner, None).await;
     expect_problem(r, 403, "forbidden").await;
     let r = open(&s, "/api/events/stream?type=", &owner, Some("acme")).await;
-    expect_problem(r, 400, "validation_failed").await;
+    expect_problem(r, 422, "validation_failed").await;
     let r = open(
         &s,
         "/api/plugins/ins_01HZZZZZZZZZZZZZZZZZZZZZZZ/logs/stream",
@@ -177,7 +177,7 @@ async fn streams_are_authenticated_like_every_operation() {
         Some("acme"),
     )
     .await;
-    expect_problem(r, 404, "not_found").await;
+    expect_problem(r, 404, "plugin_not_found").await;
     s.stop().await;
 }
 

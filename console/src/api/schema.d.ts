@@ -177,6 +177,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/plugins/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-plugin invocation counts, errors and latency percentiles */
+        get: operations["getPluginMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/plugins/{id}": {
         parameters: {
             query?: never;
@@ -382,8 +399,9 @@ export interface paths {
         /**
          * Create or update a webhook from its YAML (or a ZIP with its transforms)
          * @description The body is the declaration as `application/yaml` (or `text/yaml`),
-         *     or an `application/zip` holding `webhook.yaml` at its root and the
-         *     code files it names. Every problem is listed at once, each as
+         *     an `application/zip` holding `webhook.yaml` at its root and the code
+         *     files it names, or `application/json` with the same as strings
+         *     (`{"yaml": …, "files": {path: source}}`). Every problem is listed at once, each as
          *     `webhook.yaml:LINE:COLUMN`; `${SECRET:NAME}` must name an existing
          *     tenant secret. `dry_run=true` checks and answers without recording.
          */
@@ -822,23 +840,23 @@ export interface components {
             path: string;
             /** @description `tenant_supervisor`, `tenant`, `installation`, or a service name. */
             kind: string;
-            tenant?: string;
+            tenant?: string | null;
             /** @description `starting`, `running`, `passivated`, `restarting`, `failed`, `stopped`. */
             status: string;
             /** Format: date-time */
-            started_at?: string;
+            started_at?: string | null;
             /**
              * Format: double
              * @description Seconds since it (re)started.
              */
-            uptime_s?: number;
+            uptime_s?: number | null;
             /** Format: uint32 */
             restarts: number;
             /** Format: uint64 */
             queue_depth: number;
-            last_error?: string;
+            last_error?: string | null;
             /** Format: date-time */
-            last_error_at?: string;
+            last_error_at?: string | null;
         };
         /**
          * @description Which aggregate to rebuild.
@@ -863,9 +881,13 @@ export interface components {
         };
         /** ApplyFilters */
         ApplyFilters: {
+            /**
+             * @description The value the chain filters (absent: `null`).
+             * @default null
+             */
             input: unknown;
             /** @default skip */
-            on_failure: components["schemas"]["OnFailure"] & unknown;
+            on_failure: components["schemas"]["OnFailure"];
         };
         /**
          * ApplyResult
@@ -882,7 +904,7 @@ export interface components {
              */
             revision: number;
             /** @description The webhook as recorded; absent for a dry run of a new webhook. */
-            webhook?: components["schemas"]["WebhookSummary"] & unknown;
+            webhook?: components["schemas"]["WebhookSummary"] | null;
         };
         /**
          * AttemptView
@@ -902,17 +924,17 @@ export interface components {
              * Format: uint16
              * @description The receiver's HTTP status, when it answered.
              */
-            status?: number;
+            status?: number | null;
             /** Format: uint64 */
             latency_ms: number;
             /** @description The first 1 KiB of the answer. */
-            response_excerpt?: string;
-            error?: string;
+            response_excerpt?: string | null;
+            error?: string | null;
             /**
              * Format: date-time
              * @description When the next attempt is due; absent when this was the last.
              */
-            next_attempt_at?: string;
+            next_attempt_at?: string | null;
         };
         /** ChainBreakView */
         ChainBreakView: {
@@ -935,36 +957,39 @@ export interface components {
             status: components["schemas"]["StepStatusView"];
             /** Format: double */
             duration_ms: number;
-            error?: string;
-            error_code?: string;
+            error?: string | null;
+            error_code?: string | null;
             logs: components["schemas"]["LogLine"][];
         };
         /** @enum {string} */
         ChangeName: "created" | "updated" | "unchanged";
         /** CreateTenant */
         CreateTenant: {
-            /** @description Lowercase letters, digits and dashes, starting with a letter. */
+            /**
+             * @description 2 to 64 lowercase letters, digits and single dashes, starting with a
+             *     letter and not ending with a dash.
+             */
             slug: string;
-            /** @description Display name, 1 to 200 characters. */
+            /** @description Display name, 1 to 200 characters, not all white space. */
             name: string;
         };
         /** CreateToken */
         CreateToken: {
-            /** @description What the token is for, 1 to 100 characters. */
+            /** @description What the token is for, 1 to 100 characters, not all white space. */
             name: string;
             /** @description At most the caller's own role. */
-            role: components["schemas"]["RoleName"] & unknown;
+            role: components["schemas"]["RoleName"];
             /**
              * Format: date-time
              * @description When the token stops working; never, if absent.
              */
-            expires_at?: string;
+            expires_at?: string | null;
         };
         /** CreatedTenant */
         CreatedTenant: {
             tenant: components["schemas"]["TenantView"];
             /** @description The first owner token. It is shown only in this response. */
-            owner_token: components["schemas"]["IssuedTokenView"] & unknown;
+            owner_token: components["schemas"]["IssuedTokenView"];
         };
         /**
          * DeliveryCreated
@@ -981,7 +1006,7 @@ export interface components {
              * Format: date-time
              * @description Pass as `until` for the next (older) page; absent on the last page.
              */
-            next_until?: string;
+            next_until?: string | null;
         };
         /** @enum {string} */
         DeliveryStatusName: "pending" | "delivered" | "failed" | "skipped";
@@ -998,7 +1023,7 @@ export interface components {
             /** @description `event`, `redeliver`, `replay` or `test`. */
             origin: string;
             /** @description For a redelivery: the delivery it repeats. */
-            redelivery_of?: string;
+            redelivery_of?: string | null;
             /**
              * Format: uint32
              * @description The webhook revision the delivery follows.
@@ -1007,9 +1032,9 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
-            finished_at?: string;
+            finished_at?: string | null;
             /** @description Why it failed or was skipped. */
-            reason?: string;
+            reason?: string | null;
             attempts: components["schemas"]["AttemptView"][];
         };
         /** EventPage */
@@ -1044,11 +1069,11 @@ export interface components {
             schema_version: number;
             /** Format: date-time */
             recorded_at: string;
-            tenant?: string;
+            tenant?: string | null;
             /** @description Who caused it: `token:tok_…`, `platform-admin`, `plugin:ins_…`, `system`. */
             principal: string;
             correlation_id: string;
-            causation_id?: string;
+            causation_id?: string | null;
             /** @description The event's data. */
             data: unknown;
             /** @description Hex SHA-256 of the previous event's link, and of this one. */
@@ -1066,7 +1091,7 @@ export interface components {
             enabled_plugins: string[];
             sandbox: components["schemas"]["SandboxInfo"];
             /** @description The platform's outbound allowlist; `null`: manifests alone decide. */
-            http_allowlist?: string[];
+            http_allowlist?: string[] | null;
         };
         /** Features */
         Features: {
@@ -1089,8 +1114,8 @@ export interface components {
             /** @description `ok` or `unavailable`. */
             status: string;
             /** Format: uint64 */
-            store_head_position?: number;
-            error?: string;
+            store_head_position?: number | null;
+            error?: string | null;
         };
         /** HookRunView */
         HookRunView: {
@@ -1098,9 +1123,9 @@ export interface components {
             slug: string;
             /** @description What the hook returned, when it succeeded. */
             outcome?: unknown;
-            error?: string;
+            error?: string | null;
             /** @description `plugin_timeout`, `plugin_failed`, … when it failed. */
-            error_code?: string;
+            error_code?: string | null;
             /** Format: double */
             duration_ms: number;
             logs: components["schemas"]["LogLine"][];
@@ -1118,7 +1143,7 @@ export interface components {
             /** Format: date-time */
             issued_at: string;
             /** Format: date-time */
-            expires_at?: string;
+            expires_at?: string | null;
         };
         /** JobList */
         JobList: {
@@ -1143,8 +1168,8 @@ export interface components {
             /** @description Whether the scheduler is firing it (the plugin is enabled). */
             scheduled: boolean;
             /** Format: date-time */
-            next_run?: string;
-            last_run?: components["schemas"]["LastRunView"];
+            next_run?: string | null;
+            last_run?: components["schemas"]["LastRunView"] | null;
             /**
              * Format: uint64
              * @description Runs scheduled or going now.
@@ -1162,7 +1187,7 @@ export interface components {
             /** Format: date-time */
             scheduled_for: string;
             /** Format: date-time */
-            finished_at?: string;
+            finished_at?: string | null;
             /** Format: uint64 */
             duration_ms: number;
         };
@@ -1187,6 +1212,46 @@ export interface components {
         PluginLogs: {
             logs: components["schemas"]["LogLine"][];
         };
+        /**
+         * PluginMetricsList
+         * @description The caller's tenant's plugins, in install order.
+         */
+        PluginMetricsList: {
+            plugins: components["schemas"]["PluginMetricsView"][];
+        };
+        /**
+         * PluginMetricsView
+         * @description One installed plugin's invocations (hooks, routes, jobs, filters) since
+         *     this server process started; every installed plugin is listed, with
+         *     zeroes when it has not run.
+         */
+        PluginMetricsView: {
+            /** @description The plugin's id (`ins_…`). */
+            id: string;
+            slug: string;
+            /**
+             * Format: uint64
+             * @description Invocations that ran (refused ones are not counted).
+             */
+            invocations: number;
+            /**
+             * Format: uint64
+             * @description Of those, the ones that ended in an error.
+             */
+            errors: number;
+            /**
+             * Format: uint64
+             * @description Latency percentiles and maximum in microseconds (0 when none ran;
+             *     two significant figures; capped at one minute).
+             */
+            p50_us: number;
+            /** Format: uint64 */
+            p95_us: number;
+            /** Format: uint64 */
+            p99_us: number;
+            /** Format: uint64 */
+            max_us: number;
+        };
         /** PluginView */
         PluginView: {
             /** @description `ins_…`, derived from the tenant and the slug. */
@@ -1198,12 +1263,12 @@ export interface components {
             status: string;
             current: components["schemas"]["VersionView"];
             /** @description What `roll-back` restores, if there is one. */
-            previous?: components["schemas"]["VersionView"] & unknown;
+            previous?: components["schemas"]["VersionView"] | null;
             permissions: string[];
             /** @description Names of the plugin's secrets (never their values). */
             secret_keys: string[];
             /** Format: date-time */
-            installed_at?: string;
+            installed_at?: string | null;
             /** @description The validated manifest of the current version. */
             manifest: unknown;
         };
@@ -1233,7 +1298,11 @@ export interface components {
          * @description A business event from the host application.
          */
         PublishEvent: {
-            /** @description Dotted name, e.g. `auth.user.created`. */
+            /**
+             * @description Dotted name, e.g. `auth.user.created`: at most 128 letters, digits,
+             *     `_`, `-` and single dots, starting with a letter
+             *     (`extensor_core::manifest::event_type_problem`).
+             */
             event_type: string;
             /**
              * @description Any JSON, at most 1 MiB serialised.
@@ -1283,9 +1352,13 @@ export interface components {
         };
         /** RunGeneratorHooks */
         RunGeneratorHooks: {
+            /**
+             * @description The state the hooks build on (absent: `null`).
+             * @default null
+             */
             state: unknown;
             /** @default skip */
-            on_failure: components["schemas"]["OnFailure"] & unknown;
+            on_failure: components["schemas"]["OnFailure"];
         };
         /**
          * RunLogView
@@ -1310,10 +1383,10 @@ export interface components {
             finished: boolean;
             status: components["schemas"]["RunStatusName"];
             /** Format: uint64 */
-            duration_ms?: number;
+            duration_ms?: number | null;
             result?: unknown;
-            result_truncated?: components["schemas"]["TruncatedResultView"];
-            error?: string;
+            result_truncated?: components["schemas"]["TruncatedResultView"] | null;
+            error?: string | null;
             logs: components["schemas"]["RunLogView"][];
         };
         /** RunPageView */
@@ -1321,7 +1394,7 @@ export interface components {
             /** @description Newest scheduled time first. */
             runs: components["schemas"]["RunView"][];
             /** @description Pass as `before` for the next page; absent on the last page. */
-            next_before?: string;
+            next_before?: string | null;
         };
         /**
          * @description A run's status.
@@ -1340,21 +1413,21 @@ export interface components {
              * @description `schedule`, `catch_up` or `run_now`; absent for an occurrence
              *     skipped without being scheduled.
              */
-            trigger?: string;
+            trigger?: string | null;
             /** Format: date-time */
             scheduled_for: string;
             /** Format: date-time */
-            started_at?: string;
+            started_at?: string | null;
             /** Format: date-time */
-            finished_at?: string;
+            finished_at?: string | null;
             /** Format: uint64 */
-            duration_ms?: number;
+            duration_ms?: number | null;
             /** @description The job's return value (JSON), when it succeeded and fit. */
             result?: unknown;
-            result_truncated?: components["schemas"]["TruncatedResultView"];
-            error?: string;
+            result_truncated?: components["schemas"]["TruncatedResultView"] | null;
+            error?: string | null;
             /** @description Why a skipped run did not run: `missed`, `overlap`, `unscheduled`. */
-            skip_reason?: string;
+            skip_reason?: string | null;
             /**
              * Format: uint64
              * @description Older skipped occurrences counted into this record.
@@ -1385,16 +1458,25 @@ export interface components {
         };
         /**
          * SecretKeyView
-         * @description A secret's key and when it was last set; never its value.
+         * @description A secret's key, when it was last set and its revision; never its value.
          */
         SecretKeyView: {
             key: string;
             /** Format: date-time */
             updated_at: string;
+            /**
+             * Format: uint32
+             * @description 1 when first set, +1 per change. Send it as `If-Match` to change or
+             *     remove the secret only if nobody else has since.
+             */
+            revision: number;
         };
         /** SecretValue */
         SecretValue: {
-            /** @description The secret. Write-only: it is never returned. */
+            /**
+             * @description The secret, 1 to 8,192 characters (32 KiB of UTF-8). Write-only: it
+             *     is never returned.
+             */
             value: string;
         };
         /**
@@ -1405,20 +1487,26 @@ export interface components {
             /** @description True for the platform-admin token. */
             platform_admin: boolean;
             /** @description With `X-Tenant-Slug`: the tenant's id (`ten_…`). */
-            tenant?: string;
+            tenant?: string | null;
             /** @description With `X-Tenant-Slug`: its slug. */
-            slug?: string;
+            slug?: string | null;
             /**
              * @description With `X-Tenant-Slug`: `viewer`, `developer`, `admin` or `owner`
              *     (the platform admin acts as `owner` in every tenant).
              */
-            role?: string;
+            role?: string | null;
         };
         /** SetSecret */
         SetSecret: {
-            /** @description `A-Z`, `0-9` and `_`, as the plugin reads it with `ctx.secrets.get`. */
+            /**
+             * @description 1 to 128 letters, digits, `_`, `.` and `-`, as the plugin reads it
+             *     with `ctx.secrets.get`.
+             */
             key: string;
-            /** @description The secret. Write-only: it is never returned. */
+            /**
+             * @description The secret, at most 8,192 characters (32 KiB of UTF-8). Write-only:
+             *     it is never returned.
+             */
             value: string;
         };
         /** Status */
@@ -1445,6 +1533,7 @@ export interface components {
         };
         /** TestEvent */
         TestEvent: {
+            /** @description An event type, as for `POST /api/events`. */
             event_type: string;
             /** @default null */
             event_data: unknown;
@@ -1468,7 +1557,7 @@ export interface components {
             /** Format: date-time */
             issued_at: string;
             /** Format: date-time */
-            expires_at?: string;
+            expires_at?: string | null;
             revoked: boolean;
         };
         /** TreeView */
@@ -1501,13 +1590,29 @@ export interface components {
             /** @description Hex hash of the head: record it, and a later truncation shows. */
             head_hash: string;
             /** @description The first broken link, if any. `null`: the chain is intact. */
-            first_break?: components["schemas"]["ChainBreakView"] & unknown;
+            first_break?: components["schemas"]["ChainBreakView"] | null;
         };
         /** VersionView */
         VersionView: {
             version: string;
             /** @description `sha256:<hex>` of the uploaded ZIP. */
             bundle_digest: string;
+        };
+        /**
+         * WebhookJson
+         * @description The declaration and its code files as JSON strings.
+         */
+        WebhookJson: {
+            /** @description The text of `webhook.yaml`. */
+            yaml: string;
+            /**
+             * @description The code files it names: relative path → source (at most 16; with
+             *     the YAML at most 128 KiB).
+             * @default {}
+             */
+            files: {
+                [key: string]: string;
+            };
         };
         /** WebhookList */
         WebhookList: {
@@ -1551,10 +1656,10 @@ export interface components {
              * @description Why it is disabled: an operator's reason, `410 Gone`, or too many
              *     failures in a row.
              */
-            disabled_reason?: string;
+            disabled_reason?: string | null;
             /** @description `sha256:<hex>` over the YAML and the code files. */
             digest: string;
-            description?: string;
+            description?: string | null;
             /** @description The event patterns it follows. */
             on: string[];
             /** @description The code files applied with it (paths). */
@@ -1583,10 +1688,10 @@ export interface components {
              * @description Why it is disabled: an operator's reason, `410 Gone`, or too many
              *     failures in a row.
              */
-            disabled_reason?: string;
+            disabled_reason?: string | null;
             /** @description `sha256:<hex>` over the YAML and the code files. */
             digest: string;
-            description?: string;
+            description?: string | null;
             /** @description The event patterns it follows. */
             on: string[];
             /** @description The code files applied with it (paths). */
@@ -1605,7 +1710,7 @@ export interface components {
                 [key: string]: string;
             };
             /** @description Absent when the webhook's actor is not running (it failed). */
-            stats?: components["schemas"]["WebhookStatsView"] & unknown;
+            stats?: components["schemas"]["WebhookStatsView"] | null;
         };
     };
     responses: never;
@@ -1732,6 +1837,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1885,6 +2002,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than the limit for this operation. */
             413: {
                 headers: {
@@ -1964,9 +2093,13 @@ export interface operations {
     listTokens: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2022,6 +2155,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2108,9 +2253,13 @@ export interface operations {
     createToken: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2171,6 +2320,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2257,9 +2418,13 @@ export interface operations {
     revokeToken: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The token's id (`tok_…`). */
@@ -2317,6 +2482,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2407,18 +2584,28 @@ export interface operations {
                 after?: number;
                 /** @description Page size, 1 to 1000 (default 100). */
                 limit?: number;
-                /** @description Event type or type prefix (`plugin.` matches `plugin.enabled`). */
+                /**
+                 * @description Event type or type prefix (`plugin.` matches `plugin.enabled`),
+                 *     1 to 128 characters.
+                 */
                 type?: string;
-                /** @description Only this stream, e.g. `installation-ins_…`. */
+                /**
+                 * @description Only this stream, e.g. `installation-ins_…`: `<category>-<id>`,
+                 *     at most 160 characters (`extensor_core::event::StreamId`).
+                 */
                 stream?: string;
                 /** @description Recorded at or after this time (RFC 3339). */
                 from?: string;
                 /** @description Recorded before this time (RFC 3339). */
                 to?: string;
             };
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2474,6 +2661,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2560,9 +2759,13 @@ export interface operations {
     publishEvent: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
                 /**
                  * @description Makes a retried publish a no-op answering the original event
                  *     (1 to 200 characters).
@@ -2640,6 +2843,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2729,9 +2944,13 @@ export interface operations {
                 /** @description A global position or an RFC 3339 time; now if absent. */
                 at?: string;
             };
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description `tenant` or `installation`. */
@@ -2792,6 +3011,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2878,9 +3109,13 @@ export interface operations {
     auditVerify: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -2936,6 +3171,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3022,9 +3269,13 @@ export interface operations {
     uploadPlugin: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3100,6 +3351,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3186,9 +3449,13 @@ export interface operations {
     listPlugins: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3244,6 +3511,178 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPluginMetrics: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["PluginMetricsList"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3330,9 +3769,13 @@ export interface operations {
     getPlugin: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -3391,6 +3834,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3477,9 +3932,13 @@ export interface operations {
     uninstallPlugin: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -3537,6 +3996,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3623,9 +4094,13 @@ export interface operations {
     enablePlugin: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -3684,6 +4159,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3770,9 +4257,13 @@ export interface operations {
     disablePlugin: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -3831,6 +4322,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3917,9 +4420,13 @@ export interface operations {
     rollBackPlugin: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -3978,6 +4485,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4064,9 +4583,13 @@ export interface operations {
     pluginLogs: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -4125,6 +4648,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4214,9 +4749,13 @@ export interface operations {
                 /** @description How long to wait for the run to end, in ms (default 10,000, at most 120,000). */
                 wait_ms?: number;
             };
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin installation's id (`ins_…`). */
@@ -4287,6 +4826,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4373,9 +4924,13 @@ export interface operations {
     listJobs: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin installation's id (`ins_…`). */
@@ -4434,6 +4989,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4524,14 +5091,18 @@ export interface operations {
                 job?: string;
                 /** @description Only runs with this status. */
                 status?: components["schemas"]["RunStatusName"];
-                /** @description The previous page's `next_before`. */
+                /** @description The previous page's `next_before`: a run id (`run_` and a ULID). */
                 before?: string;
                 /** @description Page size (default 50, at most 200). */
                 limit?: number;
             };
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin installation's id (`ins_…`). */
@@ -4590,6 +5161,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4676,9 +5259,13 @@ export interface operations {
     getJobRun: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin installation's id (`ins_…`). */
@@ -4739,6 +5326,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4825,9 +5424,13 @@ export interface operations {
     listPluginSecrets: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -4886,6 +5489,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4972,9 +5587,18 @@ export interface operations {
     setPluginSecret: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+                /**
+                 * @description Change the secret only if it is still at this `revision` (as
+                 *     listed, e.g. `"2"`); otherwise 412 and nothing changes.
+                 */
+                "If-Match"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -5037,6 +5661,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5123,9 +5759,15 @@ export interface operations {
     removePluginSecret: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+                /** @description Remove it only if it is still at this `revision`; otherwise 412. */
+                "If-Match"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -5185,6 +5827,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5271,9 +5925,13 @@ export interface operations {
     getWebhook: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -5332,6 +5990,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5421,22 +6091,35 @@ export interface operations {
                 /** @description Only validate and report the change; record nothing. */
                 dry_run?: boolean;
             };
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+                /**
+                 * @description Apply only if the webhook is still at this `revision` (as read,
+                 *     e.g. `"3"`); otherwise 412 and nothing changes.
+                 */
+                "If-Match"?: string;
             };
             path: {
-                /** @description The webhook's name: lowercase letters, digits and single dashes. */
+                /**
+                 * @description The webhook's name: 1 to 64 lowercase letters, digits and single
+                 *     dashes, starting with a letter and not ending with a dash.
+                 */
                 name: string;
             };
             cookie?: never;
         };
-        /** @description The declaration, alone or zipped with its code files. */
+        /** @description The declaration, alone, zipped with its code files, or as JSON. */
         requestBody: {
             content: {
                 "application/yaml": string;
                 "text/yaml": string;
                 "application/zip": string;
+                "application/json; charset=utf-8": components["schemas"]["WebhookJson"];
             };
         };
         responses: {
@@ -5499,6 +6182,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5585,9 +6280,13 @@ export interface operations {
     deleteWebhook: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -5645,6 +6344,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5731,9 +6442,13 @@ export interface operations {
     listWebhooks: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -5789,6 +6504,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5875,9 +6602,13 @@ export interface operations {
     enableWebhook: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -5936,6 +6667,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6022,12 +6765,19 @@ export interface operations {
     disableWebhook: {
         parameters: {
             query?: {
-                /** @description Why (recorded, shown as `disabled_reason`; at most 500 characters). */
+                /**
+                 * @description Why (recorded, shown as `disabled_reason`): 1 to 500
+                 *     characters, not all white space.
+                 */
                 reason?: string;
             };
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -6086,6 +6836,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6174,18 +6936,22 @@ export interface operations {
             query?: {
                 /** @description Only deliveries in this state. */
                 status?: components["schemas"]["DeliveryStatusName"];
-                /** @description Only deliveries of this exact event type. */
+                /** @description Only deliveries of this exact event type (1 to 128 characters). */
                 event_type?: string;
                 /** @description Only deliveries created at or after this time (RFC 3339). */
                 since?: string;
                 /** @description Only deliveries created before this time (the previous page's `next_until`). */
                 until?: string;
-                /** @description Page size (default 50, at most 200). */
+                /** @description Page size, 1 to 200 (default 50). */
                 limit?: number;
             };
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -6244,6 +7010,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6330,9 +7108,13 @@ export interface operations {
     getWebhookDelivery: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -6393,6 +7175,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6479,9 +7273,13 @@ export interface operations {
     redeliverWebhookDelivery: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -6543,6 +7341,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6629,9 +7439,13 @@ export interface operations {
     replayWebhook: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -6695,6 +7509,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6781,9 +7607,13 @@ export interface operations {
     testWebhook: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The webhook's name. */
@@ -6843,6 +7673,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6929,12 +7771,19 @@ export interface operations {
     setTenantSecret: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
-                /** @description Letters, digits, `_`, `.` and `-`, as webhooks reference it: `${SECRET:KEY}`. */
+                /**
+                 * @description 1 to 128 letters, digits, `_`, `.` and `-`, as webhooks reference
+                 *     it: `${SECRET:KEY}`.
+                 */
                 key: string;
             };
             cookie?: never;
@@ -6994,6 +7843,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7080,12 +7941,16 @@ export interface operations {
     removeTenantSecret: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
-                /** @description The secret's key. */
+                /** @description The secret's key (1 to 128 letters, digits, `_`, `.` and `-`). */
                 key: string;
             };
             cookie?: never;
@@ -7143,6 +8008,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7229,9 +8106,13 @@ export interface operations {
     listTenantSecrets: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -7287,6 +8168,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7373,9 +8266,13 @@ export interface operations {
     testEvent: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -7435,6 +8332,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7521,12 +8430,19 @@ export interface operations {
     applyFilters: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
-                /** @description The filter kind plugins registered with `llmFilter(kind)`. */
+                /**
+                 * @description The filter kind plugins registered with `llmFilter(kind)`.
+                 *     1 to 64 letters, digits, `_`, `-` or `.`.
+                 */
                 kind: string;
             };
             cookie?: never;
@@ -7586,6 +8502,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7672,12 +8600,19 @@ export interface operations {
     runGeneratorHooks: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
-                /** @description The hook kind plugins registered with `generatorHook(kind)`. */
+                /**
+                 * @description The hook kind plugins registered with `generatorHook(kind)`.
+                 *     1 to 64 letters, digits, `_`, `-` or `.`.
+                 */
                 kind: string;
             };
             cookie?: never;
@@ -7737,6 +8672,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7885,6 +8832,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than the limit for this operation. */
             413: {
                 headers: {
@@ -8021,6 +8980,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8174,6 +9145,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than the limit for this operation. */
             413: {
                 headers: {
@@ -8310,6 +9293,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8460,6 +9455,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is larger than the limit for this operation. */
             413: {
                 headers: {
@@ -8539,9 +9546,13 @@ export interface operations {
     status: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path?: never;
             cookie?: never;
@@ -8597,6 +9608,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8685,8 +9708,9 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The tenant to describe the token in (its slug); without it only
-                 *     the platform-admin token is accepted.
+                 * @description The tenant to describe the token in (its slug). A tenant token
+                 *     names its tenant, so it may leave this out; the platform-admin
+                 *     token without it is described as the platform admin.
                  */
                 "X-Tenant-Slug"?: string;
             };
@@ -8744,6 +9768,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8832,14 +9868,25 @@ export interface operations {
             query?: {
                 /** @description Only events after this global position (default: the current head). */
                 after?: number;
-                /** @description Event type or type prefix (`plugin.` matches `plugin.enabled`). */
+                /**
+                 * @description Event type or type prefix (`plugin.` matches `plugin.enabled`),
+                 *     1 to 128 characters (declared, as for `GET /api/events`).
+                 */
                 type?: string;
             };
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
-                /** @description The last position the client saw (SSE reconnection). */
-                "Last-Event-ID"?: number;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
+                /**
+                 * @description The last position the client saw (SSE reconnection): up to 19
+                 *     digits. A header is text on the wire, so it is declared as a
+                 *     pattern rather than an integer.
+                 */
+                "Last-Event-ID"?: string;
             };
             path?: never;
             cookie?: never;
@@ -8855,7 +9902,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["EventView"][];
+                    "text/event-stream": {
+                        event?: string;
+                        id?: string;
+                        retry?: number;
+                        data: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -8899,6 +9951,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8985,9 +10049,13 @@ export interface operations {
     streamPluginLogs: {
         parameters: {
             query?: never;
-            header: {
-                /** @description The tenant to act in (its slug). */
-                "X-Tenant-Slug": string;
+            header?: {
+                /**
+                 * @description The tenant to act in (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused); required
+                 *     with the platform-admin token.
+                 */
+                "X-Tenant-Slug"?: string;
             };
             path: {
                 /** @description The plugin's id (`ins_…`). */
@@ -9006,7 +10074,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["LogLine"][];
+                    "text/event-stream": {
+                        event?: string;
+                        id?: string;
+                        retry?: number;
+                        data: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -9050,6 +10123,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9151,7 +10236,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["TreeView"][];
+                    "text/event-stream": {
+                        event?: string;
+                        id?: string;
+                        retry?: number;
+                        data: string;
+                    };
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -9195,6 +10285,18 @@ export interface operations {
             };
             /** @description The request conflicts with the current state (slug taken, wrong state). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -32,6 +32,8 @@ from .log_line import LogLine
 from .on_failure import OnFailure
 from .plugin_list import PluginList
 from .plugin_logs import PluginLogs
+from .plugin_metrics_list import PluginMetricsList
+from .plugin_metrics_view import PluginMetricsView
 from .plugin_view import PluginView
 from .problem import Problem
 from .publish_event import PublishEvent
@@ -49,9 +51,13 @@ from .sandbox_info import SandboxInfo
 from .secret_key_list import SecretKeyList
 from .secret_key_view import SecretKeyView
 from .secret_value import SecretValue
+from .session_view import SessionView
 from .set_secret import SetSecret
 from .status import Status
 from .step_status_view import StepStatusView
+from .stream_events_response_200 import StreamEventsResponse200
+from .stream_ops_tree_response_200 import StreamOpsTreeResponse200
+from .stream_plugin_logs_response_200 import StreamPluginLogsResponse200
 from .tenant_list import TenantList
 from .tenant_view import TenantView
 from .test_event import TestEvent
@@ -107,6 +113,8 @@ __all__ = (
     "OnFailure",
     "PluginList",
     "PluginLogs",
+    "PluginMetricsList",
+    "PluginMetricsView",
     "PluginView",
     "Problem",
     "PublishEvent",
@@ -124,9 +132,13 @@ __all__ = (
     "SecretKeyList",
     "SecretKeyView",
     "SecretValue",
+    "SessionView",
     "SetSecret",
     "Status",
     "StepStatusView",
+    "StreamEventsResponse200",
+    "StreamOpsTreeResponse200",
+    "StreamPluginLogsResponse200",
     "TenantList",
     "TenantView",
     "TestEvent",

@@ -1,0 +1,299 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.problem import Problem
+from ...models.stream_events_response_200 import StreamEventsResponse200
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    after: int | Unset = UNSET,
+    type_: str | Unset = UNSET,
+    x_tenant_slug: str | Unset = UNSET,
+    last_event_id: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(x_tenant_slug, Unset):
+        headers["X-Tenant-Slug"] = x_tenant_slug
+
+    if not isinstance(last_event_id, Unset):
+        headers["Last-Event-ID"] = last_event_id
+
+    params: dict[str, Any] = {}
+
+    params["after"] = after
+
+    params["type"] = type_
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/api/events/stream",
+        "params": params,
+    }
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Problem | StreamEventsResponse200 | None:
+    if response.status_code == 200:
+        response_200 = StreamEventsResponse200.from_dict(response.text)
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = Problem.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 502:
+        response_502 = Problem.from_dict(response.json())
+
+        return response_502
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if response.status_code == 504:
+        response_504 = Problem.from_dict(response.json())
+
+        return response_504
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Problem | StreamEventsResponse200]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient,
+    after: int | Unset = UNSET,
+    type_: str | Unset = UNSET,
+    x_tenant_slug: str | Unset = UNSET,
+    last_event_id: str | Unset = UNSET,
+) -> Response[Problem | StreamEventsResponse200]:
+    """Follow the tenant's log: stored events after `after`, then new ones live
+
+     Each SSE message is one event (`event: event`, `id:` its position,
+    `data:` the event as JSON). Reconnecting with `Last-Event-ID`
+    resumes after that position. Without either it starts at the
+    current head (new events only).
+
+    Args:
+        after (int | Unset):
+        type_ (str | Unset):
+        x_tenant_slug (str | Unset):
+        last_event_id (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | StreamEventsResponse200]
+    """
+
+    kwargs = _get_kwargs(
+        after=after,
+        type_=type_,
+        x_tenant_slug=x_tenant_slug,
+        last_event_id=last_event_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient,
+    after: int | Unset = UNSET,
+    type_: str | Unset = UNSET,
+    x_tenant_slug: str | Unset = UNSET,
+    last_event_id: str | Unset = UNSET,
+) -> Problem | StreamEventsResponse200 | None:
+    """Follow the tenant's log: stored events after `after`, then new ones live
+
+     Each SSE message is one event (`event: event`, `id:` its position,
+    `data:` the event as JSON). Reconnecting with `Last-Event-ID`
+    resumes after that position. Without either it starts at the
+    current head (new events only).
+
+    Args:
+        after (int | Unset):
+        type_ (str | Unset):
+        x_tenant_slug (str | Unset):
+        last_event_id (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | StreamEventsResponse200
+    """
+
+    return sync_detailed(
+        client=client,
+        after=after,
+        type_=type_,
+        x_tenant_slug=x_tenant_slug,
+        last_event_id=last_event_id,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient,
+    after: int | Unset = UNSET,
+    type_: str | Unset = UNSET,
+    x_tenant_slug: str | Unset = UNSET,
+    last_event_id: str | Unset = UNSET,
+) -> Response[Problem | StreamEventsResponse200]:
+    """Follow the tenant's log: stored events after `after`, then new ones live
+
+     Each SSE message is one event (`event: event`, `id:` its position,
+    `data:` the event as JSON). Reconnecting with `Last-Event-ID`
+    resumes after that position. Without either it starts at the
+    current head (new events only).
+
+    Args:
+        after (int | Unset):
+        type_ (str | Unset):
+        x_tenant_slug (str | Unset):
+        last_event_id (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | StreamEventsResponse200]
+    """
+
+    kwargs = _get_kwargs(
+        after=after,
+        type_=type_,
+        x_tenant_slug=x_tenant_slug,
+        last_event_id=last_event_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient,
+    after: int | Unset = UNSET,
+    type_: str | Unset = UNSET,
+    x_tenant_slug: str | Unset = UNSET,
+    last_event_id: str | Unset = UNSET,
+) -> Problem | StreamEventsResponse200 | None:
+    """Follow the tenant's log: stored events after `after`, then new ones live
+
+     Each SSE message is one event (`event: event`, `id:` its position,
+    `data:` the event as JSON). Reconnecting with `Last-Event-ID`
+    resumes after that position. Without either it starts at the
+    current head (new events only).
+
+    Args:
+        after (int | Unset):
+        type_ (str | Unset):
+        x_tenant_slug (str | Unset):
+        last_event_id (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | StreamEventsResponse200
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            after=after,
+            type_=type_,
+            x_tenant_slug=x_tenant_slug,
+            last_event_id=last_event_id,
+        )
+    ).parsed
