@@ -1,5 +1,8 @@
 //! `extensor ops tree --server URL --token TOKEN [--json]`: the live
 //! supervision tree of a running server, as an indented tree (or its JSON).
+//! `extensor ops suspend --tenant SLUG|ID --reason TEXT` and `extensor ops
+//! resume --tenant SLUG|ID`: a platform admin suspends or resumes a tenant
+//! on a running server (which pauses or resumes everything of it).
 
 use std::fmt::Write as _;
 
@@ -14,6 +17,41 @@ const REQUEST_TIMEOUT_S: u64 = 30;
 pub enum OpsCommand {
     /// Print the supervision tree of a running server.
     Tree(TreeArgs),
+    /// Suspend a tenant: it serves nothing, its hooks, jobs and webhooks pause.
+    Suspend(SuspendArgs),
+    /// Resume a suspended tenant.
+    Resume(ResumeArgs),
+}
+
+#[derive(Args)]
+pub struct Server {
+    /// The server's base URL, e.g. `http://127.0.0.1:8080`.
+    #[arg(long, env = "EXTENSOR_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The platform-admin token.
+    #[arg(long, env = "EXTENSOR_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Args)]
+pub struct SuspendArgs {
+    #[command(flatten)]
+    server: Server,
+    /// The tenant's slug or id (`ten_…`).
+    #[arg(long)]
+    tenant: String,
+    /// Why (kept in the log), 1 to 1000 characters.
+    #[arg(long)]
+    reason: String,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    server: Server,
+    /// The tenant's slug or id (`ten_…`).
+    #[arg(long)]
+    tenant: String,
 }
 
 #[derive(Args)]
@@ -30,7 +68,67 @@ pub struct TreeArgs {
 }
 
 pub async fn run(cmd: OpsCommand) -> Result<()> {
-    let OpsCommand::Tree(args) = cmd;
+    match cmd {
+        OpsCommand::Tree(args) => tree(args).await,
+        OpsCommand::Suspend(a) => {
+            let body = serde_json::json!({ "reason": a.reason });
+            tenant_control(&a.server, &a.tenant, "suspend", Some(body)).await
+        }
+        OpsCommand::Resume(a) => tenant_control(&a.server, &a.tenant, "resume", None).await,
+    }
+}
+
+/// `POST /api/tenants/{id}/{action}`, the tenant named by slug or id.
+async fn tenant_control(
+    server: &Server,
+    tenant: &str,
+    action: &str,
+    body: Option<Value>,
+) -> Result<()> {
+    let base = server.server.trim_end_matches('/');
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S))
+        .build()?;
+    let list = answer(client.get(format!("{base}/api/tenants")), &server.token).await?;
+    let id = list["tenants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["slug"] == tenant || t["id"] == tenant)
+        .and_then(|t| t["id"].as_str())
+        .with_context(|| format!("no tenant `{tenant}` on {base}"))?
+        .to_owned();
+    let mut req = client.post(format!("{base}/api/tenants/{id}/{action}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let done = answer(req, &server.token).await?;
+    println!(
+        "tenant {} ({id}) is {}",
+        done["slug"].as_str().unwrap_or(tenant),
+        done["status"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+/// Sends `req` with the token; the JSON answer, or the problem's detail.
+async fn answer(req: reqwest::RequestBuilder, token: &str) -> Result<Value> {
+    let resp = req.bearer_auth(token).send().await.context("the server")?;
+    let status = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .context("the server's answer is not JSON")?;
+    if !status.is_success() {
+        bail!(
+            "{status}: {}",
+            body["detail"].as_str().unwrap_or("no detail")
+        );
+    }
+    Ok(body)
+}
+
+async fn tree(args: TreeArgs) -> Result<()> {
     let url = format!("{}/api/ops/tree", args.server.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S))

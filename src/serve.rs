@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     #[arg(long, env = "EXTENSOR_SHUTDOWN_GRACE_MS", default_value_t = extensor_api::server::SHUTDOWN_GRACE_MS)]
     shutdown_grace_ms: u64,
+    /// Heap, in MiB, that the warm plugin isolates of the process may hold
+    /// together; least recently used pools are evicted beyond it.
+    #[arg(long, env = "EXTENSOR_WARM_ISOLATES_MB_MAX")]
+    warm_isolates_mb_max: Option<usize>,
     /// Log lines as readable text or as JSON objects.
     #[arg(long, env = "EXTENSOR_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -63,6 +67,9 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     config.engine.zip = extensor_js::ZipLimits::from_env().map_err(|e| anyhow!(e))?;
     config.engine.smtp = extensor_js::host::mail::SmtpConfig::from_env();
     config.engine.llm = extensor_js::host::llm::LlmConfig::from_env();
+    config.engine.warm_isolates_bytes_max = args
+        .warm_isolates_mb_max
+        .map(|mb| mb.saturating_mul(1024 * 1024));
     let data_dir = data_dir.display().to_string();
     serve(
         config,

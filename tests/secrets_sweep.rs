@@ -298,7 +298,7 @@ async fn sweep_endpoints(api: &Api, plugin: &str, runs: &[String], delivery: &st
                     .send()
                     .await
                     .unwrap();
-                let body = r.text().await.unwrap();
+                let body = body_of(r).await;
                 seen.push_str(&body);
                 swept += 1;
             }
@@ -306,6 +306,18 @@ async fn sweep_endpoints(api: &Api, plugin: &str, runs: &[String], delivery: &st
     }
     assert!(swept >= 30, "swept {swept} reads");
     seen
+}
+
+/// The body, or for a server-sent event stream (which never ends) what it
+/// sent within `STREAM_READ_MS`: its first frames replay recent state.
+async fn body_of(mut r: reqwest::Response) -> String {
+    const STREAM_READ_MS: u64 = 1_000;
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(STREAM_READ_MS);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, r.chunk()).await {
+        out.extend_from_slice(&chunk);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn all_bytes(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {

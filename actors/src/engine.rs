@@ -153,6 +153,9 @@ pub struct EngineConfig {
     /// (`runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT`; see there for the
     /// eviction order).
     pub warm_isolates_bytes_max: usize,
+    /// Tenants that start stopped (suspended ones): nothing of theirs runs,
+    /// not even for a moment during recovery, until `resume_tenant`.
+    pub stopped_tenants: Vec<TenantId>,
 }
 
 impl EngineConfig {
@@ -170,6 +173,7 @@ impl EngineConfig {
             llm: None,
             filter_order: FilterOrder::InstallOrder,
             warm_isolates_bytes_max: runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT,
+            stopped_tenants: Vec::new(),
         }
     }
 }
@@ -492,6 +496,9 @@ impl Engine {
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
+        for tenant in &config.stopped_tenants {
+            engine.stop_tenant(tenant).await?;
+        }
         engine.recover().await?;
         Ok(engine)
     }
@@ -522,6 +529,7 @@ impl Engine {
         tenants.extend(with_webhooks);
         tenants.sort();
         tenants.dedup();
+        tenants.retain(|t| !self.tenant_stopped(t));
         futures::stream::iter(tenants)
             .for_each_concurrent(RECOVERY_TENANTS_CONCURRENT, |tenant| async move {
                 if let Err(e) = self.resume(&tenant).await {
@@ -719,10 +727,23 @@ impl Engine {
         self.inner
             .root_call(|reply| RootMsg::ResumeTenant { tenant: t, reply })
             .await?;
-        if self.inner.directory.has_hooks(tenant) {
-            self.inner.supervisor(tenant).await?;
+        let inner = &self.inner;
+        if inner.directory.has_hooks(tenant)
+            || inner.directory.has_jobs(tenant)
+            || inner.webhook_tenants.contains(tenant)
+        {
+            inner.supervisor(tenant).await?;
         }
         Ok(())
+    }
+
+    /// Whether an operator stopped the tenant (or it is suspended): then
+    /// every request for it is refused.
+    pub fn tenant_stopped(&self, tenant: &TenantId) -> bool {
+        self.inner
+            .board
+            .get(&format!("/tenants/{tenant}"))
+            .is_some_and(|i| i.status == crate::supervision::ActorStatus::Stopped)
     }
 }
 

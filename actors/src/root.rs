@@ -194,9 +194,29 @@ impl RootState {
                 tracing::warn!(tenant = %tenant, error = %e, "tenant stop did not finish");
             }
         }
-        self.config
-            .board
-            .update(&path_of(tenant), |i| i.status = ActorStatus::Stopped);
+        // Shown (and refused) even if it never ran in this process: a
+        // tenant suspended before a restart starts stopped.
+        let path = path_of(tenant);
+        if self.config.board.get(&path).is_none() {
+            self.config.board.put(
+                ActorInfo {
+                    path,
+                    kind: ActorKind::TenantSupervisor,
+                    tenant: Some(tenant.to_string()),
+                    status: ActorStatus::Stopped,
+                    started_at: None,
+                    restarts: 0,
+                    queue_depth: 0,
+                    last_error: None,
+                    last_error_at: None,
+                },
+                None,
+            );
+        } else {
+            self.config
+                .board
+                .update(&path, |i| i.status = ActorStatus::Stopped);
+        }
     }
 
     async fn restart_actor(
@@ -249,6 +269,11 @@ impl RootState {
         if entry.status == ActorStatus::Stopped {
             entry.status = ActorStatus::Starting;
             entry.history.clear();
+            // Not running until its next request: shown as passivated, and
+            // no longer refused as stopped.
+            self.config
+                .board
+                .update(&path_of(tenant), |i| i.status = ActorStatus::Passivated);
         }
     }
 

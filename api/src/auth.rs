@@ -23,7 +23,7 @@ use extensor_core::tenant::TenantStatus;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::directory::TokenOwner;
+use crate::directory::{TenantEntry, TokenOwner};
 use crate::error::ApiError;
 use crate::ratelimit::RateClass;
 use crate::state::AppState;
@@ -93,12 +93,7 @@ impl AppState {
                 (t, tok.role, Principal::token(&tok.token_id))
             }
         };
-        if tenant.status == TenantStatus::Suspended {
-            return Err(
-                ApiError::forbidden(format!("tenant `{}` is suspended", tenant.slug))
-                    .with_code("tenant_suspended"),
-            );
-        }
+        self.tenant_serves(&tenant)?;
         if role < min {
             return Err(ApiError::forbidden(format!(
                 "this operation needs role {min} or stronger; the token has {role}"
@@ -113,6 +108,26 @@ impl AppState {
             role,
             principal,
         })
+    }
+
+    /// Refuses every request for a suspended tenant (`403
+    /// tenant_suspended`) or one an operator stopped (`503
+    /// tenant_stopped`): management calls, publishes, routes (public ones
+    /// too), filters and test events alike.
+    pub fn tenant_serves(&self, tenant: &TenantEntry) -> Result<(), ApiError> {
+        if tenant.status == TenantStatus::Suspended {
+            return Err(
+                ApiError::forbidden(format!("tenant `{}` is suspended", tenant.slug))
+                    .with_code("tenant_suspended"),
+            );
+        }
+        if self.engine.tenant_stopped(&tenant.id) {
+            return Err(ApiError::unavailable(
+                "tenant_stopped",
+                format!("tenant `{}` is stopped by an operator", tenant.slug),
+            ));
+        }
+        Ok(())
     }
 
     /// Admits only the platform-admin token.

@@ -5,21 +5,21 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-ObbzVZOT.js",
+        path: "assets/index-ko3sR1LZ.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:baba100e38bf97462a6eb24c9168273ebd556301268a58984c57ef70c5e3f0a2",
-        bytes: include_bytes!("../../console/dist/assets/index-ObbzVZOT.js"),
+        digest: "sha256:1865ee66a273004ccfaebc99084135b679f6b24b126ce5eab469f527efd67823",
+        bytes: include_bytes!("../../console/dist/assets/index-ko3sR1LZ.js"),
     },
     Asset {
-        path: "assets/style-MdcAWmos.css",
+        path: "assets/style-DtLostxg.css",
         content_type: "text/css; charset=utf-8",
-        digest: "sha256:a1a110a86308876f91f56ec9f3c334c7717988f615021aee6bada2dadfe43252",
-        bytes: include_bytes!("../../console/dist/assets/style-MdcAWmos.css"),
+        digest: "sha256:6be14c1f72dc7e38b1127801c7ad822746ec68632c8b6aa301ef8ee19a854cfa",
+        bytes: include_bytes!("../../console/dist/assets/style-DtLostxg.css"),
     },
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:7180d2e1af94c83359310de466c755451164dc940ffdcc9ec7bdbbe525987439",
+        digest: "sha256:b566eff6d0c5dd0992fab1e29f132f2f3ccc8e009db071180d5a04e28e251439",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

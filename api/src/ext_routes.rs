@@ -106,6 +106,7 @@ async fn answer(req: &Request, body: Body) -> Result<Response, ApiError> {
                 .directory
                 .tenant_by_slug(&tenant_slug)
                 .ok_or_else(|| ApiError::not_found("plugin", &slug))?;
+            state.tenant_serves(&t)?;
             state
                 .limiter
                 .check(&t.id, RateClass::Routes)

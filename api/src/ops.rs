@@ -15,7 +15,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::auth::BearerAuth;
 use crate::error::ApiError;
-use crate::state::State;
+use crate::state::{AppState, State};
 use crate::tags::ApiTags;
 
 /// Tree paths are short: `/tenants/<id>/installations/<id>`.
@@ -29,6 +29,10 @@ pub struct ActorView {
     /// `tenant_supervisor`, `tenant`, `installation`, or a service name.
     pub kind: String,
     pub tenant: Option<String>,
+    /// The tenant's slug, so an operator finds "acme" without a lookup.
+    pub tenant_slug: Option<String>,
+    /// For an installation's actor, its plugin's slug.
+    pub plugin_slug: Option<String>,
     /// `starting`, `running`, `passivated`, `restarting`, `failed`, `stopped`.
     pub status: String,
     pub started_at: Option<DateTime<Utc>>,
@@ -58,6 +62,8 @@ impl From<ActorInfo> for ActorView {
                 .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1e3),
             path: a.path,
             tenant: a.tenant,
+            tenant_slug: None,
+            plugin_slug: None,
             started_at: a.started_at,
             restarts: a.restarts,
             queue_depth: a.queue_depth as u64,
@@ -88,10 +94,7 @@ impl OpsApi {
     #[oai(path = "/tree", method = "get", operation_id = "opsTree")]
     async fn tree(&self, state: State<'_>, auth: BearerAuth) -> Result<Json<TreeView>, ApiError> {
         state.platform_admin(&auth)?;
-        let tree = state.engine.tree().await?;
-        Ok(Json(TreeView {
-            actors: tree.actors.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Json(tree_view(&state).await?))
     }
 
     /// Restart an actor (typically a failed one) by its tree path
@@ -186,8 +189,50 @@ impl OpsApi {
     ) -> Result<OpsDone, ApiError> {
         state.platform_admin(&auth)?;
         let tenant = known_tenant(&state, &id)?;
+        if state
+            .directory
+            .tenant(&tenant)
+            .is_some_and(|t| t.status == extensor_core::tenant::TenantStatus::Suspended)
+        {
+            return Err(ApiError::conflict(
+                "tenant_suspended",
+                "the tenant is suspended; `POST /api/tenants/{id}/resume` lifts it",
+            ));
+        }
         state.engine.resume_tenant(&tenant).await?;
         Ok(OpsDone::Done)
+    }
+}
+
+/// The tree with every actor's slugs: what `GET /api/ops/tree` answers and
+/// `GET /api/ops/tree/stream` sends.
+pub async fn tree_view(state: &AppState) -> Result<TreeView, ApiError> {
+    let tree = state.engine.tree().await?;
+    let mut actors: Vec<ActorView> = tree.actors.into_iter().map(Into::into).collect();
+    for a in &mut actors {
+        label_slugs(state, a).await;
+    }
+    Ok(TreeView { actors })
+}
+
+/// Fills the tenant and plugin slugs from the directory and the
+/// installation index (both in memory).
+async fn label_slugs(state: &AppState, a: &mut ActorView) {
+    let Some(tenant) = a.tenant.as_deref().and_then(|t| t.parse::<TenantId>().ok()) else {
+        return;
+    };
+    a.tenant_slug = state.directory.tenant(&tenant).map(|t| t.slug);
+    let installation = a
+        .path
+        .split_once("/installations/")
+        .and_then(|(_, id)| id.parse::<extensor_core::ids::InstallationId>().ok());
+    if let Some(id) = installation {
+        a.plugin_slug = state
+            .engine
+            .installation(&tenant, &id)
+            .await
+            .ok()
+            .map(|v| v.slug.to_string());
     }
 }
 

@@ -49,6 +49,9 @@ pub struct EngineSettings {
     pub zip: extensor_js::ZipLimits,
     pub smtp: Option<extensor_js::host::mail::SmtpConfig>,
     pub llm: Option<extensor_js::host::llm::LlmConfig>,
+    /// Heap all warm isolates may hold together; `None` keeps the engine's
+    /// default (`WARM_ISOLATES_BYTES_MAX_DEFAULT`).
+    pub warm_isolates_bytes_max: Option<usize>,
     /// The platform key for secrets; `None` loads it per
     /// `SecretKey::load` (env, key file, or `<data_dir>/secret.key`).
     pub secret_key: Option<extensor_core::secrets::SecretKey>,
@@ -160,8 +163,15 @@ pub async fn serve(
     let shared: Arc<dyn EventStore> = Arc::new(store.clone());
     let sandbox = crate::status::SandboxInfo::from(&config.engine.sandbox);
     let http_allowlist = config.engine.sandbox.network.platform_allowed_hosts.clone();
-    let engine = start_engine(shared.clone(), data_dir, config.engine).await?;
+    // The directory first: suspended tenants start stopped in the engine.
     let directory = Directory::load(shared.clone()).await?;
+    let suspended = directory
+        .tenants()
+        .into_iter()
+        .filter(|t| t.status == extensor_core::tenant::TenantStatus::Suspended)
+        .map(|t| t.id)
+        .collect();
+    let engine = start_engine(shared.clone(), data_dir, config.engine, suspended).await?;
     let generated =
         crate::tenancy::bootstrap_admin(shared.as_ref(), &directory, config.admin_token.as_deref())
             .await
@@ -192,6 +202,7 @@ pub async fn serve(
         http_allowlist,
         streams: crate::streams::Streams::new(config.stream_heartbeat),
         fault_drills: config.fault_drills,
+        verified: tokio::sync::Mutex::default(),
     });
     // Open event streams end when shutdown begins, so they do not hold
     // the graceful shutdown for its whole grace.
@@ -212,6 +223,7 @@ async fn start_engine(
     store: Arc<dyn EventStore>,
     data_dir: std::path::PathBuf,
     settings: EngineSettings,
+    stopped_tenants: Vec<extensor_core::ids::TenantId>,
 ) -> Result<extensor_actors::Engine, ServeError> {
     let key = match settings.secret_key {
         Some(k) => k,
@@ -222,6 +234,10 @@ async fn start_engine(
     config.zip = settings.zip;
     config.smtp = settings.smtp;
     config.llm = settings.llm;
+    config.stopped_tenants = stopped_tenants;
+    if let Some(max) = settings.warm_isolates_bytes_max {
+        config.warm_isolates_bytes_max = max;
+    }
     extensor_actors::Engine::start(config)
         .await
         .map_err(|e| ServeError::Startup(format!("engine: {e}")))

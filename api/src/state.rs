@@ -96,4 +96,6 @@ pub struct AppState {
     /// `EXTENSOR_FAULT_DRILLS`: whether `POST /api/ops/actors/{path}/fault-drill`
     /// may panic actors (off unless set).
     pub fault_drills: bool,
+    /// How far `GET /api/audit/verify` has verified the chain.
+    pub verified: tokio::sync::Mutex<crate::audit::VerifiedPrefix>,
 }

@@ -20,10 +20,13 @@ use std::time::Duration;
 use extensor_core::role::Role;
 use extensor_core::store::ReadFilter;
 use futures::stream::{BoxStream, StreamExt};
+use poem::IntoResponse;
 use poem::web::sse::Event;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::EventStream;
-use poem_openapi::types::ToJSON;
+use poem_openapi::payload::Payload;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, OpenApi};
 use tokio::sync::watch;
 
@@ -138,7 +141,79 @@ impl Drop for StreamSlot {
     }
 }
 
-type Sse<T> = EventStream<BoxStream<'static, T>>;
+/// What one stream sends: the SSE `event:` name and the JSON `data:` type.
+pub trait SseItem: Type + ToJSON + Send + 'static {
+    /// The `event:` field of every message.
+    const EVENT: &'static str;
+    /// What `data:` holds, for the OpenAPI document.
+    const DATA: &'static str;
+    /// Whether messages carry an `id:` (resumable with `Last-Event-ID`).
+    const RESUMABLE: bool;
+}
+
+impl SseItem for EventView {
+    const EVENT: &'static str = "event";
+    const DATA: &'static str = "An `EventView` as JSON.";
+    const RESUMABLE: bool = true;
+}
+
+impl SseItem for LogLine {
+    const EVENT: &'static str = "log";
+    const DATA: &'static str = "A `LogLine` as JSON.";
+    const RESUMABLE: bool = false;
+}
+
+impl SseItem for TreeView {
+    const EVENT: &'static str = "tree";
+    const DATA: &'static str = "A `TreeView` as JSON: the whole tree.";
+    const RESUMABLE: bool = false;
+}
+
+/// A `text/event-stream` body of `T` messages. Its OpenAPI schema
+/// describes one event (`event`, `data`, `id`), as OpenAPI 3.0 readers of
+/// event streams (schemathesis among them) expect, rather than poem's
+/// array-of-`T`; `T` itself is registered, so its schema is in the document.
+pub struct Sse<T: SseItem>(EventStream<BoxStream<'static, T>>);
+
+impl<T: SseItem> Payload for Sse<T> {
+    const CONTENT_TYPE: &'static str = "text/event-stream";
+
+    fn schema_ref() -> MetaSchemaRef {
+        let text = |description: &'static str| {
+            MetaSchemaRef::Inline(Box::new(MetaSchema {
+                description: Some(description),
+                ..MetaSchema::new("string")
+            }))
+        };
+        let event = MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("The message's kind."),
+            enum_items: vec![serde_json::Value::from(T::EVENT)],
+            ..MetaSchema::new("string")
+        }));
+        let mut properties = vec![("event", event), ("data", text(T::DATA))];
+        let mut required = vec!["event", "data"];
+        if T::RESUMABLE {
+            properties.push(("id", text("The event's global position.")));
+            required.push("id");
+        }
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("One server-sent event; comment lines are heartbeats."),
+            properties,
+            required,
+            ..MetaSchema::new("object")
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: SseItem> IntoResponse for Sse<T> {
+    fn into_response(self) -> poem::Response {
+        self.0.into_response()
+    }
+}
 
 #[derive(ApiResponse)]
 pub enum EventsStream {
@@ -164,17 +239,17 @@ pub enum TreeStream {
     Ok(Sse<TreeView>),
 }
 
-fn sse<T: ToJSON + Send + 'static>(
+fn sse<T: SseItem>(
     streams: &Streams,
     stream: BoxStream<'static, T>,
     mut to_event: impl FnMut(&T, String) -> Event + Send + 'static,
 ) -> Sse<T> {
-    EventStream::new(stream)
+    Sse(EventStream::new(stream)
         .keep_alive(streams.heartbeat)
         .to_event(move |item| {
             let json = item.to_json_string();
-            to_event(&item, json)
-        })
+            to_event(&item, json).event_type(T::EVENT)
+        }))
 }
 
 pub struct StreamsApi;
@@ -184,8 +259,9 @@ impl StreamsApi {
     /// Follow the tenant's log: stored events after `after`, then new ones live
     ///
     /// Each SSE message is one event (`event: event`, `id:` its position,
-    /// `data:` the event as JSON). Reconnecting with `Last-Event-ID`
-    /// resumes after that position. Without either it starts at the
+    /// `data:` the event as JSON). A reconnecting client's `Last-Event-ID`
+    /// header (the SSE protocol's, a position) resumes after that position
+    /// and takes precedence over `after`. Without either it starts at the
     /// current head (new events only).
     #[oai(
         path = "/events/stream",
@@ -202,23 +278,17 @@ impl StreamsApi {
         /// with the platform-admin token.
         #[oai(name = "X-Tenant-Slug")]
         tenant: Header<Option<String>>,
-        /// The last position the client saw (SSE reconnection): up to 19
-        /// digits. A header is text on the wire, so it is declared as a
-        /// pattern rather than an integer.
-        #[oai(name = "Last-Event-ID", validator(pattern = r"^[0-9]{1,19}$"))]
-        last_event_id: Header<Option<String>>,
+        req: &poem::Request,
         /// Only events after this global position (default: the current head).
         after: Query<Option<u64>>,
         /// Event type or type prefix (`plugin.` matches `plugin.enabled`),
-        /// 1 to 128 characters (declared, as for `GET /api/events`).
+        /// 1 to 128 characters.
         #[oai(name = "type", validator(min_length = 1, max_length = 128))]
         event_type: Query<Option<String>>,
     ) -> Result<EventsStream, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
         let slot = state.streams.acquire(ctx.tenant.to_string())?;
-        // At most 19 digits (the validator), so below u64::MAX.
-        let last_seen = last_event_id.as_deref().and_then(|v| v.parse::<u64>().ok());
-        let after = match last_seen.or(after.0) {
+        let after = match last_event_id(req)?.or(after.0) {
             Some(p) => p,
             None => state.store.head_position().await?,
         };
@@ -238,11 +308,7 @@ impl StreamsApi {
         Ok(EventsStream::Ok(sse(
             &state.streams,
             slot.bind(events),
-            |e, json| {
-                Event::message(json)
-                    .event_type("event")
-                    .id(e.position.to_string())
-            },
+            |e, json| Event::message(json).id(e.position.to_string()),
         )))
     }
 
@@ -310,7 +376,7 @@ impl StreamsApi {
         Ok(LogStream::Ok(sse(
             &state.streams,
             slot.bind(lines),
-            |_, json| Event::message(json).event_type("log"),
+            |_, json| Event::message(json),
         )))
     }
 
@@ -327,20 +393,17 @@ impl StreamsApi {
     async fn tree(&self, state: State<'_>, auth: BearerAuth) -> Result<TreeStream, ApiError> {
         state.platform_admin(&auth)?;
         let slot = state.streams.acquire("platform-admin".into())?;
-        let engine = state.engine.clone();
-        let changes = engine.status_board().changes();
+        let app = state.0.clone();
+        let changes = app.engine.status_board().changes();
         let snapshots = futures::stream::unfold((changes, true), move |(mut changes, first)| {
-            let engine = engine.clone();
+            let app = app.clone();
             async move {
                 if !first {
                     tokio::time::sleep(Duration::from_millis(TREE_UPDATE_INTERVAL_MS)).await;
                     changes.changed().await.ok()?;
                 }
                 changes.borrow_and_update();
-                let tree = engine.tree().await.ok()?;
-                let view = TreeView {
-                    actors: tree.actors.into_iter().map(Into::into).collect(),
-                };
+                let view = crate::ops::tree_view(&app).await.ok()?;
                 Some((view, (changes, false)))
             }
         })
@@ -348,9 +411,27 @@ impl StreamsApi {
         Ok(TreeStream::Ok(sse(
             &state.streams,
             slot.bind(snapshots),
-            |_, json| Event::message(json).event_type("tree"),
+            |_, json| Event::message(json),
         )))
     }
+}
+
+/// The SSE protocol's `Last-Event-ID` (a position), read from the request
+/// rather than declared: it is the protocol's header, not an API parameter.
+fn last_event_id(req: &poem::Request) -> Result<Option<u64>, ApiError> {
+    let Some(v) = req.headers().get("last-event-id") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "header:Last-Event-ID",
+                "must be an event position (an integer)",
+            )
+        })
 }
 
 /// Which of a plugin's recent log lines were sent already. The ring holds

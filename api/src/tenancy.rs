@@ -230,3 +230,29 @@ pub async fn bootstrap_admin(
     directory.set_admin_hash(hash);
     Ok(generated.then_some(token))
 }
+
+/// Suspends (`Some(reason)`) or resumes (`None`) a tenant: the decision is
+/// the tenant aggregate's (`already_suspended`, `not_suspended`), the
+/// directory follows at once so the very next request sees it.
+pub async fn set_suspended(
+    store: &dyn EventStore,
+    directory: &Directory,
+    tenant: &TenantId,
+    suspend: Option<String>,
+    principal: Principal,
+) -> Result<(), TenancyError> {
+    let meta = EventMeta::new(Some(tenant.clone()), principal);
+    let stream = StreamId::tenant(tenant);
+    let (cmd, event) = match suspend {
+        Some(reason) => (
+            TenantCommand::Suspend {
+                reason: reason.clone(),
+            },
+            TenantEvent::Suspended { reason },
+        ),
+        None => (TenantCommand::Resume, TenantEvent::Resumed),
+    };
+    aggregate::execute::<Tenant>(store, &stream, &cmd, &meta, SnapshotPolicy::DEFAULT).await?;
+    directory.apply_tenant_event(tenant, &event, Utc::now());
+    Ok(())
+}

@@ -62,6 +62,14 @@ pub struct CreatedTenant {
     pub owner_token: IssuedTokenView,
 }
 
+/// Why the tenant is suspended (kept in the log).
+#[derive(Object)]
+pub struct SuspendTenant {
+    /// 1 to 1000 characters, not only whitespace.
+    #[oai(validator(min_length = 1, max_length = 1000, pattern = r"\S"))]
+    pub reason: String,
+}
+
 #[derive(Object)]
 pub struct TenantList {
     pub tenants: Vec<TenantView>,
@@ -123,6 +131,73 @@ impl TenantsApi {
             .collect();
         Ok(Json(TenantList { tenants }))
     }
+
+    /// Suspend a tenant: it serves nothing and its hooks, jobs and webhooks pause
+    #[oai(
+        path = "/tenants/:id/suspend",
+        method = "post",
+        operation_id = "suspendTenant"
+    )]
+    async fn suspend(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The tenant's id (`ten_…`).
+        id: poem_openapi::param::Path<String>,
+        body: Json<SuspendTenant>,
+    ) -> Result<Json<TenantView>, ApiError> {
+        let principal = state.platform_admin(&auth)?;
+        let tenant = known(&state, &id)?;
+        // Durable first: a crash after it leaves the tenant suspended, and
+        // the next start stops it before anything of it runs.
+        tenancy::set_suspended(
+            state.store.as_ref(),
+            &state.directory,
+            &tenant.id,
+            Some(body.0.reason),
+            principal,
+        )
+        .await
+        .map_err(tenancy_error)?;
+        state.engine.stop_tenant(&tenant.id).await?;
+        Ok(Json(known(&state, &id)?.into()))
+    }
+
+    /// Resume a suspended tenant: everything it paused continues where it stopped
+    #[oai(
+        path = "/tenants/:id/resume",
+        method = "post",
+        operation_id = "unsuspendTenant"
+    )]
+    async fn resume(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+        /// The tenant's id (`ten_…`).
+        id: poem_openapi::param::Path<String>,
+    ) -> Result<Json<TenantView>, ApiError> {
+        let principal = state.platform_admin(&auth)?;
+        let tenant = known(&state, &id)?;
+        tenancy::set_suspended(
+            state.store.as_ref(),
+            &state.directory,
+            &tenant.id,
+            None,
+            principal,
+        )
+        .await
+        .map_err(tenancy_error)?;
+        state.engine.resume_tenant(&tenant.id).await?;
+        Ok(Json(known(&state, &id)?.into()))
+    }
+}
+
+/// The tenant `id` names, if it exists (another form answers 404 too).
+fn known(state: &State<'_>, id: &str) -> Result<TenantEntry, ApiError> {
+    id.parse::<extensor_core::ids::TenantId>()
+        .ok()
+        .and_then(|t| state.directory.tenant(&t))
+        .ok_or_else(|| ApiError::not_found("tenant", id))
 }
 
 /// Maps tenancy failures onto problems.

@@ -5,6 +5,7 @@ mod common;
 
 use common::{Server, expect_problem, json_of};
 use reqwest::Method;
+use serde_json::json;
 
 #[tokio::test]
 async fn events_query_pages_filters_and_stays_in_the_tenant() {
@@ -132,7 +133,66 @@ async fn state_at_a_position_and_chain_verification() {
     let (status, report) = json_of(get("/api/audit/verify".into()).await.unwrap()).await;
     assert_eq!(status, 200);
     assert!(report["first_break"].is_null(), "{report}");
-    assert!(report["events_checked"].as_u64().unwrap() >= 5);
-    assert_eq!(report["head_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(report["complete"], true, "{report}");
+    // acme's own events only: slug reserved, created, owner and viewer tokens.
+    assert_eq!(report["tenant_events_verified"], 4, "{report}");
+    s.stop().await;
+}
+
+/// `GET /api/audit/verify` reports the caller's tenant only, walks at most
+/// `VERIFY_EVENTS_PER_CALL_MAX` events per call and goes on from where the
+/// last call stopped: 25,000 events take two calls, not one walk each.
+#[tokio::test]
+async fn chain_verification_is_per_tenant_bounded_and_incremental() {
+    use extensor_core::event::{EventMeta, NewEvent, Principal, StreamId};
+    use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
+    use extensor_core::store::{EventStore, ExpectedRevision};
+    let s = Server::start().await;
+    let (_, acme) = s.tenant("acme").await;
+    let (globex_id, _) = s.tenant("globex").await;
+    let dir = s.stop().await;
+    let store = SqliteStore::open(SqliteConfig::new(
+        dir.path().join("data"),
+        OpenMode::CreateIfMissing,
+    ))
+    .unwrap();
+    let globex: extensor_core::ids::TenantId = globex_id.parse().unwrap();
+    for batch in 0..25 {
+        let events = (0..1_000)
+            .map(|n| {
+                let meta = EventMeta::new(Some(globex.clone()), Principal::system());
+                NewEvent::new("order.created", 1, meta, &json!({"n": batch * 1_000 + n})).unwrap()
+            })
+            .collect();
+        store
+            .append(
+                StreamId::business_events(&globex),
+                ExpectedRevision::Any,
+                events,
+            )
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let s = Server::start_in(dir, |_| {}).await;
+    let verify = || async {
+        let r = s
+            .req(Method::GET, "/api/audit/verify", Some(&acme), Some("acme"))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(r).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let first = verify().await;
+    assert_eq!(first["complete"], false, "bounded: {first}");
+    assert!(first["first_break"].is_null(), "{first}");
+    let second = verify().await;
+    assert_eq!(second["complete"], true, "went on from the first: {second}");
+    // No other tenant's count: globex's 25,000 events are not acme's.
+    // (acme's slug reservation, creation and owner token).
+    assert_eq!(second["tenant_events_verified"], 3, "{second}");
+    assert_eq!(second.as_object().unwrap().len(), 3, "{second}");
     s.stop().await;
 }

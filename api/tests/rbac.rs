@@ -66,6 +66,8 @@ fn tenant_scoped(op: &str) -> bool {
             | "resumeTenant"
             | "streamOpsTree"
             | "faultDrill"
+            | "suspendTenant"
+            | "unsuspendTenant"
     )
 }
 
@@ -228,6 +230,16 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         "faultDrill" => (
             Method::POST,
             "/api/ops/actors/%2Fnope/fault-drill".into(),
+            None,
+        ),
+        "suspendTenant" => (
+            Method::POST,
+            format!("/api/tenants/{NO_TENANT}/suspend"),
+            Some(json!({"reason": "rbac walk"})),
+        ),
+        "unsuspendTenant" => (
+            Method::POST,
+            format!("/api/tenants/{NO_TENANT}/resume"),
             None,
         ),
         other => panic!("rbac walk has no request for operation `{other}`: add one"),

@@ -168,6 +168,18 @@ async fn streams_are_authenticated_like_every_operation() {
     expect_problem(r, 403, "wrong_tenant").await;
     let r = open(&s, "/api/ops/tree/stream", &owner, None).await;
     expect_problem(r, 403, "forbidden").await;
+    let r = s
+        .req(
+            Method::GET,
+            "/api/events/stream",
+            Some(&owner),
+            Some("acme"),
+        )
+        .header("Last-Event-ID", "not-a-position")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 422, "validation_failed").await;
     let r = open(&s, "/api/events/stream?type=", &owner, Some("acme")).await;
     expect_problem(r, 422, "validation_failed").await;
     let r = open(
@@ -245,25 +257,33 @@ async fn the_tree_stream_sends_a_snapshot_then_changes() {
     let (sse, first) = r.message().await.unwrap();
     assert_eq!(sse.event, "tree");
     assert!(first["actors"].is_array(), "{first}");
-    let (id, _) = s.tenant("acme").await;
-    // A new tenant's actors start: a later snapshot shows them.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, snap) = r.message().await.unwrap();
-        let paths: Vec<&str> = snap["actors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|a| a["path"].as_str())
-            .collect();
-        if paths.iter().any(|p| p.contains(&id)) {
-            break;
+    let (id, owner) = s.tenant("acme").await;
+    // Publishing starts the new tenant's supervisor and dispatcher: a
+    // later snapshot shows them.
+    publish(&s, &owner, "acme", "order.created", 1).await;
+    let shows_tenant = async {
+        loop {
+            let (_, snap) = r.message().await.unwrap();
+            let actors = snap["actors"].as_array().unwrap().clone();
+            let paths: Vec<String> = actors
+                .iter()
+                .filter_map(|a| a["path"].as_str().map(str::to_owned))
+                .collect();
+            if paths.iter().any(|p| p.contains(&id)) {
+                // Labelled like `GET /api/ops/tree`: the tenant's slug.
+                let mine = actors.iter().find(|a| a["tenant"] == id.as_str()).unwrap();
+                assert_eq!(mine["tenant_slug"], "acme", "{mine}");
+                return paths;
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot shows {id}: {paths:?}"
-        );
-    }
+    };
+    let paths = tokio::time::timeout(WAIT, shows_tenant)
+        .await
+        .expect("a snapshot with the new tenant's actors");
+    assert!(
+        paths.iter().any(|p| p.ends_with("/dispatcher")),
+        "{paths:?}"
+    );
     s.stop().await;
 }
 

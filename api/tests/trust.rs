@@ -459,12 +459,39 @@ async fn plugin_metrics_count_the_callers_tenant_only() {
 #[tokio::test]
 async fn every_actor_the_ops_tree_shows_can_be_restarted_by_its_path() {
     let f = forged().await;
+    // A command starts the installation's actor, so the tree shows one.
+    let plugins = get(&f.s, "/api/plugins", &f.victim_owner, Some("victim")).await;
+    let id = plugins["plugins"][0]["id"].as_str().unwrap().to_owned();
+    for action in ["disable", "enable"] {
+        let r =
+            f.s.req(
+                Method::POST,
+                &format!("/api/plugins/{id}/{action}"),
+                Some(&f.victim_owner),
+                Some("victim"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
     let paths = tree_paths(&f.s).await;
-    for service in ["/dispatcher", "/webhooks", "/scheduler"] {
+    for service in ["/dispatcher", "/webhooks", "/scheduler", "/installations/"] {
         assert!(
-            paths.iter().any(|p| p.ends_with(service)),
+            paths.iter().any(|p| p.contains(service)),
             "{service} in {paths:?}"
         );
+    }
+    // Slugs beside ids: the operator finds "victim / forger" directly.
+    let tree = get(&f.s, "/api/ops/tree", ADMIN, None).await;
+    for a in tree["actors"].as_array().unwrap() {
+        let victim = a["tenant_slug"] == "victim";
+        assert!(victim || a["tenant_slug"] == "mallory", "{a}");
+        if a["path"].as_str().unwrap().contains("/installations/") {
+            assert_eq!(a["plugin_slug"], "forger", "{a}");
+        } else {
+            assert!(a["plugin_slug"].is_null(), "{a}");
+        }
     }
     for path in &paths {
         let encoded = path.replace('/', "%2F");

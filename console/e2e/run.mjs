@@ -180,9 +180,13 @@ await test("upload and enable a plugin, then see its hook run after a publish", 
   const pub = await call("POST", "/api/events", { body: { event_type: "order.created", event_data: { order: "o-42" } } });
   assert.equal(pub.status, 201, pub.text);
   await page.getByTestId("logs").filter({ hasText: "hook ran for o-42" }).waitFor();
+  await page.getByRole("img", { name: /Latency percentiles/ }).waitFor();
   await look(page, "03-plugin");
   await page.goto(`${URL_}/console/#/plugins`);
-  await page.getByTestId("plugin-order-notes").filter({ hasText: "enabled" }).waitFor();
+  const row = page.getByTestId("plugin-order-notes");
+  await row.filter({ hasText: "enabled" }).waitFor();
+  // The error rate comes from GET /api/plugins/metrics: the hook ran once, fine.
+  await row.getByTestId("error-rate").filter({ hasText: /^0% \(0 of [1-9]\d*\)$/ }).waitFor();
   await look(page, "04-plugins");
   await page.context().close();
 });
@@ -265,15 +269,21 @@ await test("events: live log, an envelope with hashes, the chain check, time tra
   await page.context().close();
 });
 
-await test("an operator creates a tenant and restarts a failed actor from the live tree", async () => {
+await test("an operator creates, suspends and resumes a tenant, and restarts a failed actor from the live tree", async () => {
   const page = await newPage();
   await signIn(page, ADMIN, "");
   await page.getByRole("heading", { name: "Operators" }).waitFor();
-  await page.getByLabel("Slug").fill("globex");
-  await page.getByLabel("Name").fill("Globex");
+  await page.getByLabel("Slug", { exact: true }).fill("globex");
+  await page.getByLabel("Name", { exact: true }).fill("Globex");
   await page.getByRole("button", { name: "Create tenant" }).click();
   await page.getByRole("status").filter({ hasText: "globex" }).waitFor();
-  await page.getByTestId("tenant-globex").waitFor();
+  const globex = page.getByTestId("tenant-globex");
+  await globex.waitFor();
+  page.once("dialog", (d) => d.accept("console e2e: unpaid invoice"));
+  await page.getByTestId("suspend-globex").click();
+  await globex.filter({ hasText: "suspended" }).waitFor();
+  await page.getByTestId("resume-globex").click();
+  await globex.filter({ hasText: "active" }).waitFor();
   await page.getByTestId("tree-live").filter({ hasText: "live" }).waitFor();
   // Make the plugin's installation actor crash-loop until it is marked
   // failed: the fault drill (EXTENSOR_FAULT_DRILLS=true in this test only).

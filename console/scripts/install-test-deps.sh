@@ -17,5 +17,9 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 fi
 cd "$here"
-npm ci --no-audit --no-fund --loglevel=error
+# The stamp lets scripts/test skip this when the lockfile has not changed.
+if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.installed-lock
+fi
 echo "install-test-deps: chromium $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), node $(node --version), console packages installed"

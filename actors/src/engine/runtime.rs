@@ -34,7 +34,7 @@ use crate::error::Error;
 /// pool beyond this is dropped (its isolates end) and rebuilt on next use.
 /// Each pool holds up to `pool_isolates_max` isolate threads and heaps.
 pub const RUNTIMES_MAX: usize = 256;
-/// Heap bytes the warm (idle) isolates of every pool in the process may hold
+/// Heap bytes the warm (idle) isolates of every plugin pool in the process may hold
 /// together. `RUNTIMES_MAX` alone allows 256 pools × `pool_isolates_max`
 /// isolates × the heap limit (51 GiB with the defaults); this keeps what
 /// warm isolates actually hold to a figure an operator can plan for.

@@ -1,7 +1,10 @@
 //! Deliveries and their attempts, read back from a webhook's deliveries
 //! stream for the API: newest first, filtered by status, event type and
-//! creation time. Reads the newest [`QUERY_SCAN_EVENTS_MAX`] events of the
-//! stream at most, so a query costs a bounded read however old the webhook.
+//! creation time. The stream is read backwards from its head and the read
+//! stops as soon as the answer is complete (`limit` deliveries matched, one
+//! delivery found, or `since` passed), so a query costs about what it
+//! returns; never more than [`QUERY_SCAN_EVENTS_MAX`] events however old the
+//! webhook.
 
 use std::collections::HashMap;
 
@@ -52,23 +55,39 @@ impl DeliveryQuery {
     }
 }
 
-async fn scan(
+/// What is known of a delivery whose `created` the backward scan has not
+/// reached yet (its later events were read first).
+#[derive(Default)]
+struct Partial {
+    /// Newest first, as read.
+    attempts: Vec<Attempt>,
+    end: Option<(DeliveryStatus, DateTime<Utc>, Option<String>)>,
+}
+
+/// Reads the deliveries stream newest first, a page at a time, and hands
+/// each delivery to `take` once its creation is read (every later event of
+/// it came before), newest delivery first, until `take` says it has
+/// enough: a query costs what it returns, not the stream's length, and
+/// never more than [`QUERY_SCAN_EVENTS_MAX`] events.
+async fn scan_back(
     store: &dyn EventStore,
     tenant: &TenantId,
     name: &WebhookName,
-) -> Result<Vec<DeliveryView>, Error> {
+    take: &mut (dyn FnMut(DeliveryView) -> Scan + Send),
+) -> Result<(), Error> {
     let stream = deliveries_stream(tenant, name);
     let Some(head) = store.stream_revision(stream.clone()).await? else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let mut from = (head + 1).saturating_sub(QUERY_SCAN_EVENTS_MAX);
-    let mut views: Vec<DeliveryView> = Vec::new();
-    let mut index: HashMap<DeliveryId, usize> = HashMap::new();
-    loop {
+    let floor = (head + 1).saturating_sub(QUERY_SCAN_EVENTS_MAX);
+    let mut end = head + 1;
+    let mut partial: HashMap<DeliveryId, Partial> = HashMap::new();
+    while end > floor {
+        let from = end.saturating_sub(READ_EVENTS_MAX as u64).max(floor);
         let page = store
-            .read_stream(stream.clone(), from, READ_EVENTS_MAX)
+            .read_stream(stream.clone(), from, (end - from) as usize)
             .await?;
-        for rec in &page {
+        for rec in page.iter().rev() {
             let ev = DeliveryEvent::decode(&rec.event_type, rec.schema_version, &rec.payload)
                 .map_err(|reason| Error::Decode {
                     position: rec.position,
@@ -77,49 +96,67 @@ async fn scan(
                     schema_version: rec.schema_version,
                     reason,
                 })?;
-            fold(&mut views, &mut index, ev);
+            if let Some(view) = fold_back(&mut partial, ev)
+                && take(view) == Scan::Stop
+            {
+                return Ok(());
+            }
         }
-        if page.len() < READ_EVENTS_MAX {
+        if page.is_empty() {
             break;
         }
-        from += READ_EVENTS_MAX as u64;
+        end = from;
     }
-    Ok(views)
+    Ok(())
 }
 
-fn fold(views: &mut Vec<DeliveryView>, index: &mut HashMap<DeliveryId, usize>, ev: DeliveryEvent) {
-    if let DeliveryEvent::Created(c) = ev {
-        index.insert(c.delivery_id.clone(), views.len());
-        views.push(DeliveryView {
-            created: *c,
-            status: DeliveryStatus::Pending,
-            attempts: Vec::new(),
-            finished_at: None,
-            reason: None,
-        });
-        return;
-    }
-    // A delivery created before the scanned window is left out.
-    let Some(&i) = index.get(ev.delivery_id()) else {
-        return;
-    };
-    let v = &mut views[i];
+/// Whether the backward scan goes on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    More,
+    Stop,
+}
+
+/// Folds one event read backwards; a delivery is complete at its creation.
+fn fold_back(
+    partial: &mut HashMap<DeliveryId, Partial>,
+    ev: DeliveryEvent,
+) -> Option<DeliveryView> {
     let (status, f) = match ev {
-        DeliveryEvent::Created(_) => return,
+        DeliveryEvent::Created(c) => {
+            let p = partial.remove(&c.delivery_id).unwrap_or_default();
+            let (status, finished_at, reason) = match p.end {
+                Some((s, at, r)) => (s, Some(at), r),
+                None => (DeliveryStatus::Pending, None, None),
+            };
+            let mut attempts = p.attempts;
+            attempts.reverse();
+            return Some(DeliveryView {
+                created: *c,
+                status,
+                attempts,
+                finished_at,
+                reason,
+            });
+        }
         DeliveryEvent::Attempted(a) => {
-            v.attempts.push(*a);
-            return;
+            partial
+                .entry(a.delivery_id.clone())
+                .or_default()
+                .attempts
+                .push(*a);
+            return None;
         }
         DeliveryEvent::Delivered(f) => (DeliveryStatus::Delivered, f),
         DeliveryEvent::Failed(f) => (DeliveryStatus::Failed, f),
         DeliveryEvent::Skipped(f) => (DeliveryStatus::Skipped, f),
     };
-    v.status = status;
-    v.finished_at = Some(f.at);
-    v.reason = f.reason;
+    partial.entry(f.delivery_id.clone()).or_default().end = Some((status, f.at, f.reason));
+    None
 }
 
-/// Deliveries of one webhook, newest first.
+/// Deliveries of one webhook, newest first. Stops reading once `limit`
+/// match, or once deliveries are older than `since`.
 pub async fn deliveries(
     store: &dyn EventStore,
     tenant: &TenantId,
@@ -127,22 +164,142 @@ pub async fn deliveries(
     q: &DeliveryQuery,
 ) -> Result<Vec<DeliveryView>, Error> {
     let limit = q.limit.clamp(1, QUERY_LIMIT_MAX);
-    let all = scan(store, tenant, name).await?;
-    Ok(all
-        .into_iter()
-        .rev()
-        .filter(|d| q.matches(d))
-        .take(limit)
-        .collect())
+    let mut found = Vec::new();
+    scan_back(store, tenant, name, &mut |d| {
+        if q.since.is_some_and(|t| d.created.at < t) {
+            return Scan::Stop;
+        }
+        if q.matches(&d) {
+            found.push(d);
+        }
+        if found.len() >= limit {
+            Scan::Stop
+        } else {
+            Scan::More
+        }
+    })
+    .await?;
+    Ok(found)
 }
 
-/// One delivery of one webhook.
+/// One delivery of one webhook (the scan stops at it).
 pub async fn delivery(
     store: &dyn EventStore,
     tenant: &TenantId,
     name: &WebhookName,
     id: &DeliveryId,
 ) -> Result<Option<DeliveryView>, Error> {
-    let all = scan(store, tenant, name).await?;
-    Ok(all.into_iter().find(|d| &d.created.delivery_id == id))
+    let mut found = None;
+    scan_back(store, tenant, name, &mut |d| {
+        if &d.created.delivery_id == id {
+            found = Some(d);
+            Scan::Stop
+        } else {
+            Scan::More
+        }
+    })
+    .await?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use extensor_core::event::{EventMeta, Principal};
+    use extensor_core::ids::EventId;
+    use extensor_core::store::ExpectedRevision;
+    use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
+    use extensor_core::webhook::delivery::{Finished, Origin};
+    use extensor_core::webhook::retry::AttemptOutcome;
+
+    /// `n` deliveries, each created, attempted once and delivered.
+    async fn deliveries_stream_of(n: usize) -> (tempfile::TempDir, SqliteStore, TenantId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing)).unwrap();
+        let tenant = TenantId::generate();
+        let name: WebhookName = "orders".parse().unwrap();
+        let at = Utc::now();
+        let mut events = Vec::new();
+        for i in 0..n {
+            let id = DeliveryId::generate();
+            events.push(DeliveryEvent::Created(Box::new(Created {
+                delivery_id: id.clone(),
+                webhook_revision: 1,
+                event_id: EventId::generate(),
+                event_type: if i % 2 == 0 {
+                    "order.created"
+                } else {
+                    "order.paid"
+                }
+                .into(),
+                event_position: i as u64 + 1,
+                origin: Origin::Event,
+                at,
+            })));
+            events.push(DeliveryEvent::Attempted(Box::new(Attempt {
+                delivery_id: id.clone(),
+                attempt: 1,
+                at,
+                outcome: AttemptOutcome::Status { status: 200 },
+                status: Some(200),
+                latency_ms: 1,
+                response_excerpt: None,
+                error: None,
+                next_attempt_at: None,
+            })));
+            events.push(DeliveryEvent::Delivered(Finished {
+                delivery_id: id,
+                at,
+                reason: None,
+            }));
+        }
+        let meta = EventMeta::new(Some(tenant.clone()), Principal::system());
+        let stream = deliveries_stream(&tenant, &name);
+        for chunk in events.chunks(999) {
+            let batch = crate::webhooks::attempt::to_new_events(chunk, &meta).unwrap();
+            store
+                .append(stream.clone(), ExpectedRevision::Any, batch)
+                .await
+                .unwrap();
+        }
+        (dir, store, tenant)
+    }
+
+    /// A page of 10 newest deliveries out of 20,000 (60,000 events) reads
+    /// one page of the stream, not the whole stream; the answer is what a
+    /// full fold gives.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listing_reads_what_it_returns_not_the_stream() {
+        let (_dir, store, tenant) = deliveries_stream_of(20_000).await;
+        let name: WebhookName = "orders".parse().unwrap();
+        let q = DeliveryQuery {
+            limit: 10,
+            ..DeliveryQuery::default()
+        };
+        let before = store.reads();
+        let page = deliveries(&store, &tenant, &name, &q).await.unwrap();
+        let reads = store.reads() - before;
+        assert_eq!(page.len(), 10);
+        assert!(reads <= 3, "{reads} reads for 10 deliveries");
+        for d in &page {
+            assert_eq!(d.status, DeliveryStatus::Delivered);
+            assert_eq!(d.attempts.len(), 1);
+            assert!(d.finished_at.is_some());
+        }
+        // Newest first, and one lookup by id stops at it.
+        let newest = &page[0].created.delivery_id;
+        let found = delivery(&store, &tenant, &name, newest).await.unwrap();
+        assert_eq!(found.unwrap().created.delivery_id, *newest);
+        // A filter that matches half reads about twice as far; still bounded.
+        let paid = DeliveryQuery {
+            limit: 10,
+            event_type: Some("order.paid".into()),
+            ..DeliveryQuery::default()
+        };
+        let got = deliveries(&store, &tenant, &name, &paid).await.unwrap();
+        assert_eq!(got.len(), 10);
+        assert!(got.iter().all(|d| d.created.event_type == "order.paid"));
+        store.close().await;
+    }
 }

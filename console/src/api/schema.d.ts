@@ -56,6 +56,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tenants/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Suspend a tenant: it serves nothing and its hooks, jobs and webhooks pause */
+        post: operations["suspendTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tenants/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a suspended tenant: everything it paused continues where it stopped */
+        post: operations["unsuspendTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tokens": {
         parameters: {
             query?: never;
@@ -133,7 +167,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Walk the hash chain of the whole log */
+        /** Verify the hash chain, incrementally and bounded per call */
         get: operations["auditVerify"];
         put?: never;
         post?: never;
@@ -771,8 +805,9 @@ export interface paths {
         /**
          * Follow the tenant's log: stored events after `after`, then new ones live
          * @description Each SSE message is one event (`event: event`, `id:` its position,
-         *     `data:` the event as JSON). Reconnecting with `Last-Event-ID`
-         *     resumes after that position. Without either it starts at the
+         *     `data:` the event as JSON). A reconnecting client's `Last-Event-ID`
+         *     header (the SSE protocol's, a position) resumes after that position
+         *     and takes precedence over `after`. Without either it starts at the
          *     current head (new events only).
          */
         get: operations["streamEvents"];
@@ -841,6 +876,10 @@ export interface components {
             /** @description `tenant_supervisor`, `tenant`, `installation`, or a service name. */
             kind: string;
             tenant?: string | null;
+            /** @description The tenant's slug, so an operator finds "acme" without a lookup. */
+            tenant_slug?: string | null;
+            /** @description For an installation's actor, its plugin's slug. */
+            plugin_slug?: string | null;
             /** @description `starting`, `running`, `passivated`, `restarting`, `failed`, `stopped`. */
             status: string;
             /** Format: date-time */
@@ -1517,6 +1556,14 @@ export interface components {
         };
         /** @enum {string} */
         StepStatusView: "ok" | "skipped" | "aborted";
+        /**
+         * SuspendTenant
+         * @description Why the tenant is suspended (kept in the log).
+         */
+        SuspendTenant: {
+            /** @description 1 to 1000 characters, not only whitespace. */
+            reason: string;
+        };
         /** TenantList */
         TenantList: {
             tenants: components["schemas"]["TenantView"][];
@@ -1583,13 +1630,22 @@ export interface components {
         };
         /** VerifyReportView */
         VerifyReportView: {
-            /** Format: uint64 */
-            events_checked: number;
-            /** Format: uint64 */
-            head_position: number;
-            /** @description Hex hash of the head: record it, and a later truncation shows. */
-            head_hash: string;
-            /** @description The first broken link, if any. `null`: the chain is intact. */
+            /**
+             * Format: uint64
+             * @description The caller's tenant's events whose hash-chain links are verified,
+             *     by this call and earlier ones since the server started (never any
+             *     other tenant's count).
+             */
+            tenant_events_verified: number;
+            /**
+             * @description Whether the verified prefix reaches the log's head; `false`: call
+             *     again to continue (each call walks at most 20,000 events).
+             */
+            complete: boolean;
+            /**
+             * @description The first broken link, if any. `null`: the chain is intact as far as
+             *     it is verified.
+             */
             first_break?: components["schemas"]["ChainBreakView"] | null;
         };
         /** VersionView */
@@ -1952,6 +2008,322 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["CreatedTenant"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    suspendTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id (`ten_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["SuspendTenant"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TenantView"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unsuspendTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id (`ten_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TenantView"];
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */
@@ -9870,7 +10242,7 @@ export interface operations {
                 after?: number;
                 /**
                  * @description Event type or type prefix (`plugin.` matches `plugin.enabled`),
-                 *     1 to 128 characters (declared, as for `GET /api/events`).
+                 *     1 to 128 characters.
                  */
                 type?: string;
             };
@@ -9881,12 +10253,6 @@ export interface operations {
                  *     with the platform-admin token.
                  */
                 "X-Tenant-Slug"?: string;
-                /**
-                 * @description The last position the client saw (SSE reconnection): up to 19
-                 *     digits. A header is text on the wire, so it is declared as a
-                 *     pattern rather than an integer.
-                 */
-                "Last-Event-ID"?: string;
             };
             path?: never;
             cookie?: never;
@@ -9903,10 +10269,15 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": {
-                        event?: string;
-                        id?: string;
-                        retry?: number;
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "event";
+                        /** @description An `EventView` as JSON. */
                         data: string;
+                        /** @description The event's global position. */
+                        id: string;
                     };
                 };
             };
@@ -10075,9 +10446,12 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": {
-                        event?: string;
-                        id?: string;
-                        retry?: number;
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "log";
+                        /** @description A `LogLine` as JSON. */
                         data: string;
                     };
                 };
@@ -10237,9 +10611,12 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": {
-                        event?: string;
-                        id?: string;
-                        retry?: number;
+                        /**
+                         * @description The message's kind.
+                         * @enum {string}
+                         */
+                        event: "tree";
+                        /** @description A `TreeView` as JSON: the whole tree. */
                         data: string;
                     };
                 };

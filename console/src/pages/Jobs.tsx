@@ -83,11 +83,11 @@ function PluginJobs({ id }: { id: string }) {
         </table>
       </Section>
       <Section title="Run history" id="history">
-        <BarChart
+        {history.length > 1 && <BarChart
           label="Duration of the last runs, oldest first (red: not succeeded)"
           unit=" ms"
           values={[...history].reverse().map((r) => ({ x: r.run_id.slice(-6), y: r.duration_ms ?? 0, bad: r.status !== "succeeded" }))}
-        />
+        />}
         <ProblemBox error={runs.error} />
         <table>
           <caption class="sr-only">Runs, newest first</caption>

@@ -5,7 +5,7 @@ import { Action, Badge, ProblemBox, Section, Time, useLoad } from "../ui";
 import { BarChart } from "../charts";
 import { current } from "../session";
 
-/** Platform admin: tenants (create, stop, resume) and the live
+/** Platform admin: tenants (create, suspend, resume) and the live
  * supervision tree with restart buttons. There is one node, so no cluster
  * view: the API has no cluster endpoint. */
 export function Ops() {
@@ -61,14 +61,19 @@ function Tenants() {
               <td><Badge value={t.status} /></td>
               <td><Time at={t.created_at} /></td>
               <td>
-                <Action min="owner" label="Stop" danger run={async () => {
-                  await ok(api.POST("/api/ops/tenants/{id}/stop", { params: { path: { id: t.id } } }));
-                  list.reload();
-                }} />
-                <Action min="owner" label="Resume" run={async () => {
-                  await ok(api.POST("/api/ops/tenants/{id}/resume", { params: { path: { id: t.id } } }));
-                  list.reload();
-                }} />
+                {t.status === "active" ? (
+                  <Action min="owner" label="Suspend…" danger testid={`suspend-${t.slug}`} run={async () => {
+                    const reason = window.prompt(`Suspend ${t.slug}: it serves nothing and its hooks, jobs and webhooks pause. Why?`);
+                    if (!reason) return;
+                    await ok(api.POST("/api/tenants/{id}/suspend", { params: { path: { id: t.id } }, body: { reason } }));
+                    list.reload();
+                  }} />
+                ) : (
+                  <Action min="owner" label="Resume" testid={`resume-${t.slug}`} run={async () => {
+                    await ok(api.POST("/api/tenants/{id}/resume", { params: { path: { id: t.id } } }));
+                    list.reload();
+                  }} />
+                )}
               </td>
             </tr>
           ))}
@@ -102,7 +107,9 @@ function Tree() {
     const h = follow<Schemas["TreeView"]>("/api/ops/tree/stream", "/api/ops/tree/stream", setTree, setLive);
     return () => h.stop();
   }, []);
-  const actors = (tree?.actors ?? []).filter((a) => !filter || a.path.includes(filter) || a.status === filter);
+  const actors = (tree?.actors ?? []).filter(
+    (a) => !filter || a.path.includes(filter) || a.status === filter || a.tenant_slug === filter || a.plugin_slug === filter,
+  );
   const byStatus = new Map<string, number>();
   for (const a of tree?.actors ?? []) byStatus.set(a.status, (byStatus.get(a.status) ?? 0) + 1);
   return (
@@ -115,7 +122,7 @@ function Tree() {
       />
       <p class="muted">{[...byStatus].map(([s, n]) => `${n} ${s}`).join(" · ")}</p>
       <label>
-        Filter by path or status <input value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
+        Filter by path, slug or status <input value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
       </label>
       <table class="tree">
         <caption class="sr-only">Actors, a parent before its children</caption>
@@ -136,6 +143,8 @@ function Tree() {
             <tr data-testid={`actor-${a.path}`} class={a.status === "failed" ? "failed" : ""}>
               <td style={{ paddingLeft: `${depth(a.path) * 1.5 + 0.4}em` }}>
                 <code>{a.path.split("/").pop() || "/"}</code>
+                {a.kind === "tenant_supervisor" && a.tenant_slug && <strong> {a.tenant_slug}</strong>}
+                {a.plugin_slug && <strong> {a.plugin_slug}</strong>}
               </td>
               <td>{a.kind}</td>
               <td><Badge value={a.status} /></td>

@@ -3,11 +3,12 @@ import { api, ok, T, type Schemas } from "../api/client";
 import { href, go } from "../router";
 import { Badge, ProblemBox, Section, useLoad } from "../ui";
 import { can } from "../session";
-import { PluginRates } from "./PluginMetrics";
+import { PluginRates, useMetrics } from "./PluginMetrics";
 
 /** The tenant's plugins with status, version and error rate; upload. */
 export function Plugins() {
   const list = useLoad(() => ok(api.GET("/api/plugins", { params: { header: T } })), []);
+  const metrics = useMetrics();
   return (
     <>
       <h1>Plugins</h1>
@@ -35,7 +36,7 @@ export function Plugins() {
                 </td>
                 <td>{p.current.version}</td>
                 <td>
-                  <PluginRates slug={p.slug} />
+                  <PluginRates m={metrics.get(p.slug)} />
                 </td>
                 <td>{p.permissions.join(", ") || <span class="muted">none</span>}</td>
               </tr>

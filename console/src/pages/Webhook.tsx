@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ok, T, type Schemas } from "../api/client";
 import { go, href } from "../router";
 import { Action, Badge, ProblemBox, Section, Time, useLoad } from "../ui";
@@ -172,8 +172,14 @@ export function Webhook({ name, delivery }: { name: string; delivery?: string })
 function Delivery({ name, id, onRedelivered }: { name: string; id: string; onRedelivered: () => void }) {
   const path = { header: T, path: { name, delivery_id: id } };
   const d = useLoad(() => ok(api.GET("/api/webhooks/{name}/deliveries/{delivery_id}", { params: path })), [name, id]);
+  const was = useRef<string | undefined>(undefined);
   useEffect(() => {
-    if (d.data?.status !== "pending") return;
+    const status = d.data?.status;
+    // A pending delivery is followed until it settles; then the list and
+    // the health are read again (a filtered list may not show it pending).
+    if (was.current === "pending" && status && status !== "pending") onRedelivered();
+    was.current = status;
+    if (status !== "pending") return;
     const t = setTimeout(d.reload, 1000);
     return () => clearTimeout(t);
   }, [d.data]);

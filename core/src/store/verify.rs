@@ -106,6 +106,80 @@ pub async fn verify_chain(
     })
 }
 
+/// Where an incremental walk stands: the last verified position and its
+/// hash (position 0 and the genesis hash before the first event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainCursor {
+    pub position: u64,
+    pub hash: Hash,
+}
+
+impl Default for ChainCursor {
+    fn default() -> Self {
+        ChainCursor {
+            position: 0,
+            hash: GENESIS_HASH,
+        }
+    }
+}
+
+/// What one bounded step of the walk found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainStep {
+    /// Verified up to here (unchanged past a break).
+    pub through: ChainCursor,
+    pub first_break: Option<ChainBreak>,
+    /// Whether the step reached the head the store had when it began.
+    pub reached_head: bool,
+}
+
+/// Verifies at most `events_max` events after `from` (a prefix verified
+/// earlier is not walked again), calling `on_event` for each one whose link
+/// holds. For callers that must bound the work one request causes.
+pub async fn verify_step(
+    store: &dyn EventStore,
+    from: ChainCursor,
+    events_max: usize,
+    on_event: &mut (dyn FnMut(&crate::event::RecordedEvent) + Send),
+) -> Result<ChainStep, Error> {
+    let head = store.head_position().await?;
+    let mut through = from;
+    let mut left = events_max;
+    while through.position < head && left > 0 {
+        let page = store
+            .read_all(
+                through.position,
+                ReadFilter::default(),
+                left.min(VERIFY_PAGE_EVENTS),
+            )
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        for ev in &page {
+            if let Some(reason) = link_problem(through.position, &through.hash, ev) {
+                let position = ev.position.min(through.position + 1);
+                return Ok(ChainStep {
+                    through,
+                    first_break: Some(ChainBreak { position, reason }),
+                    reached_head: false,
+                });
+            }
+            on_event(ev);
+            through = ChainCursor {
+                position: ev.position,
+                hash: ev.hash,
+            };
+        }
+        left = left.saturating_sub(page.len());
+    }
+    Ok(ChainStep {
+        through,
+        first_break: None,
+        reached_head: through.position >= head,
+    })
+}
+
 fn link_problem(cursor: u64, prev_hash: &Hash, ev: &crate::event::RecordedEvent) -> Option<String> {
     if ev.position != cursor + 1 {
         return Some(format!(

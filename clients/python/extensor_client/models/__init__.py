@@ -56,8 +56,12 @@ from .set_secret import SetSecret
 from .status import Status
 from .step_status_view import StepStatusView
 from .stream_events_response_200 import StreamEventsResponse200
+from .stream_events_response_200_event import StreamEventsResponse200Event
 from .stream_ops_tree_response_200 import StreamOpsTreeResponse200
+from .stream_ops_tree_response_200_event import StreamOpsTreeResponse200Event
 from .stream_plugin_logs_response_200 import StreamPluginLogsResponse200
+from .stream_plugin_logs_response_200_event import StreamPluginLogsResponse200Event
+from .suspend_tenant import SuspendTenant
 from .tenant_list import TenantList
 from .tenant_view import TenantView
 from .test_event import TestEvent
@@ -137,8 +141,12 @@ __all__ = (
     "Status",
     "StepStatusView",
     "StreamEventsResponse200",
+    "StreamEventsResponse200Event",
     "StreamOpsTreeResponse200",
+    "StreamOpsTreeResponse200Event",
     "StreamPluginLogsResponse200",
+    "StreamPluginLogsResponse200Event",
+    "SuspendTenant",
     "TenantList",
     "TenantView",
     "TestEvent",

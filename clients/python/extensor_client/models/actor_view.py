@@ -23,6 +23,8 @@ class ActorView:
         restarts (int):
         queue_depth (int):
         tenant (None | str | Unset):
+        tenant_slug (None | str | Unset): The tenant's slug, so an operator finds "acme" without a lookup.
+        plugin_slug (None | str | Unset): For an installation's actor, its plugin's slug.
         started_at (datetime.datetime | None | Unset):
         uptime_s (float | None | Unset): Seconds since it (re)started.
         last_error (None | str | Unset):
@@ -35,6 +37,8 @@ class ActorView:
     restarts: int
     queue_depth: int
     tenant: None | str | Unset = UNSET
+    tenant_slug: None | str | Unset = UNSET
+    plugin_slug: None | str | Unset = UNSET
     started_at: datetime.datetime | None | Unset = UNSET
     uptime_s: float | None | Unset = UNSET
     last_error: None | str | Unset = UNSET
@@ -57,6 +61,18 @@ class ActorView:
             tenant = UNSET
         else:
             tenant = self.tenant
+
+        tenant_slug: None | str | Unset
+        if isinstance(self.tenant_slug, Unset):
+            tenant_slug = UNSET
+        else:
+            tenant_slug = self.tenant_slug
+
+        plugin_slug: None | str | Unset
+        if isinstance(self.plugin_slug, Unset):
+            plugin_slug = UNSET
+        else:
+            plugin_slug = self.plugin_slug
 
         started_at: None | str | Unset
         if isinstance(self.started_at, Unset):
@@ -99,6 +115,10 @@ class ActorView:
         )
         if tenant is not UNSET:
             field_dict["tenant"] = tenant
+        if tenant_slug is not UNSET:
+            field_dict["tenant_slug"] = tenant_slug
+        if plugin_slug is not UNSET:
+            field_dict["plugin_slug"] = plugin_slug
         if started_at is not UNSET:
             field_dict["started_at"] = started_at
         if uptime_s is not UNSET:
@@ -131,6 +151,24 @@ class ActorView:
             return cast(None | str | Unset, data)
 
         tenant = _parse_tenant(d.pop("tenant", UNSET))
+
+        def _parse_tenant_slug(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        tenant_slug = _parse_tenant_slug(d.pop("tenant_slug", UNSET))
+
+        def _parse_plugin_slug(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        plugin_slug = _parse_plugin_slug(d.pop("plugin_slug", UNSET))
 
         def _parse_started_at(data: object) -> datetime.datetime | None | Unset:
             if data is None:
@@ -191,6 +229,8 @@ class ActorView:
             restarts=restarts,
             queue_depth=queue_depth,
             tenant=tenant,
+            tenant_slug=tenant_slug,
+            plugin_slug=plugin_slug,
             started_at=started_at,
             uptime_s=uptime_s,
             last_error=last_error,

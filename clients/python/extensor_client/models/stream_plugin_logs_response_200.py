@@ -6,68 +6,50 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..types import UNSET, Unset
+from ..models.stream_plugin_logs_response_200_event import StreamPluginLogsResponse200Event
 
 T = TypeVar("T", bound="StreamPluginLogsResponse200")
 
 
 @_attrs_define
 class StreamPluginLogsResponse200:
-    """
+    """One server-sent event; comment lines are heartbeats.
+
     Attributes:
-        data (str):
-        event (str | Unset):
-        id (str | Unset):
-        retry (int | Unset):
+        event (StreamPluginLogsResponse200Event): The message's kind.
+        data (str): A `LogLine` as JSON.
     """
 
+    event: StreamPluginLogsResponse200Event
     data: str
-    event: str | Unset = UNSET
-    id: str | Unset = UNSET
-    retry: int | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        event = self.event.value
+
         data = self.data
-
-        event = self.event
-
-        id = self.id
-
-        retry = self.retry
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
+                "event": event,
                 "data": data,
             }
         )
-        if event is not UNSET:
-            field_dict["event"] = event
-        if id is not UNSET:
-            field_dict["id"] = id
-        if retry is not UNSET:
-            field_dict["retry"] = retry
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
+        event = StreamPluginLogsResponse200Event(d.pop("event"))
+
         data = d.pop("data")
 
-        event = d.pop("event", UNSET)
-
-        id = d.pop("id", UNSET)
-
-        retry = d.pop("retry", UNSET)
-
         stream_plugin_logs_response_200 = cls(
-            data=data,
             event=event,
-            id=id,
-            retry=retry,
+            data=data,
         )
 
         stream_plugin_logs_response_200.additional_properties = d

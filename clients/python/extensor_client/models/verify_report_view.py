@@ -19,26 +19,27 @@ T = TypeVar("T", bound="VerifyReportView")
 class VerifyReportView:
     """
     Attributes:
-        events_checked (int):
-        head_position (int):
-        head_hash (str): Hex hash of the head: record it, and a later truncation shows.
-        first_break (ChainBreakView | None | Unset): The first broken link, if any. `null`: the chain is intact.
+        tenant_events_verified (int): The caller's tenant's events whose hash-chain links are verified,
+            by this call and earlier ones since the server started (never any
+            other tenant's count).
+        complete (bool): Whether the verified prefix reaches the log's head; `false`: call
+            again to continue (each call walks at most 20,000 events).
+        first_break (ChainBreakView | None | Unset): The first broken link, if any. `null`: the chain is intact as far
+            as
+            it is verified.
     """
 
-    events_checked: int
-    head_position: int
-    head_hash: str
+    tenant_events_verified: int
+    complete: bool
     first_break: ChainBreakView | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.chain_break_view import ChainBreakView  # noqa: PLC0415
 
-        events_checked = self.events_checked
+        tenant_events_verified = self.tenant_events_verified
 
-        head_position = self.head_position
-
-        head_hash = self.head_hash
+        complete = self.complete
 
         first_break: dict[str, Any] | None | Unset
         if isinstance(self.first_break, Unset):
@@ -52,9 +53,8 @@ class VerifyReportView:
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
-                "events_checked": events_checked,
-                "head_position": head_position,
-                "head_hash": head_hash,
+                "tenant_events_verified": tenant_events_verified,
+                "complete": complete,
             }
         )
         if first_break is not UNSET:
@@ -67,11 +67,9 @@ class VerifyReportView:
         from ..models.chain_break_view import ChainBreakView  # noqa: PLC0415
 
         d = dict(src_dict)
-        events_checked = d.pop("events_checked")
+        tenant_events_verified = d.pop("tenant_events_verified")
 
-        head_position = d.pop("head_position")
-
-        head_hash = d.pop("head_hash")
+        complete = d.pop("complete")
 
         def _parse_first_break(data: object) -> ChainBreakView | None | Unset:
             if data is None:
@@ -91,9 +89,8 @@ class VerifyReportView:
         first_break = _parse_first_break(d.pop("first_break", UNSET))
 
         verify_report_view = cls(
-            events_checked=events_checked,
-            head_position=head_position,
-            head_hash=head_hash,
+            tenant_events_verified=tenant_events_verified,
+            complete=complete,
             first_break=first_break,
         )
 

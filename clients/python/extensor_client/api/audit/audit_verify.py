@@ -127,7 +127,7 @@ def sync_detailed(
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Response[Problem | VerifyReportView]:
-    """Walk the hash chain of the whole log
+    """Verify the hash chain, incrementally and bounded per call
 
     Args:
         x_tenant_slug (str | Unset):
@@ -156,7 +156,7 @@ def sync(
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Problem | VerifyReportView | None:
-    """Walk the hash chain of the whole log
+    """Verify the hash chain, incrementally and bounded per call
 
     Args:
         x_tenant_slug (str | Unset):
@@ -180,7 +180,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Response[Problem | VerifyReportView]:
-    """Walk the hash chain of the whole log
+    """Verify the hash chain, incrementally and bounded per call
 
     Args:
         x_tenant_slug (str | Unset):
@@ -207,7 +207,7 @@ async def asyncio(
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Problem | VerifyReportView | None:
-    """Walk the hash chain of the whole log
+    """Verify the hash chain, incrementally and bounded per call
 
     Args:
         x_tenant_slug (str | Unset):

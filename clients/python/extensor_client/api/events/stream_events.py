@@ -15,14 +15,10 @@ def _get_kwargs(
     after: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
-    last_event_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     if not isinstance(x_tenant_slug, Unset):
         headers["X-Tenant-Slug"] = x_tenant_slug
-
-    if not isinstance(last_event_id, Unset):
-        headers["Last-Event-ID"] = last_event_id
 
     params: dict[str, Any] = {}
 
@@ -143,20 +139,19 @@ def sync_detailed(
     after: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
-    last_event_id: str | Unset = UNSET,
 ) -> Response[Problem | StreamEventsResponse200]:
     """Follow the tenant's log: stored events after `after`, then new ones live
 
      Each SSE message is one event (`event: event`, `id:` its position,
-    `data:` the event as JSON). Reconnecting with `Last-Event-ID`
-    resumes after that position. Without either it starts at the
+    `data:` the event as JSON). A reconnecting client's `Last-Event-ID`
+    header (the SSE protocol's, a position) resumes after that position
+    and takes precedence over `after`. Without either it starts at the
     current head (new events only).
 
     Args:
         after (int | Unset):
         type_ (str | Unset):
         x_tenant_slug (str | Unset):
-        last_event_id (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -170,7 +165,6 @@ def sync_detailed(
         after=after,
         type_=type_,
         x_tenant_slug=x_tenant_slug,
-        last_event_id=last_event_id,
     )
 
     response = client.get_httpx_client().request(
@@ -186,20 +180,19 @@ def sync(
     after: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
-    last_event_id: str | Unset = UNSET,
 ) -> Problem | StreamEventsResponse200 | None:
     """Follow the tenant's log: stored events after `after`, then new ones live
 
      Each SSE message is one event (`event: event`, `id:` its position,
-    `data:` the event as JSON). Reconnecting with `Last-Event-ID`
-    resumes after that position. Without either it starts at the
+    `data:` the event as JSON). A reconnecting client's `Last-Event-ID`
+    header (the SSE protocol's, a position) resumes after that position
+    and takes precedence over `after`. Without either it starts at the
     current head (new events only).
 
     Args:
         after (int | Unset):
         type_ (str | Unset):
         x_tenant_slug (str | Unset):
-        last_event_id (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -214,7 +207,6 @@ def sync(
         after=after,
         type_=type_,
         x_tenant_slug=x_tenant_slug,
-        last_event_id=last_event_id,
     ).parsed
 
 
@@ -224,20 +216,19 @@ async def asyncio_detailed(
     after: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
-    last_event_id: str | Unset = UNSET,
 ) -> Response[Problem | StreamEventsResponse200]:
     """Follow the tenant's log: stored events after `after`, then new ones live
 
      Each SSE message is one event (`event: event`, `id:` its position,
-    `data:` the event as JSON). Reconnecting with `Last-Event-ID`
-    resumes after that position. Without either it starts at the
+    `data:` the event as JSON). A reconnecting client's `Last-Event-ID`
+    header (the SSE protocol's, a position) resumes after that position
+    and takes precedence over `after`. Without either it starts at the
     current head (new events only).
 
     Args:
         after (int | Unset):
         type_ (str | Unset):
         x_tenant_slug (str | Unset):
-        last_event_id (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -251,7 +242,6 @@ async def asyncio_detailed(
         after=after,
         type_=type_,
         x_tenant_slug=x_tenant_slug,
-        last_event_id=last_event_id,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -265,20 +255,19 @@ async def asyncio(
     after: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
-    last_event_id: str | Unset = UNSET,
 ) -> Problem | StreamEventsResponse200 | None:
     """Follow the tenant's log: stored events after `after`, then new ones live
 
      Each SSE message is one event (`event: event`, `id:` its position,
-    `data:` the event as JSON). Reconnecting with `Last-Event-ID`
-    resumes after that position. Without either it starts at the
+    `data:` the event as JSON). A reconnecting client's `Last-Event-ID`
+    header (the SSE protocol's, a position) resumes after that position
+    and takes precedence over `after`. Without either it starts at the
     current head (new events only).
 
     Args:
         after (int | Unset):
         type_ (str | Unset):
         x_tenant_slug (str | Unset):
-        last_event_id (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -294,6 +283,5 @@ async def asyncio(
             after=after,
             type_=type_,
             x_tenant_slug=x_tenant_slug,
-            last_event_id=last_event_id,
         )
     ).parsed
