@@ -18,10 +18,6 @@
 //!   `Multipart` type, `plugins::PluginUpload`, denies them too) get
 //!   `additionalProperties: false` (unit tests check that each really
 //!   refuses an unknown property).
-//! - **server-sent events**: poem-openapi describes a `text/event-stream`
-//!   answer as an array of its items; in OpenAPI 3.0 the schema of an event
-//!   stream describes one event, so it becomes `{event, id, data}` with
-//!   `data` a JSON text of the item (`contentMediaType`, `contentSchema`).
 //! - **no `allOf` of a reference and a patch**: a documented field of a
 //!   named type is emitted as `allOf: [{$ref}, {description, default…}]`,
 //!   which generators read as an intersection with a non-object (and drop
@@ -73,7 +69,6 @@ fn document() -> &'static Document {
         let mut doc: Value = serde_yaml::from_str(&raw).expect("poem-openapi emits valid YAML");
         correct(&mut doc);
         close_objects(&mut doc);
-        describe_event_streams(&mut doc);
         let yaml =
             quote_yaml11_booleans(&serde_yaml::to_string(&doc).expect("a YAML value serializes"));
         assert_eq!(
@@ -242,34 +237,6 @@ fn close_objects(doc: &mut Value) {
     close(doc, false);
 }
 
-/// Every `text/event-stream` schema `{type: array, format: event-stream,
-/// items: X}` → one SSE event whose `data` is the JSON text of an X.
-fn describe_event_streams(value: &mut Value) {
-    let Value::Mapping(map) = value else {
-        if let Value::Sequence(items) = value {
-            items.iter_mut().for_each(describe_event_streams);
-        }
-        return;
-    };
-    if let Some(Value::Mapping(media)) = map.get_mut("text/event-stream")
-        && let Some(schema) = media.get_mut("schema")
-        && schema.get("format").and_then(Value::as_str) == Some("event-stream")
-        && let Some(item) = schema.get("items").cloned()
-    {
-        let event: Value = serde_yaml::from_str(
-            "type: object\nrequired: [data]\nproperties:\n  event: {type: string}\n  id: {type: string}\n  retry: {type: integer, minimum: 0}\n  data: {type: string, contentMediaType: application/json}\n",
-        )
-        .expect("a literal schema");
-        *schema = event;
-        if let Some(Value::Mapping(data)) =
-            schema.get_mut("properties").and_then(|p| p.get_mut("data"))
-        {
-            data.insert("contentSchema".into(), item);
-        }
-    }
-    map.iter_mut().for_each(|(_, v)| describe_event_streams(v));
-}
-
 /// `allOf: [{$ref}, {patch}]` → `allOf: [{$ref}]` with the patch's keys
 /// beside it (only when the patch is annotations, not a second schema).
 fn lift_all_of_patch(map: &mut Mapping) {
@@ -402,20 +369,6 @@ mod tests {
         let upload = &doc["paths"]["/api/plugins/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
             ["schema"];
         assert_eq!(upload["additionalProperties"], false);
-    }
-
-    #[test]
-    fn an_event_stream_describes_one_event_with_json_data() {
-        let doc: serde_json::Value = serde_json::from_str(json()).unwrap();
-        let schema = &doc["paths"]["/api/events/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]
-            ["schema"];
-        assert_eq!(schema["type"], "object", "{schema}");
-        let data = &schema["properties"]["data"];
-        assert_eq!(data["contentMediaType"], "application/json");
-        assert_eq!(
-            data["contentSchema"]["$ref"],
-            "#/components/schemas/EventView"
-        );
     }
 
     #[test]
