@@ -66,8 +66,11 @@ pub struct CreatedTenant {
 #[derive(Object)]
 pub struct SuspendTenant {
     /// 1 to 1000 characters, not only whitespace.
-    #[oai(validator(min_length = 1, max_length = 1000, pattern = r"\S"))]
-    pub reason: String,
+    #[oai(validator(
+        max_length = 1000,
+        pattern = r"[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    ))]
+    pub reason: Text,
 }
 
 #[derive(Object)]
@@ -154,7 +157,7 @@ impl TenantsApi {
             state.store.as_ref(),
             &state.directory,
             &tenant.id,
-            Some(body.0.reason),
+            Some(body.0.reason.0),
             principal,
         )
         .await
