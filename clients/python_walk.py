@@ -24,7 +24,7 @@ from extensor_client import AuthenticatedClient
 from extensor_client.api.events import publish_event
 from extensor_client.api.filters import test_event
 from extensor_client.api.jobs import run_job_now
-from extensor_client.api.plugins import enable_plugin, upload_plugin
+from extensor_client.api.plugins import enable_plugin, get_plugin_metrics, upload_plugin
 from extensor_client.api.secrets import set_plugin_secret, set_tenant_secret
 from extensor_client.api.status import metrics
 from extensor_client.api.tenants import create_tenant
@@ -106,8 +106,9 @@ def main() -> None:
     assert run.status.value == "succeeded", run
 
     step("metrics")
-    # GET /api/plugins/metrics (per-plugin counters) is not in openapi.yaml
-    # yet; the server's Prometheus metrics are.
+    counted = {p.slug: p for p in ok(get_plugin_metrics.sync_detailed(client=owner), 200).plugins}
+    assert counted["welcome-email"].invocations >= 2, counted  # the route and the hook
+    assert counted["daily-kpi"].invocations >= 1, counted  # the job
     text = metrics.sync_detailed(client=admin).content.decode()
     assert "extensor_http_requests_total" in text
 

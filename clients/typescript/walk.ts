@@ -118,8 +118,11 @@ async function main(): Promise<void> {
   if (run.status !== "succeeded") throw new Error(JSON.stringify(run));
 
   step("metrics");
-  // GET /api/plugins/metrics (per-plugin counters) is not in openapi.yaml
-  // yet; the server's Prometheus metrics are.
+  const counted = ok(await owner.GET("/api/plugins/metrics"), 200).plugins;
+  const invocations = (slug: string) => counted.find((p) => p.slug === slug)?.invocations ?? 0;
+  if (invocations("welcome-email") < 2 || invocations("daily-kpi") < 1) {
+    throw new Error(`plugin metrics: ${JSON.stringify(counted)}`);
+  }
   const metrics = await admin.GET("/metrics", { parseAs: "text" });
   if (!String(metrics.data).includes("extensor_http_requests_total")) throw new Error("metrics");
 
