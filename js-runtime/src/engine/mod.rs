@@ -125,3 +125,39 @@ pub(crate) struct Finished {
     /// warm costs); the installation sums these for the process-wide cap.
     pub heap_bytes: usize,
 }
+
+impl Finished {
+    /// An invocation that produced no outcome; the isolate is not reused.
+    pub(crate) fn failed(e: JsError) -> Finished {
+        Finished {
+            result: Err(e),
+            logs: Vec::new(),
+            discard: true,
+            heap_bytes: 0,
+        }
+    }
+}
+
+/// The host side of one invocation, shared by both engines: waits for the
+/// isolate thread's answer up to the deadline plus
+/// [`DEADLINE_GRACE_MS`](crate::config::DEADLINE_GRACE_MS) (for native work
+/// that never checks for interrupts), then calls `kill` so the thread's JS
+/// stops and the isolate is discarded.
+pub(crate) async fn await_finished(
+    reply: tokio::sync::oneshot::Receiver<Finished>,
+    deadline: Duration,
+    kill: impl FnOnce(),
+) -> Finished {
+    let deadline_ms = deadline.as_millis() as u64;
+    let limit = deadline + Duration::from_millis(crate::config::DEADLINE_GRACE_MS);
+    match tokio::time::timeout(limit, reply).await {
+        Ok(Ok(finished)) => finished,
+        Ok(Err(_)) => Finished::failed(JsError::Internal(
+            "isolate thread ended during the invocation".into(),
+        )),
+        Err(_) => {
+            kill();
+            Finished::failed(JsError::Timeout { deadline_ms })
+        }
+    }
+}

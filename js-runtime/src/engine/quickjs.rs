@@ -31,7 +31,9 @@ use rquickjs::{
 use tokio::sync::oneshot;
 
 use super::host_call::{Admitted, admit};
-use super::{Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, RawOutcome, SDK_SOURCE};
+use super::{
+    Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, RawOutcome, SDK_SOURCE, await_finished,
+};
 use crate::bundle::{SDK_MODULE, Sources};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
 use crate::error::JsError;
@@ -104,22 +106,15 @@ impl Isolate {
 
     /// Runs one invocation; gives up (and kills the isolate) after deadline + grace.
     pub async fn invoke(&self, job: InvokeJob) -> Finished {
-        let deadline_ms = job.deadline.as_millis() as u64;
-        let limit = job.deadline + Duration::from_millis(DEADLINE_GRACE_MS);
+        let deadline = job.deadline;
         let (reply_tx, reply_rx) = oneshot::channel();
         if self.tx.send(Msg::Invoke(Box::new(job), reply_tx)).is_err() {
-            return failed(JsError::Internal("isolate thread is gone".into()));
+            return Finished::failed(JsError::Internal("isolate thread is gone".into()));
         }
-        match tokio::time::timeout(limit, reply_rx).await {
-            Ok(Ok(finished)) => finished,
-            Ok(Err(_)) => failed(JsError::Internal(
-                "isolate thread ended during the invocation".into(),
-            )),
-            Err(_) => {
-                self.kill.store(true, Ordering::Relaxed);
-                failed(JsError::Timeout { deadline_ms })
-            }
-        }
+        await_finished(reply_rx, deadline, || {
+            self.kill.store(true, Ordering::Relaxed)
+        })
+        .await
     }
 
     /// Bytes QuickJS has allocated for this isolate (`malloc_size`).
@@ -136,15 +131,6 @@ impl Drop for Isolate {
         // makes the interrupt handler stop it at the next check.
         self.kill.store(true, Ordering::Relaxed);
         let _ = self.tx.send(Msg::Shutdown);
-    }
-}
-
-fn failed(e: JsError) -> Finished {
-    Finished {
-        result: Err(e),
-        logs: Vec::new(),
-        discard: true,
-        heap_bytes: 0,
     }
 }
 
@@ -679,7 +665,9 @@ impl Engine {
                 Ok(())
             }
             Ok(Msg::Invoke(_, reply)) => {
-                let _ = reply.send(failed(JsError::Internal("isolate is busy".into())));
+                let _ = reply.send(Finished::failed(JsError::Internal(
+                    "isolate is busy".into(),
+                )));
                 Ok(())
             }
             Ok(Msg::Shutdown) | Err(_) => Err(None),

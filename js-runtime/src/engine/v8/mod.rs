@@ -36,7 +36,7 @@ use std::time::Duration;
 use deno_core::v8::IsolateHandle;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Finished, InvokeJob, IsolateSpec, Loaded};
+use super::{Finished, InvokeJob, IsolateSpec, Loaded, await_finished};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind};
 use crate::error::JsError;
 use crate::plugin::Registration;
@@ -113,22 +113,12 @@ impl Isolate {
 
     /// Runs one invocation; gives up (and kills the isolate) after deadline + grace.
     pub async fn invoke(&self, job: InvokeJob) -> Finished {
-        let deadline_ms = job.deadline.as_millis() as u64;
-        let limit = job.deadline + Duration::from_millis(DEADLINE_GRACE_MS);
+        let deadline = job.deadline;
         let (reply_tx, reply_rx) = oneshot::channel();
         if self.tx.send(Msg::Invoke(Box::new(job), reply_tx)).is_err() {
-            return failed(JsError::Internal("isolate thread is gone".into()));
+            return Finished::failed(JsError::Internal("isolate thread is gone".into()));
         }
-        match tokio::time::timeout(limit, reply_rx).await {
-            Ok(Ok(finished)) => finished,
-            Ok(Err(_)) => failed(JsError::Internal(
-                "isolate thread ended during the invocation".into(),
-            )),
-            Err(_) => {
-                self.terminate.kill();
-                failed(JsError::Timeout { deadline_ms })
-            }
-        }
+        await_finished(reply_rx, deadline, || self.terminate.kill()).await
     }
 
     /// V8 heap bytes of this isolate (committed heap plus external memory).
@@ -144,15 +134,6 @@ impl Drop for Isolate {
         // An isolate abandoned mid-invocation stops running JS now; an idle
         // one sees its channel close and ends its thread.
         self.terminate.kill();
-    }
-}
-
-fn failed(e: JsError) -> Finished {
-    Finished {
-        result: Err(e),
-        logs: Vec::new(),
-        discard: true,
-        heap_bytes: 0,
     }
 }
 
