@@ -1,0 +1,395 @@
+//! The invariants, checked from outside: the tenant's event log read over
+//! `GET /api/events`, what the receivers saw and what reached the relay.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::node::Api;
+use super::receiver::Seen;
+use super::report::{Counts, Violation};
+use super::world::{JOB, ORDER, TICK, World};
+
+/// Events per page read from the log (the API's maximum).
+const PAGE_EVENTS: u32 = 1_000;
+/// A run still `scheduled` or `running` this long after its time is stuck
+/// (the job takes milliseconds; its deadline is far longer than it needs).
+const STUCK_AFTER_MS: i64 = 10_000;
+
+/// The tenant's log, read incrementally.
+#[derive(Default)]
+pub struct Log {
+    after: u64,
+    events: Vec<Value>,
+}
+
+impl Log {
+    async fn catch_up(&mut self, api: &Api) -> Result<(), String> {
+        loop {
+            let path = format!("/api/events?after={}&limit={PAGE_EVENTS}", self.after);
+            let page = api.get(&path).await.map_err(|e| e.to_string())?;
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            if events.is_empty() {
+                return Ok(());
+            }
+            self.after = page["next_after"].as_u64().unwrap_or(self.after);
+            self.events.extend(events);
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct Delivery {
+    event_id: String,
+    attempts: u64,
+    outcome: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Default, Debug)]
+struct Run {
+    scheduled_for: Option<DateTime<Utc>>,
+    started: u64,
+    finals: Vec<String>,
+    last: String,
+    detail: String,
+}
+
+#[derive(Default, Debug)]
+struct Email {
+    subject: String,
+    status: String,
+    attempts: u64,
+    error: Option<String>,
+}
+
+/// The log folded into what the invariants talk about.
+#[derive(Default)]
+struct Folded {
+    /// Event id → hook runs recorded (`hook.executed`) and failures.
+    hooks: BTreeMap<String, (u64, Vec<String>)>,
+    /// Webhook name → delivery id → delivery.
+    deliveries: BTreeMap<String, BTreeMap<String, Delivery>>,
+    runs: BTreeMap<String, Run>,
+    /// Run id → invocations (the job's `fault.tick` markers).
+    ticks: BTreeMap<String, u64>,
+    emails: BTreeMap<String, Email>,
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+impl Folded {
+    fn of(events: &[Value], tenant: &str) -> Folded {
+        let mut f = Folded::default();
+        let webhook_prefix = format!("webhook_deliveries-{tenant}.");
+        for e in events {
+            let (ty, data, stream) = (e["type"].as_str().unwrap_or(""), &e["data"], s(&e["stream"]));
+            if let Some(name) = stream.strip_prefix(&webhook_prefix) {
+                f.delivery(name, ty, data);
+            } else if ty.starts_with("hook.") {
+                f.hook(ty, data);
+            } else if ty.starts_with("job.") && stream.ends_with(&format!(".{JOB}")) {
+                f.run(ty, data);
+            } else if ty.starts_with("email.") {
+                f.email(ty, &s(&e["id"]), data);
+            } else if ty == TICK {
+                *f.ticks.entry(s(&data["run_id"])).or_default() += 1;
+            }
+        }
+        f
+    }
+
+    fn hook(&mut self, ty: &str, data: &Value) {
+        let entry = self.hooks.entry(s(&data["event_id"])).or_default();
+        match ty {
+            "hook.executed" => entry.0 += 1,
+            "hook.failed" => entry.1.push(s(&data["error"])),
+            _ => {}
+        }
+    }
+
+    fn delivery(&mut self, name: &str, ty: &str, data: &Value) {
+        let d = self
+            .deliveries
+            .entry(name.to_owned())
+            .or_default()
+            .entry(s(&data["delivery_id"]))
+            .or_default();
+        match ty {
+            "webhook.delivery_created" => d.event_id = s(&data["event_id"]),
+            "webhook.delivery_attempted" => d.attempts += 1,
+            "webhook.delivered" | "webhook.failed" | "webhook.delivery_skipped" => {
+                d.outcome = Some(ty.to_owned());
+                d.reason = data["reason"].as_str().map(str::to_owned);
+            }
+            _ => {}
+        }
+    }
+
+    fn run(&mut self, ty: &str, data: &Value) {
+        let r = self.runs.entry(s(&data["run_id"])).or_default();
+        if let Some(t) = data["scheduled_for"].as_str().and_then(|t| t.parse().ok()) {
+            r.scheduled_for = Some(t);
+        }
+        let status = ty.trim_start_matches("job.run_").to_owned();
+        match status.as_str() {
+            "started" => r.started += 1,
+            "scheduled" => {}
+            _ => {
+                r.finals.push(status.clone());
+                r.detail = [&data["reason"], &data["error"]]
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+        }
+        r.last = status;
+    }
+
+    fn email(&mut self, ty: &str, id: &str, data: &Value) {
+        if ty == "email.queued" {
+            let m = self.emails.entry(id.to_owned()).or_default();
+            m.subject = s(&data["subject"]);
+            m.status = "pending".into();
+            return;
+        }
+        let Some(m) = self.emails.get_mut(data["outbox_id"].as_str().unwrap_or("")) else {
+            return;
+        };
+        match ty {
+            "email.sent" => m.status = "sent".into(),
+            "email.failed" => m.status = "failed".into(),
+            "email.attempt_failed" => m.attempts += 1,
+            _ => return,
+        }
+        m.error = data["error"].as_str().map(str::to_owned);
+    }
+}
+
+/// What the receivers and the relay saw, taken before and after the log is
+/// read: an id seen before was created before the read; a delivery recorded
+/// in the read was seen before the snapshot after it.
+struct Seens {
+    before: Vec<Vec<Seen>>,
+    after: Vec<Vec<Seen>>,
+    subjects: BTreeSet<String>,
+}
+
+fn subjects(messages: &[String]) -> BTreeSet<String> {
+    messages
+        .iter()
+        .flat_map(|m| m.lines())
+        .filter_map(|l| l.strip_prefix("Subject: "))
+        .map(|s| s.trim().to_owned())
+        .collect()
+}
+
+/// Reads the log and checks every invariant. `until` is when traffic
+/// stopped: cron occurrences up to then are expected.
+pub async fn check(world: &World, log: &mut Log, until: DateTime<Utc>) -> (Counts, Vec<Violation>) {
+    let before = world.receivers.iter().map(|r| r.seen()).collect();
+    if let Err(e) = log.catch_up(&world.api).await {
+        let v = violation("server-up", "GET /api/events", e, true);
+        return (Counts::new(), vec![v]);
+    }
+    let seens = Seens {
+        before,
+        after: world.receivers.iter().map(|r| r.seen()).collect(),
+        subjects: subjects(&world.relay.messages()),
+    };
+    let f = Folded::of(&log.events, &world.tenant_id);
+    let mut out = Vec::new();
+    check_hooks(world, &f, &mut out);
+    check_webhooks(world, &f, &seens, &mut out);
+    check_webhook_status(world, &mut out).await;
+    check_cron(world, &f, until, &mut out);
+    check_emails(&f, &seens, &mut out);
+    (counts(world, &f, &seens), out)
+}
+
+fn violation(invariant: &'static str, id: impl Into<String>, detail: impl Into<String>, settling: bool) -> Violation {
+    Violation {
+        invariant,
+        id: id.into(),
+        detail: detail.into(),
+        settling,
+    }
+}
+
+fn check_hooks(world: &World, f: &Folded, out: &mut Vec<Violation>) {
+    let queued: BTreeSet<&str> = f.emails.values().map(|m| m.subject.as_str()).collect();
+    for e in &world.published {
+        let (ran, failures) = f.hooks.get(e).cloned().unwrap_or_default();
+        if ran == 0 {
+            let detail = format!("no hook.executed for the {ORDER} event; failures: {failures:?}");
+            out.push(violation("hook-ran", e, detail, true));
+        } else if !queued.contains(format!("fault {e}").as_str()) {
+            let detail = "hook.executed, but no email naming the event id was queued";
+            out.push(violation("hook-ran", e, detail, true));
+        }
+    }
+}
+
+fn check_webhooks(world: &World, f: &Folded, seens: &Seens, out: &mut Vec<Violation>) {
+    let published: BTreeSet<&str> = world.published.iter().map(String::as_str).collect();
+    let empty = BTreeMap::new();
+    for (n, name) in world.webhooks.iter().enumerate() {
+        let deliveries = f.deliveries.get(name).unwrap_or(&empty);
+        let mut of_event: BTreeMap<&str, Vec<(&str, &Delivery)>> = BTreeMap::new();
+        for (id, d) in deliveries {
+            of_event.entry(d.event_id.as_str()).or_default().push((id, d));
+        }
+        for e in &world.published {
+            let key = format!("{e} → {name}");
+            let ds = of_event.get(e.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            delivery_of_event(&key, ds, &seens.after[n], e, out);
+        }
+        for seen in &seens.before[n] {
+            if !published.contains(seen.event_id.as_str()) {
+                continue;
+            }
+            let known = of_event
+                .get(seen.event_id.as_str())
+                .is_some_and(|ds| ds.iter().any(|(id, _)| *id == seen.webhook_id));
+            if !known {
+                let detail = format!(
+                    "{name} received event {} with webhook-id {:?}, which no delivery of that event has",
+                    seen.event_id, seen.webhook_id
+                );
+                out.push(violation("webhook-id-stable", &seen.webhook_id, detail, false));
+            }
+        }
+    }
+}
+
+/// One event's deliveries to one webhook: exactly one delivery (one
+/// `webhook-id`), finished, and if delivered then accepted by the receiver.
+fn delivery_of_event(key: &str, ds: &[(&str, &Delivery)], seen: &[Seen], event: &str, out: &mut Vec<Violation>) {
+    if ds.len() > 1 {
+        let ids: Vec<&str> = ds.iter().map(|(id, _)| *id).collect();
+        let detail = format!("{} deliveries {ids:?}: a receiver cannot deduplicate them", ds.len());
+        out.push(violation("webhook-id-stable", key, detail, false));
+    }
+    let Some((id, d)) = ds.iter().find(|(_, d)| d.outcome.as_deref() == Some("webhook.delivered")).or(ds.first()) else {
+        out.push(violation("webhook-delivered", key, "no delivery created", true));
+        return;
+    };
+    match d.outcome.as_deref() {
+        None => {
+            let detail = format!("delivery {id} pending after {} attempts", d.attempts);
+            out.push(violation("webhook-delivered", key, detail, true));
+        }
+        Some("webhook.delivered") => {
+            let accepted = seen
+                .iter()
+                .any(|s| s.webhook_id == *id && s.event_id == event && s.answered == 200);
+            if !accepted {
+                let detail = format!("delivery {id} recorded delivered, but the receiver never accepted it");
+                out.push(violation("webhook-delivered", key, detail, true));
+            }
+        }
+        Some("webhook.failed") => {}
+        Some(other) => {
+            let detail = format!("delivery {id}: {other} ({:?})", d.reason);
+            out.push(violation("webhook-delivered", key, detail, false));
+        }
+    }
+}
+
+/// The harness never disables a webhook: one that is disabled was disabled
+/// by the system.
+async fn check_webhook_status(world: &World, out: &mut Vec<Violation>) {
+    let Ok(list) = world.api.get("/api/webhooks").await else {
+        out.push(violation("server-up", "GET /api/webhooks", "no answer", true));
+        return;
+    };
+    for w in list["webhooks"].as_array().into_iter().flatten() {
+        if w["status"] != "active" {
+            let detail = format!("{} ({})", s(&w["status"]), s(&w["disabled_reason"]));
+            out.push(violation("webhook-enabled", s(&w["name"]), detail, false));
+        }
+    }
+}
+
+fn check_cron(world: &World, f: &Folded, until: DateTime<Utc>, out: &mut Vec<Violation>) {
+    let now = Utc::now();
+    let mut at: BTreeMap<DateTime<Utc>, Vec<(&str, &Run)>> = BTreeMap::new();
+    for (id, r) in &f.runs {
+        if let Some(t) = r.scheduled_for {
+            at.entry(t).or_default().push((id, r));
+        }
+        let invoked = f.ticks.get(id).copied().unwrap_or(0);
+        if r.started > 1 || invoked > 1 || r.finals.len() > 1 {
+            let detail = format!("started {} times, invoked {invoked} times, outcomes {:?}", r.started, r.finals);
+            out.push(violation("cron-not-twice", id.as_str(), detail, false));
+        }
+        let stuck = r.scheduled_for.is_some_and(|t| (now - t).num_milliseconds() > STUCK_AFTER_MS);
+        if stuck && (r.last == "scheduled" || r.last == "running") {
+            let detail = format!("{} since {:?}", r.last, r.scheduled_for);
+            out.push(violation("nothing-left-running", id.as_str(), detail, true));
+        }
+    }
+    for t in world.timeline.expected(until) {
+        let key = t.to_rfc3339();
+        match at.get(&t).map(Vec::as_slice).unwrap_or(&[]) {
+            [] => out.push(violation("cron-ran-once", key, "no run of this occurrence", true)),
+            [(id, r)] => match r.last.as_str() {
+                "succeeded" => {}
+                "scheduled" | "running" => {
+                    out.push(violation("cron-ran-once", key, format!("{id} still {}", r.last), true))
+                }
+                _ if r.started == 1 && r.last != "skipped" => {}
+                _ => {
+                    let detail = format!("{id} {} without running ({})", r.last, r.detail);
+                    out.push(violation("cron-ran-once", key, detail, false))
+                }
+            },
+            runs => {
+                let ids: Vec<&str> = runs.iter().map(|(id, _)| *id).collect();
+                out.push(violation("cron-not-twice", key, format!("runs {ids:?}"), false));
+            }
+        }
+    }
+}
+
+fn check_emails(f: &Folded, seens: &Seens, out: &mut Vec<Violation>) {
+    for (id, m) in &f.emails {
+        if m.status == "failed" {
+            let detail = format!("failed after {} attempts: {:?}", m.attempts, m.error);
+            out.push(violation("email-arrived", id, detail, false));
+        } else if !seens.subjects.contains(&m.subject) {
+            let detail = format!("{:?} {} after {} failed attempts ({:?})", m.subject, m.status, m.attempts, m.error);
+            out.push(violation("email-arrived", id, detail, true));
+        }
+    }
+}
+
+fn counts(world: &World, f: &Folded, seens: &Seens) -> Counts {
+    let mut c = Counts::new();
+    let mut add = |k: &str, n: u64| *c.entry(k.to_owned()).or_default() += n;
+    add("events published", world.published.len() as u64);
+    add("hook runs", f.hooks.values().map(|h| h.0).sum());
+    add("hook failures", f.hooks.values().map(|h| h.1.len() as u64).sum());
+    for d in f.deliveries.values().flat_map(|m| m.values()) {
+        add("deliveries", 1);
+        add("delivery attempts", d.attempts);
+        add(d.outcome.as_deref().unwrap_or("deliveries pending"), 1);
+    }
+    for r in seens.after.iter().flatten() {
+        add("receiver requests", 1);
+        add(if r.answered == 200 { "receiver accepted" } else { "receiver refused" }, 1);
+    }
+    for r in f.runs.values() {
+        add(&format!("job runs {}", r.last), 1);
+    }
+    add("job invocations", f.ticks.values().sum());
+    add("emails queued", f.emails.len() as u64);
+    add("email attempts failed", f.emails.values().map(|m| m.attempts).sum());
+    add("distinct subjects at the relay", seens.subjects.len() as u64);
+    add("process starts", world.node.starts.into());
+    c
+}
