@@ -24,12 +24,12 @@ use harness::plan::Profile;
 async fn seed_keeps_every_guarantee(default_seed: u64) {
     let seed = harness::seed_or(default_seed);
     let report = harness::run_seed(seed, &Profile::ci()).await;
-    println!("{report}");
     assert!(
         report.ok(),
         "invariants violated under seed {seed} (reproduce with {}={seed}):\n{report}",
         harness::SEED_ENV
     );
+    println!("{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,8 +37,8 @@ pub struct Report {
     pub logs: Option<std::path::PathBuf>,
 }
 
-/// Violations printed in full; the rest are counted per invariant.
-const PRINTED_VIOLATIONS_MAX: usize = 40;
+/// Violations printed in full per invariant; the rest are counted.
+const PRINTED_PER_INVARIANT_MAX: usize = 8;
 
 impl Report {
     pub fn ok(&self) -> bool {
@@ -74,16 +74,16 @@ impl fmt::Display for Report {
             self.violations.len(),
             self.by_invariant()
         )?;
-        for v in self.violations.iter().take(PRINTED_VIOLATIONS_MAX) {
-            let state = if v.settling { " (still pending)" } else { "" };
-            writeln!(f, "  [{}] {}: {}{state}", v.invariant, v.id, v.detail)?;
-        }
-        if self.violations.len() > PRINTED_VIOLATIONS_MAX {
-            writeln!(
-                f,
-                "  … {} more",
-                self.violations.len() - PRINTED_VIOLATIONS_MAX
-            )?;
+        for (invariant, count) in self.by_invariant() {
+            let of_it = self.violations.iter().filter(|v| v.invariant == invariant);
+            for v in of_it.take(PRINTED_PER_INVARIANT_MAX) {
+                let state = if v.settling { " (still pending)" } else { "" };
+                writeln!(f, "  [{}] {}: {}{state}", v.invariant, v.id, v.detail)?;
+            }
+            if count as usize > PRINTED_PER_INVARIANT_MAX {
+                let more = count as usize - PRINTED_PER_INVARIANT_MAX;
+                writeln!(f, "  [{invariant}] … {more} more")?;
+            }
         }
         Ok(())
     }
