@@ -35,20 +35,21 @@ impl Profile {
             publish_gap_ms: (150, 600),
             burst_max: 3,
             faults: 8,
-            outage_ms: (2_000, 4_000),
+            outage_ms: (3_000, 6_000),
             down_ms: (200, 1_500),
             settle_ms: 45_000,
         }
     }
 
-    /// The soak profile: a minute of traffic per seed.
+    /// The soak profile: a minute of traffic per seed, with outages up to
+    /// 40 s (past the webhook follower's 30 s patience with a full backlog).
     pub fn soak() -> Profile {
         Profile {
             traffic_ms: 60_000,
             publish_gap_ms: (50, 400),
             burst_max: 5,
             faults: 30,
-            outage_ms: (2_000, 8_000),
+            outage_ms: (2_000, 40_000),
             down_ms: (200, 3_000),
             settle_ms: 90_000,
         }
@@ -197,6 +198,24 @@ fn draw_fault(rng: &mut Rng, p: &Profile) -> Fault {
             for_ms: rng.between(p.down_ms.0, p.down_ms.1),
         },
     }
+}
+
+/// Every fault kind a plan can draw whose injection does not depend on the
+/// tree's shape at the time (`restart other child` does).
+pub fn kinds() -> Vec<String> {
+    let mut out: Vec<String> = ["dispatcher", "webhooks", "scheduler", "outbox"]
+        .iter()
+        .map(|s| Fault::Restart(Target::Service(s)).kind())
+        .collect();
+    out.push(Fault::Restart(Target::Installation).kind());
+    out.push(Fault::Panic.kind());
+    out.push(Fault::Kill9 { down_ms: 0 }.kind());
+    for mode in [Mode::Refuse500, Mode::Closed, Mode::Hang] {
+        out.push(Fault::Receiver { which: 0, mode }.kind());
+    }
+    out.push(Fault::RelayDown.kind());
+    out.push(Fault::TenantPause { for_ms: 0 }.kind());
+    out
 }
 
 impl fmt::Display for Plan {
