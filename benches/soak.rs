@@ -66,7 +66,11 @@ async fn main() {
         }
         seed += 1;
     }
-    println!("== soak: seeds {first}..{} in {:.1} min", seed - 1, began.elapsed().as_secs_f64() / 60.0);
+    println!(
+        "== soak: seeds {first}..{} in {:.1} min",
+        seed - 1,
+        began.elapsed().as_secs_f64() / 60.0
+    );
     println!("counts:");
     counts.iter().for_each(|(k, v)| println!("  {k}: {v}"));
     println!("faults injected:");

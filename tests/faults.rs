@@ -63,7 +63,10 @@ fn the_ci_seeds_inject_every_kind_of_fault() {
         .map(|(_, f)| f.kind())
         .collect();
     for kind in harness::plan::kinds() {
-        assert!(drawn.contains(&kind), "no CI seed injects {kind}: {drawn:?}");
+        assert!(
+            drawn.contains(&kind),
+            "no CI seed injects {kind}: {drawn:?}"
+        );
     }
 }
 

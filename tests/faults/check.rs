@@ -86,7 +86,11 @@ impl Folded {
         let mut f = Folded::default();
         let webhook_prefix = format!("webhook_deliveries-{tenant}.");
         for e in events {
-            let (ty, data, stream) = (e["type"].as_str().unwrap_or(""), &e["data"], s(&e["stream"]));
+            let (ty, data, stream) = (
+                e["type"].as_str().unwrap_or(""),
+                &e["data"],
+                s(&e["stream"]),
+            );
             if let Some(name) = stream.strip_prefix(&webhook_prefix) {
                 f.delivery(name, ty, data);
             } else if ty.starts_with("hook.") {
@@ -157,7 +161,10 @@ impl Folded {
             m.status = "pending".into();
             return;
         }
-        let Some(m) = self.emails.get_mut(data["outbox_id"].as_str().unwrap_or("")) else {
+        let Some(m) = self
+            .emails
+            .get_mut(data["outbox_id"].as_str().unwrap_or(""))
+        else {
             return;
         };
         match ty {
@@ -211,7 +218,12 @@ pub async fn check(world: &World, log: &mut Log, until: DateTime<Utc>) -> (Count
     (counts(world, &f, &seens), out)
 }
 
-fn violation(invariant: &'static str, id: impl Into<String>, detail: impl Into<String>, settling: bool) -> Violation {
+fn violation(
+    invariant: &'static str,
+    id: impl Into<String>,
+    detail: impl Into<String>,
+    settling: bool,
+) -> Violation {
     Violation {
         invariant,
         id: id.into(),
@@ -241,7 +253,10 @@ fn check_webhooks(world: &World, f: &Folded, seens: &Seens, out: &mut Vec<Violat
         let deliveries = f.deliveries.get(name).unwrap_or(&empty);
         let mut of_event: BTreeMap<&str, Vec<(&str, &Delivery)>> = BTreeMap::new();
         for (id, d) in deliveries {
-            of_event.entry(d.event_id.as_str()).or_default().push((id, d));
+            of_event
+                .entry(d.event_id.as_str())
+                .or_default()
+                .push((id, d));
         }
         for e in &world.published {
             let key = format!("{e} → {name}");
@@ -260,7 +275,12 @@ fn check_webhooks(world: &World, f: &Folded, seens: &Seens, out: &mut Vec<Violat
                     "{name} received event {} with webhook-id {:?}, which no delivery of that event has",
                     seen.event_id, seen.webhook_id
                 );
-                out.push(violation("webhook-id-stable", &seen.webhook_id, detail, false));
+                out.push(violation(
+                    "webhook-id-stable",
+                    &seen.webhook_id,
+                    detail,
+                    false,
+                ));
             }
         }
     }
@@ -268,14 +288,32 @@ fn check_webhooks(world: &World, f: &Folded, seens: &Seens, out: &mut Vec<Violat
 
 /// One event's deliveries to one webhook: exactly one delivery (one
 /// `webhook-id`), finished, and if delivered then accepted by the receiver.
-fn delivery_of_event(key: &str, ds: &[(&str, &Delivery)], seen: &[Seen], event: &str, out: &mut Vec<Violation>) {
+fn delivery_of_event(
+    key: &str,
+    ds: &[(&str, &Delivery)],
+    seen: &[Seen],
+    event: &str,
+    out: &mut Vec<Violation>,
+) {
     if ds.len() > 1 {
         let ids: Vec<&str> = ds.iter().map(|(id, _)| *id).collect();
-        let detail = format!("{} deliveries {ids:?}: a receiver cannot deduplicate them", ds.len());
+        let detail = format!(
+            "{} deliveries {ids:?}: a receiver cannot deduplicate them",
+            ds.len()
+        );
         out.push(violation("webhook-id-stable", key, detail, false));
     }
-    let Some((id, d)) = ds.iter().find(|(_, d)| d.outcome.as_deref() == Some("webhook.delivered")).or(ds.first()) else {
-        out.push(violation("webhook-delivered", key, "no delivery created", true));
+    let Some((id, d)) = ds
+        .iter()
+        .find(|(_, d)| d.outcome.as_deref() == Some("webhook.delivered"))
+        .or(ds.first())
+    else {
+        out.push(violation(
+            "webhook-delivered",
+            key,
+            "no delivery created",
+            true,
+        ));
         return;
     };
     match d.outcome.as_deref() {
@@ -288,7 +326,8 @@ fn delivery_of_event(key: &str, ds: &[(&str, &Delivery)], seen: &[Seen], event: 
                 .iter()
                 .any(|s| s.webhook_id == *id && s.event_id == event && s.answered == 200);
             if !accepted {
-                let detail = format!("delivery {id} recorded delivered, but the receiver never accepted it");
+                let detail =
+                    format!("delivery {id} recorded delivered, but the receiver never accepted it");
                 out.push(violation("webhook-delivered", key, detail, true));
             }
         }
@@ -304,7 +343,12 @@ fn delivery_of_event(key: &str, ds: &[(&str, &Delivery)], seen: &[Seen], event: 
 /// by the system.
 async fn check_webhook_status(world: &World, out: &mut Vec<Violation>) {
     let Ok(list) = world.api.get("/api/webhooks").await else {
-        out.push(violation("server-up", "GET /api/webhooks", "no answer", true));
+        out.push(violation(
+            "server-up",
+            "GET /api/webhooks",
+            "no answer",
+            true,
+        ));
         return;
     };
     for w in list["webhooks"].as_array().into_iter().flatten() {
@@ -324,10 +368,15 @@ fn check_cron(world: &World, f: &Folded, until: DateTime<Utc>, out: &mut Vec<Vio
         }
         let invoked = f.ticks.get(id).copied().unwrap_or(0);
         if r.started > 1 || invoked > 1 || r.finals.len() > 1 {
-            let detail = format!("started {} times, invoked {invoked} times, outcomes {:?}", r.started, r.finals);
+            let detail = format!(
+                "started {} times, invoked {invoked} times, outcomes {:?}",
+                r.started, r.finals
+            );
             out.push(violation("cron-not-twice", id.as_str(), detail, false));
         }
-        let stuck = r.scheduled_for.is_some_and(|t| (now - t).num_milliseconds() > STUCK_AFTER_MS);
+        let stuck = r
+            .scheduled_for
+            .is_some_and(|t| (now - t).num_milliseconds() > STUCK_AFTER_MS);
         if stuck && (r.last == "scheduled" || r.last == "running") {
             let detail = format!("{} since {:?}", r.last, r.scheduled_for);
             out.push(violation("nothing-left-running", id.as_str(), detail, true));
@@ -336,12 +385,20 @@ fn check_cron(world: &World, f: &Folded, until: DateTime<Utc>, out: &mut Vec<Vio
     for t in world.timeline.expected(until) {
         let key = t.to_rfc3339();
         match at.get(&t).map(Vec::as_slice).unwrap_or(&[]) {
-            [] => out.push(violation("cron-ran-once", key, "no run of this occurrence", true)),
+            [] => out.push(violation(
+                "cron-ran-once",
+                key,
+                "no run of this occurrence",
+                true,
+            )),
             [(id, r)] => match r.last.as_str() {
                 "succeeded" => {}
-                "scheduled" | "running" => {
-                    out.push(violation("cron-ran-once", key, format!("{id} still {}", r.last), true))
-                }
+                "scheduled" | "running" => out.push(violation(
+                    "cron-ran-once",
+                    key,
+                    format!("{id} still {}", r.last),
+                    true,
+                )),
                 _ if r.started == 1 && r.last != "skipped" => {}
                 _ => {
                     let detail = format!("{id} {} without running ({})", r.last, r.detail);
@@ -350,7 +407,12 @@ fn check_cron(world: &World, f: &Folded, until: DateTime<Utc>, out: &mut Vec<Vio
             },
             runs => {
                 let ids: Vec<&str> = runs.iter().map(|(id, _)| *id).collect();
-                out.push(violation("cron-not-twice", key, format!("runs {ids:?}"), false));
+                out.push(violation(
+                    "cron-not-twice",
+                    key,
+                    format!("runs {ids:?}"),
+                    false,
+                ));
             }
         }
     }
@@ -362,7 +424,10 @@ fn check_emails(f: &Folded, seens: &Seens, out: &mut Vec<Violation>) {
             let detail = format!("failed after {} attempts: {:?}", m.attempts, m.error);
             out.push(violation("email-arrived", id, detail, false));
         } else if !seens.subjects.contains(&m.subject) {
-            let detail = format!("{:?} {} after {} failed attempts ({:?})", m.subject, m.status, m.attempts, m.error);
+            let detail = format!(
+                "{:?} {} after {} failed attempts ({:?})",
+                m.subject, m.status, m.attempts, m.error
+            );
             out.push(violation("email-arrived", id, detail, true));
         }
     }
@@ -373,7 +438,10 @@ fn counts(world: &World, f: &Folded, seens: &Seens) -> Counts {
     let mut add = |k: &str, n: u64| *c.entry(k.to_owned()).or_default() += n;
     add("events published", world.published.len() as u64);
     add("hook runs", f.hooks.values().map(|h| h.0).sum());
-    add("hook failures", f.hooks.values().map(|h| h.1.len() as u64).sum());
+    add(
+        "hook failures",
+        f.hooks.values().map(|h| h.1.len() as u64).sum(),
+    );
     for d in f.deliveries.values().flat_map(|m| m.values()) {
         add("deliveries", 1);
         add("delivery attempts", d.attempts);
@@ -381,15 +449,28 @@ fn counts(world: &World, f: &Folded, seens: &Seens) -> Counts {
     }
     for r in seens.after.iter().flatten() {
         add("receiver requests", 1);
-        add(if r.answered == 200 { "receiver accepted" } else { "receiver refused" }, 1);
+        add(
+            if r.answered == 200 {
+                "receiver accepted"
+            } else {
+                "receiver refused"
+            },
+            1,
+        );
     }
     for r in f.runs.values() {
         add(&format!("job runs {}", r.last), 1);
     }
     add("job invocations", f.ticks.values().sum());
     add("emails queued", f.emails.len() as u64);
-    add("email attempts failed", f.emails.values().map(|m| m.attempts).sum());
-    add("distinct subjects at the relay", seens.subjects.len() as u64);
+    add(
+        "email attempts failed",
+        f.emails.values().map(|m| m.attempts).sum(),
+    );
+    add(
+        "distinct subjects at the relay",
+        seens.subjects.len() as u64,
+    );
     add("process starts", world.node.starts.into());
     c
 }

@@ -128,7 +128,12 @@ impl Plan {
         let mut steps = Vec::new();
         let mut t = 0;
         while t < p.traffic_ms {
-            steps.push((t, Step::Publish { count: rng.between(1, p.burst_max) }));
+            steps.push((
+                t,
+                Step::Publish {
+                    count: rng.between(1, p.burst_max),
+                },
+            ));
             t += rng.between(p.publish_gap_ms.0, p.publish_gap_ms.1);
         }
         for _ in 0..p.faults {

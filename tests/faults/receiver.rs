@@ -66,7 +66,9 @@ impl Drop for Receiver {
 impl Receiver {
     /// Listens on a free loopback port, accepting.
     pub async fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let port = listener.local_addr().expect("receiver address").port();
         let shared = Arc::new(Mutex::new(Shared {
             mode: Some(Mode::Accept),
@@ -168,7 +170,11 @@ async fn serve(mut sock: TcpStream, shared: Arc<Mutex<Shared>>) {
             }
             return;
         }
-        let reason = if answered == 200 { "OK" } else { "Internal Server Error" };
+        let reason = if answered == 200 {
+            "OK"
+        } else {
+            "Internal Server Error"
+        };
         let reply = format!("HTTP/1.1 {answered} {reason}\r\ncontent-length: 0\r\n\r\n");
         if sock.write_all(reply.as_bytes()).await.is_err() {
             return;

@@ -57,7 +57,11 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "seed {} (reproduce: EXTENSOR_FAULT_SEED={})", self.seed, self.seed)?;
+        writeln!(
+            f,
+            "seed {} (reproduce: EXTENSOR_FAULT_SEED={})",
+            self.seed, self.seed
+        )?;
         write!(f, "{}", self.plan)?;
         writeln!(f, "counts: {:?}", self.counts)?;
         writeln!(f, "faults injected: {:?}", self.faults)?;

@@ -253,7 +253,8 @@ impl World {
                 .json(&body);
             match Api::send(req).await {
                 Ok(ev) => {
-                    self.published.push(ev["id"].as_str().expect("event id").to_owned());
+                    self.published
+                        .push(ev["id"].as_str().expect("event id").to_owned());
                     return;
                 }
                 Err(e) => last = Some(e),
