@@ -43,15 +43,18 @@ impl Profile {
 
     /// The soak profile: a minute of traffic per seed, with outages up to
     /// 40 s (past the webhook follower's 30 s patience with a full backlog).
+    /// About 400 orders a minute, under the outbox's 600 messages a minute
+    /// per tenant; settling allows for the outbox's doubling backoff after
+    /// the longest relay outage (its next attempt can come ~64 s later).
     pub fn soak() -> Profile {
         Profile {
             traffic_ms: 60_000,
-            publish_gap_ms: (50, 400),
-            burst_max: 5,
+            publish_gap_ms: (100, 500),
+            burst_max: 3,
             faults: 30,
             outage_ms: (2_000, 40_000),
             down_ms: (200, 3_000),
-            settle_ms: 90_000,
+            settle_ms: 150_000,
         }
     }
 }
