@@ -17,6 +17,15 @@ const PAGE_EVENTS: u32 = 1_000;
 /// (the job takes milliseconds; its deadline is far longer than it needs).
 const STUCK_AFTER_MS: i64 = 10_000;
 
+/// The records of one delivery in `webhook_deliveries-<tenant>.<name>`.
+const DELIVERY_TYPES: [&str; 5] = [
+    "webhook.delivery_created",
+    "webhook.delivery_attempted",
+    "webhook.delivered",
+    "webhook.failed",
+    "webhook.delivery_skipped",
+];
+
 /// The tenant's log, read incrementally.
 #[derive(Default)]
 pub struct Log {
@@ -92,10 +101,14 @@ impl Folded {
                 s(&e["stream"]),
             );
             if let Some(name) = stream.strip_prefix(&webhook_prefix) {
-                f.delivery(name, ty, data);
+                // Only the delivery records; the stream also holds the
+                // endpoint's own bookkeeping (claims, cursors).
+                if DELIVERY_TYPES.contains(&ty) {
+                    f.delivery(name, ty, data);
+                }
             } else if ty.starts_with("hook.") {
                 f.hook(ty, data);
-            } else if ty.starts_with("job.") && stream.ends_with(&format!(".{JOB}")) {
+            } else if ty.starts_with("job.run_") && stream.ends_with(&format!(".{JOB}")) {
                 f.run(ty, data);
             } else if ty.starts_with("email.") {
                 f.email(ty, &s(&e["id"]), data);
