@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::node::Api;
 use super::receiver::Seen;
 use super::report::{Counts, Violation};
-use super::world::{JOB, ORDER, TICK, World};
+use super::world::{JOB, ORDER, RETRY_ATTEMPTS, TICK, World};
 
 /// Events per page read from the log (the API's maximum).
 const PAGE_EVENTS: u32 = 1_000;
@@ -344,7 +344,14 @@ fn delivery_of_event(
                 out.push(violation("webhook-delivered", key, detail, true));
             }
         }
-        Some("webhook.failed") => {}
+        Some("webhook.failed") if d.attempts >= RETRY_ATTEMPTS.into() => {}
+        Some("webhook.failed") => {
+            let detail = format!(
+                "delivery {id} failed after {} of {RETRY_ATTEMPTS} attempts ({:?}): the receivers answer only 200, 500 or nothing",
+                d.attempts, d.reason
+            );
+            out.push(violation("webhook-delivered", key, detail, false));
+        }
         Some(other) => {
             let detail = format!("delivery {id}: {other} ({:?})", d.reason);
             out.push(violation("webhook-delivered", key, detail, false));

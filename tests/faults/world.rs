@@ -25,7 +25,7 @@ pub const JOB: &str = "tick";
 
 /// A webhook's retries: 4 attempts 250 ms apart (plus a 1 s timeout each),
 /// so every outage of the plan outlasts a delivery's whole retry window.
-const RETRY_ATTEMPTS: u32 = 4;
+pub const RETRY_ATTEMPTS: u32 = 4;
 const RETRY_INTERVAL_MS: u64 = 250;
 const WEBHOOK_TIMEOUT_MS: u64 = 1_000;
 /// A publish refused while a service restarts is retried (same
