@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::node::Api;
 use super::receiver::Seen;
 use super::report::{Counts, Violation};
-use super::world::{JOB, ORDER, RETRY_ATTEMPTS, TICK, World};
+use super::world::{JOB, ORDER, RETRY_ATTEMPTS, TICK, Timeline, World};
 
 /// Events per page read from the log (the API's maximum).
 const PAGE_EVENTS: u32 = 1_000;
@@ -208,6 +208,16 @@ fn subjects(messages: &[String]) -> BTreeSet<String> {
         .collect()
 }
 
+/// What the run should have produced.
+struct Expect<'a> {
+    published: &'a [String],
+    /// Webhook `n` delivers to receiver `n`.
+    webhooks: &'a [String],
+    timeline: &'a Timeline,
+    /// When traffic stopped: cron occurrences up to then are expected.
+    until: DateTime<Utc>,
+}
+
 /// Reads the log and checks every invariant. `until` is when traffic
 /// stopped: cron occurrences up to then are expected.
 pub async fn check(world: &World, log: &mut Log, until: DateTime<Utc>) -> (Counts, Vec<Violation>) {
@@ -222,13 +232,25 @@ pub async fn check(world: &World, log: &mut Log, until: DateTime<Utc>) -> (Count
         subjects: subjects(&world.relay.messages()),
     };
     let f = Folded::of(&log.events, &world.tenant_id);
-    let mut out = Vec::new();
-    check_hooks(world, &f, &mut out);
-    check_webhooks(world, &f, &seens, &mut out);
+    let expect = Expect {
+        published: &world.published,
+        webhooks: &world.webhooks,
+        timeline: &world.timeline,
+        until,
+    };
+    let mut out = invariants(&expect, &f, &seens);
     check_webhook_status(world, &mut out).await;
-    check_cron(world, &f, until, &mut out);
-    check_emails(&f, &seens, &mut out);
     (counts(world, &f, &seens), out)
+}
+
+/// Every invariant that the log, the receivers and the relay decide.
+fn invariants(expect: &Expect, f: &Folded, seens: &Seens) -> Vec<Violation> {
+    let mut out = Vec::new();
+    check_hooks(expect.published, f, &mut out);
+    check_webhooks(expect, f, seens, &mut out);
+    check_cron(expect.timeline, f, expect.until, &mut out);
+    check_emails(f, seens, &mut out);
+    out
 }
 
 fn violation(
@@ -245,9 +267,9 @@ fn violation(
     }
 }
 
-fn check_hooks(world: &World, f: &Folded, out: &mut Vec<Violation>) {
+fn check_hooks(published: &[String], f: &Folded, out: &mut Vec<Violation>) {
     let queued: BTreeSet<&str> = f.emails.values().map(|m| m.subject.as_str()).collect();
-    for e in &world.published {
+    for e in published {
         let (ran, failures) = f.hooks.get(e).cloned().unwrap_or_default();
         if ran == 0 {
             let detail = format!("no hook.executed for the {ORDER} event; failures: {failures:?}");
@@ -259,10 +281,10 @@ fn check_hooks(world: &World, f: &Folded, out: &mut Vec<Violation>) {
     }
 }
 
-fn check_webhooks(world: &World, f: &Folded, seens: &Seens, out: &mut Vec<Violation>) {
-    let published: BTreeSet<&str> = world.published.iter().map(String::as_str).collect();
+fn check_webhooks(expect: &Expect, f: &Folded, seens: &Seens, out: &mut Vec<Violation>) {
+    let published: BTreeSet<&str> = expect.published.iter().map(String::as_str).collect();
     let empty = BTreeMap::new();
-    for (n, name) in world.webhooks.iter().enumerate() {
+    for (n, name) in expect.webhooks.iter().enumerate() {
         let deliveries = f.deliveries.get(name).unwrap_or(&empty);
         let mut of_event: BTreeMap<&str, Vec<(&str, &Delivery)>> = BTreeMap::new();
         for (id, d) in deliveries {
@@ -271,7 +293,7 @@ fn check_webhooks(world: &World, f: &Folded, seens: &Seens, out: &mut Vec<Violat
                 .or_default()
                 .push((id, d));
         }
-        for e in &world.published {
+        for e in expect.published {
             let key = format!("{e} → {name}");
             let ds = of_event.get(e.as_str()).map(Vec::as_slice).unwrap_or(&[]);
             delivery_of_event(&key, ds, &seens.after[n], e, out);
@@ -379,7 +401,7 @@ async fn check_webhook_status(world: &World, out: &mut Vec<Violation>) {
     }
 }
 
-fn check_cron(world: &World, f: &Folded, until: DateTime<Utc>, out: &mut Vec<Violation>) {
+fn check_cron(timeline: &Timeline, f: &Folded, until: DateTime<Utc>, out: &mut Vec<Violation>) {
     let now = Utc::now();
     let mut at: BTreeMap<DateTime<Utc>, Vec<(&str, &Run)>> = BTreeMap::new();
     for (id, r) in &f.runs {
@@ -402,7 +424,7 @@ fn check_cron(world: &World, f: &Folded, until: DateTime<Utc>, out: &mut Vec<Vio
             out.push(violation("nothing-left-running", id.as_str(), detail, true));
         }
     }
-    for t in world.timeline.expected(until) {
+    for t in timeline.expected(until) {
         let key = t.to_rfc3339();
         match at.get(&t).map(Vec::as_slice).unwrap_or(&[]) {
             [] => out.push(violation(
@@ -493,4 +515,236 @@ fn counts(world: &World, f: &Folded, seens: &Seens) -> Counts {
     );
     add("process starts", world.node.starts.into());
     c
+}
+
+/// The checker itself, on hand-made logs: each invariant catches the
+/// breakage it names (the product cannot be made to break on purpose).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TENANT: &str = "ten_1";
+    const DELIVERIES: &str = "webhook_deliveries-ten_1.sink-0";
+    const RUNS: &str = "jobs-ins_1.tick";
+
+    fn ev(stream: &str, ty: &str, id: &str, data: Value) -> Value {
+        json!({"stream": stream, "type": ty, "id": id, "data": data})
+    }
+
+    fn seen(webhook_id: &str, event_id: &str, answered: u16) -> Seen {
+        Seen {
+            webhook_id: webhook_id.into(),
+            event_id: event_id.into(),
+            answered,
+        }
+    }
+
+    /// Order `e` handled fully: its hook ran and mailed, one delivery
+    /// (`msg_<e>`) accepted on the second attempt, the mail at the relay.
+    fn handled(e: &str) -> (Vec<Value>, Vec<Seen>, String) {
+        let d = format!("msg_{e}");
+        let events = vec![
+            ev("hooks-ins_1", "hook.executed", "h", json!({"event_id": e})),
+            ev(
+                "outbox-ten_1",
+                "email.queued",
+                &format!("q_{e}"),
+                json!({"subject": format!("fault {e}")}),
+            ),
+            ev(
+                "outbox-ten_1",
+                "email.sent",
+                "s",
+                json!({"outbox_id": format!("q_{e}")}),
+            ),
+            ev(
+                DELIVERIES,
+                "webhook.delivery_created",
+                "c",
+                json!({"delivery_id": d, "event_id": e}),
+            ),
+            ev(
+                DELIVERIES,
+                "webhook.endpoint_cursor",
+                "k",
+                json!({"position": 7}),
+            ),
+            ev(
+                DELIVERIES,
+                "webhook.delivery_attempted",
+                "a",
+                json!({"delivery_id": d}),
+            ),
+            ev(
+                DELIVERIES,
+                "webhook.delivery_attempted",
+                "a",
+                json!({"delivery_id": d}),
+            ),
+            ev(
+                DELIVERIES,
+                "webhook.delivered",
+                "d",
+                json!({"delivery_id": d}),
+            ),
+        ];
+        let seens = vec![seen(&d, e, 500), seen(&d, e, 200)];
+        (events, seens, format!("fault {e}"))
+    }
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600 + s, 0).unwrap()
+    }
+
+    /// Records of run `id` at second `s`: claimed, started `starts` times,
+    /// then `end` (if any); `ticks` invocation markers.
+    fn run(id: &str, s: i64, starts: usize, end: Option<&str>, ticks: usize) -> Vec<Value> {
+        let data = json!({"run_id": id, "scheduled_for": at(s).to_rfc3339()});
+        let mut out = vec![ev(RUNS, "job.run_scheduled", "r", data.clone())];
+        out.extend((0..starts).map(|_| ev(RUNS, "job.run_started", "r", json!({"run_id": id}))));
+        out.extend(end.map(|t| ev(RUNS, t, "r", data.clone())));
+        out.push(ev(RUNS, "job.claims_fenced", "r", json!({"epoch": 2})));
+        out.extend((0..ticks).map(|_| ev("events-ten_1", TICK, "t", json!({"run_id": id}))));
+        out
+    }
+
+    fn violations(
+        events: &[Value],
+        published: &[&str],
+        seen: Vec<Seen>,
+        subjects: &[String],
+    ) -> Vec<(String, String)> {
+        let f = Folded::of(events, TENANT);
+        let seens = Seens {
+            before: vec![seen.clone()],
+            after: vec![seen],
+            subjects: subjects.iter().cloned().collect(),
+        };
+        let published: Vec<String> = published.iter().map(|s| s.to_string()).collect();
+        let timeline = Timeline {
+            enabled_at: Some(at(0)),
+            gaps: vec![(at(10), at(12))],
+        };
+        let expect = Expect {
+            published: &published,
+            webhooks: &["sink-0".to_owned()],
+            timeline: &timeline,
+            until: at(14),
+        };
+        let mut out: Vec<_> = invariants(&expect, &f, &seens)
+            .into_iter()
+            .map(|v| (v.invariant.to_owned(), v.id))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Runs at every expected second (2 to 14, except the gap 10 to 12).
+    fn every_occurrence() -> Vec<Value> {
+        (2..=14)
+            .filter(|s| !(10..=12).contains(s))
+            .flat_map(|s| run(&format!("run_{s}"), s, 1, Some("job.run_succeeded"), 1))
+            .collect()
+    }
+
+    #[test]
+    fn orders_and_occurrences_handled_fully_break_nothing() {
+        let (mut events, seen, subject) = handled("evt_a");
+        events.extend(every_occurrence());
+        // A run in the gap may be skipped; a claim of the future is pending.
+        events.extend(run("run_11", 11, 0, Some("job.run_skipped"), 0));
+        events.extend(run("run_future", 100_000_000, 0, None, 0));
+        assert_eq!(violations(&events, &["evt_a"], seen, &[subject]), vec![]);
+    }
+
+    #[test]
+    fn a_hook_not_run_a_second_delivery_and_a_mail_not_arrived_are_each_reported() {
+        let (mut events, seen, _) = handled("evt_a");
+        events.remove(0); // hook.executed
+        events.push(ev(
+            DELIVERIES,
+            "webhook.delivery_created",
+            "c",
+            json!({"delivery_id": "msg_again", "event_id": "evt_a"}),
+        ));
+        events.extend(every_occurrence());
+        let found = violations(&events, &["evt_a"], seen, &[]);
+        let kinds: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["email-arrived", "hook-ran", "webhook-id-stable"],
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_webhook_id_a_lost_delivery_and_a_short_failure_are_reported() {
+        let (mut events, mut seen, subject) = handled("evt_a");
+        let (more, _, subject_b) = handled("evt_b");
+        events.extend(
+            more.into_iter()
+                .filter(|e| e["type"] != "webhook.delivered"),
+        );
+        events.push(ev(
+            DELIVERIES,
+            "webhook.failed",
+            "f",
+            json!({"delivery_id": "msg_evt_b"}),
+        ));
+        let (lost, _, subject_c) = handled("evt_c");
+        events.extend(
+            lost.into_iter()
+                .filter(|e| !e["stream"].as_str().unwrap().starts_with("webhook_")),
+        );
+        seen.push(seen_other());
+        events.extend(every_occurrence());
+        let found = violations(
+            &events,
+            &["evt_a", "evt_b", "evt_c"],
+            seen,
+            &[subject, subject_b, subject_c],
+        );
+        assert_eq!(
+            found,
+            [
+                ("webhook-delivered".to_owned(), "evt_b → sink-0".to_owned()),
+                ("webhook-delivered".to_owned(), "evt_c → sink-0".to_owned()),
+                ("webhook-id-stable".to_owned(), "msg_forged".to_owned()),
+            ]
+        );
+    }
+
+    fn seen_other() -> Seen {
+        seen("msg_forged", "evt_a", 200)
+    }
+
+    #[test]
+    fn an_occurrence_run_twice_missed_skipped_or_stuck_is_reported() {
+        let mut events: Vec<Value> = every_occurrence()
+            .into_iter()
+            .filter(|e| {
+                !["run_3", "run_4", "run_5", "run_6", "run_7"]
+                    .contains(&e["data"]["run_id"].as_str().unwrap_or(""))
+            })
+            .collect();
+        events.extend(run("run_3", 3, 2, Some("job.run_succeeded"), 1)); // started twice
+        events.extend(run("run_4", 4, 1, Some("job.run_succeeded"), 2)); // invoked twice
+        events.extend(run("run_5", 5, 0, Some("job.run_skipped"), 0)); // not run while up
+        events.extend(run("run_6", 6, 0, None, 0)); // claimed, never settled
+        // second 7: no run at all
+        let found = violations(&events, &[], vec![], &[]);
+        let expected: Vec<(String, String)> = [
+            ("cron-not-twice", "run_3".to_owned()),
+            ("cron-not-twice", "run_4".to_owned()),
+            ("cron-ran-once", at(5).to_rfc3339()),
+            ("cron-ran-once", at(6).to_rfc3339()),
+            ("cron-ran-once", at(7).to_rfc3339()),
+            ("nothing-left-running", "run_6".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, id)| (k.to_owned(), id))
+        .collect();
+        assert_eq!(found, expected);
+    }
 }
