@@ -5,10 +5,10 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-DBM007Eo.js",
+        path: "assets/index-CrxgNkNa.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:8d87bb946eedd12a7daed5d3fbd51edf9701ee5e063d23df8630206f6e025248",
-        bytes: include_bytes!("../../console/dist/assets/index-DBM007Eo.js"),
+        digest: "sha256:170f50674559b6f6b58429ed750a0db67b01ad68e6fb9bb873c25b7fded2650d",
+        bytes: include_bytes!("../../console/dist/assets/index-CrxgNkNa.js"),
     },
     Asset {
         path: "assets/style-DtLostxg.css",
@@ -19,7 +19,7 @@ pub static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:828054091389c879730482dd6b8ad35440481bd008ba8229529672136f649828",
+        digest: "sha256:cda25f3790384ecfb4d023446e4d3d66b650ce0af518c38d6652dca55ba64be1",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];
