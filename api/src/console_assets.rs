@@ -5,10 +5,10 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-CrxgNkNa.js",
+        path: "assets/index-BsDHyjoP.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:170f50674559b6f6b58429ed750a0db67b01ad68e6fb9bb873c25b7fded2650d",
-        bytes: include_bytes!("../../console/dist/assets/index-CrxgNkNa.js"),
+        digest: "sha256:df5d0738fcade6e6d4ebe4df01b4d7849fe1872bffb9200e8ef69d42778fe499",
+        bytes: include_bytes!("../../console/dist/assets/index-BsDHyjoP.js"),
     },
     Asset {
         path: "assets/style-DtLostxg.css",
@@ -19,7 +19,7 @@ pub static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:cda25f3790384ecfb4d023446e4d3d66b650ce0af518c38d6652dca55ba64be1",
+        digest: "sha256:c485fee9180dfbf074185907d36e61fb984989f8b350a238034f3df5585dcc57",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

@@ -68,7 +68,6 @@ export function Events() {
     const page = await ok(api.GET("/api/events", { params: { header: T, query: { order: "desc", before: log.older, limit: PAGE_EVENTS, ...filters } } }));
     setLog((prev) => (prev.older === log.older ? { events: [...prev.events, ...page.events], older: page.next_before ?? null } : prev));
   };
-  const events = log.events;
   return (
     <>
       <h1>Events &amp; audit</h1>
@@ -84,43 +83,51 @@ export function Events() {
           </label>
         </form>
         <ProblemBox error={error} />
-        <Activity events={events} />
+        <Activity events={log.events} />
         <div class="split">
-          <div>
-            <table class="events">
-              <caption class="sr-only">Events, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Position</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Stream</th>
-                  <th scope="col">Recorded</th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.map((e) => (
-                  <tr key={e.position} class={selected?.position === e.position ? "selected" : ""} data-testid={`event-${e.position}`}>
-                    <td>
-                      <button type="button" class="link" onClick={() => setSelected(e)}>{e.position}</button>
-                    </td>
-                    <td><code>{e.type}</code></td>
-                    <td><code>{e.stream}</code></td>
-                    <td><Time at={e.recorded_at} /></td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            <p class="muted" data-testid="events-shown">
-              {events.length} event{events.length === 1 ? "" : "s"} shown, newest first
-              {log.older === null ? " (back to the start of the log)" : ""}
-            </p>
-            {log.older !== null && <Action min="viewer" label="Older events" testid="events-older" run={older} />}
-          </div>
+          <LogTable log={log} selected={selected} onSelect={setSelected} older={older} />
           {selected && <Envelope e={selected} />}
         </div>
       </Section>
       {can("admin") ? <TimeTravel /> : <p class="muted">Time travel needs the admin role.</p>}
     </>
+  );
+}
+
+/** The loaded rows, newest first, and the way to older ones. */
+function LogTable(props: { log: Log; selected: Ev | null; onSelect: (e: Ev) => void; older: () => Promise<void> }) {
+  const { events, older } = props.log;
+  return (
+    <div>
+      <table class="events">
+        <caption class="sr-only">Events, newest first</caption>
+        <thead>
+          <tr>
+            <th scope="col">Position</th>
+            <th scope="col">Type</th>
+            <th scope="col">Stream</th>
+            <th scope="col">Recorded</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.map((e) => (
+            <tr key={e.position} class={props.selected?.position === e.position ? "selected" : ""} data-testid={`event-${e.position}`}>
+              <td>
+                <button type="button" class="link" onClick={() => props.onSelect(e)}>{e.position}</button>
+              </td>
+              <td><code>{e.type}</code></td>
+              <td><code>{e.stream}</code></td>
+              <td><Time at={e.recorded_at} /></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="muted" data-testid="events-shown">
+        {events.length} event{events.length === 1 ? "" : "s"} shown, newest first
+        {older === null ? " (back to the start of the log)" : ""}
+      </p>
+      {older !== null && <Action min="viewer" label="Older events" testid="events-older" run={props.older} />}
+    </div>
   );
 }
 
