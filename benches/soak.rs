@@ -3,7 +3,9 @@
 //! seed) for `--minutes N` (default 10), printing each seed's counts and
 //! violations and, at the end, the totals recorded in docs/BENCHMARKS.md.
 //!
-//! `cargo bench --bench soak -- --minutes 30 --seed 100`
+//! `cargo bench --bench soak -- --minutes 30 --seed 100` (add `--profile dev`
+//! to reuse a debug build: the soak checks correctness, not speed). No new
+//! seed starts after the deadline; the one running then finishes.
 
 #[path = "../js-runtime/tests/common/aiosmtpd.rs"]
 mod aiosmtpd;
