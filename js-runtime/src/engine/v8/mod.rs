@@ -16,10 +16,10 @@
 //! - deadline: the watchdog thread terminates running JS; a tokio timeout
 //!   covers time spent awaiting host calls; the host side gives up after
 //!   deadline + grace;
-//! - stack: V8's stack limit, which is process-wide ([`V8_STACK_BYTES`]):
-//!   a per-isolate limit through `CreateParams` is not honoured by this
-//!   V8 (JS then runs to the flag's depth, and a limit below it trips V8's
-//!   central-stack check), so `limits.stack_kb` does not tighten it;
+//! - stack: each isolate's own limit (`limits.stack_bytes_max`, which a
+//!   manifest's `stack_kb` tightens), set on its thread right after the
+//!   isolate exists (`stack`); the thread's native stack is that limit plus
+//!   [`THREAD_STACK_MARGIN_BYTES`];
 //! - host calls: the engine-neutral `host_call` layer.
 
 mod buffers;
@@ -27,6 +27,7 @@ mod loader;
 mod ops;
 mod runtime;
 mod snapshot;
+mod stack;
 mod watchdog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +37,7 @@ use std::time::Duration;
 use deno_core::v8::IsolateHandle;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Finished, InvokeJob, IsolateSpec, Loaded, await_finished};
+use super::{Alive, Finished, InvokeJob, IsolateSpec, Loaded, await_finished};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind};
 use crate::error::JsError;
 use crate::plugin::Registration;
@@ -45,9 +46,10 @@ use runtime::Engine;
 /// The isolate thread's native stack beyond the JS stack limit: room for
 /// tokio, deno_core's event loop, V8's own C++ frames and its slack.
 const THREAD_STACK_MARGIN_BYTES: usize = 2 * 1024 * 1024;
-/// V8's JS stack limit (its `--stack-size`, set once per process): the
-/// platform's default stack, measured down from where an isolate's thread
-/// first enters V8.
+/// V8's process-wide default stack limit (its `--stack-size`, set once per
+/// process): what an isolate has until `stack::limit_stack` sets its own,
+/// measured down from the top of the isolate's thread, so that thread is
+/// never smaller than this.
 pub(super) const V8_STACK_BYTES: usize = crate::config::STACK_BYTES_DEFAULT;
 
 enum Msg {
@@ -92,7 +94,10 @@ impl Isolate {
         std::thread::Builder::new()
             .name("extensor-v8".into())
             .stack_size(spec.limits.stack_bytes_max.max(V8_STACK_BYTES) + THREAD_STACK_MARGIN_BYTES)
-            .spawn(move || isolate_main(spec, rx, thread_terminate, ready_tx))
+            .spawn(move || {
+                let _alive = Alive::enter(&spec.alive);
+                isolate_main(spec, rx, thread_terminate, ready_tx)
+            })
             .map_err(|e| JsError::Internal(format!("spawn isolate thread: {e}")))?;
         match tokio::time::timeout(limit, ready_rx).await {
             Ok(Ok(Ok(loaded))) => Ok(Isolate {

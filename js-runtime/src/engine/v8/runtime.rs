@@ -16,7 +16,8 @@ use super::buffers::{BufferBudget, allocator};
 use super::loader::{BUNDLE_URL_PREFIX, BundleLoader, module_url};
 use super::ops::{HostState, Phase, extensor_host};
 use super::snapshot::startup_snapshot;
-use super::{V8_STACK_BYTES, watchdog};
+use super::stack::limit_stack;
+use super::watchdog;
 use crate::config::{DeadlineKind, RESULT_BYTES_MAX};
 use crate::engine::{Finished, InvokeJob, IsolateSpec, Loaded, RawOutcome};
 use crate::error::{JsError, Problem};
@@ -62,6 +63,7 @@ impl Engine {
             ..Default::default()
         })
         .map_err(|e| JsError::Internal(format!("V8 runtime: {e}")))?;
+        limit_stack(runtime.v8_isolate(), limits.stack_bytes_max);
         let host = Rc::new(HostState::new(spec));
         runtime.op_state().borrow_mut().put(host.clone());
         let heap_exhausted = Rc::new(Cell::new(false));
@@ -279,7 +281,7 @@ impl Engine {
         let message = js.message.clone().unwrap_or_default();
         match (name.as_str(), message.as_str()) {
             ("RangeError", "Maximum call stack size exceeded") => JsError::StackOverflow {
-                limit_bytes: V8_STACK_BYTES,
+                limit_bytes: self.host.spec.limits.stack_bytes_max,
             },
             ("PermissionDenied", _) if self.host.denied.get().is_some() => {
                 JsError::PermissionDenied {
