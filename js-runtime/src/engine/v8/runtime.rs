@@ -155,6 +155,8 @@ impl Engine {
         let result = self.settle(result, watch.fired());
         drop(watch);
         host.call_cx.borrow_mut().take();
+        // One heap statistics call per invocation serves both the reuse
+        // check and the heap size reported (each walks V8's spaces).
         let stats = self.runtime.v8_isolate().get_heap_statistics();
         let limit = host.spec.limits.heap_bytes_max as f64 * REUSE_HEAP_SHARE_MAX;
         let crowded =
@@ -171,7 +173,7 @@ impl Engine {
             result,
             logs,
             discard,
-            heap_bytes: self.memory_bytes(),
+            heap_bytes: committed_bytes(&stats),
         }
     }
 
@@ -320,9 +322,12 @@ impl Engine {
     /// reserved address space), plus memory it accounts outside it (array
     /// buffers).
     pub fn memory_bytes(&mut self) -> usize {
-        let s = self.runtime.v8_isolate().get_heap_statistics();
-        s.total_physical_size() + s.external_memory()
+        committed_bytes(&self.runtime.v8_isolate().get_heap_statistics())
     }
+}
+
+fn committed_bytes(s: &v8::HeapStatistics) -> usize {
+    s.total_physical_size() + s.external_memory()
 }
 
 /// Runs the start script: takes the bootstrap's entry point and removes the
