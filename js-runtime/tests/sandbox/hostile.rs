@@ -245,6 +245,41 @@ async fn each_plugin_gets_its_own_stack_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_a_synchronous_answer_left_queued_runs_under_the_deadline() {
+    // V8 answers a synchronous handler without a turn of the event loop;
+    // what it queued must still run under the deadline, and a promise it
+    // left rejected must still fail the call.
+    let ins = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk';
+         function spin() { Promise.resolve().then(spin); }
+         hook('test.ping', (e) => {
+           if (e.n === 2) spin();
+           if (e.n === 3) Promise.reject(new Error('left behind'));
+           return e.n;
+         });",
+        HostServices::default(),
+    )
+    .await;
+    let n = |n: u64| hook("test.ping", json!({ "n": n }));
+    assert_eq!(ins.invoke(n(1)).await.unwrap().value, json!(1));
+    let err = ins.invoke(n(2)).await.unwrap_err();
+    assert!(matches!(err, JsError::Timeout { .. }), "{err:?}");
+    assert_eq!(ins.warm_isolates(), 0, "the spinning isolate was discarded");
+    // V8 (deno_core) reports a rejection nobody handled; QuickJS has no
+    // such check, and its answer stands.
+    let left = ins.invoke(n(3)).await;
+    match engine() {
+        JsEngine::V8 => assert!(
+            matches!(&left, Err(JsError::Thrown { message, .. }) if message.contains("left behind")),
+            "{left:?}"
+        ),
+        JsEngine::QuickJs => assert_eq!(left.unwrap().value, json!(3)),
+    }
+    assert_eq!(ins.invoke(n(1)).await.unwrap().value, json!(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_return_value_is_refused() {
     let (err, _) = contained("return 'x'.repeat(2 * 1024 * 1024);").await;
     assert!(

@@ -151,7 +151,21 @@ impl Engine {
             deadline,
         });
         let watch = watchdog::arm(self.handle(), deadline);
-        let result = self.run(job, deadline).await;
+        let mut result = self.run(job, deadline).await;
+        // Still under the deadline and with the call context: what the
+        // handler queued but did not await runs now.
+        let quiet = match &result {
+            Err(e) if e.poisons_isolate() => false,
+            _ => match self.turn() {
+                Ok(quiet) => quiet,
+                Err(e) => {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                    false
+                }
+            },
+        };
         let result = self.settle(result, watch.fired());
         drop(watch);
         host.call_cx.borrow_mut().take();
@@ -167,7 +181,7 @@ impl Engine {
         let discard = result.as_ref().err().is_some_and(JsError::poisons_isolate)
             || crowded
             || calls_left
-            || !self.quiescent();
+            || !quiet;
         let logs = std::mem::take(&mut *host.logs.borrow_mut()).finish();
         Finished {
             result,
@@ -205,17 +219,24 @@ impl Engine {
         Ok(RawOutcome { value })
     }
 
-    /// Whether the event loop has nothing left from this invocation: no
-    /// unhandled rejection (deno_core reports it on the next poll, which
-    /// would fail the next invocation) and no pending work.
-    fn quiescent(&mut self) -> bool {
+    /// One turn of the event loop once the handler has answered: runs the
+    /// microtasks it left queued (a synchronous answer returns before any
+    /// ran). `Ok(true)` when nothing is left from this invocation, `Ok(false)`
+    /// when work is still pending (the isolate is then not reused), `Err`
+    /// for an unhandled rejection, which fails the invocation as it would
+    /// have failed an awaited one (left alone, deno_core would report it on
+    /// the next poll and fail the next invocation).
+    fn turn(&mut self) -> Result<bool, JsError> {
         let waker = futures::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
-        matches!(
-            self.runtime
-                .poll_event_loop(&mut cx, PollEventLoopOptions::default()),
-            std::task::Poll::Ready(Ok(()))
-        )
+        match self
+            .runtime
+            .poll_event_loop(&mut cx, PollEventLoopOptions::default())
+        {
+            std::task::Poll::Ready(Ok(())) => Ok(true),
+            std::task::Poll::Ready(Err(e)) => Err(self.classify(e)),
+            std::task::Poll::Pending => Ok(false),
+        }
     }
 
     /// `(handler index, input JSON, ctx info JSON)` as V8 values.
