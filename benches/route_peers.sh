@@ -37,6 +37,7 @@ case "$PEERS_DIR" in "$ROOT"/*) echo "route_peers: PEERS_DIR must be outside the
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/extensor-route-bench.XXXXXX")
 PIDS=()
+RUNS=0
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
@@ -83,7 +84,8 @@ measure() { # label url
 }
 
 extensor_up() { # engine
-  local data="$WORK/data-$1" plugin="$WORK/plugin" token
+  RUNS=$((RUNS + 1))
+  local data="$WORK/data-$1-$RUNS" plugin="$WORK/plugin" token
   mkdir -p "$plugin"
   cat >"$plugin/manifest.json" <<JSON
 {"slug": "hello", "name": "Hello", "version": "1.0.0", "entry": "main.js",
