@@ -88,6 +88,10 @@ async fn scan_back(
             .read_stream(stream.clone(), from, (end - from) as usize)
             .await?;
         for rec in page.iter().rev() {
+            // The endpoint's claims and read marks are not deliveries.
+            if extensor_core::webhook::ledger::is_endpoint_record(&rec.event_type) {
+                continue;
+            }
             let ev = DeliveryEvent::decode(&rec.event_type, rec.schema_version, &rec.payload)
                 .map_err(|reason| Error::Decode {
                     position: rec.position,

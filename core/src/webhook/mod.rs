@@ -8,10 +8,13 @@
 //! - [`registry`]: [`TenantWebhooks`], the aggregate of one tenant's
 //!   webhooks (declared, updated, deleted, disabled, enabled).
 //! - [`delivery`]: [`Delivery`], one delivery's attempts and outcome.
+//! - [`ledger`]: one webhook's deliveries stream folded for its endpoint
+//!   (claim epoch, read mark, pending deliveries, failing since).
 //! - [`retry`]: response classification and backoff, as pure functions.
 //! - [`signing`]: Standard Webhooks signatures.
 
 pub mod delivery;
+pub mod ledger;
 pub mod registry;
 pub mod retry;
 pub mod signing;
