@@ -1,0 +1,320 @@
+//! Webhook deliveries on the durable-work model, under faults: a real
+//! store, real isolates, real HTTP receivers on loopback that go down and
+//! come back. Each test injects the fault its guarantee names.
+
+#[path = "webhooks/support.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use extensor_actors::Error;
+use extensor_actors::webhooks::endpoint::{Endpoint, EndpointArgs, EndpointMsg};
+use extensor_core::clock::ManualClock;
+use extensor_core::store::ReadFilter;
+use extensor_core::webhook::deliveries_stream;
+use extensor_core::webhook::delivery::DeliveryStatus;
+use extensor_core::webhook::registry::WebhookStatus;
+use extensor_js::PrivateNetworks;
+use ractor::Actor;
+use serde_json::json;
+use support::*;
+
+/// The `i`s of the events a receiver got, each once.
+fn distinct_is(rx: &Receiver) -> BTreeSet<u64> {
+    rx.received()
+        .iter()
+        .filter_map(|r| r.json()["data"]["i"].as_u64())
+        .collect()
+}
+
+async fn status(h: &Harness, name: &str) -> WebhookStatus {
+    h.registry().await.webhooks[&name.parse().unwrap()].status
+}
+
+async fn disabled_events(h: &Harness) -> usize {
+    let filter = ReadFilter {
+        type_prefix: Some("webhook.disabled".into()),
+        ..Default::default()
+    };
+    h.store.read_all(0, filter, 100).await.unwrap().len()
+}
+
+/// Events published while the endpoint cannot run (its start fails, it
+/// is restarted with backoff until the policy gives up and marks it
+/// failed) for longer than the old follower's give-up window (300 refusals,
+/// 3 s at this tick) are all delivered once an operator restarts it. Before,
+/// the follower skipped them and its cursor moved on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_while_an_endpoint_is_down_are_all_delivered() {
+    let rx = Receiver::start(always(200)).await;
+    let h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("URL", &rx.url("/"));
+    h.apply("builds", &yaml(""), &[]).await.unwrap();
+    h.publish("build.completed", json!({"i": 0})).await;
+    rx.wait_for(1).await;
+    // The fault: the endpoint's start fails until the secrets come back.
+    h.secrets.1.store(true, Ordering::SeqCst);
+    h.restart_endpoint("builds").await;
+    wait_until("the endpoint marked failed", || async {
+        matches!(h.try_stats("builds").await, Err(Error::Failed { .. }))
+    })
+    .await;
+    for i in 1..=30 {
+        h.publish("build.completed", json!({"i": i})).await;
+    }
+    // Down longer than the old give-up window.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(rx.count(), 1, "nothing is sent while the endpoint is down");
+    h.secrets.1.store(false, Ordering::SeqCst);
+    h.restart_endpoint("builds").await;
+    rx.wait_for(31).await;
+    assert_eq!(distinct_is(&rx), (0..=30).collect());
+    let all = h.settled("builds", 31).await;
+    assert!(all.iter().all(|d| d.status == DeliveryStatus::Delivered));
+}
+
+/// One crash-looping webhook does not hold up another of the same tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_webhook_does_not_stop_the_others() {
+    let good = Receiver::start(always(200)).await;
+    let h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("URL", &good.url("/"));
+    h.apply("good", &yaml(""), &[]).await.unwrap();
+    h.apply("bad", &yaml(""), &[]).await.unwrap();
+    h.secrets.1.store(true, Ordering::SeqCst);
+    h.restart_endpoint("bad").await;
+    wait_until("the bad endpoint marked failed", || async {
+        matches!(h.try_stats("bad").await, Err(Error::Failed { .. }))
+    })
+    .await;
+    for i in 0..20 {
+        h.publish("build.completed", json!({"i": i})).await;
+    }
+    good.wait_for(20).await;
+    h.settled("good", 20).await;
+    assert!(h.deliveries("bad").await.is_empty());
+    h.secrets.1.store(false, Ordering::SeqCst);
+    h.restart_endpoint("bad").await;
+    h.settled("bad", 20).await;
+    good.wait_for(40).await;
+}
+
+/// The scenario: 40 events while the receiver is down for 3 s,
+/// retried every 200 ms (hundreds of failed attempts in a row): the webhook
+/// is not disabled, and all 40 arrive, across a restart of the service in
+/// the middle of the outage. Before, it was disabled after 50 failures in
+/// a row and none arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_outage_never_disables_and_every_event_arrives_across_a_restart() {
+    let rx = Receiver::start(always(200)).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("URL", &rx.url("/"));
+    let retry = "retry: {max_attempts: 30, backoff: fixed, interval_ms: 200}\n";
+    h.apply("builds", &yaml(&format!("  concurrency: 8\n{retry}")), &[])
+        .await
+        .unwrap();
+    rx.set_down(true);
+    for i in 0..40 {
+        h.publish("build.completed", json!({"i": i})).await;
+    }
+    wait_until("more than 50 failed attempts in a row", || async {
+        h.stats("builds").await.consecutive_failures > 60
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    h.stop().await;
+    h.start().await;
+    wait_until("failing on after the restart", || async {
+        h.stats("builds").await.consecutive_failures > 120
+    })
+    .await;
+    assert_eq!(status(&h, "builds").await, WebhookStatus::Active);
+    rx.set_down(false);
+    wait_until("all 40 arrived", || async { distinct_is(&rx).len() == 40 }).await;
+    h.settled("builds", 40).await;
+    assert_eq!(status(&h, "builds").await, WebhookStatus::Active);
+    assert_eq!(disabled_events(&h).await, 0, "no webhook.disabled");
+}
+
+/// Time-based auto-disable on a manual clock: failing for 4 days does not
+/// disable; failing without a single success for the whole period (5 days)
+/// does, with a `webhook.disabled` naming why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_failing_for_the_whole_period_is_disabled() {
+    let rx = Receiver::start(always(503)).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    let clock = ManualClock::new(chrono::Utc::now());
+    h.stop().await;
+    h.config.clock = Arc::new(clock.clone());
+    h.start().await;
+    // The manual clock moves with real time (retries come due) and jumps
+    // by days when the test says so.
+    let running = Arc::new(AtomicBool::new(true));
+    let driver = {
+        let (clock, running) = (clock.clone(), running.clone());
+        tokio::spawn(async move {
+            while running.load(Ordering::SeqCst) {
+                clock.advance(chrono::Duration::milliseconds(5));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    h.secret("URL", &rx.url("/"));
+    let retry = "retry: {max_attempts: 30, backoff: fixed, interval_ms: 200}\n";
+    h.apply("builds", &yaml(retry), &[]).await.unwrap();
+    h.publish("build.completed", json!({"i": 0})).await;
+    rx.wait_for(2).await;
+    clock.advance(chrono::Duration::days(4));
+    let seen = rx.count();
+    rx.wait_for(seen + 3).await;
+    assert_eq!(
+        status(&h, "builds").await,
+        WebhookStatus::Active,
+        "4 days of failures are not enough"
+    );
+    clock.advance(chrono::Duration::days(1));
+    wait_until("disabled after 5 days", || async {
+        status(&h, "builds").await == WebhookStatus::Disabled
+    })
+    .await;
+    let reg = h.registry().await;
+    let reason = reg.webhooks[&"builds".parse().unwrap()]
+        .disabled_reason
+        .clone()
+        .unwrap();
+    assert!(
+        reason.contains("without a single success") && reason.contains("5 days"),
+        "{reason}"
+    );
+    assert_eq!(disabled_events(&h).await, 1);
+    running.store(false, Ordering::SeqCst);
+    driver.await.unwrap();
+}
+
+/// Deliveries pending when a webhook is disabled stay pending and are
+/// delivered when it is enabled again; events published while it is
+/// disabled are not delivered (as with Svix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_deliveries_resume_on_re_enable_and_disabled_time_events_are_not_sent() {
+    let rx = Receiver::start(always(200)).await;
+    let h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("URL", &rx.url("/"));
+    let retry = "retry: {max_attempts: 30, backoff: fixed, interval_ms: 50}\n";
+    h.apply("builds", &yaml(retry), &[]).await.unwrap();
+    rx.set_down(true);
+    for i in 0..5 {
+        h.publish("build.completed", json!({"i": i})).await;
+    }
+    wait_until("five pending, failing", || async {
+        let s = h.stats("builds").await;
+        s.pending == 5 && s.consecutive_failures >= 5
+    })
+    .await;
+    h.set_enabled("builds", Some("maintenance")).await;
+    rx.set_down(false);
+    let during = h.publish("build.completed", json!({"i": 100})).await;
+    // The positive marker: the disabled endpoint has read past the event.
+    wait_until("the disabled endpoint passed over the event", || async {
+        h.stats("builds").await.handled_through >= during
+    })
+    .await;
+    assert_eq!(rx.count(), 0, "a disabled webhook sends nothing");
+    assert_eq!(h.stats("builds").await.pending, 5, "still pending");
+    h.set_enabled("builds", None).await;
+    h.publish("build.completed", json!({"i": 200})).await;
+    wait_until("the five and the one after", || async {
+        distinct_is(&rx).len() == 6
+    })
+    .await;
+    let got = distinct_is(&rx);
+    assert_eq!(got, [0, 1, 2, 3, 4, 200].into_iter().collect());
+    h.settled("builds", 6).await;
+    assert!(!got.contains(&100), "published while disabled: not sent");
+}
+
+/// Fencing: a second endpoint on the same stream claims it with the next
+/// epoch. The first, whose attempt was in flight, cannot record it and
+/// stops; it attempts nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_endpoint_can_neither_record_nor_attempt() {
+    let held: Script = Arc::new(|_| Reply {
+        hold: true,
+        ..Reply::status(200)
+    });
+    let rx = Receiver::start(held).await;
+    let h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("URL", &rx.url("/"));
+    h.apply("builds", &yaml(""), &[]).await.unwrap();
+    assert_eq!(h.stats("builds").await.epoch, 1);
+    h.publish("build.completed", json!({"i": 0})).await;
+    wait_until("the first endpoint's attempt in flight", || async {
+        rx.arrived() == 1
+    })
+    .await;
+    // The twin: same webhook, same stream.
+    let record = h.registry().await.webhooks[&"builds".parse().unwrap()].clone();
+    let args = EndpointArgs {
+        tenant: h.tenant.clone(),
+        name: "builds".parse().unwrap(),
+        record,
+        config: h.config.clone(),
+        dispatcher: h.dispatcher.clone().unwrap(),
+        wake: Arc::default(),
+    };
+    let (twin, _) = Actor::spawn(None, Endpoint, args).await.unwrap();
+    wait_until("the twin attempts the pending delivery", || async {
+        rx.arrived() == 2
+    })
+    .await;
+    let stats = twin
+        .call(|reply| EndpointMsg::Stats { reply }, Some(Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.epoch, 2);
+    rx.open_gate();
+    wait_until("the stale endpoint stopped", || async {
+        matches!(h.try_stats("builds").await, Err(Error::Stopped { .. }))
+    })
+    .await;
+    wait_until("the twin recorded its attempt", || async {
+        h.deliveries("builds")
+            .await
+            .first()
+            .is_some_and(|d| d.status == DeliveryStatus::Delivered)
+    })
+    .await;
+    let stream = deliveries_stream(&h.tenant, &"builds".parse().unwrap());
+    let records = h.store.read_stream(stream, 0, 1_000).await.unwrap();
+    let attempts = records
+        .iter()
+        .filter(|r| r.event_type == "webhook.delivery_attempted")
+        .count();
+    assert_eq!(attempts, 1, "only the twin's attempt is recorded");
+    // A new event reaches the twin only; the stale endpoint is gone.
+    h.publish("build.completed", json!({"i": 1})).await;
+    twin.send_message(EndpointMsg::Wake).unwrap();
+    rx.wait_for(3).await;
+    assert_eq!(distinct_is(&rx), [0, 1].into_iter().collect());
+    twin.stop(None);
+}
+
+/// The retired count-based setting is refused at apply time with a message
+/// that names the time-based rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retired_failure_count_setting_is_refused() {
+    let h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("URL", "http://127.0.0.1:9/");
+    let err = h
+        .apply("builds", &yaml("retry: {disable_after_failures: 3}\n"), &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("retry.disable_after_failures") && err.contains("no longer supported"),
+        "{err}"
+    );
+}
