@@ -318,3 +318,85 @@ async fn the_retired_failure_count_setting_is_refused() {
         "{err}"
     );
 }
+
+/// Starting an endpoint costs O(pending deliveries), not O(history): after
+/// the first start (which folds the whole stream and writes a snapshot of
+/// its ledger) a restart reads the snapshot and the stream's tail, a
+/// handful of reads, where the fold of 120,000 records takes at least 12.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_with_a_long_history_starts_from_its_snapshot() {
+    use extensor_core::event::{EventMeta, Principal};
+    use extensor_core::ids::{DeliveryId, EventId};
+    use extensor_core::store::ExpectedRevision;
+    use extensor_core::webhook::delivery::{Created, DeliveryEvent, Finished, Origin};
+    const DELIVERIES: usize = 60_000;
+    let rx = Receiver::start(always(200)).await;
+    let mut h = Harness::new(PrivateNetworks::Allow).await;
+    h.secret("URL", &rx.url("/"));
+    h.apply("builds", &yaml(""), &[]).await.unwrap();
+    assert_eq!(h.stats("builds").await.epoch, 1);
+    h.stop().await;
+    let stream = deliveries_stream(&h.tenant, &"builds".parse().unwrap());
+    let meta = EventMeta::new(Some(h.tenant.clone()), Principal::system());
+    let now = chrono::Utc::now();
+    for chunk in 0..DELIVERIES / 500 {
+        let mut events = Vec::new();
+        for _ in 0..500 {
+            let id = DeliveryId::generate();
+            events.push(DeliveryEvent::Created(Box::new(Created {
+                delivery_id: id.clone(),
+                webhook_revision: 1,
+                event_id: EventId::generate(),
+                event_type: "build.old".into(),
+                event_position: 0,
+                origin: Origin::Replay,
+                at: now,
+            })));
+            events.push(DeliveryEvent::Delivered(Finished {
+                delivery_id: id,
+                at: now,
+                reason: None,
+            }));
+        }
+        let batch =
+            extensor_actors::webhooks::attempt::to_new_events(&events, &meta).unwrap();
+        h.store
+            .append(stream.clone(), ExpectedRevision::Any, batch)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+    }
+    let reads_at = |h: &Harness| h.sqlite.reads();
+    let before = reads_at(&h);
+    h.start().await;
+    wait_until("the first start (full fold)", || async {
+        h.try_stats("builds").await.is_ok_and(|s| s.epoch == 2)
+    })
+    .await;
+    let full = reads_at(&h) - before;
+    assert!(full >= 12, "the fold of 120,000 records took {full} reads");
+    wait_until("a snapshot of the ledger", || async {
+        let snap = h
+            .store
+            .load_snapshot(stream.clone(), "webhook_endpoint".into(), 1)
+            .await
+            .unwrap();
+        snap.is_some_and(|s| s.revision >= (DELIVERIES * 2) as u64)
+    })
+    .await;
+    h.stop().await;
+    let before = reads_at(&h);
+    h.start().await;
+    wait_until("the restart", || async {
+        h.try_stats("builds").await.is_ok_and(|s| s.epoch == 3)
+    })
+    .await;
+    let restart = reads_at(&h) - before;
+    assert!(
+        restart <= 10,
+        "a restart from the snapshot took {restart} reads (the full fold {full})"
+    );
+    assert_eq!(h.stats("builds").await.pending, 0);
+    // And it still delivers.
+    h.publish("build.completed", json!({"i": 1})).await;
+    rx.wait_for(1).await;
+}

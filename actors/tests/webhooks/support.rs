@@ -280,6 +280,7 @@ pub fn sandbox_config(private: PrivateNetworks) -> SandboxConfig {
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn EventStore>,
+    pub sqlite: Arc<SqliteStore>,
     pub tenant: TenantId,
     pub secrets: Arc<MapSecrets>,
     pub config: WebhookConfig,
@@ -289,7 +290,8 @@ pub struct Harness {
 impl Harness {
     pub async fn new(private: PrivateNetworks) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(&dir);
+        let sqlite = open_sqlite(&dir);
+        let store: Arc<dyn EventStore> = sqlite.clone();
         let sandbox_config = sandbox_config(private);
         let http = Arc::new(GuardedHttp::new(sandbox_config.network.clone()).unwrap());
         let secrets = Arc::new(MapSecrets::default());
@@ -304,6 +306,7 @@ impl Harness {
         let mut h = Harness {
             dir,
             store,
+            sqlite,
             tenant: TenantId::generate(),
             secrets,
             config,
@@ -488,6 +491,11 @@ impl Harness {
 }
 
 pub fn open_store(dir: &tempfile::TempDir) -> Arc<dyn EventStore> {
+    open_sqlite(dir)
+}
+
+/// The concrete store (its read counter is what start-cost tests count).
+pub fn open_sqlite(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let config = SqliteConfig {
         data_dir: dir.path().to_path_buf(),
         mode: OpenMode::CreateIfMissing,
