@@ -325,10 +325,6 @@ async fn the_retired_failure_count_setting_is_refused() {
 /// handful of reads, where the fold of 120,000 records takes at least 12.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_with_a_long_history_starts_from_its_snapshot() {
-    use extensor_core::event::{EventMeta, Principal};
-    use extensor_core::ids::{DeliveryId, EventId};
-    use extensor_core::store::ExpectedRevision;
-    use extensor_core::webhook::delivery::{Created, DeliveryEvent, Finished, Origin};
     const DELIVERIES: usize = 60_000;
     let rx = Receiver::start(always(200)).await;
     let mut h = Harness::new(PrivateNetworks::Allow).await;
@@ -337,34 +333,7 @@ async fn an_endpoint_with_a_long_history_starts_from_its_snapshot() {
     assert_eq!(h.stats("builds").await.epoch, 1);
     h.stop().await;
     let stream = deliveries_stream(&h.tenant, &"builds".parse().unwrap());
-    let meta = EventMeta::new(Some(h.tenant.clone()), Principal::system());
-    let now = chrono::Utc::now();
-    for chunk in 0..DELIVERIES / 500 {
-        let mut events = Vec::new();
-        for _ in 0..500 {
-            let id = DeliveryId::generate();
-            events.push(DeliveryEvent::Created(Box::new(Created {
-                delivery_id: id.clone(),
-                webhook_revision: 1,
-                event_id: EventId::generate(),
-                event_type: "build.old".into(),
-                event_position: 0,
-                origin: Origin::Replay,
-                at: now,
-            })));
-            events.push(DeliveryEvent::Delivered(Finished {
-                delivery_id: id,
-                at: now,
-                reason: None,
-            }));
-        }
-        let batch =
-            extensor_actors::webhooks::attempt::to_new_events(&events, &meta).unwrap();
-        h.store
-            .append(stream.clone(), ExpectedRevision::Any, batch)
-            .await
-            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
-    }
+    write_finished(&h, &stream, DELIVERIES, &|_| "build.old").await;
     let reads_at = |h: &Harness| h.sqlite.reads();
     let before = reads_at(&h);
     h.start().await;
@@ -399,4 +368,122 @@ async fn an_endpoint_with_a_long_history_starts_from_its_snapshot() {
     // And it still delivers.
     h.publish("build.completed", json!({"i": 1})).await;
     rx.wait_for(1).await;
+}
+
+/// Appends `n` finished deliveries (created + delivered, or failed for
+/// every seventh) straight into a deliveries stream, 500 at a time.
+async fn write_finished(
+    h: &Harness,
+    stream: &extensor_core::event::StreamId,
+    n: usize,
+    event_type: &(dyn Fn(usize) -> &'static str + Sync),
+) {
+    use extensor_core::event::{EventMeta, Principal};
+    use extensor_core::ids::{DeliveryId, EventId};
+    use extensor_core::store::ExpectedRevision;
+    use extensor_core::webhook::delivery::{Created, DeliveryEvent, Finished, Origin};
+    let meta = EventMeta::new(Some(h.tenant.clone()), Principal::system());
+    let now = chrono::Utc::now();
+    for chunk in 0..n.div_ceil(500) {
+        let mut events = Vec::new();
+        for i in chunk * 500..((chunk + 1) * 500).min(n) {
+            let id = DeliveryId::generate();
+            events.push(DeliveryEvent::Created(Box::new(Created {
+                delivery_id: id.clone(),
+                webhook_revision: 1,
+                event_id: EventId::generate(),
+                event_type: event_type(i).into(),
+                event_position: 0,
+                origin: Origin::Replay,
+                at: now + chrono::Duration::microseconds(i as i64),
+            })));
+            let end = Finished {
+                delivery_id: id,
+                at: now,
+                reason: None,
+            };
+            events.push(if i % 7 == 0 {
+                DeliveryEvent::Failed(end)
+            } else {
+                DeliveryEvent::Delivered(end)
+            });
+        }
+        let batch = extensor_actors::webhooks::attempt::to_new_events(&events, &meta).unwrap();
+        h.store
+            .append(stream.clone(), ExpectedRevision::Any, batch)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+    }
+}
+
+/// Listing deliveries with a filter reads the index, not the stream: a
+/// filter that matches nothing answers with one read (the stream's head),
+/// where the backward walk reads all 40,000 records; and what the index
+/// answers is what the walk answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_listing_reads_the_index_not_the_stream() {
+    use extensor_actors::webhooks::index::DeliveryIndex;
+    use extensor_actors::webhooks::query::{self, DeliveryQuery};
+    const DELIVERIES: usize = 20_000;
+    let h = Harness::new(PrivateNetworks::Allow).await;
+    let name: extensor_core::webhook::WebhookName = "builds".parse().unwrap();
+    let stream = deliveries_stream(&h.tenant, &name);
+    write_finished(&h, &stream, DELIVERIES, &|i| {
+        if i % 2 == 0 { "order.paid" } else { "order.shipped" }
+    })
+    .await;
+    let index = DeliveryIndex::new(h.dir.path().join("webhook_index"));
+    let q = |status, event_type: Option<&str>, limit| DeliveryQuery {
+        status,
+        event_type: event_type.map(String::from),
+        limit,
+        ..DeliveryQuery::default()
+    };
+    // The first query indexes the stream.
+    let newest = index
+        .deliveries(&*h.store, &h.tenant, &name, &q(None, None, 5))
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 5);
+    let nothing = q(Some(DeliveryStatus::Pending), Some("order.paid"), 50);
+    let before = h.sqlite.reads();
+    let none = index
+        .deliveries(&*h.store, &h.tenant, &name, &nothing)
+        .await
+        .unwrap();
+    let index_reads = h.sqlite.reads() - before;
+    assert!(none.is_empty());
+    let before = h.sqlite.reads();
+    let walked = query::deliveries(&*h.store, &h.tenant, &name, &nothing)
+        .await
+        .unwrap();
+    let walk_reads = h.sqlite.reads() - before;
+    assert!(walked.is_empty());
+    assert!(
+        index_reads <= 1 && walk_reads >= 4,
+        "index {index_reads} reads, walk {walk_reads}"
+    );
+    for filter in [
+        q(Some(DeliveryStatus::Failed), None, 30),
+        q(None, Some("order.shipped"), 30),
+        q(Some(DeliveryStatus::Delivered), Some("order.paid"), 30),
+    ] {
+        let a = index
+            .deliveries(&*h.store, &h.tenant, &name, &filter)
+            .await
+            .unwrap();
+        let b = query::deliveries(&*h.store, &h.tenant, &name, &filter)
+            .await
+            .unwrap();
+        let ids = |v: &[query::DeliveryView]| {
+            v.iter()
+                .map(|d| (d.created.delivery_id.clone(), d.status))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&a), ids(&b), "{filter:?}");
+        assert_eq!(a.len(), 30);
+    }
+    let one = &newest[0].created.delivery_id;
+    let got = index.delivery(&*h.store, &h.tenant, &name, one).await.unwrap();
+    assert_eq!(got.map(|d| d.created.delivery_id), Some(one.clone()));
 }

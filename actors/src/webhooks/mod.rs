@@ -17,6 +17,8 @@
 //!   filter, transform, sign, POST, decide, append.
 //! - [`code`]: a webhook's transform and filter as a sandboxed bundle.
 //! - [`query`]: deliveries and attempts read back from the store.
+//! - [`index`]: the deliveries index (a SQLite read model per tenant) that
+//!   filtered listings read.
 //! - [`service`]: [`WebhookService`](service::WebhookService), the entry
 //!   point: a dispatcher per tenant, started on first use, and timed calls.
 //! - [`secrets`]: tenant secrets, encrypted in the tenant aggregate, and the
@@ -26,6 +28,7 @@ pub mod attempt;
 pub mod code;
 pub mod dispatcher;
 pub mod endpoint;
+pub mod index;
 pub mod query;
 pub mod secrets;
 pub mod service;

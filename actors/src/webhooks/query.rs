@@ -16,14 +16,14 @@ use extensor_core::store::{EventStore, READ_EVENTS_MAX};
 use extensor_core::webhook::deliveries_stream;
 use extensor_core::webhook::delivery::{Attempt, Created, DeliveryEvent, DeliveryStatus};
 use extensor_core::webhook::registry::WebhookName;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Events of a deliveries stream one query reads, newest first.
 pub const QUERY_SCAN_EVENTS_MAX: u64 = 200_000;
 /// Deliveries one query returns.
 pub const QUERY_LIMIT_MAX: usize = 1_000;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeliveryView {
     pub created: Created,
     pub status: DeliveryStatus,
