@@ -759,6 +759,11 @@ impl Engine {
     /// `/tenants/<t>/<service>`. Unknown paths are `NotFound`.
     pub async fn restart_actor(&self, path: &str) -> Result<(), Error> {
         if let Some((tenant, name)) = crate::webhooks::service::endpoint_path(path) {
+            // Only an endpoint the tree shows: a path that names none is
+            // refused before any tenant's services start.
+            if self.inner.board.get(path).is_none() {
+                return Err(Error::not_found("actor", path));
+            }
             let dispatcher = self.webhooks(&tenant).await?;
             return crate::webhooks::service::restart_endpoint(&dispatcher, &tenant, name).await;
         }

@@ -969,8 +969,14 @@ impl Actor for WebhookDispatcher {
                 state.child_stopped(&myself, cell.get_id(), Some(err.to_string()));
                 state.publish_routes();
             }
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                state.child_stopped(&myself, cell.get_id(), None)
+            // A current endpoint fenced by a stale twin that claimed after
+            // it (an old incarnation finishing its start after an operator
+            // restart) is restarted like a failed one: the next claim wins,
+            // and the stale one stops for good.
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let fenced = reason.filter(|r| r.starts_with(super::endpoint::FENCED));
+                state.child_stopped(&myself, cell.get_id(), fenced);
+                state.publish_routes();
             }
             _ => {}
         }

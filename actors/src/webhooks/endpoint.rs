@@ -67,6 +67,10 @@ const CURSOR_SAVE_MS: u64 = 1_000;
 /// over at least as many records).
 pub const SNAPSHOT_EVERY_RECORDS: u64 = 1_000;
 
+/// How a fenced endpoint's stop reason starts (its dispatcher restarts a
+/// current endpoint that was fenced).
+pub const FENCED: &str = "fenced:";
+
 /// Bytes one pending delivery holds: the overhead plus its event, while the
 /// event is kept in memory.
 fn held_bytes(event: Option<&Arc<RecordedEvent>>) -> usize {
@@ -1111,7 +1115,7 @@ impl Actor for Endpoint {
             // failure would be restarted and claim again).
             Err(Error::Conflict { code: "fenced", message }) => {
                 tracing::warn!(%message, "stale webhook endpoint stops");
-                myself.stop(Some(format!("fenced: {message}")));
+                myself.stop(Some(format!("{FENCED} {message}")));
                 Ok(())
             }
             Err(e) => Err(Box::new(e)),
