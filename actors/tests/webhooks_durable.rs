@@ -271,10 +271,13 @@ async fn a_stale_endpoint_can_neither_record_nor_attempt() {
         Actor::spawn(None, Endpoint, args).await.unwrap().0
     };
     let stats = |a: ractor::ActorRef<EndpointMsg>| async move {
-        a.call(|reply| EndpointMsg::Stats { reply }, Some(Duration::from_secs(5)))
-            .await
-            .unwrap()
-            .unwrap()
+        a.call(
+            |reply| EndpointMsg::Stats { reply },
+            Some(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap()
+        .unwrap()
     };
     let first = spawn().await;
     let epoch = stats(first.clone()).await.epoch;
@@ -464,7 +467,11 @@ async fn a_filtered_listing_reads_the_index_not_the_stream() {
     let name: extensor_core::webhook::WebhookName = "builds".parse().unwrap();
     let stream = deliveries_stream(&h.tenant, &name);
     write_finished(&h, &stream, DELIVERIES, &|i| {
-        if i % 2 == 0 { "order.paid" } else { "order.shipped" }
+        if i % 2 == 0 {
+            "order.paid"
+        } else {
+            "order.shipped"
+        }
     })
     .await;
     let index = DeliveryIndex::new(h.dir.path().join("webhook_index"));
@@ -521,6 +528,9 @@ async fn a_filtered_listing_reads_the_index_not_the_stream() {
         assert_eq!(a.len(), 30);
     }
     let one = &newest[0].created.delivery_id;
-    let got = index.delivery(&*h.store, &h.tenant, &name, one).await.unwrap();
+    let got = index
+        .delivery(&*h.store, &h.tenant, &name, one)
+        .await
+        .unwrap();
     assert_eq!(got.map(|d| d.created.delivery_id), Some(one.clone()));
 }

@@ -1208,9 +1208,8 @@ async fn an_endpoint_is_in_the_ops_tree_and_restarts_by_its_path() {
     assert_eq!(endpoint["status"], "running", "{endpoint}");
     assert_eq!(endpoint["tenant_slug"], "acme", "{endpoint}");
     let encoded = endpoint["path"].as_str().unwrap().replace('/', "%2F");
-    let r = c
-        .s
-        .req(
+    let r =
+        c.s.req(
             Method::POST,
             &format!("/api/ops/actors/{encoded}/restart"),
             Some(admin),
@@ -1224,9 +1223,8 @@ async fn an_endpoint_is_in_the_ops_tree_and_restarts_by_its_path() {
     let got = rx.wait_for(2).await;
     assert_eq!(got[1].json()["data"]["build"], 9);
     let missing = "%2Ftenants%2Ften_00000000000000000000000000%2Fwebhooks%2Fnope";
-    let r = c
-        .s
-        .req(
+    let r =
+        c.s.req(
             Method::POST,
             &format!("/api/ops/actors/{missing}/restart"),
             Some(admin),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use extensor_core::clock::Clock;
 use extensor_core::aggregate::{Aggregate, DomainEvent};
+use extensor_core::clock::Clock;
 use extensor_core::event::{EventMeta, NewEvent, RecordedEvent, StreamId};
 use extensor_core::ids::{EventId, TenantId};
 use extensor_core::redact::Redactor;

@@ -8,8 +8,8 @@
 //! it never skips).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -23,8 +23,8 @@ use extensor_core::webhook::registry::{
     DECLARATION_FILE, TenantWebhooks, WebhookCommand, WebhookName, WebhookRecord, WebhookSource,
     WebhookStatus,
 };
-use extensor_core::webhook::spec::{Filter, WebhookSpec};
 use extensor_core::webhook::registry_stream;
+use extensor_core::webhook::spec::{Filter, WebhookSpec};
 use futures::StreamExt;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde_json::Value;

@@ -558,8 +558,8 @@ impl EndpointState {
             if self.matches(spec, &e) {
                 let e = Arc::new(e);
                 let b = held_bytes(Some(&e));
-                let full = count >= self.config.backlog_max
-                    || bytes + b > self.config.backlog_bytes_max;
+                let full =
+                    count >= self.config.backlog_max || bytes + b > self.config.backlog_bytes_max;
                 if self.active && count > 0 && full {
                     return (taken, through, true);
                 }
@@ -958,7 +958,11 @@ impl EndpointState {
         Ok(())
     }
 
-    async fn handle(&mut self, myself: &ActorRef<EndpointMsg>, msg: EndpointMsg) -> Result<(), Error> {
+    async fn handle(
+        &mut self,
+        myself: &ActorRef<EndpointMsg>,
+        msg: EndpointMsg,
+    ) -> Result<(), Error> {
         match msg {
             EndpointMsg::Start => self.start(myself).await?,
             EndpointMsg::Wake => {
@@ -1113,7 +1117,10 @@ impl Actor for Endpoint {
             Ok(()) => Ok(()),
             // A newer endpoint claimed the stream: this one stops (a
             // failure would be restarted and claim again).
-            Err(Error::Conflict { code: "fenced", message }) => {
+            Err(Error::Conflict {
+                code: "fenced",
+                message,
+            }) => {
                 tracing::warn!(%message, "stale webhook endpoint stops");
                 myself.stop(Some(format!("{FENCED} {message}")));
                 Ok(())

@@ -222,14 +222,15 @@ fn apply_page(path: &Path, webhook: &str, page: &[RecordedEvent]) -> Result<(), 
         if is_endpoint_record(&rec.event_type) {
             continue;
         }
-        let ev = DeliveryEvent::decode(&rec.event_type, rec.schema_version, &rec.payload)
-            .map_err(|reason| Error::Decode {
+        let ev = DeliveryEvent::decode(&rec.event_type, rec.schema_version, &rec.payload).map_err(
+            |reason| Error::Decode {
                 position: rec.position,
                 stream: rec.stream.to_string(),
                 event_type: rec.event_type.clone(),
                 schema_version: rec.schema_version,
                 reason,
-            })?;
+            },
+        )?;
         apply_one(&tx, webhook, rec.revision, ev)?;
     }
     if let Some(last) = page.last() {

@@ -122,14 +122,34 @@ impl WebhookConfig {
     /// The auto-disable period from [`DISABLE_AFTER_FAILING_ENV`] (whole
     /// seconds, at least 1), or the default when it is unset.
     pub fn disable_after_from_env() -> Result<u64, String> {
-        match std::env::var(DISABLE_AFTER_FAILING_ENV) {
-            Err(_) => Ok(DISABLE_AFTER_FAILING_MS_DEFAULT),
-            Ok(v) => match v.trim().parse::<u64>() {
-                Ok(secs) if secs >= 1 => Ok(secs.saturating_mul(1_000)),
-                _ => Err(format!(
-                    "{DISABLE_AFTER_FAILING_ENV}=`{v}`: expected a whole number of seconds, at least 1"
-                )),
-            },
+        parse_disable_after(std::env::var(DISABLE_AFTER_FAILING_ENV).ok().as_deref())
+    }
+}
+
+/// The setting's value (`None`: unset) in milliseconds.
+pub fn parse_disable_after(value: Option<&str>) -> Result<u64, String> {
+    let Some(v) = value else {
+        return Ok(DISABLE_AFTER_FAILING_MS_DEFAULT);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(secs) if secs >= 1 => Ok(secs.saturating_mul(1_000)),
+        _ => Err(format!(
+            "{DISABLE_AFTER_FAILING_ENV}=`{v}`: expected a whole number of seconds, at least 1"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_disable_period_setting_is_seconds_and_refuses_nonsense() {
+        assert_eq!(parse_disable_after(None), Ok(5 * 24 * 3_600 * 1_000));
+        assert_eq!(parse_disable_after(Some("60")), Ok(60_000));
+        for bad in ["0", "-1", "5d", "", "1.5"] {
+            let err = parse_disable_after(Some(bad)).unwrap_err();
+            assert!(err.contains(DISABLE_AFTER_FAILING_ENV), "{err}");
         }
     }
 }

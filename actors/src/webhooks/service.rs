@@ -167,7 +167,11 @@ impl WebhookService {
     }
 
     /// An operator restart of one endpoint ([`restart_endpoint`]).
-    pub async fn restart_endpoint(&self, tenant: &TenantId, name: WebhookName) -> Result<(), Error> {
+    pub async fn restart_endpoint(
+        &self,
+        tenant: &TenantId,
+        name: WebhookName,
+    ) -> Result<(), Error> {
         let d = self.start_tenant(tenant).await?;
         restart_endpoint(&d, tenant, name).await
     }
@@ -319,7 +323,9 @@ pub fn endpoint_path(path: &str) -> Option<(TenantId, WebhookName)> {
     let rest = path.strip_prefix("/tenants/")?;
     let mut parts = rest.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(t), Some(SERVICE_NAME), Some(name), None) => Some((t.parse().ok()?, name.parse().ok()?)),
+        (Some(t), Some(SERVICE_NAME), Some(name), None) => {
+            Some((t.parse().ok()?, name.parse().ok()?))
+        }
         _ => None,
     }
 }

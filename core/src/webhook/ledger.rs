@@ -143,7 +143,9 @@ impl Ledger {
                 self.failures_since_success = 0;
             }
             (
-                AttemptOutcome::Status { .. } | AttemptOutcome::Timeout | AttemptOutcome::Connection,
+                AttemptOutcome::Status { .. }
+                | AttemptOutcome::Timeout
+                | AttemptOutcome::Connection,
                 _,
             ) => {
                 self.failing_since.get_or_insert(at);
@@ -156,7 +158,8 @@ impl Ledger {
     /// Whether the receiver has failed without a single success for at
     /// least `period` at `now`.
     pub fn failing_for(&self, now: DateTime<Utc>, period: chrono::Duration) -> bool {
-        self.failing_since.is_some_and(|since| now - since >= period)
+        self.failing_since
+            .is_some_and(|since| now - since >= period)
     }
 }
 
@@ -228,5 +231,10 @@ mod tests {
         l.apply(types::CURSOR, 1, &later, 1, 6).unwrap();
         assert_eq!((l.epoch, l.read_through), (3, 90));
         assert!(l.apply("webhook.bogus", 1, &raw, 2, 7).is_err());
+        // Enabled again: the failure record starts afresh, durably.
+        l.failing_since = Some(Utc::now());
+        l.failures_since_success = 9;
+        l.apply(types::RESUMED, 1, &later, 3, 8).unwrap();
+        assert_eq!((l.failing_since, l.failures_since_success), (None, 0));
     }
 }

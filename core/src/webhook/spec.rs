@@ -19,10 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::retry::{
-    Backoff, INTERVAL_MS_MAX, MAX_ATTEMPTS_DEFAULT,
-    MAX_ATTEMPTS_MAX, RetryPolicy,
-};
+use super::retry::{Backoff, INTERVAL_MS_MAX, MAX_ATTEMPTS_DEFAULT, MAX_ATTEMPTS_MAX, RetryPolicy};
 use super::yaml::{self, Mark, Node, Value, key_text};
 use crate::error::FieldProblem;
 
