@@ -139,6 +139,15 @@ pub fn parse_disable_after(value: Option<&str>) -> Result<u64, String> {
     }
 }
 
+/// A random number in [0, 1) for backoff jitter.
+pub(crate) fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,13 +161,4 @@ mod tests {
             assert!(err.contains(DISABLE_AFTER_FAILING_ENV), "{err}");
         }
     }
-}
-
-/// A random number in [0, 1) for backoff jitter.
-pub(crate) fn random_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let bits = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
