@@ -435,6 +435,7 @@ fn tenant_services(
 fn webhook_config(
     config: &EngineConfig,
     board: &StatusBoard,
+    slot: &EngineSlot,
 ) -> Result<crate::webhooks::WebhookConfig, Error> {
     let http =
         extensor_js::host::net::GuardedHttp::new(config.sandbox.network.clone()).map_err(|e| {
@@ -459,6 +460,7 @@ fn webhook_config(
             reason,
         })?;
     webhooks.board = Some(board.clone());
+    webhooks.warm = Some(Arc::new(runtime::WebhookWarm(slot.clone())));
     Ok(webhooks)
 }
 
@@ -499,7 +501,7 @@ impl Engine {
             passivate_idle_ms: config.tree.passivate_idle_ms,
             services: tenant_services(
                 &slot,
-                webhook_config(&config, &board)?,
+                webhook_config(&config, &board, &slot)?,
                 &webhook_tenants,
                 &schedulers,
                 outbox,

@@ -534,3 +534,89 @@ async fn a_filtered_listing_reads_the_index_not_the_stream() {
         .unwrap();
     assert_eq!(got.map(|d| d.created.delivery_id), Some(one.clone()));
 }
+
+/// A webhook transform's isolates count toward the engine's warm-isolate
+/// cap: under the default cap its pool is among the engine's warm pools;
+/// under a cap too small for any pool it is evicted after each use (and
+/// rebuilt for the next delivery), so transforms cannot hold warm memory
+/// beyond the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_isolates_count_toward_the_warm_isolate_cap() {
+    use extensor_actors::engine::{Engine, EngineConfig};
+    use extensor_core::event::{EventMeta, Principal};
+    use extensor_core::secrets::SecretKey;
+    use extensor_core::tenant::TenantCommand;
+    use extensor_core::webhook::registry::WebhookSource;
+    let rx = Receiver::start(always(200)).await;
+    let yaml = format!(
+        "api_version: v1\non: [\"build.*\"]\ndelivery:\n  url: \"{}\"\ntransform: {{language: javascript, entry: \"t.js\"}}\n",
+        rx.url("/")
+    );
+    let transform = "export function transform(e) { return { n: e.data.i }; }\n";
+    for (cap_bytes, kept) in [(None, true), (Some(1usize), false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::load_with(dir.path(), |_| None).unwrap();
+        let mut c = EngineConfig::new(open_store(&dir), dir.path().to_path_buf(), key);
+        c.sandbox = sandbox_config(PrivateNetworks::Allow);
+        if let Some(cap) = cap_bytes {
+            c.warm_isolates_bytes_max = cap;
+        }
+        let store = c.store.clone();
+        let engine = Engine::start(c).await.unwrap();
+        let tenant = extensor_core::ids::TenantId::generate();
+        let create = TenantCommand::Create {
+            tenant_id: tenant.clone(),
+            slug: "acme".parse().unwrap(),
+            name: "acme".into(),
+        };
+        engine
+            .tenant_execute(&tenant, create, Principal::platform_admin())
+            .await
+            .unwrap();
+        let source = WebhookSource {
+            yaml: yaml.clone(),
+            files: [("t.js".to_owned(), transform.to_owned())].into(),
+        };
+        let meta = EventMeta::new(Some(tenant.clone()), Principal::system());
+        let build = |reply| extensor_actors::webhooks::DispatcherMsg::Apply {
+            name: "builds".parse().unwrap(),
+            source,
+            mode: extensor_actors::webhooks::dispatcher::ApplyMode::Apply,
+            if_revision: None,
+            meta,
+            reply,
+        };
+        let dispatcher = engine.webhooks(&tenant).await.unwrap();
+        dispatcher
+            .call(build, Some(Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("webhook applied");
+        assert!(engine.warm_pools().is_empty(), "applying installs no pool");
+        let already = rx.count();
+        for i in 0..2 {
+            let meta = EventMeta::new(Some(tenant.clone()), Principal::system());
+            let ev = extensor_core::event::NewEvent::new("build.done", 1, meta, &json!({"i": i}))
+                .unwrap();
+            store
+                .append(
+                    extensor_core::event::StreamId::business_events(&tenant),
+                    extensor_core::store::ExpectedRevision::Any,
+                    vec![ev],
+                )
+                .await
+                .unwrap();
+            let got = rx.wait_for(already + i + 1).await;
+            assert_eq!(got[already + i].json(), json!({"n": i}));
+        }
+        let pools = engine.warm_pools();
+        if kept {
+            assert_eq!(pools.len(), 1, "{pools:?}");
+            assert!(pools[0].heap_bytes > 0, "{pools:?}");
+        } else {
+            assert!(pools.is_empty(), "evicted beyond the cap: {pools:?}");
+        }
+        engine.shutdown(Duration::from_secs(5)).await;
+    }
+}

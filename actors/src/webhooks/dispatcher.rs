@@ -300,6 +300,7 @@ impl DispatcherState {
             revision,
             &spec,
             &source.files,
+            self.config.warm.as_ref(),
         )
         .await
         .map_err(|p| self.core(invalid(p)))?;

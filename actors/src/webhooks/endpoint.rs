@@ -214,6 +214,7 @@ async fn build_cx(
         record.revision,
         &spec,
         &record.source.files,
+        config.warm.as_ref(),
     )
     .await
     .map_err(|p| {

@@ -37,10 +37,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use extensor_core::clock::{Clock, SystemClock};
-use extensor_core::ids::TenantId;
+use extensor_core::ids::{InstallationId, TenantId};
 use extensor_core::store::EventStore;
-use extensor_js::Sandbox;
 use extensor_js::host::net::GuardedHttp;
+use extensor_js::{Installation, Sandbox};
 use futures::future::BoxFuture;
 
 pub use dispatcher::{DispatcherArgs, DispatcherMsg, WebhookDispatcher};
@@ -65,6 +65,26 @@ pub const DELIVER_CALL_TIMEOUT_MS: u64 = 30_000;
 /// [`DISABLE_AFTER_FAILING_MS_DEFAULT`]).
 pub const DISABLE_AFTER_FAILING_ENV: &str = "EXTENSOR_WEBHOOK_DISABLE_AFTER_FAILING_SECS";
 pub use extensor_core::webhook::retry::DISABLE_AFTER_FAILING_MS_DEFAULT;
+
+/// The process's warm-isolate budget as the engine hands it to webhooks
+/// (`EngineConfig::warm_isolates_bytes_max`): a webhook transform's pool is
+/// kept in the same least-recently-used set as the plugins' pools, evicted
+/// with them when the warm isolates of all pools pass the cap, and rebuilt
+/// on its next use. Without an engine (tools, tests) a webhook keeps its
+/// own pool.
+pub trait WarmIsolates: Send + Sync + 'static {
+    /// The pool kept under `key`, or the one `install` makes (then kept).
+    fn pool(&self, key: &InstallationId, install: &dyn Fn() -> Installation) -> Arc<dyn WarmPool>;
+    /// After an invocation: evict pools beyond the cap.
+    fn used(&self);
+    /// The pool's code is no longer used (its endpoint stopped or updated).
+    fn release(&self, key: &InstallationId);
+}
+
+/// A pool handed out by [`WarmIsolates`].
+pub trait WarmPool: Send + Sync {
+    fn installation(&self) -> &Installation;
+}
 
 /// A tenant's secrets, decrypted, for resolving `${SECRET:NAME}`.
 pub trait SecretSource: Send + Sync + 'static {
@@ -92,6 +112,9 @@ pub struct WebhookConfig {
     pub disable_after_failing_ms: u64,
     /// Where endpoints read the time (retry schedules, auto-disable).
     pub clock: Arc<dyn Clock>,
+    /// The warm-isolate budget transform pools count toward (`None`: each
+    /// webhook keeps its own pool, outside any cap).
+    pub warm: Option<Arc<dyn WarmIsolates>>,
     /// The ops tree: each endpoint appears at `/tenants/<t>/webhooks/<name>`
     /// (`None` outside an engine).
     pub board: Option<crate::supervision::StatusBoard>,
@@ -116,6 +139,7 @@ impl WebhookConfig {
             disable_after_failing_ms: DISABLE_AFTER_FAILING_MS_DEFAULT,
             clock: Arc::new(SystemClock),
             board: None,
+            warm: None,
         }
     }
 
