@@ -62,8 +62,9 @@ pub struct WebhookSummary {
     /// 1 for the first declaration, +1 per change.
     pub revision: u32,
     pub status: WebhookStatusName,
-    /// Why it is disabled: an operator's reason, `410 Gone`, or too many
-    /// failures in a row.
+    /// Why it is disabled: an operator's reason, `410 Gone`, or a receiver
+    /// that failed without a single success for the platform's period
+    /// (default 5 days).
     pub disabled_reason: Option<String>,
     /// `sha256:<hex>` over the YAML and the code files.
     pub digest: String,
@@ -85,6 +86,8 @@ pub struct WebhookStatsView {
     pub in_flight: u64,
     /// Deliveries waiting for a retry.
     pub scheduled: u64,
+    /// Failed attempts since the receiver's last success (informational:
+    /// a webhook is disabled by time failing, never by this count).
     pub consecutive_failures: u32,
 }
 

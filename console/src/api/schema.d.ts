@@ -1757,7 +1757,11 @@ export interface components {
              * @description Deliveries waiting for a retry.
              */
             scheduled: number;
-            /** Format: uint32 */
+            /**
+             * Format: uint32
+             * @description Failed attempts since the receiver's last success (informational:
+             *     a webhook is disabled by time failing, never by this count).
+             */
             consecutive_failures: number;
         };
         /** @enum {string} */
@@ -1775,8 +1779,9 @@ export interface components {
             revision: number;
             status: components["schemas"]["WebhookStatusName"];
             /**
-             * @description Why it is disabled: an operator's reason, `410 Gone`, or too many
-             *     failures in a row.
+             * @description Why it is disabled: an operator's reason, `410 Gone`, or a receiver
+             *     that failed without a single success for the platform's period
+             *     (default 5 days).
              */
             disabled_reason?: string | null;
             /** @description `sha256:<hex>` over the YAML and the code files. */
@@ -1807,8 +1812,9 @@ export interface components {
             revision: number;
             status: components["schemas"]["WebhookStatusName"];
             /**
-             * @description Why it is disabled: an operator's reason, `410 Gone`, or too many
-             *     failures in a row.
+             * @description Why it is disabled: an operator's reason, `410 Gone`, or a receiver
+             *     that failed without a single success for the platform's period
+             *     (default 5 days).
              */
             disabled_reason?: string | null;
             /** @description `sha256:<hex>` over the YAML and the code files. */
