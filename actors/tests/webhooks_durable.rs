@@ -533,6 +533,26 @@ async fn a_filtered_listing_reads_the_index_not_the_stream() {
         .await
         .unwrap();
     assert_eq!(got.map(|d| d.created.delivery_id), Some(one.clone()));
+    // The index is a cache: deleted, it is rebuilt; damaged, the answer
+    // comes from the stream.
+    let first = |v: Vec<query::DeliveryView>| v[0].created.delivery_id.clone();
+    let failed = q(Some(DeliveryStatus::Failed), None, 1);
+    let want = first(
+        query::deliveries(&*h.store, &h.tenant, &name, &failed)
+            .await
+            .unwrap(),
+    );
+    std::fs::remove_dir_all(h.dir.path().join("webhook_index")).unwrap();
+    let rebuilt = index.deliveries(&*h.store, &h.tenant, &name, &failed).await;
+    assert_eq!(first(rebuilt.unwrap()), want);
+    let file = h
+        .dir
+        .path()
+        .join("webhook_index")
+        .join(format!("{}.sqlite", h.tenant));
+    std::fs::write(&file, b"not a database").unwrap();
+    let damaged = index.deliveries(&*h.store, &h.tenant, &name, &failed).await;
+    assert_eq!(first(damaged.unwrap()), want);
 }
 
 /// A webhook transform's isolates count toward the engine's warm-isolate

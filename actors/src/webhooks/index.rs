@@ -75,9 +75,11 @@ pub struct DeliveryIndex {
     locks: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// Whether the index could answer: `Behind` when it is further behind the
+/// Whether the index can answer: `Empty` when the webhook has no
+/// deliveries stream yet, `Behind` when the index is further behind the
 /// stream than one query may catch up.
 enum Synced {
+    Empty,
     Current,
     Behind,
 }
@@ -105,6 +107,8 @@ impl DeliveryIndex {
 
     /// Deliveries of one webhook, newest first, as [`query::deliveries`]
     /// answers them, from the index.
+    /// The index is a cache: if it fails (a damaged file, a full disk) the
+    /// answer comes from the stream, and the failure is logged.
     pub async fn deliveries(
         &self,
         store: &dyn EventStore,
@@ -112,13 +116,27 @@ impl DeliveryIndex {
         name: &WebhookName,
         q: &DeliveryQuery,
     ) -> Result<Vec<DeliveryView>, Error> {
-        if let Synced::Behind = self.sync(store, tenant, name).await? {
-            return query::deliveries(store, tenant, name, q).await;
+        match self.sync(store, tenant, name).await {
+            Ok(Synced::Empty) => return Ok(Vec::new()),
+            Ok(Synced::Current) => {
+                let (path, webhook, q2) = (self.path(tenant), name.to_string(), q.clone());
+                let found = tokio::task::spawn_blocking(move || select(&path, &webhook, &q2))
+                    .await
+                    .map_err(index_err)
+                    .and_then(|r| r);
+                match found {
+                    Ok(found) => return Ok(found),
+                    Err(e) => {
+                        tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index unreadable; reading the stream")
+                    }
+                }
+            }
+            Ok(Synced::Behind) => {}
+            Err(e) => {
+                tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index not synced; reading the stream")
+            }
         }
-        let (path, name, q) = (self.path(tenant), name.to_string(), q.clone());
-        tokio::task::spawn_blocking(move || select(&path, &name, &q))
-            .await
-            .map_err(index_err)?
+        query::deliveries(store, tenant, name, q).await
     }
 
     /// One delivery of one webhook, from the index.
@@ -129,9 +147,31 @@ impl DeliveryIndex {
         name: &WebhookName,
         id: &DeliveryId,
     ) -> Result<Option<DeliveryView>, Error> {
-        if let Synced::Behind = self.sync(store, tenant, name).await? {
-            return query::delivery(store, tenant, name, id).await;
+        match self.sync(store, tenant, name).await {
+            Ok(Synced::Empty) => return Ok(None),
+            Ok(Synced::Current) => {
+                let found = self.select_one(tenant, name, id).await;
+                match found {
+                    Ok(found) => return Ok(found),
+                    Err(e) => {
+                        tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index unreadable; reading the stream")
+                    }
+                }
+            }
+            Ok(Synced::Behind) => {}
+            Err(e) => {
+                tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index not synced; reading the stream")
+            }
         }
+        query::delivery(store, tenant, name, id).await
+    }
+
+    async fn select_one(
+        &self,
+        tenant: &TenantId,
+        name: &WebhookName,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryView>, Error> {
         let (path, name, id) = (self.path(tenant), name.to_string(), id.to_string());
         tokio::task::spawn_blocking(move || {
             let conn = open(&path)?;
@@ -160,7 +200,7 @@ impl DeliveryIndex {
     ) -> Result<Synced, Error> {
         let stream = deliveries_stream(tenant, name);
         let Some(head) = store.stream_revision(stream.clone()).await? else {
-            return Ok(Synced::Current);
+            return Ok(Synced::Empty);
         };
         let lock = self.lock_for(tenant);
         let _one_writer = lock.lock().await;
