@@ -432,7 +432,11 @@ fn tenant_services(
 /// The webhook engine's settings, from the engine's: the same sandbox
 /// limits and network policy (SSRF guard), tenant secrets sealed with the
 /// same platform key.
-fn webhook_config(config: &EngineConfig) -> Result<crate::webhooks::WebhookConfig, Error> {
+fn webhook_config(
+    config: &EngineConfig,
+    board: &StatusBoard,
+    slot: &EngineSlot,
+) -> Result<crate::webhooks::WebhookConfig, Error> {
     let http =
         extensor_js::host::net::GuardedHttp::new(config.sandbox.network.clone()).map_err(|e| {
             Error::Spawn {
@@ -444,12 +448,20 @@ fn webhook_config(config: &EngineConfig) -> Result<crate::webhooks::WebhookConfi
         store: config.store.clone(),
         secret_box: SecretBox::new(config.secret_key.clone()),
     };
-    Ok(crate::webhooks::WebhookConfig::new(
+    let mut webhooks = crate::webhooks::WebhookConfig::new(
         config.store.clone(),
         Sandbox::new(config.sandbox.clone()),
         Arc::new(http),
         Arc::new(secrets),
-    ))
+    );
+    webhooks.disable_after_failing_ms = crate::webhooks::WebhookConfig::disable_after_from_env()
+        .map_err(|reason| Error::Spawn {
+            actor: "/webhooks".into(),
+            reason,
+        })?;
+    webhooks.board = Some(board.clone());
+    webhooks.warm = Some(Arc::new(runtime::WebhookWarm(slot.clone())));
+    Ok(webhooks)
 }
 
 impl Engine {
@@ -489,7 +501,7 @@ impl Engine {
             passivate_idle_ms: config.tree.passivate_idle_ms,
             services: tenant_services(
                 &slot,
-                webhook_config(&config)?,
+                webhook_config(&config, &board, &slot)?,
                 &webhook_tenants,
                 &schedulers,
                 outbox,
@@ -748,6 +760,15 @@ impl Engine {
     /// `/tenants/<t>/tenant`, `/tenants/<t>/installations/<ins>` or
     /// `/tenants/<t>/<service>`. Unknown paths are `NotFound`.
     pub async fn restart_actor(&self, path: &str) -> Result<(), Error> {
+        if let Some((tenant, name)) = crate::webhooks::service::endpoint_path(path) {
+            // Only an endpoint the tree shows: a path that names none is
+            // refused before any tenant's services start.
+            if self.inner.board.get(path).is_none() {
+                return Err(Error::not_found("actor", path));
+            }
+            let dispatcher = self.webhooks(&tenant).await?;
+            return crate::webhooks::service::restart_endpoint(&dispatcher, &tenant, name).await;
+        }
         match parse_actor_path(path)? {
             (tenant, None) => {
                 self.inner
