@@ -285,7 +285,6 @@ impl Inner {
     /// See [`Engine::outbox_wake`].
     pub async fn outbox_wake(&self, tenant: &TenantId) -> Result<(), Error> {
         let name = crate::outbox::SERVICE_NAME;
-        self.outbox_tenants.insert(tenant);
         let cell = self
             .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
             .await??;
