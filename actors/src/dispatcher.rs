@@ -179,7 +179,7 @@ impl DispatcherState {
             return;
         };
         let wanted: Vec<InstallationId> = inner
-            .directory
+            .directory()
             .for_tenant(&self.tenant)
             .iter()
             .filter(|k| k.has_hooks())
@@ -202,10 +202,10 @@ impl DispatcherState {
                 engine: self.engine.clone(),
                 tenant: self.tenant.clone(),
                 id: id.clone(),
-                page: inner.dispatch.lane_page_events.max(1),
-                checkpoint_every: inner.dispatch.checkpoint_every_events.max(1),
+                page: inner.dispatch_config().lane_page_events.max(1),
+                checkpoint_every: inner.dispatch_config().checkpoint_every_events.max(1),
             };
-            let starting = inner.lanes_starting.enter_owned();
+            let starting = inner.lane_starting();
             let task = tokio::spawn(run_lane(ctx, stop_rx, starting));
             self.lanes.insert(id, Lane { stop, task });
         }
@@ -231,7 +231,7 @@ impl Actor for Dispatcher {
         args: DispatcherArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let watcher = args.engine.get().map(|inner| {
-            let mut generation = inner.directory.hub(&args.tenant).generation.subscribe();
+            let mut generation = inner.directory().hub(&args.tenant).generation.subscribe();
             let me = myself.clone();
             tokio::spawn(async move {
                 while generation.changed().await.is_ok() {
@@ -304,8 +304,8 @@ async fn run_lane(
     let Some(inner) = ctx.engine.get() else {
         return;
     };
-    let mut head = inner.directory.hub(&ctx.tenant).head.subscribe();
-    let mut closing = inner.closing_tx.subscribe();
+    let mut head = inner.directory().hub(&ctx.tenant).head.subscribe();
+    let mut closing = inner.closing();
     drop(inner);
     let mut attempt = 0;
     let mut next = loop {
@@ -334,10 +334,10 @@ async fn run_lane(
             return;
         };
         let stream = StreamId::business_events(&ctx.tenant);
-        let recent = inner.directory.hub(&ctx.tenant).recent_from(next, ctx.page);
+        let recent = inner.directory().hub(&ctx.tenant).recent_from(next, ctx.page);
         let read = match recent {
             Some(events) => Ok(events),
-            None => inner.store.read_stream(stream, next, ctx.page).await,
+            None => inner.store().read_stream(stream, next, ctx.page).await,
         };
         let page = match read {
             Ok(p) => p,
@@ -365,7 +365,7 @@ async fn run_lane(
                 ended = true;
                 break;
             }
-            let Some(known) = inner.directory.get(&ctx.id).filter(Known::is_enabled) else {
+            let Some(known) = inner.directory().get(&ctx.id).filter(Known::is_enabled) else {
                 ended = true;
                 break;
             };
@@ -410,7 +410,7 @@ async fn start_revision(ctx: &LaneCtx) -> Result<Option<u64>, extensor_core::Err
     let Some(inner) = ctx.engine.get() else {
         return Ok(None);
     };
-    let store = &inner.store;
+    let store = inner.store();
     let hooks = hooks_stream(&ctx.id);
     let last = match store.stream_revision(hooks.clone()).await? {
         Some(rev) => store.read_stream(hooks, rev, 1).await?.pop(),
@@ -430,7 +430,7 @@ async fn start_revision(ctx: &LaneCtx) -> Result<Option<u64>, extensor_core::Err
         }
         return Ok(Some(record.event_revision + 1));
     }
-    let Some(known) = inner.directory.get(&ctx.id) else {
+    let Some(known) = inner.directory().get(&ctx.id) else {
         return Ok(None);
     };
     let stream = StreamId::business_events(&ctx.tenant);
@@ -457,7 +457,7 @@ async fn event_depth(inner: &crate::engine::Inner, ev: &RecordedEvent) -> u32 {
     while by_plugin && depth <= max {
         let Some(c) = cause else { break };
         depth += 1;
-        match inner.store.read_event(c).await {
+        match inner.store().read_event(c).await {
             Ok(Some(e)) => {
                 by_plugin = e.principal.as_str().starts_with("plugin:");
                 cause = e.causation_id;
@@ -621,7 +621,7 @@ async fn wait_until_restarted(
     stop: &mut watch::Receiver<bool>,
     closing: &mut watch::Receiver<bool>,
 ) -> bool {
-    let mut changes = inner.board.changes();
+    let mut changes = inner.board().changes();
     tracing::warn!(installation = ?known.state.id, "hook lane paused: installation failed");
     loop {
         changes.borrow_and_update();
@@ -669,7 +669,7 @@ async fn record(inner: &crate::engine::Inner, ctx: &LaneCtx, records: Vec<NewEve
     let mut attempt = 0;
     loop {
         match inner
-            .store
+            .store()
             .append(
                 hooks_stream(&ctx.id),
                 ExpectedRevision::Any,

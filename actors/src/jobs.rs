@@ -1,5 +1,6 @@
 //! Running one plugin job and recording it: the [`JobRunner`] boundary the
-//! scheduler fires through (the engine implements it with real isolates),
+//! scheduler fires through (the engine implements it with real isolates, in
+//! `engine::scheduling`; this module imports nothing of the engine),
 //! the per-job record cell every append to a job stream goes through, and
 //! the run task (start → invoke with the deadline → finish → metrics).
 
@@ -423,82 +424,4 @@ pub fn count_run(tenant: &TenantId, installation: &InstallationId, job: &str, st
         ("status", status.as_str().to_owned()),
     ];
     metrics::counter!("extensor_job_runs_total", &labels).increment(1);
-}
-
-/// The engine as a [`JobRunner`]: runs the job in its installation's
-/// isolate (`Trigger::Job`) with the job deadline. The handler receives
-/// `{run_id, scheduled_for, trigger}`; the run id is also the invocation's
-/// event id, so a plugin can deduplicate on it.
-pub(crate) struct EngineRunner {
-    pub engine: crate::engine::EngineSlot,
-}
-
-impl JobRunner for EngineRunner {
-    fn run(&self, request: JobRequest) -> BoxFuture<'static, Result<JobSuccess, JobFailure>> {
-        let inner = self.engine.get();
-        Box::pin(async move {
-            let Some(inner) = inner else {
-                return Err(JobFailure::Failed {
-                    error: "the engine is shutting down".into(),
-                    logs: Vec::new(),
-                });
-            };
-            let engine = crate::engine::Engine { inner };
-            let input = serde_json::json!({
-                "run_id": request.run_id,
-                "scheduled_for": request.scheduled_for,
-                "trigger": request.trigger.as_str(),
-            });
-            let trigger = extensor_js::Trigger::Job {
-                name: request.job.clone(),
-            };
-            let event_id = Some(request.run_id.to_string());
-            match engine
-                .invoke(
-                    &request.tenant,
-                    &request.installation,
-                    trigger,
-                    input,
-                    event_id,
-                )
-                .await
-            {
-                Ok(outcome) => Ok(JobSuccess {
-                    value: outcome.value,
-                    logs: outcome.logs.into_iter().map(run_log).collect(),
-                }),
-                Err(e) => Err(job_failure(e)),
-            }
-        })
-    }
-}
-
-/// A failed run keeps what the code logged before it failed.
-fn job_failure(e: crate::Error) -> JobFailure {
-    let error = e.to_string();
-    match e {
-        crate::Error::Plugin { source, logs, .. } => {
-            let logs = logs.into_iter().map(run_log).collect();
-            match source {
-                extensor_js::JsError::Timeout { .. } => JobFailure::TimedOut { error, logs },
-                _ => JobFailure::Failed { error, logs },
-            }
-        }
-        _ => JobFailure::Failed {
-            error,
-            logs: Vec::new(),
-        },
-    }
-}
-
-fn run_log(entry: extensor_js::LogEntry) -> RunLog {
-    let level = serde_json::to_value(entry.level)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    RunLog {
-        level,
-        time: entry.time,
-        message: entry.message,
-    }
 }

@@ -1160,9 +1160,21 @@ impl SchedulerState {
 #[derive(Clone, Default)]
 pub struct Schedulers {
     by_tenant: Arc<std::sync::Mutex<BTreeMap<TenantId, ActorRef<SchedulerMsg>>>>,
-    /// The engine whose tenant supervisors start schedulers on demand;
-    /// empty outside an engine (tests that spawn a scheduler themselves).
-    engine: crate::engine::EngineSlot,
+    /// Starts a missing scheduler (the engine, through the tenant's
+    /// supervisor); `None` outside an engine (tests that spawn a scheduler
+    /// themselves).
+    starter: Option<Arc<dyn SchedulerStarter>>,
+}
+
+/// What [`Schedulers`] is handed to start a tenant's scheduler on demand:
+/// the engine implements it (`engine::scheduling`), so this module imports
+/// nothing of the engine.
+pub trait SchedulerStarter: Send + Sync + 'static {
+    /// The tenant's running scheduler, started if it has none.
+    fn start(
+        &self,
+        tenant: &TenantId,
+    ) -> futures::future::BoxFuture<'static, Result<ActorRef<SchedulerMsg>, Error>>;
 }
 
 /// Slack on top of a run-now wait for the call itself.
@@ -1179,12 +1191,11 @@ impl Schedulers {
         self.lock().insert(tenant, actor);
     }
 
-    /// A registry whose missing schedulers are started through `engine`'s
-    /// tenant supervisors.
-    pub(crate) fn for_engine(engine: crate::engine::EngineSlot) -> Self {
+    /// A registry whose missing schedulers are started by `starter`.
+    pub fn with_starter(starter: Arc<dyn SchedulerStarter>) -> Self {
         Self {
             by_tenant: Arc::default(),
-            engine,
+            starter: Some(starter),
         }
     }
 
@@ -1210,17 +1221,10 @@ impl Schedulers {
         {
             return Ok(actor);
         }
-        let Some(inner) = self.engine.get() else {
-            return self.get(tenant);
-        };
-        inner.require_tenant(tenant).await?;
-        let name = SERVICE_NAME;
-        let cell = inner
-            .supervisor_call(tenant, |reply| {
-                crate::tenant_supervisor::TenantSupervisorMsg::Service { name, reply }
-            })
-            .await??;
-        Ok(cell.into())
+        match &self.starter {
+            Some(starter) => starter.start(tenant).await,
+            None => self.get(tenant),
+        }
     }
 
     /// Runs `job` now (see [`SchedulerMsg::RunNow`]).
@@ -1427,83 +1431,3 @@ impl Actor for Scheduler {
 /// The tenant supervisor's child name of the scheduler
 /// (`/tenants/<t>/scheduler`).
 pub const SERVICE_NAME: &str = "scheduler";
-
-/// The scheduler as a tenant service at `/tenants/<tenant>/scheduler`,
-/// firing jobs through the engine's isolates
-/// ([`EngineRunner`](crate::jobs::EngineRunner)). A tenant supervisor
-/// starts it with itself when the tenant has an enabled installation
-/// declaring jobs; the engine starts it when such an installation is
-/// enabled or upgraded, and [`Schedulers::running`] on run-now or a jobs
-/// listing. Once started it stays (disabling the last job-bearing
-/// installation leaves it idle, with no timer armed) until the supervisor
-/// stops.
-pub(crate) struct SchedulerService {
-    engine: crate::engine::EngineSlot,
-    schedulers: Schedulers,
-    /// One owner name per process (shown in claims and `owner_died`
-    /// errors); each incarnation claims its own epoch.
-    owner: String,
-    job_deadline_ms: u64,
-}
-
-impl SchedulerService {
-    pub(crate) fn new(
-        engine: crate::engine::EngineSlot,
-        schedulers: Schedulers,
-        job_deadline_ms: u64,
-    ) -> Self {
-        Self {
-            engine,
-            schedulers,
-            owner: SchedulerConfig::default().owner,
-            job_deadline_ms,
-        }
-    }
-}
-
-impl crate::tenant_supervisor::TenantService for SchedulerService {
-    fn name(&self) -> &'static str {
-        SERVICE_NAME
-    }
-
-    fn wanted_at_start(&self, tenant: &TenantId) -> bool {
-        self.engine
-            .get()
-            .is_some_and(|inner| inner.directory.has_jobs(tenant))
-    }
-
-    fn spawn(
-        &self,
-        tenant: TenantId,
-        supervisor: ractor::ActorCell,
-    ) -> futures::future::BoxFuture<'static, Result<ractor::ActorCell, Error>> {
-        let inner = self.engine.get();
-        let runner = Arc::new(crate::jobs::EngineRunner {
-            engine: self.engine.clone(),
-        });
-        let config = SchedulerConfig {
-            owner: self.owner.clone(),
-            job_deadline_ms: self.job_deadline_ms,
-            ..SchedulerConfig::default()
-        };
-        let registry = self.schedulers.clone();
-        Box::pin(async move {
-            let inner = inner.ok_or(Error::ShuttingDown)?;
-            let args = SchedulerArgs {
-                tenant: tenant.clone(),
-                store: inner.store.clone(),
-                runner,
-                clock: Arc::new(extensor_core::clock::SystemClock),
-                config,
-                registry: Some(registry),
-            };
-            let (actor, _) = Actor::spawn_linked(None, Scheduler, args, supervisor)
-                .await
-                .map_err(|e| Error::Spawn {
-                    actor: format!("/tenants/{tenant}/scheduler"),
-                    reason: e.to_string(),
-                })?;
-            Ok(actor.get_cell())
-        })
-    }
-}
