@@ -334,7 +334,10 @@ async fn run_lane(
             return;
         };
         let stream = StreamId::business_events(&ctx.tenant);
-        let recent = inner.directory().hub(&ctx.tenant).recent_from(next, ctx.page);
+        let recent = inner
+            .directory()
+            .hub(&ctx.tenant)
+            .recent_from(next, ctx.page);
         let read = match recent {
             Some(events) => Ok(events),
             None => inner.store().read_stream(stream, next, ctx.page).await,

@@ -892,7 +892,11 @@ impl OutboxState {
             };
             let event = NewEvent::new(types::INDEX_DRAINED, 1, index_meta(), &entry)?;
             match store
-                .append(index_stream(), ExpectedRevision::Exact(revision), vec![event])
+                .append(
+                    index_stream(),
+                    ExpectedRevision::Exact(revision),
+                    vec![event],
+                )
                 .await
             {
                 Ok(r) => {
@@ -963,11 +967,10 @@ impl OutboxState {
 /// boundary (marks go through `aggregate::execute`, which does the same).
 async fn snapshot_index(store: &dyn EventStore, revision: u64) {
     use extensor_core::aggregate::{self, AsOf};
-    if (revision + 1) % INDEX_SNAPSHOT_EVERY_EVENTS != 0 {
+    if !(revision + 1).is_multiple_of(INDEX_SNAPSHOT_EVERY_EVENTS) {
         return;
     }
-    let written = match aggregate::load::<OutboxIndex>(store, &index_stream(), AsOf::Latest).await
-    {
+    let written = match aggregate::load::<OutboxIndex>(store, &index_stream(), AsOf::Latest).await {
         Ok(loaded) => aggregate::write_snapshot(store, &index_stream(), &loaded).await,
         Err(e) => Err(e),
     };

@@ -308,7 +308,12 @@ impl EventStore for Counting {
         self.inner.append(stream, expected, events)
     }
 
-    fn read_stream(&self, stream: StreamId, from: u64, limit: usize) -> Fut<'_, Vec<RecordedEvent>> {
+    fn read_stream(
+        &self,
+        stream: StreamId,
+        from: u64,
+        limit: usize,
+    ) -> Fut<'_, Vec<RecordedEvent>> {
         Box::pin(async move {
             let page = self.inner.read_stream(stream, from, limit).await?;
             self.count(page.len());
@@ -316,7 +321,12 @@ impl EventStore for Counting {
         })
     }
 
-    fn read_all(&self, after: u64, filter: ReadFilter, limit: usize) -> Fut<'_, Vec<RecordedEvent>> {
+    fn read_all(
+        &self,
+        after: u64,
+        filter: ReadFilter,
+        limit: usize,
+    ) -> Fut<'_, Vec<RecordedEvent>> {
         Box::pin(async move {
             let page = self.inner.read_all(after, filter, limit).await?;
             self.count(page.len());
@@ -346,7 +356,8 @@ impl EventStore for Counting {
         aggregate: String,
         snapshot_version: u32,
     ) -> Fut<'_, Option<SnapshotRecord>> {
-        self.inner.load_snapshot(stream, aggregate, snapshot_version)
+        self.inner
+            .load_snapshot(stream, aggregate, snapshot_version)
     }
 
     fn delete_snapshots(&self) -> Fut<'_, u64> {
@@ -360,14 +371,23 @@ async fn delivered_history(store: &Arc<dyn EventStore>, tenant: &TenantId, n: us
     for chunk in 0..n.div_ceil(500) {
         let mut events = Vec::new();
         for _ in 0..500.min(n - chunk * 500) {
-            let queued =
-                NewEvent::new(outbox::types::QUEUED, 1, meta.clone(), &json!({"to": ["a@b.c"]}))
-                    .unwrap();
+            let queued = NewEvent::new(
+                outbox::types::QUEUED,
+                1,
+                meta.clone(),
+                &json!({"to": ["a@b.c"]}),
+            )
+            .unwrap();
             let id = queued.event_id.to_string();
             events.push(queued);
             events.push(
-                NewEvent::new(outbox::types::SENT, 1, meta.clone(), &json!({"outbox_id": id}))
-                    .unwrap(),
+                NewEvent::new(
+                    outbox::types::SENT,
+                    1,
+                    meta.clone(),
+                    &json!({"outbox_id": id}),
+                )
+                .unwrap(),
             );
         }
         store
@@ -385,7 +405,12 @@ async fn a_boot_reads_the_outbox_index_not_the_mail_history() {
         delivered_history(&w.store, t, 5_000).await;
     }
     // The first boot of a store without an index builds it (one scan).
-    assert!(outbox::tenants_with_pending(w.store.as_ref()).await.unwrap().is_empty());
+    assert!(
+        outbox::tenants_with_pending(w.store.as_ref())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // More history, then one message being queued through the index.
     for t in &others {
         delivered_history(&w.store, t, 5_000).await;
@@ -400,7 +425,10 @@ async fn a_boot_reads_the_outbox_index_not_the_mail_history() {
         read: Default::default(),
     };
     let pending = outbox::tenants_with_pending(&counting).await.unwrap();
-    assert_eq!(pending.into_iter().collect::<Vec<_>>(), vec![w.tenant.clone()]);
+    assert_eq!(
+        pending.into_iter().collect::<Vec<_>>(),
+        vec![w.tenant.clone()]
+    );
     assert!(
         counting.read() <= outbox::INDEX_SNAPSHOT_EVERY_EVENTS,
         "a boot read {} records",
@@ -423,14 +451,20 @@ async fn a_drained_outbox_unmarks_its_tenant_and_new_mail_marks_it_again() {
     smtp.delivered(1).await;
     // Positive marker: the index no longer lists the tenant.
     let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
-    while !outbox::tenants_with_pending(w.store.as_ref()).await.unwrap().is_empty() {
+    while !outbox::tenants_with_pending(w.store.as_ref())
+        .await
+        .unwrap()
+        .is_empty()
+    {
         assert!(std::time::Instant::now() < deadline, "never unmarked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!tenants.contains(&w.tenant));
     // The next message marks it again before it is queued.
     let lease = tenants.lease(w.store.as_ref(), &w.tenant).await.unwrap();
-    let marked = outbox::tenants_with_pending(w.store.as_ref()).await.unwrap();
+    let marked = outbox::tenants_with_pending(w.store.as_ref())
+        .await
+        .unwrap();
     assert!(marked.contains(&w.tenant));
     w.queue("ada@example.com", "second").await;
     drop(lease);

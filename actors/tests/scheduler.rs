@@ -17,7 +17,8 @@ use extensor_core::event::{EventMeta, Principal, StreamId};
 use extensor_core::ids::{InstallationId, RunId, TenantId};
 use extensor_core::installation::{InstallationCommand, InstalledVersion, PluginInstallation};
 use extensor_core::job_runs::{
-    JobRuns, JobRunsCommand, RunRecord, RunStatus, RunTrigger, SkipReason, job_stream, read_runs, types,
+    JobRuns, JobRunsCommand, RunRecord, RunStatus, RunTrigger, SkipReason, job_stream, read_runs,
+    types,
 };
 use extensor_core::manifest::PluginManifest;
 use extensor_core::store::EventStore;
@@ -688,7 +689,13 @@ fn finished_ok(r: &RunRecord) -> bool {
 
 /// Appends what a dead scheduler (epoch 0, `sch_dead`) left on `job`: a
 /// claim of the occurrence at `at`, and its start if `started`.
-async fn leave_claim(w: &World, id: &InstallationId, job: &str, at: DateTime<Utc>, started: Started) {
+async fn leave_claim(
+    w: &World,
+    id: &InstallationId,
+    job: &str,
+    at: DateTime<Utc>,
+    started: Started,
+) {
     let stream = job_stream(id, job).unwrap();
     let claim = JobRunsCommand::Schedule {
         run_id: RunId::derive(id, job, at, "schedule"),
@@ -778,7 +785,9 @@ async fn a_dead_schedulers_claims_are_settled_at_once_and_runs_resume() {
     let _s = w.scheduler(&runner, "sch_new").await;
     // At once, before any clock movement: the interrupted run is failed.
     let runs = w
-        .wait_runs(&id, "long", |r| r.iter().any(|r| r.status == RunStatus::Failed))
+        .wait_runs(&id, "long", |r| {
+            r.iter().any(|r| r.status == RunStatus::Failed)
+        })
         .await;
     let error = runs[0].error.as_deref().unwrap();
     assert!(error.starts_with("owner_died"), "{error}");
@@ -798,10 +807,16 @@ async fn a_dead_schedulers_claims_are_settled_at_once_and_runs_resume() {
     let long = w
         .wait_runs(&id, "long", |r| count(r, RunStatus::Succeeded) == 2)
         .await;
-    assert!(long.iter().all(|r| r.scheduled_for != started_at || r.status == RunStatus::Failed));
+    assert!(
+        long.iter()
+            .all(|r| r.scheduled_for != started_at || r.status == RunStatus::Failed)
+    );
     let per = runner.runs_per_occurrence();
     assert!(per.values().all(|n| *n == 1), "{per:?}");
-    assert!(!per.contains_key(&("long".to_owned(), started_at)), "{per:?}");
+    assert!(
+        !per.contains_key(&("long".to_owned(), started_at)),
+        "{per:?}"
+    );
 }
 
 /// Waits until a newer scheduler fenced `job`'s stream.
@@ -823,7 +838,10 @@ async fn wait_fenced(w: &World, id: &InstallationId, job: &str) {
 async fn wait_stopped(actor: &ActorRef<SchedulerMsg>) {
     let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
     while !matches!(actor.get_status(), ractor::ActorStatus::Stopped) {
-        assert!(std::time::Instant::now() < deadline, "the fenced scheduler kept running");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fenced scheduler kept running"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -21,7 +21,10 @@ use crate::tenant_supervisor::TenantSupervisorMsg;
 use extensor_core::job_runs::RunLog;
 
 impl SchedulerStarter for EngineSlot {
-    fn start(&self, tenant: &TenantId) -> BoxFuture<'static, Result<ActorRef<SchedulerMsg>, Error>> {
+    fn start(
+        &self,
+        tenant: &TenantId,
+    ) -> BoxFuture<'static, Result<ActorRef<SchedulerMsg>, Error>> {
         let inner = self.get();
         let tenant = tenant.clone();
         Box::pin(async move {
@@ -29,7 +32,10 @@ impl SchedulerStarter for EngineSlot {
             inner.require_tenant(&tenant).await?;
             let name = SERVICE_NAME;
             let cell = inner
-                .supervisor_call(&tenant, |reply| TenantSupervisorMsg::Service { name, reply })
+                .supervisor_call(&tenant, |reply| TenantSupervisorMsg::Service {
+                    name,
+                    reply,
+                })
                 .await??;
             Ok(cell.into())
         })
@@ -55,11 +61,7 @@ pub(crate) struct SchedulerService {
 }
 
 impl SchedulerService {
-    pub(crate) fn new(
-        engine: EngineSlot,
-        schedulers: Schedulers,
-        job_deadline_ms: u64,
-    ) -> Self {
+    pub(crate) fn new(engine: EngineSlot, schedulers: Schedulers, job_deadline_ms: u64) -> Self {
         Self {
             engine,
             schedulers,
