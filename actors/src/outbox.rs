@@ -875,6 +875,9 @@ impl OutboxState {
     async fn unmark(&mut self) -> Result<(), ActorProcessingErr> {
         let store = self.service.store.clone();
         for _ in 0..INDEX_DRAIN_TRIES_MAX {
+            if !self.service.tenants.contains(&self.tenant) {
+                return Ok(()); // not marked (as far as this process knows)
+            }
             let revision = store.stream_revision(index_stream()).await?;
             let Some(revision) = revision else {
                 return Ok(()); // no index yet: the next boot builds it
