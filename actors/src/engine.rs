@@ -20,6 +20,7 @@
 
 pub(crate) mod directory;
 pub(crate) mod invoke;
+mod lanes;
 mod plugins;
 mod publish;
 mod read_models;
@@ -189,8 +190,9 @@ pub struct Engine {
 }
 
 /// The engine's internals. Its fields are private to `engine` and its
-/// submodules; the one sibling that needs the engine (the event
-/// dispatcher) goes through the accessors below.
+/// submodules; sibling services are handed narrow boundaries instead
+/// (`LaneHost` for the dispatcher, `JobRunner` and `SchedulerStarter` for
+/// the scheduler).
 pub(crate) struct Inner {
     store: Arc<dyn EventStore>,
     data_dir: PathBuf,
@@ -271,35 +273,6 @@ impl InFlight {
             }
             notified.await;
         }
-    }
-}
-
-/// What the event dispatcher reads of the engine (it owns none of it).
-impl Inner {
-    pub(crate) fn store(&self) -> &Arc<dyn EventStore> {
-        &self.store
-    }
-
-    pub(crate) fn directory(&self) -> &directory::Directory {
-        &self.directory
-    }
-
-    pub(crate) fn dispatch_config(&self) -> &DispatchConfig {
-        &self.dispatch
-    }
-
-    pub(crate) fn board(&self) -> &StatusBoard {
-        &self.board
-    }
-
-    /// Held by a starting lane until its start-up reads are done.
-    pub(crate) fn lane_starting(&self) -> OwnedInFlightGuard {
-        self.lanes_starting.enter_owned()
-    }
-
-    /// Turns `true` when shutdown starts.
-    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
-        self.closing_tx.subscribe()
     }
 }
 
@@ -446,7 +419,7 @@ fn tenant_services(
     vec![
         Arc::new(outbox),
         Arc::new(DispatcherService {
-            engine: slot.clone(),
+            engine: Arc::new(slot.clone()),
         }),
         Arc::new(crate::webhooks::service::WebhooksTenantService {
             config: webhooks,
