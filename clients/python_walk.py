@@ -3,8 +3,9 @@
 A tenant, its owner token (no X-Tenant-Slug from then on: the token names
 its tenant), the welcome-email plugin uploaded, enabled, given a secret, its
 route called and a test event sent; the daily-kpi plugin's job run now; the
-metrics read; a webhook applied as JSON and one delivery received here and
-verified with the standardwebhooks package.
+metrics read; a webhook applied as JSON (and as raw YAML, and checked as a
+ZIP) and one delivery received here and verified with the standardwebhooks
+package.
 
 tests/contract.rs runs it against a live `extensor serve` with
 EXTENSOR_URL, EXTENSOR_ADMIN_TOKEN, WALK_WELCOME_ZIP, WALK_JOB_ZIP and
@@ -13,11 +14,13 @@ WALK_WEBHOOK_DIR set, and PYTHONPATH=clients/python.
 
 import base64
 import http.server
+import io
 import os
 import pathlib
 import queue
 import threading
 import time
+import zipfile
 
 import httpx
 from extensor_client import AuthenticatedClient
@@ -28,7 +31,7 @@ from extensor_client.api.plugins import enable_plugin, get_plugin_metrics, uploa
 from extensor_client.api.secrets import set_plugin_secret, set_tenant_secret
 from extensor_client.api.status import metrics
 from extensor_client.api.tenants import create_tenant
-from extensor_client.api.webhooks import apply_webhook, list_webhook_deliveries
+from extensor_client.api.webhooks import apply_webhook, get_webhook, list_webhook_deliveries
 from extensor_client.models import (
     CreateTenant,
     PublishEvent,
@@ -125,6 +128,28 @@ def main() -> None:
     body = WebhookJson(yaml=(folder / "webhook.yaml").read_text(), files=files)
     applied = ok(apply_webhook.sync_detailed("builds", client=owner, body=body), 201)
     assert applied.revision == 1, applied
+
+    step("webhook apply as raw YAML and as a ZIP")
+    # A `str` body is sent as `application/yaml`, a `File` as `application/zip`.
+    plain = (
+        "api_version: v1\n"
+        'description: "Applied as plain YAML"\n'
+        'on: ["walk.plain.*"]\n'
+        'delivery: {url: "${SECRET:WEBHOOK_URL}"}\n'
+    )
+    applied = ok(apply_webhook.sync_detailed("plain-yaml", client=owner, body=plain), 201)
+    assert (applied.revision, applied.change.value) == (1, "created"), applied
+    view = ok(get_webhook.sync_detailed("plain-yaml", client=owner), 200)
+    assert view.yaml == plain and view.description == "Applied as plain YAML", view
+    again = ok(apply_webhook.sync_detailed("plain-yaml", client=owner, body=plain), 200)
+    assert (again.revision, again.change.value) == (1, "unchanged"), again
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("webhook.yaml", (folder / "webhook.yaml").read_text())
+        z.writestr(transform, (folder / transform).read_text())
+    zipped = File(payload=archive.getvalue(), file_name="builds.zip")
+    checked = ok(apply_webhook.sync_detailed("builds", client=owner, body=zipped, dry_run=True), 200)
+    assert (checked.dry_run, checked.change.value) == (True, "unchanged"), checked
 
     step("webhook delivery")
     event = {"build": 7, "branch": "main", "status": "success"}

@@ -5,10 +5,10 @@ use crate::console::Asset;
 
 pub static ASSETS: &[Asset] = &[
     Asset {
-        path: "assets/index-DBM007Eo.js",
+        path: "assets/index-BsDHyjoP.js",
         content_type: "text/javascript; charset=utf-8",
-        digest: "sha256:8d87bb946eedd12a7daed5d3fbd51edf9701ee5e063d23df8630206f6e025248",
-        bytes: include_bytes!("../../console/dist/assets/index-DBM007Eo.js"),
+        digest: "sha256:df5d0738fcade6e6d4ebe4df01b4d7849fe1872bffb9200e8ef69d42778fe499",
+        bytes: include_bytes!("../../console/dist/assets/index-BsDHyjoP.js"),
     },
     Asset {
         path: "assets/style-DtLostxg.css",
@@ -19,7 +19,7 @@ pub static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
-        digest: "sha256:828054091389c879730482dd6b8ad35440481bd008ba8229529672136f649828",
+        digest: "sha256:c485fee9180dfbf074185907d36e61fb984989f8b350a238034f3df5585dcc57",
         bytes: include_bytes!("../../console/dist/index.html"),
     },
 ];

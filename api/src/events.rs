@@ -1,14 +1,15 @@
 //! `POST /api/events` (a host application publishes a business event) and
 //! `GET /api/events` (the audit query over the tenant's events, paging by
-//! global position).
+//! global position, oldest first from `after` or newest first from
+//! `before`).
 
 use chrono::{DateTime, Utc};
 use extensor_core::event::{RecordedEvent, StreamId};
 use extensor_core::role::Role;
-use extensor_core::store::ReadFilter;
+use extensor_core::store::{EventStore, ReadFilter};
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde_json::Value;
 
 use crate::auth::BearerAuth;
@@ -72,9 +73,78 @@ impl From<RecordedEvent> for EventView {
 #[derive(Object)]
 pub struct EventPage {
     pub events: Vec<EventView>,
-    /// Pass as `after` to read the next page: the last position returned,
-    /// or the `after` given when nothing matched.
+    /// Pass as `after` to read what is newer than this page. Oldest first:
+    /// the last position returned, or the `after` given when nothing
+    /// matched. Newest first: the top of the range read (the head of the
+    /// log when the read began, or `before` − 1 if lower; at least
+    /// `after`), so following `GET /api/events/stream?after=` from it
+    /// misses nothing.
     pub next_after: u64,
+    /// Newest first: pass as `before` to read the next, older page (the
+    /// oldest position returned); `null` when there is none (the page was
+    /// not full) and always in oldest-first order.
+    pub next_before: Option<u64>,
+}
+
+/// Which end of the range a page of events starts from.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[oai(rename_all = "lowercase")]
+pub enum EventOrder {
+    /// Oldest first, from `after` up; page on with `next_after`.
+    #[default]
+    Asc,
+    /// Newest first, from `before` (or the head of the log) down; page on
+    /// with `next_before`.
+    Desc,
+}
+
+/// The positions a query covers: `after < position < before`.
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    after: u64,
+    before: Option<u64>,
+}
+
+/// Oldest first: `limit` events from `after` up, below `before`.
+async fn oldest_first(
+    store: &dyn EventStore,
+    range: Range,
+    mut filter: ReadFilter,
+    limit: usize,
+) -> Result<EventPage, ApiError> {
+    // `before` is at least 1 (its validator).
+    filter.position_max = range.before.map(|b| b.saturating_sub(1));
+    let events = store.read_all(range.after, filter, limit).await?;
+    let next_after = events.last().map_or(range.after, |e| e.position);
+    Ok(page(events, next_after, None))
+}
+
+/// Newest first: `limit` events from below `before` (or the head) down,
+/// above `after`. The head is read first: the range has a known top, which
+/// is where a live follower starts.
+async fn newest_first(
+    store: &dyn EventStore,
+    range: Range,
+    filter: ReadFilter,
+    limit: usize,
+) -> Result<EventPage, ApiError> {
+    let head = store.head_position().await?;
+    let top = range.before.map_or(head, |b| b.saturating_sub(1).min(head));
+    let events = store
+        .read_all_backward(top + 1, range.after, filter, limit)
+        .await?;
+    let next_before = (events.len() == limit)
+        .then(|| events.last().map(|e| e.position))
+        .flatten();
+    Ok(page(events, top.max(range.after), next_before))
+}
+
+fn page(events: Vec<RecordedEvent>, next_after: u64, next_before: Option<u64>) -> EventPage {
+    EventPage {
+        events: events.into_iter().map(Into::into).collect(),
+        next_after,
+        next_before,
+    }
 }
 
 /// A business event from the host application.
@@ -148,7 +218,7 @@ impl EventsApi {
         })
     }
 
-    /// Query the tenant's events by position, type, stream and time
+    /// Query the tenant's events by position, type, stream and time, either end first
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/events", method = "get", operation_id = "listEvents")]
     async fn list(
@@ -162,6 +232,15 @@ impl EventsApi {
         tenant: Header<Option<String>>,
         /// Only events after this global position (0: from the start).
         after: Query<Option<u64>>,
+        /// Only events before this global position (at least 1). Newest
+        /// first, the cursor of the next, older page: pass `next_before`.
+        #[oai(validator(minimum(value = "1")))]
+        before: Query<Option<u64>>,
+        /// `asc` (default): oldest first, from `after` up. `desc`: newest
+        /// first, from `before` (or the head of the log) down, without
+        /// reading the older events.
+        #[oai(default)]
+        order: Query<EventOrder>,
         /// Page size, 1 to 1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
@@ -180,7 +259,7 @@ impl EventsApi {
     ) -> Result<Json<EventPage>, ApiError> {
         let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
         // `limit` is within 1..=PAGE_EVENTS_MAX: its validator says so.
-        let limit = limit.0.unwrap_or(PAGE_EVENTS_DEFAULT);
+        let limit = limit.0.unwrap_or(PAGE_EVENTS_DEFAULT) as usize;
         let stream = match stream.0 {
             None => None,
             Some(s) => Some(
@@ -188,7 +267,6 @@ impl EventsApi {
                     .map_err(|e| ApiError::invalid_field("query:stream", e.to_string()))?,
             ),
         };
-        let after = after.0.unwrap_or(0);
         let filter = ReadFilter {
             tenant: Some(ctx.tenant),
             stream,
@@ -197,11 +275,13 @@ impl EventsApi {
             recorded_before: to.0,
             position_max: None,
         };
-        let events = state.store.read_all(after, filter, limit as usize).await?;
-        let next_after = events.last().map_or(after, |e| e.position);
-        Ok(Json(EventPage {
-            events: events.into_iter().map(Into::into).collect(),
-            next_after,
+        let range = Range {
+            after: after.0.unwrap_or(0),
+            before: before.0,
+        };
+        Ok(Json(match order.0 {
+            EventOrder::Asc => oldest_first(state.store.as_ref(), range, filter, limit).await?,
+            EventOrder::Desc => newest_first(state.store.as_ref(), range, filter, limit).await?,
         }))
     }
 }

@@ -6,6 +6,7 @@
 //!   shutdown.
 //! - [`document`]: the OpenAPI document as served and committed
 //!   ([`server::openapi_yaml`]), and the `Allow` of `405` answers.
+//! - [`docs_ui`]: Swagger UI at `/docs`, over that document.
 //! - [`error`]: [`error::ApiError`], the one error type: every failure is
 //!   `application/problem+json` with a stable `code`.
 //! - [`auth`]: bearer tokens, `X-Tenant-Slug`, roles ([`auth::TenantCtx`]).
@@ -84,6 +85,7 @@ pub mod console;
 #[rustfmt::skip]
 pub mod console_assets;
 pub mod directory;
+pub mod docs_ui;
 pub mod document;
 pub mod engine_error;
 pub mod error;

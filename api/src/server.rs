@@ -123,7 +123,6 @@ pub fn openapi_yaml() -> String {
 /// The whole route table over `state`.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
     let service = api_service();
-    let docs = service.swagger_ui();
     let yaml = poem::endpoint::make_sync(|_| {
         poem::Response::builder()
             .content_type("application/x-yaml")
@@ -138,7 +137,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
         .nest("/", service)
         .at("/openapi.yaml", yaml)
         .at("/openapi.json", json)
-        .nest("/docs", docs)
+        .nest("/docs", crate::docs_ui::endpoint())
         .at("/ext/*rest", crate::ext_routes::ext_route)
         .at("/t/:tenant/ext/*rest", crate::ext_routes::ext_route)
         .at("/console", crate::console::console)

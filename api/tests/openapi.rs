@@ -2,6 +2,8 @@
 //! when they differ (regenerate with `cargo run -- openapi > openapi.yaml`),
 //! and checks that every operation is complete enough to generate clients.
 
+mod common;
+
 use serde_json::Value;
 
 /// Operations anyone may call: no security scheme.
@@ -92,4 +94,62 @@ fn every_operation_is_complete() {
         }
     }
     assert!(count >= 6, "only {count} operations");
+}
+
+/// Swagger UI at `/docs` renders the exact document: the page inlines no
+/// script (so no document of its own), and the start script it loads points
+/// Swagger UI at the served, corrected `/openapi.json` (poem-openapi's own
+/// page inlined its uncorrected document, without `additionalProperties`).
+#[tokio::test]
+async fn swagger_ui_renders_the_corrected_document() {
+    let server = common::Server::start().await;
+    let get = |path: String| {
+        let url = format!("{}{path}", server.base);
+        let client = server.client.clone();
+        async move {
+            let resp = client.get(url).send().await.unwrap();
+            let csp = resp
+                .headers()
+                .get("content-security-policy")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (resp.status().as_u16(), csp, resp.text().await.unwrap())
+        }
+    };
+    for page in ["/docs", "/docs/"] {
+        let (status, csp, html) = get(page.into()).await;
+        assert_eq!(status, 200, "{page}");
+        let csp = csp.unwrap_or_default();
+        assert!(csp.contains("script-src 'self'"), "{page}: {csp}");
+        assert!(!csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+        assert!(!scripts.is_empty(), "{html}");
+        let mut spec_urls = Vec::new();
+        for tag in scripts {
+            let src = tag
+                .strip_prefix(" src=\"")
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("{page}: an inline script: <script{}", &tag[..80]));
+            let (status, _, js) = get(src.to_owned()).await;
+            assert_eq!(status, 200, "{src}");
+            if let Some(rest) = js.split("url: \"").nth(1) {
+                spec_urls.push(rest.split('"').next().unwrap().to_owned());
+            }
+        }
+        assert_eq!(
+            spec_urls,
+            ["/openapi.json"],
+            "{page}: what Swagger UI loads"
+        );
+        let (status, _, spec) = get(spec_urls[0].clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(spec, extensor_api::document::json());
+        let spec: Value = serde_json::from_str(&spec).unwrap();
+        assert_eq!(
+            spec["components"]["schemas"]["WebhookJson"]["additionalProperties"], false,
+            "a correction document.rs makes"
+        );
+    }
+    let (status, _, css) = get("/docs/swagger-ui.css".into()).await;
+    assert_eq!((status, css.contains(".swagger-ui")), (200, true));
+    server.stop().await;
 }

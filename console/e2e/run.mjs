@@ -34,16 +34,36 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 
 // ---- a webhook receiver on loopback that fails until told otherwise ----
 let receiverOk = false;
+// While holding, answers wait in `held` until release() (a slow receiver).
+let holding = false;
+const held = [];
 const received = [];
 const receiver = createServer((req, res) => {
   let body = "";
   req.on("data", (c) => (body += c));
   req.on("end", () => {
     received.push({ headers: req.headers, body });
-    res.writeHead(receiverOk ? 200 : 500, { "content-type": "text/plain" });
-    res.end(receiverOk ? "thanks" : "receiver down for the test");
+    const answer = () => {
+      res.writeHead(receiverOk ? 200 : 500, { "content-type": "text/plain" });
+      res.end(receiverOk ? "thanks" : "receiver down for the test");
+    };
+    if (holding) held.push(answer);
+    else answer();
   });
 });
+function release() {
+  holding = false;
+  for (const answer of held.splice(0)) answer();
+}
+/** Polls `check` until it holds (the receiver is in this process, so its
+ * state has no page to wait on). */
+async function until(what, check) {
+  const deadline = Date.now() + WAIT;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
 const receiverUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
 
@@ -230,6 +250,52 @@ await test("a failing webhook delivery is redelivered to success", async () => {
   await page.context().close();
 });
 
+await test("a replay of a time range shows its progress until every delivery has finished", async () => {
+  const page = await newPage();
+  await signIn(page, OWNER, SLUG);
+  await page.goto(`${URL_}/console/#/webhooks/orders`);
+  const replay = page.getByRole("region", { name: "Replay a time range" });
+  await replay.getByTestId("replay").waitFor();
+  // The last hour up to a minute from now, as the browser's local time.
+  const [from, to] = await page.evaluate(() => {
+    const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+    return [local(Date.now() - 3_600_000), local(Date.now() + 60_000)];
+  });
+  await replay.getByLabel("From").fill(from);
+  await replay.getByLabel("To").fill(to);
+  holding = true;
+  try {
+    const receivedBefore = received.length;
+    const replayed = page.waitForResponse((r) => r.url().endsWith("/api/webhooks/orders/replay"));
+    await replay.getByTestId("replay").click();
+    const answer = await (await replayed).json();
+    const total = answer.deliveries;
+    assert.ok(total >= 2, `order.created and order.shipped are in the range: ${JSON.stringify(answer)}`);
+    const progress = page.getByTestId("replay-progress");
+    await progress.filter({ hasText: new RegExp(`\\b0 of ${total} replayed deliveries finished`) }).waitFor();
+    // The receiver holds the first replayed delivery; the console's next look
+    // at the deliveries still finds none finished.
+    await until("a replayed delivery at the receiver", () => held.length > 0);
+    const polled = (r) => r.url().includes("/api/webhooks/orders/deliveries?") && r.url().includes("status=pending");
+    await page.waitForResponse(polled);
+    await page.waitForTimeout(50); // the answer rendered
+    assert.match(await progress.textContent(), new RegExp(`\\b0 of ${total} replayed`));
+    await look(page, "08a-webhook-replay-in-progress");
+    release();
+    await progress.filter({ hasText: new RegExp(`\\b${total} of ${total} replayed deliveries finished`) }).waitFor();
+    const bar = progress.locator("progress");
+    assert.equal(await bar.getAttribute("value"), String(total));
+    assert.equal(await bar.getAttribute("max"), String(total));
+    await until(`${total} replayed deliveries at the receiver`, () => received.length - receivedBefore >= total);
+    await page.getByTestId("filter-status").selectOption("delivered");
+    await page.locator("tr[data-testid^=delivery-]").filter({ hasText: "replay" }).first().waitFor();
+    await look(page, "08b-webhook-replayed");
+  } finally {
+    release(); // a failure here must not leave the receiver holding
+  }
+  await page.context().close();
+});
+
 await test("a job run now appears in the history with its logs and result", async () => {
   const page = await newPage();
   await signIn(page, OWNER, SLUG);
@@ -243,6 +309,61 @@ await test("a job run now appears in the history with its logs and result", asyn
   await page.getByTestId("run-detail").filter({ hasText: "tally ran" }).waitFor();
   await page.getByTestId("run-detail").filter({ hasText: '"counted": 1' }).waitFor();
   await look(page, "08-jobs");
+  await page.context().close();
+});
+
+await test("events: the newest first from one bounded read, older pages on demand", async () => {
+  // More events than one page, after everything the tenant did so far.
+  for (let n = 0; n < 230; n++) {
+    const r = await call("POST", "/api/events", { body: { event_type: "bulk.item", event_data: { n } } });
+    assert.equal(r.status, 201, r.text);
+  }
+  const page = await newPage();
+  const reads = []; // the log's reads, answered (time travel reads one stream: not counted)
+  page.on("response", async (r) => {
+    const u = new URL(r.url());
+    if (r.request().method() === "GET" && u.pathname === "/api/events" && !u.searchParams.has("stream")) {
+      reads.push({ query: u.searchParams, page: await r.json() });
+    }
+  });
+  await signIn(page, OWNER, SLUG);
+  await page.goto(`${URL_}/console/#/events`);
+  await page.getByTestId("events-live").filter({ hasText: "live" }).waitFor();
+  await until("the first read", () => reads.length > 0);
+  // The truth, oldest first, up to the top of that read (the kernel's own
+  // events, such as a webhook's saved cursor, may come and go meanwhile).
+  const first = reads[0];
+  const truth = [];
+  for (let after = 0; ; ) {
+    const r = await call("GET", `/api/events?after=${after}&limit=1000`);
+    const fresh = r.json.events.map((e) => e.position).filter((p) => p <= first.page.next_after);
+    truth.push(...fresh);
+    if (fresh.length < r.json.events.length || r.json.events.length < 1000) break;
+    after = r.json.next_after;
+  }
+  const newest = truth.slice(-100).reverse();
+  assert.equal(first.query.get("order"), "desc");
+  assert.equal(first.query.get("limit"), "100");
+  assert.ok(!first.query.has("after") && !first.query.has("before"), String(first.query));
+  assert.deepEqual(first.page.events.map((e) => e.position), newest, "the newest 100, newest first");
+  const rows = page.locator("table.events tbody tr");
+  const shownPositions = async () => (await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.testid))).map((id) => Number(id.slice("event-".length)));
+  await page.getByTestId(`event-${newest[99]}`).waitFor();
+  let shown = await shownPositions();
+  const live = shown.slice(0, shown.length - 100);
+  assert.ok(live.every((p) => p > first.page.next_after), `only live events above the read: ${live}`);
+  assert.deepEqual(shown.slice(live.length), newest);
+  assert.equal(reads.length, 1, "one read, nothing paged from the start of the log");
+  await look(page, "09a-events-newest-first");
+  await page.getByTestId("events-older").click();
+  await until("the older page", () => reads.length > 1);
+  assert.equal(reads[1].query.get("before"), String(newest[99]), "the cursor is the oldest row shown");
+  const older = truth.slice(-200, -100).reverse();
+  assert.deepEqual(reads[1].page.events.map((e) => e.position), older);
+  await page.getByTestId(`event-${older[99]}`).waitFor();
+  shown = await shownPositions();
+  assert.deepEqual(shown.slice(-200), [...newest, ...older], "older rows below, newest first, no repeats");
+  await page.getByTestId("events-shown").filter({ hasText: /^\d+ events shown, newest first$/ }).waitFor();
   await page.context().close();
 });
 
@@ -347,6 +468,21 @@ await test("a viewer sees no write actions, and the server refuses them anyway",
     { id: pluginId, token: viewer, slug: SLUG },
   );
   assert.deepEqual(statuses, [403, 403, 403, 403]);
+  await page.context().close();
+});
+
+await test("Swagger UI at /docs loads the exact document, /openapi.json", async () => {
+  const page = await newPage();
+  const specs = [];
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (/openapi|spec/.test(path)) specs.push(path);
+  });
+  await page.goto(`${URL_}/docs`);
+  await page.locator("#operations-Webhooks-applyWebhook").waitFor();
+  await page.locator("#operations-Events-listEvents").waitFor();
+  assert.deepEqual(specs, ["/openapi.json"]);
+  await page.screenshot({ path: `${SHOTS}/13-api-docs.png`, fullPage: false });
   await page.context().close();
 });
 

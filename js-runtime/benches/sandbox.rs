@@ -5,6 +5,8 @@
 //! tokio spawn, and a host → thread → host channel round trip, which is the
 //! floor for any design that runs JS on its own threads). `BENCH_SCALE`
 //! (default 1.0) scales iteration counts, for short runs on shared machines.
+//! `BENCH_ENGINES=v8` (or `quickjs`) runs one engine only, for profiling
+//! (`perf record` of one engine's path).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,8 +260,11 @@ fn main() {
     println!("| measurement | median | p99 | samples |\n|---|---|---|---|");
     rt.block_on(baselines(scaled(20_000)));
     cold_start_floor(scaled(500));
+    let only = std::env::var("BENCH_ENGINES").unwrap_or_default();
     for &engine in JsEngine::available().iter().rev() {
-        rt.block_on(engine_run(engine));
+        if only.is_empty() || only.split(',').any(|e| e.trim() == engine.as_str()) {
+            rt.block_on(engine_run(engine));
+        }
     }
     #[cfg(feature = "v8")]
     v8_floor(scaled(200));

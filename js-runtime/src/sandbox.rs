@@ -1,14 +1,17 @@
 //! The engine-neutral public API: [`Sandbox`] validates bundles and creates
 //! [`Installation`]s; an installation keeps a small pool of warm isolates and
-//! runs [`Invocation`]s.
+//! runs [`Invocation`]s. Isolates idle longer than
+//! [`SandboxConfig::isolate_idle_ms`] are dropped by the installation's
+//! reaper task, which lives exactly as long as the installation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 
 use crate::bundle::Bundle;
 use crate::config::{DeadlineKind, EMIT_CHAIN_DEPTH_MAX, SandboxConfig};
@@ -27,6 +30,9 @@ pub struct Sandbox {
     /// Isolates started by this sandbox and its installations, ever: the
     /// marker tests use to show that a refused request started none.
     started: Arc<AtomicU64>,
+    /// Isolate threads of this sandbox running now (each counted until its
+    /// engine and heap are gone).
+    alive: Arc<AtomicUsize>,
 }
 
 impl Sandbox {
@@ -34,12 +40,19 @@ impl Sandbox {
         Sandbox {
             config: Arc::new(config),
             started: Arc::default(),
+            alive: Arc::default(),
         }
     }
 
     /// Isolates this sandbox (validation and every installation) has started.
     pub fn isolates_started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
+    }
+
+    /// Isolates of this sandbox alive now: started and not yet ended (an
+    /// isolate is counted until its thread has freed its heap).
+    pub fn isolates_alive(&self) -> usize {
+        self.alive.load(Ordering::SeqCst)
     }
 
     pub fn config(&self) -> &SandboxConfig {
@@ -86,10 +99,18 @@ impl Sandbox {
         services: HostServices,
     ) -> Installation {
         let spec = self.spec(&plugin, scope, services);
+        let idle: Arc<Mutex<Vec<Warm>>> = Arc::default();
+        // At least a millisecond, so a zero setting cannot spin the reaper.
+        let after = Duration::from_millis(self.config.isolate_idle_ms.max(1));
+        let reaper = spec
+            .tokio
+            .spawn(reap_idle(Arc::downgrade(&idle), after))
+            .abort_handle();
         Installation {
             plugin,
             spec,
-            idle: Mutex::default(),
+            idle,
+            reaper,
             permits: Semaphore::new(self.config.pool_isolates_max.max(1)),
             recent: Mutex::default(),
             started: self.started.clone(),
@@ -114,6 +135,7 @@ impl Sandbox {
             services,
             tokio: tokio::runtime::Handle::current(),
             engine: self.config.engine,
+            alive: self.alive.clone(),
         })
     }
 }
@@ -157,17 +179,32 @@ impl From<JsError> for InvokeFailure {
     }
 }
 
-/// An idle warm isolate and the heap bytes it held when it was last used.
+/// An idle warm isolate, the heap bytes it held when it was last used, and
+/// since when it has been idle. The pool is a stack: the most recently used
+/// isolate is last, the longest idle first.
 struct Warm {
     isolate: Isolate,
     heap_bytes: usize,
+    idle_since: Instant,
+}
+
+impl Warm {
+    fn new(isolate: Isolate, heap_bytes: usize) -> Warm {
+        Warm {
+            isolate,
+            heap_bytes,
+            idle_since: Instant::now(),
+        }
+    }
 }
 
 /// An installation's runtime: a bounded pool of warm isolates.
 pub struct Installation {
     plugin: Arc<ValidatedPlugin>,
     spec: Arc<IsolateSpec>,
-    idle: Mutex<Vec<Warm>>,
+    idle: Arc<Mutex<Vec<Warm>>>,
+    /// The task dropping isolates idle too long; aborted with the installation.
+    reaper: AbortHandle,
     /// One permit per isolate that may exist; invocations beyond wait.
     permits: Semaphore,
     recent: Mutex<RecentLogs>,
@@ -207,10 +244,7 @@ impl Installation {
         let (isolate, heap_bytes) = self.checkout().await?;
         let Some(handler) = find_handler(isolate.registrations(), &inv.trigger) else {
             // Nothing ran, so the isolate is as good as before: keep it warm.
-            lock(&self.idle).push(Warm {
-                isolate,
-                heap_bytes,
-            });
+            lock(&self.idle).push(Warm::new(isolate, heap_bytes));
             return Err(JsError::NoHandler {
                 trigger: inv.trigger.describe(),
             }
@@ -221,10 +255,7 @@ impl Installation {
         let duration = started.elapsed();
         lock(&self.recent).extend(&finished.logs);
         if !finished.discard {
-            lock(&self.idle).push(Warm {
-                isolate,
-                heap_bytes: finished.heap_bytes,
-            });
+            lock(&self.idle).push(Warm::new(isolate, finished.heap_bytes));
         }
         match finished.result {
             Ok(raw) => Ok(Outcome {
@@ -245,10 +276,7 @@ impl Installation {
         while lock(&self.idle).len() < want {
             let isolate = start_isolate(&self.started, self.spec.clone()).await?;
             let heap_bytes = isolate.memory_bytes().await.unwrap_or(0);
-            lock(&self.idle).push(Warm {
-                isolate,
-                heap_bytes,
-            });
+            lock(&self.idle).push(Warm::new(isolate, heap_bytes));
         }
         Ok(())
     }
@@ -308,6 +336,39 @@ impl Installation {
             causation_id: inv.event_id.clone(),
             chain_depth: inv.chain_depth,
         }
+    }
+}
+
+impl Drop for Installation {
+    fn drop(&mut self) {
+        self.reaper.abort();
+    }
+}
+
+/// The reaper: sleeps until the longest-idle isolate has been idle for
+/// `after`, drops every isolate idle that long, and repeats. It holds the
+/// pool only weakly and ends when the installation is gone (which also
+/// aborts it), so it never keeps an isolate alive.
+async fn reap_idle(pool: Weak<Mutex<Vec<Warm>>>, after: Duration) {
+    loop {
+        let next = {
+            let Some(pool) = pool.upgrade() else { return };
+            let oldest = lock(&pool).first().map(|w| w.idle_since);
+            oldest.map_or_else(|| Instant::now() + after, |t| t + after)
+        };
+        tokio::time::sleep_until(next.into()).await;
+        let Some(pool) = pool.upgrade() else { return };
+        // Dropped outside the lock: ending an isolate's thread is not free.
+        let expired: Vec<Warm> = {
+            let mut idle = lock(&pool);
+            let now = Instant::now();
+            let keep = idle
+                .iter()
+                .position(|w| now.duration_since(w.idle_since) < after)
+                .unwrap_or(idle.len());
+            idle.drain(..keep).collect()
+        };
+        drop(expired);
     }
 }
 

@@ -132,7 +132,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Query the tenant's events by position, type, stream and time */
+        /** Query the tenant's events by position, type, stream and time, either end first */
         get: operations["listEvents"];
         put?: never;
         /** Publish a business event into the tenant's stream */
@@ -1093,15 +1093,31 @@ export interface components {
             reason?: string | null;
             attempts: components["schemas"]["AttemptView"][];
         };
+        /**
+         * @description Which end of the range a page of events starts from.
+         * @enum {string}
+         */
+        EventOrder: "asc" | "desc";
         /** EventPage */
         EventPage: {
             events: components["schemas"]["EventView"][];
             /**
              * Format: uint64
-             * @description Pass as `after` to read the next page: the last position returned,
-             *     or the `after` given when nothing matched.
+             * @description Pass as `after` to read what is newer than this page. Oldest first:
+             *     the last position returned, or the `after` given when nothing
+             *     matched. Newest first: the top of the range read (the head of the
+             *     log when the read began, or `before` − 1 if lower; at least
+             *     `after`), so following `GET /api/events/stream?after=` from it
+             *     misses nothing.
              */
             next_after: number;
+            /**
+             * Format: uint64
+             * @description Newest first: pass as `before` to read the next, older page (the
+             *     oldest position returned); `null` when there is none (the page was
+             *     not full) and always in oldest-first order.
+             */
+            next_before?: number | null;
         };
         /**
          * EventView
@@ -3020,6 +3036,17 @@ export interface operations {
             query?: {
                 /** @description Only events after this global position (0: from the start). */
                 after?: number;
+                /**
+                 * @description Only events before this global position (at least 1). Newest
+                 *     first, the cursor of the next, older page: pass `next_before`.
+                 */
+                before?: number;
+                /**
+                 * @description `asc` (default): oldest first, from `after` up. `desc`: newest
+                 *     first, from `before` (or the head of the log) down, without
+                 *     reading the older events.
+                 */
+                order?: components["schemas"]["EventOrder"];
                 /** @description Page size, 1 to 1000 (default 100). */
                 limit?: number;
                 /**

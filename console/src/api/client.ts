@@ -1,9 +1,10 @@
-// The API client, generated from openapi.yaml (`npm run gen` writes
-// schema.d.ts): a path, method, parameter or schema that the API no longer
-// has fails `tsc` at build time. Every request carries the tab's token and
+// The API client: openapi-fetch over the types generated from openapi.yaml
+// for the TypeScript client (clients/typescript/src/schema.d.ts, one copy;
+// `npm run gen` rewrites it): a path, method, parameter or schema that the
+// API no longer has fails `tsc` at build time. Every request carries the tab's token and
 // tenant slug (session.ts); nothing else is sent.
 import createClient, { type Middleware } from "openapi-fetch";
-import type { components, paths } from "./schema";
+import type { components, paths } from "../../../clients/typescript/src/schema";
 import { session } from "../session";
 
 export type Schemas = components["schemas"];

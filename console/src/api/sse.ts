@@ -2,7 +2,7 @@
 // and X-Tenant-Slug, and the token must not go in a URL. Parses the
 // text/event-stream format, reconnects after a drop with Last-Event-ID
 // (the events stream resumes after it), and stops when `stop` is called.
-import type { paths } from "./schema";
+import type { paths } from "../../../clients/typescript/src/schema";
 import { session } from "../session";
 
 /** The streaming paths of the API, from the generated schema: a removed

@@ -6,48 +6,68 @@ import { can, current } from "../session";
 import { BarChart } from "../charts";
 
 type Ev = Schemas["EventView"];
-const LIVE_EVENTS_KEPT = 500;
+/** One read of the log, newest first (`GET /api/events?order=desc`). */
+const PAGE_EVENTS = 100;
+/** Rows the page keeps (live ones and older pages together): beyond it the
+ * oldest are let go, and "Older events" reads them again. */
+const EVENTS_SHOWN_MAX = 2000;
 /** Each verify call walks at most 20,000 events; this bounds one click. */
 const VERIFY_CALLS_MAX = 500;
 
-/** The tenant's log (filterable, live), one event's envelope and hashes,
- * an aggregate's state at a chosen position (time travel), the chain check. */
+/** The loaded rows, newest first, and the cursor of the next older page
+ * (`null`: the start of the log is shown). */
+type Log = { events: Ev[]; older: number | null };
+
+/** At most EVENTS_SHOWN_MAX rows; when older rows are let go, the cursor
+ * moves to the oldest one kept, so they can be read again. */
+function bounded(events: Ev[], older: number | null): Log {
+  if (events.length <= EVENTS_SHOWN_MAX) return { events, older };
+  const kept = events.slice(0, EVENTS_SHOWN_MAX);
+  return { events: kept, older: kept[kept.length - 1].position };
+}
+
+/** The tenant's log (filterable, live, newest first, older pages on
+ * demand), one event's envelope and hashes, an aggregate's state at a
+ * chosen position (time travel), the chain check. */
 export function Events() {
   const [type, setType] = useState("");
   const [stream, setStream] = useState("");
-  const [events, setEvents] = useState<Ev[]>([]);
+  const [log, setLog] = useState<Log>({ events: [], older: null });
   const [error, setError] = useState<unknown>(null);
   const [live, setLive] = useState(false);
   const [selected, setSelected] = useState<Ev | null>(null);
+  const filters = { type: type || undefined, stream: stream || undefined };
   useEffect(() => {
     let stop = () => {};
+    let active = true;
     (async () => {
       try {
-        // The newest page first, then live from its end.
-        const head = await ok(api.GET("/api/events", { params: { header: T, query: { limit: 1000, type: type || undefined, stream: stream || undefined } } }));
-        let page = head.events;
-        let after = head.next_after;
-        while (page.length === 1000) {
-          const more = await ok(api.GET("/api/events", { params: { header: T, query: { after, limit: 1000, type: type || undefined, stream: stream || undefined } } }));
-          page = page.concat(more.events).slice(-LIVE_EVENTS_KEPT);
-          after = more.next_after;
-          if (more.events.length < 1000) break;
-        }
-        setEvents(page.slice(-LIVE_EVENTS_KEPT).reverse());
+        // One bounded read of the newest events, then live from its top.
+        const page = await ok(api.GET("/api/events", { params: { header: T, query: { order: "desc", limit: PAGE_EVENTS, ...filters } } }));
+        if (!active) return;
+        setLog({ events: page.events, older: page.next_before ?? null });
         setError(null);
-        const q = new URLSearchParams({ after: String(after) });
+        const q = new URLSearchParams({ after: String(page.next_after) });
         if (type) q.set("type", type);
         const h = follow<Ev>("/api/events/stream", `/api/events/stream?${q}`, (e) => {
           if (stream && e.stream !== stream) return;
-          setEvents((prev) => [e, ...prev].slice(0, LIVE_EVENTS_KEPT));
+          setLog((prev) => bounded([e, ...prev.events], prev.older));
         }, setLive);
         stop = () => h.stop();
       } catch (e) {
         setError(e);
       }
     })();
-    return () => stop();
+    return () => {
+      active = false;
+      stop();
+    };
   }, [type, stream]);
+  const older = async () => {
+    if (log.older === null) return;
+    const page = await ok(api.GET("/api/events", { params: { header: T, query: { order: "desc", before: log.older, limit: PAGE_EVENTS, ...filters } } }));
+    setLog((prev) => (prev.older === log.older ? { events: [...prev.events, ...page.events], older: page.next_before ?? null } : prev));
+  };
   return (
     <>
       <h1>Events &amp; audit</h1>
@@ -63,36 +83,51 @@ export function Events() {
           </label>
         </form>
         <ProblemBox error={error} />
-        <Activity events={events} />
+        <Activity events={log.events} />
         <div class="split">
-          <table class="events">
-            <caption class="sr-only">Events, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Position</th>
-                <th scope="col">Type</th>
-                <th scope="col">Stream</th>
-                <th scope="col">Recorded</th>
-              </tr>
-            </thead>
-            <tbody>
-              {events.map((e) => (
-                <tr key={e.position} class={selected?.position === e.position ? "selected" : ""} data-testid={`event-${e.position}`}>
-                  <td>
-                    <button type="button" class="link" onClick={() => setSelected(e)}>{e.position}</button>
-                  </td>
-                  <td><code>{e.type}</code></td>
-                  <td><code>{e.stream}</code></td>
-                  <td><Time at={e.recorded_at} /></td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <LogTable log={log} selected={selected} onSelect={setSelected} older={older} />
           {selected && <Envelope e={selected} />}
         </div>
       </Section>
       {can("admin") ? <TimeTravel /> : <p class="muted">Time travel needs the admin role.</p>}
     </>
+  );
+}
+
+/** The loaded rows, newest first, and the way to older ones. */
+function LogTable(props: { log: Log; selected: Ev | null; onSelect: (e: Ev) => void; older: () => Promise<void> }) {
+  const { events, older } = props.log;
+  return (
+    <div>
+      <table class="events">
+        <caption class="sr-only">Events, newest first</caption>
+        <thead>
+          <tr>
+            <th scope="col">Position</th>
+            <th scope="col">Type</th>
+            <th scope="col">Stream</th>
+            <th scope="col">Recorded</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.map((e) => (
+            <tr key={e.position} class={props.selected?.position === e.position ? "selected" : ""} data-testid={`event-${e.position}`}>
+              <td>
+                <button type="button" class="link" onClick={() => props.onSelect(e)}>{e.position}</button>
+              </td>
+              <td><code>{e.type}</code></td>
+              <td><code>{e.stream}</code></td>
+              <td><Time at={e.recorded_at} /></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="muted" data-testid="events-shown">
+        {events.length} event{events.length === 1 ? "" : "s"} shown, newest first
+        {older === null ? " (back to the start of the log)" : ""}
+      </p>
+      {older !== null && <Action min="viewer" label="Older events" testid="events-older" run={props.older} />}
+    </div>
   );
 }
 

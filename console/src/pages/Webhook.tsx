@@ -225,23 +225,52 @@ function Delivery({ name, id, onRedelivered }: { name: string; id: string; onRed
   );
 }
 
+/** The deliveries API's largest page. */
+const DELIVERIES_PAGE_MAX = 200;
+/** Pages of pending deliveries one progress check reads (2,000 deliveries):
+ * a larger backlog shows as "at most" that many finished. */
+const REPLAY_PENDING_PAGES_MAX = 10;
+/** How often replay progress is checked. */
+const REPLAY_POLL_MS = 1000;
+
+type ReplayProgress = { total: number; done: number; bounded: boolean; since: string };
+
+/** How many of a replay's deliveries are still pending: the pending
+ * deliveries created since the replay began (the server's clock), of
+ * origin `replay`, paged newest first with `next_until`. */
+async function pendingReplays(name: string, since: string): Promise<{ pending: number; bounded: boolean }> {
+  let pending = 0;
+  let until: string | undefined;
+  for (let i = 0; i < REPLAY_PENDING_PAGES_MAX; i++) {
+    const page = await ok(
+      api.GET("/api/webhooks/{name}/deliveries", {
+        params: { header: T, path: { name }, query: { status: "pending", since, until, limit: DELIVERIES_PAGE_MAX } },
+      }),
+    );
+    pending += page.deliveries.filter((d) => d.origin === "replay").length;
+    if (!page.next_until) return { pending, bounded: false };
+    until = page.next_until;
+  }
+  return { pending, bounded: true };
+}
+
 /** Replays a time range and follows the new deliveries until none is pending. */
 function Replay({ name, onDone }: { name: string; onDone: () => void }) {
   const [from, setFrom] = useState("");
   const [to, setTo] = useState("");
-  const [progress, setProgress] = useState<{ total: number; done: number; startedAt: string } | null>(null);
+  const [progress, setProgress] = useState<ReplayProgress | null>(null);
+  const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     if (!progress || progress.done >= progress.total) return;
     const t = setTimeout(async () => {
-      const page = await ok(
-        api.GET("/api/webhooks/{name}/deliveries", {
-          params: { header: T, path: { name }, query: { since: progress.startedAt, limit: 500 } },
-        }),
-      );
-      const replays = page.deliveries.filter((d) => d.origin === "replay");
-      setProgress({ ...progress, done: replays.filter((d) => d.status !== "pending").length });
-      onDone();
-    }, 1000);
+      try {
+        const { pending, bounded } = await pendingReplays(name, progress.since);
+        setProgress({ ...progress, done: Math.max(0, progress.total - pending), bounded });
+        onDone();
+      } catch (e) {
+        setError(e);
+      }
+    }, REPLAY_POLL_MS);
     return () => clearTimeout(t);
   }, [progress]);
   return (
@@ -254,19 +283,25 @@ function Replay({ name, onDone }: { name: string; onDone: () => void }) {
           To <input type="datetime-local" step="1" value={to} onChange={(e) => setTo((e.target as HTMLInputElement).value)} />
         </label>
         <Action min="developer" label="Replay" testid="replay" run={async () => {
-          const startedAt = new Date().toISOString();
-          const r = await ok(
-            api.POST("/api/webhooks/{name}/replay", {
-              params: { header: T, path: { name } },
-              body: { from: new Date(from).toISOString(), to: new Date(to).toISOString() },
-            }),
-          );
-          setProgress({ total: r.deliveries, done: 0, startedAt });
+          setError(null);
+          const call = api.POST("/api/webhooks/{name}/replay", {
+            params: { header: T, path: { name } },
+            body: { from: new Date(from).toISOString(), to: new Date(to).toISOString() },
+          });
+          const r = await ok(call);
+          const { response } = await call;
+          // Deliveries are stamped by the server's clock: count from its
+          // `Date` (whole seconds, so a second earlier), not this browser's.
+          const at = Date.parse(response.headers.get("date") ?? "") || Date.now();
+          setProgress({ total: r.deliveries, done: 0, bounded: false, since: new Date(at - 1000).toISOString() });
         }} />
       </form>
+      <ProblemBox error={error} />
       {progress && (
-        <p>
-          <progress max={Math.max(progress.total, 1)} value={progress.done} aria-label="Replay progress" /> {progress.done} of {progress.total} replayed deliveries finished
+        <p data-testid="replay-progress">
+          <progress max={Math.max(progress.total, 1)} value={progress.done} aria-label="Replay progress" />{" "}
+          {progress.bounded ? "at most " : ""}
+          {progress.done} of {progress.total} replayed deliveries finished
         </p>
       )}
     </Section>

@@ -36,7 +36,7 @@ macro_rules! conformance_tests {
             read_filters, catch_up_then_live, subscribe_from_the_middle, concurrent_writers,
             conflicting_writers_lose_nothing, reopen_after_close, snapshots_are_a_versioned_cache,
             invalid_appends_write_nothing, hash_chain_verifies, lagging_subscriber_catches_up,
-            read_event_by_id);
+            read_event_by_id, read_newest_first);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -234,6 +234,62 @@ pub async fn global_order_and_read_all<B: Backend>(b: &B) {
         [6, 7, 8]
     );
     assert_eq!(store.head_position().await.unwrap(), 20);
+}
+
+pub async fn read_newest_first<B: Backend>(b: &B) {
+    let store = b.fresh().await;
+    let (t1, t2) = (TenantId::generate(), TenantId::generate());
+    for n in 1..=10u64 {
+        let t = if n % 2 == 0 { &t1 } else { &t2 };
+        store
+            .append(stream("s"), ExpectedRevision::Any, vec![event(t, "t.x", n)])
+            .await
+            .unwrap();
+    }
+    let read = |before: u64, after: u64, f: ReadFilter, limit: usize| {
+        let store = store.clone();
+        async move {
+            store
+                .read_all_backward(before, after, f, limit)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.position)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = ReadFilter::default;
+    assert_eq!(
+        read(u64::MAX, 0, all(), 3).await,
+        [10, 9, 8],
+        "from the head"
+    );
+    assert_eq!(read(8, 0, all(), 3).await, [7, 6, 5], "before is exclusive");
+    assert_eq!(read(4, 1, all(), 10).await, [3, 2], "after is exclusive");
+    assert_eq!(read(1, 0, all(), 10).await, Vec::<u64>::new());
+    assert_eq!(read(5, 5, all(), 10).await, Vec::<u64>::new());
+    let of_t1 = || ReadFilter {
+        tenant: Some(t1.clone()),
+        ..Default::default()
+    };
+    assert_eq!(read(u64::MAX, 0, of_t1(), 2).await, [10, 8]);
+    assert_eq!(read(8, 0, of_t1(), 10).await, [6, 4, 2], "the next page");
+    let forward: Vec<(u64, String)> = store
+        .read_all(0, of_t1(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.position, hex::encode(e.hash)))
+        .collect();
+    let mut backward: Vec<(u64, String)> = store
+        .read_all_backward(u64::MAX, 0, of_t1(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.position, hex::encode(e.hash)))
+        .collect();
+    backward.reverse();
+    assert_eq!(forward, backward, "the same events, reversed");
 }
 
 pub async fn read_filters<B: Backend>(b: &B) {

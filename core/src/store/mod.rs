@@ -155,6 +155,18 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, Error>>;
 
+    /// Reads up to `limit` events that match `filter` with
+    /// `after < position < before`, newest first (`u64::MAX` as `before`
+    /// reads from the head). A page of the newest events costs what a page
+    /// of the oldest does, whatever the log's length.
+    fn read_all_backward(
+        &self,
+        before: u64,
+        after: u64,
+        filter: ReadFilter,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, Error>>;
+
     /// The event with this id, wherever it is (idempotent publishing finds
     /// the original event of a retried request by its deterministic id).
     /// The default scans the log; backends with an index override it.

@@ -11,6 +11,7 @@ mod v8;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use extensor_core::manifest::Permission;
@@ -92,6 +93,26 @@ pub(crate) struct IsolateSpec {
     pub plugin_info: Value,
     pub tokio: tokio::runtime::Handle,
     pub engine: JsEngine,
+    /// The sandbox's count of isolate threads alive ([`Alive`]).
+    pub alive: Arc<AtomicUsize>,
+}
+
+/// Counts one isolate thread for as long as it runs: made first thing on
+/// the thread and dropped last, after the engine's runtime and heap, so the
+/// count falling is the marker that an isolate's memory is gone.
+pub(crate) struct Alive(Arc<AtomicUsize>);
+
+impl Alive {
+    pub fn enter(count: &Arc<AtomicUsize>) -> Alive {
+        count.fetch_add(1, Ordering::SeqCst);
+        Alive(count.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One call into JS: which handler, with what input, under what deadline.

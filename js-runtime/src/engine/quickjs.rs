@@ -32,7 +32,8 @@ use tokio::sync::oneshot;
 
 use super::host_call::{Admitted, admit};
 use super::{
-    Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, RawOutcome, SDK_SOURCE, await_finished,
+    Alive, Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, RawOutcome, SDK_SOURCE,
+    await_finished,
 };
 use crate::bundle::{SDK_MODULE, Sources};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
@@ -83,7 +84,10 @@ impl Isolate {
         std::thread::Builder::new()
             .name("extensor-js".into())
             .stack_size(spec.limits.stack_bytes_max + THREAD_STACK_MARGIN_BYTES)
-            .spawn(move || isolate_main(spec, rx, thread_tx, thread_kill, ready_tx))
+            .spawn(move || {
+                let _alive = Alive::enter(&spec.alive);
+                isolate_main(spec, rx, thread_tx, thread_kill, ready_tx)
+            })
             .map_err(|e| JsError::Internal(format!("spawn isolate thread: {e}")))?;
         let handle = |registrations| Isolate {
             tx: tx.clone(),

@@ -1,6 +1,8 @@
 //! Well-behaved plugins: handlers, async, warm reuse, ctx info, logs, modules, TypeScript.
 
-use extensor_js::{Bundle, HostServices, Invocation, JsEngine, JsError, LogLevel, Trigger};
+use extensor_js::{
+    Bundle, HostServices, Invocation, JsEngine, JsError, LogLevel, Sandbox, SandboxConfig, Trigger,
+};
 use serde_json::json;
 
 use crate::support::*;
@@ -201,6 +203,56 @@ async fn thrown_errors_carry_message_and_stack() {
     assert!(
         matches!(ins.invoke(ping()).await.unwrap_err(), JsError::Thrown { message, .. } if message == "just a string")
     );
+}
+
+#[tokio::test]
+async fn isolates_idle_past_the_setting_are_dropped() {
+    let idle = std::time::Duration::from_millis(300);
+    let sandbox = Sandbox::new(SandboxConfig {
+        isolate_idle_ms: idle.as_millis() as u64,
+        ..config()
+    });
+    let code = "import { hook } from 'extensor:sdk'; hook('test.ping', (e) => e.n);";
+    let plugin = sandbox.validate(&bundle(json!({}), code)).await.unwrap();
+    let ins = sandbox.install(plugin, scope("ins1"), HostServices::default());
+    ins.prewarm(2).await.unwrap();
+    let warmed = std::time::Instant::now();
+    assert_eq!(ins.warm_isolates(), 2);
+    assert!(ins.warm_heap_bytes() > 0);
+    // Positive marker: every isolate thread of this sandbox (the pool's two
+    // and validation's) has ended, so their heaps are freed.
+    let deadline = warmed + std::time::Duration::from_secs(20);
+    while ins.warm_isolates() > 0 || sandbox.isolates_alive() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} warm, {} alive",
+            ins.warm_isolates(),
+            sandbox.isolates_alive()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(warmed.elapsed() >= idle, "dropped before the idle time");
+    assert_eq!(ins.warm_heap_bytes(), 0);
+    // The next call starts a fresh isolate, which stays warm until idle again.
+    assert_eq!(ins.invoke(ping()).await.unwrap().value, json!(1));
+    assert_eq!((ins.warm_isolates(), sandbox.isolates_alive()), (1, 1));
+    assert_eq!(sandbox.isolates_started(), 4);
+}
+
+#[tokio::test]
+async fn dropping_an_installation_ends_its_isolates() {
+    let sandbox = sandbox();
+    let code = "import { hook } from 'extensor:sdk'; hook('test.ping', (e) => e.n);";
+    let plugin = sandbox.validate(&bundle(json!({}), code)).await.unwrap();
+    let ins = sandbox.install(plugin, scope("ins1"), HostServices::default());
+    ins.prewarm(2).await.unwrap();
+    assert!(sandbox.isolates_alive() >= 2);
+    drop(ins);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sandbox.isolates_alive() > 0 {
+        assert!(std::time::Instant::now() < deadline, "{} alive", sandbox.isolates_alive());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

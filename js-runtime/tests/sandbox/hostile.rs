@@ -182,12 +182,8 @@ async fn memory_bomb_hits_the_heap_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_recursion_overflows_the_stack() {
-    // QuickJS's stack limit is per isolate (the config's 512 KiB); V8's is
-    // process-wide, the platform default (see engine/v8/mod.rs).
-    let limit_bytes = match engine() {
-        JsEngine::QuickJs => 512 * 1024,
-        JsEngine::V8 => extensor_js::config::STACK_BYTES_DEFAULT,
-    };
+    // Each engine's stack limit is per isolate: here the config's 512 KiB.
+    let limit_bytes = 512 * 1024;
     let (err, _) = contained("function f(n) { return f(n + 1) + 1; } return f(0);").await;
     assert_eq!(err, JsError::StackOverflow { limit_bytes });
     // Native recursion (JSON.stringify of a deep object) is bounded too:
@@ -202,6 +198,85 @@ async fn deep_recursion_overflows_the_stack() {
             "{err:?}"
         ),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_plugin_gets_its_own_stack_limit() {
+    // `depth()` reports how deep plain recursion gets before the engine
+    // throws (caught in JS); `n < 0` recurses without catching.
+    let probe = "import { hook } from 'extensor:sdk';
+        function depth(n) { try { return depth(n + 1); } catch (e) { return n; } }
+        function endless(n) { return endless(n + 1) + 1; }
+        hook('test.ping', (e) => e.n < 0 ? endless(0) : depth(0));";
+    let small = install(json!({"limits": {"stack_kb": 64}}), probe, HostServices::default()).await;
+    let large = install(json!({"limits": {"stack_kb": 512}}), probe, HostServices::default()).await;
+    let depth = |v: serde_json::Value| v.as_u64().expect("a depth");
+    let shallow = depth(small.invoke(ping()).await.unwrap().value);
+    let deep = depth(large.invoke(ping()).await.unwrap().value);
+    // 8x the stack; frames above the JS entry point take a little of each.
+    assert!(
+        deep > 5 * shallow && shallow > 50,
+        "64 KiB reached depth {shallow}, 512 KiB depth {deep}"
+    );
+    for (ins, limit_bytes) in [(&small, 64 * 1024), (&large, 512 * 1024)] {
+        let err = ins.invoke(hook("test.ping", json!({"n": -1}))).await.unwrap_err();
+        assert_eq!(err, JsError::StackOverflow { limit_bytes });
+        // The isolate that overflowed is discarded, not put back warm.
+        assert_eq!(ins.warm_isolates(), 0, "the overflowed isolate was discarded");
+    }
+    // A fresh isolate has the same limit (V8's frame sizes vary with
+    // when its compiler tiers kick in, so the depth is close, not equal).
+    let again = depth(small.invoke(ping()).await.unwrap().value);
+    assert!(
+        again * 2 > shallow && again < shallow * 2,
+        "64 KiB reached {shallow}, then {again}"
+    );
+    // A platform stack larger than the V8 flag's default holds too.
+    let roomy = Sandbox::new(SandboxConfig {
+        stack_bytes_max: 4 * 1024 * 1024,
+        ..config()
+    });
+    let plugin = roomy.validate(&bundle(json!({}), probe)).await.unwrap();
+    let ins = roomy.install(plugin, scope("ins2"), HostServices::default());
+    let deeper = depth(ins.invoke(ping()).await.unwrap().value);
+    assert!(deeper > 4 * deep, "4 MiB reached depth {deeper}, 512 KiB {deep}");
+    let err = ins.invoke(hook("test.ping", json!({"n": -1}))).await.unwrap_err();
+    assert_eq!(err, JsError::StackOverflow { limit_bytes: 4 * 1024 * 1024 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_a_synchronous_answer_left_queued_runs_under_the_deadline() {
+    // V8 answers a synchronous handler without a turn of the event loop;
+    // what it queued must still run under the deadline, and a promise it
+    // left rejected must still fail the call.
+    let ins = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk';
+         function spin() { Promise.resolve().then(spin); }
+         hook('test.ping', (e) => {
+           if (e.n === 2) spin();
+           if (e.n === 3) Promise.reject(new Error('left behind'));
+           return e.n;
+         });",
+        HostServices::default(),
+    )
+    .await;
+    let n = |n: u64| hook("test.ping", json!({ "n": n }));
+    assert_eq!(ins.invoke(n(1)).await.unwrap().value, json!(1));
+    let err = ins.invoke(n(2)).await.unwrap_err();
+    assert!(matches!(err, JsError::Timeout { .. }), "{err:?}");
+    assert_eq!(ins.warm_isolates(), 0, "the spinning isolate was discarded");
+    // V8 (deno_core) reports a rejection nobody handled; QuickJS has no
+    // such check, and its answer stands.
+    let left = ins.invoke(n(3)).await;
+    match engine() {
+        JsEngine::V8 => assert!(
+            matches!(&left, Err(JsError::Thrown { message, .. }) if message.contains("left behind")),
+            "{left:?}"
+        ),
+        JsEngine::QuickJs => assert_eq!(left.unwrap().value, json!(3)),
+    }
+    assert_eq!(ins.invoke(n(1)).await.unwrap().value, json!(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,7 @@ pub fn config() -> SandboxConfig {
         job_deadline_ms: 2_000,
         stack_bytes_max: 512 * 1024,
         pool_isolates_max: 2,
+        isolate_idle_ms: extensor_js::config::ISOLATE_IDLE_MS_DEFAULT,
         network: NetworkPolicy {
             private_networks: PrivateNetworks::Allow,
             platform_allowed_hosts: None,

@@ -17,6 +17,7 @@ from .delivery_created import DeliveryCreated
 from .delivery_page import DeliveryPage
 from .delivery_status_name import DeliveryStatusName
 from .delivery_view import DeliveryView
+from .event_order import EventOrder
 from .event_page import EventPage
 from .event_view import EventView
 from .extensibility import Extensibility
@@ -105,6 +106,7 @@ __all__ = (
     "DeliveryPage",
     "DeliveryStatusName",
     "DeliveryView",
+    "EventOrder",
     "EventPage",
     "EventView",
     "Extensibility",

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.event_view import EventView
@@ -18,12 +20,20 @@ class EventPage:
     """
     Attributes:
         events (list[EventView]):
-        next_after (int): Pass as `after` to read the next page: the last position returned,
-            or the `after` given when nothing matched.
+        next_after (int): Pass as `after` to read what is newer than this page. Oldest first:
+            the last position returned, or the `after` given when nothing
+            matched. Newest first: the top of the range read (the head of the
+            log when the read began, or `before` − 1 if lower; at least
+            `after`), so following `GET /api/events/stream?after=` from it
+            misses nothing.
+        next_before (int | None | Unset): Newest first: pass as `before` to read the next, older page (the
+            oldest position returned); `null` when there is none (the page was
+            not full) and always in oldest-first order.
     """
 
     events: list[EventView]
     next_after: int
+    next_before: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -34,6 +44,12 @@ class EventPage:
 
         next_after = self.next_after
 
+        next_before: int | None | Unset
+        if isinstance(self.next_before, Unset):
+            next_before = UNSET
+        else:
+            next_before = self.next_before
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -42,6 +58,8 @@ class EventPage:
                 "next_after": next_after,
             }
         )
+        if next_before is not UNSET:
+            field_dict["next_before"] = next_before
 
         return field_dict
 
@@ -59,9 +77,19 @@ class EventPage:
 
         next_after = d.pop("next_after")
 
+        def _parse_next_before(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        next_before = _parse_next_before(d.pop("next_before", UNSET))
+
         event_page = cls(
             events=events,
             next_after=next_after,
+            next_before=next_before,
         )
 
         event_page.additional_properties = d

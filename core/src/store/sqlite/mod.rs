@@ -325,6 +325,20 @@ impl EventStore for SqliteStore {
             .boxed()
     }
 
+    fn read_all_backward(
+        &self,
+        before: u64,
+        after: u64,
+        filter: ReadFilter,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, Error>> {
+        let limit = limit.min(READ_EVENTS_MAX);
+        self.with_reader(move |conn, path| {
+            rows::read_all_backward(conn, path, before, after, &filter, limit)
+        })
+        .boxed()
+    }
+
     fn read_event(
         &self,
         event_id: crate::ids::EventId,

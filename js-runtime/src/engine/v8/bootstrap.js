@@ -25,9 +25,22 @@
     },
     log: op_extensor_log,
   };
+  const stringify = JSON.stringify;
   const { makeCtx, run } = prelude(host);
+  // A handler that answers synchronously is answered synchronously: its
+  // JSON is the call's return value, so the host needs no promise watch
+  // and no extra turn of the event loop (a third of a small hook's time).
+  // A thenable takes the shared async path, which awaits it. Errors are
+  // the same either way: a sync throw is an exception, a rejection an
+  // unhandled promise error, and the host classifies both alike.
   function invoke(index, inputJson, infoJson) {
-    return run(handlers[index], parse(inputJson), makeCtx(infoJson));
+    const result = handlers[index](parse(inputJson), makeCtx(infoJson));
+    if (result !== null && (typeof result === 'object' || typeof result === 'function')
+        && typeof result.then === 'function') {
+      return run(() => result, null, null);
+    }
+    const json = stringify(result === undefined ? null : result);
+    return json === undefined ? 'null' : json;
   }
   defineProperty(globalThis, '__extensorEntry', { value: invoke, configurable: true });
 }

@@ -16,10 +16,10 @@
 //! - deadline: the watchdog thread terminates running JS; a tokio timeout
 //!   covers time spent awaiting host calls; the host side gives up after
 //!   deadline + grace;
-//! - stack: V8's stack limit, which is process-wide ([`V8_STACK_BYTES`]):
-//!   a per-isolate limit through `CreateParams` is not honoured by this
-//!   V8 (JS then runs to the flag's depth, and a limit below it trips V8's
-//!   central-stack check), so `limits.stack_kb` does not tighten it;
+//! - stack: each isolate's own limit (`limits.stack_bytes_max`, which a
+//!   manifest's `stack_kb` tightens), set on its thread right after the
+//!   isolate exists (`stack`); the thread's native stack is that limit plus
+//!   [`THREAD_STACK_MARGIN_BYTES`];
 //! - host calls: the engine-neutral `host_call` layer.
 
 mod buffers;
@@ -27,16 +27,17 @@ mod loader;
 mod ops;
 mod runtime;
 mod snapshot;
+mod stack;
 mod watchdog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
 use deno_core::v8::IsolateHandle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::{Finished, InvokeJob, IsolateSpec, Loaded, await_finished};
+use super::{Alive, Finished, InvokeJob, IsolateSpec, Loaded, await_finished};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind};
 use crate::error::JsError;
 use crate::plugin::Registration;
@@ -45,9 +46,10 @@ use runtime::Engine;
 /// The isolate thread's native stack beyond the JS stack limit: room for
 /// tokio, deno_core's event loop, V8's own C++ frames and its slack.
 const THREAD_STACK_MARGIN_BYTES: usize = 2 * 1024 * 1024;
-/// V8's JS stack limit (its `--stack-size`, set once per process): the
-/// platform's default stack, measured down from where an isolate's thread
-/// first enters V8.
+/// V8's process-wide default stack limit (its `--stack-size`, set once per
+/// process): what an isolate has until `stack::limit_stack` sets its own,
+/// measured down from the top of the isolate's thread, so that thread is
+/// never smaller than this.
 pub(super) const V8_STACK_BYTES: usize = crate::config::STACK_BYTES_DEFAULT;
 
 enum Msg {
@@ -57,7 +59,10 @@ enum Msg {
 
 /// The host's handle on one V8 isolate thread. Dropping it ends the thread.
 pub(crate) struct Isolate {
-    tx: mpsc::UnboundedSender<Msg>,
+    /// A std channel: between invocations the thread blocks on a futex
+    /// outside its tokio runtime, which wakes faster than the runtime's
+    /// parked I/O driver (eventfd + epoll).
+    tx: mpsc::Sender<Msg>,
     terminate: Terminator,
     pub registrations: Vec<Registration>,
 }
@@ -82,7 +87,7 @@ impl Terminator {
 impl Isolate {
     /// Spawns the thread, makes the runtime from the snapshot and evaluates the bundle.
     pub async fn start(spec: Arc<IsolateSpec>) -> Result<Isolate, JsError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let terminate = Terminator::default();
         let limit = spec.limits.deadline(DeadlineKind::Interactive)
@@ -92,7 +97,10 @@ impl Isolate {
         std::thread::Builder::new()
             .name("extensor-v8".into())
             .stack_size(spec.limits.stack_bytes_max.max(V8_STACK_BYTES) + THREAD_STACK_MARGIN_BYTES)
-            .spawn(move || isolate_main(spec, rx, thread_terminate, ready_tx))
+            .spawn(move || {
+                let _alive = Alive::enter(&spec.alive);
+                isolate_main(spec, rx, thread_terminate, ready_tx)
+            })
             .map_err(|e| JsError::Internal(format!("spawn isolate thread: {e}")))?;
         match tokio::time::timeout(limit, ready_rx).await {
             Ok(Ok(Ok(loaded))) => Ok(Isolate {
@@ -139,7 +147,7 @@ impl Drop for Isolate {
 
 fn isolate_main(
     spec: Arc<IsolateSpec>,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+    rx: mpsc::Receiver<Msg>,
     terminate: Terminator,
     ready: oneshot::Sender<Result<Loaded, JsError>>,
 ) {
@@ -170,7 +178,7 @@ fn isolate_main(
     if ready.send(loaded).is_err() || failed_load {
         return;
     }
-    while let Some(msg) = rt.block_on(rx.recv()) {
+    while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Invoke(job, reply) => {
                 let finished = rt.block_on(engine.invoke(&job));

@@ -16,7 +16,8 @@ use super::buffers::{BufferBudget, allocator};
 use super::loader::{BUNDLE_URL_PREFIX, BundleLoader, module_url};
 use super::ops::{HostState, Phase, extensor_host};
 use super::snapshot::startup_snapshot;
-use super::{V8_STACK_BYTES, watchdog};
+use super::stack::limit_stack;
+use super::watchdog;
 use crate::config::{DeadlineKind, RESULT_BYTES_MAX};
 use crate::engine::{Finished, InvokeJob, IsolateSpec, Loaded, RawOutcome};
 use crate::error::{JsError, Problem};
@@ -62,6 +63,7 @@ impl Engine {
             ..Default::default()
         })
         .map_err(|e| JsError::Internal(format!("V8 runtime: {e}")))?;
+        limit_stack(runtime.v8_isolate(), limits.stack_bytes_max);
         let host = Rc::new(HostState::new(spec));
         runtime.op_state().borrow_mut().put(host.clone());
         let heap_exhausted = Rc::new(Cell::new(false));
@@ -149,10 +151,26 @@ impl Engine {
             deadline,
         });
         let watch = watchdog::arm(self.handle(), deadline);
-        let result = self.run(job, deadline).await;
+        let mut result = self.run(job, deadline).await;
+        // Still under the deadline and with the call context: what the
+        // handler queued but did not await runs now.
+        let quiet = match &result {
+            Err(e) if e.poisons_isolate() => false,
+            _ => match self.turn() {
+                Ok(quiet) => quiet,
+                Err(e) => {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                    false
+                }
+            },
+        };
         let result = self.settle(result, watch.fired());
         drop(watch);
         host.call_cx.borrow_mut().take();
+        // One heap statistics call per invocation serves both the reuse
+        // check and the heap size reported (each walks V8's spaces).
         let stats = self.runtime.v8_isolate().get_heap_statistics();
         let limit = host.spec.limits.heap_bytes_max as f64 * REUSE_HEAP_SHARE_MAX;
         let crowded =
@@ -163,13 +181,13 @@ impl Engine {
         let discard = result.as_ref().err().is_some_and(JsError::poisons_isolate)
             || crowded
             || calls_left
-            || !self.quiescent();
+            || !quiet;
         let logs = std::mem::take(&mut *host.logs.borrow_mut()).finish();
         Finished {
             result,
             logs,
             discard,
-            heap_bytes: self.memory_bytes(),
+            heap_bytes: committed_bytes(&stats),
         }
     }
 
@@ -201,17 +219,24 @@ impl Engine {
         Ok(RawOutcome { value })
     }
 
-    /// Whether the event loop has nothing left from this invocation: no
-    /// unhandled rejection (deno_core reports it on the next poll, which
-    /// would fail the next invocation) and no pending work.
-    fn quiescent(&mut self) -> bool {
+    /// One turn of the event loop once the handler has answered: runs the
+    /// microtasks it left queued (a synchronous answer returns before any
+    /// ran). `Ok(true)` when nothing is left from this invocation, `Ok(false)`
+    /// when work is still pending (the isolate is then not reused), `Err`
+    /// for an unhandled rejection, which fails the invocation as it would
+    /// have failed an awaited one (left alone, deno_core would report it on
+    /// the next poll and fail the next invocation).
+    fn turn(&mut self) -> Result<bool, JsError> {
         let waker = futures::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
-        matches!(
-            self.runtime
-                .poll_event_loop(&mut cx, PollEventLoopOptions::default()),
-            std::task::Poll::Ready(Ok(()))
-        )
+        match self
+            .runtime
+            .poll_event_loop(&mut cx, PollEventLoopOptions::default())
+        {
+            std::task::Poll::Ready(Ok(())) => Ok(true),
+            std::task::Poll::Ready(Err(e)) => Err(self.classify(e)),
+            std::task::Poll::Pending => Ok(false),
+        }
     }
 
     /// `(handler index, input JSON, ctx info JSON)` as V8 values.
@@ -279,7 +304,7 @@ impl Engine {
         let message = js.message.clone().unwrap_or_default();
         match (name.as_str(), message.as_str()) {
             ("RangeError", "Maximum call stack size exceeded") => JsError::StackOverflow {
-                limit_bytes: V8_STACK_BYTES,
+                limit_bytes: self.host.spec.limits.stack_bytes_max,
             },
             ("PermissionDenied", _) if self.host.denied.get().is_some() => {
                 JsError::PermissionDenied {
@@ -318,9 +343,12 @@ impl Engine {
     /// reserved address space), plus memory it accounts outside it (array
     /// buffers).
     pub fn memory_bytes(&mut self) -> usize {
-        let s = self.runtime.v8_isolate().get_heap_statistics();
-        s.total_physical_size() + s.external_memory()
+        committed_bytes(&self.runtime.v8_isolate().get_heap_statistics())
     }
+}
+
+fn committed_bytes(s: &v8::HeapStatistics) -> usize {
+    s.total_physical_size() + s.external_memory()
 }
 
 /// Runs the start script: takes the bootstrap's entry point and removes the

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use deno_core::v8::IsolateHandle;
 
@@ -15,10 +15,18 @@ struct Entry {
     fired: Arc<AtomicBool>,
 }
 
+/// With nothing armed the watchdog still looks this often, so that arming
+/// a deadline later than its next look needs no wake-up: every invocation
+/// arms one, and waking this thread each time cost the warm hook path a
+/// futex wake and a context switch (docs/BENCHMARKS.md).
+const IDLE_LOOK_MS: u64 = 1_000;
+
 #[derive(Default)]
 struct Armed {
     next_id: u64,
     by_deadline: BTreeMap<(Instant, u64), Entry>,
+    /// When the watchdog looks next on its own; `None` while it is awake.
+    looks_at: Option<Instant>,
 }
 
 struct Watchdog {
@@ -49,7 +57,7 @@ impl Drop for Deadline {
 pub(super) fn arm(handle: IsolateHandle, at: Instant) -> Deadline {
     let dog = watchdog();
     let fired = Arc::new(AtomicBool::new(false));
-    let key = {
+    let (key, sooner) = {
         let mut armed = lock(&dog.armed);
         armed.next_id += 1;
         let key = (at, armed.next_id);
@@ -60,9 +68,12 @@ pub(super) fn arm(handle: IsolateHandle, at: Instant) -> Deadline {
                 fired: fired.clone(),
             },
         );
-        key
+        (key, armed.looks_at.is_some_and(|looks| at < looks))
     };
-    dog.changed.notify_one();
+    // An awake watchdog sees the new entry before it sleeps again.
+    if sooner {
+        dog.changed.notify_one();
+    }
     Deadline { key, fired }
 }
 
@@ -87,25 +98,23 @@ fn watch(dog: &'static Watchdog) {
     loop {
         let now = Instant::now();
         let next = armed.by_deadline.first_key_value().map(|(k, _)| k.0);
-        armed = match next {
-            Some(at) if at <= now => {
-                if let Some((_, entry)) = armed.by_deadline.pop_first() {
-                    entry.fired.store(true, Ordering::SeqCst);
-                    entry.handle.terminate_execution();
-                }
-                armed
+        if let Some(at) = next
+            && at <= now
+        {
+            if let Some((_, entry)) = armed.by_deadline.pop_first() {
+                entry.fired.store(true, Ordering::SeqCst);
+                entry.handle.terminate_execution();
             }
-            Some(at) => {
-                dog.changed
-                    .wait_timeout(armed, at - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0
-            }
-            None => dog
-                .changed
-                .wait(armed)
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        };
+            continue;
+        }
+        let looks = next.unwrap_or(now + Duration::from_millis(IDLE_LOOK_MS));
+        armed.looks_at = Some(looks);
+        armed = dog
+            .changed
+            .wait_timeout(armed, looks - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        armed.looks_at = None;
     }
 }
 

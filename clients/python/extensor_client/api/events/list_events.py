@@ -6,6 +6,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.event_order import EventOrder
 from ...models.event_page import EventPage
 from ...models.problem import Problem
 from ...types import UNSET, Response, Unset
@@ -14,6 +15,8 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     *,
     after: int | Unset = UNSET,
+    before: int | Unset = UNSET,
+    order: EventOrder | Unset = EventOrder.ASC,
     limit: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     stream: str | Unset = UNSET,
@@ -28,6 +31,14 @@ def _get_kwargs(
     params: dict[str, Any] = {}
 
     params["after"] = after
+
+    params["before"] = before
+
+    json_order: str | Unset = UNSET
+    if not isinstance(order, Unset):
+        json_order = order.value
+
+    params["order"] = json_order
 
     params["limit"] = limit
 
@@ -152,6 +163,8 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     after: int | Unset = UNSET,
+    before: int | Unset = UNSET,
+    order: EventOrder | Unset = EventOrder.ASC,
     limit: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     stream: str | Unset = UNSET,
@@ -159,10 +172,13 @@ def sync_detailed(
     to: datetime.datetime | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Response[EventPage | Problem]:
-    """Query the tenant's events by position, type, stream and time
+    """Query the tenant's events by position, type, stream and time, either end first
 
     Args:
         after (int | Unset):
+        before (int | Unset):
+        order (EventOrder | Unset): Which end of the range a page of events starts from. Default:
+            EventOrder.ASC.
         limit (int | Unset):
         type_ (str | Unset):
         stream (str | Unset):
@@ -180,6 +196,8 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         after=after,
+        before=before,
+        order=order,
         limit=limit,
         type_=type_,
         stream=stream,
@@ -199,6 +217,8 @@ def sync(
     *,
     client: AuthenticatedClient,
     after: int | Unset = UNSET,
+    before: int | Unset = UNSET,
+    order: EventOrder | Unset = EventOrder.ASC,
     limit: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     stream: str | Unset = UNSET,
@@ -206,10 +226,13 @@ def sync(
     to: datetime.datetime | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
 ) -> EventPage | Problem | None:
-    """Query the tenant's events by position, type, stream and time
+    """Query the tenant's events by position, type, stream and time, either end first
 
     Args:
         after (int | Unset):
+        before (int | Unset):
+        order (EventOrder | Unset): Which end of the range a page of events starts from. Default:
+            EventOrder.ASC.
         limit (int | Unset):
         type_ (str | Unset):
         stream (str | Unset):
@@ -228,6 +251,8 @@ def sync(
     return sync_detailed(
         client=client,
         after=after,
+        before=before,
+        order=order,
         limit=limit,
         type_=type_,
         stream=stream,
@@ -241,6 +266,8 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     after: int | Unset = UNSET,
+    before: int | Unset = UNSET,
+    order: EventOrder | Unset = EventOrder.ASC,
     limit: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     stream: str | Unset = UNSET,
@@ -248,10 +275,13 @@ async def asyncio_detailed(
     to: datetime.datetime | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Response[EventPage | Problem]:
-    """Query the tenant's events by position, type, stream and time
+    """Query the tenant's events by position, type, stream and time, either end first
 
     Args:
         after (int | Unset):
+        before (int | Unset):
+        order (EventOrder | Unset): Which end of the range a page of events starts from. Default:
+            EventOrder.ASC.
         limit (int | Unset):
         type_ (str | Unset):
         stream (str | Unset):
@@ -269,6 +299,8 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         after=after,
+        before=before,
+        order=order,
         limit=limit,
         type_=type_,
         stream=stream,
@@ -286,6 +318,8 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     after: int | Unset = UNSET,
+    before: int | Unset = UNSET,
+    order: EventOrder | Unset = EventOrder.ASC,
     limit: int | Unset = UNSET,
     type_: str | Unset = UNSET,
     stream: str | Unset = UNSET,
@@ -293,10 +327,13 @@ async def asyncio(
     to: datetime.datetime | Unset = UNSET,
     x_tenant_slug: str | Unset = UNSET,
 ) -> EventPage | Problem | None:
-    """Query the tenant's events by position, type, stream and time
+    """Query the tenant's events by position, type, stream and time, either end first
 
     Args:
         after (int | Unset):
+        before (int | Unset):
+        order (EventOrder | Unset): Which end of the range a page of events starts from. Default:
+            EventOrder.ASC.
         limit (int | Unset):
         type_ (str | Unset):
         stream (str | Unset):
@@ -316,6 +353,8 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             after=after,
+            before=before,
+            order=order,
             limit=limit,
             type_=type_,
             stream=stream,

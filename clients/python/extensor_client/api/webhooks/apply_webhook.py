@@ -42,15 +42,13 @@ def _get_kwargs(
     }
 
     if isinstance(body, str):
-        _kwargs["content"] = body.payload
+        _kwargs["content"] = body.encode("utf-8")
         headers["Content-Type"] = "application/yaml"
-    if isinstance(body, str):
+    elif isinstance(body, File):
         _kwargs["content"] = body.payload
-        headers["Content-Type"] = "text/yaml"
-    if isinstance(body, File):
-        _kwargs["content"] = body.payload
+
         headers["Content-Type"] = "application/zip"
-    if isinstance(body, WebhookJson):
+    elif isinstance(body, WebhookJson):
         _kwargs["json"] = body.to_dict()
 
         headers["Content-Type"] = "application/json; charset=utf-8"

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The plugin-route benchmark of docs/BENCHMARKS.md: requests/s and p99 of an
+# Extensor plugin route (QuickJS and V8) and of Extensor's own /healthz,
+# beside two peers answering the same JSON in the same run on the same
+# machine: workerd (npm `workerd`) and Deno.serve (npm `deno`).
+#
+#   benches/route_peers.sh            # build release, install peers, run all
+#   ONLY="v8 deno" benches/route_peers.sh
+#
+# Settings (environment):
+#   EXTENSOR_BIN   a built binary (default: cargo build --release, target/release/extensor)
+#   PEERS_DIR      where the peers are installed with npm (default
+#                  ${TMPDIR:-/tmp}/extensor-route-peers); never inside the repo
+#   WRK_ARGS       default "-t2 -c64 -d8s"; WARMUP_S seconds of wrk before each (2)
+#   ONLY           a subset of: healthz quickjs v8 workerd deno
+#
+# Needs wrk (Debian: apt-get install -y wrk), node/npm, curl. A missing tool
+# is an error, never a skipped row.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEERS_DIR=${PEERS_DIR:-${TMPDIR:-/tmp}/extensor-route-peers}
+WRK_ARGS=${WRK_ARGS:--t2 -c64 -d8s}
+WARMUP_S=${WARMUP_S:-2}
+ONLY=${ONLY:-healthz quickjs v8 workerd deno}
+WORKERD_VERSION=${WORKERD_VERSION:-1.20261123.1}
+DENO_VERSION=${DENO_VERSION:-2.9.6}
+PORT_EXTENSOR=${PORT_EXTENSOR:-18080}
+PORT_WORKERD=${PORT_WORKERD:-18081}
+PORT_DENO=${PORT_DENO:-18082}
+BODY='{"hello":"world"}'
+
+for tool in wrk npm node curl; do
+  command -v "$tool" >/dev/null || { echo "route_peers: $tool is missing" >&2; exit 1; }
+done
+case "$PEERS_DIR" in "$ROOT"/*) echo "route_peers: PEERS_DIR must be outside the repository" >&2; exit 1;; esac
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/extensor-route-bench.XXXXXX")
+PIDS=()
+RUNS=0
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -z "${EXTENSOR_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --bin extensor)
+  EXTENSOR_BIN="$ROOT/target/release/extensor"
+fi
+
+install_peers() {
+  mkdir -p "$PEERS_DIR"
+  if [ ! -x "$PEERS_DIR/node_modules/.bin/workerd" ] || [ ! -x "$PEERS_DIR/node_modules/.bin/deno" ]; then
+    (cd "$PEERS_DIR" && { [ -f package.json ] || npm init -y >/dev/null; } \
+      && npm install --no-audit --no-fund --ignore-scripts "workerd@$WORKERD_VERSION" "deno@$DENO_VERSION")
+  fi
+}
+
+wait_http() { # url
+  for _ in $(seq 1 200); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "route_peers: $1 never answered" >&2
+  exit 1
+}
+
+# wrk's requests/s, p50 and p99 as one markdown row.
+measure() { # label url
+  local out
+  curl -fsS "$2" | grep -q '"hello"' || [ "$1" = "extensor /healthz" ] \
+    || { echo "route_peers: $2 did not answer the JSON" >&2; exit 1; }
+  wrk -t2 -c64 -d"${WARMUP_S}s" "$2" >/dev/null
+  # shellcheck disable=SC2086
+  out=$(wrk $WRK_ARGS --latency "$2")
+  echo "$out" >"$WORK/$(echo "$1" | tr -c 'a-z0-9' _).txt"
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr -s ' ' | paste -sd';' - || true)
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "${errors:-none}"
+}
+
+extensor_up() { # engine
+  RUNS=$((RUNS + 1))
+  local data="$WORK/data-$1-$RUNS" plugin="$WORK/plugin" token
+  mkdir -p "$plugin"
+  cat >"$plugin/manifest.json" <<JSON
+{"slug": "hello", "name": "Hello", "version": "1.0.0", "entry": "main.js",
+ "permissions": ["routes.public"],
+ "routes": [{"method": "GET", "path": "/hello", "public": true}]}
+JSON
+  cat >"$plugin/main.js" <<JS
+import { route } from 'extensor:sdk';
+route('GET', '/hello', () => ({ hello: 'world' }));
+JS
+  token=$("$EXTENSOR_BIN" --data-dir "$data" tenant create --slug bench --name Bench \
+    | sed -n 's/^owner token[^:]*: //p')
+  EXTENSOR_JS_ENGINE=$1 EXTENSOR_RATE_ROUTES_PER_S=0 EXTENSOR_LOG=${EXTENSOR_LOG:-info} \
+    "$EXTENSOR_BIN" --data-dir "$data" serve --listen "127.0.0.1:$PORT_EXTENSOR" \
+    >"$WORK/extensor-$1.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$PORT_EXTENSOR/healthz"
+  EXTENSOR_JS_ENGINE=$1 "$EXTENSOR_BIN" plugin push "$plugin" --server "http://127.0.0.1:$PORT_EXTENSOR" \
+    --token "$token" --tenant bench --enable >/dev/null
+}
+
+stop_last() {
+  local pid=${PIDS[-1]}
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  unset 'PIDS[-1]'
+}
+
+workerd_up() {
+  cat >"$WORK/worker.js" <<JS
+export default { fetch() { return Response.json({ hello: 'world' }); } };
+JS
+  cat >"$WORK/workerd.capnp" <<CAPNP
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .worker) ],
+  sockets = [ (name = "http", address = "127.0.0.1:$PORT_WORKERD", http = (), service = "main") ],
+);
+const worker :Workerd.Worker = (
+  modules = [ (name = "worker", esModule = embed "worker.js") ],
+  compatibilityDate = "2024-09-23",
+);
+CAPNP
+  "$PEERS_DIR/node_modules/.bin/workerd" serve "$WORK/workerd.capnp" >"$WORK/workerd.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$PORT_WORKERD/"
+}
+
+deno_up() {
+  cat >"$WORK/deno.js" <<JS
+Deno.serve({ hostname: '127.0.0.1', port: $PORT_DENO, onListen() {} },
+  () => Response.json({ hello: 'world' }));
+JS
+  DENO_DIR="$PEERS_DIR/deno-dir" DENO_NO_UPDATE_CHECK=1 \
+    "$PEERS_DIR/node_modules/.bin/deno" run --allow-net "$WORK/deno.js" >"$WORK/deno.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$PORT_DENO/"
+}
+
+install_peers
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%F %T UTC'); wrk $WRK_ARGS"
+echo "extensor: $("$EXTENSOR_BIN" --version), commit $(git -C "$ROOT" rev-parse --short HEAD)"
+echo
+echo "| server | requests/s | p50 | p99 | errors |"
+echo "|---|---|---|---|---|"
+for what in $ONLY; do
+  case $what in
+    healthz) extensor_up v8; measure "extensor /healthz" "http://127.0.0.1:$PORT_EXTENSOR/healthz"; stop_last ;;
+    quickjs|v8) extensor_up "$what"
+      measure "extensor plugin route ($what)" "http://127.0.0.1:$PORT_EXTENSOR/t/bench/ext/hello/hello"
+      stop_last ;;
+    workerd) workerd_up; measure "workerd $WORKERD_VERSION" "http://127.0.0.1:$PORT_WORKERD/"; stop_last ;;
+    deno) deno_up; measure "Deno.serve (deno $DENO_VERSION)" "http://127.0.0.1:$PORT_DENO/"; stop_last ;;
+    *) echo "route_peers: unknown target $what" >&2; exit 1 ;;
+  esac
+done
