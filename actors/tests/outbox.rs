@@ -334,6 +334,23 @@ impl EventStore for Counting {
         })
     }
 
+    fn read_all_backward(
+        &self,
+        before: u64,
+        after: u64,
+        filter: ReadFilter,
+        limit: usize,
+    ) -> Fut<'_, Vec<RecordedEvent>> {
+        Box::pin(async move {
+            let page = self
+                .inner
+                .read_all_backward(before, after, filter, limit)
+                .await?;
+            self.count(page.len());
+            Ok(page)
+        })
+    }
+
     fn subscribe_all(&self, after: u64, filter: ReadFilter) -> extensor_core::store::EventStream {
         self.inner.subscribe_all(after, filter)
     }
