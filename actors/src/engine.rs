@@ -20,11 +20,13 @@
 
 pub(crate) mod directory;
 pub(crate) mod invoke;
+mod lanes;
 mod plugins;
 mod publish;
 mod read_models;
 pub mod responses;
 mod runtime;
+mod scheduling;
 // Helper "api" adds `mod tenants;` here (tenant creation, tokens).
 
 use std::collections::HashMap;
@@ -187,42 +189,45 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// The engine's internals, reachable from sibling modules.
+/// The engine's internals. Its fields are private to `engine` and its
+/// submodules; sibling services are handed narrow boundaries instead
+/// (`LaneHost` for the dispatcher, `JobRunner` and `SchedulerStarter` for
+/// the scheduler).
 pub(crate) struct Inner {
-    pub store: Arc<dyn EventStore>,
-    pub data_dir: PathBuf,
-    pub sandbox: Sandbox,
-    pub zip: ZipLimits,
-    pub secret_box: SecretBox,
-    pub bundles: BundleStore,
-    pub board: StatusBoard,
-    pub root: ActorRef<RootMsg>,
-    pub dispatch: DispatchConfig,
-    pub filter_order: FilterOrder,
-    pub directory: directory::Directory,
-    pub runtimes: runtime::Runtimes,
-    pub services: runtime::Platform,
+    store: Arc<dyn EventStore>,
+    data_dir: PathBuf,
+    sandbox: Sandbox,
+    zip: ZipLimits,
+    secret_box: SecretBox,
+    bundles: BundleStore,
+    board: StatusBoard,
+    root: ActorRef<RootMsg>,
+    dispatch: DispatchConfig,
+    filter_order: FilterOrder,
+    directory: directory::Directory,
+    runtimes: runtime::Runtimes,
+    services: runtime::Platform,
     /// Set once shutdown starts: no new invocations or publishes.
-    pub closing: AtomicBool,
+    closing: AtomicBool,
     /// Told to lanes so they stop after their current event.
-    pub closing_tx: watch::Sender<bool>,
-    pub in_flight: InFlight,
-    pub follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    closing_tx: watch::Sender<bool>,
+    in_flight: InFlight,
+    follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Bounds calls in flight to the root and to each tenant supervisor
     /// (their ractor mailboxes are unbounded; these gates are not).
-    pub root_gate: Semaphore,
-    pub supervisor_gates: std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>,
-    pub tree: TreeSettings,
-    pub stats: invoke::Stats,
+    root_gate: Semaphore,
+    supervisor_gates: std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    tree: TreeSettings,
+    stats: invoke::Stats,
     /// Every tenant's job scheduler (see `crate::scheduler`).
-    pub schedulers: crate::scheduler::Schedulers,
+    schedulers: crate::scheduler::Schedulers,
     /// Tenants whose webhook dispatcher starts with their supervisor.
-    pub webhook_tenants: crate::webhooks::service::WebhookTenants,
+    webhook_tenants: crate::webhooks::service::WebhookTenants,
     /// Tenants whose email outbox starts with their supervisor.
-    pub outbox_tenants: crate::outbox::OutboxTenants,
+    outbox_tenants: crate::outbox::OutboxTenants,
     /// Dispatch lanes still reading their start revision: recovery waits
     /// for them, so the store's read queue stays bounded.
-    pub lanes_starting: Arc<InFlight>,
+    lanes_starting: Arc<InFlight>,
 }
 
 /// Counts invocations and publishes in progress, for graceful shutdown.
@@ -285,7 +290,6 @@ impl Inner {
     /// See [`Engine::outbox_wake`].
     pub async fn outbox_wake(&self, tenant: &TenantId) -> Result<(), Error> {
         let name = crate::outbox::SERVICE_NAME;
-        self.outbox_tenants.insert(tenant);
         let cell = self
             .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
             .await??;
@@ -415,13 +419,13 @@ fn tenant_services(
     vec![
         Arc::new(outbox),
         Arc::new(DispatcherService {
-            engine: slot.clone(),
+            engine: Arc::new(slot.clone()),
         }),
         Arc::new(crate::webhooks::service::WebhooksTenantService {
             config: webhooks,
             tenants: webhook_tenants.clone(),
         }),
-        Arc::new(crate::scheduler::SchedulerService::new(
+        Arc::new(scheduling::SchedulerService::new(
             slot.clone(),
             schedulers.clone(),
             config.sandbox.job_deadline_ms,
@@ -481,7 +485,7 @@ impl Engine {
         // Services reach the engine through this slot, filled once the
         // engine exists (the root must be spawned first).
         let slot = EngineSlot::default();
-        let schedulers = crate::scheduler::Schedulers::for_engine(slot.clone());
+        let schedulers = crate::scheduler::Schedulers::with_starter(Arc::new(slot.clone()));
         let webhook_tenants = crate::webhooks::service::WebhookTenants::default();
         let outbox_tenants = crate::outbox::OutboxTenants::default();
         let outbox = crate::outbox::OutboxService {

@@ -509,6 +509,14 @@ impl EmailOutbox for EngineHost {
                 crate::outbox::queued_event(&inner.secret_box, meta, id.as_str(), &email, readable)
                     .map_err(|e| host_err("email", e))?;
             let outbox_id = queued.event_id.to_string();
+            // Marks the tenant in the outbox index (if needed) before the
+            // message is durable, and keeps its outbox from unmarking it
+            // until the append is done.
+            let lease = inner
+                .outbox_tenants
+                .lease(&*inner.store, &tenant)
+                .await
+                .map_err(|e| host_err("email", e))?;
             inner
                 .store
                 .append(
@@ -518,6 +526,7 @@ impl EmailOutbox for EngineHost {
                 )
                 .await
                 .map_err(|e| host_err("email", e))?;
+            drop(lease);
             if let Err(e) = inner.outbox_wake(&tenant).await {
                 // Durable already: the outbox reads it when it next starts.
                 tracing::warn!(tenant = %tenant, error = %e, "outbox not woken");
