@@ -39,9 +39,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::engine::EngineSlot;
-use crate::engine::directory::Known;
-use crate::engine::invoke::{hook_input, refuse_failed, run};
+use std::sync::Arc;
+
+use extensor_core::store::EventStore;
+
 use crate::error::Error;
 use crate::supervision::ActorKind;
 use crate::tenant_supervisor::TenantService;
@@ -94,9 +95,65 @@ pub struct HookRecord {
     pub limit: Option<String>,
 }
 
+/// What a dispatcher and its lanes are handed: the engine implements it
+/// (`engine::lanes`), so this module imports nothing of the engine. An
+/// installation is named by id and looked up afresh on every call.
+pub(crate) trait LaneHost: Send + Sync + 'static {
+    fn store(&self) -> Arc<dyn EventStore>;
+    /// Events per lane page, and events without a record before a lane
+    /// writes a checkpoint.
+    fn lane_bounds(&self) -> (usize, u64);
+    /// Held by a starting lane until its start-up reads are done.
+    fn lane_starting(&self) -> Box<dyn Send + Sync>;
+    /// The tenant's enabled installations that declare hooks.
+    fn hooked_installations(&self, tenant: &TenantId) -> Vec<InstallationId>;
+    /// Bumped whenever one of the tenant's installations changes.
+    fn installations_changed(&self, tenant: &TenantId) -> watch::Receiver<u64>;
+    /// The tenant's business stream head: moves on every append.
+    fn head(&self, tenant: &TenantId) -> watch::Receiver<u64>;
+    /// The business events from revision `next`, if the host still holds
+    /// them in memory (`None`: read the store).
+    fn recent_from(&self, tenant: &TenantId, next: u64, page: usize) -> Option<Vec<RecordedEvent>>;
+    /// Turns `true` when the engine starts shutting down.
+    fn closing(&self) -> watch::Receiver<bool>;
+    /// The installation as a lane sees it for events of `event_type`.
+    fn lane_installation(&self, id: &InstallationId, event_type: &str) -> Option<LaneInstallation>;
+    /// `Err(Error::Failed)` while the installation's actor is marked failed.
+    fn refuse_failed(&self, id: &InstallationId) -> Result<(), Error>;
+    /// Moves whenever the status board changes (an operator restart).
+    fn board_changes(&self) -> watch::Receiver<u64>;
+    /// Runs the installation's hook for `ev` (its emit-chain depth given);
+    /// answers the hook's result.
+    fn run_hook(
+        self: Arc<Self>,
+        id: &InstallationId,
+        ev: &RecordedEvent,
+        chain_depth: u32,
+    ) -> BoxFuture<'static, Result<Value, Error>>;
+}
+
+/// Where a dispatcher finds its host: empty once the engine is gone (its
+/// lanes then stop).
+pub(crate) trait LaneHostSlot: Send + Sync + 'static {
+    fn host(&self) -> Option<Arc<dyn LaneHost>>;
+}
+
+/// One installation as a lane sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct LaneInstallation {
+    pub id: InstallationId,
+    pub slug: String,
+    pub enabled: bool,
+    /// Global position of its latest `plugin.enabled`: hooks run only for
+    /// business events after it.
+    pub enabled_at: u64,
+    /// Whether it hooks the event type asked about.
+    pub handles: bool,
+}
+
 /// Spawns a dispatcher per tenant (see [`TenantService`]).
 pub(crate) struct DispatcherService {
-    pub engine: EngineSlot,
+    pub engine: Arc<dyn LaneHostSlot>,
 }
 
 impl TenantService for DispatcherService {
@@ -132,7 +189,7 @@ pub struct Dispatcher;
 
 pub struct DispatcherArgs {
     tenant: TenantId,
-    engine: EngineSlot,
+    engine: Arc<dyn LaneHostSlot>,
 }
 
 struct Lane {
@@ -152,7 +209,7 @@ impl Drop for Lane {
 
 pub struct DispatcherState {
     tenant: TenantId,
-    engine: EngineSlot,
+    engine: Arc<dyn LaneHostSlot>,
     lanes: BTreeMap<InstallationId, Lane>,
     watcher: Option<tokio::task::JoinHandle<()>>,
 }
@@ -175,16 +232,10 @@ pub enum DispatcherMsg {
 
 impl DispatcherState {
     fn sync(&mut self) {
-        let Some(inner) = self.engine.get() else {
+        let Some(inner) = self.engine.host() else {
             return;
         };
-        let wanted: Vec<InstallationId> = inner
-            .directory
-            .for_tenant(&self.tenant)
-            .iter()
-            .filter(|k| k.has_hooks())
-            .filter_map(|k| k.state.id.clone())
-            .collect();
+        let wanted = inner.hooked_installations(&self.tenant);
         // Lanes no longer wanted, or whose task ended, go.
         self.lanes.retain(|id, lane| {
             let keep = wanted.contains(id) && !lane.task.is_finished();
@@ -202,10 +253,10 @@ impl DispatcherState {
                 engine: self.engine.clone(),
                 tenant: self.tenant.clone(),
                 id: id.clone(),
-                page: inner.dispatch.lane_page_events.max(1),
-                checkpoint_every: inner.dispatch.checkpoint_every_events.max(1),
+                page: inner.lane_bounds().0.max(1),
+                checkpoint_every: inner.lane_bounds().1.max(1),
             };
-            let starting = inner.lanes_starting.enter_owned();
+            let starting = inner.lane_starting();
             let task = tokio::spawn(run_lane(ctx, stop_rx, starting));
             self.lanes.insert(id, Lane { stop, task });
         }
@@ -230,8 +281,8 @@ impl Actor for Dispatcher {
         myself: ActorRef<Self::Msg>,
         args: DispatcherArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let watcher = args.engine.get().map(|inner| {
-            let mut generation = inner.directory.hub(&args.tenant).generation.subscribe();
+        let watcher = args.engine.host().map(|inner| {
+            let mut generation = inner.installations_changed(&args.tenant);
             let me = myself.clone();
             tokio::spawn(async move {
                 while generation.changed().await.is_ok() {
@@ -277,7 +328,7 @@ impl Actor for Dispatcher {
 }
 
 struct LaneCtx {
-    engine: EngineSlot,
+    engine: Arc<dyn LaneHostSlot>,
     tenant: TenantId,
     id: InstallationId,
     page: usize,
@@ -296,16 +347,12 @@ async fn backoff(attempt: &mut u32) {
 }
 
 /// `starting` is dropped once the lane has its start revision (or ends).
-async fn run_lane(
-    ctx: LaneCtx,
-    mut stop: watch::Receiver<bool>,
-    starting: crate::engine::OwnedInFlightGuard,
-) {
-    let Some(inner) = ctx.engine.get() else {
+async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>, starting: Box<dyn Send + Sync>) {
+    let Some(inner) = ctx.engine.host() else {
         return;
     };
-    let mut head = inner.directory.hub(&ctx.tenant).head.subscribe();
-    let mut closing = inner.closing_tx.subscribe();
+    let mut head = inner.head(&ctx.tenant);
+    let mut closing = inner.closing();
     drop(inner);
     let mut attempt = 0;
     let mut next = loop {
@@ -330,14 +377,14 @@ async fn run_lane(
         // Mark the head seen *before* reading, so an append that lands
         // after the read still wakes the wait below.
         head.borrow_and_update();
-        let Some(inner) = ctx.engine.get() else {
+        let Some(inner) = ctx.engine.host() else {
             return;
         };
         let stream = StreamId::business_events(&ctx.tenant);
-        let recent = inner.directory.hub(&ctx.tenant).recent_from(next, ctx.page);
+        let recent = inner.recent_from(&ctx.tenant, next, ctx.page);
         let read = match recent {
             Some(events) => Ok(events),
-            None => inner.store.read_stream(stream, next, ctx.page).await,
+            None => inner.store().read_stream(stream, next, ctx.page).await,
         };
         let page = match read {
             Ok(p) => p,
@@ -365,16 +412,19 @@ async fn run_lane(
                 ended = true;
                 break;
             }
-            let Some(known) = inner.directory.get(&ctx.id).filter(Known::is_enabled) else {
+            let Some(known) = inner
+                .lane_installation(&ctx.id, &ev.event_type)
+                .filter(|k| k.enabled)
+            else {
                 ended = true;
                 break;
             };
-            if ev.position > known.enabled_at && known.hooks(&ev.event_type) {
-                if let Err(failed) = refuse_failed(&inner, &known) {
+            if ev.position > known.enabled_at && known.handles {
+                if let Err(failed) = inner.refuse_failed(&known.id) {
                     records.push(paused(&known, ev, &failed));
-                    record(&inner, &ctx, std::mem::take(&mut records)).await;
+                    record(&*inner, &ctx, std::mem::take(&mut records)).await;
                     unrecorded = 0;
-                    if !wait_until_restarted(&inner, &known, &mut stop, &mut closing).await {
+                    if !wait_until_restarted(&*inner, &known, &mut stop, &mut closing).await {
                         ended = true;
                         break;
                     }
@@ -394,7 +444,7 @@ async fn run_lane(
             records.push(checkpoint(&ctx, next));
         }
         if !records.is_empty() {
-            record(&inner, &ctx, records).await;
+            record(&*inner, &ctx, records).await;
             unrecorded = 0;
         }
         if ended {
@@ -407,10 +457,10 @@ async fn run_lane(
 /// business event after the installation was enabled. `None`: the
 /// installation is gone.
 async fn start_revision(ctx: &LaneCtx) -> Result<Option<u64>, extensor_core::Error> {
-    let Some(inner) = ctx.engine.get() else {
+    let Some(inner) = ctx.engine.host() else {
         return Ok(None);
     };
-    let store = &inner.store;
+    let store = inner.store();
     let hooks = hooks_stream(&ctx.id);
     let last = match store.stream_revision(hooks.clone()).await? {
         Some(rev) => store.read_stream(hooks, rev, 1).await?.pop(),
@@ -430,7 +480,7 @@ async fn start_revision(ctx: &LaneCtx) -> Result<Option<u64>, extensor_core::Err
         }
         return Ok(Some(record.event_revision + 1));
     }
-    let Some(known) = inner.directory.get(&ctx.id) else {
+    let Some(known) = inner.lane_installation(&ctx.id, "") else {
         return Ok(None);
     };
     let stream = StreamId::business_events(&ctx.tenant);
@@ -449,7 +499,7 @@ async fn start_revision(ctx: &LaneCtx) -> Result<Option<u64>, extensor_core::Err
 
 /// How deep in an emit chain `ev` is: 0 for an event from outside, one more
 /// per plugin emit that led to it (followed through causation ids).
-async fn event_depth(inner: &crate::engine::Inner, ev: &RecordedEvent) -> u32 {
+async fn event_depth(inner: &dyn LaneHost, ev: &RecordedEvent) -> u32 {
     let max = extensor_js::config::EMIT_CHAIN_DEPTH_MAX;
     let mut depth = 0;
     let mut by_plugin = ev.principal.as_str().starts_with("plugin:");
@@ -457,7 +507,7 @@ async fn event_depth(inner: &crate::engine::Inner, ev: &RecordedEvent) -> u32 {
     while by_plugin && depth <= max {
         let Some(c) = cause else { break };
         depth += 1;
-        match inner.store.read_event(c).await {
+        match inner.store().read_event(c).await {
             Ok(Some(e)) => {
                 by_plugin = e.principal.as_str().starts_with("plugin:");
                 cause = e.causation_id;
@@ -515,41 +565,26 @@ pub(crate) fn capped(value: Value) -> Value {
 /// Runs the hook for one event and builds its record; `None` when the
 /// engine is shutting down (the event is left for the next start).
 async fn execute(
-    inner: &std::sync::Arc<crate::engine::Inner>,
-    known: &Known,
+    inner: &Arc<dyn LaneHost>,
+    known: &LaneInstallation,
     ev: &RecordedEvent,
 ) -> Option<NewEvent> {
-    let depth = event_depth(inner, ev).await;
-    let trigger = extensor_js::Trigger::Hook {
-        event_type: ev.event_type.clone(),
-    };
+    let depth = event_depth(&**inner, ev).await;
     let started = Instant::now();
-    let result = run(
-        inner,
-        known,
-        trigger,
-        hook_input(ev),
-        Some(ev.event_id.to_string()),
-        depth,
-    )
-    .await;
+    let result = inner.clone().run_hook(&known.id, ev, depth).await;
     let elapsed = started.elapsed();
     let finished_at = chrono::Utc::now();
     if matches!(result, Err(Error::ShuttingDown)) {
         return None;
     }
-    let slug = known
-        .state
-        .slug
-        .as_ref()
-        .map_or_else(String::new, |s| s.to_string());
+    let slug = known.slug.clone();
     let outcome = if result.is_ok() { "executed" } else { "failed" };
     metrics::counter!("extensor_hook_executions_total", "plugin" => slug.clone(), "outcome" => outcome)
         .increment(1);
     metrics::histogram!("extensor_hook_duration_seconds", "plugin" => slug.clone())
         .record(elapsed.as_secs_f64());
     let mut record = HookRecord {
-        installation_id: known.state.id.clone()?,
+        installation_id: known.id.clone(),
         slug,
         event_id: Some(ev.event_id.clone()),
         event_type: Some(ev.event_type.clone()),
@@ -562,8 +597,8 @@ async fn execute(
         limit: None,
     };
     let event_type = match result {
-        Ok(o) => {
-            record.outcome = Some(capped(o.value));
+        Ok(value) => {
+            record.outcome = Some(capped(value));
             types::EXECUTED
         }
         Err(e) => {
@@ -584,19 +619,10 @@ async fn execute(
 }
 
 /// The record of a lane pausing at `ev` for a failed installation.
-fn paused(known: &Known, ev: &RecordedEvent, failed: &Error) -> NewEvent {
-    let id = known
-        .state
-        .id
-        .clone()
-        .expect("a lane's installation has an id");
+fn paused(known: &LaneInstallation, ev: &RecordedEvent, failed: &Error) -> NewEvent {
     let record = HookRecord {
-        installation_id: id.clone(),
-        slug: known
-            .state
-            .slug
-            .as_ref()
-            .map_or_else(String::new, |s| s.to_string()),
+        installation_id: known.id.clone(),
+        slug: known.slug.clone(),
         event_id: Some(ev.event_id.clone()),
         event_type: Some(ev.event_type.clone()),
         event_revision: ev.revision,
@@ -616,20 +642,20 @@ fn paused(known: &Known, ev: &RecordedEvent, failed: &Error) -> NewEvent {
 /// restarted it). `false`: the lane was told to stop, or the engine is
 /// closing, meanwhile.
 async fn wait_until_restarted(
-    inner: &crate::engine::Inner,
-    known: &Known,
+    inner: &dyn LaneHost,
+    known: &LaneInstallation,
     stop: &mut watch::Receiver<bool>,
     closing: &mut watch::Receiver<bool>,
 ) -> bool {
-    let mut changes = inner.board.changes();
-    tracing::warn!(installation = ?known.state.id, "hook lane paused: installation failed");
+    let mut changes = inner.board_changes();
+    tracing::warn!(installation = %known.id, "hook lane paused: installation failed");
     loop {
         changes.borrow_and_update();
         if stopping(stop, closing) {
             return false;
         }
-        if refuse_failed(inner, known).is_ok() {
-            tracing::info!(installation = ?known.state.id, "hook lane resumed");
+        if inner.refuse_failed(&known.id).is_ok() {
+            tracing::info!(installation = %known.id, "hook lane resumed");
             return true;
         }
         tokio::select! {
@@ -665,11 +691,11 @@ fn checkpoint(ctx: &LaneCtx, next: u64) -> NewEvent {
 /// Appends the records, retrying a store failure a few times. If it still
 /// fails the lane goes on: the events run again after a restart
 /// (at-least-once), which is better than stalling every later event.
-async fn record(inner: &crate::engine::Inner, ctx: &LaneCtx, records: Vec<NewEvent>) {
+async fn record(inner: &dyn LaneHost, ctx: &LaneCtx, records: Vec<NewEvent>) {
     let mut attempt = 0;
     loop {
         match inner
-            .store
+            .store()
             .append(
                 hooks_stream(&ctx.id),
                 ExpectedRevision::Any,

@@ -20,11 +20,13 @@
 
 pub(crate) mod directory;
 pub(crate) mod invoke;
+mod lanes;
 mod plugins;
 mod publish;
 mod read_models;
 pub mod responses;
 mod runtime;
+mod scheduling;
 // Helper "api" adds `mod tenants;` here (tenant creation, tokens).
 
 use std::collections::HashMap;
@@ -187,42 +189,45 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// The engine's internals, reachable from sibling modules.
+/// The engine's internals. Its fields are private to `engine` and its
+/// submodules; sibling services are handed narrow boundaries instead
+/// (`LaneHost` for the dispatcher, `JobRunner` and `SchedulerStarter` for
+/// the scheduler).
 pub(crate) struct Inner {
-    pub store: Arc<dyn EventStore>,
-    pub data_dir: PathBuf,
-    pub sandbox: Sandbox,
-    pub zip: ZipLimits,
-    pub secret_box: SecretBox,
-    pub bundles: BundleStore,
-    pub board: StatusBoard,
-    pub root: ActorRef<RootMsg>,
-    pub dispatch: DispatchConfig,
-    pub filter_order: FilterOrder,
-    pub directory: directory::Directory,
-    pub runtimes: runtime::Runtimes,
-    pub services: runtime::Platform,
+    store: Arc<dyn EventStore>,
+    data_dir: PathBuf,
+    sandbox: Sandbox,
+    zip: ZipLimits,
+    secret_box: SecretBox,
+    bundles: BundleStore,
+    board: StatusBoard,
+    root: ActorRef<RootMsg>,
+    dispatch: DispatchConfig,
+    filter_order: FilterOrder,
+    directory: directory::Directory,
+    runtimes: runtime::Runtimes,
+    services: runtime::Platform,
     /// Set once shutdown starts: no new invocations or publishes.
-    pub closing: AtomicBool,
+    closing: AtomicBool,
     /// Told to lanes so they stop after their current event.
-    pub closing_tx: watch::Sender<bool>,
-    pub in_flight: InFlight,
-    pub follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    closing_tx: watch::Sender<bool>,
+    in_flight: InFlight,
+    follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Bounds calls in flight to the root and to each tenant supervisor
     /// (their ractor mailboxes are unbounded; these gates are not).
-    pub root_gate: Semaphore,
-    pub supervisor_gates: std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>,
-    pub tree: TreeSettings,
-    pub stats: invoke::Stats,
+    root_gate: Semaphore,
+    supervisor_gates: std::sync::Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    tree: TreeSettings,
+    stats: invoke::Stats,
     /// Every tenant's job scheduler (see `crate::scheduler`).
-    pub schedulers: crate::scheduler::Schedulers,
+    schedulers: crate::scheduler::Schedulers,
     /// Tenants whose webhook dispatcher starts with their supervisor.
-    pub webhook_tenants: crate::webhooks::service::WebhookTenants,
+    webhook_tenants: crate::webhooks::service::WebhookTenants,
     /// Tenants whose email outbox starts with their supervisor.
-    pub outbox_tenants: crate::outbox::OutboxTenants,
+    outbox_tenants: crate::outbox::OutboxTenants,
     /// Dispatch lanes still reading their start revision: recovery waits
     /// for them, so the store's read queue stays bounded.
-    pub lanes_starting: Arc<InFlight>,
+    lanes_starting: Arc<InFlight>,
 }
 
 /// Counts invocations and publishes in progress, for graceful shutdown.
@@ -285,7 +290,6 @@ impl Inner {
     /// See [`Engine::outbox_wake`].
     pub async fn outbox_wake(&self, tenant: &TenantId) -> Result<(), Error> {
         let name = crate::outbox::SERVICE_NAME;
-        self.outbox_tenants.insert(tenant);
         let cell = self
             .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
             .await??;
@@ -415,13 +419,13 @@ fn tenant_services(
     vec![
         Arc::new(outbox),
         Arc::new(DispatcherService {
-            engine: slot.clone(),
+            engine: Arc::new(slot.clone()),
         }),
         Arc::new(crate::webhooks::service::WebhooksTenantService {
             config: webhooks,
             tenants: webhook_tenants.clone(),
         }),
-        Arc::new(crate::scheduler::SchedulerService::new(
+        Arc::new(scheduling::SchedulerService::new(
             slot.clone(),
             schedulers.clone(),
             config.sandbox.job_deadline_ms,
@@ -432,7 +436,11 @@ fn tenant_services(
 /// The webhook engine's settings, from the engine's: the same sandbox
 /// limits and network policy (SSRF guard), tenant secrets sealed with the
 /// same platform key.
-fn webhook_config(config: &EngineConfig) -> Result<crate::webhooks::WebhookConfig, Error> {
+fn webhook_config(
+    config: &EngineConfig,
+    board: &StatusBoard,
+    slot: &EngineSlot,
+) -> Result<crate::webhooks::WebhookConfig, Error> {
     let http =
         extensor_js::host::net::GuardedHttp::new(config.sandbox.network.clone()).map_err(|e| {
             Error::Spawn {
@@ -444,12 +452,20 @@ fn webhook_config(config: &EngineConfig) -> Result<crate::webhooks::WebhookConfi
         store: config.store.clone(),
         secret_box: SecretBox::new(config.secret_key.clone()),
     };
-    Ok(crate::webhooks::WebhookConfig::new(
+    let mut webhooks = crate::webhooks::WebhookConfig::new(
         config.store.clone(),
         Sandbox::new(config.sandbox.clone()),
         Arc::new(http),
         Arc::new(secrets),
-    ))
+    );
+    webhooks.disable_after_failing_ms = crate::webhooks::WebhookConfig::disable_after_from_env()
+        .map_err(|reason| Error::Spawn {
+            actor: "/webhooks".into(),
+            reason,
+        })?;
+    webhooks.board = Some(board.clone());
+    webhooks.warm = Some(Arc::new(runtime::WebhookWarm(slot.clone())));
+    Ok(webhooks)
 }
 
 impl Engine {
@@ -469,7 +485,7 @@ impl Engine {
         // Services reach the engine through this slot, filled once the
         // engine exists (the root must be spawned first).
         let slot = EngineSlot::default();
-        let schedulers = crate::scheduler::Schedulers::for_engine(slot.clone());
+        let schedulers = crate::scheduler::Schedulers::with_starter(Arc::new(slot.clone()));
         let webhook_tenants = crate::webhooks::service::WebhookTenants::default();
         let outbox_tenants = crate::outbox::OutboxTenants::default();
         let outbox = crate::outbox::OutboxService {
@@ -489,7 +505,7 @@ impl Engine {
             passivate_idle_ms: config.tree.passivate_idle_ms,
             services: tenant_services(
                 &slot,
-                webhook_config(&config)?,
+                webhook_config(&config, &board, &slot)?,
                 &webhook_tenants,
                 &schedulers,
                 outbox,
@@ -748,6 +764,15 @@ impl Engine {
     /// `/tenants/<t>/tenant`, `/tenants/<t>/installations/<ins>` or
     /// `/tenants/<t>/<service>`. Unknown paths are `NotFound`.
     pub async fn restart_actor(&self, path: &str) -> Result<(), Error> {
+        if let Some((tenant, name)) = crate::webhooks::service::endpoint_path(path) {
+            // Only an endpoint the tree shows: a path that names none is
+            // refused before any tenant's services start.
+            if self.inner.board.get(path).is_none() {
+                return Err(Error::not_found("actor", path));
+            }
+            let dispatcher = self.webhooks(&tenant).await?;
+            return crate::webhooks::service::restart_endpoint(&dispatcher, &tenant, name).await;
+        }
         match parse_actor_path(path)? {
             (tenant, None) => {
                 self.inner

@@ -1,5 +1,6 @@
 //! Running one plugin job and recording it: the [`JobRunner`] boundary the
-//! scheduler fires through (the engine implements it with real isolates),
+//! scheduler fires through (the engine implements it with real isolates, in
+//! `engine::scheduling`; this module imports nothing of the engine),
 //! the per-job record cell every append to a job stream goes through, and
 //! the run task (start → invoke with the deadline → finish → metrics).
 
@@ -13,6 +14,7 @@ use extensor_core::event::{EventMeta, NewEvent, StreamId};
 use extensor_core::ids::{EventId, InstallationId, RunId, TenantId};
 use extensor_core::job_runs::{
     JobRuns, JobRunsCommand, JobRunsEvent, RunEnd, RunFinished, RunLog, RunStatus, RunTrigger,
+    SchedulerClaimed, scheduler_stream, types as job_types,
 };
 use extensor_core::store::{EventStore, ExpectedRevision, READ_EVENTS_MAX};
 use futures::future::BoxFuture;
@@ -74,6 +76,9 @@ pub struct JobRecorder {
     pub stream: StreamId,
     pub cell: JobCell,
     pub snapshots: SnapshotPolicy,
+    /// The epoch of the scheduler writing through it: every command is
+    /// refused (`stale_epoch`) once the stream has seen a newer one.
+    pub epoch: u64,
 }
 
 impl JobRecorder {
@@ -88,6 +93,10 @@ impl JobRecorder {
         let mut loaded = self.cell.lock().await;
         let mut attempt = 0;
         loop {
+            // Checked at the revision the append below expects: a newer
+            // scheduler's claim or fence in between makes it conflict, and
+            // the retry sees it here.
+            loaded.state.check_epoch(self.epoch)?;
             let events = loaded.state.decide(command)?;
             if events.is_empty() {
                 return Ok(events);
@@ -182,6 +191,87 @@ impl JobRecorder {
     }
 }
 
+/// Appends to the scheduler stream retry this many times after a conflict
+/// (another scheduler of the tenant claimed at the same moment).
+pub const EPOCH_CLAIM_RETRIES_MAX: u32 = 8;
+
+/// One scheduler incarnation's claim on its tenant's jobs: the
+/// `job.scheduler_claimed` record it appended to `jobs-<tenant>` with the
+/// previous epoch + 1 (its revision + 1), at a known revision. Any later record on that
+/// stream is a newer scheduler's claim, so [`EpochClaim::check`] is one
+/// read of the stream's revision.
+#[derive(Clone)]
+pub struct EpochClaim {
+    store: Arc<dyn EventStore>,
+    stream: StreamId,
+    pub epoch: u64,
+    pub owner: String,
+    /// The stream revision of this claim's record.
+    revision: u64,
+}
+
+impl EpochClaim {
+    /// Appends the next epoch's claim for `owner`, at the revision read.
+    pub async fn claim(
+        store: Arc<dyn EventStore>,
+        tenant: &TenantId,
+        owner: &str,
+        meta: &EventMeta,
+    ) -> Result<Self, extensor_core::Error> {
+        let stream = scheduler_stream(tenant);
+        let mut attempt = 0;
+        loop {
+            // Only claims are appended to this stream, one per start, so the
+            // claim at revision r has epoch r + 1: no record is parsed.
+            let head = store.stream_revision(stream.clone()).await?;
+            let claimed = SchedulerClaimed {
+                epoch: head.map_or(1, |r| r + 2),
+                owner: owner.to_owned(),
+            };
+            let event = NewEvent::new(job_types::SCHEDULER_CLAIMED, 1, meta.clone(), &claimed)?;
+            let expected = ExpectedRevision::from_current(head);
+            match store.append(stream.clone(), expected, vec![event]).await {
+                Ok(r) => {
+                    return Ok(Self {
+                        store,
+                        stream,
+                        epoch: claimed.epoch,
+                        owner: claimed.owner,
+                        revision: r.next_expected,
+                    });
+                }
+                Err(extensor_core::Error::Conflict { .. }) if attempt < EPOCH_CLAIM_RETRIES_MAX => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `Ok` while this claim is the tenant's newest; a `stale_epoch` domain
+    /// error once a newer scheduler claimed.
+    pub async fn check(&self) -> Result<(), extensor_core::Error> {
+        let head = self.store.stream_revision(self.stream.clone()).await?;
+        if head == Some(self.revision) {
+            return Ok(());
+        }
+        Err(extensor_core::Error::Domain(extensor_core::DomainError {
+            aggregate: "scheduler",
+            state: format!("epoch {}", self.epoch),
+            code: "stale_epoch",
+            message: format!(
+                "scheduler epoch {} ({}) was fenced: a newer scheduler claimed the tenant's jobs",
+                self.epoch, self.owner
+            ),
+        }))
+    }
+}
+
+/// Whether `e` says the scheduler was fenced by a newer epoch.
+pub fn is_stale_epoch(e: &extensor_core::Error) -> bool {
+    matches!(e, extensor_core::Error::Domain(d) if d.code == "stale_epoch")
+}
+
 fn new_event(e: &JobRunsEvent, meta: &EventMeta) -> Result<NewEvent, extensor_core::Error> {
     let payload = e
         .to_payload()
@@ -202,15 +292,38 @@ fn new_event(e: &JobRunsEvent, meta: &EventMeta) -> Result<NewEvent, extensor_co
 /// Everything one run needs.
 pub struct RunContext {
     pub recorder: JobRecorder,
+    /// The scheduler's epoch claim, checked before the start and before the
+    /// end is recorded.
+    pub claim: EpochClaim,
     pub runner: Arc<dyn JobRunner>,
     pub clock: Arc<dyn Clock>,
     pub request: JobRequest,
     pub meta: EventMeta,
 }
 
-/// Runs one claimed run to its end and records it; returns the finish
-/// record (`None` if it could not be recorded, which is logged).
-pub async fn run_job(ctx: RunContext) -> Option<RunFinished> {
+/// How a run task ended.
+#[derive(Debug)]
+pub enum RunTaskEnd {
+    /// Its end is recorded (`None`: it could not be, which is logged).
+    Recorded(Option<RunFinished>),
+    /// A newer scheduler claimed the tenant: the run was not started, or
+    /// its end was not recorded (the newer scheduler settles it).
+    Fenced,
+}
+
+impl RunTaskEnd {
+    pub fn finished(self) -> Option<RunFinished> {
+        match self {
+            RunTaskEnd::Recorded(f) => f,
+            RunTaskEnd::Fenced => None,
+        }
+    }
+}
+
+/// Runs one claimed run to its end and records it. The epoch claim is
+/// checked before the start is recorded and again before the end is: a
+/// fenced scheduler neither runs nor records.
+pub async fn run_job(ctx: RunContext) -> RunTaskEnd {
     let req = ctx.request.clone();
     let started_at = ctx.clock.now();
     if req.trigger == RunTrigger::Schedule {
@@ -230,9 +343,13 @@ pub async fn run_job(ctx: RunContext) -> Option<RunFinished> {
     // settled as interrupted, never claimed and run a second time. If the
     // start cannot be recorded (the run was settled by another scheduler,
     // or the store refuses), the job is not invoked at all.
-    if let Err(e) = ctx.recorder.execute(&start, &ctx.meta).await {
+    let checked = match ctx.claim.check().await {
+        Ok(()) => ctx.recorder.execute(&start, &ctx.meta).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = checked {
         tracing::warn!(run = %req.run_id, error = %e, "run start not recorded; not run");
-        return None;
+        return fenced_or(&e, None);
     }
     let outcome = tokio::time::timeout(guard, ctx.runner.run(req.clone())).await;
     let (end, logs) = match outcome {
@@ -262,15 +379,27 @@ pub async fn run_job(ctx: RunContext) -> Option<RunFinished> {
         end,
         logs,
     };
-    match ctx.recorder.execute(&finish, &ctx.meta).await {
-        Ok(events) => events.into_iter().find_map(|e| match e {
+    let recorded = match ctx.claim.check().await {
+        Ok(()) => ctx.recorder.execute(&finish, &ctx.meta).await,
+        Err(e) => Err(e),
+    };
+    match recorded {
+        Ok(events) => RunTaskEnd::Recorded(events.into_iter().find_map(|e| match e {
             JobRunsEvent::Finished(f) => Some(*f),
             _ => None,
-        }),
+        })),
         Err(e) => {
             tracing::warn!(run = %req.run_id, error = %e, "run end not recorded");
-            None
+            fenced_or(&e, None)
         }
+    }
+}
+
+fn fenced_or(e: &extensor_core::Error, finished: Option<RunFinished>) -> RunTaskEnd {
+    if is_stale_epoch(e) {
+        RunTaskEnd::Fenced
+    } else {
+        RunTaskEnd::Recorded(finished)
     }
 }
 
@@ -295,82 +424,4 @@ pub fn count_run(tenant: &TenantId, installation: &InstallationId, job: &str, st
         ("status", status.as_str().to_owned()),
     ];
     metrics::counter!("extensor_job_runs_total", &labels).increment(1);
-}
-
-/// The engine as a [`JobRunner`]: runs the job in its installation's
-/// isolate (`Trigger::Job`) with the job deadline. The handler receives
-/// `{run_id, scheduled_for, trigger}`; the run id is also the invocation's
-/// event id, so a plugin can deduplicate on it.
-pub(crate) struct EngineRunner {
-    pub engine: crate::engine::EngineSlot,
-}
-
-impl JobRunner for EngineRunner {
-    fn run(&self, request: JobRequest) -> BoxFuture<'static, Result<JobSuccess, JobFailure>> {
-        let inner = self.engine.get();
-        Box::pin(async move {
-            let Some(inner) = inner else {
-                return Err(JobFailure::Failed {
-                    error: "the engine is shutting down".into(),
-                    logs: Vec::new(),
-                });
-            };
-            let engine = crate::engine::Engine { inner };
-            let input = serde_json::json!({
-                "run_id": request.run_id,
-                "scheduled_for": request.scheduled_for,
-                "trigger": request.trigger.as_str(),
-            });
-            let trigger = extensor_js::Trigger::Job {
-                name: request.job.clone(),
-            };
-            let event_id = Some(request.run_id.to_string());
-            match engine
-                .invoke(
-                    &request.tenant,
-                    &request.installation,
-                    trigger,
-                    input,
-                    event_id,
-                )
-                .await
-            {
-                Ok(outcome) => Ok(JobSuccess {
-                    value: outcome.value,
-                    logs: outcome.logs.into_iter().map(run_log).collect(),
-                }),
-                Err(e) => Err(job_failure(e)),
-            }
-        })
-    }
-}
-
-/// A failed run keeps what the code logged before it failed.
-fn job_failure(e: crate::Error) -> JobFailure {
-    let error = e.to_string();
-    match e {
-        crate::Error::Plugin { source, logs, .. } => {
-            let logs = logs.into_iter().map(run_log).collect();
-            match source {
-                extensor_js::JsError::Timeout { .. } => JobFailure::TimedOut { error, logs },
-                _ => JobFailure::Failed { error, logs },
-            }
-        }
-        _ => JobFailure::Failed {
-            error,
-            logs: Vec::new(),
-        },
-    }
-}
-
-fn run_log(entry: extensor_js::LogEntry) -> RunLog {
-    let level = serde_json::to_value(entry.level)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    RunLog {
-        level,
-        time: entry.time,
-        message: entry.message,
-    }
 }

@@ -59,6 +59,10 @@ pub mod types {
     pub const ATTEMPT_FAILED: &str = "email.attempt_failed";
     pub const SENT: &str = "email.sent";
     pub const FAILED: &str = "email.failed";
+    /// Records of the index stream (`outbox-index`).
+    pub const INDEX_CREATED: &str = "email.outbox_index_created";
+    pub const INDEX_PENDING: &str = "email.outbox_pending";
+    pub const INDEX_DRAINED: &str = "email.outbox_drained";
 }
 
 /// The outbox's retry and rate settings.
@@ -346,11 +350,169 @@ pub async fn list(
     Ok(out)
 }
 
-/// Tenants with at least one pending message: their outboxes start with
-/// the server. One scan of the log's `email.` records at start.
+/// The index of tenants whose outbox may hold pending mail (`outbox-index`):
+/// what a boot reads instead of the log's whole `email.` history. A tenant
+/// is marked (`email.outbox_pending`) before its first message after a
+/// drain is queued, and unmarked (`email.outbox_drained`) by its outbox
+/// once it holds nothing pending; snapshots every
+/// [`INDEX_SNAPSHOT_EVERY_EVENTS`] keep a boot at O(pending tenants + that).
+pub fn index_stream() -> StreamId {
+    StreamId::new("outbox", "index").expect("a valid stream id")
+}
+
+/// Index records between snapshots: a boot reads at most this many after
+/// the snapshot, however long the outbox history is.
+pub const INDEX_SNAPSHOT_EVERY_EVENTS: u64 = 256;
+/// Attempts to unmark a drained tenant when other tenants' marks keep
+/// moving the index (a failed unmark only costs an idle outbox at boot).
+const INDEX_DRAIN_TRIES_MAX: u32 = 3;
+
+const INDEX_SNAPSHOTS: extensor_core::aggregate::SnapshotPolicy =
+    extensor_core::aggregate::SnapshotPolicy {
+        every_events: Some(INDEX_SNAPSHOT_EVERY_EVENTS),
+    };
+
+/// The index folded: the tenants marked pending.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct OutboxIndex {
+    pub pending: BTreeSet<TenantId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub tenant: TenantId,
+}
+
+/// A record of the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexEvent {
+    /// The index exists (written once, by the scan that built it).
+    Created,
+    Pending(IndexEntry),
+    Drained(IndexEntry),
+}
+
+/// What the index is asked to record.
+pub enum IndexCommand {
+    Create,
+    Mark(TenantId),
+}
+
+impl extensor_core::aggregate::DomainEvent for IndexEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            IndexEvent::Created => types::INDEX_CREATED,
+            IndexEvent::Pending(_) => types::INDEX_PENDING,
+            IndexEvent::Drained(_) => types::INDEX_DRAINED,
+        }
+    }
+
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    fn to_payload(&self) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
+        match self {
+            IndexEvent::Created => extensor_core::aggregate::to_raw(&json!({})),
+            IndexEvent::Pending(e) | IndexEvent::Drained(e) => extensor_core::aggregate::to_raw(e),
+        }
+    }
+
+    fn decode(
+        event_type: &str,
+        _version: u32,
+        payload: &serde_json::value::RawValue,
+    ) -> Result<Self, String> {
+        use extensor_core::aggregate::parse_payload;
+        Ok(match event_type {
+            types::INDEX_CREATED => IndexEvent::Created,
+            types::INDEX_PENDING => IndexEvent::Pending(parse_payload(payload)?),
+            types::INDEX_DRAINED => IndexEvent::Drained(parse_payload(payload)?),
+            other => return Err(format!("unknown outbox index record `{other}`")),
+        })
+    }
+}
+
+impl extensor_core::aggregate::Aggregate for OutboxIndex {
+    type Command = IndexCommand;
+    type Event = IndexEvent;
+    const KIND: &'static str = "outbox_index";
+    const SNAPSHOT_VERSION: u32 = 1;
+
+    /// A mark always appends (even for a tenant already marked): it must
+    /// move the index's revision so a concurrent unmark conflicts.
+    fn decide(
+        &self,
+        command: &IndexCommand,
+    ) -> Result<Vec<IndexEvent>, extensor_core::DomainError> {
+        Ok(match command {
+            IndexCommand::Create => vec![IndexEvent::Created],
+            IndexCommand::Mark(t) => vec![IndexEvent::Pending(IndexEntry { tenant: t.clone() })],
+        })
+    }
+
+    fn apply(&mut self, event: &IndexEvent) -> Result<(), String> {
+        match event {
+            IndexEvent::Created => {}
+            IndexEvent::Pending(e) => {
+                self.pending.insert(e.tenant.clone());
+            }
+            IndexEvent::Drained(e) => {
+                self.pending.remove(&e.tenant);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn index_meta() -> EventMeta {
+    EventMeta::new(None, Principal::system())
+}
+
+/// Tenants with (maybe) pending mail: their outboxes start with the server.
+/// Reads the index (its snapshot and the records after it), never the
+/// outbox history; a store without an index gets one built by a single
+/// scan of the `email.` history (the upgrade to the index).
 pub async fn tenants_with_pending(
     store: &dyn EventStore,
 ) -> Result<BTreeSet<TenantId>, extensor_core::Error> {
+    use extensor_core::aggregate::{self, AsOf};
+    if store.stream_revision(index_stream()).await?.is_none() {
+        let pending = scan_pending(store).await?;
+        aggregate::execute::<OutboxIndex>(
+            store,
+            &index_stream(),
+            &IndexCommand::Create,
+            &index_meta(),
+            INDEX_SNAPSHOTS,
+        )
+        .await?;
+        for tenant in &pending {
+            mark_pending(store, tenant).await?;
+        }
+    }
+    let loaded = aggregate::load::<OutboxIndex>(store, &index_stream(), AsOf::Latest).await?;
+    Ok(loaded.state.pending)
+}
+
+/// Marks `tenant` as having pending mail.
+pub async fn mark_pending(
+    store: &dyn EventStore,
+    tenant: &TenantId,
+) -> Result<(), extensor_core::Error> {
+    extensor_core::aggregate::execute::<OutboxIndex>(
+        store,
+        &index_stream(),
+        &IndexCommand::Mark(tenant.clone()),
+        &index_meta(),
+        INDEX_SNAPSHOTS,
+    )
+    .await
+    .map(drop)
+}
+
+/// The upgrade path only: one scan of the log's `email.` records.
+async fn scan_pending(store: &dyn EventStore) -> Result<BTreeSet<TenantId>, extensor_core::Error> {
     use extensor_core::store::ReadFilter;
     let filter = ReadFilter {
         type_prefix: Some("email.".into()),
@@ -363,7 +525,7 @@ pub async fn tenants_with_pending(
             .read_all(after, filter.clone(), READ_EVENTS_MAX)
             .await?;
         for e in &page {
-            // Trust is per stream: only the outbox stream's records count.
+            // Trust is per stream: only the outbox streams' records count.
             if e.stream.category() != "outbox" {
                 continue;
             }
@@ -389,26 +551,98 @@ pub async fn tenants_with_pending(
     }
 }
 
-/// Tenants whose outbox starts with their supervisor: those with pending
-/// mail at boot and those that queued mail since.
+/// One tenant in [`OutboxTenants`].
+#[derive(Clone, Copy, Debug, Default)]
+struct TenantMark {
+    /// The index has this tenant marked pending (as far as this process
+    /// knows): a host queuing mail need not mark it again.
+    indexed: bool,
+    /// Hosts between their mark check and their `email.queued` append: the
+    /// outbox does not unmark the tenant while any is.
+    queuing: usize,
+}
+
+/// Tenants whose outbox starts with their supervisor (marked in the index:
+/// pending mail at boot, or mail queued since), and the in-process side of
+/// the index protocol: hosts hold a [`QueueLease`] while they queue, so an
+/// outbox never unmarks a tenant under a message being queued.
 #[derive(Clone, Default)]
-pub struct OutboxTenants(Arc<Mutex<BTreeSet<TenantId>>>);
+pub struct OutboxTenants(Arc<Mutex<BTreeMap<TenantId, TenantMark>>>);
+
+/// Held by a host from its mark check until its `email.queued` append is
+/// durable (dropped after).
+pub struct QueueLease {
+    tenants: OutboxTenants,
+    tenant: TenantId,
+}
+
+impl Drop for QueueLease {
+    fn drop(&mut self) {
+        if let Some(m) = self.tenants.lock().get_mut(&self.tenant) {
+            m.queuing = m.queuing.saturating_sub(1);
+        }
+    }
+}
 
 impl OutboxTenants {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<TenantId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TenantId, TenantMark>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, tenant: &TenantId) {
-        self.lock().insert(tenant.clone());
-    }
-
+    /// Tenants the index has marked (at boot).
     pub fn extend(&self, tenants: impl IntoIterator<Item = TenantId>) {
-        self.lock().extend(tenants);
+        let mut map = self.lock();
+        for t in tenants {
+            map.entry(t).or_default().indexed = true;
+        }
     }
 
     pub fn contains(&self, tenant: &TenantId) -> bool {
-        self.lock().contains(tenant)
+        self.lock().get(tenant).is_some_and(|m| m.indexed)
+    }
+
+    /// Before queuing mail for `tenant`: marks it in the index unless this
+    /// process knows it is marked. Hold the lease until the message is
+    /// appended.
+    pub async fn lease(
+        &self,
+        store: &dyn EventStore,
+        tenant: &TenantId,
+    ) -> Result<QueueLease, extensor_core::Error> {
+        let indexed = {
+            let mut map = self.lock();
+            let m = map.entry(tenant.clone()).or_default();
+            m.queuing += 1;
+            m.indexed
+        };
+        let lease = QueueLease {
+            tenants: self.clone(),
+            tenant: tenant.clone(),
+        };
+        if !indexed {
+            mark_pending(store, tenant).await?;
+            self.lock().entry(tenant.clone()).or_default().indexed = true;
+        }
+        Ok(lease)
+    }
+
+    /// Starts unmarking `tenant`: `false` if a host is queuing for it or it
+    /// is not marked. Hosts arriving from now on mark it again themselves.
+    fn begin_drain(&self, tenant: &TenantId) -> bool {
+        let mut map = self.lock();
+        let Some(m) = map.get_mut(tenant) else {
+            return false;
+        };
+        if m.queuing > 0 || !m.indexed {
+            return false;
+        }
+        m.indexed = false;
+        true
+    }
+
+    /// The unmark did not happen: the tenant stays marked.
+    fn drain_abandoned(&self, tenant: &TenantId) {
+        self.lock().entry(tenant.clone()).or_default().indexed = true;
     }
 }
 
@@ -621,6 +855,65 @@ impl OutboxState {
         if let Some(at) = self.earliest_pending() {
             let wait = (at - Utc::now()).to_std().unwrap_or_default();
             self.arm(myself, wait);
+        } else {
+            self.unmark().await?;
+        }
+        Ok(())
+    }
+
+    fn pending(&self) -> usize {
+        self.folded
+            .messages
+            .values()
+            .filter(|(v, _)| v.status == MessageStatus::Pending)
+            .count()
+    }
+
+    /// Nothing is pending: unmarks the tenant in the index, at the index
+    /// revision read before hosts could mark it again, so a mark made
+    /// meanwhile (a message being queued) makes the unmark conflict.
+    async fn unmark(&mut self) -> Result<(), ActorProcessingErr> {
+        let store = self.service.store.clone();
+        for _ in 0..INDEX_DRAIN_TRIES_MAX {
+            if !self.service.tenants.contains(&self.tenant) {
+                return Ok(()); // not marked (as far as this process knows)
+            }
+            let revision = store.stream_revision(index_stream()).await?;
+            let Some(revision) = revision else {
+                return Ok(()); // no index yet: the next boot builds it
+            };
+            if !self.service.tenants.begin_drain(&self.tenant) {
+                return Ok(());
+            }
+            self.refresh().await?;
+            if self.pending() > 0 {
+                self.service.tenants.drain_abandoned(&self.tenant);
+                return Ok(());
+            }
+            let entry = IndexEntry {
+                tenant: self.tenant.clone(),
+            };
+            let event = NewEvent::new(types::INDEX_DRAINED, 1, index_meta(), &entry)?;
+            match store
+                .append(
+                    index_stream(),
+                    ExpectedRevision::Exact(revision),
+                    vec![event],
+                )
+                .await
+            {
+                Ok(r) => {
+                    snapshot_index(&*store, r.next_expected).await;
+                    return Ok(());
+                }
+                Err(extensor_core::Error::Conflict { .. }) => {
+                    self.service.tenants.drain_abandoned(&self.tenant);
+                }
+                Err(e) => {
+                    self.service.tenants.drain_abandoned(&self.tenant);
+                    return Err(Box::new(e));
+                }
+            }
         }
         Ok(())
     }
@@ -673,6 +966,22 @@ impl OutboxState {
     }
 }
 
+/// Writes the index's snapshot when an unmark lands on a snapshot
+/// boundary (marks go through `aggregate::execute`, which does the same).
+async fn snapshot_index(store: &dyn EventStore, revision: u64) {
+    use extensor_core::aggregate::{self, AsOf};
+    if !(revision + 1).is_multiple_of(INDEX_SNAPSHOT_EVERY_EVENTS) {
+        return;
+    }
+    let written = match aggregate::load::<OutboxIndex>(store, &index_stream(), AsOf::Latest).await {
+        Ok(loaded) => aggregate::write_snapshot(store, &index_stream(), &loaded).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "outbox index snapshot not written");
+    }
+}
+
 fn clip(error: &str) -> String {
     error.chars().take(ERROR_CHARS_MAX).collect()
 }
@@ -720,12 +1029,7 @@ impl Actor for Outbox {
                 state.drain(&myself).await
             }
             OutboxMsg::Status { reply } => {
-                let pending = state
-                    .folded
-                    .messages
-                    .values()
-                    .filter(|(v, _)| v.status == MessageStatus::Pending)
-                    .count();
+                let pending = state.pending();
                 let _ = reply.send(OutboxStatus {
                     epoch: state.epoch,
                     pending,

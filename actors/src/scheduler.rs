@@ -7,9 +7,17 @@
 //!   `job.run_scheduled` with the job stream's expected revision
 //!   ([`JobRecorder`]); of two schedulers (two processes on one store, or a
 //!   restart racing a leftover) exactly one claim lands. Only the claimer
-//!   runs it. A claim whose scheduler vanished before starting it, or a run
-//!   interrupted mid-way, is recorded as failed after [`ABANDONED_AFTER_MS`],
-//!   never run again.
+//!   runs it.
+//! - **Fencing.** Every start of a tenant's scheduler (a process restart or
+//!   an in-process one) appends `job.scheduler_claimed` with the next epoch
+//!   ([`EpochClaim`]). The new scheduler settles what older epochs left at
+//!   once: it fences the job stream (`job.claims_fenced`), records a run
+//!   they started as failed (`owner_died`: its outcome is unknown, it is
+//!   never run again), and runs a claimed occurrence that has not started
+//!   (or records it missed, per the catch-up policy). An older scheduler
+//!   is refused on every job stream it was fenced on, and checks the claim
+//!   before it starts a run and before it records an end, so it can
+//!   neither run nor record; it then stops.
 //! - **Claim ahead.** Claims are appended [`CLAIM_LEAD_MS`] before the fire
 //!   time, so the durable write is not on the path from fire time to start.
 //! - **Catch-up and overlap** follow the job's manifest policies (see
@@ -44,7 +52,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::jobs::{JobRecorder, JobRequest, JobRunner, RunContext, count_run, run_job};
+use crate::jobs::{
+    EpochClaim, JobRecorder, JobRequest, JobRunner, RunContext, RunTaskEnd, count_run,
+    is_stale_epoch, run_job,
+};
 
 /// How long before its fire time an occurrence is claimed. Long enough for
 /// a wave of claims (10,000 jobs firing on the same minute) to be durable
@@ -54,10 +65,6 @@ pub const CLAIM_LEAD_MS: u64 = 5_000;
 /// An occurrence at most this late is fired late rather than treated as
 /// missed (a stalled tick is not downtime).
 pub const MISSED_GRACE_MS: u64 = 30_000;
-/// A claim not started, or a run not finished (past its deadline), this
-/// long after it should have been is recorded as failed: its scheduler
-/// stopped. It is not run again (at most once per scheduled time).
-pub const ABANDONED_AFTER_MS: u64 = 60_000;
 /// The job deadline when the platform sets none (`PLUGIN_JOB_TIMEOUT_SECONDS`).
 pub const JOB_DEADLINE_MS_DEFAULT: u64 = 30_000;
 /// Claims in flight at once during a claim wave.
@@ -78,7 +85,6 @@ pub struct SchedulerConfig {
     pub job_deadline_ms: u64,
     pub claim_lead_ms: u64,
     pub missed_grace_ms: u64,
-    pub abandoned_after_ms: u64,
     pub snapshots: SnapshotPolicy,
 }
 
@@ -89,7 +95,6 @@ impl Default for SchedulerConfig {
             job_deadline_ms: JOB_DEADLINE_MS_DEFAULT,
             claim_lead_ms: CLAIM_LEAD_MS,
             missed_grace_ms: MISSED_GRACE_MS,
-            abandoned_after_ms: ABANDONED_AFTER_MS,
             snapshots: SnapshotPolicy::DEFAULT,
         }
     }
@@ -134,7 +139,8 @@ pub struct Claim {
 
 /// A claimed occurrence whose run task is armed: it sleeps until the
 /// scheduled time and starts the run itself, so a wave of 10,000 runs
-/// starts at the timer's pace, not one by one through this actor.
+/// starts at the timer's pace, not one by one through this actor. The task
+/// lives in the actor's [`SchedulerState::tasks`], so it never outlives it.
 struct Armed {
     scheduled_for: DateTime<Utc>,
     claim: Claim,
@@ -229,6 +235,11 @@ pub struct SchedulerState {
     position: u64,
     timer: Option<(DateTime<Utc>, JoinHandle<()>)>,
     follower: Option<JoinHandle<()>>,
+    /// This incarnation's epoch claim, appended first thing in `post_start`.
+    claim: Option<EpochClaim>,
+    /// Every run task, armed or going, and run-now waiters: aborted when
+    /// the actor stops (a newer incarnation settles what they left).
+    tasks: tokio::task::JoinSet<()>,
 }
 
 /// What `run now` answers.
@@ -268,6 +279,8 @@ pub enum SchedulerMsg {
     Tick,
     /// A run this scheduler started has ended (recorded or not).
     RunEnded { key: JobKey },
+    /// A newer scheduler claimed the tenant: this one stops.
+    Fenced(String),
     /// An armed occurrence came due while its job was busy. It carries its
     /// job's recorder so that, if the job was unscheduled meanwhile, the
     /// claim is still recorded as skipped rather than left `scheduled`.
@@ -325,8 +338,29 @@ impl SchedulerState {
         }
     }
 
-    /// Reads every installation event of the tenant, then schedules.
+    fn epoch(&self) -> u64 {
+        self.claim.as_ref().map_or(0, |c| c.epoch)
+    }
+
+    fn epoch_claim(&self) -> EpochClaim {
+        self.claim
+            .clone()
+            .expect("the epoch is claimed before anything is scheduled")
+    }
+
+    /// Claims the next epoch, reads every installation event of the
+    /// tenant, then schedules.
     async fn load(&mut self, myself: &ActorRef<SchedulerMsg>) -> Result<(), Error> {
+        let claim = EpochClaim::claim(
+            self.store.clone(),
+            &self.tenant,
+            &self.config.owner,
+            &self.meta(Principal::system()),
+        )
+        .await
+        .map_err(|e| core_error(&self.path(), e))?;
+        tracing::info!(tenant = %self.tenant, epoch = claim.epoch, "scheduler claimed its epoch");
+        self.claim = Some(claim);
         loop {
             let page = self
                 .store
@@ -450,6 +484,9 @@ impl SchedulerState {
                 && let Err(e) = self.schedule_job(myself, &key, decl, active_since).await
             {
                 tracing::error!(installation = %key.0, job = %key.1, error = %e, "job not scheduled");
+                if is_stale_epoch(&e) {
+                    let _ = myself.send_message(SchedulerMsg::Fenced(e.to_string()));
+                }
             }
         }
         let count = self.jobs.len() as f64;
@@ -494,6 +531,7 @@ impl SchedulerState {
             stream,
             cell: Arc::new(tokio::sync::Mutex::new(loaded)),
             snapshots: self.config.snapshots,
+            epoch: self.epoch(),
         };
         let mut entry = JobEntry {
             decl,
@@ -504,67 +542,78 @@ impl SchedulerState {
             pending: VecDeque::new(),
             slots: SharedSlots::default(),
         };
-        let own = self.settle_leftovers(key, &mut entry).await;
-        for claim in own {
+        let left = self.settle_leftovers(key, &mut entry).await?;
+        for claim in left.adopted {
             self.arm_run(myself, key, &mut entry, claim);
         }
-        self.catch_up(key, &mut entry, active_since).await?;
+        self.catch_up(key, &mut entry, active_since, left.missed)
+            .await?;
         self.jobs.insert(key.clone(), entry);
         self.start_next(myself, key);
         Ok(())
     }
 
-    /// Claims this process made before a restart of this actor are kept;
-    /// anything else left scheduled or running past [`ABANDONED_AFTER_MS`]
-    /// is recorded as failed, not run again.
-    async fn settle_leftovers(&self, key: &JobKey, entry: &mut JobEntry) -> Vec<Claim> {
+    /// Settles, at once, what schedulers of older epochs left on this job
+    /// (a killed process, an in-process restart): fences the stream so they
+    /// can no longer act on it, records their started runs as failed
+    /// (`owner_died`), adopts their claims that are not late (run at their
+    /// time, or at once), and hands back the late ones for the catch-up
+    /// policy.
+    async fn settle_leftovers(
+        &self,
+        key: &JobKey,
+        entry: &mut JobEntry,
+    ) -> Result<Leftovers, extensor_core::Error> {
         let now = self.clock.now();
-        let abandoned = chrono::Duration::milliseconds(self.config.abandoned_after_ms as i64);
-        let deadline = chrono::Duration::milliseconds(self.config.job_deadline_ms as i64);
         let grace = chrono::Duration::milliseconds(self.config.missed_grace_ms as i64);
-        let state = entry.recorder.state().await;
-        let mut own = Vec::new();
-        for (run_id, run) in state.active {
-            let error = match run.started_at {
-                // Our own claim, not started: run it, also when its time
-                // came while this actor restarted (within the missed
-                // grace; it fires at once). Leaving a due one alone left it
-                // `scheduled` until it was failed as abandoned.
-                None if run.owner == self.config.owner && now <= run.scheduled_for + grace => {
-                    own.push(Claim {
-                        run_id,
-                        scheduled_for: run.scheduled_for,
-                        trigger: run.trigger,
-                    });
-                    continue;
-                }
-                None if now > run.scheduled_for + abandoned => format!(
-                    "abandoned: claimed by scheduler {} which never started it; not run again (at most once per scheduled time)",
-                    run.owner
-                ),
-                Some(s) if now > s + deadline + abandoned => format!(
-                    "interrupted: scheduler {} stopped while the run was going; its outcome is unknown",
-                    run.owner
-                ),
-                _ => continue,
-            };
-            let cmd = JobRunsCommand::Finish {
+        let epoch = self.epoch();
+        let mut left = Leftovers::default();
+        let stale = |state: JobRuns| -> Vec<_> {
+            state
+                .active
+                .into_iter()
+                .filter(|(_, r)| r.epoch < epoch)
+                .collect()
+        };
+        if stale(entry.recorder.state().await).is_empty() {
+            return Ok(left);
+        }
+        let meta = self.meta(Principal::system());
+        let fence = JobRunsCommand::Fence {
+            epoch,
+            owner: self.config.owner.clone(),
+        };
+        entry.recorder.execute(&fence, &meta).await?;
+        // Decided on the state after the fence: from here on no older
+        // scheduler can start or end anything on this stream.
+        for (run_id, run) in stale(entry.recorder.state().await) {
+            let claim = Claim {
                 run_id: run_id.clone(),
-                finished_at: now,
-                end: RunEnd::Failed { error },
-                logs: Vec::new(),
+                scheduled_for: run.scheduled_for,
+                trigger: run.trigger,
             };
-            match entry
-                .recorder
-                .execute(&cmd, &self.meta(Principal::system()))
-                .await
-            {
-                Ok(_) => count_run(&self.tenant, &key.0, &key.1, RunStatus::Failed),
-                Err(e) => tracing::warn!(run = %run_id, error = %e, "leftover not settled"),
+            match run.started_at {
+                None if now <= run.scheduled_for + grace => left.adopted.push(claim),
+                None => left.missed.push(claim),
+                Some(_) => {
+                    let error = format!(
+                        "owner_died: scheduler {} (epoch {}) stopped while the run was going; its outcome is unknown and it is not run again",
+                        run.owner, run.epoch
+                    );
+                    let cmd = JobRunsCommand::Finish {
+                        run_id: run_id.clone(),
+                        finished_at: now,
+                        end: RunEnd::Failed { error },
+                        logs: Vec::new(),
+                    };
+                    entry.recorder.execute(&cmd, &meta).await?;
+                    count_run(&self.tenant, &key.0, &key.1, RunStatus::Failed);
+                }
             }
         }
-        own.sort_by_key(|c| c.scheduled_for);
-        own
+        left.adopted.sort_by_key(|c| c.scheduled_for);
+        left.missed.sort_by_key(|c| c.scheduled_for);
+        Ok(left)
     }
 
     /// Applies the catch-up policy to occurrences due since the cursor and
@@ -574,6 +623,7 @@ impl SchedulerState {
         key: &JobKey,
         entry: &mut JobEntry,
         active_since: DateTime<Utc>,
+        missed_claims: Vec<Claim>,
     ) -> Result<(), extensor_core::Error> {
         let now = self.clock.now();
         let state = entry.recorder.state().await;
@@ -585,6 +635,8 @@ impl SchedulerState {
         };
         let plan = plan_catch_up(&entry.schedule, rule, cursor, now);
         let meta = self.meta(Principal::system());
+        self.settle_missed_claims(key, entry, &plan, missed_claims)
+            .await?;
         for (i, at) in plan.skip.iter().enumerate() {
             let claim = Claim {
                 run_id: RunId::derive(&key.0, &key.1, *at, RunTrigger::Schedule.as_str()),
@@ -623,7 +675,40 @@ impl SchedulerState {
         Ok(())
     }
 
+    /// Claims an older scheduler left that are now late: older than every
+    /// occurrence the plan covers, so they take what the policy leaves of
+    /// its runs (`run_once`: one, if the plan runs none; `run_each`: up to
+    /// the cap), newest first; the rest are recorded missed.
+    async fn settle_missed_claims(
+        &self,
+        key: &JobKey,
+        entry: &mut JobEntry,
+        plan: &extensor_core::schedule::CatchUpPlan,
+        mut claims: Vec<Claim>,
+    ) -> Result<(), extensor_core::Error> {
+        let budget = match entry.decl.catch_up {
+            extensor_core::manifest::CatchUp::Skip => 0,
+            extensor_core::manifest::CatchUp::RunOnce => 1,
+            extensor_core::manifest::CatchUp::RunEach => entry.decl.catch_up_max as usize,
+        }
+        .saturating_sub(plan.run.len())
+        .min(claims.len());
+        let run = claims.split_off(claims.len() - budget);
+        let meta = self.meta(Principal::system());
+        for claim in claims {
+            let cmd = skip_command(key, &claim, SkipReason::Missed);
+            entry.recorder.execute(&cmd, &meta).await?;
+            count_run(&self.tenant, &key.0, &key.1, RunStatus::Skipped);
+        }
+        for claim in run {
+            entry.push_pending(claim);
+        }
+        Ok(())
+    }
+
     /// Claims one occurrence; `None` when another scheduler already did.
+    /// A claim of an older epoch on the same occurrence (a fenced
+    /// scheduler's, left behind) is adopted: fenced and returned as ours.
     async fn claim(
         &self,
         key: &JobKey,
@@ -637,14 +722,41 @@ impl SchedulerState {
             scheduled_for: at,
             trigger,
         };
-        match recorder
-            .execute(&claim_command(key, &claim, &self.config.owner), meta)
-            .await
-        {
+        let cmd = claim_command(key, &claim, &self.config.owner, self.epoch());
+        match recorder.execute(&cmd, meta).await {
             Ok(_) => Ok(Some(claim)),
-            Err(extensor_core::Error::Domain(d)) if d.code == "already_scheduled" => Ok(None),
+            Err(extensor_core::Error::Domain(d)) if d.code == "already_scheduled" => {
+                self.adopt(recorder, claim, meta).await
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Adopts `claim` if an older epoch holds it and has not started it.
+    async fn adopt(
+        &self,
+        recorder: &JobRecorder,
+        claim: Claim,
+        meta: &EventMeta,
+    ) -> Result<Option<Claim>, extensor_core::Error> {
+        let epoch = self.epoch();
+        let stale = |state: JobRuns| {
+            state
+                .active
+                .get(&claim.run_id)
+                .is_some_and(|r| r.epoch < epoch && r.started_at.is_none())
+        };
+        if !stale(recorder.state().await) {
+            return Ok(None);
+        }
+        let fence = JobRunsCommand::Fence {
+            epoch,
+            owner: self.config.owner.clone(),
+        };
+        recorder.execute(&fence, meta).await?;
+        // Re-checked after the fence: the older owner may have started it
+        // just before; then it is not ours to run.
+        Ok(stale(recorder.state().await).then_some(claim))
     }
 
     /// The timer fired: claim what is near (arming each claim's run task)
@@ -664,8 +776,16 @@ impl SchedulerState {
         self.arm(myself);
     }
 
-    /// Claims, concurrently, every occurrence within the claim lead.
+    /// Claims, concurrently, every occurrence within the claim lead, once
+    /// the epoch claim is checked to be still the newest.
     async fn claim_wave(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        if let Err(e) = self.epoch_claim().check().await {
+            tracing::warn!(tenant = %self.tenant, error = %e, "no claims made");
+            if is_stale_epoch(&e) {
+                let _ = myself.send_message(SchedulerMsg::Fenced(e.to_string()));
+            }
+            return;
+        }
         let horizon =
             self.clock.now() + chrono::Duration::milliseconds(self.config.claim_lead_ms as i64);
         let meta = self.meta(Principal::system());
@@ -701,7 +821,10 @@ impl SchedulerState {
                 Ok(Some(claim)) => self.arm_run(myself, &key, &mut entry, claim),
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::error!(installation = %key.0, job = %key.1, error = %e, "claim failed; occurrence not run")
+                    tracing::error!(installation = %key.0, job = %key.1, error = %e, "claim failed; occurrence not run");
+                    if is_stale_epoch(&e) {
+                        let _ = myself.send_message(SchedulerMsg::Fenced(e.to_string()));
+                    }
                 }
             }
             self.jobs.insert(key, entry);
@@ -712,7 +835,7 @@ impl SchedulerState {
     /// then starts the run if the job is idle, or hands the occurrence back
     /// ([`SchedulerMsg::Due`]) for the overlap policy.
     fn arm_run(
-        &self,
+        &mut self,
         myself: &ActorRef<SchedulerMsg>,
         key: &JobKey,
         entry: &mut JobEntry,
@@ -724,7 +847,7 @@ impl SchedulerState {
         let due = claim.clone();
         let state = Arc::new(std::sync::atomic::AtomicU8::new(ARMED));
         let fired = state.clone();
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             sleep.await;
             let won = fired
                 .compare_exchange(ARMED, FIRED, Ordering::AcqRel, Ordering::Acquire)
@@ -748,8 +871,8 @@ impl SchedulerState {
                 });
                 return;
             }
-            run_job(ctx).await;
-            let _ = me.send_message(SchedulerMsg::RunEnded { key: key_owned });
+            let end = run_job(ctx).await;
+            let _ = me.send_message(ended(key_owned, &end));
         });
         let pos = entry
             .claimed
@@ -757,7 +880,7 @@ impl SchedulerState {
         let armed = Armed {
             scheduled_for: claim.scheduled_for,
             claim,
-            task: task.abort_handle(),
+            task,
             state,
         };
         entry.claimed.insert(pos, armed);
@@ -772,6 +895,7 @@ impl SchedulerState {
     ) -> RunContext {
         RunContext {
             recorder: entry.recorder.clone(),
+            claim: self.epoch_claim(),
             runner: self.runner.clone(),
             clock: self.clock.clone(),
             request: JobRequest {
@@ -855,12 +979,13 @@ impl SchedulerState {
         let ctx = self.run_context(key, entry, &claim, principal);
         let me = myself.clone();
         let key = key.clone();
-        tokio::spawn(async move {
-            let finished = run_job(ctx).await;
+        self.tasks.spawn(async move {
+            let end = run_job(ctx).await;
+            let msg = ended(key, &end);
             if let Some(done) = done {
-                let _ = done.send(finished);
+                let _ = done.send(end.finished());
             }
-            let _ = me.send_message(SchedulerMsg::RunEnded { key });
+            let _ = me.send_message(msg);
         });
     }
 
@@ -920,7 +1045,7 @@ impl SchedulerState {
         let (done_tx, done_rx) = oneshot::channel();
         self.start(myself, &key, claim, principal, Some(done_tx));
         let wait = Duration::from_millis(wait_ms.min(RUN_NOW_WAIT_MS_MAX));
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let finished = tokio::time::timeout(wait, done_rx)
                 .await
                 .ok()
@@ -1035,9 +1160,21 @@ impl SchedulerState {
 #[derive(Clone, Default)]
 pub struct Schedulers {
     by_tenant: Arc<std::sync::Mutex<BTreeMap<TenantId, ActorRef<SchedulerMsg>>>>,
-    /// The engine whose tenant supervisors start schedulers on demand;
-    /// empty outside an engine (tests that spawn a scheduler themselves).
-    engine: crate::engine::EngineSlot,
+    /// Starts a missing scheduler (the engine, through the tenant's
+    /// supervisor); `None` outside an engine (tests that spawn a scheduler
+    /// themselves).
+    starter: Option<Arc<dyn SchedulerStarter>>,
+}
+
+/// What [`Schedulers`] is handed to start a tenant's scheduler on demand:
+/// the engine implements it (`engine::scheduling`), so this module imports
+/// nothing of the engine.
+pub trait SchedulerStarter: Send + Sync + 'static {
+    /// The tenant's running scheduler, started if it has none.
+    fn start(
+        &self,
+        tenant: &TenantId,
+    ) -> futures::future::BoxFuture<'static, Result<ActorRef<SchedulerMsg>, Error>>;
 }
 
 /// Slack on top of a run-now wait for the call itself.
@@ -1054,12 +1191,11 @@ impl Schedulers {
         self.lock().insert(tenant, actor);
     }
 
-    /// A registry whose missing schedulers are started through `engine`'s
-    /// tenant supervisors.
-    pub(crate) fn for_engine(engine: crate::engine::EngineSlot) -> Self {
+    /// A registry whose missing schedulers are started by `starter`.
+    pub fn with_starter(starter: Arc<dyn SchedulerStarter>) -> Self {
         Self {
             by_tenant: Arc::default(),
-            engine,
+            starter: Some(starter),
         }
     }
 
@@ -1085,17 +1221,10 @@ impl Schedulers {
         {
             return Ok(actor);
         }
-        let Some(inner) = self.engine.get() else {
-            return self.get(tenant);
-        };
-        inner.require_tenant(tenant).await?;
-        let name = SERVICE_NAME;
-        let cell = inner
-            .supervisor_call(tenant, |reply| {
-                crate::tenant_supervisor::TenantSupervisorMsg::Service { name, reply }
-            })
-            .await??;
-        Ok(cell.into())
+        match &self.starter {
+            Some(starter) => starter.start(tenant).await,
+            None => self.get(tenant),
+        }
     }
 
     /// Runs `job` now (see [`SchedulerMsg::RunNow`]).
@@ -1136,7 +1265,7 @@ impl Schedulers {
     }
 }
 
-fn claim_command(key: &JobKey, claim: &Claim, owner: &str) -> JobRunsCommand {
+fn claim_command(key: &JobKey, claim: &Claim, owner: &str, epoch: u64) -> JobRunsCommand {
     JobRunsCommand::Schedule {
         run_id: claim.run_id.clone(),
         installation: key.0.clone(),
@@ -1144,7 +1273,28 @@ fn claim_command(key: &JobKey, claim: &Claim, owner: &str) -> JobRunsCommand {
         scheduled_for: claim.scheduled_for,
         trigger: claim.trigger,
         owner: owner.into(),
+        epoch,
     }
+}
+
+/// What a run task tells the actor when it is done.
+fn ended(key: JobKey, end: &RunTaskEnd) -> SchedulerMsg {
+    match end {
+        RunTaskEnd::Fenced => SchedulerMsg::Fenced(format!(
+            "job {} of {}: a newer scheduler claimed the tenant",
+            key.1, key.0
+        )),
+        RunTaskEnd::Recorded(_) => SchedulerMsg::RunEnded { key },
+    }
+}
+
+/// Claims an older epoch left on a job, sorted by what happens to them.
+#[derive(Default)]
+struct Leftovers {
+    /// Not started and not late: run by this scheduler at their time.
+    adopted: Vec<Claim>,
+    /// Not started and late: run or recorded missed per the catch-up policy.
+    missed: Vec<Claim>,
 }
 
 fn skip_command(key: &JobKey, claim: &Claim, reason: SkipReason) -> JobRunsCommand {
@@ -1183,6 +1333,8 @@ impl Actor for Scheduler {
             position: 0,
             timer: None,
             follower: None,
+            claim: None,
+            tasks: tokio::task::JoinSet::new(),
         })
     }
 
@@ -1211,6 +1363,9 @@ impl Actor for Scheduler {
             SchedulerMsg::FollowFailed(e) => {
                 return Err(format!("installation feed failed: {e}").into());
             }
+            SchedulerMsg::Fenced(e) => {
+                return Err(format!("fenced: {e}").into());
+            }
             SchedulerMsg::Tick => state.tick(&myself).await,
             SchedulerMsg::RunEnded { key } => state.run_ended(&myself, &key),
             SchedulerMsg::Due {
@@ -1237,6 +1392,14 @@ impl Actor for Scheduler {
                 let _ = reply.send(state.job_views(&installation).await);
             }
         }
+        // Reap the tasks that ended, so the set holds only live ones.
+        while let Some(done) = state.tasks.try_join_next() {
+            if let Err(e) = done
+                && e.is_panic()
+            {
+                tracing::error!(tenant = %state.tenant, error = %e, "run task panicked");
+            }
+        }
         Ok(())
     }
 
@@ -1251,15 +1414,16 @@ impl Actor for Scheduler {
         if let Some(f) = state.follower.take() {
             f.abort();
         }
-        // No sleeping run task outlives this actor: a restarted scheduler
-        // re-arms its own claims from the log. Runs already going finish
-        // and record their end (their start is durable, so a restart never
-        // runs them again).
+        // No run task outlives this actor. A sleeping one's claim stays in
+        // the log and the next incarnation (a newer epoch) adopts it; a run
+        // going is cut off, and the next incarnation records it failed
+        // (`owner_died`): its start is durable, so it is never run again.
         for entry in state.jobs.values() {
             for armed in &entry.claimed {
                 armed.cancel();
             }
         }
+        state.tasks.abort_all();
         Ok(())
     }
 }
@@ -1267,83 +1431,3 @@ impl Actor for Scheduler {
 /// The tenant supervisor's child name of the scheduler
 /// (`/tenants/<t>/scheduler`).
 pub const SERVICE_NAME: &str = "scheduler";
-
-/// The scheduler as a tenant service at `/tenants/<tenant>/scheduler`,
-/// firing jobs through the engine's isolates
-/// ([`EngineRunner`](crate::jobs::EngineRunner)). A tenant supervisor
-/// starts it with itself when the tenant has an enabled installation
-/// declaring jobs; the engine starts it when such an installation is
-/// enabled or upgraded, and [`Schedulers::running`] on run-now or a jobs
-/// listing. Once started it stays (disabling the last job-bearing
-/// installation leaves it idle, with no timer armed) until the supervisor
-/// stops.
-pub(crate) struct SchedulerService {
-    engine: crate::engine::EngineSlot,
-    schedulers: Schedulers,
-    /// One owner name per process, so a restarted scheduler actor keeps
-    /// the claims its previous incarnation made.
-    owner: String,
-    job_deadline_ms: u64,
-}
-
-impl SchedulerService {
-    pub(crate) fn new(
-        engine: crate::engine::EngineSlot,
-        schedulers: Schedulers,
-        job_deadline_ms: u64,
-    ) -> Self {
-        Self {
-            engine,
-            schedulers,
-            owner: SchedulerConfig::default().owner,
-            job_deadline_ms,
-        }
-    }
-}
-
-impl crate::tenant_supervisor::TenantService for SchedulerService {
-    fn name(&self) -> &'static str {
-        SERVICE_NAME
-    }
-
-    fn wanted_at_start(&self, tenant: &TenantId) -> bool {
-        self.engine
-            .get()
-            .is_some_and(|inner| inner.directory.has_jobs(tenant))
-    }
-
-    fn spawn(
-        &self,
-        tenant: TenantId,
-        supervisor: ractor::ActorCell,
-    ) -> futures::future::BoxFuture<'static, Result<ractor::ActorCell, Error>> {
-        let inner = self.engine.get();
-        let runner = Arc::new(crate::jobs::EngineRunner {
-            engine: self.engine.clone(),
-        });
-        let config = SchedulerConfig {
-            owner: self.owner.clone(),
-            job_deadline_ms: self.job_deadline_ms,
-            ..SchedulerConfig::default()
-        };
-        let registry = self.schedulers.clone();
-        Box::pin(async move {
-            let inner = inner.ok_or(Error::ShuttingDown)?;
-            let args = SchedulerArgs {
-                tenant: tenant.clone(),
-                store: inner.store.clone(),
-                runner,
-                clock: Arc::new(extensor_core::clock::SystemClock),
-                config,
-                registry: Some(registry),
-            };
-            let (actor, _) = Actor::spawn_linked(None, Scheduler, args, supervisor)
-                .await
-                .map_err(|e| Error::Spawn {
-                    actor: format!("/tenants/{tenant}/scheduler"),
-                    reason: e.to_string(),
-                })?;
-            Ok(actor.get_cell())
-        })
-    }
-}

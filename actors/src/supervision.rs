@@ -194,6 +194,15 @@ impl StatusBoard {
         self.changes.send_modify(|v| *v += 1);
     }
 
+    /// Removes the record at `path` (an actor that no longer exists, such
+    /// as a deleted webhook's endpoint).
+    pub fn remove(&self, path: &str) {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        records.remove(path);
+        drop(records);
+        self.changes.send_modify(|v| *v += 1);
+    }
+
     /// A receiver that changes whenever any record changes (a paused hook
     /// lane waits on it for its installation's operator restart).
     pub fn changes(&self) -> watch::Receiver<u64> {

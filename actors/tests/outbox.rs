@@ -16,11 +16,13 @@ use extensor_actors::outbox::{
     OutboxTenants,
 };
 use extensor_actors::supervision::call;
-use extensor_core::event::{EventMeta, Principal};
+use extensor_core::event::{EventMeta, NewEvent, Principal, RecordedEvent, StreamId};
 use extensor_core::ids::TenantId;
 use extensor_core::secrets::{SecretBox, SecretKey};
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
-use extensor_core::store::{EventStore, ExpectedRevision};
+use extensor_core::store::{
+    AppendResult, EventStore, ExpectedRevision, ReadFilter, SnapshotRecord,
+};
 use extensor_js::host::OutboundEmail;
 use extensor_js::host::mail::{SmtpConfig, SmtpMailer, SmtpTls};
 use ractor::{Actor, ActorRef};
@@ -81,6 +83,16 @@ impl World {
         smtp_port: u16,
         config: OutboxConfig,
     ) -> (ActorRef<OutboxMsg>, tokio::task::JoinHandle<()>) {
+        self.spawn_with(smtp_port, config, OutboxTenants::default())
+            .await
+    }
+
+    async fn spawn_with(
+        &self,
+        smtp_port: u16,
+        config: OutboxConfig,
+        tenants: OutboxTenants,
+    ) -> (ActorRef<OutboxMsg>, tokio::task::JoinHandle<()>) {
         let mailer = SmtpMailer::new(SmtpConfig {
             host: "127.0.0.1".into(),
             port: smtp_port,
@@ -94,7 +106,7 @@ impl World {
             mailer: Some(Arc::new(mailer)),
             secret_box: self.secret_box.clone(),
             config,
-            tenants: OutboxTenants::default(),
+            tenants,
             redact: None,
         };
         let args = OutboxArgs {
@@ -265,4 +277,215 @@ async fn the_rate_cap_holds_messages_back_instead_of_dropping_them() {
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].attempts, 0, "held back, not tried");
     outbox.stop(None);
+}
+
+/// Counts the records a caller reads through it.
+struct Counting {
+    inner: Arc<dyn EventStore>,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl Counting {
+    fn read(&self) -> u64 {
+        self.read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count(&self, n: usize) {
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+type Fut<'a, T> = futures::future::BoxFuture<'a, Result<T, extensor_core::Error>>;
+
+impl EventStore for Counting {
+    fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Fut<'_, AppendResult> {
+        self.inner.append(stream, expected, events)
+    }
+
+    fn read_stream(
+        &self,
+        stream: StreamId,
+        from: u64,
+        limit: usize,
+    ) -> Fut<'_, Vec<RecordedEvent>> {
+        Box::pin(async move {
+            let page = self.inner.read_stream(stream, from, limit).await?;
+            self.count(page.len());
+            Ok(page)
+        })
+    }
+
+    fn read_all(
+        &self,
+        after: u64,
+        filter: ReadFilter,
+        limit: usize,
+    ) -> Fut<'_, Vec<RecordedEvent>> {
+        Box::pin(async move {
+            let page = self.inner.read_all(after, filter, limit).await?;
+            self.count(page.len());
+            Ok(page)
+        })
+    }
+
+    fn read_all_backward(
+        &self,
+        before: u64,
+        after: u64,
+        filter: ReadFilter,
+        limit: usize,
+    ) -> Fut<'_, Vec<RecordedEvent>> {
+        Box::pin(async move {
+            let page = self
+                .inner
+                .read_all_backward(before, after, filter, limit)
+                .await?;
+            self.count(page.len());
+            Ok(page)
+        })
+    }
+
+    fn subscribe_all(&self, after: u64, filter: ReadFilter) -> extensor_core::store::EventStream {
+        self.inner.subscribe_all(after, filter)
+    }
+
+    fn stream_revision(&self, stream: StreamId) -> Fut<'_, Option<u64>> {
+        self.inner.stream_revision(stream)
+    }
+
+    fn head_position(&self) -> Fut<'_, u64> {
+        self.inner.head_position()
+    }
+
+    fn save_snapshot(&self, snapshot: SnapshotRecord) -> Fut<'_, ()> {
+        self.inner.save_snapshot(snapshot)
+    }
+
+    fn load_snapshot(
+        &self,
+        stream: StreamId,
+        aggregate: String,
+        snapshot_version: u32,
+    ) -> Fut<'_, Option<SnapshotRecord>> {
+        self.inner
+            .load_snapshot(stream, aggregate, snapshot_version)
+    }
+
+    fn delete_snapshots(&self) -> Fut<'_, u64> {
+        self.inner.delete_snapshots()
+    }
+}
+
+/// Appends `n` delivered messages (queued + sent) to `tenant`'s outbox.
+async fn delivered_history(store: &Arc<dyn EventStore>, tenant: &TenantId, n: usize) {
+    let meta = EventMeta::new(Some(tenant.clone()), Principal::system());
+    for chunk in 0..n.div_ceil(500) {
+        let mut events = Vec::new();
+        for _ in 0..500.min(n - chunk * 500) {
+            let queued = NewEvent::new(
+                outbox::types::QUEUED,
+                1,
+                meta.clone(),
+                &json!({"to": ["a@b.c"]}),
+            )
+            .unwrap();
+            let id = queued.event_id.to_string();
+            events.push(queued);
+            events.push(
+                NewEvent::new(
+                    outbox::types::SENT,
+                    1,
+                    meta.clone(),
+                    &json!({"outbox_id": id}),
+                )
+                .unwrap(),
+            );
+        }
+        store
+            .append(outbox::stream(tenant), ExpectedRevision::Any, events)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boot_reads_the_outbox_index_not_the_mail_history() {
+    let w = World::new();
+    let others: Vec<TenantId> = (0..3).map(|_| TenantId::generate()).collect();
+    for t in &others {
+        delivered_history(&w.store, t, 5_000).await;
+    }
+    // The first boot of a store without an index builds it (one scan).
+    assert!(
+        outbox::tenants_with_pending(w.store.as_ref())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // More history, then one message being queued through the index.
+    for t in &others {
+        delivered_history(&w.store, t, 5_000).await;
+    }
+    let tenants = OutboxTenants::default();
+    let lease = tenants.lease(w.store.as_ref(), &w.tenant).await.unwrap();
+    w.queue("ada@example.com", "pending").await;
+    drop(lease);
+    // A boot now reads the index, not the 60,000 mail records.
+    let counting = Counting {
+        inner: w.store.clone(),
+        read: Default::default(),
+    };
+    let pending = outbox::tenants_with_pending(&counting).await.unwrap();
+    assert_eq!(
+        pending.into_iter().collect::<Vec<_>>(),
+        vec![w.tenant.clone()]
+    );
+    assert!(
+        counting.read() <= outbox::INDEX_SNAPSHOT_EVERY_EVENTS,
+        "a boot read {} records",
+        counting.read()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_outbox_unmarks_its_tenant_and_new_mail_marks_it_again() {
+    let smtp = aiosmtpd::Smtp::start().await;
+    let w = World::new();
+    let tenants = OutboxTenants::default();
+    let lease = tenants.lease(w.store.as_ref(), &w.tenant).await.unwrap();
+    w.queue("ada@example.com", "first").await;
+    drop(lease);
+    assert!(tenants.contains(&w.tenant));
+    let (actor, _) = w
+        .spawn_with(smtp.port, OutboxConfig::default(), tenants.clone())
+        .await;
+    smtp.delivered(1).await;
+    // Positive marker: the index no longer lists the tenant.
+    let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
+    while !outbox::tenants_with_pending(w.store.as_ref())
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "never unmarked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!tenants.contains(&w.tenant));
+    // The next message marks it again before it is queued.
+    let lease = tenants.lease(w.store.as_ref(), &w.tenant).await.unwrap();
+    let marked = outbox::tenants_with_pending(w.store.as_ref())
+        .await
+        .unwrap();
+    assert!(marked.contains(&w.tenant));
+    w.queue("ada@example.com", "second").await;
+    drop(lease);
+    actor.send_message(OutboxMsg::Wake).unwrap();
+    smtp.delivered(2).await;
+    actor.stop(None);
 }

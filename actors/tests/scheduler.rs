@@ -14,10 +14,11 @@ use extensor_actors::supervision::call;
 use extensor_core::aggregate::{self, SnapshotPolicy};
 use extensor_core::clock::{Clock, ManualClock};
 use extensor_core::event::{EventMeta, Principal, StreamId};
-use extensor_core::ids::{InstallationId, TenantId};
+use extensor_core::ids::{InstallationId, RunId, TenantId};
 use extensor_core::installation::{InstallationCommand, InstalledVersion, PluginInstallation};
 use extensor_core::job_runs::{
-    JobRuns, RunRecord, RunStatus, RunTrigger, SkipReason, job_stream, read_runs, types,
+    JobRuns, JobRunsCommand, RunRecord, RunStatus, RunTrigger, SkipReason, job_stream, read_runs,
+    types,
 };
 use extensor_core::manifest::PluginManifest;
 use extensor_core::store::EventStore;
@@ -484,8 +485,12 @@ async fn two_schedulers_on_one_store_run_each_occurrence_exactly_once() {
         .collect();
     let id = w.install("raced", Value::Array(jobs)).await;
     let runner = ScriptRunner::default();
-    let _a = w.scheduler(&runner, "sch_a").await;
-    let _b = w.scheduler(&runner, "sch_b").await;
+    let a = w.scheduler(&runner, "sch_a").await;
+    let b = w.scheduler(&runner, "sch_b").await;
+    // Both have claimed their epoch and loaded (a call is answered after
+    // start-up); the older one is fenced at its first claim wave.
+    loaded(&a).await;
+    loaded(&b).await;
     for minute in 1..=4 {
         w.advance_to(w.minute(1)).await;
         for j in 0..5 {
@@ -508,6 +513,26 @@ async fn two_schedulers_on_one_store_run_each_occurrence_exactly_once() {
             .count();
         assert_eq!(claims, 4);
     }
+    // Exactly one of them is left: the other was fenced and stopped.
+    let running = [&a, &b]
+        .iter()
+        .filter(|s| matches!(s.get_status(), ractor::ActorStatus::Running))
+        .count();
+    assert_eq!(running, 1);
+}
+
+/// Waits until `s` has finished starting (or stopped).
+async fn loaded(s: &ActorRef<SchedulerMsg>) {
+    let _ = call(
+        "/test",
+        s,
+        |reply| SchedulerMsg::Jobs {
+            installation: InstallationId::for_slug(&TenantId::generate(), &"none".parse().unwrap()),
+            reply,
+        },
+        WAIT_MS,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -662,8 +687,53 @@ fn finished_ok(r: &RunRecord) -> bool {
     r.status == RunStatus::Succeeded
 }
 
+/// Appends what a dead scheduler (epoch 0, `sch_dead`) left on `job`: a
+/// claim of the occurrence at `at`, and its start if `started`.
+async fn leave_claim(
+    w: &World,
+    id: &InstallationId,
+    job: &str,
+    at: DateTime<Utc>,
+    started: Started,
+) {
+    let stream = job_stream(id, job).unwrap();
+    let claim = JobRunsCommand::Schedule {
+        run_id: RunId::derive(id, job, at, "schedule"),
+        installation: id.clone(),
+        job: job.into(),
+        scheduled_for: at,
+        trigger: RunTrigger::Schedule,
+        owner: "sch_dead".into(),
+        epoch: 0,
+    };
+    let mut cmds = vec![claim.clone()];
+    if started == Started::Yes {
+        cmds.push(JobRunsCommand::Start {
+            run_id: RunId::derive(id, job, at, "schedule"),
+            started_at: at,
+        });
+    }
+    for cmd in cmds {
+        aggregate::execute::<JobRuns>(
+            w.store.as_ref(),
+            &stream,
+            &cmd,
+            &w.meta(),
+            SnapshotPolicy::NEVER,
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Started {
+    Yes,
+    No,
+}
+
 #[tokio::test]
-async fn a_claim_left_by_a_vanished_scheduler_is_failed_not_rerun() {
+async fn a_late_claim_left_by_a_dead_scheduler_is_settled_at_once_per_catch_up() {
     let w = World::new();
     let id = w
         .install(
@@ -671,46 +741,181 @@ async fn a_claim_left_by_a_vanished_scheduler_is_failed_not_rerun() {
             json!([{"name": "report", "schedule": "* * * * *"}]),
         )
         .await;
-    // Another process claimed minute 1 and died before starting it.
-    let stream = job_stream(&id, "report").unwrap();
+    // Another process claimed minute 1 and died before starting it; the
+    // new one starts two minutes later (past the missed grace).
     let at = w.minute(1);
-    let claim = extensor_core::job_runs::JobRunsCommand::Schedule {
-        run_id: extensor_core::ids::RunId::derive(&id, "report", at, "schedule"),
-        installation: id.clone(),
-        job: "report".into(),
-        scheduled_for: at,
-        trigger: RunTrigger::Schedule,
-        owner: "sch_dead".into(),
-    };
-    aggregate::execute::<JobRuns>(
-        w.store.as_ref(),
-        &stream,
-        &claim,
-        &w.meta(),
-        SnapshotPolicy::NEVER,
-    )
-    .await
-    .unwrap();
+    leave_claim(&w, &id, "report", at, Started::No).await;
     w.clock
         .set(at + chrono::Duration::minutes(2) + chrono::Duration::seconds(10));
     let runner = ScriptRunner::default();
     let _s = w.scheduler(&runner, "sch_a").await;
+    // Settled at start, with no clock movement: recorded missed (the
+    // default catch-up policy skips), never run.
     let runs = w
         .wait_runs(&id, "report", |r| {
             r.iter()
-                .any(|r| r.run_id.as_str() == claim_id(&claim) && r.status == RunStatus::Failed)
+                .any(|r| r.scheduled_for == at && r.status == RunStatus::Skipped)
         })
         .await;
     let orphan = runs.iter().find(|r| r.scheduled_for == at).unwrap();
-    assert!(orphan.error.as_deref().unwrap().contains("abandoned"));
+    assert_eq!(orphan.skip_reason, Some(SkipReason::Missed));
     assert!(runner.calls().iter().all(|c| c.scheduled_for != at));
 }
 
-fn claim_id(cmd: &extensor_core::job_runs::JobRunsCommand) -> String {
-    match cmd {
-        extensor_core::job_runs::JobRunsCommand::Schedule { run_id, .. } => run_id.to_string(),
-        _ => unreachable!(),
+#[tokio::test]
+async fn a_dead_schedulers_claims_are_settled_at_once_and_runs_resume() {
+    let w = World::new();
+    let id = w
+        .install(
+            "killed",
+            json!([
+                {"name": "report", "schedule": "* * * * *"},
+                {"name": "long", "schedule": "* * * * *"}
+            ]),
+        )
+        .await;
+    // The dead process had started `long` at minute 0 (its outcome is
+    // unknown) and claimed `report` for minute 1 (claim lead).
+    let now = w.clock.now();
+    let started_at = w.minute(0);
+    leave_claim(&w, &id, "long", started_at, Started::Yes).await;
+    leave_claim(&w, &id, "report", w.minute(1), Started::No).await;
+    w.clock.set(now + chrono::Duration::seconds(1));
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_new").await;
+    // At once, before any clock movement: the interrupted run is failed.
+    let runs = w
+        .wait_runs(&id, "long", |r| {
+            r.iter().any(|r| r.status == RunStatus::Failed)
+        })
+        .await;
+    let error = runs[0].error.as_deref().unwrap();
+    assert!(error.starts_with("owner_died"), "{error}");
+    // The claim of minute 1 is adopted and runs at its time, once.
+    w.advance_to(w.minute(1)).await;
+    let runs = w
+        .wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    assert_eq!(runs[0].scheduled_for, w.minute(0));
+    w.wait_runs(&id, "long", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    // Runs resume: the next occurrence of both jobs runs too, and nothing
+    // is left scheduled or running from the dead process.
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    let long = w
+        .wait_runs(&id, "long", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    assert!(
+        long.iter()
+            .all(|r| r.scheduled_for != started_at || r.status == RunStatus::Failed)
+    );
+    let per = runner.runs_per_occurrence();
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    assert!(
+        !per.contains_key(&("long".to_owned(), started_at)),
+        "{per:?}"
+    );
+}
+
+/// Waits until a newer scheduler fenced `job`'s stream.
+async fn wait_fenced(w: &World, id: &InstallationId, job: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
+    loop {
+        let stream = job_stream(id, job).unwrap();
+        let events = w.store.read_stream(stream, 0, 10_000).await.unwrap();
+        if events.iter().any(|e| e.event_type == types::FENCED) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never fenced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Waits until `actor` has stopped (the positive marker that a fenced
+/// scheduler noticed and gave up).
+async fn wait_stopped(actor: &ActorRef<SchedulerMsg>) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
+    while !matches!(actor.get_status(), ractor::ActorStatus::Stopped) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fenced scheduler kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_fenced_scheduler_neither_runs_its_armed_claim_nor_claims_more() {
+    let w = World::new();
+    let id = w
+        .install(
+            "twins",
+            json!([{"name": "report", "schedule": "* * * * *"}]),
+        )
+        .await;
+    let old_runner = ScriptRunner::default();
+    let old = w.scheduler(&old_runner, "sch_a").await;
+    let at = w.minute(1);
+    // Claimed and armed by the old scheduler.
+    w.advance_to(at - chrono::Duration::seconds(2)).await;
+    w.wait_runs(&id, "report", |r| {
+        r.len() == 1 && r[0].status == RunStatus::Scheduled
+    })
+    .await;
+    // A twin starts (a restarted scheduler whose predecessor is still
+    // alive): it claims the next epoch and adopts the armed claim.
+    let new_runner = ScriptRunner::default();
+    let _new = w.scheduler(&new_runner, "sch_a").await;
+    wait_fenced(&w, &id, "report").await;
+    w.advance_to(at).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    wait_stopped(&old).await;
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 2)
+        .await;
+    assert!(old_runner.calls().is_empty(), "{:?}", old_runner.calls());
+    let per = new_runner.runs_per_occurrence();
+    assert_eq!(per.len(), 2, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+}
+
+#[tokio::test]
+async fn a_run_going_under_a_fenced_scheduler_is_settled_and_its_late_end_refused() {
+    let w = World::new();
+    let id = w
+        .install("held", json!([{"name": "block", "schedule": "* * * * *"}]))
+        .await;
+    let old_runner = ScriptRunner::default();
+    let old = w.scheduler(&old_runner, "sch_a").await;
+    let at = w.minute(1);
+    w.advance_to(at).await;
+    w.wait_runs(&id, "block", |r| {
+        r.iter().any(|r| r.status == RunStatus::Running)
+    })
+    .await;
+    // A newer scheduler starts while the old one's run is going.
+    let new_runner = ScriptRunner::default();
+    let _new = w.scheduler(&new_runner, "sch_b").await;
+    let runs = w
+        .wait_runs(&id, "block", |r| count(r, RunStatus::Failed) == 1)
+        .await;
+    assert!(runs[0].error.as_deref().unwrap().starts_with("owner_died"));
+    // The old run now returns: its end must not be recorded.
+    old_runner.gate.add_permits(1);
+    wait_stopped(&old).await;
+    let runs = w.runs(&id, "block").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert_eq!(old_runner.calls().len(), 1);
+    // The next occurrence runs under the new scheduler.
+    new_runner.gate.add_permits(1);
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "block", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    assert_eq!(new_runner.calls().len(), 1);
 }
 
 /// A runner that, at the moment it is invoked, reads the job's stream and

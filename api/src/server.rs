@@ -171,6 +171,9 @@ pub async fn serve(
         .filter(|t| t.status == extensor_core::tenant::TenantStatus::Suspended)
         .map(|t| t.id)
         .collect();
+    let webhook_index = extensor_actors::webhooks::index::DeliveryIndex::new(
+        data_dir.join(extensor_actors::webhooks::index::INDEX_DIR),
+    );
     let engine = start_engine(shared.clone(), data_dir, config.engine, suspended).await?;
     let generated =
         crate::tenancy::bootstrap_admin(shared.as_ref(), &directory, config.admin_token.as_deref())
@@ -203,6 +206,7 @@ pub async fn serve(
         streams: crate::streams::Streams::new(config.stream_heartbeat),
         fault_drills: config.fault_drills,
         verified: tokio::sync::Mutex::default(),
+        webhook_index,
     });
     // Open event streams end when shutdown begins, so they do not hold
     // the graceful shutdown for its whole grace.

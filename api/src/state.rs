@@ -98,4 +98,6 @@ pub struct AppState {
     pub fault_drills: bool,
     /// How far `GET /api/audit/verify` has verified the chain.
     pub verified: tokio::sync::Mutex<crate::audit::VerifiedPrefix>,
+    /// The webhook deliveries index that listings read.
+    pub webhook_index: Arc<extensor_actors::webhooks::index::DeliveryIndex>,
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use extensor_actors::webhooks::EndpointStats;
 use extensor_actors::webhooks::dispatcher::{Applied, ApplyMode, Change, DispatcherMsg};
-use extensor_actors::webhooks::query::{self, DeliveryQuery, DeliveryView as QueryView};
+use extensor_actors::webhooks::query::{DeliveryQuery, DeliveryView as QueryView};
 use extensor_actors::webhooks::service::SERVICE_CALL_TIMEOUT_MS;
 use extensor_core::event::EventMeta;
 use extensor_core::ids::DeliveryId;
@@ -62,8 +62,9 @@ pub struct WebhookSummary {
     /// 1 for the first declaration, +1 per change.
     pub revision: u32,
     pub status: WebhookStatusName,
-    /// Why it is disabled: an operator's reason, `410 Gone`, or too many
-    /// failures in a row.
+    /// Why it is disabled: an operator's reason, `410 Gone`, or a receiver
+    /// that failed without a single success for the platform's period
+    /// (default 5 days).
     pub disabled_reason: Option<String>,
     /// `sha256:<hex>` over the YAML and the code files.
     pub digest: String,
@@ -85,6 +86,8 @@ pub struct WebhookStatsView {
     pub in_flight: u64,
     /// Deliveries waiting for a retry.
     pub scheduled: u64,
+    /// Failed attempts since the receiver's last success (informational:
+    /// a webhook is disabled by time failing, never by this count).
     pub consecutive_failures: u32,
 }
 
@@ -709,7 +712,10 @@ impl WebhooksApi {
         let name = existing_name(&name)?;
         record_of(&state, &ctx, &name).await?;
         let q = delivery_query(status.0, event_type.0, since.0, until.0, limit.0)?;
-        let found = query::deliveries(state.store.as_ref(), &ctx.tenant, &name, &q).await?;
+        let found = state
+            .webhook_index
+            .deliveries(state.store.as_ref(), &ctx.tenant, &name, &q)
+            .await?;
         let next_until = (found.len() == q.limit)
             .then(|| found.last().map(|d| d.created.at))
             .flatten();
@@ -745,7 +751,9 @@ impl WebhooksApi {
             .parse()
             .map_err(|_| ApiError::not_found("delivery", &delivery_id))?;
         record_of(&state, &ctx, &name).await?;
-        query::delivery(state.store.as_ref(), &ctx.tenant, &name, &id)
+        state
+            .webhook_index
+            .delivery(state.store.as_ref(), &ctx.tenant, &name, &id)
             .await?
             .map(|d| Json(d.into()))
             .ok_or_else(|| ApiError::not_found("delivery", &delivery_id))

@@ -1181,3 +1181,58 @@ async fn the_webhooks_switch_turns_the_endpoints_off() {
     }
     s.stop().await;
 }
+
+/// Every webhook endpoint is in the ops tree at `/tenants/<t>/webhooks/<name>`
+/// and an operator restarts it by that path; the restarted endpoint claims
+/// its stream again and delivers what was published meanwhile.
+#[tokio::test]
+async fn an_endpoint_is_in_the_ops_tree_and_restarts_by_its_path() {
+    let c = Ctx::start().await;
+    let rx = Receiver::start().await;
+    c.secret("HOOK_URL", &rx.url()).await;
+    c.secret("SIGNING_KEY", SIGNING_KEY).await;
+    let (status, applied) = c.put_yaml("builds", &declaration("")).await;
+    assert_eq!(status, 201, "{applied}");
+    c.publish("build.completed", json!({"build": 8})).await;
+    rx.wait_for(1).await;
+    let admin = common::ADMIN;
+    let tree = c.s.req(Method::GET, "/api/ops/tree", Some(admin), None);
+    let (_, tree) = json_of(tree.send().await.unwrap()).await;
+    let endpoint = tree["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"].as_str().unwrap().ends_with("/webhooks/builds"))
+        .unwrap_or_else(|| panic!("the endpoint in the tree: {tree}"))
+        .clone();
+    assert_eq!(endpoint["status"], "running", "{endpoint}");
+    assert_eq!(endpoint["tenant_slug"], "acme", "{endpoint}");
+    let encoded = endpoint["path"].as_str().unwrap().replace('/', "%2F");
+    let r =
+        c.s.req(
+            Method::POST,
+            &format!("/api/ops/actors/{encoded}/restart"),
+            Some(admin),
+            None,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "{}", r.text().await.unwrap());
+    c.publish("build.completed", json!({"build": 9})).await;
+    let got = rx.wait_for(2).await;
+    assert_eq!(got[1].json()["data"]["build"], 9);
+    let missing = "%2Ftenants%2Ften_00000000000000000000000000%2Fwebhooks%2Fnope";
+    let r =
+        c.s.req(
+            Method::POST,
+            &format!("/api/ops/actors/{missing}/restart"),
+            Some(admin),
+            None,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404, "{}", r.text().await.unwrap());
+    c.s.stop().await;
+}

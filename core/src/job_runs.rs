@@ -52,6 +52,26 @@ pub mod types {
     pub const FAILED: &str = "job.run_failed";
     pub const TIMED_OUT: &str = "job.run_timed_out";
     pub const SKIPPED: &str = "job.run_skipped";
+    /// A scheduler of a newer epoch took over the job's active claims.
+    pub const FENCED: &str = "job.claims_fenced";
+    /// A tenant's scheduler started and claimed the next epoch (on the
+    /// tenant's [`scheduler_stream`], not on a job stream).
+    pub const SCHEDULER_CLAIMED: &str = "job.scheduler_claimed";
+}
+
+/// The stream holding a tenant's scheduler claims (`jobs-<tenant>`): one
+/// `job.scheduler_claimed` record per scheduler start, with the next epoch.
+/// A job stream's id always has a dot (`<installation>.<job>`), so the two
+/// never collide.
+pub fn scheduler_stream(tenant: &crate::ids::TenantId) -> StreamId {
+    StreamId::new("jobs", tenant.as_str()).expect("tenant ids are valid stream ids")
+}
+
+/// The payload of `job.scheduler_claimed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulerClaimed {
+    pub epoch: u64,
+    pub owner: String,
 }
 
 /// The stream of one job's runs: `jobs-<installation>.<job>`. A job name too
@@ -238,7 +258,8 @@ impl RunEnd {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobRunsCommand {
-    /// Claims an occurrence (or a run-now) for `owner`, a scheduler process.
+    /// Claims an occurrence (or a run-now) for `owner`, a scheduler of
+    /// the tenant's claim `epoch`.
     Schedule {
         run_id: RunId,
         installation: InstallationId,
@@ -246,7 +267,11 @@ pub enum JobRunsCommand {
         scheduled_for: DateTime<Utc>,
         trigger: RunTrigger,
         owner: String,
+        epoch: u64,
     },
+    /// The scheduler of `epoch` takes over every active claim of older
+    /// epochs: from now on only it may start, finish or skip them.
+    Fence { epoch: u64, owner: String },
     Start {
         run_id: RunId,
         started_at: DateTime<Utc>,
@@ -277,6 +302,15 @@ pub struct RunScheduled {
     pub job: String,
     pub scheduled_for: DateTime<Utc>,
     pub trigger: RunTrigger,
+    pub owner: String,
+    /// The claiming scheduler's epoch (0 in records older than epochs).
+    #[serde(default)]
+    pub epoch: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimsFenced {
+    pub epoch: u64,
     pub owner: String,
 }
 
@@ -320,6 +354,7 @@ pub enum JobRunsEvent {
     /// `job.run_succeeded`, `job.run_failed` or `job.run_timed_out`.
     Finished(Box<RunFinished>),
     Skipped(RunSkipped),
+    Fenced(ClaimsFenced),
 }
 
 impl DomainEvent for JobRunsEvent {
@@ -333,6 +368,7 @@ impl DomainEvent for JobRunsEvent {
                 RunEnd::TimedOut { .. } => types::TIMED_OUT,
             },
             JobRunsEvent::Skipped(_) => types::SKIPPED,
+            JobRunsEvent::Fenced(_) => types::FENCED,
         }
     }
 
@@ -346,6 +382,7 @@ impl DomainEvent for JobRunsEvent {
             JobRunsEvent::Started(p) => to_raw(p),
             JobRunsEvent::Finished(p) => to_raw(p),
             JobRunsEvent::Skipped(p) => to_raw(p),
+            JobRunsEvent::Fenced(p) => to_raw(p),
         }
     }
 
@@ -373,6 +410,7 @@ impl DomainEvent for JobRunsEvent {
                 JobRunsEvent::Finished(Box::new(f))
             }
             types::SKIPPED => JobRunsEvent::Skipped(parse_payload(payload)?),
+            types::FENCED => JobRunsEvent::Fenced(parse_payload(payload)?),
             other => return Err(format!("unknown job event type `{other}`")),
         })
     }
@@ -384,6 +422,9 @@ pub struct ActiveRun {
     pub scheduled_for: DateTime<Utc>,
     pub trigger: RunTrigger,
     pub owner: String,
+    /// The epoch of the scheduler that claimed it.
+    #[serde(default)]
+    pub epoch: u64,
     pub started_at: Option<DateTime<Utc>>,
 }
 
@@ -418,9 +459,30 @@ pub struct JobRuns {
     pub last: Option<RunSummary>,
     /// Ended runs by status.
     pub counts: BTreeMap<RunStatus, u64>,
+    /// The newest scheduler epoch that claimed or fenced on this stream. A
+    /// scheduler of an older epoch is refused every command
+    /// ([`JobRuns::check_epoch`]).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl JobRuns {
+    /// Refuses a scheduler whose epoch is older than the newest one seen
+    /// on this stream (`stale_epoch`): it was fenced by a newer scheduler
+    /// and may neither claim, start nor record.
+    pub fn check_epoch(&self, epoch: u64) -> Result<(), DomainError> {
+        if epoch < self.epoch {
+            return Err(self.refuse(
+                "stale_epoch",
+                format!(
+                    "scheduler epoch {epoch} was fenced by epoch {}; it may not act on this job",
+                    self.epoch
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn refuse(&self, code: &'static str, message: impl Into<String>) -> DomainError {
         let state = format!("at cursor {:?}", self.cursor.map(|c| c.to_rfc3339()));
         refuse("job", state, code, message)
@@ -536,14 +598,29 @@ impl Aggregate for JobRuns {
                 scheduled_for,
                 trigger,
                 owner,
-            } => self.decide_schedule(&RunScheduled {
-                run_id: run_id.clone(),
-                installation: installation.clone(),
-                job: job.clone(),
-                scheduled_for: *scheduled_for,
-                trigger: *trigger,
-                owner: owner.clone(),
-            }),
+                epoch,
+            } => {
+                self.check_epoch(*epoch)?;
+                self.decide_schedule(&RunScheduled {
+                    run_id: run_id.clone(),
+                    installation: installation.clone(),
+                    job: job.clone(),
+                    scheduled_for: *scheduled_for,
+                    trigger: *trigger,
+                    owner: owner.clone(),
+                    epoch: *epoch,
+                })
+            }
+            C::Fence { epoch, owner } => {
+                self.check_epoch(*epoch)?;
+                if *epoch == self.epoch {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![JobRunsEvent::Fenced(ClaimsFenced {
+                    epoch: *epoch,
+                    owner: owner.clone(),
+                })])
+            }
             C::Start { run_id, started_at } => match self.active.get(run_id) {
                 Some(run) if run.started_at.is_none() => {
                     Ok(vec![JobRunsEvent::Started(RunStarted {
@@ -591,12 +668,14 @@ impl Aggregate for JobRuns {
                 if e.trigger.is_occurrence() {
                     self.cursor = self.cursor.max(Some(e.scheduled_for));
                 }
+                self.epoch = self.epoch.max(e.epoch);
                 self.active.insert(
                     e.run_id.clone(),
                     ActiveRun {
                         scheduled_for: e.scheduled_for,
                         trigger: e.trigger,
                         owner: e.owner.clone(),
+                        epoch: e.epoch,
                         started_at: None,
                     },
                 );
@@ -638,6 +717,7 @@ impl Aggregate for JobRuns {
                 };
                 self.end(&e.run_id, summary);
             }
+            JobRunsEvent::Fenced(e) => self.epoch = self.epoch.max(e.epoch),
         }
         Ok(())
     }
@@ -746,6 +826,7 @@ impl RunHistory {
                 r.folded = e.folded;
                 r.position = ev.position;
             }
+            JobRunsEvent::Fenced(_) => {}
         }
         Ok(())
     }
@@ -913,6 +994,7 @@ mod tests {
             scheduled_for: utc(at),
             trigger,
             owner: "sch_a".into(),
+            epoch: 1,
         }
     }
 
@@ -954,6 +1036,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.active.len(), 2);
+    }
+
+    #[test]
+    fn a_fence_refuses_every_older_epoch() {
+        let ins = ins();
+        let mut s = JobRuns::default();
+        run(
+            &mut s,
+            &schedule(&ins, "2026-01-01T01:00:00Z", RunTrigger::Schedule),
+        )
+        .unwrap();
+        let fence = |epoch| JobRunsCommand::Fence {
+            epoch,
+            owner: "sch_b".into(),
+        };
+        run(&mut s, &fence(2)).unwrap();
+        assert_eq!(s.epoch, 2);
+        // Fencing again at the same epoch is a no-op, an older one refused.
+        assert!(s.decide(&fence(2)).unwrap().is_empty());
+        assert_eq!(s.decide(&fence(1)).unwrap_err().code, "stale_epoch");
+        // The claim of epoch 1 stays active, now the newer epoch's to act on.
+        assert_eq!(s.check_epoch(1).unwrap_err().code, "stale_epoch");
+        assert!(s.check_epoch(2).is_ok());
+        let old = schedule(&ins, "2026-01-01T02:00:00Z", RunTrigger::Schedule);
+        assert_eq!(s.decide(&old).unwrap_err().code, "stale_epoch");
+        assert_eq!(s.active.len(), 1);
     }
 
     #[test]

@@ -198,7 +198,8 @@ async fn the_webhook_transform_builds_slack_messages_and_skips_branch_successes(
         std::fs::read_to_string(dir.join(&entry.file)).unwrap(),
     )]);
     let name: WebhookName = "build-notifications".parse().unwrap();
-    let code = match code::prepare(&sandbox(), "ten_examples", &name, 1, &spec, &files).await {
+    let code = match code::prepare(&sandbox(), "ten_examples", &name, 1, &spec, &files, None).await
+    {
         Ok(Some(c)) => c,
         Ok(None) => panic!("the webhook has a transform"),
         Err(problems) => panic!("the transform should validate: {problems:#?}"),

@@ -159,6 +159,25 @@ impl Runtimes {
         self.trim();
     }
 
+    /// A pool outside the installation index (a webhook transform's), kept
+    /// under `id` in the same least-recently-used set as the plugins'.
+    pub fn shared_pool(
+        &self,
+        id: &InstallationId,
+        install: &dyn Fn() -> Installation,
+    ) -> Arc<Runtime> {
+        if let Some(rt) = self.cached(id, "") {
+            return rt;
+        }
+        let rt = Arc::new(Runtime {
+            digest: String::new(),
+            installation: install(),
+            last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
+        });
+        self.insert(id.clone(), rt.clone());
+        rt
+    }
+
     /// Evicts whole pools, least recently used first, until the warm
     /// isolates of all pools hold at most `warm_bytes_max` heap bytes. An
     /// evicted pool's isolates end when the invocations using it finish.
@@ -214,6 +233,50 @@ impl Runtimes {
     /// A running pool, if any, whatever its version (for recent logs).
     pub fn any(&self, id: &InstallationId) -> Option<Arc<Runtime>> {
         lock(&self.map).get(id).cloned()
+    }
+}
+
+impl crate::webhooks::WarmPool for Runtime {
+    fn installation(&self) -> &Installation {
+        &self.installation
+    }
+}
+
+/// A pool of a webhook whose engine is gone (shutting down): used once.
+struct Unpooled(Installation);
+
+impl crate::webhooks::WarmPool for Unpooled {
+    fn installation(&self) -> &Installation {
+        &self.0
+    }
+}
+
+/// The engine's warm set as webhooks see it (a narrow interface: they get
+/// nothing else of the engine).
+pub(crate) struct WebhookWarm(pub super::EngineSlot);
+
+impl crate::webhooks::WarmIsolates for WebhookWarm {
+    fn pool(
+        &self,
+        key: &InstallationId,
+        install: &dyn Fn() -> Installation,
+    ) -> Arc<dyn crate::webhooks::WarmPool> {
+        match self.0.get() {
+            Some(inner) => inner.runtimes.shared_pool(key, install),
+            None => Arc::new(Unpooled(install())),
+        }
+    }
+
+    fn used(&self) {
+        if let Some(inner) = self.0.get() {
+            inner.runtimes.trim();
+        }
+    }
+
+    fn release(&self, key: &InstallationId) {
+        if let Some(inner) = self.0.get() {
+            inner.runtimes.remove(key);
+        }
     }
 }
 
@@ -446,6 +509,14 @@ impl EmailOutbox for EngineHost {
                 crate::outbox::queued_event(&inner.secret_box, meta, id.as_str(), &email, readable)
                     .map_err(|e| host_err("email", e))?;
             let outbox_id = queued.event_id.to_string();
+            // Marks the tenant in the outbox index (if needed) before the
+            // message is durable, and keeps its outbox from unmarking it
+            // until the append is done.
+            let lease = inner
+                .outbox_tenants
+                .lease(&*inner.store, &tenant)
+                .await
+                .map_err(|e| host_err("email", e))?;
             inner
                 .store
                 .append(
@@ -455,6 +526,7 @@ impl EmailOutbox for EngineHost {
                 )
                 .await
                 .map_err(|e| host_err("email", e))?;
+            drop(lease);
             if let Err(e) = inner.outbox_wake(&tenant).await {
                 // Durable already: the outbox reads it when it next starts.
                 tracing::warn!(tenant = %tenant, error = %e, "outbox not woken");

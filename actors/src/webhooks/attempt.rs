@@ -1,7 +1,8 @@
 //! One delivery attempt from start to end; not an actor. The endpoint
-//! actor spawns it as a task and receives the recorded events back, so
-//! appends from many attempts share the store's group commits instead of
-//! queueing behind the actor.
+//! actor runs it as a task it owns and receives the events to record back:
+//! the endpoint appends them (many attempts' outcomes in one append) at the
+//! revision at which its claim was checked, so a stale endpoint cannot
+//! record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use extensor_core::aggregate::{Aggregate, DomainEvent};
-use extensor_core::event::{EventMeta, NewEvent, Principal, RecordedEvent, StreamId};
+use extensor_core::clock::Clock;
+use extensor_core::event::{EventMeta, NewEvent, RecordedEvent, StreamId};
 use extensor_core::ids::{EventId, TenantId};
 use extensor_core::redact::Redactor;
-use extensor_core::store::{EventStore, ExpectedRevision, ReadFilter};
+use extensor_core::store::{EventStore, ReadFilter};
 use extensor_core::webhook::delivery::{
     Delivery, DeliveryCommand, DeliveryEvent, Observed, Origin,
 };
@@ -83,7 +85,6 @@ pub struct AttemptCx {
     pub tenant: TenantId,
     pub name: WebhookName,
     pub store: Arc<dyn EventStore>,
-    pub stream: StreamId,
     pub http: Arc<GuardedHttp>,
     pub target: Result<Target, String>,
     pub code: Option<Arc<Code>>,
@@ -92,6 +93,9 @@ pub struct AttemptCx {
     /// excerpt) goes through it, so neither a resolved URL or header nor
     /// a signing key nor a receiver echoing one back reaches the log.
     pub redactor: Redactor,
+    /// Where attempt times come from (tests drive the auto-disable period
+    /// with a manual clock).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The event as transforms and receivers see it.
@@ -106,8 +110,9 @@ pub fn event_json(tenant: &TenantId, ev: &RecordedEvent) -> Value {
     })
 }
 
-/// Runs one attempt of `delivery` and appends what happened. `Err` means
-/// nothing was recorded (the store failed); the delivery stays pending.
+/// Runs one attempt of `delivery` and answers the events to record. `Err`
+/// means there is nothing to record (its event could not be read); the
+/// delivery stays pending.
 pub async fn run(
     cx: Arc<AttemptCx>,
     delivery: Delivery,
@@ -140,7 +145,7 @@ pub async fn run(
     };
     let command = match prepare_body(&cx, &id, created.event_id.as_str(), &event_value).await {
         Prepared::Skip(reason) => DeliveryCommand::Skip {
-            at: Utc::now(),
+            at: cx.clock.now(),
             reason,
         },
         Prepared::Failed(error) => record(observed_error(AttemptOutcome::Transform, error), &cx),
@@ -152,16 +157,7 @@ pub async fn run(
             record(observed, &cx)
         }
     };
-    let events = delivery.decide(&command).map_err(|e| e.to_string())?;
-    append(
-        &*cx.store,
-        &cx.stream,
-        &cx.tenant,
-        &created.event_id,
-        &events,
-    )
-    .await?;
-    Ok(events)
+    delivery.decide(&command).map_err(|e| e.to_string())
 }
 
 enum Prepared {
@@ -196,6 +192,7 @@ async fn prepare_body(cx: &AttemptCx, id: &str, event_id: &str, event: &Value) -
 /// The attempt to record, its texts redacted (the one place an attempt's
 /// error or response excerpt is written from).
 fn record(mut observed: Observed, cx: &AttemptCx) -> DeliveryCommand {
+    observed.at = cx.clock.now();
     observed.error = observed.error.map(|e| cx.redactor.outbound(&e));
     observed.response_excerpt = cx.redactor.redact_opt(observed.response_excerpt.as_deref());
     DeliveryCommand::RecordAttempt {
@@ -364,30 +361,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-/// Appends delivery events to the webhook's deliveries stream. The endpoint
-/// is the stream's only writer, so no expected revision is needed.
-pub async fn append(
-    store: &dyn EventStore,
-    stream: &StreamId,
-    tenant: &TenantId,
-    cause: &EventId,
-    events: &[DeliveryEvent],
-) -> Result<(), String> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let meta = EventMeta {
-        causation_id: Some(cause.clone()),
-        ..EventMeta::new(Some(tenant.clone()), Principal::system())
-    };
-    let batch = to_new_events(events, &meta)?;
-    store
-        .append(stream.clone(), ExpectedRevision::Any, batch)
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
 }
 
 pub fn to_new_events(events: &[DeliveryEvent], meta: &EventMeta) -> Result<Vec<NewEvent>, String> {

@@ -8,11 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use extensor_core::error::FieldProblem;
+use extensor_core::ids::InstallationId;
 use extensor_core::webhook::registry::WebhookName;
 use extensor_core::webhook::spec::{CodeRef, Filter, WebhookSpec};
 use extensor_js::{
     Bundle, HostServices, Installation, InstallationScope, Invocation, JsError, Sandbox, Trigger,
+    ValidatedPlugin,
 };
+
+use super::WarmIsolates;
 use serde_json::{Value, json};
 
 /// The generated entry module; a webhook file may not use this name.
@@ -22,9 +26,32 @@ const FILTER: &str = "filter";
 
 /// A webhook's code, installed and ready to run.
 pub struct Code {
-    installation: Installation,
+    pool: Pool,
     transform: bool,
     filter: bool,
+}
+
+/// Where the code's isolates live.
+enum Pool {
+    /// Its own pool (no engine).
+    Own(Installation),
+    /// A pool in the engine's warm set, installed on first use and again
+    /// after an eviction.
+    Warm {
+        warm: Arc<dyn WarmIsolates>,
+        key: InstallationId,
+        sandbox: Sandbox,
+        plugin: Arc<ValidatedPlugin>,
+        scope: InstallationScope,
+    },
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Pool::Warm { warm, key, .. } = &self.pool {
+            warm.release(key);
+        }
+    }
 }
 
 /// What the transform made of an event.
@@ -84,6 +111,7 @@ pub async fn prepare(
     revision: u32,
     spec: &WebhookSpec,
     files: &BTreeMap<String, String>,
+    warm: Option<&Arc<dyn WarmIsolates>>,
 ) -> Result<Option<Arc<Code>>, Vec<FieldProblem>> {
     let transform = spec.transform.is_some();
     let filter = matches!(spec.filter, Some(Filter::Code(_)));
@@ -109,9 +137,20 @@ pub async fn prepare(
         tenant_id: tenant.to_owned(),
         installation_id: format!("webhook:{name}"),
     };
-    let installation = sandbox.install(validated, scope, HostServices::default());
+    let pool = match warm {
+        // Nothing is installed until the first attempt: a dry run or an
+        // apply's check costs no pool.
+        Some(warm) => Pool::Warm {
+            warm: warm.clone(),
+            key: InstallationId::generate(),
+            sandbox: sandbox.clone(),
+            plugin: validated,
+            scope,
+        },
+        None => Pool::Own(sandbox.install(validated, scope, HostServices::default())),
+    };
     Ok(Some(Arc::new(Code {
-        installation,
+        pool,
         transform,
         filter,
     })))
@@ -152,11 +191,24 @@ impl Code {
             event_id: Some(event_id.to_owned()),
             chain_depth: 0,
         };
-        self.installation
-            .invoke(inv)
-            .await
-            .map(|o| o.value)
-            .map_err(|e| describe(which, &e))
+        let out = match &self.pool {
+            Pool::Own(installation) => installation.invoke(inv).await,
+            Pool::Warm {
+                warm,
+                key,
+                sandbox,
+                plugin,
+                scope,
+            } => {
+                let install =
+                    || sandbox.install(plugin.clone(), scope.clone(), HostServices::default());
+                let pool = warm.pool(key, &install);
+                let out = pool.installation().invoke(inv).await;
+                warm.used();
+                out
+            }
+        };
+        out.map(|o| o.value).map_err(|e| describe(which, &e))
     }
 
     /// Whether the event passes the JS filter (`true` without one).

@@ -1,27 +1,30 @@
 //! One tenant's webhooks: the registry aggregate, one [`Endpoint`] child per
 //! live webhook (restarted with backoff per the restart policy), and the
-//! follower task that reads the tenant's business events from the webhook
-//! cursor and hands each batch to the endpoints whose patterns and filters
-//! match. The cursor is its own stream, so webhooks never wait for the
-//! plugin hook dispatcher and vice versa.
+//! follower task that watches the tenant's business events and wakes the
+//! endpoints they concern. The follower hands over no work and keeps no
+//! cursor: each endpoint reads the events itself from its own durable mark,
+//! so an endpoint that is down, restarting, failed or full only holds up
+//! itself, and no event is ever passed over for it (backpressure pauses;
+//! it never skips).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use extensor_core::aggregate::{self, AsOf, Loaded, SnapshotPolicy};
 use extensor_core::error::FieldProblem;
-use extensor_core::event::{EventMeta, NewEvent, Principal, RecordedEvent, StreamId};
+use extensor_core::event::{EventMeta, Principal, RecordedEvent, StreamId};
 use extensor_core::ids::{DeliveryId, TenantId};
-use extensor_core::store::{EventStore, ExpectedRevision, ReadFilter};
+use extensor_core::store::{EventStore, ReadFilter};
 use extensor_core::webhook::delivery::Origin;
 use extensor_core::webhook::registry::{
     DECLARATION_FILE, TenantWebhooks, WebhookCommand, WebhookName, WebhookRecord, WebhookSource,
     WebhookStatus,
 };
+use extensor_core::webhook::registry_stream;
 use extensor_core::webhook::spec::{Filter, WebhookSpec};
-use extensor_core::webhook::{cursor_stream, registry_stream};
 use futures::StreamExt;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde_json::Value;
@@ -30,25 +33,18 @@ use tokio::task::JoinHandle;
 use super::endpoint::{Endpoint, EndpointArgs, EndpointMsg, EndpointStats};
 use super::{BATCH_EVENTS_MAX, DELIVER_CALL_TIMEOUT_MS, WebhookConfig};
 use crate::error::Error;
-use crate::supervision::{FailureHistory, RestartDecision, call};
+use crate::supervision::{
+    ActorInfo, ActorKind, ActorStatus, FailureHistory, RestartDecision, call,
+};
 
 /// Events one replay request may turn into deliveries.
 pub const REPLAY_EVENTS_MAX: usize = 10_000;
 /// Timeout of the dispatcher's calls to an endpoint other than deliveries.
 const ENDPOINT_CALL_TIMEOUT_MS: u64 = 10_000;
-/// The follower retries an endpoint that refused a batch after this many
-/// endpoint ticks: an endpoint frees backlog room only as attempts end and
-/// retries come due, which it checks once a tick.
-const FOLLOWER_RETRY_TICKS: u64 = 2;
-/// After this many refusals in a row from an endpoint that is *unavailable*
-/// (restarting, stopped) the follower moves on without it for this batch,
-/// so one broken endpoint cannot stall the others. A full backlog is not
-/// unavailability: the follower waits for room however long it takes, and
-/// never skips (the events stay in the log; nothing is dropped).
-pub const FOLLOWER_RETRIES_MAX: u32 = 300;
-/// The cursor is also recorded after this long without a save.
-const CURSOR_SAVE_MS: u64 = 1_000;
-const CURSOR_EVENT: &str = "webhook.cursor_saved";
+/// Every endpoint is woken at least this often while the tenant has new
+/// events, matching or not, so the read marks of webhooks that rarely
+/// match keep moving (a restart then re-reads little).
+const WAKE_ALL_MS: u64 = 1_000;
 
 pub struct WebhookDispatcher;
 
@@ -62,14 +58,20 @@ pub struct DispatcherArgs {
 pub struct Route {
     pub name: WebhookName,
     pub spec: Arc<WebhookSpec>,
-    pub declared_at: DateTime<Utc>,
-    pub active: bool,
     pub actor: Option<ActorRef<EndpointMsg>>,
+    /// Set while a wake is queued for the endpoint.
+    pub wake: Arc<AtomicBool>,
 }
 
 impl Route {
-    fn matches(&self, ev: &RecordedEvent, tenant: &TenantId) -> bool {
-        self.active && ev.recorded_at >= self.declared_at && matches_spec(&self.spec, ev, tenant)
+    /// Queues one `Wake` unless one is already queued.
+    fn wake(&self) {
+        if let Some(actor) = &self.actor
+            && !self.wake.swap(true, Ordering::SeqCst)
+            && actor.send_message(EndpointMsg::Wake).is_err()
+        {
+            self.wake.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -95,6 +97,8 @@ type Routes = Arc<RwLock<Arc<Vec<Route>>>>;
 
 struct Child {
     actor: Option<ActorRef<EndpointMsg>>,
+    wake: Arc<AtomicBool>,
+    restarts: u32,
     history: FailureHistory,
     failed: Option<String>,
 }
@@ -106,7 +110,10 @@ pub struct DispatcherState {
     children: BTreeMap<WebhookName, Child>,
     by_actor: HashMap<ActorId, WebhookName>,
     routes: Routes,
-    cursor: u64,
+    /// The log's head when the dispatcher started, read before any endpoint
+    /// started reading: the follower watches from here, so no event falls
+    /// between an endpoint's first read and the follower.
+    head: u64,
     follower: Option<JoinHandle<()>>,
 }
 
@@ -155,7 +162,8 @@ pub enum DispatcherMsg {
         meta: EventMeta,
         reply: RpcReplyPort<Result<(), Error>>,
     },
-    /// From an endpoint: a 410 or too many failures in a row.
+    /// From an endpoint: a 410, or its receiver failing without a success
+    /// for the configured period.
     AutoDisable {
         name: WebhookName,
         reason: String,
@@ -185,6 +193,12 @@ pub enum DispatcherMsg {
     /// Sent to itself after a child's backoff delay.
     Restart {
         name: WebhookName,
+    },
+    /// An operator restart: forget the endpoint's failures, stop it if it
+    /// runs, start a new one.
+    RestartEndpoint {
+        name: WebhookName,
+        reply: RpcReplyPort<Result<(), Error>>,
     },
     /// The follower task ended with an error: fail so the supervisor restarts.
     FollowerFailed {
@@ -286,6 +300,7 @@ impl DispatcherState {
             revision,
             &spec,
             &source.files,
+            self.config.warm.as_ref(),
         )
         .await
         .map_err(|p| self.core(invalid(p)))?;
@@ -323,7 +338,7 @@ impl DispatcherState {
         })
     }
 
-    /// An endpoint saw a 410 or too many failures in a row.
+    /// An endpoint saw a 410, or a receiver failing for the whole period.
     async fn auto_disable(&mut self, name: WebhookName, reason: String) {
         let meta = EventMeta::new(Some(self.tenant.clone()), Principal::system());
         if let Err(e) = self.set_enabled(name.clone(), Some(reason), &meta).await {
@@ -415,12 +430,18 @@ impl DispatcherState {
         let Some(record) = self.registry.state.get(name).cloned() else {
             return Ok(());
         };
+        let wake = self
+            .children
+            .get(name)
+            .map_or_else(Arc::default, |c| c.wake.clone());
+        wake.store(false, Ordering::SeqCst);
         let args = EndpointArgs {
             tenant: self.tenant.clone(),
             name: name.clone(),
             record,
             config: self.config.clone(),
             dispatcher: myself.clone(),
+            wake: wake.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, Endpoint, args, myself.get_cell())
             .await
@@ -431,12 +452,75 @@ impl DispatcherState {
         self.by_actor.insert(actor.get_id(), name.clone());
         let child = self.children.entry(name.clone()).or_insert_with(|| Child {
             actor: None,
+            wake,
+            restarts: 0,
             history: FailureHistory::default(),
             failed: None,
         });
         child.actor = Some(actor);
         child.failed = None;
+        self.show(name, ActorStatus::Running, None);
         Ok(())
+    }
+
+    fn endpoint_path(&self, name: &WebhookName) -> String {
+        format!("{}/{name}", self.path())
+    }
+
+    /// The endpoint's record in the ops tree (with an engine's board).
+    fn show(&self, name: &WebhookName, status: ActorStatus, error: Option<&str>) {
+        let Some(board) = &self.config.board else {
+            return;
+        };
+        let path = self.endpoint_path(name);
+        let previous = board.get(&path);
+        let restarts = self.children.get(name).map_or(0, |c| c.restarts);
+        let (last_error, last_error_at) = match error {
+            Some(e) => (Some(e.to_owned()), Some(Utc::now())),
+            None => previous
+                .as_ref()
+                .map_or((None, None), |p| (p.last_error.clone(), p.last_error_at)),
+        };
+        let started_at = match status {
+            ActorStatus::Running => Some(Utc::now()),
+            _ => previous.and_then(|p| p.started_at),
+        };
+        board.put(
+            ActorInfo {
+                path,
+                kind: ActorKind::Service,
+                tenant: Some(self.tenant.to_string()),
+                status,
+                started_at,
+                restarts,
+                queue_depth: 0,
+                last_error,
+                last_error_at,
+            },
+            None,
+        );
+    }
+
+    /// An operator restart: the failure history starts afresh.
+    async fn operator_restart(
+        &mut self,
+        myself: &ActorRef<DispatcherMsg>,
+        name: WebhookName,
+    ) -> Result<(), Error> {
+        self.registry
+            .state
+            .get(&name)
+            .ok_or_else(|| self.not_found(&name))?;
+        if let Some(child) = self.children.get_mut(&name) {
+            child.history.clear();
+            if let Some(actor) = child.actor.take() {
+                self.by_actor.remove(&actor.get_id());
+                actor.stop(Some("operator restart".into()));
+            }
+        }
+        let spawned = self.spawn_endpoint(myself, &name).await;
+        self.publish_routes();
+        spawned
     }
 
     /// Gives the follower the current routing table.
@@ -449,18 +533,14 @@ impl DispatcherState {
             let Some(child) = self.children.get(name) else {
                 continue;
             };
-            if child.failed.is_some() {
-                continue;
-            }
             let Ok(spec) = WebhookSpec::parse(&w.source.yaml) else {
                 continue;
             };
             routes.push(Route {
                 name: name.clone(),
                 spec: Arc::new(spec),
-                declared_at: w.declared_at,
-                active: w.status == WebhookStatus::Active,
                 actor: child.actor.clone(),
+                wake: child.wake.clone(),
             });
         }
         *self
@@ -477,6 +557,9 @@ impl DispatcherState {
         {
             self.by_actor.remove(&actor.get_id());
             actor.stop(Some("webhook deleted".into()));
+        }
+        if let Some(board) = &self.config.board {
+            board.remove(&self.endpoint_path(&name));
         }
         self.publish_routes();
         Ok(())
@@ -641,14 +724,20 @@ impl DispatcherState {
             return;
         };
         child.actor = None;
-        let Some(error) = error else { return };
+        let Some(error) = error else {
+            self.show(&name, ActorStatus::Stopped, None);
+            return;
+        };
         tracing::warn!(tenant = %self.tenant, webhook = %name, %error, "webhook endpoint failed");
         match child.history.record(&self.config.restart, Utc::now()) {
             RestartDecision::RestartAfter(delay) => {
+                child.restarts += 1;
+                self.show(&name, ActorStatus::Restarting, Some(&error));
                 myself.send_after(delay, move || DispatcherMsg::Restart { name });
             }
             RestartDecision::GiveUp => {
-                child.failed = Some(error);
+                child.failed = Some(error.clone());
+                self.show(&name, ActorStatus::Failed, Some(&error));
                 self.publish_routes();
             }
         }
@@ -679,50 +768,14 @@ pub async fn load_event(
         })
 }
 
-async fn load_cursor(
-    store: &dyn EventStore,
-    tenant: &TenantId,
-) -> Result<u64, extensor_core::Error> {
-    let stream = cursor_stream(tenant);
-    let Some(rev) = store.stream_revision(stream.clone()).await? else {
-        return Ok(0);
-    };
-    let last = store.read_stream(stream, rev, 1).await?;
-    let position = last
-        .first()
-        .and_then(|e| serde_json::from_str::<Value>(e.payload.get()).ok())
-        .and_then(|v| v.get("position").and_then(Value::as_u64))
-        .unwrap_or(0);
-    Ok(position)
-}
-
-async fn save_cursor(
-    store: &dyn EventStore,
-    tenant: &TenantId,
-    position: u64,
-) -> Result<(), extensor_core::Error> {
-    let meta = EventMeta::new(Some(tenant.clone()), Principal::system());
-    let ev = NewEvent::new(
-        CURSOR_EVENT,
-        1,
-        meta,
-        &serde_json::json!({ "position": position }),
-    )?;
-    store
-        .append(cursor_stream(tenant), ExpectedRevision::Any, vec![ev])
-        .await
-        .map(drop)
-}
-
-/// The follower: reads the tenant's events from `after` and hands each
-/// batch to the matching endpoints, saving the cursor now and then.
+/// The follower: watches the tenant's events from `after` and wakes the
+/// endpoints a batch concerns (every endpoint at least every
+/// [`WAKE_ALL_MS`]). It holds no work: an endpoint reads its events itself.
 async fn follow(
     store: Arc<dyn EventStore>,
     tenant: TenantId,
     after: u64,
     routes: Routes,
-    cursor_every: u64,
-    retry_ms: u64,
     dispatcher: ActorRef<DispatcherMsg>,
 ) {
     let filter = ReadFilter {
@@ -732,19 +785,12 @@ async fn follow(
     let mut batches = store
         .subscribe_all(after, filter)
         .ready_chunks(BATCH_EVENTS_MAX);
-    let (mut unsaved, mut saved_at, mut last) = (0u64, Instant::now(), after);
-    loop {
-        let next =
-            tokio::time::timeout(Duration::from_millis(CURSOR_SAVE_MS), batches.next()).await;
-        let batch = match next {
-            Err(_idle) => Vec::new(),
-            Ok(None) => return,
-            Ok(Some(b)) => b,
-        };
+    let mut woke_all = Instant::now();
+    while let Some(batch) = batches.next().await {
         let mut events = Vec::with_capacity(batch.len());
         for item in batch {
             match item {
-                Ok(ev) => events.push(Arc::new(ev)),
+                Ok(ev) => events.push(ev),
                 Err(e) => {
                     let _ = dispatcher.send_message(DispatcherMsg::FollowerFailed {
                         error: e.to_string(),
@@ -753,95 +799,20 @@ async fn follow(
                 }
             }
         }
-        if let Some(l) = events.last() {
-            last = l.position;
-            unsaved += events.len() as u64;
-            hand_over(&routes, &tenant, &events, retry_ms).await;
+        let all = woke_all.elapsed() >= Duration::from_millis(WAKE_ALL_MS);
+        if all {
+            woke_all = Instant::now();
         }
-        let due = unsaved >= cursor_every
-            || (unsaved > 0 && saved_at.elapsed() >= Duration::from_millis(CURSOR_SAVE_MS));
-        if due {
-            match save_cursor(&*store, &tenant, last).await {
-                Ok(()) => (unsaved, saved_at) = (0, Instant::now()),
-                Err(e) => {
-                    tracing::warn!(%tenant, error = %e, "webhook cursor not saved; will retry")
-                }
+        let table = routes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for route in table.iter() {
+            if all || events.iter().any(|e| matches_spec(&route.spec, e, &tenant)) {
+                route.wake();
             }
         }
     }
-}
-
-/// Hands `events` to every matching endpoint, all endpoints at once.
-async fn hand_over(
-    routes: &Routes,
-    tenant: &TenantId,
-    events: &[Arc<RecordedEvent>],
-    retry_ms: u64,
-) {
-    let table = routes
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let calls = table.iter().filter_map(|route| {
-        let matched: Vec<Arc<RecordedEvent>> = events
-            .iter()
-            .filter(|e| route.matches(e, tenant))
-            .cloned()
-            .collect();
-        (!matched.is_empty())
-            .then(|| deliver_with_retries(routes, route.name.clone(), Arc::new(matched), retry_ms))
-    });
-    futures::future::join_all(calls).await;
-}
-
-async fn deliver_with_retries(
-    routes: &Routes,
-    name: WebhookName,
-    events: Arc<Vec<Arc<RecordedEvent>>>,
-    retry_ms: u64,
-) {
-    let mut unavailable = 0u32;
-    while unavailable < FOLLOWER_RETRIES_MAX {
-        let actor = {
-            let table = routes
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match table.iter().find(|r| r.name == name) {
-                None => return,
-                Some(r) if !r.active => return,
-                Some(r) => r.actor.clone(),
-            }
-        };
-        if let Some(actor) = actor {
-            let events = events.clone();
-            let path = format!("webhook endpoint {name}");
-            match call(
-                &path,
-                &actor,
-                |reply| EndpointMsg::Deliver {
-                    events,
-                    origin: Origin::Event,
-                    reply,
-                },
-                DELIVER_CALL_TIMEOUT_MS,
-            )
-            .await
-            {
-                Ok(Ok(_)) => return,
-                // A full backlog pauses reading; it never counts toward
-                // skipping the batch.
-                Ok(Err(Error::Backpressure { .. } | Error::BacklogFull { .. })) => {}
-                Ok(Err(e)) | Err(e) => {
-                    unavailable += 1;
-                    tracing::debug!(webhook = %name, error = %e, "endpoint refused a batch; retrying")
-                }
-            }
-        } else {
-            unavailable += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(retry_ms)).await;
-    }
-    tracing::error!(webhook = %name, events = events.len(), "endpoint unavailable; this batch skipped it");
 }
 
 impl Actor for WebhookDispatcher {
@@ -861,7 +832,7 @@ impl Actor for WebhookDispatcher {
             AsOf::Latest,
         )
         .await?;
-        let cursor = load_cursor(&*store, &args.tenant).await?;
+        let head = store.head_position().await?;
         let mut state = DispatcherState {
             tenant: args.tenant,
             config: args.config,
@@ -869,7 +840,7 @@ impl Actor for WebhookDispatcher {
             children: BTreeMap::new(),
             by_actor: HashMap::new(),
             routes: Arc::default(),
-            cursor,
+            head,
             follower: None,
         };
         let names: Vec<WebhookName> = state
@@ -892,13 +863,12 @@ impl Actor for WebhookDispatcher {
         myself: ActorRef<DispatcherMsg>,
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
+        // Endpoints catch up from their own marks at start.
         let task = follow(
             state.config.store.clone(),
             state.tenant.clone(),
-            state.cursor,
+            state.head,
             state.routes.clone(),
-            state.config.cursor_every_events,
-            state.config.tick_ms.max(1) * FOLLOWER_RETRY_TICKS,
             myself,
         );
         state.follower = Some(tokio::spawn(task));
@@ -979,6 +949,9 @@ impl Actor for WebhookDispatcher {
                 let _ = reply.send(state.stats(&name).await);
             }
             DispatcherMsg::Restart { name } => state.restart_endpoint(&myself, name).await,
+            DispatcherMsg::RestartEndpoint { name, reply } => {
+                let _ = reply.send(state.operator_restart(&myself, name).await);
+            }
             DispatcherMsg::FollowerFailed { error } => {
                 return Err(format!("webhook follower: {error}").into());
             }
@@ -997,8 +970,14 @@ impl Actor for WebhookDispatcher {
                 state.child_stopped(&myself, cell.get_id(), Some(err.to_string()));
                 state.publish_routes();
             }
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                state.child_stopped(&myself, cell.get_id(), None)
+            // A current endpoint fenced by a stale twin that claimed after
+            // it (an old incarnation finishing its start after an operator
+            // restart) is restarted like a failed one: the next claim wins,
+            // and the stale one stops for good.
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let fenced = reason.filter(|r| r.starts_with(super::endpoint::FENCED));
+                state.child_stopped(&myself, cell.get_id(), fenced);
+                state.publish_routes();
             }
             _ => {}
         }

@@ -1,33 +1,53 @@
-//! One webhook's deliveries, as an actor: it creates deliveries durably for
-//! the events it is handed, keeps the pending ones (ready now, or scheduled
-//! for a retry), runs attempts as tasks under the endpoint's concurrency and
-//! rate caps, applies what they recorded, and asks the dispatcher to disable
-//! the webhook after a 410 or too many failures in a row.
+//! One webhook's deliveries, as an actor, on the durable-work model
+//! (docs/ARCHITECTURE.md, "Durable work"). It owns the webhook's
+//! deliveries stream and its own read mark in the tenant's events:
 //!
-//! At start it rebuilds from its deliveries stream: every delivery not yet
-//! delivered, failed or skipped is pending again, with the same id (the
-//! `webhook-id`), so a restart forgets nothing and receivers can deduplicate.
+//! - **Start** (a message to itself; its supervisor never waits on it):
+//!   installs the code, loads the [`Ledger`] from its snapshot and the
+//!   stream's tail (O(pending), not O(history)), and claims the stream with
+//!   the next epoch (`webhook.endpoint_claimed`).
+//! - **Reading**: it reads the tenant's events after its mark itself
+//!   ([`Wake`](EndpointMsg::Wake) from the dispatcher's follower says there
+//!   are new ones) and appends a delivery for every match, with the new
+//!   mark, before anything is sent. A full backlog stops its reading (the
+//!   events stay in the log); nothing is ever skipped. While the webhook is
+//!   disabled it passes over the events it reads (Svix semantics) and
+//!   records the mark.
+//! - **Attempts** run as tasks it owns (aborted when it stops) under the
+//!   webhook's concurrency and rate caps; their outcomes come back through
+//!   a channel and are appended in batches at the revision at which the
+//!   epoch was checked. A stale endpoint (a newer one claimed the stream)
+//!   finds out before it attempts and when it records, and stops.
+//! - **Auto-disable**: a 410, or a receiver failing without a single success
+//!   for `WebhookConfig::disable_after_failing_ms` (default 5 days) asks the
+//!   dispatcher to disable the webhook. Pending deliveries stay pending and
+//!   resume when it is enabled again.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use extensor_core::aggregate::{Aggregate, DomainEvent};
-use extensor_core::event::{EventMeta, NewEvent, Principal, RecordedEvent};
+use extensor_core::aggregate::Aggregate;
+use extensor_core::event::{EventMeta, NewEvent, Principal, RecordedEvent, StreamId};
 use extensor_core::ids::{DeliveryId, EventId, TenantId};
-use extensor_core::store::{APPEND_EVENTS_MAX, ExpectedRevision, READ_EVENTS_MAX};
+use extensor_core::store::{
+    APPEND_EVENTS_MAX, ExpectedRevision, READ_EVENTS_MAX, ReadFilter, SnapshotRecord,
+};
 use extensor_core::webhook::deliveries_stream;
 use extensor_core::webhook::delivery::{Created, Delivery, DeliveryCommand, DeliveryEvent, Origin};
+use extensor_core::webhook::ledger::{self, Ledger, Mark};
 use extensor_core::webhook::registry::{WebhookName, WebhookRecord, WebhookStatus};
 use extensor_core::webhook::retry::{AttemptOutcome, Verdict, classify};
 use extensor_core::webhook::spec::WebhookSpec;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::WebhookConfig;
 use super::attempt::{self, AttemptCx};
 use super::dispatcher::DispatcherMsg;
+use super::{BATCH_EVENTS_MAX, WebhookConfig};
 use crate::error::Error;
 
 /// After the store refused to record an attempt, try that delivery again
@@ -37,6 +57,19 @@ const STORE_RETRY_MS: u64 = 1_000;
 /// queue entries): counted so a backlog of events evicted from memory (after
 /// a restart) is bounded in bytes too.
 pub const PENDING_DELIVERY_BYTES: usize = 512;
+/// The read mark is recorded alone (when no delivery carried it) at most
+/// this often: a tenant whose events never match this webhook costs one
+/// small record a second, and a restart re-reads at most a second's events.
+const CURSOR_SAVE_MS: u64 = 1_000;
+/// A snapshot of the ledger is written once this many records were
+/// appended since the last one, or as many as there are pending deliveries
+/// if more (a snapshot holds every pending delivery, so its cost is spread
+/// over at least as many records).
+pub const SNAPSHOT_EVERY_RECORDS: u64 = 1_000;
+
+/// How a fenced endpoint's stop reason starts (its dispatcher restarts a
+/// current endpoint that was fenced).
+pub const FENCED: &str = "fenced:";
 
 /// Bytes one pending delivery holds: the overhead plus its event, while the
 /// event is kept in memory.
@@ -55,12 +88,9 @@ pub struct EndpointArgs {
     pub record: WebhookRecord,
     pub config: WebhookConfig,
     pub dispatcher: ActorRef<DispatcherMsg>,
-}
-
-struct Pending {
-    delivery: Delivery,
-    /// The event, while it is still in memory (not after a restart).
-    event: Option<Arc<RecordedEvent>>,
+    /// Set while a [`EndpointMsg::Wake`] is queued, so the follower queues
+    /// at most one per endpoint however far behind it is.
+    pub wake: Arc<AtomicBool>,
 }
 
 /// Counters for the ops view and tests.
@@ -69,41 +99,68 @@ pub struct EndpointStats {
     pub pending: usize,
     pub in_flight: usize,
     pub scheduled: usize,
+    /// Every matching event at or before this position is a delivery.
     pub handled_through: u64,
+    /// Failed attempts since the last success.
     pub consecutive_failures: u32,
+    /// Since when the receiver has been failing without a success.
+    pub failing_since: Option<DateTime<Utc>>,
     pub active: bool,
     /// Bytes the pending deliveries hold (see `held_bytes`).
     pub pending_bytes: usize,
-    /// Batches refused because the backlog was full (by count or bytes).
+    /// Times reading stopped because the backlog was full (count or bytes).
     pub backlog_refusals: u64,
+    /// The claim epoch of this incarnation.
+    pub epoch: u64,
 }
+
+/// What the endpoint has once started.
+struct Running {
+    cx: Arc<AttemptCx>,
+    spec: Arc<WebhookSpec>,
+}
+
+type AttemptResult = (DeliveryId, Result<Vec<DeliveryEvent>, String>);
 
 pub struct EndpointState {
     tenant: TenantId,
     name: WebhookName,
     config: WebhookConfig,
     dispatcher: ActorRef<DispatcherMsg>,
-    revision: u32,
-    cx: Arc<AttemptCx>,
-    spec: Arc<WebhookSpec>,
+    record: WebhookRecord,
+    stream: StreamId,
+    running: Option<Running>,
+    /// The epoch this incarnation claimed (0 until it has).
+    epoch: u64,
+    ledger: Ledger,
+    /// The read mark last made durable.
+    recorded_through: u64,
+    cursor_saved_at: Instant,
+    snapshot_revision: Option<u64>,
     active: bool,
-    pending: HashMap<DeliveryId, Pending>,
+    /// Reading stopped for a full backlog.
+    paused: bool,
+    events: HashMap<DeliveryId, Arc<RecordedEvent>>,
     pending_bytes: usize,
     backlog_refusals: u64,
     ready: VecDeque<DeliveryId>,
     scheduled: BTreeSet<(DateTime<Utc>, DeliveryId)>,
-    in_flight: HashSet<DeliveryId>,
-    /// Every event at or before this position was handed to this endpoint.
-    handled_through: u64,
-    consecutive_failures: u32,
+    in_flight: HashMap<DeliveryId, JoinHandle<()>>,
+    results_tx: mpsc::UnboundedSender<AttemptResult>,
+    results_rx: mpsc::UnboundedReceiver<AttemptResult>,
     tokens: f64,
     refilled: Instant,
     ticker: Option<JoinHandle<()>>,
+    wake: Arc<AtomicBool>,
 }
 
 pub enum EndpointMsg {
-    /// Creates deliveries for `events` (already matched); answers how many
-    /// were created.
+    /// Sent to itself at start: install, load, claim, read.
+    Start,
+    /// The tenant has new events: read them from the mark.
+    Wake,
+    /// Creates deliveries for `events` (a replay; already matched);
+    /// answers how many were created.
     Deliver {
         events: Arc<Vec<Arc<RecordedEvent>>>,
         origin: Origin,
@@ -128,13 +185,10 @@ pub enum EndpointMsg {
     Stats {
         reply: RpcReplyPort<EndpointStats>,
     },
-    /// Due retries and the rate budget.
+    /// Due retries, the rate budget, the mark and the snapshot.
     Tick,
-    /// An attempt task finished; `Err` when nothing could be recorded.
-    AttemptDone {
-        id: DeliveryId,
-        result: Result<Vec<DeliveryEvent>, String>,
-    },
+    /// Attempt tasks finished: their outcomes wait in the results channel.
+    AttemptsDone,
 }
 
 /// The attempt context of one declaration revision: its code installed and
@@ -144,16 +198,15 @@ async fn build_cx(
     tenant: &TenantId,
     name: &WebhookName,
     record: &WebhookRecord,
-) -> Result<(Arc<AttemptCx>, Arc<WebhookSpec>), String> {
-    let spec = extensor_core::webhook::WebhookSpec::parse(&record.source.yaml).map_err(|p| {
-        format!(
-            "stored declaration no longer parses: {}",
-            p.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
+) -> Result<Running, String> {
+    let list = |p: Vec<extensor_core::webhook::Problem>| {
+        p.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let spec = WebhookSpec::parse(&record.source.yaml)
+        .map_err(|p| format!("stored declaration no longer parses: {}", list(p)))?;
     let code = super::code::prepare(
         &config.sandbox,
         tenant.as_str(),
@@ -161,39 +214,68 @@ async fn build_cx(
         record.revision,
         &spec,
         &record.source.files,
+        config.warm.as_ref(),
     )
     .await
     .map_err(|p| {
-        format!(
-            "stored code no longer loads: {}",
-            p.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
+        let text: Vec<String> = p.iter().map(ToString::to_string).collect();
+        format!("stored code no longer loads: {}", text.join("; "))
     })?;
-    let (target, redactor) = match config.secrets.secrets(tenant).await {
-        Ok(secrets) => (
-            attempt::resolve_target(&spec.delivery, &secrets),
-            extensor_core::redact::Redactor::new(secrets.into_values()),
-        ),
-        Err(e) => (
-            Err(format!("tenant secrets unavailable: {e}")),
-            extensor_core::redact::Redactor::default(),
-        ),
-    };
+    // Secrets that cannot be read (a store hiccup) fail the start, so the
+    // endpoint is restarted with backoff; failing every attempt instead
+    // would turn a transient fault into failed deliveries.
+    let secrets = config
+        .secrets
+        .secrets(tenant)
+        .await
+        .map_err(|e| format!("tenant secrets unavailable: {e}"))?;
+    let target = attempt::resolve_target(&spec.delivery, &secrets);
+    let redactor = extensor_core::redact::Redactor::new(secrets.into_values());
     let cx = AttemptCx {
         tenant: tenant.clone(),
         name: name.clone(),
         store: config.store.clone(),
-        stream: deliveries_stream(tenant, name),
         http: config.http.clone(),
         target,
         code,
         policy: spec.retry,
         redactor,
+        clock: config.clock.clone(),
     };
-    Ok((Arc::new(cx), Arc::new(spec)))
+    Ok(Running {
+        cx: Arc::new(cx),
+        spec: Arc::new(spec),
+    })
+}
+
+/// The position of the newest `webhook.declared` of `name` in the tenant's
+/// registry: a webhook never delivers events from before its declaration,
+/// so a fresh endpoint starts reading there instead of at the log's start.
+async fn declaration_position(
+    config: &WebhookConfig,
+    tenant: &TenantId,
+    name: &WebhookName,
+) -> Result<u64, extensor_core::Error> {
+    use extensor_core::webhook::registry::types::DECLARED;
+    let stream = extensor_core::webhook::registry_stream(tenant);
+    let (mut from, mut found) = (0, 0);
+    loop {
+        let page = config
+            .store
+            .read_stream(stream.clone(), from, READ_EVENTS_MAX)
+            .await?;
+        for e in page.iter().filter(|e| e.event_type == DECLARED) {
+            let named = serde_json::from_str::<serde_json::Value>(e.payload.get())
+                .is_ok_and(|v| v["name"].as_str() == Some(name.as_str()));
+            if named {
+                found = e.position;
+            }
+        }
+        if page.len() < READ_EVENTS_MAX {
+            return Ok(found);
+        }
+        from += READ_EVENTS_MAX as u64;
+    }
 }
 
 impl EndpointState {
@@ -201,144 +283,308 @@ impl EndpointState {
         format!("/tenants/{}/webhooks/{}", self.tenant, self.name)
     }
 
-    /// Replays the deliveries stream: pending deliveries, the last event
-    /// handed over, and the failures in a row.
-    async fn rebuild(&mut self) -> Result<(), String> {
-        let mut all: HashMap<DeliveryId, Delivery> = HashMap::new();
-        let mut from = 0;
+    fn core(&self, source: extensor_core::Error) -> Error {
+        Error::Core {
+            actor: self.path(),
+            source,
+        }
+    }
+
+    fn fenced(&self) -> Error {
+        Error::Conflict {
+            code: "fenced",
+            message: format!(
+                "{}: epoch {} was claimed after ours ({})",
+                self.path(),
+                self.ledger.epoch,
+                self.epoch
+            ),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.config.clock.now()
+    }
+
+    /// Install, load, claim, then queue what is pending and read.
+    async fn start(&mut self, myself: &ActorRef<EndpointMsg>) -> Result<(), Error> {
+        let running = build_cx(&self.config, &self.tenant, &self.name, &self.record)
+            .await
+            .map_err(|reason| Error::Spawn {
+                actor: self.path(),
+                reason,
+            })?;
+        self.tokens = f64::from(running.spec.delivery.rate_per_second);
+        self.refilled = Instant::now();
+        self.running = Some(running);
+        self.load().await?;
+        self.claim().await?;
+        self.snapshot_revision = self.snapshot_revision.or(Some(0));
+        let pending: Vec<(DeliveryId, Option<DateTime<Utc>>)> = self
+            .ledger
+            .pending
+            .iter()
+            .map(|(id, d)| (id.clone(), d.next_attempt_at))
+            .collect();
+        for (id, at) in pending {
+            match at {
+                Some(at) => {
+                    self.scheduled.insert((at, id));
+                }
+                None => self.ready.push_back(id),
+            }
+            self.pending_bytes += held_bytes(None);
+        }
+        let tick = Duration::from_millis(self.config.tick_ms.max(1));
+        self.ticker = Some(myself.send_interval(tick, || EndpointMsg::Tick));
+        self.pull().await?;
+        self.pump(myself).await
+    }
+
+    /// The ledger from its snapshot (if any) and the stream's tail.
+    async fn load(&mut self) -> Result<(), Error> {
+        let snap = self
+            .config
+            .store
+            .load_snapshot(
+                self.stream.clone(),
+                ledger::SNAPSHOT_AGGREGATE.into(),
+                ledger::SNAPSHOT_VERSION,
+            )
+            .await
+            .map_err(|e| self.core(e))?;
+        if let Some(s) = snap
+            && let Ok(l) = serde_json::from_str::<Ledger>(&s.state)
+            && l.revision == Some(s.revision)
+        {
+            self.snapshot_revision = l.revision;
+            self.ledger = l;
+        }
+        self.catch_up().await
+    }
+
+    /// Applies the stream's records after the ledger's revision.
+    async fn catch_up(&mut self) -> Result<(), Error> {
         loop {
+            let from = self.ledger.revision.map_or(0, |r| r + 1);
             let page = self
                 .config
                 .store
-                .read_stream(self.cx.stream.clone(), from, READ_EVENTS_MAX)
+                .read_stream(self.stream.clone(), from, READ_EVENTS_MAX)
                 .await
-                .map_err(|e| e.to_string())?;
-            for rec in &page {
-                let ev = DeliveryEvent::decode(&rec.event_type, rec.schema_version, &rec.payload)
-                    .map_err(|e| format!("position {}: {e}", rec.position))?;
-                self.replay_one(&mut all, &ev, rec.position);
+                .map_err(|e| self.core(e))?;
+            for r in &page {
+                let applied = self.ledger.apply(
+                    &r.event_type,
+                    r.schema_version,
+                    &r.payload,
+                    r.revision,
+                    r.position,
+                );
+                if let Err(why) = applied {
+                    let at = format!("{} revision {}", self.stream, r.revision);
+                    return Err(self.core(extensor_core::Error::InvalidValue {
+                        what: "webhook deliveries stream",
+                        value: at,
+                        reason: why,
+                    }));
+                }
             }
             if page.len() < READ_EVENTS_MAX {
-                break;
+                return Ok(());
             }
-            from += READ_EVENTS_MAX as u64;
         }
-        for (id, delivery) in all {
-            match delivery.next_attempt_at {
-                Some(at) => {
-                    self.scheduled.insert((at, id.clone()));
+    }
+
+    /// Appends `webhook.endpoint_claimed` with the next epoch at the
+    /// revision just read; a conflict re-reads and tries again.
+    async fn claim(&mut self) -> Result<(), Error> {
+        let floor = declaration_position(&self.config, &self.tenant, &self.name)
+            .await
+            .map_err(|e| self.core(e))?;
+        loop {
+            let mark = Mark {
+                epoch: self.ledger.epoch + 1,
+                read_through: self.ledger.read_through.max(floor),
+            };
+            let event = self.mark_event(ledger::types::CLAIMED, &mark)?;
+            let expected = ExpectedRevision::from_current(self.ledger.revision);
+            let appended = self
+                .config
+                .store
+                .append(self.stream.clone(), expected, vec![event])
+                .await;
+            match appended {
+                Ok(r) => {
+                    self.ledger.epoch = mark.epoch;
+                    self.ledger.read_through = mark.read_through;
+                    self.ledger.revision = Some(r.next_expected);
+                    self.epoch = mark.epoch;
+                    self.recorded_through = mark.read_through;
+                    return Ok(());
                 }
-                None => self.ready.push_back(id.clone()),
+                Err(extensor_core::Error::Conflict { .. }) => self.catch_up().await?,
+                Err(e) => return Err(self.core(e)),
             }
-            self.pending_bytes += held_bytes(None);
-            self.pending.insert(
-                id,
-                Pending {
-                    delivery,
-                    event: None,
-                },
-            );
+        }
+    }
+
+    fn meta(&self, cause: Option<&EventId>) -> EventMeta {
+        EventMeta {
+            causation_id: cause.cloned(),
+            ..EventMeta::new(Some(self.tenant.clone()), Principal::system())
+        }
+    }
+
+    fn mark_event(&self, kind: &str, mark: &Mark) -> Result<NewEvent, Error> {
+        NewEvent::new(kind, 1, self.meta(None), mark).map_err(|e| self.core(e))
+    }
+
+    /// Appends `events` at the revision the ledger has read, after checking
+    /// that our claim is still the newest. On a conflict it re-reads: a
+    /// newer claim means this endpoint is stale ([`Self::fenced`]).
+    async fn append_fenced(&mut self, events: Vec<NewEvent>) -> Result<(), Error> {
+        for chunk in events.chunks(APPEND_EVENTS_MAX) {
+            loop {
+                if self.ledger.epoch != self.epoch {
+                    return Err(self.fenced());
+                }
+                let expected = ExpectedRevision::from_current(self.ledger.revision);
+                let appended = self
+                    .config
+                    .store
+                    .append(self.stream.clone(), expected, chunk.to_vec())
+                    .await;
+                match appended {
+                    Ok(r) => {
+                        self.ledger.revision = Some(r.next_expected);
+                        self.ledger.position = r.last_position;
+                        break;
+                    }
+                    Err(extensor_core::Error::Conflict { .. }) => self.catch_up().await?,
+                    Err(e) => return Err(self.core(e)),
+                }
+            }
         }
         Ok(())
     }
 
-    fn replay_one(
-        &mut self,
-        all: &mut HashMap<DeliveryId, Delivery>,
-        ev: &DeliveryEvent,
-        position: u64,
-    ) {
-        if let DeliveryEvent::Created(c) = ev
-            && c.origin == Origin::Event
-        {
-            self.handled_through = self.handled_through.max(c.event_position);
+    /// Before attempting: the stream must still be at the revision we read
+    /// (else someone else wrote: re-read, and a newer claim fences us).
+    async fn check_claim(&mut self) -> Result<(), Error> {
+        let head = self
+            .config
+            .store
+            .stream_revision(self.stream.clone())
+            .await
+            .map_err(|e| self.core(e))?;
+        if head != self.ledger.revision {
+            self.catch_up().await?;
         }
-        if let DeliveryEvent::Attempted(a) = ev {
-            self.count_outcome(&a.outcome);
+        if self.ledger.epoch != self.epoch {
+            return Err(self.fenced());
         }
-        let d = all.entry(ev.delivery_id().clone()).or_default();
-        // At-least-once: an attempt task of a previous incarnation may have
-        // recorded beside this one. Such an event is reported, not fatal.
-        if let Err(why) = d.apply(ev) {
-            tracing::warn!(stream = %self.cx.stream, position, %why, "skipping a delivery event that does not follow");
-        }
-        if d.status.is_final() {
-            all.remove(ev.delivery_id());
-        }
+        Ok(())
     }
 
-    /// Failed attempts in a row, counting only the receiver's answers.
-    fn count_outcome(&mut self, outcome: &AttemptOutcome) -> Option<Verdict> {
-        let verdict = classify(outcome);
-        match (outcome, verdict) {
-            (_, Verdict::Delivered) => self.consecutive_failures = 0,
-            (
-                AttemptOutcome::Status { .. }
-                | AttemptOutcome::Timeout
-                | AttemptOutcome::Connection,
-                _,
-            ) => {
-                self.consecutive_failures += 1;
-            }
-            _ => {}
-        }
-        Some(verdict)
+    fn has_room(&self) -> bool {
+        self.ledger.pending.len() < self.config.backlog_max
+            && self.pending_bytes < self.config.backlog_bytes_max
     }
 
-    async fn deliver(
-        &mut self,
-        events: &[Arc<RecordedEvent>],
-        origin: &Origin,
-    ) -> Result<usize, Error> {
-        let fresh: Vec<Arc<RecordedEvent>> = events
-            .iter()
-            .filter(|e| *origin != Origin::Event || e.position > self.handled_through)
-            .cloned()
-            .collect();
-        self.admit(&fresh)?;
-        let created: Vec<Created> = fresh
-            .iter()
-            .map(|ev| self.new_delivery(&ev.event_id, &ev.event_type, ev.position, origin.clone()))
-            .collect();
-        let n = created.len();
-        self.create(created, fresh.into_iter().map(Some).collect())
-            .await?;
-        if *origin == Origin::Event
-            && let Some(last) = events.last()
-        {
-            self.handled_through = self.handled_through.max(last.position);
-        }
-        Ok(n)
+    fn matches(&self, spec: &WebhookSpec, ev: &RecordedEvent) -> bool {
+        ev.recorded_at >= self.record.declared_at
+            && super::dispatcher::matches_spec(spec, ev, &self.tenant)
     }
 
-    /// Refuses a batch the backlog has no room for. A batch is taken whole
-    /// or not at all, and an empty backlog takes any batch (so one batch
-    /// larger than the byte cap still moves): the backlog holds at most
-    /// `max(backlog_bytes_max, one batch)` bytes and `backlog_max` plus one
-    /// batch deliveries.
-    fn admit(&mut self, fresh: &[Arc<RecordedEvent>]) -> Result<(), Error> {
-        if self.pending.is_empty() || fresh.is_empty() {
+    /// Reads the tenant's events after the mark, a page at a time, and
+    /// makes every match a delivery (durably, with the new mark) until the
+    /// log's head or a full backlog. A full backlog pauses reading; it
+    /// never skips: the mark stays where the deliveries end.
+    async fn pull(&mut self) -> Result<(), Error> {
+        let Some(spec) = self.running.as_ref().map(|r| r.spec.clone()) else {
             return Ok(());
-        }
-        let bytes: usize = fresh.iter().map(|e| held_bytes(Some(e))).sum();
-        let full = if self.pending.len() >= self.config.backlog_max {
-            Some(("backlog_max", self.config.backlog_max))
-        } else if self.pending_bytes + bytes > self.config.backlog_bytes_max {
-            Some(("backlog_bytes_max", self.config.backlog_bytes_max))
-        } else {
-            None
         };
-        match full {
-            None => Ok(()),
-            Some((limit, max)) => {
+        let filter = ReadFilter {
+            stream: Some(StreamId::business_events(&self.tenant)),
+            ..ReadFilter::default()
+        };
+        loop {
+            if !self.has_room() {
+                self.paused = true;
+                return Ok(());
+            }
+            self.paused = false;
+            let page = self
+                .config
+                .store
+                .read_all(self.ledger.read_through, filter.clone(), BATCH_EVENTS_MAX)
+                .await
+                .map_err(|e| self.core(e))?;
+            let full = page.len() == BATCH_EVENTS_MAX;
+            let (taken, through, cut) = self.admit(&spec, page);
+            if self.active && !taken.is_empty() {
+                self.create_many(&taken, &Origin::Event, Some(through))
+                    .await?;
+            } else if !taken.is_empty() {
+                // Disabled: these events are passed over, durably, so that
+                // enabling the webhook later does not send them.
+                self.save_mark(through).await?;
+            }
+            self.ledger.read_through = self.ledger.read_through.max(through);
+            if cut {
                 self.backlog_refusals += 1;
-                Err(Error::BacklogFull {
-                    actor: self.path(),
-                    limit,
-                    max: max as u64,
-                })
+                self.paused = true;
+                return Ok(());
+            }
+            if !full {
+                return Ok(());
             }
         }
+    }
+
+    /// The matching events of `page` the backlog has room for, in order,
+    /// and the position through which the page is handled. The backlog
+    /// takes at least one delivery when empty (so one event larger than the
+    /// byte cap still moves): it holds at most `max(backlog_bytes_max, one
+    /// event)` bytes and `backlog_max` deliveries. `true`: cut short.
+    fn admit(
+        &self,
+        spec: &WebhookSpec,
+        page: Vec<RecordedEvent>,
+    ) -> (Vec<Arc<RecordedEvent>>, u64, bool) {
+        let (mut count, mut bytes) = (self.ledger.pending.len(), self.pending_bytes);
+        let (mut taken, mut through) = (Vec::new(), self.ledger.read_through);
+        for e in page {
+            if self.matches(spec, &e) {
+                let e = Arc::new(e);
+                let b = held_bytes(Some(&e));
+                let full =
+                    count >= self.config.backlog_max || bytes + b > self.config.backlog_bytes_max;
+                if self.active && count > 0 && full {
+                    return (taken, through, true);
+                }
+                (count, bytes, through) = (count + 1, bytes + b, e.position);
+                taken.push(e);
+            } else {
+                through = e.position;
+            }
+        }
+        (taken, through, false)
+    }
+
+    /// Records the read mark alone.
+    async fn save_mark(&mut self, through: u64) -> Result<(), Error> {
+        let mark = Mark {
+            epoch: self.epoch,
+            read_through: through,
+        };
+        let event = self.mark_event(ledger::types::CURSOR, &mark)?;
+        self.append_fenced(vec![event]).await?;
+        self.ledger.read_through = self.ledger.read_through.max(through);
+        self.recorded_through = through;
+        self.cursor_saved_at = Instant::now();
+        Ok(())
     }
 
     fn new_delivery(
@@ -350,75 +596,83 @@ impl EndpointState {
     ) -> Created {
         Created {
             delivery_id: DeliveryId::generate(),
-            webhook_revision: self.revision,
+            webhook_revision: self.record.revision,
             event_id: event_id.clone(),
             event_type: event_type.to_owned(),
             event_position: position,
             origin,
-            at: Utc::now(),
+            at: self.now(),
         }
     }
 
-    /// Appends the creations (durable before any attempt), then queues them.
+    /// Deliveries for `events`, appended (with the mark `through`, when
+    /// reading) before any attempt, then queued.
+    async fn create_many(
+        &mut self,
+        events: &[Arc<RecordedEvent>],
+        origin: &Origin,
+        through: Option<u64>,
+    ) -> Result<usize, Error> {
+        let created: Vec<Created> = events
+            .iter()
+            .map(|ev| self.new_delivery(&ev.event_id, &ev.event_type, ev.position, origin.clone()))
+            .collect();
+        let n = created.len();
+        self.create(created, events.iter().cloned().map(Some).collect(), through)
+            .await?;
+        Ok(n)
+    }
+
     async fn create(
         &mut self,
         created: Vec<Created>,
         events: Vec<Option<Arc<RecordedEvent>>>,
+        through: Option<u64>,
     ) -> Result<(), Error> {
-        let path = self.path();
-        let core = |source: extensor_core::Error| Error::Core {
-            actor: path.clone(),
-            source,
-        };
-        let mut batch = Vec::with_capacity(created.len());
-        let mut deliveries = Vec::with_capacity(created.len());
+        let mut batch = Vec::with_capacity(created.len() + 1);
+        let mut records = Vec::with_capacity(created.len());
         for c in created {
-            let mut d = Delivery::default();
-            let evs = d
+            let evs = Delivery::default()
                 .decide(&DeliveryCommand::Create(Box::new(c.clone())))
-                .map_err(|e| core(e.into()))?;
-            for e in &evs {
-                d.apply(e).map_err(|reason| {
-                    core(extensor_core::Error::InvalidValue {
-                        what: "delivery",
-                        value: c.delivery_id.to_string(),
-                        reason,
-                    })
-                })?;
-            }
-            let meta = EventMeta {
-                causation_id: Some(c.event_id.clone()),
-                ..EventMeta::new(Some(self.tenant.clone()), Principal::system())
-            };
+                .map_err(|e| self.core(e.into()))?;
+            let meta = self.meta(Some(&c.event_id));
             batch.extend(attempt::to_new_events(&evs, &meta).map_err(|reason| {
-                core(extensor_core::Error::InvalidValue {
+                self.core(extensor_core::Error::InvalidValue {
                     what: "delivery",
                     value: c.delivery_id.to_string(),
                     reason,
                 })
             })?);
-            deliveries.push(d);
+            records.extend(evs);
         }
-        for chunk in batch.chunks(APPEND_EVENTS_MAX) {
-            let chunk: Vec<NewEvent> = chunk.to_vec();
-            self.config
-                .store
-                .append(self.cx.stream.clone(), ExpectedRevision::Any, chunk)
-                .await
-                .map_err(core)?;
+        if let Some(through) = through {
+            let mark = Mark {
+                epoch: self.epoch,
+                read_through: through,
+            };
+            batch.push(self.mark_event(ledger::types::CURSOR, &mark)?);
         }
-        for (d, event) in deliveries.into_iter().zip(events) {
-            let id = d.id.clone().expect("a created delivery has an id");
+        self.append_fenced(batch).await?;
+        if let Some(through) = through {
+            self.ledger.read_through = self.ledger.read_through.max(through);
+            self.recorded_through = through;
+            self.cursor_saved_at = Instant::now();
+        }
+        for (e, event) in records.iter().zip(events) {
+            self.ledger.apply_delivery(e);
+            let id = e.delivery_id().clone();
             metrics::counter!("extensor_webhook_deliveries_created_total").increment(1);
             self.ready.push_back(id.clone());
             self.pending_bytes += held_bytes(event.as_ref());
-            self.pending.insert(id, Pending { delivery: d, event });
+            if let Some(ev) = event {
+                self.events.insert(id, ev);
+            }
         }
         Ok(())
     }
 
-    fn refill(&mut self) {
-        let rate = f64::from(self.spec.delivery.rate_per_second);
+    fn refill(&mut self, rate: u32) {
+        let rate = f64::from(rate);
         let elapsed = self.refilled.elapsed().as_secs_f64();
         self.refilled = Instant::now();
         // The bucket holds at most one second's worth: a burst after an idle
@@ -426,36 +680,50 @@ impl EndpointState {
         self.tokens = (self.tokens + elapsed * rate).min(rate);
     }
 
-    /// Starts attempts while the caps allow.
-    fn pump(&mut self, myself: &ActorRef<EndpointMsg>) {
-        if !self.active {
-            return;
+    /// Starts attempts while the caps allow, once the claim is checked.
+    async fn pump(&mut self, myself: &ActorRef<EndpointMsg>) -> Result<(), Error> {
+        let Some(spec) = self.running.as_ref().map(|r| r.spec.clone()) else {
+            return Ok(());
+        };
+        if !self.active || self.ready.is_empty() {
+            return Ok(());
         }
-        self.refill();
-        let concurrency = self.spec.delivery.concurrency as usize;
+        self.refill(spec.delivery.rate_per_second);
+        let concurrency = spec.delivery.concurrency as usize;
+        if self.in_flight.len() >= concurrency || self.tokens < 1.0 {
+            return Ok(());
+        }
+        self.check_claim().await?;
         while self.in_flight.len() < concurrency && self.tokens >= 1.0 {
             let Some(id) = self.ready.pop_front() else {
                 break;
             };
-            let Some(p) = self.pending.get(&id) else {
+            let Some(delivery) = self.ledger.pending.get(&id).cloned() else {
                 continue;
             };
-            if !self.in_flight.insert(id.clone()) {
+            if self.in_flight.contains_key(&id) {
                 continue;
             }
             self.tokens -= 1.0;
-            let (cx, delivery, event) = (self.cx.clone(), p.delivery.clone(), p.event.clone());
-            let me = myself.clone();
-            tokio::spawn(async move {
+            let cx = self.running.as_ref().map(|r| r.cx.clone());
+            let Some(cx) = cx else { break };
+            let event = self.events.get(&id).cloned();
+            let (tx, me, task_id) = (self.results_tx.clone(), myself.clone(), id.clone());
+            let task = tokio::spawn(async move {
                 let result = attempt::run(cx, delivery, event).await;
-                // The actor may have stopped; the attempt is recorded anyway.
-                let _ = me.send_message(EndpointMsg::AttemptDone { id, result });
+                let _ = tx.send((task_id, result));
+                let _ = me.send_message(EndpointMsg::AttemptsDone);
             });
+            self.in_flight.insert(id, task);
         }
+        Ok(())
     }
 
-    fn tick(&mut self, myself: &ActorRef<EndpointMsg>) {
-        let now = Utc::now();
+    async fn tick(&mut self, myself: &ActorRef<EndpointMsg>) -> Result<(), Error> {
+        if self.running.is_none() {
+            return Ok(());
+        }
+        let now = self.now();
         while let Some(first) = self.scheduled.first() {
             if first.0 > now {
                 break;
@@ -463,60 +731,151 @@ impl EndpointState {
             let (_, id) = self.scheduled.pop_first().expect("checked non-empty");
             self.ready.push_back(id);
         }
-        self.pump(myself);
+        if self.paused && self.has_room() {
+            self.pull().await?;
+        }
+        let idle = self.cursor_saved_at.elapsed() >= Duration::from_millis(CURSOR_SAVE_MS);
+        if idle && self.ledger.read_through > self.recorded_through {
+            self.save_mark(self.ledger.read_through).await?;
+        }
+        self.maybe_snapshot().await;
+        self.pump(myself).await
     }
 
-    fn attempt_done(
-        &mut self,
-        myself: &ActorRef<EndpointMsg>,
-        id: DeliveryId,
-        result: Result<Vec<DeliveryEvent>, String>,
-    ) {
-        self.in_flight.remove(&id);
-        let events = match result {
-            Ok(events) => events,
-            Err(why) => {
-                tracing::warn!(webhook = %self.name, delivery = %id, %why, "attempt not recorded; retrying later");
-                let at = Utc::now() + chrono::Duration::milliseconds(STORE_RETRY_MS as i64);
-                self.scheduled.insert((at, id));
-                return;
-            }
+    /// Writes the ledger's snapshot when enough was appended since the
+    /// last (a failure is only logged: snapshots are a cache).
+    async fn maybe_snapshot(&mut self) {
+        let (Some(rev), Some(at)) = (self.ledger.revision, self.snapshot_revision) else {
+            return;
         };
-        let mut gone = false;
-        for e in &events {
+        let every = SNAPSHOT_EVERY_RECORDS.max(self.ledger.pending.len() as u64);
+        if rev < at + every {
+            return;
+        }
+        let Ok(state) = serde_json::to_string(&self.ledger) else {
+            return;
+        };
+        let snap = SnapshotRecord {
+            stream: self.stream.clone(),
+            aggregate: ledger::SNAPSHOT_AGGREGATE.into(),
+            snapshot_version: ledger::SNAPSHOT_VERSION,
+            revision: rev,
+            position: self.ledger.position,
+            state,
+        };
+        match self.config.store.save_snapshot(snap).await {
+            Ok(()) => self.snapshot_revision = Some(rev),
+            Err(e) => tracing::warn!(webhook = %self.name, error = %e, "ledger snapshot not saved"),
+        }
+    }
+
+    /// Records the outcomes of every finished attempt in one append, then
+    /// applies them.
+    async fn attempts_done(&mut self, myself: &ActorRef<EndpointMsg>) -> Result<(), Error> {
+        let mut done = Vec::new();
+        while let Ok(r) = self.results_rx.try_recv() {
+            done.push(r);
+        }
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Vec::new();
+        let mut recorded = Vec::new();
+        for (id, result) in done {
+            self.in_flight.remove(&id);
+            match result {
+                Ok(events) => {
+                    let cause = self.ledger.pending.get(&id).and_then(|d| d.created.clone());
+                    let meta = self.meta(cause.as_ref().map(|c| &c.event_id));
+                    match attempt::to_new_events(&events, &meta) {
+                        Ok(new) => batch.extend(new),
+                        Err(why) => tracing::error!(delivery = %id, %why, "attempt not encoded"),
+                    }
+                    recorded.push((id, events));
+                }
+                Err(why) => {
+                    tracing::warn!(webhook = %self.name, delivery = %id, %why, "attempt not recorded; retrying later");
+                    self.retry_later(id);
+                }
+            }
+        }
+        if let Err(e) = self.append_fenced(batch).await {
+            if matches!(e, Error::Conflict { code: "fenced", .. }) {
+                return Err(e);
+            }
+            tracing::warn!(webhook = %self.name, error = %e, "attempts not recorded; retrying later");
+            for (id, _) in recorded {
+                self.retry_later(id);
+            }
+            return Ok(());
+        }
+        for (id, events) in recorded {
+            self.apply_outcome(id, &events);
+        }
+        self.check_health();
+        if self.paused && self.has_room() {
+            self.pull().await?;
+        }
+        self.pump(myself).await
+    }
+
+    fn retry_later(&mut self, id: DeliveryId) {
+        let at = self.now() + chrono::Duration::milliseconds(STORE_RETRY_MS as i64);
+        self.scheduled.insert((at, id));
+    }
+
+    fn apply_outcome(&mut self, id: DeliveryId, events: &[DeliveryEvent]) {
+        for e in events {
             if let DeliveryEvent::Attempted(a) = e {
-                gone |= self.count_outcome(&a.outcome) == Some(Verdict::Gone);
+                if classify(&a.outcome) == Verdict::Gone {
+                    self.disable("the receiver answered 410 Gone".into());
+                }
                 metrics::counter!("extensor_webhook_attempts_total", "outcome" => outcome_label(&a.outcome)).increment(1);
                 metrics::histogram!("extensor_webhook_attempt_seconds")
                     .record(a.latency_ms as f64 / 1000.0);
             }
+            self.ledger.apply_delivery(e);
         }
-        let Some(p) = self.pending.get_mut(&id) else {
+        match self.ledger.pending.get(&id) {
+            None => {
+                if let Some(d) = events.last() {
+                    let status = match d {
+                        DeliveryEvent::Delivered(_) => "delivered",
+                        DeliveryEvent::Failed(_) => "failed",
+                        _ => "skipped",
+                    };
+                    metrics::counter!("extensor_webhook_deliveries_total", "status" => status)
+                        .increment(1);
+                }
+                let gone = self.events.remove(&id);
+                self.pending_bytes -= held_bytes(gone.as_ref()).min(self.pending_bytes);
+            }
+            Some(d) => match d.next_attempt_at {
+                Some(at) => {
+                    self.scheduled.insert((at, id));
+                }
+                None => self.ready.push_back(id),
+            },
+        }
+    }
+
+    /// Disables the webhook once its receiver has failed without a single
+    /// success for the configured period (a burst never does).
+    fn check_health(&mut self) {
+        let period = chrono::Duration::milliseconds(
+            i64::try_from(self.config.disable_after_failing_ms).unwrap_or(i64::MAX),
+        );
+        if !self.active || !self.ledger.failing_for(self.now(), period) {
             return;
-        };
-        for e in &events {
-            if let Err(why) = p.delivery.apply(e) {
-                tracing::error!(webhook = %self.name, delivery = %id, %why, "recorded event does not apply");
-            }
         }
-        if p.delivery.status.is_final() {
-            metrics::counter!("extensor_webhook_deliveries_total", "status" => p.delivery.status.as_str()).increment(1);
-            if let Some(gone) = self.pending.remove(&id) {
-                self.pending_bytes -= held_bytes(gone.event.as_ref()).min(self.pending_bytes);
-            }
-        } else if let Some(at) = p.delivery.next_attempt_at {
-            self.scheduled.insert((at, id));
-        }
-        let limit = self.spec.retry.disable_after_failures;
-        if gone {
-            self.disable("the receiver answered 410 Gone".into());
-        } else if self.active && self.consecutive_failures >= limit {
-            self.disable(format!(
-                "{} failed attempts in a row",
-                self.consecutive_failures
-            ));
-        }
-        self.pump(myself);
+        let since = self.ledger.failing_since.unwrap_or_default();
+        self.disable(format!(
+            "the receiver has failed without a single success since {} ({} failed attempts); \
+             the limit is {}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.ledger.failures_since_success,
+            human_ms(self.config.disable_after_failing_ms),
+        ));
     }
 
     fn disable(&mut self, reason: String) {
@@ -531,16 +890,47 @@ impl EndpointState {
         });
     }
 
+    /// Enabled again: the receiver's failure record starts afresh (durably,
+    /// so a restart does not disable it again at once), and pending
+    /// deliveries resume.
+    async fn set_active(
+        &mut self,
+        myself: &ActorRef<EndpointMsg>,
+        active: bool,
+    ) -> Result<(), Error> {
+        let resumed = active && !self.active;
+        self.active = active;
+        if resumed && self.running.is_some() && self.ledger.failing_since.is_some() {
+            let mark = Mark {
+                epoch: self.epoch,
+                read_through: self.recorded_through,
+            };
+            let event = self.mark_event(ledger::types::RESUMED, &mark)?;
+            self.append_fenced(vec![event]).await?;
+            self.ledger.failing_since = None;
+            self.ledger.failures_since_success = 0;
+        }
+        if resumed {
+            let due: Vec<DeliveryId> = self.scheduled.iter().map(|(_, id)| id.clone()).collect();
+            self.scheduled.clear();
+            self.ready.extend(due);
+            self.pull().await?;
+        }
+        self.pump(myself).await
+    }
+
     fn stats(&self) -> EndpointStats {
         EndpointStats {
-            pending: self.pending.len(),
+            pending: self.ledger.pending.len(),
             in_flight: self.in_flight.len(),
             scheduled: self.scheduled.len(),
-            handled_through: self.handled_through,
-            consecutive_failures: self.consecutive_failures,
+            handled_through: self.ledger.read_through,
+            consecutive_failures: self.ledger.failures_since_success,
+            failing_since: self.ledger.failing_since,
             active: self.active,
             pending_bytes: self.pending_bytes,
             backlog_refusals: self.backlog_refusals,
+            epoch: self.epoch,
         }
     }
 
@@ -549,22 +939,98 @@ impl EndpointState {
         c: Created,
         event: Option<Arc<RecordedEvent>>,
     ) -> Result<DeliveryId, Error> {
+        if self.running.is_none() {
+            return Err(Error::Stopped { actor: self.path() });
+        }
         let id = c.delivery_id.clone();
-        self.create(vec![c], vec![event]).await?;
+        self.create(vec![c], vec![event], None).await?;
         Ok(id)
     }
 
     async fn update(&mut self, record: &WebhookRecord) -> Result<(), Error> {
-        let (cx, spec) = build_cx(&self.config, &self.tenant, &self.name, record)
+        let running = build_cx(&self.config, &self.tenant, &self.name, record)
             .await
             .map_err(|reason| Error::Spawn {
                 actor: self.path(),
                 reason,
             })?;
-        self.cx = cx;
-        self.spec = spec;
-        self.revision = record.revision;
+        self.running = Some(running);
+        self.record = record.clone();
         Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        myself: &ActorRef<EndpointMsg>,
+        msg: EndpointMsg,
+    ) -> Result<(), Error> {
+        match msg {
+            EndpointMsg::Start => self.start(myself).await?,
+            EndpointMsg::Wake => {
+                self.wake.store(false, Ordering::SeqCst);
+                self.pull().await?;
+                self.pump(myself).await?;
+            }
+            EndpointMsg::Deliver {
+                events,
+                origin,
+                reply,
+            } => {
+                let r = match self.running.is_some() {
+                    true => self.create_many(&events, &origin, None).await,
+                    false => Err(Error::Stopped { actor: self.path() }),
+                };
+                let fenced = matches!(r, Err(Error::Conflict { code: "fenced", .. }));
+                let _ = reply.send(r);
+                if fenced {
+                    return Err(self.fenced());
+                }
+                self.pump(myself).await?;
+            }
+            EndpointMsg::Redeliver { of, event, reply } => {
+                let c = self.new_delivery(
+                    &event.event_id,
+                    &event.event_type,
+                    event.position,
+                    Origin::Redeliver { of },
+                );
+                let _ = reply.send(self.one_delivery(c, Some(event)).await);
+                self.pump(myself).await?;
+            }
+            EndpointMsg::SendTest { reply } => {
+                let c = self.new_delivery(
+                    &EventId::generate(),
+                    attempt::TEST_EVENT_TYPE,
+                    0,
+                    Origin::Test,
+                );
+                let _ = reply.send(self.one_delivery(c, None).await);
+                self.pump(myself).await?;
+            }
+            EndpointMsg::Update { record, reply } => {
+                let _ = reply.send(self.update(&record).await);
+                self.pump(myself).await?;
+            }
+            EndpointMsg::SetActive(active) => self.set_active(myself, active).await?,
+            EndpointMsg::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+            EndpointMsg::Tick => self.tick(myself).await?,
+            EndpointMsg::AttemptsDone => self.attempts_done(myself).await?,
+        }
+        Ok(())
+    }
+}
+
+/// `432000000` → `5 days`; for reasons people read.
+fn human_ms(ms: u64) -> String {
+    const DAY: u64 = 86_400_000;
+    const HOUR: u64 = 3_600_000;
+    match ms {
+        ms if ms >= DAY && ms % DAY == 0 => format!("{} days", ms / DAY),
+        ms if ms >= HOUR && ms % HOUR == 0 => format!("{} hours", ms / HOUR),
+        ms if ms % 1_000 == 0 => format!("{} s", ms / 1_000),
+        ms => format!("{ms} ms"),
     }
 }
 
@@ -586,46 +1052,44 @@ impl Actor for Endpoint {
     type State = EndpointState;
     type Arguments = EndpointArgs;
 
+    /// Only sends itself `Start`: the dispatcher that spawns it never waits
+    /// on its code, its reads or its claim.
     async fn pre_start(
         &self,
         myself: ActorRef<EndpointMsg>,
         args: EndpointArgs,
     ) -> Result<EndpointState, ActorProcessingErr> {
-        let (cx, spec) = build_cx(&args.config, &args.tenant, &args.name, &args.record).await?;
-        let tick = Duration::from_millis(args.config.tick_ms.max(1));
-        let mut state = EndpointState {
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
+        let state = EndpointState {
+            stream: deliveries_stream(&args.tenant, &args.name),
+            active: args.record.status == WebhookStatus::Active,
             tenant: args.tenant,
             name: args.name,
             dispatcher: args.dispatcher,
-            revision: args.record.revision,
-            active: args.record.status == WebhookStatus::Active,
-            tokens: f64::from(spec.delivery.rate_per_second),
-            refilled: Instant::now(),
-            cx,
-            spec,
+            record: args.record,
             config: args.config,
-            pending: HashMap::new(),
+            running: None,
+            epoch: 0,
+            ledger: Ledger::default(),
+            recorded_through: 0,
+            cursor_saved_at: Instant::now(),
+            snapshot_revision: None,
+            paused: false,
+            events: HashMap::new(),
             pending_bytes: 0,
             backlog_refusals: 0,
             ready: VecDeque::new(),
             scheduled: BTreeSet::new(),
-            in_flight: HashSet::new(),
-            handled_through: 0,
-            consecutive_failures: 0,
+            in_flight: HashMap::new(),
+            results_tx,
+            results_rx,
+            tokens: 0.0,
+            refilled: Instant::now(),
             ticker: None,
+            wake: args.wake,
         };
-        state.rebuild().await?;
-        state.ticker = Some(myself.send_interval(tick, || EndpointMsg::Tick));
+        myself.send_message(EndpointMsg::Start)?;
         Ok(state)
-    }
-
-    async fn post_start(
-        &self,
-        myself: ActorRef<EndpointMsg>,
-        state: &mut EndpointState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.pump(&myself);
-        Ok(())
     }
 
     async fn post_stop(
@@ -636,6 +1100,11 @@ impl Actor for Endpoint {
         if let Some(t) = state.ticker.take() {
             t.abort();
         }
+        // No attempt outlives its endpoint: one cut short is not recorded,
+        // so the delivery is pending again for the next incarnation.
+        for (_, task) in state.in_flight.drain() {
+            task.abort();
+        }
         Ok(())
     }
 
@@ -645,52 +1114,19 @@ impl Actor for Endpoint {
         msg: EndpointMsg,
         state: &mut EndpointState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            EndpointMsg::Deliver {
-                events,
-                origin,
-                reply,
-            } => {
-                let _ = reply.send(state.deliver(&events, &origin).await);
-                state.pump(&myself);
+        match state.handle(&myself, msg).await {
+            Ok(()) => Ok(()),
+            // A newer endpoint claimed the stream: this one stops (a
+            // failure would be restarted and claim again).
+            Err(Error::Conflict {
+                code: "fenced",
+                message,
+            }) => {
+                tracing::warn!(%message, "stale webhook endpoint stops");
+                myself.stop(Some(format!("{FENCED} {message}")));
+                Ok(())
             }
-            EndpointMsg::Redeliver { of, event, reply } => {
-                let c = state.new_delivery(
-                    &event.event_id,
-                    &event.event_type,
-                    event.position,
-                    Origin::Redeliver { of },
-                );
-                let _ = reply.send(state.one_delivery(c, Some(event)).await);
-                state.pump(&myself);
-            }
-            EndpointMsg::SendTest { reply } => {
-                let c = state.new_delivery(
-                    &EventId::generate(),
-                    attempt::TEST_EVENT_TYPE,
-                    0,
-                    Origin::Test,
-                );
-                let _ = reply.send(state.one_delivery(c, None).await);
-                state.pump(&myself);
-            }
-            EndpointMsg::Update { record, reply } => {
-                let _ = reply.send(state.update(&record).await);
-                state.pump(&myself);
-            }
-            EndpointMsg::SetActive(active) => {
-                if active && !state.active {
-                    state.consecutive_failures = 0;
-                }
-                state.active = active;
-                state.pump(&myself);
-            }
-            EndpointMsg::Stats { reply } => {
-                let _ = reply.send(state.stats());
-            }
-            EndpointMsg::Tick => state.tick(&myself),
-            EndpointMsg::AttemptDone { id, result } => state.attempt_done(&myself, id, result),
+            Err(e) => Err(Box::new(e)),
         }
-        Ok(())
     }
 }

@@ -16,14 +16,14 @@ use extensor_core::store::{EventStore, READ_EVENTS_MAX};
 use extensor_core::webhook::deliveries_stream;
 use extensor_core::webhook::delivery::{Attempt, Created, DeliveryEvent, DeliveryStatus};
 use extensor_core::webhook::registry::WebhookName;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Events of a deliveries stream one query reads, newest first.
 pub const QUERY_SCAN_EVENTS_MAX: u64 = 200_000;
 /// Deliveries one query returns.
 pub const QUERY_LIMIT_MAX: usize = 1_000;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeliveryView {
     pub created: Created,
     pub status: DeliveryStatus,
@@ -88,6 +88,10 @@ async fn scan_back(
             .read_stream(stream.clone(), from, (end - from) as usize)
             .await?;
         for rec in page.iter().rev() {
+            // The endpoint's claims and read marks are not deliveries.
+            if extensor_core::webhook::ledger::is_endpoint_record(&rec.event_type) {
+                continue;
+            }
             let ev = DeliveryEvent::decode(&rec.event_type, rec.schema_version, &rec.payload)
                 .map_err(|reason| Error::Decode {
                     position: rec.position,

@@ -166,6 +166,16 @@ impl WebhookService {
             .await?
     }
 
+    /// An operator restart of one endpoint ([`restart_endpoint`]).
+    pub async fn restart_endpoint(
+        &self,
+        tenant: &TenantId,
+        name: WebhookName,
+    ) -> Result<(), Error> {
+        let d = self.start_tenant(tenant).await?;
+        restart_endpoint(&d, tenant, name).await
+    }
+
     pub async fn stats(
         &self,
         tenant: &TenantId,
@@ -305,4 +315,34 @@ pub async fn tenants_with_webhooks(
             _ => return Ok(out),
         }
     }
+}
+
+/// `/tenants/<tenant>/webhooks/<name>`: a webhook endpoint's path in the
+/// ops tree, parsed.
+pub fn endpoint_path(path: &str) -> Option<(TenantId, WebhookName)> {
+    let rest = path.strip_prefix("/tenants/")?;
+    let mut parts = rest.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(t), Some(SERVICE_NAME), Some(name), None) => {
+            Some((t.parse().ok()?, name.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// An operator restart of one endpoint: its restart history is forgotten,
+/// the running one (if any) stops and a new one starts and claims its
+/// stream. Answers once the new one is spawned (its start-up runs in it).
+pub async fn restart_endpoint(
+    dispatcher: &ActorRef<DispatcherMsg>,
+    tenant: &TenantId,
+    name: WebhookName,
+) -> Result<(), Error> {
+    call(
+        &path(tenant),
+        dispatcher,
+        |reply| DispatcherMsg::RestartEndpoint { name, reply },
+        SERVICE_CALL_TIMEOUT_MS,
+    )
+    .await?
 }

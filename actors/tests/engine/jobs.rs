@@ -143,3 +143,58 @@ async fn jobs_run_in_real_isolates_and_are_recorded() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A job every second whose run emits `tick.ran` with its run id.
+const TICKER_JS: &str = r#"import { job } from "extensor:sdk";
+job("tick", "* * * * * *", async (run, ctx) => {
+  await ctx.emit("tick.ran", { run_id: run.run_id, trigger: run.trigger });
+  return { run_id: run.run_id, trigger: run.trigger };
+});
+"#;
+
+#[tokio::test]
+async fn a_scheduled_occurrence_fires_through_the_engine_in_a_real_isolate() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let tenant = new_tenant(&engine, "acme").await;
+    let overrides = json!({
+        "permissions": ["events.emit"],
+        "jobs": [{"name": "tick", "schedule": "* * * * * *"}]
+    });
+    let zip = crate::support::plugin("ticker", "1.0.0", overrides, TICKER_JS);
+    let id = install(&engine, &tenant, zip).await;
+    // Nobody asks for a run: the tenant's scheduler fires the occurrence at
+    // its time. Positive marker: a scheduled run succeeded with the
+    // plugin's result.
+    let stream = job_stream(&id, "tick").unwrap();
+    let deadline = Instant::now() + Duration::from_millis(WAIT_MS);
+    let run = loop {
+        let runs = read_runs(engine.store().as_ref(), &stream, 100)
+            .await
+            .unwrap();
+        if let Some(r) = runs.into_iter().find(|r| r.status == RunStatus::Succeeded) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no scheduled run succeeded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        run.trigger,
+        Some(extensor_core::job_runs::RunTrigger::Schedule)
+    );
+    let expected = json!({"run_id": run.run_id, "trigger": "schedule"});
+    assert_eq!(run.result.as_ref(), Some(&expected));
+    // Its side effect is in the tenant's log: the event it emitted.
+    let filter = extensor_core::store::ReadFilter {
+        tenant: Some(tenant.clone()),
+        type_prefix: Some("tick.ran".into()),
+        ..Default::default()
+    };
+    let events = engine.store().read_all(0, filter, 1_000).await.unwrap();
+    let emitted: Vec<&str> = events
+        .iter()
+        .filter(|e| e.payload.get().contains(run.run_id.as_str()))
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(emitted, ["tick.ran"]);
+}

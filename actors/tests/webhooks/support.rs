@@ -84,6 +84,9 @@ pub struct Receiver {
     log: Arc<Mutex<Vec<Received>>>,
     count: Arc<AtomicUsize>,
     gate: watch::Sender<bool>,
+    /// While set, every connection is closed before a request is read: the
+    /// sender sees a connection error, as when a receiver is down.
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Receiver {
@@ -96,6 +99,7 @@ impl Receiver {
             log: Arc::default(),
             count: Arc::default(),
             gate,
+            down: Arc::default(),
         };
         let server = r.clone();
         tokio::spawn(async move {
@@ -109,6 +113,11 @@ impl Receiver {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Takes the receiver down (`true`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     pub fn open_gate(&self) {
@@ -139,6 +148,9 @@ impl Receiver {
     async fn serve(&self, mut sock: tokio::net::TcpStream, script: Script) {
         let mut buf = Vec::new();
         loop {
+            if self.down.load(Ordering::SeqCst) {
+                return;
+            }
             let Some((head_len, headers)) = read_head(&mut sock, &mut buf).await else {
                 return;
             };
@@ -226,8 +238,13 @@ where
 }
 
 /// Tenant secrets held in memory (the store-backed source is tested in api/).
+/// While `failing` is set, reading them fails (a fault that makes an
+/// endpoint's start fail).
 #[derive(Default)]
-pub struct MapSecrets(pub Mutex<BTreeMap<String, String>>);
+pub struct MapSecrets(
+    pub Mutex<BTreeMap<String, String>>,
+    pub std::sync::atomic::AtomicBool,
+);
 
 impl SecretSource for MapSecrets {
     fn secrets<'a>(
@@ -235,7 +252,13 @@ impl SecretSource for MapSecrets {
         _tenant: &'a TenantId,
     ) -> BoxFuture<'a, Result<BTreeMap<String, String>, String>> {
         let map = self.0.lock().unwrap().clone();
-        Box::pin(async move { Ok(map) })
+        let failing = self.1.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if failing {
+                return Err("secrets store unavailable (injected)".into());
+            }
+            Ok(map)
+        })
     }
 }
 
@@ -258,6 +281,7 @@ pub fn sandbox_config(private: PrivateNetworks) -> SandboxConfig {
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn EventStore>,
+    pub sqlite: Arc<SqliteStore>,
     pub tenant: TenantId,
     pub secrets: Arc<MapSecrets>,
     pub config: WebhookConfig,
@@ -267,7 +291,8 @@ pub struct Harness {
 impl Harness {
     pub async fn new(private: PrivateNetworks) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(&dir);
+        let sqlite = open_sqlite(&dir);
+        let store: Arc<dyn EventStore> = sqlite.clone();
         let sandbox_config = sandbox_config(private);
         let http = Arc::new(GuardedHttp::new(sandbox_config.network.clone()).unwrap());
         let secrets = Arc::new(MapSecrets::default());
@@ -282,6 +307,7 @@ impl Harness {
         let mut h = Harness {
             dir,
             store,
+            sqlite,
             tenant: TenantId::generate(),
             secrets,
             config,
@@ -403,6 +429,43 @@ impl Harness {
             .unwrap()
     }
 
+    /// The endpoint's stats, or the error the dispatcher answers (a failed
+    /// or stopped endpoint).
+    pub async fn try_stats(&self, name: &str) -> Result<EndpointStats, Error> {
+        let name: WebhookName = name.parse().unwrap();
+        self.actor()
+            .call(
+                |reply| DispatcherMsg::Stats { name, reply },
+                Some(Duration::from_millis(CALL_MS)),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// An operator restart of the webhook's endpoint.
+    pub async fn restart_endpoint(&self, name: &str) {
+        let name: WebhookName = name.parse().unwrap();
+        self.call(|reply| DispatcherMsg::RestartEndpoint { name, reply })
+            .await
+            .unwrap();
+    }
+
+    /// Enables (`None`) or disables the webhook as an operator would.
+    pub async fn set_enabled(&self, name: &str, disabled: Option<&str>) {
+        let name: WebhookName = name.parse().unwrap();
+        let meta = EventMeta::new(Some(self.tenant.clone()), Principal::system());
+        let disabled = disabled.map(String::from);
+        self.call(|reply| DispatcherMsg::SetEnabled {
+            name,
+            disabled,
+            meta,
+            reply,
+        })
+        .await
+        .unwrap();
+    }
+
     pub async fn stats(&self, name: &str) -> EndpointStats {
         let name: WebhookName = name.parse().unwrap();
         self.actor()
@@ -429,6 +492,11 @@ impl Harness {
 }
 
 pub fn open_store(dir: &tempfile::TempDir) -> Arc<dyn EventStore> {
+    open_sqlite(dir)
+}
+
+/// The concrete store (its read counter is what start-cost tests count).
+pub fn open_sqlite(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let config = SqliteConfig {
         data_dir: dir.path().to_path_buf(),
         mode: OpenMode::CreateIfMissing,

@@ -1773,7 +1773,11 @@ export interface components {
              * @description Deliveries waiting for a retry.
              */
             scheduled: number;
-            /** Format: uint32 */
+            /**
+             * Format: uint32
+             * @description Failed attempts since the receiver's last success (informational:
+             *     a webhook is disabled by time failing, never by this count).
+             */
             consecutive_failures: number;
         };
         /** @enum {string} */
@@ -1791,8 +1795,9 @@ export interface components {
             revision: number;
             status: components["schemas"]["WebhookStatusName"];
             /**
-             * @description Why it is disabled: an operator's reason, `410 Gone`, or too many
-             *     failures in a row.
+             * @description Why it is disabled: an operator's reason, `410 Gone`, or a receiver
+             *     that failed without a single success for the platform's period
+             *     (default 5 days).
              */
             disabled_reason?: string | null;
             /** @description `sha256:<hex>` over the YAML and the code files. */
@@ -1823,8 +1828,9 @@ export interface components {
             revision: number;
             status: components["schemas"]["WebhookStatusName"];
             /**
-             * @description Why it is disabled: an operator's reason, `410 Gone`, or too many
-             *     failures in a row.
+             * @description Why it is disabled: an operator's reason, `410 Gone`, or a receiver
+             *     that failed without a single success for the platform's period
+             *     (default 5 days).
              */
             disabled_reason?: string | null;
             /** @description `sha256:<hex>` over the YAML and the code files. */

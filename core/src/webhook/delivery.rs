@@ -392,7 +392,6 @@ mod tests {
         RetryPolicy {
             max_attempts,
             backoff: Backoff::Fixed { interval_ms: 100 },
-            disable_after_failures: 10,
         }
     }
 

@@ -8,10 +8,13 @@
 //! - [`registry`]: [`TenantWebhooks`], the aggregate of one tenant's
 //!   webhooks (declared, updated, deleted, disabled, enabled).
 //! - [`delivery`]: [`Delivery`], one delivery's attempts and outcome.
+//! - [`ledger`]: one webhook's deliveries stream folded for its endpoint
+//!   (claim epoch, read mark, pending deliveries, failing since).
 //! - [`retry`]: response classification and backoff, as pure functions.
 //! - [`signing`]: Standard Webhooks signatures.
 
 pub mod delivery;
+pub mod ledger;
 pub mod registry;
 pub mod retry;
 pub mod signing;
@@ -54,8 +57,10 @@ pub fn deliveries_stream(tenant: &TenantId, name: &WebhookName) -> StreamId {
         .expect("tenant ids and webhook names are valid stream ids")
 }
 
-/// The stream where a tenant's webhook dispatcher records how far it has
-/// read the tenant's business events.
+/// The stream where a tenant's webhook dispatcher recorded how far it had
+/// read the tenant's business events, before each endpoint kept its own
+/// read mark in its deliveries stream. No longer written; logs from before
+/// hold it, so its category stays kernel-owned.
 pub fn cursor_stream(tenant: &TenantId) -> StreamId {
     StreamId::new("webhook_cursor", tenant.as_str()).expect("tenant ids are valid stream ids")
 }

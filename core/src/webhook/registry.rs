@@ -151,7 +151,11 @@ impl WebhookSource {
             }
         }
         let spec = match WebhookSpec::parse(&self.yaml) {
-            Ok(s) => s,
+            Ok(s) => {
+                let retired = s.retired.iter();
+                problems.extend(retired.map(|p| p.to_field_problem(DECLARATION_FILE)));
+                s
+            }
             Err(ps) => {
                 problems.extend(ps.iter().map(|p| p.to_field_problem(DECLARATION_FILE)));
                 return Err(problems);

@@ -27,9 +27,12 @@ pub const MAX_INTERVAL_MS_DEFAULT: u64 = 3_600_000;
 pub const INTERVAL_MS_MAX: u64 = 86_400_000;
 /// A receiver's `Retry-After` is honoured up to this (one hour).
 pub const RETRY_AFTER_MS_MAX: u64 = 3_600_000;
-/// Failed attempts in a row (no 2xx between) after which the endpoint is
-/// disabled and `webhook.disabled` recorded.
-pub const DISABLE_AFTER_FAILURES_DEFAULT: u32 = 50;
+/// How long an endpoint may fail without a single success before it is
+/// disabled (`webhook.disabled`): 5 days, as receivers expect from Svix. A
+/// burst of failures, however many, never disables an endpoint; only a
+/// receiver that has been failing this long does. The platform setting is
+/// `EXTENSOR_WEBHOOK_DISABLE_AFTER_FAILING_SECS` (`WebhookConfig`).
+pub const DISABLE_AFTER_FAILING_MS_DEFAULT: u64 = 5 * 24 * 60 * 60 * 1_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -43,7 +46,6 @@ pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
     pub backoff: Backoff,
-    pub disable_after_failures: u32,
 }
 
 impl Default for RetryPolicy {
@@ -54,7 +56,6 @@ impl Default for RetryPolicy {
                 initial_ms: INITIAL_INTERVAL_MS_DEFAULT,
                 max_ms: MAX_INTERVAL_MS_DEFAULT,
             },
-            disable_after_failures: DISABLE_AFTER_FAILURES_DEFAULT,
         }
     }
 }
@@ -174,7 +175,6 @@ mod tests {
                 initial_ms: 1_000,
                 max_ms: 10_000,
             },
-            disable_after_failures: 10,
         };
         let ms = |n, r| p.next_delay(n, r, None).map(|d| d.as_millis() as u64);
         assert_eq!(ms(1, 0.0), Some(500));
@@ -194,7 +194,6 @@ mod tests {
         let p = RetryPolicy {
             max_attempts: 3,
             backoff: Backoff::Fixed { interval_ms: 200 },
-            disable_after_failures: 10,
         };
         assert_eq!(p.next_delay(1, 0.9, None), Some(Duration::from_millis(200)));
         let longer = Some(Duration::from_secs(7));

@@ -19,10 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::retry::{
-    Backoff, DISABLE_AFTER_FAILURES_DEFAULT, INTERVAL_MS_MAX, MAX_ATTEMPTS_DEFAULT,
-    MAX_ATTEMPTS_MAX, RetryPolicy,
-};
+use super::retry::{Backoff, INTERVAL_MS_MAX, MAX_ATTEMPTS_DEFAULT, MAX_ATTEMPTS_MAX, RetryPolicy};
 use super::yaml::{self, Mark, Node, Value, key_text};
 use crate::error::FieldProblem;
 
@@ -267,6 +264,12 @@ pub struct WebhookSpec {
     pub transform: Option<CodeRef>,
     pub filter: Option<Filter>,
     pub retry: RetryPolicy,
+    /// Keys an earlier version accepted and this one no longer honours
+    /// (`retry.disable_after_failures`). A stored declaration that has one
+    /// still parses, so a webhook applied before keeps running; applying
+    /// one is refused with these problems ([`WebhookSource::validate`](super::WebhookSource::validate)).
+    #[serde(skip)]
+    pub retired: Vec<Problem>,
 }
 
 impl WebhookSpec {
@@ -284,7 +287,10 @@ impl WebhookSpec {
         let spec = cx.webhook(&root);
         cx.problems.sort_by_key(|p| (p.line, p.column));
         match spec {
-            Some(s) if cx.problems.is_empty() => Ok(s),
+            Some(mut s) if cx.problems.is_empty() => {
+                s.retired = cx.retired;
+                Ok(s)
+            }
             _ => Err(cx.problems),
         }
     }
@@ -324,6 +330,7 @@ impl WebhookSpec {
 #[derive(Default)]
 struct Cx {
     problems: Vec<Problem>,
+    retired: Vec<Problem>,
 }
 
 type Fields<'a> = BTreeMap<&'static str, &'a Node>;
@@ -483,6 +490,7 @@ impl Cx {
             transform,
             filter,
             retry: retry?,
+            retired: Vec::new(),
         })
     }
 
@@ -808,16 +816,20 @@ impl Cx {
                 return None;
             }
         };
-        let disable_after_failures = self.int(
-            f.get("disable_after_failures").copied(),
-            "retry.disable_after_failures",
-            (1, 100_000),
-            DISABLE_AFTER_FAILURES_DEFAULT.into(),
-        ) as u32;
+        if let Some(n) = f.get("disable_after_failures") {
+            self.retired.push(Problem {
+                line: n.mark.line,
+                column: n.mark.col,
+                field: "retry.disable_after_failures".into(),
+                message: "is no longer supported: a webhook is disabled only after failing \
+                          without a single success for the platform's period (default 5 days, \
+                          EXTENSOR_WEBHOOK_DISABLE_AFTER_FAILING_SECS); remove the key"
+                    .into(),
+            });
+        }
         Some(RetryPolicy {
             max_attempts,
             backoff,
-            disable_after_failures,
         })
     }
 }

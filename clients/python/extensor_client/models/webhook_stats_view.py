@@ -17,7 +17,8 @@ class WebhookStatsView:
         pending (int): Deliveries created and not final.
         in_flight (int):
         scheduled (int): Deliveries waiting for a retry.
-        consecutive_failures (int):
+        consecutive_failures (int): Failed attempts since the receiver's last success (informational:
+            a webhook is disabled by time failing, never by this count).
     """
 
     pending: int

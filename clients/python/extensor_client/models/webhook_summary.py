@@ -26,8 +26,9 @@ class WebhookSummary:
         files (list[str]): The code files applied with it (paths).
         declared_at (datetime.datetime): When it was first declared: earlier events are not delivered.
         updated_at (datetime.datetime):
-        disabled_reason (None | str | Unset): Why it is disabled: an operator's reason, `410 Gone`, or too many
-            failures in a row.
+        disabled_reason (None | str | Unset): Why it is disabled: an operator's reason, `410 Gone`, or a receiver
+            that failed without a single success for the platform's period
+            (default 5 days).
         description (None | str | Unset):
     """
 

@@ -33,8 +33,9 @@ class WebhookView:
         updated_at (datetime.datetime):
         yaml (str): The declaration as applied (`${SECRET:…}` references, never values).
         sources (WebhookViewSources): The code files as applied: path → source.
-        disabled_reason (None | str | Unset): Why it is disabled: an operator's reason, `410 Gone`, or too many
-            failures in a row.
+        disabled_reason (None | str | Unset): Why it is disabled: an operator's reason, `410 Gone`, or a receiver
+            that failed without a single success for the platform's period
+            (default 5 days).
         description (None | str | Unset):
         stats (None | Unset | WebhookStatsView): Absent when the webhook's actor is not running (it failed).
     """
