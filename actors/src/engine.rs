@@ -306,6 +306,15 @@ impl Inner {
         &self,
         build: impl FnOnce(ractor::RpcReplyPort<R>) -> RootMsg,
     ) -> Result<R, Error> {
+        self.root_call_within(build, CALL_TIMEOUT_MS).await
+    }
+
+    /// A root call with its own timeout (stops, which wait on a subtree).
+    pub async fn root_call_within<R: Send + 'static>(
+        &self,
+        build: impl FnOnce(ractor::RpcReplyPort<R>) -> RootMsg,
+        timeout_ms: u64,
+    ) -> Result<R, Error> {
         let _slot = self
             .root_gate
             .try_acquire()
@@ -313,7 +322,7 @@ impl Inner {
                 actor: "/".into(),
                 depth_max: self.tree.root_calls_max,
             })?;
-        call("/", &self.root, build, CALL_TIMEOUT_MS).await
+        call("/", &self.root, build, timeout_ms).await
     }
 
     /// The tenant's supervisor, through the root (never a cached reference).
@@ -792,7 +801,10 @@ impl Engine {
     pub async fn stop_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
         let tenant = tenant.clone();
         self.inner
-            .root_call(|reply| RootMsg::StopTenant { tenant, reply })
+            .root_call_within(
+                |reply| RootMsg::StopTenant { tenant, reply },
+                crate::supervision::STOP_CALL_TIMEOUT_MS,
+            )
             .await
     }
 

@@ -33,6 +33,12 @@ pub const CALL_TIMEOUT_MS: u64 = 5_000;
 /// How long a stopping supervisor waits for its children to stop: ractor
 /// does not stop a supervisor's children with it, so ours do it themselves.
 pub const CHILDREN_STOP_TIMEOUT_MS: u64 = 5_000;
+/// Timeout of an operator's stop call to the root: the root waits up to
+/// `CHILDREN_STOP_TIMEOUT_MS` for the tenant's supervisor, which waits as
+/// long for its children (a child busy in a handler, e.g. an SMTP send to a
+/// relay that is down, stops when the handler returns). A stop that took
+/// that long still happened, so the caller must not be told it timed out.
+pub const STOP_CALL_TIMEOUT_MS: u64 = CHILDREN_STOP_TIMEOUT_MS + CALL_TIMEOUT_MS;
 
 /// How a supervisor restarts a failed child. Documented in
 /// `docs/ARCHITECTURE.md`; every supervisor uses this one type.
