@@ -22,6 +22,17 @@
 //! waits for an operator restart, then resumes at that event. Nothing is
 //! skipped, and a restart of the process meanwhile resumes there too.
 //!
+//! **Fencing.** A lane starting claims its `hooks-<installation>` stream
+//! with `hook.lane_claimed` (epoch + 1, and the business revision it resumes
+//! at), appended at the revision it just read. Every later record carries
+//! the epoch and is appended at exactly the revision the lane last wrote or
+//! checked; before running a hook the lane checks the stream has not moved.
+//! A stale lane (a restarted dispatcher's old task, a second process on the
+//! same store) finds the stream moved, reads the tail, sees the newer claim
+//! and stops: it neither runs nor records. A hook may still run twice (the
+//! new lane re-runs what the old one ran but had not recorded), never be
+//! marked done without running.
+//!
 //! **Wake-ups.** Appends wake lanes through the tenant's `head` watch (set by
 //! the engine's own appends and by the log follower for anyone else's), so
 //! an idle lane costs a parked task, not polling.
@@ -68,6 +79,17 @@ pub mod types {
     /// The lane stopped before `event_revision` because the installation's
     /// actor is failed; it resumes *at* that event, not after it.
     pub const PAUSED: &str = "hook.paused";
+    /// A lane started: its fencing epoch and where it resumes.
+    pub const LANE_CLAIMED: &str = "hook.lane_claimed";
+}
+
+/// Payload of `hook.lane_claimed`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LaneClaim {
+    /// One more than the newest epoch in the stream when it was claimed.
+    pub epoch: u64,
+    /// The business stream revision the lane resumes at.
+    pub next_revision: u64,
 }
 
 /// The stream a lane records into.
@@ -93,7 +115,23 @@ pub struct HookRecord {
     pub error_code: Option<String>,
     /// `deadline`, `heap`, `stack` or `chain_depth` when a limit was hit.
     pub limit: Option<String>,
+    /// The epoch of the lane that wrote it (absent in records written
+    /// before lanes were fenced: epoch 0).
+    #[serde(default)]
+    pub epoch: u64,
 }
+
+/// A lane's hold on its stream: the epoch it claimed, and the stream
+/// revision it last wrote or checked (appends expect exactly this).
+#[derive(Clone, Copy, Debug)]
+struct Fence {
+    epoch: u64,
+    revision: u64,
+}
+
+/// A newer lane claimed the stream: this one stops.
+#[derive(Debug)]
+struct Fenced;
 
 /// What a dispatcher and its lanes are handed: the engine implements it
 /// (`engine::lanes`), so this module imports nothing of the engine. An
@@ -355,12 +393,12 @@ async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>, starting: Box<d
     let mut closing = inner.closing();
     drop(inner);
     let mut attempt = 0;
-    let mut next = loop {
+    let (mut next, mut fence) = loop {
         if stopping(&stop, &closing) {
             return;
         }
-        match start_revision(&ctx).await {
-            Ok(Some(r)) => break r,
+        match claim_lane(&ctx).await {
+            Ok(Some(claimed)) => break claimed,
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!(installation = %ctx.id, error = %e, "lane start: store read failed");
@@ -420,16 +458,22 @@ async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>, starting: Box<d
                 break;
             };
             if ev.position > known.enabled_at && known.handles {
+                if check_fence(&*inner, &ctx, &mut fence).await.is_err() {
+                    return;
+                }
                 if let Err(failed) = inner.refuse_failed(&known.id) {
-                    records.push(paused(&known, ev, &failed));
-                    record(&*inner, &ctx, std::mem::take(&mut records)).await;
+                    records.push(paused(&known, ev, &failed, fence.epoch));
+                    let taken = std::mem::take(&mut records);
+                    if record(&*inner, &ctx, &mut fence, taken).await.is_err() {
+                        return;
+                    }
                     unrecorded = 0;
                     if !wait_until_restarted(&*inner, &known, &mut stop, &mut closing).await {
                         ended = true;
                         break;
                     }
                 }
-                match execute(&inner, &known, ev).await {
+                match execute(&inner, &known, ev, fence.epoch).await {
                     Some(record) => records.push(record),
                     None => {
                         ended = true;
@@ -441,10 +485,12 @@ async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>, starting: Box<d
             unrecorded += 1;
         }
         if records.is_empty() && unrecorded >= ctx.checkpoint_every {
-            records.push(checkpoint(&ctx, next));
+            records.push(checkpoint(&ctx, next, fence.epoch));
         }
         if !records.is_empty() {
-            record(&*inner, &ctx, records).await;
+            if record(&*inner, &ctx, &mut fence, records).await.is_err() {
+                return;
+            }
             unrecorded = 0;
         }
         if ended {
@@ -453,33 +499,81 @@ async fn run_lane(ctx: LaneCtx, mut stop: watch::Receiver<bool>, starting: Box<d
     }
 }
 
-/// Where a lane starts: after its last record, or (new lane) at the first
-/// business event after the installation was enabled. `None`: the
+/// Claims the lane's stream: reads its last record (where to resume and
+/// the newest epoch) and appends `hook.lane_claimed` with the next epoch at
+/// that revision; a conflict (another lane claimed or wrote meanwhile)
+/// reads again. Answers where the lane starts and its fence; `None`: the
 /// installation is gone.
+async fn claim_lane(ctx: &LaneCtx) -> Result<Option<(u64, Fence)>, extensor_core::Error> {
+    loop {
+        let Some(inner) = ctx.engine.host() else {
+            return Ok(None);
+        };
+        let store = inner.store();
+        let hooks = hooks_stream(&ctx.id);
+        let revision = store.stream_revision(hooks.clone()).await?;
+        let last = match revision {
+            Some(rev) => store.read_stream(hooks.clone(), rev, 1).await?.pop(),
+            None => None,
+        };
+        let (epoch, next) = match last {
+            Some(last) => resume_point(&last)?,
+            None => match start_revision(ctx).await? {
+                Some(next) => (0, next),
+                None => return Ok(None),
+            },
+        };
+        let claim = LaneClaim {
+            epoch: epoch + 1,
+            next_revision: next,
+        };
+        let meta = EventMeta::new(Some(ctx.tenant.clone()), Principal::system());
+        let event = NewEvent::new(types::LANE_CLAIMED, 1, meta, &claim)?;
+        let expected = ExpectedRevision::from_current(revision);
+        match store.append(hooks, expected, vec![event]).await {
+            Ok(r) => {
+                let fence = Fence {
+                    epoch: claim.epoch,
+                    revision: r.next_expected,
+                };
+                return Ok(Some((next, fence)));
+            }
+            Err(extensor_core::Error::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(ev: &RecordedEvent) -> Result<T, extensor_core::Error> {
+    serde_json::from_str(ev.payload.get()).map_err(|e| extensor_core::Error::Decode {
+        position: ev.position,
+        stream: ev.stream.to_string(),
+        event_type: ev.event_type.clone(),
+        schema_version: ev.schema_version,
+        reason: e.to_string(),
+    })
+}
+
+/// The epoch and resume revision a lane's last record says.
+fn resume_point(last: &RecordedEvent) -> Result<(u64, u64), extensor_core::Error> {
+    if last.event_type == types::LANE_CLAIMED {
+        let claim: LaneClaim = decode(last)?;
+        return Ok((claim.epoch, claim.next_revision));
+    }
+    let record: HookRecord = decode(last)?;
+    if last.event_type == types::PAUSED {
+        return Ok((record.epoch, record.event_revision));
+    }
+    Ok((record.epoch, record.event_revision + 1))
+}
+
+/// Where a new lane (no records yet) starts: at the first business event
+/// after the installation was enabled. `None`: the installation is gone.
 async fn start_revision(ctx: &LaneCtx) -> Result<Option<u64>, extensor_core::Error> {
     let Some(inner) = ctx.engine.host() else {
         return Ok(None);
     };
     let store = inner.store();
-    let hooks = hooks_stream(&ctx.id);
-    let last = match store.stream_revision(hooks.clone()).await? {
-        Some(rev) => store.read_stream(hooks, rev, 1).await?.pop(),
-        None => None,
-    };
-    if let Some(last) = last {
-        let record: HookRecord =
-            serde_json::from_str(last.payload.get()).map_err(|e| extensor_core::Error::Decode {
-                position: last.position,
-                stream: last.stream.to_string(),
-                event_type: last.event_type.clone(),
-                schema_version: last.schema_version,
-                reason: e.to_string(),
-            })?;
-        if last.event_type == types::PAUSED {
-            return Ok(Some(record.event_revision));
-        }
-        return Ok(Some(record.event_revision + 1));
-    }
     let Some(known) = inner.lane_installation(&ctx.id, "") else {
         return Ok(None);
     };
@@ -568,6 +662,7 @@ async fn execute(
     inner: &Arc<dyn LaneHost>,
     known: &LaneInstallation,
     ev: &RecordedEvent,
+    epoch: u64,
 ) -> Option<NewEvent> {
     let depth = event_depth(&**inner, ev).await;
     let started = Instant::now();
@@ -595,6 +690,7 @@ async fn execute(
         error: None,
         error_code: None,
         limit: None,
+        epoch,
     };
     let event_type = match result {
         Ok(value) => {
@@ -619,7 +715,7 @@ async fn execute(
 }
 
 /// The record of a lane pausing at `ev` for a failed installation.
-fn paused(known: &LaneInstallation, ev: &RecordedEvent, failed: &Error) -> NewEvent {
+fn paused(known: &LaneInstallation, ev: &RecordedEvent, failed: &Error, epoch: u64) -> NewEvent {
     let record = HookRecord {
         installation_id: known.id.clone(),
         slug: known.slug.clone(),
@@ -632,6 +728,7 @@ fn paused(known: &LaneInstallation, ev: &RecordedEvent, failed: &Error) -> NewEv
         error: Some(failed.to_string()),
         error_code: Some(failed.code().to_owned()),
         limit: None,
+        epoch,
     };
     let mut meta = EventMeta::new(ev.tenant.clone(), Principal::system());
     meta.causation_id = Some(ev.event_id.clone());
@@ -670,7 +767,7 @@ async fn wait_until_restarted(
     }
 }
 
-fn checkpoint(ctx: &LaneCtx, next: u64) -> NewEvent {
+fn checkpoint(ctx: &LaneCtx, next: u64, epoch: u64) -> NewEvent {
     let record = HookRecord {
         installation_id: ctx.id.clone(),
         slug: String::new(),
@@ -683,34 +780,89 @@ fn checkpoint(ctx: &LaneCtx, next: u64) -> NewEvent {
         error: None,
         error_code: None,
         limit: None,
+        epoch,
     };
     let meta = EventMeta::new(Some(ctx.tenant.clone()), Principal::system());
     NewEvent::new(types::CHECKPOINT, 1, meta, &record).expect("a hook record serialises")
 }
 
-/// Appends the records, retrying a store failure a few times. If it still
-/// fails the lane goes on: the events run again after a restart
-/// (at-least-once), which is better than stalling every later event.
-async fn record(inner: &dyn LaneHost, ctx: &LaneCtx, records: Vec<NewEvent>) {
+/// Checks the lane still holds its stream: if the stream moved past the
+/// revision the lane last wrote or checked, reads the tail; a newer claim
+/// there fences the lane, anything else (a record of ours whose ack was
+/// lost) is adopted. A store that cannot answer is retried: a lane that
+/// cannot check does not run.
+async fn check_fence(inner: &dyn LaneHost, ctx: &LaneCtx, fence: &mut Fence) -> Result<(), Fenced> {
     let mut attempt = 0;
     loop {
+        match read_fence(inner, ctx, fence).await {
+            Ok(result) => return result,
+            Err(e) => {
+                tracing::warn!(installation = %ctx.id, error = %e, "lane fence check retried");
+                backoff(&mut attempt).await;
+            }
+        }
+    }
+}
+
+async fn read_fence(
+    inner: &dyn LaneHost,
+    ctx: &LaneCtx,
+    fence: &mut Fence,
+) -> Result<Result<(), Fenced>, extensor_core::Error> {
+    let store = inner.store();
+    let hooks = hooks_stream(&ctx.id);
+    if store.stream_revision(hooks.clone()).await? == Some(fence.revision) {
+        return Ok(Ok(()));
+    }
+    loop {
+        let tail = store
+            .read_stream(hooks.clone(), fence.revision + 1, ctx.page)
+            .await?;
+        let Some(last) = tail.last() else {
+            return Ok(Ok(()));
+        };
+        for ev in tail.iter().filter(|e| e.event_type == types::LANE_CLAIMED) {
+            let claim: LaneClaim = decode(ev)?;
+            if claim.epoch > fence.epoch {
+                tracing::info!(installation = %ctx.id, ours = fence.epoch, newer = claim.epoch, "hook lane fenced by a newer claim");
+                return Ok(Err(Fenced));
+            }
+        }
+        fence.revision = last.revision;
+    }
+}
+
+/// Appends the records at the lane's fence revision, retrying a store
+/// failure a few times. A conflict checks the fence: a newer claim stops
+/// the lane (`Err`) without recording. If the store still fails the lane
+/// goes on: the events run again after a restart (at-least-once), which is
+/// better than stalling every later event.
+async fn record(
+    inner: &dyn LaneHost,
+    ctx: &LaneCtx,
+    fence: &mut Fence,
+    records: Vec<NewEvent>,
+) -> Result<(), Fenced> {
+    let mut attempt = 0;
+    loop {
+        let expected = ExpectedRevision::Exact(fence.revision);
         match inner
             .store()
-            .append(
-                hooks_stream(&ctx.id),
-                ExpectedRevision::Any,
-                records.clone(),
-            )
+            .append(hooks_stream(&ctx.id), expected, records.clone())
             .await
         {
-            Ok(_) => return,
+            Ok(r) => {
+                fence.revision = r.next_expected;
+                return Ok(());
+            }
+            Err(extensor_core::Error::Conflict { .. }) => check_fence(inner, ctx, fence).await?,
             Err(e) if attempt < 3 => {
                 tracing::warn!(installation = %ctx.id, error = %e, "hook records append retried");
                 backoff(&mut attempt).await;
             }
             Err(e) => {
                 tracing::error!(installation = %ctx.id, error = %e, "hook records not written");
-                return;
+                return Ok(());
             }
         }
     }

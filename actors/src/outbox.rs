@@ -140,7 +140,7 @@ pub fn queued_event(
 }
 
 /// A message's state, as `GET /api/outbox` shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// Queued or waiting to retry.
@@ -151,7 +151,7 @@ pub enum MessageStatus {
 
 /// One outbox message, folded from its records. `text`/`html` are the
 /// redacted copy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageView {
     pub outbox_id: String,
     pub installation_id: Option<String>,
@@ -187,19 +187,119 @@ struct OutcomePayload {
     retry_at: Option<DateTime<Utc>>,
 }
 
+/// Outbox records between snapshots of an outbox's pending state: an
+/// outbox starting reads its snapshot and at most about this many records
+/// after it, however long its mail history is.
+pub const OUTBOX_SNAPSHOT_EVERY_EVENTS: u64 = 256;
+/// The snapshot's aggregate name, and the version of its shape.
+const OUTBOX_SNAPSHOT_AGGREGATE: &str = "outbox";
+const OUTBOX_SNAPSHOT_VERSION: u32 = 1;
+
+/// An outbox snapshot: its pending messages (finished ones never change
+/// again, so they are left out) and the newest claim epoch.
+#[derive(Serialize, Deserialize)]
+struct PendingSnapshot {
+    messages: BTreeMap<String, (MessageView, Option<String>)>,
+    epoch: u64,
+}
+
 /// The outbox stream folded: every message and the newest claim epoch.
 #[derive(Default)]
 struct Folded {
     messages: BTreeMap<String, (MessageView, Option<String>)>,
     epoch: u64,
     revision: Option<u64>,
+    /// Global position of the last record applied.
+    position: u64,
+    /// Records applied since the last snapshot (or since zero).
+    since_snapshot: u64,
 }
 
 impl Folded {
+    /// The outbox's newest snapshot, or an empty fold: a snapshot is only a
+    /// cache, so one that cannot be read costs a full replay, not a start.
+    async fn from_snapshot(store: &dyn EventStore, tenant: &TenantId) -> Folded {
+        let loaded = store
+            .load_snapshot(
+                stream(tenant),
+                OUTBOX_SNAPSHOT_AGGREGATE.into(),
+                OUTBOX_SNAPSHOT_VERSION,
+            )
+            .await;
+        let record = match loaded {
+            Ok(Some(record)) => record,
+            Ok(None) => return Folded::default(),
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "outbox snapshot not loaded");
+                return Folded::default();
+            }
+        };
+        match serde_json::from_str::<PendingSnapshot>(&record.state) {
+            Ok(snap) => Folded {
+                messages: snap.messages,
+                epoch: snap.epoch,
+                revision: Some(record.revision),
+                position: record.position,
+                since_snapshot: 0,
+            },
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "ignoring unreadable outbox snapshot");
+                Folded::default()
+            }
+        }
+    }
+
+    /// Writes a snapshot once [`OUTBOX_SNAPSHOT_EVERY_EVENTS`] records were
+    /// applied since the last one. Failure only costs a longer next start.
+    async fn maybe_snapshot(&mut self, store: &dyn EventStore, tenant: &TenantId) {
+        let Some(revision) = self.revision else {
+            return;
+        };
+        if self.since_snapshot < OUTBOX_SNAPSHOT_EVERY_EVENTS {
+            return;
+        }
+        let snap = PendingSnapshot {
+            messages: self
+                .messages
+                .iter()
+                .filter(|(_, (v, _))| v.status == MessageStatus::Pending)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            epoch: self.epoch,
+        };
+        let state = match serde_json::to_string(&snap) {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "outbox snapshot not serialised");
+                return;
+            }
+        };
+        let record = extensor_core::store::SnapshotRecord {
+            stream: stream(tenant),
+            aggregate: OUTBOX_SNAPSHOT_AGGREGATE.into(),
+            snapshot_version: OUTBOX_SNAPSHOT_VERSION,
+            revision,
+            position: self.position,
+            state,
+        };
+        match store.save_snapshot(record).await {
+            Ok(()) => {
+                self.since_snapshot = 0;
+                // Finished messages are in the log; the fold needs only the
+                // pending ones, so its memory stays O(pending) too.
+                self.messages
+                    .retain(|_, (v, _)| v.status == MessageStatus::Pending);
+            }
+            Err(e) => tracing::warn!(%tenant, error = %e, "outbox snapshot not written"),
+        }
+    }
+
     /// Applies one record; records of unknown types and malformed payloads
     /// are skipped (the stream is written only by this file and the host).
     fn apply(&mut self, e: &RecordedEvent) {
         self.revision = Some(e.revision);
+        self.position = e.position;
+        self.since_snapshot += 1;
         let payload = e.payload.get();
         match e.event_type.as_str() {
             types::QUEUED => {
@@ -754,7 +854,9 @@ impl OutboxState {
     /// epoch, at the revision just read (a conflict re-reads and retries).
     async fn claim(&mut self) -> Result<(), ActorProcessingErr> {
         let (store, tenant) = (self.service.store.clone(), self.tenant.clone());
+        self.folded = Folded::from_snapshot(&*store, &tenant).await;
         self.folded.read_from(&*store, &tenant).await?;
+        self.folded.maybe_snapshot(&*store, &tenant).await;
         loop {
             let epoch = self.folded.epoch + 1;
             let claim = NewEvent::new(types::CLAIMED, 1, self.meta(), &json!({"epoch": epoch}))?;
@@ -774,9 +876,9 @@ impl OutboxState {
 
     /// Reads the tail and checks the claim is still ours.
     async fn refresh(&mut self) -> Result<(), ActorProcessingErr> {
-        self.folded
-            .read_from(&*self.service.store, &self.tenant)
-            .await?;
+        let store = self.service.store.clone();
+        self.folded.read_from(&*store, &self.tenant).await?;
+        self.folded.maybe_snapshot(&*store, &self.tenant).await;
         if self.folded.epoch != self.epoch {
             return Err(Box::new(Fenced {
                 tenant: self.tenant.clone(),

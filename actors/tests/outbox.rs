@@ -118,6 +118,28 @@ impl World {
             .expect("spawn outbox")
     }
 
+    /// An outbox without SMTP (its mail stays pending) reading `store`.
+    async fn spawn_unsent(
+        &self,
+        store: Arc<dyn EventStore>,
+    ) -> (ActorRef<OutboxMsg>, tokio::task::JoinHandle<()>) {
+        let service = OutboxService {
+            store,
+            mailer: None,
+            secret_box: self.secret_box.clone(),
+            config: OutboxConfig::default(),
+            tenants: OutboxTenants::default(),
+            redact: None,
+        };
+        let args = OutboxArgs {
+            tenant: self.tenant.clone(),
+            service,
+        };
+        Actor::spawn(None, Outbox, args)
+            .await
+            .expect("spawn outbox")
+    }
+
     /// The outbox's messages once `done` holds (a positive marker).
     async fn until(&self, done: impl Fn(&[MessageView]) -> bool) -> Vec<MessageView> {
         let mut last = Vec::new();
@@ -488,4 +510,45 @@ async fn a_drained_outbox_unmarks_its_tenant_and_new_mail_marks_it_again() {
     actor.send_message(OutboxMsg::Wake).unwrap();
     smtp.delivered(2).await;
     actor.stop(None);
+}
+
+/// An outbox starting reads its snapshot and the records after it, not its
+/// tenant's whole mail history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_start_reads_its_snapshot_not_the_mail_history() {
+    let w = World::new();
+    delivered_history(&w.store, &w.tenant, 5_000).await;
+    w.queue("ada@example.com", "pending").await;
+    let status = |outbox: ActorRef<OutboxMsg>| async move {
+        call(
+            "/test/outbox",
+            &outbox,
+            |reply| OutboxMsg::Status { reply },
+            WAIT_MS,
+        )
+        .await
+        .unwrap()
+    };
+    // The first start folds the history once and leaves a snapshot.
+    let (first, task) = w.spawn_unsent(w.store.clone()).await;
+    let s = status(first.clone()).await;
+    assert_eq!((s.epoch, s.pending), (1, 1));
+    first.stop(None);
+    task.await.unwrap();
+    // More history after the snapshot, less than one snapshot interval.
+    delivered_history(&w.store, &w.tenant, 50).await;
+    let counting = Arc::new(Counting {
+        inner: w.store.clone(),
+        read: Default::default(),
+    });
+    let (second, task) = w.spawn_unsent(counting.clone()).await;
+    let s = status(second.clone()).await;
+    assert_eq!((s.epoch, s.pending), (2, 1), "the pending message survives");
+    assert!(
+        counting.read() <= outbox::OUTBOX_SNAPSHOT_EVERY_EVENTS,
+        "a start read {} of 10,103 records",
+        counting.read()
+    );
+    second.stop(None);
+    task.await.unwrap();
 }

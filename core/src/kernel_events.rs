@@ -91,6 +91,7 @@ mod tests {
             "TENANT.created",
             "plugin.installed",
             "hook.executed",
+            "hook.lane_claimed",
             "job.run_started",
             "webhook.declared",
             "email.sent",
@@ -118,6 +119,8 @@ mod tests {
         assert!(from_owner("plugin.installed", "installation"));
         assert!(!from_owner("webhook.declared", "events"));
         assert!(from_owner("webhook.declared", "webhooks"));
+        assert!(from_owner("hook.lane_claimed", "hooks"));
+        assert!(!from_owner("hook.lane_claimed", "events"));
         assert!(!from_owner("route.x", "events"));
         assert!(from_owner("order.created", "events"));
     }

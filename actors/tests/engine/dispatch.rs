@@ -345,3 +345,79 @@ async fn a_stopped_tenant_dispatches_nothing_until_resumed() {
     assert_eq!(all[1].1.outcome.as_ref().unwrap()["n"], 1);
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Waits for a `hook.lane_claimed` of `id` with at least `epoch`.
+async fn lane_claimed(
+    store: &std::sync::Arc<dyn extensor_core::store::EventStore>,
+    id: &extensor_core::ids::InstallationId,
+    epoch: u64,
+) {
+    use futures::StreamExt;
+    let filter = extensor_core::store::ReadFilter {
+        stream: Some(extensor_actors::dispatcher::hooks_stream(id)),
+        ..Default::default()
+    };
+    let mut events = store.subscribe_all(0, filter);
+    let find = async {
+        loop {
+            let ev = events.next().await.expect("open").expect("event");
+            if ev.event_type == "hook.lane_claimed" {
+                let claim: extensor_actors::dispatcher::LaneClaim =
+                    serde_json::from_str(ev.payload.get()).expect("claim");
+                if claim.epoch >= epoch {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_millis(WAIT_MS), find)
+        .await
+        .unwrap_or_else(|_| panic!("no lane claim {epoch} for {id}"));
+}
+
+/// Two lanes on one `hooks-<installation>` stream (a second engine on the
+/// same store): once the newer lane claims the stream, the stale one runs
+/// and records nothing; every event is recorded exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_hook_lane_is_fenced_by_a_newer_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path()).await;
+    let tenant = new_tenant(&a, "acme").await;
+    let id = install(&a, &tenant, recorder("rec")).await;
+    a.publish(&tenant, "order.created", json!({"n": 0}), None, admin())
+        .await
+        .unwrap();
+    let first = hook_records(a.store(), &id, 1).await;
+    assert_eq!(first[0].1.epoch, 1, "the first lane claimed epoch 1");
+    let b = extensor_actors::Engine::start(config(dir.path(), a.store().clone()))
+        .await
+        .expect("second engine starts");
+    b.publish(&tenant, "order.created", json!({"n": 1}), None, admin())
+        .await
+        .unwrap();
+    lane_claimed(a.store(), &id, 2).await;
+    // The stale lane (engine a's) is woken at once by its own appends.
+    for n in 2..5 {
+        a.publish(&tenant, "order.created", json!({"n": n}), None, admin())
+            .await
+            .unwrap();
+    }
+    b.publish(&tenant, "order.created", json!({"n": 5}), None, admin())
+        .await
+        .unwrap();
+    let records = hook_records(a.store(), &id, 6).await;
+    assert_eq!(records.last().unwrap().1.outcome.as_ref().unwrap()["n"], 5);
+    let stored = stored_records(a.store(), &id).await;
+    let ns: Vec<i64> = stored
+        .iter()
+        .map(|r| r.outcome.as_ref().unwrap()["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ns, (0..6).collect::<Vec<_>>(), "each event recorded once");
+    assert!(
+        stored[2..].iter().all(|r| r.epoch == 2),
+        "after the new claim only its lane records: {:?}",
+        stored.iter().map(|r| r.epoch).collect::<Vec<_>>()
+    );
+    b.shutdown(Duration::from_secs(5)).await;
+    a.shutdown(Duration::from_secs(5)).await;
+}

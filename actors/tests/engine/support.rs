@@ -147,7 +147,10 @@ pub async fn hook_records(
     let collect = async {
         while out.len() < n {
             let ev = events.next().await.expect("stream open").expect("event");
-            if ev.event_type == "hook.checkpoint" || ev.event_type == "hook.paused" {
+            if matches!(
+                ev.event_type.as_str(),
+                "hook.checkpoint" | "hook.paused" | "hook.lane_claimed"
+            ) {
                 continue;
             }
             let record: HookRecord = serde_json::from_str(ev.payload.get()).expect("record");
@@ -167,7 +170,12 @@ pub async fn stored_records(store: &Arc<dyn EventStore>, id: &InstallationId) ->
         .await
         .expect("read")
         .into_iter()
-        .filter(|e| e.event_type != "hook.checkpoint" && e.event_type != "hook.paused")
+        .filter(|e| {
+            !matches!(
+                e.event_type.as_str(),
+                "hook.checkpoint" | "hook.paused" | "hook.lane_claimed"
+            )
+        })
         .map(|e| serde_json::from_str(e.payload.get()).expect("record"))
         .collect()
 }
