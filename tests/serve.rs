@@ -47,10 +47,7 @@ fn serves_health_and_stops_cleanly_on_sigterm() {
     let (mut child, addr) = start(&data, "127.0.0.1:0");
     let response = get(&addr, "/healthz");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(
-        response.contains("\"status\":\"ok\""),
-        "{response}"
-    );
+    assert!(response.contains("\"status\":\"ok\""), "{response}");
     // The head is a position: a fresh store already holds the kernel's own
     // first records (the platform admin token, the outbox index's marker).
     let head: u64 = response
