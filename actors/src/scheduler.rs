@@ -15,9 +15,10 @@
 //!   they started as failed (`owner_died`: its outcome is unknown, it is
 //!   never run again), and runs a claimed occurrence that has not started
 //!   (or records it missed, per the catch-up policy). An older scheduler
-//!   is refused on every job stream it was fenced on, and checks the claim
-//!   before it starts a run and before it records an end, so it can
-//!   neither run nor record; it then stops.
+//!   is refused on every job stream it was fenced on (its start or end of
+//!   a run conflicts there and is re-decided on the fence), so it can
+//!   neither run nor record; it then stops. Each claim wave also reads the
+//!   epoch record once; runs do not (see `jobs::run_job`).
 //! - **Claim ahead.** Claims are appended [`CLAIM_LEAD_MS`] before the fire
 //!   time, so the durable write is not on the path from fire time to start.
 //! - **Catch-up and overlap** follow the job's manifest policies (see
@@ -895,7 +896,6 @@ impl SchedulerState {
     ) -> RunContext {
         RunContext {
             recorder: entry.recorder.clone(),
-            claim: self.epoch_claim(),
             runner: self.runner.clone(),
             clock: self.clock.clone(),
             request: JobRequest {
