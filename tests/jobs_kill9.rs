@@ -8,13 +8,13 @@
 //! it had claimed ahead run (or are recorded missed), and runs resume.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
+
+#[path = "common/served.rs"]
+mod served;
 
 const ADMIN: &str = "jobs-kill9-platform-admin-token-0123456789";
 const WAIT: Duration = Duration::from_secs(60);
@@ -46,44 +46,6 @@ fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
         w.write_all(body.as_bytes()).unwrap();
     }
     w.finish().unwrap().into_inner()
-}
-
-/// The server process; SIGKILLed and reaped on drop.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("EXTENSOR_DATA_DIR", data)
-        .env("EXTENSOR_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start extensor serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    Served {
-        child,
-        url: format!("http://{addr}"),
-    }
 }
 
 struct Api {
@@ -145,7 +107,7 @@ fn with_status(page: &Value, status: &str) -> Vec<Value> {
 async fn a_killed_servers_cron_claims_are_settled_at_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = serve(&data);
+    let server = served::serve(&data, ADMIN);
     let http = reqwest::Client::new();
     let created: Value = http
         .post(format!("{}/api/tenants", server.url))
@@ -187,7 +149,7 @@ async fn a_killed_servers_cron_claims_are_settled_at_once_after_restart() {
     drop(server); // SIGKILL, mid-run: no graceful shutdown.
     let interrupted = with_status(&going, "running")[0]["run_id"].clone();
 
-    let server = serve(&data);
+    let server = served::serve(&data, ADMIN);
     api.base = server.url.clone();
     // Settled at once: the interrupted run is final...
     let settled = api
