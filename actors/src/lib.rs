@@ -13,8 +13,10 @@
 //! - [`tenant_supervisor`]: one tenant's supervisor: its tenant actor and
 //!   one actor per installation, spawned lazily, restarted per the policy.
 //! - [`webhooks`]: the webhook delivery engine: per tenant a dispatcher
-//!   following the tenant's events from its own cursor, one endpoint actor
-//!   per webhook owning its deliveries and retries.
+//!   holding one endpoint actor per webhook, each reading the tenant's
+//!   events from its own durable mark and owning its deliveries and retries.
+//! - `tenant_locks`: one async lock per tenant for the per-tenant SQLite
+//!   read models (the `ctx.db` projection, the deliveries index).
 //! - [`jobs`], [`scheduler`]: plugin jobs: the [`jobs::JobRunner`] boundary,
 //!   run recording, and the per-tenant scheduler actor (claims, fires,
 //!   catch-up, overlap, run-now).
@@ -39,6 +41,7 @@ pub mod outbox;
 pub mod root;
 pub mod scheduler;
 pub mod supervision;
+mod tenant_locks;
 pub mod tenant_supervisor;
 pub mod webhooks;
 

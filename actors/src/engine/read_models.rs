@@ -9,9 +9,8 @@
 //! on a read-only connection through `SqliteReadModels` (authorizer, time and
 //! row caps).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use extensor_core::event::{RecordedEvent, StreamId};
 use extensor_core::ids::TenantId;
@@ -46,7 +45,7 @@ pub(crate) struct EngineDb {
     pub locks: ProjectorLocks,
 }
 
-pub(crate) type ProjectorLocks = Arc<Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>>;
+pub(crate) type ProjectorLocks = Arc<crate::tenant_locks::TenantLocks>;
 
 fn host_err(message: impl ToString) -> JsError {
     JsError::Host {
@@ -56,22 +55,13 @@ fn host_err(message: impl ToString) -> JsError {
 }
 
 impl EngineDb {
-    fn lock_for(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(tenant.clone())
-            .or_default()
-            .clone()
-    }
-
     /// Projects the tenant's events not yet in its read-model file.
     async fn sync(&self, tenant: &TenantId, path: PathBuf) -> Result<(), JsError> {
         let inner = self
             .engine
             .upgrade()
             .ok_or_else(|| host_err("engine stopped"))?;
-        let lock = self.lock_for(tenant);
+        let lock = self.locks.get(tenant);
         let _one_writer = lock.lock().await;
         std::fs::create_dir_all(&self.root).map_err(host_err)?;
         let p = path.clone();

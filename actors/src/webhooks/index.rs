@@ -12,9 +12,8 @@
 //! the catching up to the following queries), one writer per tenant at a
 //! time. Deleting the files loses nothing.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use extensor_core::Error;
 use extensor_core::aggregate::DomainEvent;
@@ -26,6 +25,8 @@ use extensor_core::webhook::delivery::{DeliveryEvent, DeliveryStatus};
 use extensor_core::webhook::ledger::is_endpoint_record;
 use extensor_core::webhook::registry::WebhookName;
 use rusqlite::{OptionalExtension, params};
+
+use crate::tenant_locks::TenantLocks;
 
 use super::query::{self, DeliveryQuery, DeliveryView, QUERY_LIMIT_MAX};
 
@@ -72,7 +73,7 @@ fn time_key(t: chrono::DateTime<chrono::Utc>) -> String {
 pub struct DeliveryIndex {
     root: PathBuf,
     /// One syncing writer per tenant file at a time.
-    locks: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    locks: TenantLocks,
 }
 
 /// Whether the index can answer: `Empty` when the webhook has no
@@ -88,7 +89,7 @@ impl DeliveryIndex {
     pub fn new(root: PathBuf) -> Arc<DeliveryIndex> {
         Arc::new(DeliveryIndex {
             root,
-            locks: Mutex::default(),
+            locks: TenantLocks::default(),
         })
     }
 
@@ -96,19 +97,8 @@ impl DeliveryIndex {
         self.root.join(format!("{tenant}.sqlite"))
     }
 
-    fn lock_for(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(tenant.clone())
-            .or_default()
-            .clone()
-    }
-
     /// Deliveries of one webhook, newest first, as [`query::deliveries`]
     /// answers them, from the index.
-    /// The index is a cache: if it fails (a damaged file, a full disk) the
-    /// answer comes from the stream, and the failure is logged.
     pub async fn deliveries(
         &self,
         store: &dyn EventStore,
@@ -116,27 +106,15 @@ impl DeliveryIndex {
         name: &WebhookName,
         q: &DeliveryQuery,
     ) -> Result<Vec<DeliveryView>, Error> {
-        match self.sync(store, tenant, name).await {
-            Ok(Synced::Empty) => return Ok(Vec::new()),
-            Ok(Synced::Current) => {
-                let (path, webhook, q2) = (self.path(tenant), name.to_string(), q.clone());
-                let found = tokio::task::spawn_blocking(move || select(&path, &webhook, &q2))
-                    .await
-                    .map_err(index_err)
-                    .and_then(|r| r);
-                match found {
-                    Ok(found) => return Ok(found),
-                    Err(e) => {
-                        tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index unreadable; reading the stream")
-                    }
-                }
-            }
-            Ok(Synced::Behind) => {}
-            Err(e) => {
-                tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index not synced; reading the stream")
-            }
-        }
-        query::deliveries(store, tenant, name, q).await
+        let (path, webhook, q2) = (self.path(tenant), name.to_string(), q.clone());
+        let from_index = async move {
+            tokio::task::spawn_blocking(move || select(&path, &webhook, &q2))
+                .await
+                .map_err(index_err)?
+        };
+        let from_stream = query::deliveries(store, tenant, name, q);
+        self.answer(store, tenant, name, Vec::new(), from_index, from_stream)
+            .await
     }
 
     /// One delivery of one webhook, from the index.
@@ -147,23 +125,40 @@ impl DeliveryIndex {
         name: &WebhookName,
         id: &DeliveryId,
     ) -> Result<Option<DeliveryView>, Error> {
+        let from_index = self.select_one(tenant, name, id);
+        let from_stream = query::delivery(store, tenant, name, id);
+        self.answer(store, tenant, name, None, from_index, from_stream)
+            .await
+    }
+
+    /// Syncs the index, then answers from it when it is current. The index
+    /// is a cache: if it fails (a damaged file, a full disk) or is further
+    /// behind than one sync may catch up, the answer comes from the stream,
+    /// and a failure is logged. Both answers are lazy futures; only the one
+    /// chosen runs.
+    async fn answer<T>(
+        &self,
+        store: &dyn EventStore,
+        tenant: &TenantId,
+        name: &WebhookName,
+        empty: T,
+        from_index: impl Future<Output = Result<T, Error>>,
+        from_stream: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
         match self.sync(store, tenant, name).await {
-            Ok(Synced::Empty) => return Ok(None),
-            Ok(Synced::Current) => {
-                let found = self.select_one(tenant, name, id).await;
-                match found {
-                    Ok(found) => return Ok(found),
-                    Err(e) => {
-                        tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index unreadable; reading the stream")
-                    }
+            Ok(Synced::Empty) => return Ok(empty),
+            Ok(Synced::Current) => match from_index.await {
+                Ok(found) => return Ok(found),
+                Err(e) => {
+                    tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index unreadable; reading the stream")
                 }
-            }
+            },
             Ok(Synced::Behind) => {}
             Err(e) => {
                 tracing::warn!(%tenant, webhook = %name, error = %e, "deliveries index not synced; reading the stream")
             }
         }
-        query::delivery(store, tenant, name, id).await
+        from_stream.await
     }
 
     async fn select_one(
@@ -202,7 +197,7 @@ impl DeliveryIndex {
         let Some(head) = store.stream_revision(stream.clone()).await? else {
             return Ok(Synced::Empty);
         };
-        let lock = self.lock_for(tenant);
+        let lock = self.locks.get(tenant);
         let _one_writer = lock.lock().await;
         std::fs::create_dir_all(&self.root).map_err(index_err)?;
         let (path, webhook) = (self.path(tenant), name.to_string());
