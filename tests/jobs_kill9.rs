@@ -37,17 +37,6 @@ job("tick", "* * * * * *", async (run, ctx) => {
 });
 "#;
 
-fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
-    use std::io::Write;
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default();
-    for (name, body) in files {
-        w.start_file(*name, opts).unwrap();
-        w.write_all(body.as_bytes()).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
 struct Api {
     http: reqwest::Client,
     base: String,
@@ -124,7 +113,7 @@ async fn a_killed_servers_cron_claims_are_settled_at_once_after_restart() {
         base: server.url.clone(),
         token: created["owner_token"]["token"].as_str().unwrap().to_owned(),
     };
-    let zip = zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
+    let zip = served::zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
     let part = reqwest::multipart::Part::bytes(zip).file_name("ticker.zip");
     let up: Value = api
         .req(Method::POST, "/api/plugins/upload")

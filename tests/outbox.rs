@@ -11,10 +11,10 @@
 mod aiosmtpd;
 #[path = "../js-runtime/tests/common/python.rs"]
 mod python;
+#[path = "common/served.rs"]
+mod served;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -41,57 +41,19 @@ hook("user.created", async (e, ctx) => {
 });
 "#;
 
-fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
-    use std::io::Write;
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default();
-    for (name, body) in files {
-        w.start_file(*name, opts).unwrap();
-        w.write_all(body.as_bytes()).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
-/// The server process; SIGKILLed and reaped on drop.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &Path, smtp_port: u16) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("EXTENSOR_DATA_DIR", data)
-        .env("EXTENSOR_ADMIN_TOKEN", ADMIN)
-        .env("EXTENSOR_SMTP_HOST", "127.0.0.1")
-        .env("EXTENSOR_SMTP_PORT", smtp_port.to_string())
-        .env("EXTENSOR_SMTP_FROM", "extensor@example.com")
-        .env("EXTENSOR_SMTP_TLS", "none")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start extensor serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    Served {
-        child,
-        url: format!("http://{addr}"),
-    }
+/// A server whose outbox delivers to the loopback relay on `smtp_port`.
+fn serve(data: &Path, smtp_port: u16) -> served::Server {
+    let port = smtp_port.to_string();
+    served::serve_with(
+        data,
+        ADMIN,
+        &[
+            ("EXTENSOR_SMTP_HOST", "127.0.0.1"),
+            ("EXTENSOR_SMTP_PORT", port.as_str()),
+            ("EXTENSOR_SMTP_FROM", "extensor@example.com"),
+            ("EXTENSOR_SMTP_TLS", "none"),
+        ],
+    )
 }
 
 struct Api {
@@ -136,7 +98,7 @@ impl Api {
 
 /// Uploads and enables the plugin whose hook sends 3 emails.
 async fn install(api: &Api) {
-    let zip = zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
+    let zip = served::zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
     let part = reqwest::multipart::Part::bytes(zip).file_name("mailer.zip");
     let r = api
         .req(Method::POST, "/api/plugins/upload")

@@ -92,3 +92,15 @@ pub fn tenant(data: &Path) -> String {
         .trim()
         .to_owned()
 }
+
+/// A plugin ZIP of `(path, text)` entries, as `extensor plugin push` uploads.
+pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, body) in files {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
