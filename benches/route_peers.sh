@@ -9,10 +9,15 @@
 #
 # Settings (environment):
 #   EXTENSOR_BIN   a built binary (default: cargo build --release, target/release/extensor)
+#   BASELINE_BIN   optional second binary (e.g. a build of main): its QuickJS and
+#                  V8 routes are measured in the same run, as "baseline" rows
 #   PEERS_DIR      where the peers are installed with npm (default
 #                  ${TMPDIR:-/tmp}/extensor-route-peers); never inside the repo
 #   WRK_ARGS       default "-t2 -c64 -d8s"; WARMUP_S seconds of wrk before each (2)
-#   ONLY           a subset of: healthz quickjs v8 workerd deno
+#   ONLY           a subset of: healthz quickjs v8 workerd deno baseline-quickjs
+#                  baseline-v8 quickjs-queue1 v8-queue1 (the last two: the same
+#                  binary with EXTENSOR_ISOLATE_QUEUE_MAX=1, one invocation per
+#                  isolate at a time, as before pipelining)
 #
 # Needs wrk (Debian: apt-get install -y wrk), node/npm, curl. A missing tool
 # is an error, never a skipped row.
@@ -22,7 +27,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS_DIR=${PEERS_DIR:-${TMPDIR:-/tmp}/extensor-route-peers}
 WRK_ARGS=${WRK_ARGS:--t2 -c64 -d8s}
 WARMUP_S=${WARMUP_S:-2}
-ONLY=${ONLY:-healthz quickjs v8 workerd deno}
+if [ -z "${ONLY:-}" ]; then
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    ONLY="healthz baseline-quickjs quickjs baseline-v8 v8 workerd deno"
+  else
+    ONLY="healthz quickjs-queue1 quickjs v8-queue1 v8 workerd deno"
+  fi
+fi
 WORKERD_VERSION=${WORKERD_VERSION:-1.20261123.1}
 DENO_VERSION=${DENO_VERSION:-2.9.6}
 PORT_EXTENSOR=${PORT_EXTENSOR:-18080}
@@ -83,7 +94,8 @@ measure() { # label url
   printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "${errors:-none}"
 }
 
-extensor_up() { # engine
+extensor_up() { # engine [binary] [isolate queue]
+  local bin=${2:-$EXTENSOR_BIN} queue=${3:-}
   RUNS=$((RUNS + 1))
   local data="$WORK/data-$1-$RUNS" plugin="$WORK/plugin" token
   mkdir -p "$plugin"
@@ -96,14 +108,14 @@ JSON
 import { route } from 'extensor:sdk';
 route('GET', '/hello', () => ({ hello: 'world' }));
 JS
-  token=$("$EXTENSOR_BIN" --data-dir "$data" tenant create --slug bench --name Bench \
+  token=$("$bin" --data-dir "$data" tenant create --slug bench --name Bench \
     | sed -n 's/^owner token[^:]*: //p')
   EXTENSOR_JS_ENGINE=$1 EXTENSOR_RATE_ROUTES_PER_S=0 EXTENSOR_LOG=${EXTENSOR_LOG:-info} \
-    "$EXTENSOR_BIN" --data-dir "$data" serve --listen "127.0.0.1:$PORT_EXTENSOR" \
+    env ${queue:+EXTENSOR_ISOLATE_QUEUE_MAX=$queue} "$bin" --data-dir "$data" serve --listen "127.0.0.1:$PORT_EXTENSOR" \
     >"$WORK/extensor-$1.log" 2>&1 &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$PORT_EXTENSOR/healthz"
-  EXTENSOR_JS_ENGINE=$1 "$EXTENSOR_BIN" plugin push "$plugin" --server "http://127.0.0.1:$PORT_EXTENSOR" \
+  EXTENSOR_JS_ENGINE=$1 "$bin" plugin push "$plugin" --server "http://127.0.0.1:$PORT_EXTENSOR" \
     --token "$token" --tenant bench --enable >/dev/null
 }
 
@@ -147,6 +159,7 @@ JS
 install_peers
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%F %T UTC'); wrk $WRK_ARGS"
 echo "extensor: $("$EXTENSOR_BIN" --version), commit $(git -C "$ROOT" rev-parse --short HEAD)"
+[ -z "${BASELINE_BIN:-}" ] || echo "baseline: $BASELINE_BIN"
 echo
 echo "| server | requests/s | p50 | p99 | errors |"
 echo "|---|---|---|---|---|"
@@ -155,6 +168,15 @@ for what in $ONLY; do
     healthz) extensor_up v8; measure "extensor /healthz" "http://127.0.0.1:$PORT_EXTENSOR/healthz"; stop_last ;;
     quickjs|v8) extensor_up "$what"
       measure "extensor plugin route ($what)" "http://127.0.0.1:$PORT_EXTENSOR/t/bench/ext/hello/hello"
+      stop_last ;;
+    quickjs-queue1|v8-queue1) engine=${what%-queue1}
+      extensor_up "$engine" "$EXTENSOR_BIN" 1
+      measure "extensor plugin route ($engine, EXTENSOR_ISOLATE_QUEUE_MAX=1)" "http://127.0.0.1:$PORT_EXTENSOR/t/bench/ext/hello/hello"
+      stop_last ;;
+    baseline-quickjs|baseline-v8) engine=${what#baseline-}
+      [ -n "${BASELINE_BIN:-}" ] || { echo "route_peers: $what needs BASELINE_BIN" >&2; exit 1; }
+      extensor_up "$engine" "$BASELINE_BIN"
+      measure "baseline plugin route ($engine)" "http://127.0.0.1:$PORT_EXTENSOR/t/bench/ext/hello/hello"
       stop_last ;;
     workerd) workerd_up; measure "workerd $WORKERD_VERSION" "http://127.0.0.1:$PORT_WORKERD/"; stop_last ;;
     deno) deno_up; measure "Deno.serve (deno $DENO_VERSION)" "http://127.0.0.1:$PORT_DENO/"; stop_last ;;

@@ -9,6 +9,7 @@
 //! - [`filter_args`]: the filter flags shared by `tail` and `export`.
 //! - [`progress`]: progress bars that appear only on a terminal.
 //! - [`serve`]: `serve`, the HTTP server on the embedded store.
+//! - [`log_sink`]: the server's buffered, non-blocking log writer.
 //! - [`tenant`]: `tenant create`, a tenant and its owner token.
 //! - [`ops`]: `ops tree`, the supervision tree of a running server.
 //! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
@@ -20,6 +21,7 @@
 mod events;
 mod filter_args;
 mod jobs;
+mod log_sink;
 mod ops;
 mod plugin;
 mod progress;

@@ -45,7 +45,8 @@ pub enum LogFormat {
 }
 
 pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
-    init_logging(args.log_format, &args.log)?;
+    // Held until the server has stopped: dropping it writes the last lines.
+    let log_flush = init_logging(args.log_format, &args.log)?;
     let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
     store.store_bytes_max = args.store_bytes_max;
     let mut config = ServerConfig::new(args.listen, store);
@@ -94,17 +95,21 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
         shutdown_signal(),
     )
     .await?;
+    drop(log_flush);
     eprintln!("extensor stopped cleanly");
     Ok(())
 }
 
-/// Logs to stderr: readable on a terminal, or one JSON object per line.
-fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
+/// Logs to stderr through the buffered sink (`log_sink`): readable on a
+/// terminal, or one JSON object per line.
+fn init_logging(format: LogFormat, filter: &str) -> Result<crate::log_sink::Flush> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| anyhow!("EXTENSOR_LOG=`{filter}`: {e}"))?;
+    let (sink, flush) =
+        crate::log_sink::start().map_err(|e| anyhow!("cannot start the log writer: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(sink);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder
@@ -113,7 +118,8 @@ fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
             .with_current_span(true)
             .try_init(),
     };
-    result.map_err(|e| anyhow!("cannot install the logger: {e}"))
+    result.map_err(|e| anyhow!("cannot install the logger: {e}"))?;
+    Ok(flush)
 }
 
 /// Registers for SIGTERM and SIGINT (Ctrl-C) now, before the server says it

@@ -20,6 +20,8 @@ pub const BODY_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
 /// Caller-supplied request ids longer than this are replaced.
 const REQUEST_ID_BYTES_MAX: usize = 64;
+/// Characters of the request path in its log line.
+const LOGGED_PATH_CHARS_MAX: usize = 200;
 
 /// Latency buckets in seconds: sub-millisecond plugin routes to slow uploads.
 const LATENCY_BUCKETS_S: &[f64] = &[
@@ -139,16 +141,15 @@ pub async fn around<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let tenant = req
-        .headers()
-        .get(crate::auth::TENANT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(REQUEST_ID_BYTES_MAX)
-        .collect::<String>();
-    let plugin = plugin_of(&path).to_owned();
-    let span = tracing::info_span!("request", id = %id, tenant = %tenant, plugin = %plugin);
+    let span = {
+        let tenant = req
+            .headers()
+            .get(crate::auth::TENANT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map_or("", |t| chars_prefix(t, REQUEST_ID_BYTES_MAX));
+        let plugin = plugin_of(&path);
+        tracing::info_span!("request", id = %id, tenant = %tenant, plugin = %plugin)
+    };
     let result = next.call(req).instrument(span.clone()).await;
     let mut resp = match result {
         Ok(r) => r.into_response(),
@@ -173,13 +174,18 @@ pub async fn around<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     span.in_scope(|| {
         tracing::info!(
             method = %method,
-            path = %path.chars().take(200).collect::<String>(),
+            path = %chars_prefix(&path, LOGGED_PATH_CHARS_MAX),
             status,
             ms = elapsed.as_secs_f64() * 1e3,
             "request"
         );
     });
     Ok(resp)
+}
+
+/// The first `n` characters of `s`, borrowed (logged per request, so no copy).
+fn chars_prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
 fn status_class(status: u16) -> &'static str {
@@ -190,5 +196,18 @@ fn status_class(status: u16) -> &'static str {
         400..=499 => "4xx",
         503 => "503",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chars_prefix;
+
+    #[test]
+    fn chars_prefix_cuts_at_a_character_boundary() {
+        assert_eq!(chars_prefix("abc", 5), "abc");
+        assert_eq!(chars_prefix("abc", 2), "ab");
+        assert_eq!(chars_prefix("äöü", 2), "äö");
+        assert_eq!(chars_prefix("", 0), "");
     }
 }

@@ -19,6 +19,12 @@ pub const STACK_BYTES_DEFAULT: usize = MIB;
 /// Warm isolates kept per installation. Each costs a thread and a heap, so
 /// the pool is small; concurrent invocations beyond it wait.
 pub const POOL_ISOLATES_MAX_DEFAULT: usize = 2;
+/// Invocations one isolate takes at once by default: one running, the rest
+/// queued on its thread, which runs them back to back without sleeping in
+/// between (issue 20's pipelining; docs/BENCHMARKS.md). With the pool size
+/// this bounds what an installation admits at once; callers beyond it wait.
+/// Time spent queued does not count against an invocation's deadline.
+pub const ISOLATE_QUEUE_MAX_DEFAULT: usize = 8;
 /// A warm isolate left idle this long is dropped (its thread ends and its
 /// heap is freed): a V8 isolate holds ~11 MiB once warm, and an installation
 /// called once an hour should not hold that all hour. Five minutes keeps
@@ -47,6 +53,10 @@ pub struct SandboxConfig {
     /// `EXTENSOR_ISOLATE_IDLE_SECONDS`: a warm isolate idle longer than this
     /// is dropped ([`ISOLATE_IDLE_MS_DEFAULT`]).
     pub isolate_idle_ms: u64,
+    /// `EXTENSOR_ISOLATE_QUEUE_MAX`: invocations one isolate takes at once
+    /// ([`ISOLATE_QUEUE_MAX_DEFAULT`]); 1 runs each isolate one invocation
+    /// at a time, handing it the next only after the last answer.
+    pub isolate_queue_max: usize,
     pub network: NetworkPolicy,
     /// `EXTENSOR_JS_ENGINE`: which engine runs plugin code.
     pub engine: JsEngine,
@@ -135,6 +145,7 @@ impl Default for SandboxConfig {
             stack_bytes_max: STACK_BYTES_DEFAULT,
             pool_isolates_max: POOL_ISOLATES_MAX_DEFAULT,
             isolate_idle_ms: ISOLATE_IDLE_MS_DEFAULT,
+            isolate_queue_max: ISOLATE_QUEUE_MAX_DEFAULT,
             network: NetworkPolicy::default(),
             engine: JsEngine::default(),
         }
@@ -165,6 +176,9 @@ impl SandboxConfig {
         }
         if let Some(s) = number(&get, "EXTENSOR_ISOLATE_IDLE_SECONDS")? {
             c.isolate_idle_ms = s.saturating_mul(1000);
+        }
+        if let Some(n) = number(&get, "EXTENSOR_ISOLATE_QUEUE_MAX")? {
+            c.isolate_queue_max = usize::try_from(n).unwrap_or(usize::MAX);
         }
         if let Some(v) = get("EXTENSOR_ALLOW_PRIVATE_NETWORKS") {
             c.network.private_networks = match v.trim() {
@@ -262,6 +276,7 @@ mod tests {
             "PLUGIN_TIMEOUT_SECONDS" => Some("3".to_string()),
             "PLUGIN_JOB_TIMEOUT_SECONDS" => Some("20".to_string()),
             "EXTENSOR_ISOLATE_IDLE_SECONDS" => Some("90".to_string()),
+            "EXTENSOR_ISOLATE_QUEUE_MAX" => Some("1".to_string()),
             "EXTENSOR_ALLOW_PRIVATE_NETWORKS" => Some("true".to_string()),
             "EXTENSOR_HTTP_ALLOWED_HOSTS" => Some("*.example.com, api.test".to_string()),
             _ => None,
@@ -270,6 +285,14 @@ mod tests {
         assert_eq!(c.heap_bytes_max, 64 * MIB);
         assert_eq!((c.deadline_ms, c.job_deadline_ms), (3_000, 20_000));
         assert_eq!(c.isolate_idle_ms, 90_000);
+        assert_eq!(c.isolate_queue_max, 1);
+        let zero = SandboxConfig::from_lookup(|n| {
+            (n == "EXTENSOR_ISOLATE_QUEUE_MAX").then(|| "0".to_string())
+        });
+        assert!(
+            zero.is_err_and(|e| e.to_string().contains("EXTENSOR_ISOLATE_QUEUE_MAX")),
+            "a queue of 0 would admit nothing"
+        );
         assert_eq!(c.network.private_networks, PrivateNetworks::Allow);
         assert_eq!(
             c.network.platform_allowed_hosts.as_deref(),
@@ -301,6 +324,7 @@ mod tests {
         );
         assert_eq!(defaults.network.private_networks, PrivateNetworks::Refuse);
         assert_eq!(defaults.isolate_idle_ms, ISOLATE_IDLE_MS_DEFAULT);
+        assert_eq!(defaults.isolate_queue_max, ISOLATE_QUEUE_MAX_DEFAULT);
         assert_eq!(defaults.engine, JsEngine::available()[0]);
         let quickjs =
             SandboxConfig::from_lookup(|n| (n == "EXTENSOR_JS_ENGINE").then(|| "quickjs".into()));

@@ -5,6 +5,8 @@
 //!
 //! - [`sandbox`]: the public API — [`Sandbox`] (validate, install),
 //!   [`Installation`] (warm isolate pool, `invoke`), [`Invocation`], [`Outcome`].
+//! - `pool`: an installation's isolates and which one each invocation goes
+//!   to; invocations queue on a busy isolate's thread (pipelining).
 //! - [`config`]: platform limits ([`SandboxConfig::from_env`]) and how a
 //!   manifest tightens them.
 //! - [`bundle`]: bundle files, module resolution confined to the bundle,
@@ -31,6 +33,7 @@ pub mod error;
 pub mod host;
 pub mod logs;
 pub mod plugin;
+mod pool;
 pub mod sandbox;
 pub mod unzip;
 

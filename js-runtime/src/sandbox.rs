@@ -1,27 +1,32 @@
 //! The engine-neutral public API: [`Sandbox`] validates bundles and creates
-//! [`Installation`]s; an installation keeps a small pool of warm isolates and
-//! runs [`Invocation`]s. Isolates idle longer than
+//! [`Installation`]s; an installation keeps a small pool of warm isolates
+//! (`pool`) and runs [`Invocation`]s. Isolates idle longer than
 //! [`SandboxConfig::isolate_idle_ms`] are dropped by the installation's
 //! reaper task, which lives exactly as long as the installation.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
 use crate::bundle::Bundle;
 use crate::config::{DeadlineKind, EMIT_CHAIN_DEPTH_MAX, SandboxConfig};
-use crate::engine::{InvokeJob, Isolate, IsolateSpec};
+use crate::engine::{Answer, InvokeJob, Isolate, IsolateSpec};
 use crate::error::{JsError, Problem};
 use crate::host::{HostServices, InstallationScope};
 use crate::logs::{LogEntry, RecentLogs};
 use crate::plugin::{
     Trigger, ValidatedPlugin, check_registrations, find_handler, load_problem, prepare,
 };
+use crate::pool::{Pool, reap_idle};
+
+/// Tries of one invocation on isolates that closed before it started. Each
+/// try follows an isolate discarded by another invocation, so reaching this
+/// means a broken pool, never a busy one.
+const REDISPATCH_MAX: usize = 16;
 
 /// Platform-wide entry point. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -99,21 +104,22 @@ impl Sandbox {
         services: HostServices,
     ) -> Installation {
         let spec = self.spec(&plugin, scope, services);
-        let idle: Arc<Mutex<Vec<Warm>>> = Arc::default();
+        let pool = Pool::new(
+            spec.clone(),
+            (self.config.pool_isolates_max, self.config.isolate_queue_max),
+            self.started.clone(),
+        );
         // At least a millisecond, so a zero setting cannot spin the reaper.
         let after = Duration::from_millis(self.config.isolate_idle_ms.max(1));
         let reaper = spec
             .tokio
-            .spawn(reap_idle(Arc::downgrade(&idle), after))
+            .spawn(reap_idle(pool.members(), after))
             .abort_handle();
         Installation {
             plugin,
-            spec,
-            idle,
+            pool,
             reaper,
-            permits: Semaphore::new(self.config.pool_isolates_max.max(1)),
             recent: Mutex::default(),
-            started: self.started.clone(),
         }
     }
 
@@ -179,36 +185,13 @@ impl From<JsError> for InvokeFailure {
     }
 }
 
-/// An idle warm isolate, the heap bytes it held when it was last used, and
-/// since when it has been idle. The pool is a stack: the most recently used
-/// isolate is last, the longest idle first.
-struct Warm {
-    isolate: Isolate,
-    heap_bytes: usize,
-    idle_since: Instant,
-}
-
-impl Warm {
-    fn new(isolate: Isolate, heap_bytes: usize) -> Warm {
-        Warm {
-            isolate,
-            heap_bytes,
-            idle_since: Instant::now(),
-        }
-    }
-}
-
 /// An installation's runtime: a bounded pool of warm isolates.
 pub struct Installation {
     plugin: Arc<ValidatedPlugin>,
-    spec: Arc<IsolateSpec>,
-    idle: Arc<Mutex<Vec<Warm>>>,
+    pool: Pool,
     /// The task dropping isolates idle too long; aborted with the installation.
     reaper: AbortHandle,
-    /// One permit per isolate that may exist; invocations beyond wait.
-    permits: Semaphore,
     recent: Mutex<RecentLogs>,
-    started: Arc<AtomicU64>,
 }
 
 impl Installation {
@@ -217,7 +200,7 @@ impl Installation {
     }
 
     pub fn scope(&self) -> &InstallationScope {
-        &self.spec.scope
+        &self.pool.spec().scope
     }
 
     /// Runs one invocation. Whatever happens, captured logs land in
@@ -236,72 +219,73 @@ impl Installation {
             }
             .into());
         }
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| JsError::Internal(e.to_string()))?;
-        let (isolate, heap_bytes) = self.checkout().await?;
-        let Some(handler) = find_handler(isolate.registrations(), &inv.trigger) else {
-            // Nothing ran, so the isolate is as good as before: keep it warm.
-            lock(&self.idle).push(Warm::new(isolate, heap_bytes));
-            return Err(JsError::NoHandler {
-                trigger: inv.trigger.describe(),
-            }
-            .into());
-        };
-        let started = Instant::now();
-        let finished = isolate.invoke(self.job(&inv, handler)).await;
-        let duration = started.elapsed();
-        lock(&self.recent).extend(&finished.logs);
-        if !finished.discard {
-            lock(&self.idle).push(Warm::new(isolate, finished.heap_bytes));
+        let _permit = self.pool.permit().await?;
+        // An isolate closed under a queued invocation did not run it: it
+        // goes to another (each retry follows a discarded isolate).
+        for _ in 0..REDISPATCH_MAX {
+            let mut lease = self.pool.lease().await?;
+            let Some(handler) = find_handler(lease.isolate.registrations(), &inv.trigger) else {
+                // Nothing ran, so the isolate is as good as before: keep it warm.
+                return Err(JsError::NoHandler {
+                    trigger: inv.trigger.describe(),
+                }
+                .into());
+            };
+            let started = Instant::now();
+            let finished = match lease
+                .isolate
+                .invoke(Arc::new(self.job(&inv, handler)))
+                .await
+            {
+                Answer::Ran(finished) => finished,
+                Answer::NotRun => {
+                    lease.not_run();
+                    continue;
+                }
+            };
+            let duration = started.elapsed();
+            lease.ran(finished.heap_bytes, finished.discard);
+            drop(lease);
+            lock(&self.recent).extend(&finished.logs);
+            return match finished.result {
+                Ok(raw) => Ok(Outcome {
+                    value: raw.value,
+                    logs: finished.logs,
+                    duration,
+                }),
+                Err(error) => Err(InvokeFailure {
+                    error,
+                    logs: finished.logs,
+                }),
+            };
         }
-        match finished.result {
-            Ok(raw) => Ok(Outcome {
-                value: raw.value,
-                logs: finished.logs,
-                duration,
-            }),
-            Err(error) => Err(InvokeFailure {
-                error,
-                logs: finished.logs,
-            }),
-        }
+        Err(JsError::Internal(format!(
+            "no isolate took the invocation in {REDISPATCH_MAX} tries (each was discarded first)"
+        ))
+        .into())
     }
 
     /// Starts isolates until `count` are warm (bounded by the pool size).
     pub async fn prewarm(&self, count: usize) -> Result<(), JsError> {
-        let want = count.min(self.permits.available_permits());
-        while lock(&self.idle).len() < want {
-            let isolate = start_isolate(&self.started, self.spec.clone()).await?;
-            let heap_bytes = isolate.memory_bytes().await.unwrap_or(0);
-            lock(&self.idle).push(Warm::new(isolate, heap_bytes));
-        }
-        Ok(())
+        self.pool.prewarm(count).await
     }
 
-    /// Isolates currently warm and idle.
+    /// Isolates currently warm (alive in the pool, busy or idle; a
+    /// discarded one has left it).
     pub fn warm_isolates(&self) -> usize {
-        lock(&self.idle).len()
+        self.pool.isolates()
     }
 
-    /// Heap bytes of each idle warm isolate (QuickJS `malloc_size`; V8's
+    /// Heap bytes of each warm isolate (QuickJS `malloc_size`; V8's
     /// committed heap plus external memory).
     pub async fn isolate_memory_bytes(&self) -> Vec<usize> {
-        let idle: Vec<Warm> = std::mem::take(&mut *lock(&self.idle));
-        let mut out = Vec::new();
-        for w in &idle {
-            out.extend(w.isolate.memory_bytes().await);
-        }
-        lock(&self.idle).extend(idle);
-        out
+        self.pool.memory_bytes().await
     }
 
-    /// Heap bytes the idle warm isolates held when each was last used: what
-    /// keeping this pool warm costs. O(pool size), no call into an isolate.
+    /// Heap bytes the warm isolates held after each one's last invocation:
+    /// what keeping this pool warm costs. O(pool size), no call into an isolate.
     pub fn warm_heap_bytes(&self) -> usize {
-        lock(&self.idle).iter().map(|w| w.heap_bytes).sum()
+        self.pool.heap_bytes()
     }
 
     /// The installation's recent log lines, oldest first.
@@ -309,30 +293,23 @@ impl Installation {
         lock(&self.recent).snapshot()
     }
 
-    async fn checkout(&self) -> Result<(Isolate, usize), JsError> {
-        let warm = lock(&self.idle).pop();
-        match warm {
-            Some(w) => Ok((w.isolate, w.heap_bytes)),
-            None => Ok((start_isolate(&self.started, self.spec.clone()).await?, 0)),
-        }
-    }
-
     fn job(&self, inv: &Invocation, handler: usize) -> InvokeJob {
         let kind = match inv.trigger {
             Trigger::Job { .. } => DeadlineKind::Job,
             _ => DeadlineKind::Interactive,
         };
+        let spec = self.pool.spec();
         let info = json!({
-            "tenant": {"id": self.spec.scope.tenant_id},
-            "plugin": self.spec.plugin_info,
-            "installation": {"id": self.spec.scope.installation_id},
+            "tenant": {"id": spec.scope.tenant_id},
+            "plugin": spec.plugin_info,
+            "installation": {"id": spec.scope.installation_id},
             "invocation": {"id": inv.id, "trigger": inv.trigger, "eventId": inv.event_id, "chainDepth": inv.chain_depth},
         });
         InvokeJob {
             handler,
             input_json: inv.input.to_string(),
             info_json: info.to_string(),
-            deadline: self.spec.limits.deadline(kind),
+            deadline: spec.limits.deadline(kind),
             causation_id: inv.event_id.clone(),
             chain_depth: inv.chain_depth,
         }
@@ -342,33 +319,6 @@ impl Installation {
 impl Drop for Installation {
     fn drop(&mut self) {
         self.reaper.abort();
-    }
-}
-
-/// The reaper: sleeps until the longest-idle isolate has been idle for
-/// `after`, drops every isolate idle that long, and repeats. It holds the
-/// pool only weakly and ends when the installation is gone (which also
-/// aborts it), so it never keeps an isolate alive.
-async fn reap_idle(pool: Weak<Mutex<Vec<Warm>>>, after: Duration) {
-    loop {
-        let next = {
-            let Some(pool) = pool.upgrade() else { return };
-            let oldest = lock(&pool).first().map(|w| w.idle_since);
-            oldest.map_or_else(|| Instant::now() + after, |t| t + after)
-        };
-        tokio::time::sleep_until(next.into()).await;
-        let Some(pool) = pool.upgrade() else { return };
-        // Dropped outside the lock: ending an isolate's thread is not free.
-        let expired: Vec<Warm> = {
-            let mut idle = lock(&pool);
-            let now = Instant::now();
-            let keep = idle
-                .iter()
-                .position(|w| now.duration_since(w.idle_since) < after)
-                .unwrap_or(idle.len());
-            idle.drain(..keep).collect()
-        };
-        drop(expired);
     }
 }
 

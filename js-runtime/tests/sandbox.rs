@@ -17,5 +17,7 @@ mod basics;
 mod ctx_apis;
 #[path = "sandbox/hostile.rs"]
 mod hostile;
+#[path = "sandbox/pipelining.rs"]
+mod pipelining;
 #[path = "sandbox/validation.rs"]
 mod validation;

@@ -2,17 +2,21 @@
 //! the rest of the crate speaks [`IsolateSpec`], [`InvokeJob`] and
 //! [`RawOutcome`], and holds an [`Isolate`] whichever engine runs it.
 //! `quickjs` and `v8` (cargo feature `v8`) are siblings with the same
-//! handle API; `host_call` is the engine-neutral half of every `ctx` call.
+//! handle API; `host_call` is the engine-neutral half of every `ctx` call,
+//! `gate` the handshake that lets invocations queue on a busy isolate
+//! thread (its [`Queue`] here), so a busy isolate goes from one invocation
+//! straight to the next instead of sleeping until the host hands it one.
 
+mod gate;
 pub(crate) mod host_call;
 mod quickjs;
 #[cfg(feature = "v8")]
 mod v8;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use extensor_core::manifest::Permission;
 use serde_json::Value;
@@ -62,12 +66,23 @@ impl Isolate {
         }
     }
 
-    /// Runs one invocation; the isolate must be discarded if `discard` is set.
-    pub async fn invoke(&self, job: InvokeJob) -> Finished {
+    /// Queues one invocation and waits for its answer; the isolate must be
+    /// discarded if the answer's `discard` is set. [`Answer::NotRun`] when
+    /// the isolate closed before the invocation started (run it elsewhere).
+    pub async fn invoke(&self, job: Arc<InvokeJob>) -> Answer {
         match self {
             Isolate::QuickJs(i) => i.invoke(job).await,
             #[cfg(feature = "v8")]
             Isolate::V8(i) => i.invoke(job).await,
+        }
+    }
+
+    /// Killed or discarded: nothing more runs on it.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Isolate::QuickJs(i) => i.is_closed(),
+            #[cfg(feature = "v8")]
+            Isolate::V8(i) => i.is_closed(),
         }
     }
 
@@ -159,26 +174,159 @@ impl Finished {
     }
 }
 
-/// The host side of one invocation, shared by both engines: waits for the
-/// isolate thread's answer up to the deadline plus
-/// [`DEADLINE_GRACE_MS`](crate::config::DEADLINE_GRACE_MS) (for native work
-/// that never checks for interrupts), then calls `kill` so the thread's JS
-/// stops and the isolate is discarded.
-pub(crate) async fn await_finished(
-    reply: tokio::sync::oneshot::Receiver<Finished>,
-    deadline: Duration,
-    kill: impl FnOnce(),
-) -> Finished {
-    let deadline_ms = deadline.as_millis() as u64;
-    let limit = deadline + Duration::from_millis(crate::config::DEADLINE_GRACE_MS);
-    match tokio::time::timeout(limit, reply).await {
-        Ok(Ok(finished)) => finished,
-        Ok(Err(_)) => Finished::failed(JsError::Internal(
-            "isolate thread ended during the invocation".into(),
-        )),
-        Err(_) => {
-            kill();
-            Finished::failed(JsError::Timeout { deadline_ms })
+/// What an isolate thread answers to one queued invocation.
+pub(crate) enum Answer {
+    Ran(Finished),
+    /// The isolate closed (killed, or discarded after an earlier
+    /// invocation) before this one started: nothing of it ran.
+    NotRun,
+}
+
+/// The host's side of an isolate thread's queue: numbers invocations in
+/// the order they are sent (the [`gate`]'s `seq`), so the order the thread
+/// sees is the order of the numbers.
+pub(crate) struct Queue<M> {
+    tx: Mutex<(u64, mpsc::Sender<M>)>,
+    pub gate: Arc<gate::Gate>,
+}
+
+impl<M> Queue<M> {
+    pub fn new(tx: mpsc::Sender<M>, gate: Arc<gate::Gate>) -> Queue<M> {
+        Queue {
+            tx: Mutex::new((0, tx)),
+            gate,
         }
     }
+
+    /// Sends a message that is not an invocation; `false` if the thread is gone.
+    pub fn send(&self, msg: M) -> bool {
+        lock(&self.tx).1.send(msg).is_ok()
+    }
+
+    /// Sends invocation number `seq` (made by `make`); `None` if the thread is gone.
+    pub fn send_invocation(&self, make: impl FnOnce(u64) -> M) -> Option<u64> {
+        let mut tx = lock(&self.tx);
+        let seq = tx.0 + 1;
+        tx.1.send(make(seq)).ok()?;
+        tx.0 = seq;
+        Some(seq)
+    }
+}
+
+/// The host side of one queued invocation, shared by both engines: waits
+/// for the isolate thread's answer until the invocation has run for its
+/// deadline plus [`DEADLINE_GRACE_MS`](crate::config::DEADLINE_GRACE_MS)
+/// (for native work that never checks for interrupts), then calls
+/// `terminate` through the gate, which closes the isolate. Time spent
+/// queued behind other invocations does not count: each of those has the
+/// same limit of its own.
+pub(crate) async fn await_answer(
+    mut reply: tokio::sync::oneshot::Receiver<Answer>,
+    gate: &gate::Gate,
+    seq: u64,
+    deadline: Duration,
+    terminate: impl Fn(),
+) -> Answer {
+    let limit = deadline + Duration::from_millis(crate::config::DEADLINE_GRACE_MS);
+    let mut until = Instant::now() + limit;
+    let mut waiting = Waiting {
+        gate,
+        seq,
+        terminate: &terminate,
+        answered: false,
+    };
+    loop {
+        let waited = Wait {
+            until,
+            seq,
+            deadline,
+        };
+        match await_once(&mut reply, waited, gate, &terminate).await {
+            Ok(answer) => {
+                waiting.answered = true;
+                return answer;
+            }
+            Err(at) => until = at,
+        }
+    }
+}
+
+struct Wait {
+    until: Instant,
+    seq: u64,
+    deadline: Duration,
+}
+
+/// One wait for the answer, up to `until`; `Err` with when to look again.
+async fn await_once(
+    reply: &mut tokio::sync::oneshot::Receiver<Answer>,
+    w: Wait,
+    gate: &gate::Gate,
+    terminate: &impl Fn(),
+) -> Result<Answer, Instant> {
+    let deadline_ms = w.deadline.as_millis() as u64;
+    let limit = w.deadline + Duration::from_millis(crate::config::DEADLINE_GRACE_MS);
+    match tokio::time::timeout_at(w.until.into(), reply).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Ok(Answer::Ran(Finished::failed(JsError::Internal(
+            "isolate thread ended during the invocation".into(),
+        )))),
+        Err(_) => match gate.overdue(w.seq, limit, terminate) {
+            gate::Overdue::Wait(at) => Err(at),
+            gate::Overdue::Killed => Ok(Answer::Ran(Finished::failed(JsError::Timeout {
+                deadline_ms,
+            }))),
+            gate::Overdue::Abandon => Ok(Answer::NotRun),
+        },
+    }
+}
+
+/// An invocation the host still waits for; if the waiting future is
+/// dropped first (the HTTP caller went away), the gate skips or stops it.
+struct Waiting<'a, F: Fn()> {
+    gate: &'a gate::Gate,
+    seq: u64,
+    terminate: &'a F,
+    answered: bool,
+}
+
+impl<F: Fn()> Drop for Waiting<'_, F> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.gate.cancel(self.seq, self.terminate);
+        }
+    }
+}
+
+/// Thread side, after an invocation: closes the gate if the isolate is
+/// discarded (by its own verdict, or because the host killed it meanwhile),
+/// so nothing queued behind it starts, then answers. `false` when the
+/// thread must stop.
+pub(crate) fn answer(
+    gate: &gate::Gate,
+    mut finished: Finished,
+    reply: tokio::sync::oneshot::Sender<Answer>,
+) -> bool {
+    gate.end();
+    finished.discard |= gate.is_closed();
+    let keep = !finished.discard;
+    if !keep {
+        gate.close(|| {});
+    }
+    let _ = reply.send(Answer::Ran(finished));
+    keep
+}
+
+/// Thread side, once an isolate is discarded and its engine gone: answers
+/// every invocation still queued, or queued later, as not run, until the
+/// host drops its handle (which closes the channel).
+pub(crate) fn refuse_the_rest<M>(rx: &mpsc::Receiver<M>, not_run: impl Fn(M)) {
+    while let Ok(msg) = rx.recv() {
+        not_run(msg);
+    }
+}
+
+/// A poisoned lock only guards plain data here; it is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -13,7 +13,7 @@
 //! async side also gives up after deadline + grace (long native operations).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
@@ -30,10 +30,11 @@ use rquickjs::{
 };
 use tokio::sync::oneshot;
 
+use super::gate::{Begin, Gate};
 use super::host_call::{Admitted, admit};
 use super::{
-    Alive, Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, RawOutcome, SDK_SOURCE,
-    await_finished,
+    Alive, Answer, Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, Queue, RawOutcome,
+    SDK_SOURCE, answer, await_answer, refuse_the_rest,
 };
 use crate::bundle::{SDK_MODULE, Sources};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
@@ -57,15 +58,22 @@ const ERROR_TEXT_BYTES_MAX: usize = 8 * 1024;
 const REUSE_HEAP_SHARE_MAX: f64 = 0.5;
 
 enum Msg {
-    Invoke(Box<InvokeJob>, oneshot::Sender<Finished>),
+    /// Invocation number `seq` of this isolate (see `gate`).
+    Invoke(Arc<InvokeJob>, u64, oneshot::Sender<Answer>),
     Memory(oneshot::Sender<usize>),
-    HostDone { seq: u64, id: u64, settled: Settled },
+    HostDone {
+        seq: u64,
+        id: u64,
+        settled: Settled,
+    },
     Shutdown,
 }
 
 /// The host's handle on one isolate thread.
 pub(crate) struct Isolate {
-    tx: mpsc::Sender<Msg>,
+    /// Invocations queue here while the thread is busy; it runs them back
+    /// to back.
+    queue: Queue<Msg>,
     kill: Arc<AtomicBool>,
     pub registrations: Vec<Registration>,
 }
@@ -81,41 +89,58 @@ impl Isolate {
         let deadline_ms = spec.limits.deadline_ms;
         let thread_tx = tx.clone();
         let thread_kill = kill.clone();
+        let gate = Arc::new(Gate::default());
+        let thread_gate = gate.clone();
         std::thread::Builder::new()
             .name("extensor-js".into())
             .stack_size(spec.limits.stack_bytes_max + THREAD_STACK_MARGIN_BYTES)
             .spawn(move || {
-                let _alive = Alive::enter(&spec.alive);
-                isolate_main(spec, rx, thread_tx, thread_kill, ready_tx)
+                {
+                    let _alive = Alive::enter(&spec.alive);
+                    isolate_main(spec, &rx, thread_tx, thread_kill, &thread_gate, ready_tx);
+                }
+                refuse_the_rest(&rx, |msg| {
+                    if let Msg::Invoke(_, _, reply) = msg {
+                        let _ = reply.send(Answer::NotRun);
+                    }
+                });
             })
             .map_err(|e| JsError::Internal(format!("spawn isolate thread: {e}")))?;
-        let handle = |registrations| Isolate {
-            tx: tx.clone(),
-            kill: kill.clone(),
-            registrations,
-        };
+        let queue = Queue::new(tx, gate);
         match tokio::time::timeout(limit, ready_rx).await {
-            Ok(Ok(Ok(loaded))) => Ok(handle(loaded.registrations)),
+            Ok(Ok(Ok(loaded))) => Ok(Isolate {
+                queue,
+                kill,
+                registrations: loaded.registrations,
+            }),
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(JsError::Internal(
                 "isolate thread ended during start".into(),
             )),
             Err(_) => {
-                kill.store(true, Ordering::Relaxed);
-                let _ = tx.send(Msg::Shutdown);
+                queue.gate.close(|| kill.store(true, Ordering::Relaxed));
+                queue.send(Msg::Shutdown);
                 Err(JsError::Timeout { deadline_ms })
             }
         }
     }
 
-    /// Runs one invocation; gives up (and kills the isolate) after deadline + grace.
-    pub async fn invoke(&self, job: InvokeJob) -> Finished {
+    pub fn is_closed(&self) -> bool {
+        self.queue.gate.is_closed()
+    }
+
+    /// Queues one invocation; gives up (and kills the isolate) once it has
+    /// run for deadline + grace.
+    pub async fn invoke(&self, job: Arc<InvokeJob>) -> Answer {
         let deadline = job.deadline;
         let (reply_tx, reply_rx) = oneshot::channel();
-        if self.tx.send(Msg::Invoke(Box::new(job), reply_tx)).is_err() {
-            return Finished::failed(JsError::Internal("isolate thread is gone".into()));
-        }
-        await_finished(reply_rx, deadline, || {
+        let Some(seq) = self
+            .queue
+            .send_invocation(|seq| Msg::Invoke(job, seq, reply_tx))
+        else {
+            return Answer::NotRun;
+        };
+        await_answer(reply_rx, &self.queue.gate, seq, deadline, || {
             self.kill.store(true, Ordering::Relaxed)
         })
         .await
@@ -124,7 +149,9 @@ impl Isolate {
     /// Bytes QuickJS has allocated for this isolate (`malloc_size`).
     pub async fn memory_bytes(&self) -> Option<usize> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::Memory(tx)).ok()?;
+        if !self.queue.send(Msg::Memory(tx)) {
+            return None;
+        }
         rx.await.ok()
     }
 }
@@ -133,16 +160,19 @@ impl Drop for Isolate {
     fn drop(&mut self) {
         // If the thread is still busy (abandoned on timeout), the kill flag
         // makes the interrupt handler stop it at the next check.
-        self.kill.store(true, Ordering::Relaxed);
-        let _ = self.tx.send(Msg::Shutdown);
+        self.queue
+            .gate
+            .close(|| self.kill.store(true, Ordering::Relaxed));
+        self.queue.send(Msg::Shutdown);
     }
 }
 
 fn isolate_main(
     spec: Arc<IsolateSpec>,
-    rx: mpsc::Receiver<Msg>,
+    rx: &mpsc::Receiver<Msg>,
     tx: mpsc::Sender<Msg>,
     kill: Arc<AtomicBool>,
+    gate: &Gate,
     ready: oneshot::Sender<Result<Loaded, JsError>>,
 ) {
     let engine = match Engine::new(spec, tx, kill) {
@@ -165,14 +195,20 @@ fn isolate_main(
             return;
         }
     }
-    while let Ok(msg) = rx.recv() {
+    while let Some(msg) = engine.next(rx) {
         match msg {
             Msg::Shutdown => break,
-            Msg::Invoke(job, reply) => {
-                let finished = engine.invoke(&job, &rx);
-                let discard = finished.discard;
-                let _ = reply.send(finished);
-                if discard {
+            Msg::Invoke(job, seq, reply) => {
+                match gate.begin(seq) {
+                    Begin::Run => {}
+                    Begin::Skip => continue,
+                    Begin::Closed => {
+                        let _ = reply.send(Answer::NotRun);
+                        break;
+                    }
+                }
+                let finished = engine.invoke(&job, rx);
+                if !answer(gate, finished, reply) {
                     break;
                 }
             }
@@ -428,6 +464,9 @@ struct Engine {
     state: Rc<State>,
     ctx: Context,
     rt: Runtime,
+    /// Messages that arrived while an invocation awaited a host call, in
+    /// arrival order; served before the channel.
+    held: RefCell<VecDeque<Msg>>,
 }
 
 impl Engine {
@@ -483,7 +522,12 @@ impl Engine {
             call_cx: RefCell::default(),
         });
         ctx.with(|ctx| install(&ctx, &state)).map_err(internal)?;
-        Ok(Engine { state, ctx, rt })
+        Ok(Engine {
+            state,
+            ctx,
+            rt,
+            held: RefCell::default(),
+        })
     }
 
     /// Evaluates the entry module (and what it imports) under the interactive deadline.
@@ -663,15 +707,9 @@ impl Engine {
                 Ok(())
             }
             Ok(Msg::HostDone { .. }) => Ok(()),
-            Ok(Msg::Memory(reply)) => {
-                // The runtime is busy inside this invocation; report nothing.
-                drop(reply);
-                Ok(())
-            }
-            Ok(Msg::Invoke(_, reply)) => {
-                let _ = reply.send(Finished::failed(JsError::Internal(
-                    "isolate is busy".into(),
-                )));
+            Ok(msg @ (Msg::Memory(_) | Msg::Invoke(..))) => {
+                // Queued behind this invocation: handled once it is done.
+                self.held.borrow_mut().push_back(msg);
                 Ok(())
             }
             Ok(Msg::Shutdown) | Err(_) => Err(None),
@@ -767,6 +805,12 @@ impl Engine {
         }
     }
 
+    /// The next message: one held while busy, else the channel's.
+    fn next(&self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
+        let held = self.held.borrow_mut().pop_front();
+        held.or_else(|| rx.recv().ok())
+    }
+
     fn memory_bytes(&self) -> usize {
         usize::try_from(self.rt.memory_usage().malloc_size).unwrap_or(0)
     }
@@ -774,7 +818,18 @@ impl Engine {
     fn shutdown(self) {
         self.state.clear();
         // Field order drops the context before the runtime.
-        let Engine { state, ctx, rt } = self;
+        let Engine {
+            state,
+            ctx,
+            rt,
+            held,
+        } = self;
+        // Invocations queued behind the last one never ran here.
+        for msg in held.into_inner() {
+            if let Msg::Invoke(_, _, reply) = msg {
+                let _ = reply.send(Answer::NotRun);
+            }
+        }
         drop(ctx);
         drop(state);
         rt.run_gc();

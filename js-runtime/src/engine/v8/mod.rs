@@ -30,14 +30,16 @@ mod snapshot;
 mod stack;
 mod watchdog;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
 use deno_core::v8::IsolateHandle;
 use tokio::sync::oneshot;
 
-use super::{Alive, Finished, InvokeJob, IsolateSpec, Loaded, await_finished};
+use super::gate::{Begin, Gate};
+use super::{
+    Alive, Answer, InvokeJob, IsolateSpec, Loaded, Queue, answer, await_answer, refuse_the_rest,
+};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind};
 use crate::error::JsError;
 use crate::plugin::Registration;
@@ -53,7 +55,8 @@ const THREAD_STACK_MARGIN_BYTES: usize = 2 * 1024 * 1024;
 pub(super) const V8_STACK_BYTES: usize = crate::config::STACK_BYTES_DEFAULT;
 
 enum Msg {
-    Invoke(Box<InvokeJob>, oneshot::Sender<Finished>),
+    /// Invocation number `seq` of this isolate (see `gate`).
+    Invoke(Arc<InvokeJob>, u64, oneshot::Sender<Answer>),
     Memory(oneshot::Sender<usize>),
 }
 
@@ -61,23 +64,22 @@ enum Msg {
 pub(crate) struct Isolate {
     /// A std channel: between invocations the thread blocks on a futex
     /// outside its tokio runtime, which wakes faster than the runtime's
-    /// parked I/O driver (eventfd + epoll).
-    tx: mpsc::Sender<Msg>,
+    /// parked I/O driver (eventfd + epoll). Invocations queue on it while
+    /// the thread is busy, and it runs them back to back.
+    queue: Queue<Msg>,
     terminate: Terminator,
     pub registrations: Vec<Registration>,
 }
 
 /// Stops the isolate's JS from any thread, once the thread has published
-/// its handle.
+/// its handle; before that, the thread sees the closed gate and stops.
 #[derive(Clone, Default)]
 struct Terminator {
     handle: Arc<OnceLock<IsolateHandle>>,
-    killed: Arc<AtomicBool>,
 }
 
 impl Terminator {
-    fn kill(&self) {
-        self.killed.store(true, Ordering::SeqCst);
+    fn terminate(&self) {
         if let Some(h) = self.handle.get() {
             h.terminate_execution();
         }
@@ -90,21 +92,29 @@ impl Isolate {
         let (tx, rx) = mpsc::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let terminate = Terminator::default();
+        let gate = Arc::new(Gate::default());
         let limit = spec.limits.deadline(DeadlineKind::Interactive)
             + Duration::from_millis(DEADLINE_GRACE_MS);
         let deadline_ms = spec.limits.deadline_ms;
-        let thread_terminate = terminate.clone();
+        let (thread_terminate, thread_gate) = (terminate.clone(), gate.clone());
         std::thread::Builder::new()
             .name("extensor-v8".into())
             .stack_size(spec.limits.stack_bytes_max.max(V8_STACK_BYTES) + THREAD_STACK_MARGIN_BYTES)
             .spawn(move || {
-                let _alive = Alive::enter(&spec.alive);
-                isolate_main(spec, rx, thread_terminate, ready_tx)
+                {
+                    let _alive = Alive::enter(&spec.alive);
+                    isolate_main(spec, &rx, &thread_terminate, &thread_gate, ready_tx);
+                }
+                refuse_the_rest(&rx, |msg| {
+                    if let Msg::Invoke(_, _, reply) = msg {
+                        let _ = reply.send(Answer::NotRun);
+                    }
+                });
             })
             .map_err(|e| JsError::Internal(format!("spawn isolate thread: {e}")))?;
         match tokio::time::timeout(limit, ready_rx).await {
             Ok(Ok(Ok(loaded))) => Ok(Isolate {
-                tx,
+                queue: Queue::new(tx, gate),
                 terminate,
                 registrations: loaded.registrations,
             }),
@@ -113,26 +123,39 @@ impl Isolate {
                 "isolate thread ended during start".into(),
             )),
             Err(_) => {
-                terminate.kill();
+                gate.close(|| terminate.terminate());
                 Err(JsError::Timeout { deadline_ms })
             }
         }
     }
 
-    /// Runs one invocation; gives up (and kills the isolate) after deadline + grace.
-    pub async fn invoke(&self, job: InvokeJob) -> Finished {
+    pub fn is_closed(&self) -> bool {
+        self.queue.gate.is_closed()
+    }
+
+    /// Queues one invocation; gives up (and kills the isolate) once it has
+    /// run for deadline + grace.
+    pub async fn invoke(&self, job: Arc<InvokeJob>) -> Answer {
         let deadline = job.deadline;
         let (reply_tx, reply_rx) = oneshot::channel();
-        if self.tx.send(Msg::Invoke(Box::new(job), reply_tx)).is_err() {
-            return Finished::failed(JsError::Internal("isolate thread is gone".into()));
-        }
-        await_finished(reply_rx, deadline, || self.terminate.kill()).await
+        let Some(seq) = self
+            .queue
+            .send_invocation(|seq| Msg::Invoke(job, seq, reply_tx))
+        else {
+            return Answer::NotRun;
+        };
+        await_answer(reply_rx, &self.queue.gate, seq, deadline, || {
+            self.terminate.terminate()
+        })
+        .await
     }
 
     /// V8 heap bytes of this isolate (committed heap plus external memory).
     pub async fn memory_bytes(&self) -> Option<usize> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::Memory(tx)).ok()?;
+        if !self.queue.send(Msg::Memory(tx)) {
+            return None;
+        }
         rx.await.ok()
     }
 }
@@ -141,14 +164,15 @@ impl Drop for Isolate {
     fn drop(&mut self) {
         // An isolate abandoned mid-invocation stops running JS now; an idle
         // one sees its channel close and ends its thread.
-        self.terminate.kill();
+        self.queue.gate.close(|| self.terminate.terminate());
     }
 }
 
 fn isolate_main(
     spec: Arc<IsolateSpec>,
-    rx: mpsc::Receiver<Msg>,
-    terminate: Terminator,
+    rx: &mpsc::Receiver<Msg>,
+    terminate: &Terminator,
+    gate: &Gate,
     ready: oneshot::Sender<Result<Loaded, JsError>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -170,7 +194,7 @@ fn isolate_main(
         }
     };
     let _ = terminate.handle.set(engine.handle());
-    if terminate.killed.load(Ordering::SeqCst) {
+    if gate.is_closed() {
         return;
     }
     let loaded = rt.block_on(engine.load());
@@ -180,11 +204,17 @@ fn isolate_main(
     }
     while let Ok(msg) = rx.recv() {
         match msg {
-            Msg::Invoke(job, reply) => {
+            Msg::Invoke(job, seq, reply) => {
+                match gate.begin(seq) {
+                    Begin::Run => {}
+                    Begin::Skip => continue,
+                    Begin::Closed => {
+                        let _ = reply.send(Answer::NotRun);
+                        break;
+                    }
+                }
                 let finished = rt.block_on(engine.invoke(&job));
-                let discard = finished.discard;
-                let _ = reply.send(finished);
-                if discard {
+                if !answer(gate, finished, reply) {
                     break;
                 }
             }
