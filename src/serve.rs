@@ -30,6 +30,11 @@ pub struct ServeArgs {
     /// together; least recently used pools are evicted beyond it.
     #[arg(long, env = "EXTENSOR_WARM_ISOLATES_MB_MAX")]
     warm_isolates_mb_max: Option<usize>,
+    /// Seconds between `route.accessed` records of a route (each holds
+    /// that interval's count, errors and duration percentiles).
+    #[arg(long, env = "EXTENSOR_ROUTE_ACCESS_FLUSH_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    route_access_flush_secs: u64,
     /// Log lines as readable text or as JSON objects.
     #[arg(long, env = "EXTENSOR_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -70,6 +75,7 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     config.engine.warm_isolates_bytes_max = args
         .warm_isolates_mb_max
         .map(|mb| mb.saturating_mul(1024 * 1024));
+    config.engine.route_access_flush_ms = Some(args.route_access_flush_secs * 1_000);
     let data_dir = data_dir.display().to_string();
     serve(
         config,

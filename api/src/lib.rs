@@ -15,7 +15,8 @@
 //!   platform-admin bootstrap (no HTTP; the CLI uses it too).
 //! - [`ratelimit`]: per-tenant token buckets (events, routes, management).
 //! - [`observe`]: request ids, the per-request log line, HTTP metrics, the
-//!   Prometheus recorder.
+//!   Prometheus recorder. [`metered_store`]: the store with every append
+//!   timed for `/metrics`.
 //! - [`state`]: [`state::AppState`] shared by handlers; `FEATURE_*` switches.
 //! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
 //!   [`events`], [`audit`], [`plugins`], [`jobs`] (run-now, schedules, run history), [`secrets`], [`filters`]
@@ -94,6 +95,7 @@ pub mod ext_routes;
 pub mod filters;
 pub mod health;
 pub mod jobs;
+pub mod metered_store;
 pub mod metrics;
 pub mod observe;
 pub mod ops;

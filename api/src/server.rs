@@ -52,6 +52,9 @@ pub struct EngineSettings {
     /// Heap all warm isolates may hold together; `None` keeps the engine's
     /// default (`WARM_ISOLATES_BYTES_MAX_DEFAULT`).
     pub warm_isolates_bytes_max: Option<usize>,
+    /// Milliseconds between `route.accessed` flushes; `None` keeps the
+    /// engine's default (`route_access::FLUSH_MS_DEFAULT`).
+    pub route_access_flush_ms: Option<u64>,
     /// The platform key for secrets; `None` loads it per
     /// `SecretKey::load` (env, key file, or `<data_dir>/secret.key`).
     pub secret_key: Option<extensor_core::secrets::SecretKey>,
@@ -160,7 +163,10 @@ pub async fn serve(
     crate::observe::prometheus();
     let data_dir = config.store.data_dir.clone();
     let store = SqliteStore::open(config.store)?;
-    let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    // Appends timed for `/metrics`; `store` itself is kept to close it.
+    let shared: Arc<dyn EventStore> = Arc::new(crate::metered_store::MeteredStore(Arc::new(
+        store.clone(),
+    )));
     let sandbox = crate::status::SandboxInfo::from(&config.engine.sandbox);
     let http_allowlist = config.engine.sandbox.network.platform_allowed_hosts.clone();
     // The directory first: suspended tenants start stopped in the engine.
@@ -241,6 +247,9 @@ async fn start_engine(
     config.stopped_tenants = stopped_tenants;
     if let Some(max) = settings.warm_isolates_bytes_max {
         config.warm_isolates_bytes_max = max;
+    }
+    if let Some(ms) = settings.route_access_flush_ms {
+        config.route_access_flush_ms = ms;
     }
     extensor_actors::Engine::start(config)
         .await
