@@ -257,11 +257,21 @@ async fn every_seed_list_is_complete_on_a_live_server() {
             ("EXTENSOR_ALLOW_PRIVATE_NETWORKS", "true"),
         ],
     );
-    let token = served::tenant(&data);
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/api/tenants", server.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"slug": "acme", "name": "Acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let api = Api {
-        http: reqwest::Client::new(),
+        http,
         base: server.url.clone(),
-        token,
+        token: created["owner_token"]["token"].as_str().unwrap().to_owned(),
     };
     exercise(&api, port).await;
 
