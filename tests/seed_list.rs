@@ -98,8 +98,15 @@ fn receiver() -> u16 {
             let mut buf = vec![0u8; 64 * 1024];
             let n = c.read(&mut buf).unwrap_or(0);
             let head = String::from_utf8_lossy(&buf[..n]);
-            let status = if head.starts_with("POST /ok") { "200 OK" } else { "500 Oops" };
-            let _ = write!(c, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let status = if head.starts_with("POST /ok") {
+                "200 OK"
+            } else {
+                "500 Oops"
+            };
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
         }
     });
     port
@@ -142,7 +149,10 @@ impl Api {
             .await
             .unwrap();
         let up: Value = r.json().await.unwrap();
-        up["plugin"]["id"].as_str().unwrap_or_else(|| panic!("{up}")).to_owned()
+        up["plugin"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{up}"))
+            .to_owned()
     }
 
     async fn webhook(&self, name: &str, url: &str) {
@@ -157,12 +167,20 @@ impl Api {
             .await
             .unwrap();
         let status = r.status().as_u16();
-        assert!(status < 300, "webhook {name}: {status} {}", r.text().await.unwrap());
+        assert!(
+            status < 300,
+            "webhook {name}: {status} {}",
+            r.text().await.unwrap()
+        );
     }
 
     async fn events_of(&self, event_type: &str) -> Vec<Value> {
         let page = self
-            .call(Method::GET, &format!("/api/events?type={event_type}&limit=1000"), None)
+            .call(
+                Method::GET,
+                &format!("/api/events?type={event_type}&limit=1000"),
+                None,
+            )
             .await;
         page["events"].as_array().cloned().unwrap_or_default()
     }
@@ -171,20 +189,39 @@ impl Api {
 /// Every path that writes a seed audit event, once.
 async fn exercise(api: &Api, receiver_port: u16) {
     let id = api.upload("seed").await;
-    api.call(Method::POST, &format!("/api/plugins/{id}/enable"), None).await;
-    let gone = api.upload("gone").await;
-    api.call(Method::POST, &format!("/api/plugins/{gone}/enable"), None).await;
-    api.call(Method::POST, &format!("/api/plugins/{gone}/disable"), None).await;
-    api.call(Method::DELETE, &format!("/api/plugins/{gone}"), None).await;
-    api.webhook("good", &format!("http://127.0.0.1:{receiver_port}/ok")).await;
-    api.webhook("bad", &format!("http://127.0.0.1:{receiver_port}/fail")).await;
-    api.call(Method::POST, "/api/events", Some(json!({"event_type": "order.created", "event_data": {"n": 1}})))
+    api.call(Method::POST, &format!("/api/plugins/{id}/enable"), None)
         .await;
-    api.call(Method::POST, &format!("/api/plugins/{id}/jobs/tick/run-now"), None).await;
+    let gone = api.upload("gone").await;
+    api.call(Method::POST, &format!("/api/plugins/{gone}/enable"), None)
+        .await;
+    api.call(Method::POST, &format!("/api/plugins/{gone}/disable"), None)
+        .await;
+    api.call(Method::DELETE, &format!("/api/plugins/{gone}"), None)
+        .await;
+    api.webhook("good", &format!("http://127.0.0.1:{receiver_port}/ok"))
+        .await;
+    api.webhook("bad", &format!("http://127.0.0.1:{receiver_port}/fail"))
+        .await;
+    api.call(
+        Method::POST,
+        "/api/events",
+        Some(json!({"event_type": "order.created", "event_data": {"n": 1}})),
+    )
+    .await;
+    api.call(
+        Method::POST,
+        &format!("/api/plugins/{id}/jobs/tick/run-now"),
+        None,
+    )
+    .await;
     let ok = api.req(Method::GET, "/ext/seed/ok").send().await.unwrap();
     assert_eq!(ok.status().as_u16(), 200);
     for kind in ERROR_KINDS {
-        let r = api.req(Method::GET, &format!("/ext/seed/{kind}")).send().await.unwrap();
+        let r = api
+            .req(Method::GET, &format!("/ext/seed/{kind}"))
+            .send()
+            .await
+            .unwrap();
         assert!(!r.status().is_success(), "{kind}: {}", r.status());
     }
 }
@@ -197,7 +234,10 @@ async fn audit_events_missing(api: &Api) -> Vec<&'static str> {
         missing.clear();
         for name in SEED_AUDIT_EVENTS {
             let found = api.events_of(name).await;
-            if !found.iter().any(|e| e["type"] == name && e["schema_version"].is_u64()) {
+            if !found
+                .iter()
+                .any(|e| e["type"] == name && e["schema_version"].is_u64())
+            {
                 missing.push(name);
             }
         }
@@ -276,11 +316,20 @@ async fn every_seed_list_is_complete_on_a_live_server() {
     exercise(&api, port).await;
 
     let missing = audit_events_missing(&api).await;
-    assert!(missing.is_empty(), "seed audit events missing from GET /api/events: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "seed audit events missing from GET /api/events: {missing:?}"
+    );
 
     let mut status_missing = Vec::new();
-    for (who, token, slug) in [("tenant", api.token.as_str(), Some("acme")), ("platform", ADMIN, None)] {
-        let mut r = api.http.get(format!("{}/api/status", api.base)).bearer_auth(token);
+    for (who, token, slug) in [
+        ("tenant", api.token.as_str(), Some("acme")),
+        ("platform", ADMIN, None),
+    ] {
+        let mut r = api
+            .http
+            .get(format!("{}/api/status", api.base))
+            .bearer_auth(token);
         if let Some(s) = slug {
             r = r.header("X-Tenant-Slug", s);
         }
@@ -291,7 +340,10 @@ async fn every_seed_list_is_complete_on_a_live_server() {
             }
         }
     }
-    assert!(status_missing.is_empty(), "status fields missing: {status_missing:?}");
+    assert!(
+        status_missing.is_empty(),
+        "status fields missing: {status_missing:?}"
+    );
 
     let text = api
         .http
@@ -303,14 +355,32 @@ async fn every_seed_list_is_complete_on_a_live_server() {
         .await
         .unwrap();
     let (found, kinds) = families(&text);
-    let seed_missing: Vec<_> = SEED_METRIC_FAMILIES.iter().filter(|f| !found.contains(**f)).collect();
-    assert!(seed_missing.is_empty(), "seed metric families missing: {seed_missing:?}\n{text}");
+    let seed_missing: Vec<_> = SEED_METRIC_FAMILIES
+        .iter()
+        .filter(|f| !found.contains(**f))
+        .collect();
+    assert!(
+        seed_missing.is_empty(),
+        "seed metric families missing: {seed_missing:?}\n{text}"
+    );
     let documented = documented_families();
-    assert!(documented.len() >= SEED_METRIC_FAMILIES.len(), "{documented:?}");
+    assert!(
+        documented.len() >= SEED_METRIC_FAMILIES.len(),
+        "{documented:?}"
+    );
     let doc_missing: Vec<_> = documented.difference(&found).collect();
-    assert!(doc_missing.is_empty(), "documented families not served: {doc_missing:?}\n{text}");
-    let kinds_missing: Vec<_> = ERROR_KINDS.iter().filter(|k| !kinds.contains(**k)).collect();
-    assert!(kinds_missing.is_empty(), "error kinds missing: {kinds_missing:?} (have {kinds:?})");
+    assert!(
+        doc_missing.is_empty(),
+        "documented families not served: {doc_missing:?}\n{text}"
+    );
+    let kinds_missing: Vec<_> = ERROR_KINDS
+        .iter()
+        .filter(|k| !kinds.contains(**k))
+        .collect();
+    assert!(
+        kinds_missing.is_empty(),
+        "error kinds missing: {kinds_missing:?} (have {kinds:?})"
+    );
     drop(server);
 
     // `events export` (the store read offline) shows them too.
@@ -321,5 +391,8 @@ async fn every_seed_list_is_complete_on_a_live_server() {
         .iter()
         .filter(|n| !out.contains(&format!("\"{n}\"")))
         .collect();
-    assert!(absent.is_empty(), "missing from `events export`: {absent:?}");
+    assert!(
+        absent.is_empty(),
+        "missing from `events export`: {absent:?}"
+    );
 }

@@ -31,7 +31,10 @@ impl LabelCap {
     /// Whether `value` may be a label value: already admitted, or admitted
     /// now because the cap leaves room.
     pub fn admit(&self, value: &str) -> bool {
-        let seen = self.seen.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let seen = self
+            .seen
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.contains(value) {
             return true;
         }

@@ -36,8 +36,8 @@ use extensor_core::route_access::{
 };
 use extensor_core::store::{APPEND_EVENTS_MAX, EventStore, ExpectedRevision};
 use futures::future::BoxFuture;
-use tokio::task::JoinHandle;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use tokio::task::JoinHandle;
 
 use crate::error::Error;
 
@@ -215,7 +215,9 @@ impl RouteAccess {
     ) -> Recorded {
         let shard = self.shard(tenant);
         {
-            let map = shard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let map = shard
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(cell) = map.get(tenant).and_then(|t| t.find(installation, route)) {
                 cell.record(failed, elapsed);
                 return Recorded::Counted;
@@ -358,7 +360,11 @@ impl RouteAccess {
 }
 
 /// The records of one flush.
-pub fn records_of(since: DateTime<Utc>, now: DateTime<Utc>, flushed: &[Flushed]) -> Vec<RouteAccessed> {
+pub fn records_of(
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    flushed: &[Flushed],
+) -> Vec<RouteAccessed> {
     flushed
         .iter()
         .map(|f| RouteAccessed {
@@ -440,7 +446,11 @@ impl crate::tenant_supervisor::TenantService for RouteAccessService {
         self.access.has_tenant(tenant)
     }
 
-    fn spawn(&self, tenant: TenantId, supervisor: ActorCell) -> BoxFuture<'static, Result<ActorCell, Error>> {
+    fn spawn(
+        &self,
+        tenant: TenantId,
+        supervisor: ActorCell,
+    ) -> BoxFuture<'static, Result<ActorCell, Error>> {
         let service = self.clone();
         Box::pin(async move {
             let actor = format!("/tenants/{tenant}/{SERVICE_NAME}");
@@ -541,8 +551,14 @@ mod tests {
         let a = RouteAccess::default();
         let (t, i) = ids();
         let ms = Duration::from_millis(3);
-        assert_eq!(a.record(&t, &i, "p", "GET /a", Failed::No, ms), Recorded::NewTenant);
-        assert_eq!(a.record(&t, &i, "p", "GET /a", Failed::Yes, ms), Recorded::Counted);
+        assert_eq!(
+            a.record(&t, &i, "p", "GET /a", Failed::No, ms),
+            Recorded::NewTenant
+        );
+        assert_eq!(
+            a.record(&t, &i, "p", "GET /a", Failed::Yes, ms),
+            Recorded::Counted
+        );
         a.record(&t, &i, "p", "POST /b", Failed::No, ms);
         let (_, first) = a.take(&t, Utc::now());
         let mut counts: Vec<(String, u64, u64)> = first
@@ -564,12 +580,22 @@ mod tests {
         let (t, i) = ids();
         let extra = 10;
         for n in 0..ROUTES_PER_TENANT_MAX + extra {
-            a.record(&t, &i, "p", &format!("GET /r{n}"), Failed::No, Duration::ZERO);
+            a.record(
+                &t,
+                &i,
+                "p",
+                &format!("GET /r{n}"),
+                Failed::No,
+                Duration::ZERO,
+            );
         }
         let (_, taken) = a.take(&t, Utc::now());
         assert_eq!(taken.len(), ROUTES_PER_TENANT_MAX + 1);
         let overflow = taken.iter().find(|f| f.installation.is_none()).unwrap();
-        assert_eq!((overflow.route.as_str(), overflow.taken.count), ("*", extra as u64));
+        assert_eq!(
+            (overflow.route.as_str(), overflow.taken.count),
+            ("*", extra as u64)
+        );
         let total: u64 = taken.iter().map(|f| f.taken.count).sum();
         assert_eq!(total, (ROUTES_PER_TENANT_MAX + extra) as u64);
     }

@@ -164,9 +164,8 @@ pub async fn serve(
     let data_dir = config.store.data_dir.clone();
     let store = SqliteStore::open(config.store)?;
     // Appends timed for `/metrics`; `store` itself is kept to close it.
-    let shared: Arc<dyn EventStore> = Arc::new(crate::metered_store::MeteredStore(Arc::new(
-        store.clone(),
-    )));
+    let shared: Arc<dyn EventStore> =
+        Arc::new(crate::metered_store::MeteredStore(Arc::new(store.clone())));
     let sandbox = crate::status::SandboxInfo::from(&config.engine.sandbox);
     let http_allowlist = config.engine.sandbox.network.platform_allowed_hosts.clone();
     // The directory first: suspended tenants start stopped in the engine.

@@ -5,10 +5,10 @@
 //! `X-Tenant-Slug`) sees its tenant; the platform admin without the header
 //! sees the whole platform.
 
+use extensor_actors::engine::StatusScope;
 use extensor_core::role::Role;
 use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
-use extensor_actors::engine::StatusScope;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::auth::BearerAuth;

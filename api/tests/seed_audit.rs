@@ -85,7 +85,13 @@ async fn events_of(s: &Server, token: &str, slug: &str, event_type: &str) -> Vec
 }
 
 async fn get(s: &Server, path: &str, token: &str, slug: Option<&str>) -> Value {
-    let (status, body) = json_of(s.req(Method::GET, path, Some(token), slug).send().await.unwrap()).await;
+    let (status, body) = json_of(
+        s.req(Method::GET, path, Some(token), slug)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "{path}: {body}");
     body
 }
@@ -103,7 +109,11 @@ async fn a_job_run_is_recorded_as_job_executed_in_the_same_append_as_its_outcome
             .unwrap(),
     )
     .await;
-    assert_eq!((status, &run["status"]), (200, &json!("succeeded")), "{run}");
+    assert_eq!(
+        (status, &run["status"]),
+        (200, &json!("succeeded")),
+        "{run}"
+    );
 
     let executed = events_of(&s, &owner, "acme", "job.executed").await;
     assert_eq!(executed.len(), 1, "{executed:?}");
@@ -135,7 +145,12 @@ async fn a_job_run_is_recorded_as_job_executed_in_the_same_append_as_its_outcome
 async fn traffic(s: &Server, owner: &str, ok: usize, boom: usize) {
     for n in 0..ok {
         let r = s
-            .req(Method::GET, &format!("/ext/probe/ok/{n}"), Some(owner), Some("acme"))
+            .req(
+                Method::GET,
+                &format!("/ext/probe/ok/{n}"),
+                Some(owner),
+                Some("acme"),
+            )
             .send()
             .await
             .unwrap();
@@ -156,12 +171,20 @@ async fn route_totals(s: &Server, owner: &str) -> std::collections::BTreeMap<Str
     let mut out = std::collections::BTreeMap::new();
     for e in events_of(s, owner, "acme", "route.accessed").await {
         assert_eq!(e["schema_version"], 1);
-        assert!(e["stream"].as_str().unwrap().starts_with("route_access-"), "{e}");
+        assert!(
+            e["stream"].as_str().unwrap().starts_with("route_access-"),
+            "{e}"
+        );
         let d = &e["data"];
         assert_eq!(d["plugin"], "probe", "{e}");
         assert!(d["duration_p50_us"].as_u64().unwrap() <= d["duration_p99_us"].as_u64().unwrap());
-        assert!(d["interval_start"].as_str() <= d["interval_end"].as_str(), "{e}");
-        let t: &mut (u64, u64) = out.entry(d["route"].as_str().unwrap().to_owned()).or_default();
+        assert!(
+            d["interval_start"].as_str() <= d["interval_end"].as_str(),
+            "{e}"
+        );
+        let t: &mut (u64, u64) = out
+            .entry(d["route"].as_str().unwrap().to_owned())
+            .or_default();
         t.0 += d["count"].as_u64().unwrap();
         t.1 += d["errors"].as_u64().unwrap();
     }
@@ -217,14 +240,23 @@ const HOOK_YAML: &str =
 
 async fn webhook(s: &Server, owner: &str, slug: &str, name: &str) {
     let r = s
-        .req(Method::PUT, &format!("/api/webhooks/{name}"), Some(owner), Some(slug))
+        .req(
+            Method::PUT,
+            &format!("/api/webhooks/{name}"),
+            Some(owner),
+            Some(slug),
+        )
         .header("content-type", "application/yaml")
         .body(HOOK_YAML)
         .send()
         .await
         .unwrap();
     let status = r.status().as_u16();
-    assert!(status == 200 || status == 201, "{}", r.text().await.unwrap());
+    assert!(
+        status == 200 || status == 201,
+        "{}",
+        r.text().await.unwrap()
+    );
 }
 
 #[tokio::test]
@@ -236,7 +268,12 @@ async fn the_status_block_is_live_per_tenant_and_platform_wide_for_the_admin() {
     webhook(&s, &acme, "acme", "one").await;
     webhook(&s, &acme, "acme", "two").await;
     let r = s
-        .req(Method::POST, "/api/webhooks/two/disable", Some(&acme), Some("acme"))
+        .req(
+            Method::POST,
+            "/api/webhooks/two/disable",
+            Some(&acme),
+            Some("acme"),
+        )
         .send()
         .await
         .unwrap();
@@ -249,14 +286,22 @@ async fn the_status_block_is_live_per_tenant_and_platform_wide_for_the_admin() {
         .unwrap()
         .to_owned();
     let r = s
-        .req(Method::POST, &format!("/api/plugins/{id}/disable"), Some(&globex), Some("globex"))
+        .req(
+            Method::POST,
+            &format!("/api/plugins/{id}/disable"),
+            Some(&globex),
+            Some("globex"),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
     let tenant = get(&s, "/api/status", &acme, None).await;
-    assert_eq!((&tenant["scope"], &tenant["tenant"]), (&json!("tenant"), &json!("acme")));
+    assert_eq!(
+        (&tenant["scope"], &tenant["tenant"]),
+        (&json!("tenant"), &json!("acme"))
+    );
     let x = &tenant["extensibility"];
     assert_eq!(x["plugins_loaded"], 1, "{tenant}");
     assert_eq!(x["enabled_plugins"], json!(["probe"]));
@@ -268,14 +313,23 @@ async fn the_status_block_is_live_per_tenant_and_platform_wide_for_the_admin() {
 
     let other = get(&s, "/api/status", &globex, None).await;
     let x = &other["extensibility"];
-    assert_eq!((&x["plugins_loaded"], &x["enabled_plugins_count"]), (&json!(1), &json!(0)));
-    assert_eq!((&x["webhooks_active"], &x["jobs_scheduled"]), (&json!(1), &json!(0)));
+    assert_eq!(
+        (&x["plugins_loaded"], &x["enabled_plugins_count"]),
+        (&json!(1), &json!(0))
+    );
+    assert_eq!(
+        (&x["webhooks_active"], &x["jobs_scheduled"]),
+        (&json!(1), &json!(0))
+    );
 
     // The admin naming a tenant sees that tenant; without a name, all.
     let named = get(&s, "/api/status", ADMIN, Some("acme")).await;
     assert_eq!(named["extensibility"], tenant["extensibility"]);
     let platform = get(&s, "/api/status", ADMIN, None).await;
-    assert_eq!((&platform["scope"], &platform["tenant"]), (&json!("platform"), &Value::Null));
+    assert_eq!(
+        (&platform["scope"], &platform["tenant"]),
+        (&json!("platform"), &Value::Null)
+    );
     let x = &platform["extensibility"];
     assert_eq!(x["plugins_loaded"], 2, "{platform}");
     assert_eq!(x["enabled_plugins"], json!(["probe"]));
@@ -285,7 +339,12 @@ async fn the_status_block_is_live_per_tenant_and_platform_wide_for_the_admin() {
 
     // Live: enabling globex's plugin shows at once.
     let r = s
-        .req(Method::POST, &format!("/api/plugins/{id}/enable"), Some(&globex), Some("globex"))
+        .req(
+            Method::POST,
+            &format!("/api/plugins/{id}/enable"),
+            Some(&globex),
+            Some("globex"),
+        )
         .send()
         .await
         .unwrap();

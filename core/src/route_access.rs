@@ -111,7 +111,10 @@ mod tests {
             assert_eq!(bucket_of(lower), i, "lower bound of {i}");
             assert_eq!(bucket_of(upper), i, "upper bound of {i}");
             // Four per power of two: at most 25 % wide.
-            assert!(upper - lower <= lower / 4 + 1, "bucket {i}: {lower}..={upper}");
+            assert!(
+                upper - lower <= lower / 4 + 1,
+                "bucket {i}: {lower}..={upper}"
+            );
             lower = upper + 1;
         }
         assert_eq!(bucket_of(u64::MAX), LATENCY_BUCKETS - 1);

@@ -30,12 +30,15 @@ impl Engine {
         let mut jobs = 0usize;
         inner.directory.each_installed(None, &mut |k| {
             if k.is_enabled() {
-                jobs += k.state.current.as_ref().map_or(0, |v| v.manifest.jobs.len());
+                jobs += k
+                    .state
+                    .current
+                    .as_ref()
+                    .map_or(0, |v| v.manifest.jobs.len());
             }
         });
         metrics::gauge!("extensor_jobs_scheduled").set(jobs as f64);
-        metrics::gauge!("extensor_email_outbox_pending")
-            .set(crate::outbox_pending::total() as f64);
+        metrics::gauge!("extensor_email_outbox_pending").set(crate::outbox_pending::total() as f64);
         self.set_mailbox_gauges();
     }
 
