@@ -541,7 +541,7 @@ mod tests {
 
     fn ids() -> (TenantId, InstallationId) {
         let t = TenantId::generate();
-        let slug = "p".parse().unwrap();
+        let slug = "probe".parse().unwrap();
         let i = InstallationId::for_slug(&t, &slug);
         (t, i)
     }
