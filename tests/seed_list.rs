@@ -284,13 +284,11 @@ fn documented_families() -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_seed_list_is_complete_on_a_live_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port = receiver();
+/// Starts `extensor serve` (route records every second, loopback webhook
+/// receivers admitted) and creates tenant `acme` over HTTP.
+async fn start(data: &std::path::Path) -> (served::Server, Api) {
     let server = served::serve_with(
-        &data,
+        data,
         ADMIN,
         &[
             ("EXTENSOR_ROUTE_ACCESS_FLUSH_SECS", "1"),
@@ -313,15 +311,12 @@ async fn every_seed_list_is_complete_on_a_live_server() {
         base: server.url.clone(),
         token: created["owner_token"]["token"].as_str().unwrap().to_owned(),
     };
-    exercise(&api, port).await;
+    (server, api)
+}
 
-    let missing = audit_events_missing(&api).await;
-    assert!(
-        missing.is_empty(),
-        "seed audit events missing from GET /api/events: {missing:?}"
-    );
-
-    let mut status_missing = Vec::new();
+/// The seed's status fields missing for a tenant caller or the platform.
+async fn status_fields_missing(api: &Api) -> Vec<String> {
+    let mut missing = Vec::new();
     for (who, token, slug) in [
         ("tenant", api.token.as_str(), Some("acme")),
         ("platform", ADMIN, None),
@@ -336,15 +331,16 @@ async fn every_seed_list_is_complete_on_a_live_server() {
         let body: Value = r.send().await.unwrap().json().await.unwrap();
         for field in SEED_STATUS_FIELDS {
             if body["extensibility"].get(field).is_none() {
-                status_missing.push(format!("{who}: {field}"));
+                missing.push(format!("{who}: {field}"));
             }
         }
     }
-    assert!(
-        status_missing.is_empty(),
-        "status fields missing: {status_missing:?}"
-    );
+    missing
+}
 
+/// Scrapes `/metrics`: the seed's families, every documented family and
+/// every error kind must be there.
+async fn check_metrics(api: &Api) {
     let text = api
         .http
         .get(format!("{}/metrics", api.base))
@@ -381,6 +377,27 @@ async fn every_seed_list_is_complete_on_a_live_server() {
         kinds_missing.is_empty(),
         "error kinds missing: {kinds_missing:?} (have {kinds:?})"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_seed_list_is_complete_on_a_live_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = receiver();
+    let (server, api) = start(&data).await;
+    exercise(&api, port).await;
+
+    let missing = audit_events_missing(&api).await;
+    assert!(
+        missing.is_empty(),
+        "seed audit events missing from GET /api/events: {missing:?}"
+    );
+    let status_missing = status_fields_missing(&api).await;
+    assert!(
+        status_missing.is_empty(),
+        "status fields missing: {status_missing:?}"
+    );
+    check_metrics(&api).await;
     drop(server);
 
     // `events export` (the store read offline) shows them too.
@@ -395,4 +412,20 @@ async fn every_seed_list_is_complete_on_a_live_server() {
         absent.is_empty(),
         "missing from `events export`: {absent:?}"
     );
+}
+
+#[test]
+fn a_bad_route_access_flush_interval_is_refused_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "-5", "soon", "86401"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_extensor"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("EXTENSOR_DATA_DIR", dir.path().join("data"))
+            .env("EXTENSOR_ROUTE_ACCESS_FLUSH_SECS", bad)
+            .output()
+            .unwrap();
+        let text = served::text(&o);
+        assert!(!o.status.success(), "{bad}: {text}");
+        assert!(text.contains("route-access-flush-secs"), "{bad}: {text}");
+    }
 }

@@ -259,9 +259,11 @@ async fn webhook(s: &Server, owner: &str, slug: &str, name: &str) {
     );
 }
 
-#[tokio::test]
-async fn the_status_block_is_live_per_tenant_and_platform_wide_for_the_admin() {
-    let s = Server::start().await;
+/// Tenants for the status test: acme with the probe enabled (two jobs)
+/// and webhooks `one` (active) and `two` (disabled); globex with the probe
+/// installed and disabled and webhook `three`. (acme's and globex's
+/// owner tokens, and globex's plugin id.)
+async fn two_tenants(s: &Server) -> (String, String, String) {
     let (_, acme) = s.tenant("acme").await;
     let (_, globex) = s.tenant("globex").await;
     probe(&s, &acme, "acme").await;
@@ -296,6 +298,14 @@ async fn the_status_block_is_live_per_tenant_and_platform_wide_for_the_admin() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+
+    (acme, globex, id)
+}
+
+#[tokio::test]
+async fn the_status_block_is_live_per_tenant_and_platform_wide_for_the_admin() {
+    let s = Server::start().await;
+    let (acme, globex, id) = two_tenants(&s).await;
 
     let tenant = get(&s, "/api/status", &acme, None).await;
     assert_eq!(

@@ -358,6 +358,31 @@ fn route_access(known: &Known, method: &str, pattern: &str) -> (Role, bool) {
     }
 }
 
+/// Refuses a caller the route's manifest rule does not admit: anonymous
+/// on a route that is not public, or a role below its `min_role`.
+fn admit_caller(
+    known: &Known,
+    method: &str,
+    pattern: &str,
+    route_name: &str,
+    caller: Option<Role>,
+) -> Result<(), Error> {
+    let (min_role, public) = route_access(known, method, pattern);
+    if public {
+        return Ok(());
+    }
+    let role = caller.ok_or_else(|| Error::Unauthenticated {
+        route: route_name.to_owned(),
+    })?;
+    if role < min_role {
+        return Err(Error::Forbidden {
+            route: route_name.to_owned(),
+            required: min_role.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Whether the manifest declares a public route matching `method path`.
 /// Read from the manifest alone, so an anonymous request to anything else
 /// is refused before any isolate starts (a cheap caller cannot make the
@@ -445,18 +470,7 @@ impl Engine {
             })
             .ok_or_else(|| Error::not_found("route", format!("{method} {}", request.path)))?;
         let route_name = format!("{method} /ext/{slug}{pattern}");
-        let (min_role, public) = route_access(&known, &method, &pattern);
-        if !public {
-            let role = request.caller.ok_or_else(|| Error::Unauthenticated {
-                route: route_name.clone(),
-            })?;
-            if role < min_role {
-                return Err(Error::Forbidden {
-                    route: route_name,
-                    required: min_role.to_string(),
-                });
-            }
-        }
+        admit_caller(&known, &method, &pattern, &route_name, request.caller)?;
         let input = json!({
             "method": method, "path": request.path, "params": params,
             "query": request.query, "headers": request.headers, "body": request.body,
