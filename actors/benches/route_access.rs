@@ -75,7 +75,14 @@ fn main() {
     let access = Arc::new(RouteAccess::default());
     let elapsed = Duration::from_micros(850);
     // The route exists before timing: a request to a known route.
-    access.record(&tenant, &installation, "bench", "GET /users/:id", Failed::No, elapsed);
+    access.record(
+        &tenant,
+        &installation,
+        "bench",
+        "GET /users/:id",
+        Failed::No,
+        elapsed,
+    );
     let counter = Arc::new(AtomicU64::new(0));
     let stats = Arc::new(Mutex::new(
         hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 2).unwrap(),
@@ -90,12 +97,20 @@ fn main() {
         let floor: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
             c.fetch_add(1, Ordering::Relaxed);
         });
-        report("baseline: one atomic add", threads, &measure(threads, floor));
+        report(
+            "baseline: one atomic add",
+            threads,
+            &measure(threads, floor),
+        );
         let s = stats.clone();
         let plugin_stats: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
             s.lock().unwrap().saturating_record(850);
         });
-        report("baseline: per-plugin stats (mutex)", threads, &measure(threads, plugin_stats));
+        report(
+            "baseline: per-plugin stats (mutex)",
+            threads,
+            &measure(threads, plugin_stats),
+        );
     }
     let (_, flushed) = access.take(&tenant, chrono::Utc::now());
     let counted: u64 = flushed.iter().map(|f| f.taken.count).sum();

@@ -266,9 +266,9 @@ async fn webhook(s: &Server, owner: &str, slug: &str, name: &str) {
 async fn two_tenants(s: &Server) -> (String, String, String) {
     let (_, acme) = s.tenant("acme").await;
     let (_, globex) = s.tenant("globex").await;
-    probe(&s, &acme, "acme").await;
-    webhook(&s, &acme, "acme", "one").await;
-    webhook(&s, &acme, "acme", "two").await;
+    probe(s, &acme, "acme").await;
+    webhook(s, &acme, "acme", "one").await;
+    webhook(s, &acme, "acme", "two").await;
     let r = s
         .req(
             Method::POST,
@@ -280,10 +280,10 @@ async fn two_tenants(s: &Server) -> (String, String, String) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    probe(&s, &globex, "globex").await;
-    webhook(&s, &globex, "globex", "three").await;
+    probe(s, &globex, "globex").await;
+    webhook(s, &globex, "globex", "three").await;
     // globex's plugin is then disabled: loaded, not enabled, no jobs.
-    let id = get(&s, "/api/plugins", &globex, Some("globex")).await["plugins"][0]["id"]
+    let id = get(s, "/api/plugins", &globex, Some("globex")).await["plugins"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
