@@ -20,10 +20,30 @@ use crate::state::{AppState, Features};
 /// (default of `EXTENSOR_SHUTDOWN_GRACE_MS`).
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
+/// Which event store the server runs on.
+pub enum StoreConfig {
+    /// The embedded SQLite store in its data directory, opened by `serve`
+    /// and closed by it after the engine stops.
+    Embedded(SqliteConfig),
+    /// A store the caller opened (the shared PostgreSQL store). `data_dir`
+    /// holds what the node keeps beside the log: the secret key file,
+    /// plugin bundles, the webhook delivery index.
+    Opened {
+        store: Arc<dyn EventStore>,
+        data_dir: std::path::PathBuf,
+    },
+}
+
+impl From<SqliteConfig> for StoreConfig {
+    fn from(c: SqliteConfig) -> Self {
+        StoreConfig::Embedded(c)
+    }
+}
+
 pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port (tests).
     pub listen: String,
-    pub store: SqliteConfig,
+    pub store: StoreConfig,
     /// `EXTENSOR_ADMIN_TOKEN`: the platform-admin token to record (its hash)
     /// on an empty store, or to rotate to. `None` on an empty store
     /// generates one, handed once to `on_listening`.
@@ -59,10 +79,10 @@ pub struct EngineSettings {
 
 impl ServerConfig {
     /// Defaults for everything but where to listen and the store.
-    pub fn new(listen: String, store: SqliteConfig) -> Self {
+    pub fn new(listen: String, store: impl Into<StoreConfig>) -> Self {
         Self {
             listen,
-            store,
+            store: store.into(),
             admin_token: None,
             rate_limits: RateLimits::default(),
             features: Features::default(),
@@ -158,9 +178,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     crate::observe::prometheus();
-    let data_dir = config.store.data_dir.clone();
-    let store = SqliteStore::open(config.store)?;
-    let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    let (data_dir, shared, embedded) = open_store(config.store)?;
     let sandbox = crate::status::SandboxInfo::from(&config.engine.sandbox);
     let http_allowlist = config.engine.sandbox.network.platform_allowed_hosts.clone();
     // The directory first: suspended tenants start stopped in the engine.
@@ -219,8 +237,27 @@ pub async fn serve(
         .run_with_graceful_shutdown(app(state), shutdown, Some(config.shutdown_grace))
         .await;
     engine.shutdown(config.shutdown_grace).await;
-    store.close().await;
+    // A server-backed store acknowledged every append at its commit.
+    if let Some(store) = embedded {
+        store.close().await;
+    }
     result.map_err(ServeError::Serve)
+}
+
+/// The data directory, the store, and the embedded store to close at the
+/// end (if that is the one in use).
+fn open_store(
+    config: StoreConfig,
+) -> Result<(std::path::PathBuf, Arc<dyn EventStore>, Option<SqliteStore>), ServeError> {
+    Ok(match config {
+        StoreConfig::Embedded(c) => {
+            let data_dir = c.data_dir.clone();
+            let store = SqliteStore::open(c)?;
+            let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+            (data_dir, shared, Some(store))
+        }
+        StoreConfig::Opened { store, data_dir } => (data_dir, store, None),
+    })
 }
 
 async fn start_engine(
