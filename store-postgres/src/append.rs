@@ -1,30 +1,49 @@
-//! One append: one transaction that takes the log's append lock, so that
-//! appends from every node commit one at a time, in position order.
+//! Appends: one writer task per store instance commits them in groups, each
+//! group one transaction that takes the log's append lock, so that appends
+//! from every node commit one at a time, in position order.
 //!
 //! Holding the lock from reading the head to the commit is what makes the
 //! log a chain: position order = commit order = chain order, and a reader
-//! never sees position `n + 1` without `n` (the next append cannot read the
-//! head until this one is visible). The cost is that appends to one store
-//! are serial: each holds the lock for three round trips and its commit's
-//! WAL flush (measured in docs/BENCHMARKS.md).
+//! never sees position `n + 1` without `n` (the next transaction cannot
+//! read the head until this one is visible). The cost is that transactions
+//! on one store are serial across all nodes: each holds the lock for three
+//! round trips and its commit's WAL flush. Group commit spreads that cost
+//! over every append queued in this process meanwhile (docs/BENCHMARKS.md).
+//!
+//! Each append's expected revision and event ids are checked inside the
+//! group's transaction, under the lock; an append that fails them is
+//! answered with its error and the rest of the group commits without it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use extensor_core::Error;
 use extensor_core::event::{NewEvent, RecordedEvent, StreamId};
 use extensor_core::store::chain::{ChainHead, chain_next, check_append};
 use extensor_core::store::{AppendResult, ExpectedRevision};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
 use crate::errors::{corrupt, map_err};
 use crate::pool::{Lease, Pool};
+use crate::publisher::Wake;
 use crate::rows::big;
 use crate::schema::NOTIFY_CHANNEL;
 
+/// Appends waiting for the writer; a full queue makes callers wait
+/// (backpressure) instead of growing memory.
+pub const WRITE_QUEUE_MAX: usize = 4_096;
+/// A group holds at most this many events, and at most
+/// [`GROUP_PAYLOAD_BYTES_MAX`] of payload (an append larger than that
+/// commits alone): bounds the lock time and the memory of one transaction.
+pub const GROUP_EVENTS_MAX: usize = 4_096;
+pub const GROUP_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
+
 const LOCK: &str = "SELECT id FROM append_lock WHERE id = 1 FOR UPDATE";
 const HEAD: &str = "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1";
-const REVISION: &str = "SELECT max(revision) FROM events WHERE stream = $1";
-const STORED_IDS: &str = "SELECT event_id FROM events WHERE event_id = ANY($1) LIMIT 1";
+const REVISIONS: &str =
+    "SELECT stream, max(revision) FROM events WHERE stream = ANY($1) GROUP BY stream";
+const STORED_IDS: &str = "SELECT event_id FROM events WHERE event_id = ANY($1)";
 const INSERT: &str = "INSERT INTO events (position, stream, revision, event_id, event_type, \
      schema_version, recorded_at, tenant, principal, correlation_id, causation_id, payload, \
      prev_hash, hash) \
@@ -33,20 +52,111 @@ const INSERT: &str = "INSERT INTO events (position, stream, revision, event_id, 
      $13::bytea[], $14::bytea[])";
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
-/// Appends `events` to `stream` if its revision satisfies `expected`; all or
-/// nothing, acknowledged once committed (durable per the server's
-/// `synchronous_commit`).
-pub(crate) async fn append(
-    pool: &Pool,
-    stream: &StreamId,
+/// One queued append and where its answer goes.
+pub(crate) struct Request {
+    stream: StreamId,
     expected: ExpectedRevision,
-    events: &[NewEvent],
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<AppendResult, Error>>,
+}
+
+impl Request {
+    fn payload_bytes(&self) -> usize {
+        self.events.iter().map(|e| e.payload.get().len()).sum()
+    }
+}
+
+/// Checks an append and queues it for the writer; resolves once it is
+/// committed (durable: sessions run with `synchronous_commit = on`).
+pub(crate) async fn append(
+    queue: &mpsc::Sender<Request>,
+    stream: StreamId,
+    expected: ExpectedRevision,
+    events: Vec<NewEvent>,
 ) -> Result<AppendResult, Error> {
-    check_append(stream, events)?;
-    refuse_repeated_ids(stream, events)?;
+    check_append(&stream, &events)?;
+    refuse_repeated_ids(&stream, &events)?;
+    let (reply, answer) = oneshot::channel();
+    let request = Request {
+        stream,
+        expected,
+        events,
+        reply,
+    };
+    queue.send(request).await.map_err(|_| Error::StoreClosed)?;
+    answer.await.map_err(|_| Error::StoreClosed)?
+}
+
+/// The writer task: takes what is queued, commits it as one group, answers
+/// every caller, wakes the publisher. Ends when the store is dropped.
+pub(crate) async fn run_writer(
+    pool: Arc<Pool>,
+    mut queue: mpsc::Receiver<Request>,
+    wake: Arc<Wake>,
+) {
+    let mut carried: Option<Request> = None;
+    loop {
+        let first = match carried.take() {
+            Some(r) => r,
+            None => match queue.recv().await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let (mut events, mut bytes) = (first.events.len(), first.payload_bytes());
+        let mut group = vec![first];
+        while let Ok(next) = queue.try_recv() {
+            if events + next.events.len() > GROUP_EVENTS_MAX
+                || bytes + next.payload_bytes() > GROUP_PAYLOAD_BYTES_MAX
+            {
+                carried = Some(next);
+                break;
+            }
+            events += next.events.len();
+            bytes += next.payload_bytes();
+            group.push(next);
+        }
+        let outcomes = commit_group(&pool, &group).await;
+        answer(group, outcomes, &wake);
+    }
+}
+
+fn answer(
+    group: Vec<Request>,
+    outcomes: Result<Vec<Result<AppendResult, Error>>, Error>,
+    wake: &Wake,
+) {
+    match outcomes {
+        Ok(outcomes) => {
+            let last = outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().ok().map(|r| r.last_position))
+                .max();
+            if let Some(last) = last {
+                wake.send_modify(|v| *v = (*v).max(last));
+            }
+            for (request, outcome) in group.into_iter().zip(outcomes) {
+                let _ = request.reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, appends = group.len(), "group commit failed; no append of it was acknowledged");
+            for request in group {
+                let _ = request.reply.send(Err(same_error(&e)));
+            }
+        }
+    }
+}
+
+/// One transaction for the group: every append in it committed or failed
+/// alone (a conflict or a stored id), or the whole group failed.
+async fn commit_group(
+    pool: &Pool,
+    group: &[Request],
+) -> Result<Vec<Result<AppendResult, Error>>, Error> {
     let mut lease = pool.get().await?;
     lease.in_transaction = true;
-    let outcome = locked(&mut lease, stream, expected, events).await;
+    let outcome = locked(&mut lease, group).await;
     let finish = match outcome {
         Ok(_) => "COMMIT",
         Err(_) => "ROLLBACK",
@@ -54,9 +164,9 @@ pub(crate) async fn append(
     let location = lease.location().clone();
     let finished = lease.client().batch_execute(finish).await;
     match (outcome, finished) {
-        (Ok(result), Ok(())) => {
+        (Ok(outcomes), Ok(())) => {
             lease.in_transaction = false;
-            Ok(result)
+            Ok(outcomes)
         }
         // Not committed (or not known to be): the session is dropped, which
         // rolls back whatever is left of it.
@@ -69,83 +179,126 @@ pub(crate) async fn append(
     }
 }
 
-/// Inside the transaction: lock, check, insert, notify.
+/// What the group's checks read under the lock.
+struct Seen {
+    head: ChainHead,
+    revisions: HashMap<String, u64>,
+    stored_ids: HashSet<String>,
+}
+
+/// Inside the transaction: lock, read, decide each append, insert, notify.
 async fn locked(
     lease: &mut Lease<'_>,
-    stream: &StreamId,
-    expected: ExpectedRevision,
-    events: &[NewEvent],
-) -> Result<AppendResult, Error> {
+    group: &[Request],
+) -> Result<Vec<Result<AppendResult, Error>>, Error> {
+    let mut seen = read_under_lock(lease, group).await?;
+    let mut rows = Vec::new();
+    let outcomes: Vec<Result<AppendResult, Error>> = group
+        .iter()
+        .map(|r| {
+            let (result, recorded) = decide(&mut seen, r)?;
+            rows.extend(recorded);
+            Ok(result)
+        })
+        .collect();
+    if let Some(last) = rows.last().map(|r| r.position) {
+        insert(lease, &rows, last).await?;
+    }
+    Ok(outcomes)
+}
+
+/// Takes the lock, then (in a snapshot taken after it) reads the head, the
+/// revisions of the group's streams and which of its ids are stored.
+async fn read_under_lock(lease: &mut Lease<'_>, group: &[Request]) -> Result<Seen, Error> {
     let location = lease.location().clone();
-    let (lock, head, revision, stored) = (
+    let err = |e| map_err(&location, e);
+    let (lock, head, revisions, stored) = (
         lease.prepare(LOCK).await?,
         lease.prepare(HEAD).await?,
-        lease.prepare(REVISION).await?,
+        lease.prepare(REVISIONS).await?,
         lease.prepare(STORED_IDS).await?,
     );
-    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    let client = lease.client();
-    // Pipelined: BEGIN and the lock in one round trip, then (under the lock,
-    // in a snapshot taken after it) the head, the stream's revision and any
-    // already-stored id in another.
+    let streams: Vec<&str> = group
+        .iter()
+        .map(|r| r.stream.as_str())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let ids: Vec<&str> = group
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.event_id.as_str()))
+        .collect();
     let no_params: [&(dyn ToSql + Sync); 0] = [];
+    let (streams_param, ids_param): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+        ([&streams], [&ids]);
+    let client = lease.client();
+    // Pipelined: BEGIN and the lock in one round trip, the reads in another.
     let (begin, locked) = futures::join!(
         client.batch_execute("BEGIN"),
         client.query(&lock, &no_params)
     );
-    begin.map_err(|e| map_err(&location, e))?;
-    locked.map_err(|e| map_err(&location, e))?;
-    let stream_name = stream.as_str();
-    let (stream_param, ids_param): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
-        ([&stream_name], [&ids]);
-    let (head, revision, stored) = futures::join!(
+    begin.map_err(err)?;
+    locked.map_err(err)?;
+    let (head, revisions, stored) = futures::join!(
         client.query_opt(&head, &no_params),
-        client.query_one(&revision, &stream_param),
-        client.query_opt(&stored, &ids_param),
+        client.query(&revisions, &streams_param),
+        client.query(&stored, &ids_param),
     );
-    let head = read_head(head.map_err(|e| map_err(&location, e))?, &location)?;
-    let actual: Option<i64> = revision.map_err(|e| map_err(&location, e))?.get(0);
-    let actual = actual.map(|r| r.max(0) as u64);
-    if let Some(row) = stored.map_err(|e| map_err(&location, e))? {
+    let head = read_head(head.map_err(err)?, &location)?;
+    let revisions = revisions
+        .map_err(err)?
+        .iter()
+        .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1).max(0) as u64))
+        .collect();
+    let stored_ids = stored.map_err(err)?.iter().map(|row| row.get(0)).collect();
+    Ok(Seen {
+        head,
+        revisions,
+        stored_ids,
+    })
+}
+
+/// Checks one append against what the group has seen so far and places its
+/// events; on success the group's view moves past it.
+fn decide(seen: &mut Seen, r: &Request) -> Result<(AppendResult, Vec<RecordedEvent>), Error> {
+    if let Some(e) = r
+        .events
+        .iter()
+        .find(|e| seen.stored_ids.contains(e.event_id.as_str()))
+    {
         return Err(Error::DuplicateEventId {
-            stream: stream.to_string(),
-            event_id: row.get::<_, String>(0),
+            stream: r.stream.to_string(),
+            event_id: e.event_id.to_string(),
         });
     }
-    if !expected.admits(actual) {
+    let actual = seen.revisions.get(r.stream.as_str()).copied();
+    if !r.expected.admits(actual) {
         return Err(Error::Conflict {
-            stream: stream.to_string(),
-            expected,
+            stream: r.stream.to_string(),
+            expected: r.expected,
             actual,
         });
     }
-    let (result, recorded) = place(head, stream, actual, events);
-    insert(lease, &recorded, result.last_position).await?;
-    Ok(result)
-}
-
-/// Positions, revisions and hashes for the events after `head`.
-fn place(
-    head: ChainHead,
-    stream: &StreamId,
-    actual: Option<u64>,
-    events: &[NewEvent],
-) -> (AppendResult, Vec<RecordedEvent>) {
-    let mut local = head;
-    let first_revision = actual.map_or(0, |r| r + 1);
-    let recorded: Vec<RecordedEvent> = events
+    let mut head = seen.head;
+    let first_revision = actual.map_or(0, |rev| rev + 1);
+    let recorded: Vec<RecordedEvent> = r
+        .events
         .iter()
         .enumerate()
-        .map(|(i, ev)| chain_next(&mut local, stream, first_revision + i as u64, ev))
+        .map(|(i, ev)| chain_next(&mut head, &r.stream, first_revision + i as u64, ev))
         .collect();
     let result = AppendResult {
-        first_position: head.position + 1,
-        last_position: local.position,
+        first_position: seen.head.position + 1,
+        last_position: head.position,
         next_expected: first_revision + recorded.len() as u64 - 1,
     };
-    (result, recorded)
+    seen.head = head;
+    seen.revisions
+        .insert(r.stream.as_str().to_owned(), result.next_expected);
+    seen.stored_ids
+        .extend(r.events.iter().map(|e| e.event_id.as_str().to_owned()));
+    Ok((result, recorded))
 }
-
 /// One multi-row insert and the notification, pipelined.
 async fn insert(lease: &mut Lease<'_>, rows: &[RecordedEvent], last: u64) -> Result<(), Error> {
     let location = lease.location().clone();
@@ -233,5 +386,33 @@ fn refuse_repeated_ids(stream: &StreamId, events: &[NewEvent]) -> Result<(), Err
             event_id: e.event_id.to_string(),
         }),
         None => Ok(()),
+    }
+}
+
+/// A group's failure, handed to each of its callers. Store errors carry
+/// only strings and the store's name.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::StoreFull { path, detail } => Error::StoreFull {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::StoreCorrupt { path, detail } => Error::StoreCorrupt {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::StoreOpen { path, detail } => Error::StoreOpen {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::StoreIo { path, detail } => Error::StoreIo {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::StoreClosed => Error::StoreClosed,
+        other => Error::StoreIo {
+            path: std::path::PathBuf::new(),
+            detail: other.to_string(),
+        },
     }
 }

@@ -7,8 +7,9 @@
 //! - [`location`]: the `postgres://` URL, shown everywhere without its password.
 //! - [`schema`]: the tables and the versioned migrations run at start-up.
 //! - `pool`: a small bounded pool of sessions with prepared statements.
-//! - `append`: one append = one transaction under the append lock (how the
-//!   chain is extended with many writers on several nodes).
+//! - `append`: the writer task: queued appends committed in groups, one
+//!   transaction under the append lock each (how the chain is extended
+//!   with many writers on several nodes).
 //! - `rows`: the read queries and re-validating row decoding.
 //! - `publisher`: one `LISTEN` session and one reader per store instance,
 //!   fanning live events out to every subscriber.
@@ -34,7 +35,7 @@ use extensor_core::store::{
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 
 pub use location::Location;
@@ -85,14 +86,13 @@ pub struct PgStore {
 
 struct Inner {
     pool: Arc<Pool>,
+    /// Appends waiting for the writer task.
+    queue: mpsc::Sender<append::Request>,
     live: broadcast::Sender<Arc<RecordedEvent>>,
-    /// Wakes the publisher after this instance's own commits (the
-    /// listener does the same for everyone's).
-    wake: Arc<publisher::Wake>,
     /// Never announces anything: every append reaches subscribers through
     /// the publisher. Held so that the subscriptions' receiver stays open.
     external_head: watch::Sender<u64>,
-    /// The listener and the publisher; they end with the store.
+    /// The writer, the listener and the publisher; they end with the store.
     tasks: Vec<AbortHandle>,
 }
 
@@ -122,13 +122,21 @@ impl PgStore {
         let wake = Arc::new(wake);
         let publisher = tokio::spawn(publisher::publish(pool.clone(), live.clone(), woken, head));
         let listener = tokio::spawn(publisher::listen(pool.clone(), wake.clone()));
+        // The writer wakes the publisher after its own commits (the
+        // listener does the same for everyone's).
+        let (queue, queued) = mpsc::channel(append::WRITE_QUEUE_MAX);
+        let writer = tokio::spawn(append::run_writer(pool.clone(), queued, wake));
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                queue,
                 live,
-                wake,
                 external_head: watch::channel(0).0,
-                tasks: vec![publisher.abort_handle(), listener.abort_handle()],
+                tasks: vec![
+                    writer.abort_handle(),
+                    publisher.abort_handle(),
+                    listener.abort_handle(),
+                ],
             }),
         })
     }
@@ -178,13 +186,7 @@ impl EventStore for PgStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> BoxFuture<'_, Result<AppendResult, Error>> {
-        async move {
-            let result = append::append(&self.inner.pool, &stream, expected, &events).await?;
-            let last = result.last_position;
-            self.inner.wake.send_modify(|v| *v = (*v).max(last));
-            Ok(result)
-        }
-        .boxed()
+        append::append(&self.inner.queue, stream, expected, events).boxed()
     }
 
     fn read_stream(
