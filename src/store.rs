@@ -13,7 +13,8 @@ use extensor_store_postgres::{Location, PgConfig, PgOpenMode, PgStore};
 /// The backend a `--store` value names.
 pub enum StoreChoice {
     Embedded,
-    Postgres(Location),
+    /// Boxed: a parsed URL is large and the embedded choice is empty.
+    Postgres(Box<Location>),
 }
 
 impl StoreChoice {
@@ -25,7 +26,7 @@ impl StoreChoice {
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         match scheme.as_deref() {
             Some("postgres" | "postgresql") => Location::parse(url)
-                .map(StoreChoice::Postgres)
+                .map(|l| StoreChoice::Postgres(Box::new(l)))
                 .map_err(|e| anyhow!("--store / EXTENSOR_STORE_URL: {e}")),
             Some(other) => bail!(
                 "--store / EXTENSOR_STORE_URL: unsupported store URL scheme `{other}`; \
@@ -95,7 +96,7 @@ pub async fn open(choice: &StoreChoice, data_dir: &Path, access: Access) -> Resu
                 Access::Write => PgOpenMode::Migrate,
                 Access::ReadOnly => PgOpenMode::RequireCurrent,
             };
-            let store = PgStore::open(PgConfig::new(location.clone(), mode)).await?;
+            let store = PgStore::open(PgConfig::new(location.as_ref().clone(), mode)).await?;
             Ok(Opened {
                 store: Arc::new(store),
                 embedded: None,

@@ -178,7 +178,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     crate::observe::prometheus();
-    let (data_dir, shared, embedded) = open_store(config.store)?;
+    let OpenStore {
+        data_dir,
+        shared,
+        embedded,
+    } = open_store(config.store)?;
     let sandbox = crate::status::SandboxInfo::from(&config.engine.sandbox);
     let http_allowlist = config.engine.sandbox.network.platform_allowed_hosts.clone();
     // The directory first: suspended tenants start stopped in the engine.
@@ -244,19 +248,30 @@ pub async fn serve(
     result.map_err(ServeError::Serve)
 }
 
-/// The data directory, the store, and the embedded store to close at the
-/// end (if that is the one in use).
-fn open_store(
-    config: StoreConfig,
-) -> Result<(std::path::PathBuf, Arc<dyn EventStore>, Option<SqliteStore>), ServeError> {
+/// The store `serve` runs on.
+struct OpenStore {
+    data_dir: std::path::PathBuf,
+    shared: Arc<dyn EventStore>,
+    /// The embedded store, closed at the end (if it is the one in use).
+    embedded: Option<SqliteStore>,
+}
+
+fn open_store(config: StoreConfig) -> Result<OpenStore, ServeError> {
     Ok(match config {
         StoreConfig::Embedded(c) => {
             let data_dir = c.data_dir.clone();
             let store = SqliteStore::open(c)?;
-            let shared: Arc<dyn EventStore> = Arc::new(store.clone());
-            (data_dir, shared, Some(store))
+            OpenStore {
+                data_dir,
+                shared: Arc::new(store.clone()),
+                embedded: Some(store),
+            }
         }
-        StoreConfig::Opened { store, data_dir } => (data_dir, store, None),
+        StoreConfig::Opened { store, data_dir } => OpenStore {
+            data_dir,
+            shared: store,
+            embedded: None,
+        },
     })
 }
 

@@ -148,7 +148,7 @@ mod tests {
             ("postgres://x@h:99999/db", "invalid"),
             ("", "postgres://"),
         ] {
-            let err = Location::parse(url).err().expect(url).to_string();
+            let err = Location::parse(url).expect_err(url).to_string();
             assert!(err.contains(reason), "{url}: {err}");
         }
     }
