@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -10,6 +11,7 @@ use clap::{Args, ValueEnum};
 use extensor_api::ratelimit::RateLimits;
 use extensor_api::state::Features;
 use extensor_api::{ServerConfig, StoreConfig, serve};
+use extensor_core::bundles::BundleBlobs;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig};
 
 use crate::store::{Access, StoreChoice};
@@ -50,8 +52,9 @@ pub enum LogFormat {
 
 pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Result<()> {
     init_logging(args.log_format, &args.log)?;
-    let store = store_config(data_dir, choice, args.store_bytes_max).await?;
+    let (store, bundles) = store_config(data_dir, choice, args.store_bytes_max).await?;
     let mut config = ServerConfig::new(args.listen, store);
+    config.engine.bundles = bundles;
     config.admin_token = args.admin_token;
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
     config.features = Features::from_env().map_err(|e| anyhow!(e))?;
@@ -101,15 +104,16 @@ pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Resu
     Ok(())
 }
 
+/// The store, and where bundles go when not in the data directory.
 async fn store_config(
     data_dir: &Path,
     choice: &StoreChoice,
     store_bytes_max: Option<u64>,
-) -> Result<StoreConfig> {
+) -> Result<(StoreConfig, Option<Arc<dyn BundleBlobs>>)> {
     if let StoreChoice::Embedded = choice {
         let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
         store.store_bytes_max = store_bytes_max;
-        return Ok(store.into());
+        return Ok((store.into(), None));
     }
     if store_bytes_max.is_some() {
         return Err(anyhow!(
@@ -121,10 +125,11 @@ async fn store_config(
     std::fs::create_dir_all(data_dir)
         .map_err(|e| anyhow!("data directory {}: {e}", data_dir.display()))?;
     let opened = crate::store::open(choice, data_dir, Access::Write).await?;
-    Ok(StoreConfig::Opened {
+    let store = StoreConfig::Opened {
         store: opened.store.clone(),
         data_dir: data_dir.to_path_buf(),
-    })
+    };
+    Ok((store, opened.bundles))
 }
 
 /// Logs to stderr: readable on a terminal, or one JSON object per line.

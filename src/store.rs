@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
+use extensor_core::bundles::BundleBlobs;
 use extensor_core::store::EventStore;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
 use extensor_store_postgres::{Location, PgConfig, PgOpenMode, PgStore};
@@ -66,6 +67,8 @@ pub enum Access {
 /// appends finish.
 pub struct Opened {
     pub store: Arc<dyn EventStore>,
+    /// Plugin bundles kept beside the log (`None`: the data directory's).
+    pub bundles: Option<Arc<dyn BundleBlobs>>,
     embedded: Option<SqliteStore>,
 }
 
@@ -88,6 +91,7 @@ pub async fn open(choice: &StoreChoice, data_dir: &Path, access: Access) -> Resu
             let store = SqliteStore::open(SqliteConfig::new(data_dir, mode))?;
             Ok(Opened {
                 store: Arc::new(store.clone()),
+                bundles: None,
                 embedded: Some(store),
             })
         }
@@ -98,6 +102,7 @@ pub async fn open(choice: &StoreChoice, data_dir: &Path, access: Access) -> Resu
             };
             let store = PgStore::open(PgConfig::new(location.as_ref().clone(), mode)).await?;
             Ok(Opened {
+                bundles: Some(Arc::new(store.bundles())),
                 store: Arc::new(store),
                 embedded: None,
             })

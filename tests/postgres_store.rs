@@ -225,3 +225,113 @@ async fn bad_store_urls_are_named() {
     // Nothing was created by any of these.
     assert!(!data.path().join("events.sqlite3").exists());
 }
+
+const MANIFEST: &str = r#"{
+  "slug": "greeter",
+  "name": "Greeter",
+  "version": "1.0.0",
+  "entry": "main.js",
+  "events": ["order.created"]
+}"#;
+
+const MAIN: &str = r#"import { hook } from "extensor:sdk";
+hook("order.created", async (e) => ({ greeted: e.data.who }));
+"#;
+
+/// A plugin uploaded through one node is stored beside the log, not in
+/// that node's data directory: a second node with an empty data directory
+/// on the same database loads it and runs its hook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_uploaded_on_one_node_runs_on_another() {
+    let db = database().await;
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = [("EXTENSOR_STORE_URL", db.url())];
+    let server = served::serve_with(data_a.path(), ADMIN, &env);
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/api/tenants", server.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"slug": "acme", "name": "Acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["owner_token"]["token"]
+        .as_str()
+        .expect("owner token")
+        .to_owned();
+    let call = |base: &str, method: reqwest::Method, path: &str| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth(&token)
+            .header("X-Tenant-Slug", "acme")
+    };
+    let zip = served::zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
+    let part = reqwest::multipart::Part::bytes(zip).file_name("greeter.zip");
+    let up: Value = call(&server.url, reqwest::Method::POST, "/api/plugins/upload")
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = up["plugin"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{up}"))
+        .to_owned();
+    let enabled = call(
+        &server.url,
+        reqwest::Method::POST,
+        &format!("/api/plugins/{id}/enable"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(
+        enabled.status().is_success(),
+        "{}",
+        enabled.text().await.unwrap()
+    );
+    assert!(
+        !data_a.path().join("bundles").exists(),
+        "the bundle is not in the first node's data directory"
+    );
+    drop(server);
+
+    let server = served::serve_with(data_b.path(), ADMIN, &env);
+    let published = call(&server.url, reqwest::Method::POST, "/api/events")
+        .json(&json!({"event_type": "order.created", "event_data": {"who": "ada"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        published.status().is_success(),
+        "{}",
+        published.text().await.unwrap()
+    );
+    let mut last = Value::Null;
+    for _ in 0..400 {
+        last = call(
+            &server.url,
+            reqwest::Method::GET,
+            "/api/events?type=hook.&limit=100",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        if last.to_string().contains("hook.executed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = last.to_string();
+    assert!(
+        text.contains("hook.executed") && text.contains("ada"),
+        "{text}"
+    );
+}

@@ -75,6 +75,8 @@ pub struct EngineSettings {
     /// The platform key for secrets; `None` loads it per
     /// `SecretKey::load` (env, key file, or `<data_dir>/secret.key`).
     pub secret_key: Option<extensor_core::secrets::SecretKey>,
+    /// Where plugin bundles are kept; `None`: `<data_dir>/bundles`.
+    pub bundles: Option<Arc<dyn extensor_core::bundles::BundleBlobs>>,
 }
 
 impl ServerConfig {
@@ -291,6 +293,7 @@ async fn start_engine(
     config.smtp = settings.smtp;
     config.llm = settings.llm;
     config.stopped_tenants = stopped_tenants;
+    config.bundles = settings.bundles;
     if let Some(max) = settings.warm_isolates_bytes_max {
         config.warm_isolates_bytes_max = max;
     }

@@ -13,10 +13,13 @@
 //! - `rows`: the read queries and re-validating row decoding.
 //! - `publisher`: one `LISTEN` session and one reader per store instance,
 //!   fanning live events out to every subscriber.
+//! - [`bundles`]: plugin bundles in the database (`BundleBlobs`), so any
+//!   node can load any installation's bundle.
 //! - `errors`: PostgreSQL's errors as the core's, naming the store.
 //! - [`test_database`]: a fresh database per test, dropped afterwards.
 
 mod append;
+pub mod bundles;
 mod errors;
 pub mod location;
 mod pool;
@@ -144,6 +147,13 @@ impl PgStore {
     /// Where the store is (the URL without its password).
     pub fn location(&self) -> &Location {
         self.inner.pool.location()
+    }
+
+    /// The plugin bundles kept in the same database.
+    pub fn bundles(&self) -> bundles::PgBundles {
+        bundles::PgBundles {
+            pool: self.inner.pool.clone(),
+        }
     }
 }
 

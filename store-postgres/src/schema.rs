@@ -26,10 +26,11 @@ struct Migration {
 
 /// Every migration, in order. Append only: an applied migration never
 /// changes.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "events, snapshots and the append lock",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "events, snapshots and the append lock",
+        sql: "
 CREATE TABLE events (
     position       bigint  PRIMARY KEY,
     stream         text    NOT NULL,
@@ -62,7 +63,20 @@ CREATE TABLE snapshots (
 CREATE TABLE append_lock (id smallint PRIMARY KEY CHECK (id = 1));
 INSERT INTO append_lock VALUES (1);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "plugin bundles beside the log",
+        sql: "
+-- Content-addressed: a row is written once and never changed.
+CREATE TABLE bundles (
+    digest    text        PRIMARY KEY,
+    bytes     bytea       NOT NULL,
+    stored_at timestamptz NOT NULL DEFAULT now()
+);
+",
+    },
+];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
