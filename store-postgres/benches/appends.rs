@@ -2,7 +2,8 @@
 //! extensor-store-postgres --bench appends`.
 //!
 //! For 1, 8 and 64 concurrent writers, in one run: the PostgreSQL store
-//! (one event per append, each writer on its own stream), the raw baseline
+//! (one event per append, each writer on its own stream; for 8 and 64 also
+//! spread over 3 store instances, standing for 3 nodes), the raw baseline
 //! (the same rows with plain `INSERT` + `COMMIT` from the same number of
 //! clients, one session each, no lock, no chain) and the embedded SQLite
 //! store. The server is `EXTENSOR_TEST_POSTGRES_URL` (default
@@ -25,6 +26,8 @@ use hdrhistogram::Histogram;
 /// Size of the payload string; the envelope adds ids and metadata.
 const PAYLOAD_CHARS: usize = 420;
 const WRITERS: [u64; 3] = [1, 8, 64];
+/// Store instances standing for nodes in the multi-node rows.
+const NODES: u64 = 3;
 
 fn run_length() -> Duration {
     let secs = std::env::var("EXTENSOR_BENCH_SECONDS")
@@ -76,12 +79,14 @@ impl Run {
     }
 }
 
-/// `writers` tasks appending one event at a time to their own streams.
-async fn store_run(store: Arc<dyn EventStore>, writers: u64, length: Duration) -> Run {
+/// `writers` tasks appending one event at a time to their own streams,
+/// spread round-robin over `stores` (several store instances on one
+/// database stand for several nodes: each has its own sessions and writer).
+async fn store_run(stores: &[Arc<dyn EventStore>], writers: u64, length: Duration) -> Run {
     let start = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
-            let store = store.clone();
+            let store = stores[w as usize % stores.len()].clone();
             tokio::spawn(async move {
                 let tenant = TenantId::generate();
                 let stream = StreamId::new("bench", &format!("w{w}")).unwrap();
@@ -182,6 +187,15 @@ async fn raw_run(db: &TestDatabase, writers: u64, length: Duration) -> Run {
     collect(tasks, start).await
 }
 
+async fn pg_instances(db: &TestDatabase, n: u64) -> Vec<Arc<dyn EventStore>> {
+    let mut stores: Vec<Arc<dyn EventStore>> = Vec::new();
+    for _ in 0..n {
+        let config = PgConfig::new(db.location().clone(), PgOpenMode::Migrate);
+        stores.push(Arc::new(PgStore::open(config).await.unwrap()));
+    }
+    stores
+}
+
 async fn connect(db: &TestDatabase) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
         .await
@@ -210,17 +224,19 @@ fn main() {
         println!("| store | writers | appends/s | ack p50 ms | ack p99 ms |");
         println!("|---|---|---|---|---|");
         for writers in WRITERS {
-            let pg = PgStore::open(PgConfig::new(db.location().clone(), PgOpenMode::Migrate))
-                .await
-                .unwrap();
-            let run = store_run(Arc::new(pg), writers, length).await;
+            let run = store_run(&pg_instances(&db, 1).await, writers, length).await;
             println!("{}", run.row("PostgreSQL store", writers));
+            if writers >= NODES {
+                let run = store_run(&pg_instances(&db, NODES).await, writers, length).await;
+                let what = format!("PostgreSQL store, {NODES} instances (nodes)");
+                println!("{}", run.row(&what, writers));
+            }
             let run = raw_run(&db, writers, length).await;
             println!("{}", run.row("raw INSERT + COMMIT (baseline)", writers));
             let dir = tempfile::tempdir().unwrap();
             let sqlite =
                 SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing)).unwrap();
-            let run = store_run(Arc::new(sqlite.clone()), writers, length).await;
+            let run = store_run(&[Arc::new(sqlite.clone())], writers, length).await;
             sqlite.close().await;
             println!("{}", run.row("SQLite store (embedded)", writers));
         }
