@@ -41,7 +41,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use extensor_core::aggregate::{Loaded, SnapshotPolicy};
-use extensor_core::bundles::BundleStore;
+use extensor_core::bundles::{BundleBlobs, BundleStore};
 use extensor_core::event::{EventMeta, Principal};
 use extensor_core::ids::{InstallationId, TenantId};
 use extensor_core::installation::PluginInstallation;
@@ -146,6 +146,9 @@ pub struct EngineConfig {
     pub store: Arc<dyn EventStore>,
     /// Bundles, files, read models and the key file live under here.
     pub data_dir: PathBuf,
+    /// Where plugin bundles are kept; `None`: `<data_dir>/bundles`. A
+    /// shared store here lets any node load any installation's bundle.
+    pub bundles: Option<Arc<dyn BundleBlobs>>,
     pub sandbox: SandboxConfig,
     pub zip: ZipLimits,
     pub secret_key: SecretKey,
@@ -177,6 +180,7 @@ impl EngineConfig {
         EngineConfig {
             store,
             data_dir,
+            bundles: None,
             sandbox: SandboxConfig::default(),
             zip: ZipLimits::default(),
             secret_key,
@@ -209,7 +213,7 @@ pub(crate) struct Inner {
     sandbox: Sandbox,
     zip: ZipLimits,
     secret_box: SecretBox,
-    bundles: BundleStore,
+    bundles: Arc<dyn BundleBlobs>,
     board: StatusBoard,
     root: ActorRef<RootMsg>,
     dispatch: DispatchConfig,
@@ -512,10 +516,16 @@ impl Engine {
     /// [`RECOVERY_TENANTS_CONCURRENT`] tenants at a time; returns once every
     /// tenant's services have started.
     pub async fn start(config: EngineConfig) -> Result<Engine, Error> {
-        let bundles = BundleStore::open(&config.data_dir).map_err(|source| Error::Platform {
-            what: "bundle store",
-            source,
-        })?;
+        let bundles: Arc<dyn BundleBlobs> =
+            match &config.bundles {
+                Some(shared) => shared.clone(),
+                None => Arc::new(BundleStore::open(&config.data_dir).map_err(|source| {
+                    Error::Platform {
+                        what: "bundle store",
+                        source,
+                    }
+                })?),
+            };
         let services = runtime::Platform::new(&config)?;
         let board = StatusBoard::default();
         let (closing_tx, _) = watch::channel(false);

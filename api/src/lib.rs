@@ -120,7 +120,7 @@ pub mod types;
 pub mod webhook_body;
 pub mod webhooks;
 
-pub use server::{Listening, ServerConfig, api_service, openapi_yaml, serve};
+pub use server::{Listening, ServerConfig, StoreConfig, api_service, openapi_yaml, serve};
 
 /// Why the server could not start, or stopped with an error (the HTTP
 /// error type is [`error::ApiError`]).
