@@ -612,4 +612,62 @@ mod tests {
         assert_eq!(since2, since);
         assert_eq!(again.iter().map(|f| f.taken.count).sum::<u64>(), 2);
     }
+
+    /// A flusher killed without its stop (a crash: ractor runs no
+    /// `post_stop` on `Signal::Kill`, so no last flush) loses no count: the
+    /// counts live in `RouteAccess`, outside the actor, and the flusher its
+    /// supervisor starts next writes them.
+    #[tokio::test]
+    async fn a_killed_flusher_loses_no_count() {
+        use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> = Arc::new(
+            SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing)).unwrap(),
+        );
+        let (t, i) = ids();
+        let service = RouteAccessService {
+            access: Arc::new(RouteAccess::default()),
+            store: store.clone(),
+            // No tick in this test: only a stop would write.
+            flush_ms: 3_600_000,
+        };
+        let (first, running) = Actor::spawn(None, RouteFlusher, (t.clone(), service.clone()))
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            service
+                .access
+                .record(&t, &i, "p", "GET /a", Failed::No, Duration::ZERO);
+        }
+        first.kill();
+        // Positive marker: the killed actor's task has ended.
+        running.await.unwrap();
+        let stream = extensor_core::route_access::stream(&t).unwrap();
+        assert_eq!(
+            store.stream_revision(stream.clone()).await.unwrap(),
+            None,
+            "a killed flusher wrote nothing"
+        );
+        service
+            .access
+            .record(&t, &i, "p", "GET /a", Failed::Yes, Duration::ZERO);
+        let (second, running) = Actor::spawn(None, RouteFlusher, (t.clone(), service.clone()))
+            .await
+            .unwrap();
+        second.stop(None);
+        running.await.unwrap();
+        let records = store.read_stream(stream, 0, 100).await.unwrap();
+        let sum = |field: &str| -> u64 {
+            records
+                .iter()
+                .map(|e| {
+                    let v: serde_json::Value = serde_json::from_str(e.payload.get()).unwrap();
+                    v[field]
+                        .as_u64()
+                        .unwrap_or_else(|| panic!("no `{field}`: {v}"))
+                })
+                .sum()
+        };
+        assert_eq!((sum("count"), sum("errors")), (6, 1));
+    }
 }
