@@ -7,6 +7,8 @@
 //! - [`document`]: the OpenAPI document as served and committed
 //!   ([`server::openapi_yaml`]), and the `Allow` of `405` answers.
 //! - [`docs_ui`]: Swagger UI at `/docs`, over that document.
+//! - [`page_headers`]: the security headers of the server's own pages
+//!   (console, docs).
 //! - [`error`]: [`error::ApiError`], the one error type: every failure is
 //!   `application/problem+json` with a stable `code`.
 //! - [`auth`]: bearer tokens, `X-Tenant-Slug`, roles ([`auth::TenantCtx`]).
@@ -98,6 +100,7 @@ pub mod metrics;
 pub mod observe;
 pub mod ops;
 pub mod outbox;
+pub mod page_headers;
 pub mod plugins;
 pub mod ratelimit;
 pub mod secrets;

@@ -51,7 +51,7 @@ impl BundleStore {
             .filter(|h| h.len() == HEX_CHARS && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .filter(|h| h.bytes().all(|b| !b.is_ascii_uppercase()))
             .ok_or_else(|| Error::BundleDigest {
-                digest: crate::ids::truncate_for_error(digest),
+                digest: crate::error::truncate_for_error(digest),
                 detail: "not a `sha256:<64 lowercase hex>` digest".into(),
             })?;
         Ok(self.dir.join(format!("sha256-{hex}.zip")))

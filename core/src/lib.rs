@@ -21,6 +21,8 @@
 //!   of every recorded text.
 //! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
 //! - [`bundles`]: the content-addressed store of uploaded plugin ZIPs.
+//! - [`revision`]: `ExpectedRevision`, an append's concurrency condition
+//!   (re-exported by `store`).
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
 //!   every backend must pass.
 
@@ -35,6 +37,7 @@ pub mod job_runs;
 pub mod kernel_events;
 pub mod manifest;
 pub mod redact;
+pub mod revision;
 pub mod role;
 pub mod schedule;
 pub mod secrets;
