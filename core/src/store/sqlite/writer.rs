@@ -101,6 +101,8 @@ pub struct Writer {
 const REVISION_CACHE_STREAMS_MAX: usize = 100_000;
 
 type Outcome = Result<(AppendResult, Vec<RecordedEvent>), Error>;
+/// A committed group: each append's outcome, each snapshot's.
+type Committed = (Vec<Outcome>, Vec<Result<(), Error>>);
 
 enum GroupFailure {
     /// The append at this index failed on insert; replay the rest.
@@ -247,7 +249,7 @@ impl Writer {
         &mut self,
         group: &[QueuedAppend],
         snapshots: &[QueuedSnapshot],
-    ) -> Result<(Vec<Outcome>, Vec<Result<(), Error>>), GroupFailure> {
+    ) -> Result<Committed, GroupFailure> {
         let path = self.path.clone();
         let whole = |e| GroupFailure::Whole(map_err(&path, e));
         let tx = self
