@@ -17,7 +17,8 @@
 //!   platform-admin bootstrap (no HTTP; the CLI uses it too).
 //! - [`ratelimit`]: per-tenant token buckets (events, routes, management).
 //! - [`observe`]: request ids, the per-request log line, HTTP metrics, the
-//!   Prometheus recorder.
+//!   Prometheus recorder. [`metered_store`]: the store with every append
+//!   timed for `/metrics`.
 //! - [`state`]: [`state::AppState`] shared by handlers; `FEATURE_*` switches.
 //! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
 //!   [`events`], [`audit`], [`plugins`], [`jobs`] (run-now, schedules, run history), [`secrets`], [`filters`]
@@ -96,6 +97,7 @@ pub mod ext_routes;
 pub mod filters;
 pub mod health;
 pub mod jobs;
+pub mod metered_store;
 pub mod metrics;
 pub mod observe;
 pub mod ops;
@@ -118,7 +120,7 @@ pub mod types;
 pub mod webhook_body;
 pub mod webhooks;
 
-pub use server::{Listening, ServerConfig, api_service, openapi_yaml, serve};
+pub use server::{Listening, ServerConfig, StoreConfig, api_service, openapi_yaml, serve};
 
 /// Why the server could not start, or stopped with an error (the HTTP
 /// error type is [`error::ApiError`]).

@@ -17,6 +17,8 @@
 //! - [`clock`]: where "now" comes from; a manual clock for tests.
 //! - [`schedule`], [`job_runs`]: plugin jobs: fire times in a timezone with
 //!   the DST rule, catch-up decisions, and the per-job run aggregate.
+//! - [`route_access`]: `route.accessed`, the per-interval audit record of
+//!   plugin route traffic, and its duration-bucket arithmetic.
 //! - [`redact`]: the one redaction point: secret values and URL paths out
 //!   of every recorded text.
 //! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
@@ -39,6 +41,7 @@ pub mod manifest;
 pub mod redact;
 pub mod revision;
 pub mod role;
+pub mod route_access;
 pub mod schedule;
 pub mod secrets;
 pub mod store;

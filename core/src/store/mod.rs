@@ -6,9 +6,10 @@
 //! backend must pass, written so that a server-backed store (KurrentDB,
 //! PostgreSQL) runs exactly the same checks.
 
+pub mod chain;
 pub mod conformance;
 pub mod sqlite;
-mod subscription;
+pub mod subscription;
 pub mod verify;
 
 use chrono::{DateTime, Utc};

@@ -15,16 +15,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::schema::map_err;
 use crate::error::Error;
-use crate::event::{GENESIS_HASH, Hash, NewEvent, RecordedEvent, StreamId};
-use crate::store::{
-    APPEND_EVENTS_MAX, AppendResult, ExpectedRevision, SNAPSHOT_BYTES_MAX, SnapshotRecord,
-};
+use crate::event::{Hash, NewEvent, RecordedEvent, StreamId};
+use crate::store::chain::{ChainHead, chain_next, check_append};
+use crate::store::{AppendResult, ExpectedRevision, SNAPSHOT_BYTES_MAX, SnapshotRecord};
 
 /// At most this many events go into one transaction. Bounds the time one
 /// commit holds the write lock and the memory a group needs.
@@ -74,14 +72,6 @@ struct Group {
     appends: Vec<QueuedAppend>,
     snapshots: Vec<QueuedSnapshot>,
     events: usize,
-}
-
-/// The last committed event: where the next one goes and what it links to.
-#[derive(Clone, Copy)]
-struct Head {
-    position: u64,
-    hash: Hash,
-    recorded_at_micros: i64,
 }
 
 pub struct Writer {
@@ -383,13 +373,13 @@ fn save_snapshot(
 fn append_one(
     tx: &Connection,
     path: &std::path::Path,
-    head: &mut Head,
+    head: &mut ChainHead,
     stream: &StreamId,
     expected: ExpectedRevision,
     actual: Option<u64>,
     events: &[NewEvent],
 ) -> Result<(AppendResult, Vec<RecordedEvent>), Error> {
-    check_request(stream, events)?;
+    check_append(stream, events)?;
     if !expected.admits(actual) {
         return Err(Error::Conflict {
             stream: stream.to_string(),
@@ -413,49 +403,6 @@ fn append_one(
     };
     *head = local;
     Ok((result, recorded))
-}
-
-fn check_request(stream: &StreamId, events: &[NewEvent]) -> Result<(), Error> {
-    if events.is_empty() || events.len() > APPEND_EVENTS_MAX {
-        return Err(Error::InvalidAppend {
-            stream: stream.to_string(),
-            reason: format!(
-                "an append carries 1 to {APPEND_EVENTS_MAX} events, not {}",
-                events.len()
-            ),
-        });
-    }
-    events.iter().try_for_each(|e| e.validate(stream))
-}
-
-/// Places `ev` after `head` in the chain and advances `head`.
-fn chain_next(head: &mut Head, stream: &StreamId, revision: u64, ev: &NewEvent) -> RecordedEvent {
-    // The clock may step back; recorded_at never does, so time order and
-    // position order agree for every reader.
-    let now = Utc::now().timestamp_micros().max(head.recorded_at_micros);
-    let mut rec = RecordedEvent {
-        position: head.position + 1,
-        stream: stream.clone(),
-        revision,
-        event_id: ev.event_id.clone(),
-        event_type: ev.event_type.clone(),
-        schema_version: ev.schema_version,
-        recorded_at: DateTime::from_timestamp_micros(now).unwrap_or_default(),
-        tenant: ev.meta.tenant.clone(),
-        principal: ev.meta.principal.clone(),
-        correlation_id: ev.meta.correlation_id.clone(),
-        causation_id: ev.meta.causation_id.clone(),
-        payload: ev.payload.clone(),
-        prev_hash: head.hash,
-        hash: GENESIS_HASH,
-    };
-    rec.hash = rec.compute_hash();
-    *head = Head {
-        position: rec.position,
-        hash: rec.hash,
-        recorded_at_micros: now,
-    };
-    rec
 }
 
 fn insert(conn: &Connection, path: &std::path::Path, r: &RecordedEvent) -> Result<(), Error> {
@@ -492,7 +439,7 @@ fn insert(conn: &Connection, path: &std::path::Path, r: &RecordedEvent) -> Resul
     })
 }
 
-fn read_head(conn: &Connection, path: &std::path::Path) -> Result<Head, Error> {
+fn read_head(conn: &Connection, path: &std::path::Path) -> Result<ChainHead, Error> {
     let row = conn
         .query_row(
             "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1",
@@ -508,17 +455,13 @@ fn read_head(conn: &Connection, path: &std::path::Path) -> Result<Head, Error> {
         .optional()
         .map_err(|e| map_err(path, e))?;
     let Some((position, hash, recorded_at_micros)) = row else {
-        return Ok(Head {
-            position: 0,
-            hash: GENESIS_HASH,
-            recorded_at_micros: i64::MIN,
-        });
+        return Ok(ChainHead::GENESIS);
     };
     let hash: Hash = hash.try_into().map_err(|_| Error::StoreCorrupt {
         path: path.to_path_buf(),
         detail: format!("event {position} has a hash that is not 32 bytes"),
     })?;
-    Ok(Head {
+    Ok(ChainHead {
         position: position as u64,
         hash,
         recorded_at_micros,
