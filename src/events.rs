@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use extensor_core::event::RecordedEvent;
-use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
 use extensor_core::store::verify::{Anchor, verify_chain};
 use extensor_core::store::{EventStore, ReadFilter};
 use futures::StreamExt;
 
 use crate::filter_args::FilterArgs;
 use crate::progress::events_bar;
+use crate::store::{Access, StoreChoice};
 
 /// Events fetched per read while exporting or scanning.
 const PAGE_EVENTS: usize = 5_000;
@@ -72,16 +72,17 @@ pub enum Outcome {
     ChainBroken,
 }
 
-pub async fn run(data_dir: &Path, cmd: EventsCommand) -> Result<Outcome> {
-    let store = SqliteStore::open(SqliteConfig::new(data_dir, OpenMode::ReadOnly))?;
+pub async fn run(data_dir: &Path, choice: &StoreChoice, cmd: EventsCommand) -> Result<Outcome> {
+    let opened = crate::store::open(choice, data_dir, Access::ReadOnly).await?;
+    let store = opened.store.as_ref();
     match cmd {
-        EventsCommand::Tail(args) => tail(&store, args).await.map(|()| Outcome::Ok),
-        EventsCommand::Export(args) => export(&store, args).await.map(|()| Outcome::Ok),
-        EventsCommand::Verify(args) => verify(&store, args).await,
+        EventsCommand::Tail(args) => tail(store, args).await.map(|()| Outcome::Ok),
+        EventsCommand::Export(args) => export(store, args).await.map(|()| Outcome::Ok),
+        EventsCommand::Verify(args) => verify(store, args).await,
     }
 }
 
-async fn tail(store: &SqliteStore, args: TailArgs) -> Result<()> {
+async fn tail(store: &dyn EventStore, args: TailArgs) -> Result<()> {
     if args.lines > TAIL_EVENTS_MAX {
         bail!("--lines is at most {TAIL_EVENTS_MAX}");
     }
@@ -126,7 +127,7 @@ async fn tail(store: &SqliteStore, args: TailArgs) -> Result<()> {
     Ok(())
 }
 
-async fn follow(store: &SqliteStore, after: u64, filter: ReadFilter, json: bool) -> Result<()> {
+async fn follow(store: &dyn EventStore, after: u64, filter: ReadFilter, json: bool) -> Result<()> {
     let mut live = store.subscribe_all(after, filter);
     while let Some(ev) = live.next().await {
         let mut out = std::io::stdout().lock();
@@ -159,7 +160,7 @@ fn print_event(out: &mut impl Write, ev: &RecordedEvent, json: bool) -> Result<(
     Ok(())
 }
 
-async fn export(store: &SqliteStore, args: ExportArgs) -> Result<()> {
+async fn export(store: &dyn EventStore, args: ExportArgs) -> Result<()> {
     let filter = args.filter.to_filter()?;
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
@@ -205,7 +206,7 @@ fn parse_anchor(s: &str) -> Result<Anchor> {
     })
 }
 
-async fn verify(store: &SqliteStore, args: VerifyArgs) -> Result<Outcome> {
+async fn verify(store: &dyn EventStore, args: VerifyArgs) -> Result<Outcome> {
     let anchor = args.anchor.as_deref().map(parse_anchor).transpose()?;
     let head = store.head_position().await?;
     let bar = events_bar(head, "verifying");

@@ -1,5 +1,7 @@
 //! `extensor`: the one binary. Subcommands open the same store the server
-//! uses (`--data-dir` / `EXTENSOR_DATA_DIR`, default `./data`).
+//! uses: the embedded one in `--data-dir` / `EXTENSOR_DATA_DIR` (default
+//! `./data`), or the PostgreSQL one that `--store` / `EXTENSOR_STORE_URL`
+//! names.
 //!
 //! # Layout
 //!
@@ -8,8 +10,9 @@
 //! - [`state`]: `state tenant|installation ID [--at POSITION|TIME]`.
 //! - [`filter_args`]: the filter flags shared by `tail` and `export`.
 //! - [`progress`]: progress bars that appear only on a terminal.
-//! - [`serve`]: `serve`, the HTTP server on the embedded store.
+//! - [`serve`]: `serve`, the HTTP server.
 //! - [`log_sink`]: the server's buffered, non-blocking log writer.
+//! - [`store`]: `--store URL`: which event store a command opens.
 //! - [`tenant`]: `tenant create`, a tenant and its owner token.
 //! - [`ops`]: `ops tree`, the supervision tree of a running server.
 //! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
@@ -27,6 +30,7 @@ mod plugin;
 mod progress;
 mod serve;
 mod state;
+mod store;
 mod tenant;
 mod webhooks;
 
@@ -50,6 +54,16 @@ struct Cli {
         default_value = "./data"
     )]
     data_dir: PathBuf,
+
+    /// The event store: unset for the embedded store in --data-dir, or
+    /// `postgres://user@host:port/database` for a shared PostgreSQL store.
+    #[arg(
+        long = "store",
+        global = true,
+        env = "EXTENSOR_STORE_URL",
+        hide_env_values = true
+    )]
+    store_url: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -86,6 +100,27 @@ enum Command {
 /// Exit code when `events verify` finds a broken hash chain (errors exit 1).
 const EXIT_CHAIN_BROKEN: u8 = 2;
 
+async fn run(cli: Cli) -> anyhow::Result<events::Outcome> {
+    // Only the commands that open the store read `--store`.
+    let store = || store::StoreChoice::parse(cli.store_url.as_deref());
+    let data_dir = cli.data_dir.as_path();
+    let ok = |()| events::Outcome::Ok;
+    match cli.command {
+        Command::Serve(args) => serve::run(data_dir, &store()?, args).await.map(ok),
+        Command::Events(cmd) => events::run(data_dir, &store()?, cmd).await,
+        Command::State(args) => state::run(data_dir, &store()?, args).await.map(ok),
+        Command::Tenant(cmd) => tenant::run(data_dir, &store()?, cmd).await.map(ok),
+        Command::Jobs(cmd) => jobs::run(cmd).await.map(ok),
+        Command::Ops(cmd) => ops::run(cmd).await.map(ok),
+        Command::Openapi => {
+            print!("{}", extensor_api::openapi_yaml());
+            Ok(events::Outcome::Ok)
+        }
+        Command::Plugin(cmd) => plugin::run(cmd).await.map(ok),
+        Command::Webhooks(cmd) => webhooks::run(cmd).await.map(ok),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -98,28 +133,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(args) => serve::run(&cli.data_dir, args)
-                .await
-                .map(|()| events::Outcome::Ok),
-            Command::Events(cmd) => events::run(&cli.data_dir, cmd).await,
-            Command::State(args) => state::run(&cli.data_dir, args)
-                .await
-                .map(|()| events::Outcome::Ok),
-            Command::Tenant(cmd) => tenant::run(&cli.data_dir, cmd)
-                .await
-                .map(|()| events::Outcome::Ok),
-            Command::Jobs(cmd) => jobs::run(cmd).await.map(|()| events::Outcome::Ok),
-            Command::Ops(cmd) => ops::run(cmd).await.map(|()| events::Outcome::Ok),
-            Command::Openapi => {
-                print!("{}", extensor_api::openapi_yaml());
-                Ok(events::Outcome::Ok)
-            }
-            Command::Plugin(cmd) => plugin::run(cmd).await.map(|()| events::Outcome::Ok),
-            Command::Webhooks(cmd) => webhooks::run(cmd).await.map(|()| events::Outcome::Ok),
-        }
-    });
+    let outcome = runtime.block_on(run(cli));
     match outcome {
         Ok(events::Outcome::Ok) => ExitCode::SUCCESS,
         Ok(events::Outcome::ChainBroken) => ExitCode::from(EXIT_CHAIN_BROKEN),

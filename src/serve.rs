@@ -1,22 +1,28 @@
-//! `extensor serve`: the server on the embedded store.
+//! `extensor serve`: the server, on the embedded store or the one
+//! `--store` names.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use clap::{Args, ValueEnum};
 use extensor_api::ratelimit::RateLimits;
 use extensor_api::state::Features;
-use extensor_api::{ServerConfig, serve};
+use extensor_api::{ServerConfig, StoreConfig, serve};
+use extensor_core::bundles::BundleBlobs;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig};
+
+use crate::store::{Access, StoreChoice};
 
 #[derive(Args)]
 pub struct ServeArgs {
     /// Address to listen on (`host:port`; port 0 picks a free one).
     #[arg(long, env = "EXTENSOR_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// Refuse appends once the store file would exceed this many bytes.
+    /// Refuse appends once the store file would exceed this many bytes
+    /// (the embedded store only).
     #[arg(long, env = "EXTENSOR_STORE_BYTES_MAX")]
     store_bytes_max: Option<u64>,
     /// The platform-admin token (at least 24 characters). Without it, an
@@ -30,6 +36,11 @@ pub struct ServeArgs {
     /// together; least recently used pools are evicted beyond it.
     #[arg(long, env = "EXTENSOR_WARM_ISOLATES_MB_MAX")]
     warm_isolates_mb_max: Option<usize>,
+    /// Seconds between `route.accessed` records of a route (each holds
+    /// that interval's count, errors and duration percentiles).
+    #[arg(long, env = "EXTENSOR_ROUTE_ACCESS_FLUSH_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    route_access_flush_secs: u64,
     /// Log lines as readable text or as JSON objects.
     #[arg(long, env = "EXTENSOR_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -44,12 +55,12 @@ pub enum LogFormat {
     Json,
 }
 
-pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
+pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Result<()> {
     // Held until the server has stopped: dropping it writes the last lines.
     let log_flush = init_logging(args.log_format, &args.log)?;
-    let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
-    store.store_bytes_max = args.store_bytes_max;
+    let (store, bundles) = store_config(data_dir, choice, args.store_bytes_max).await?;
     let mut config = ServerConfig::new(args.listen, store);
+    config.engine.bundles = bundles;
     config.admin_token = args.admin_token;
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
     config.features = Features::from_env().map_err(|e| anyhow!(e))?;
@@ -71,7 +82,8 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     config.engine.warm_isolates_bytes_max = args
         .warm_isolates_mb_max
         .map(|mb| mb.saturating_mul(1024 * 1024));
-    let data_dir = data_dir.display().to_string();
+    config.engine.route_access_flush_ms = Some(args.route_access_flush_secs * 1_000);
+    let location = choice.describe(data_dir);
     serve(
         config,
         move |listening| {
@@ -79,7 +91,7 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
             // write, errors ignored: a reader that closed the pipe after
             // that line must not take the server down.
             let mut out = format!(
-                "extensor listening on http://{} (data dir {data_dir})\n",
+                "extensor listening on http://{} ({location})\n",
                 listening.addr
             );
             if let Some(token) = listening.generated_admin_token {
@@ -98,6 +110,34 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     drop(log_flush);
     eprintln!("extensor stopped cleanly");
     Ok(())
+}
+
+/// The store, and where bundles go when not in the data directory.
+async fn store_config(
+    data_dir: &Path,
+    choice: &StoreChoice,
+    store_bytes_max: Option<u64>,
+) -> Result<(StoreConfig, Option<Arc<dyn BundleBlobs>>)> {
+    if let StoreChoice::Embedded = choice {
+        let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
+        store.store_bytes_max = store_bytes_max;
+        return Ok((store.into(), None));
+    }
+    if store_bytes_max.is_some() {
+        return Err(anyhow!(
+            "EXTENSOR_STORE_BYTES_MAX / --store-bytes-max bounds the embedded store's file; \
+             a PostgreSQL store is bounded by its server"
+        ));
+    }
+    // The node keeps its secret key, bundles and indexes here.
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| anyhow!("data directory {}: {e}", data_dir.display()))?;
+    let opened = crate::store::open(choice, data_dir, Access::Write).await?;
+    let store = StoreConfig::Opened {
+        store: opened.store.clone(),
+        data_dir: data_dir.to_path_buf(),
+    };
+    Ok((store, opened.bundles))
 }
 
 /// Logs to stderr through the buffered sink (`log_sink`): readable on a

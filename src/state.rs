@@ -9,9 +9,11 @@ use extensor_core::aggregate::{self, Aggregate, AsOf};
 use extensor_core::event::StreamId;
 use extensor_core::ids::{InstallationId, TenantId};
 use extensor_core::installation::PluginInstallation;
-use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
+use extensor_core::store::EventStore;
 use extensor_core::tenant::Tenant;
 use serde::Serialize;
+
+use crate::store::{Access, StoreChoice};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Kind {
@@ -38,8 +40,9 @@ struct Printed<'a, A> {
     state: &'a A,
 }
 
-pub async fn run(data_dir: &Path, args: StateArgs) -> Result<()> {
-    let store = SqliteStore::open(SqliteConfig::new(data_dir, OpenMode::ReadOnly))?;
+pub async fn run(data_dir: &Path, choice: &StoreChoice, args: StateArgs) -> Result<()> {
+    let opened = crate::store::open(choice, data_dir, Access::ReadOnly).await?;
+    let store = opened.store.as_ref();
     let as_of = match args.at.as_deref() {
         None => AsOf::Latest,
         Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => {
@@ -52,16 +55,16 @@ pub async fn run(data_dir: &Path, args: StateArgs) -> Result<()> {
     match args.kind {
         Kind::Tenant => {
             let id: TenantId = args.id.parse()?;
-            print::<Tenant>(&store, StreamId::tenant(&id), as_of).await
+            print::<Tenant>(store, StreamId::tenant(&id), as_of).await
         }
         Kind::Installation => {
             let id: InstallationId = args.id.parse()?;
-            print::<PluginInstallation>(&store, StreamId::installation(&id), as_of).await
+            print::<PluginInstallation>(store, StreamId::installation(&id), as_of).await
         }
     }
 }
 
-async fn print<A: Aggregate>(store: &SqliteStore, stream: StreamId, as_of: AsOf) -> Result<()> {
+async fn print<A: Aggregate>(store: &dyn EventStore, stream: StreamId, as_of: AsOf) -> Result<()> {
     let loaded = aggregate::load::<A>(store, &stream, as_of).await?;
     if loaded.revision.is_none() {
         anyhow::bail!(

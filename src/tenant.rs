@@ -4,13 +4,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::store::{Access, StoreChoice};
 use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand};
 use extensor_api::directory::Directory;
 use extensor_api::tenancy;
 use extensor_core::event::Principal;
 use extensor_core::store::EventStore;
-use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
 
 #[derive(Subcommand)]
 pub enum TenantCommand {
@@ -31,16 +31,16 @@ pub struct CreateArgs {
     operator: String,
 }
 
-pub async fn run(data_dir: &Path, cmd: TenantCommand) -> Result<()> {
+pub async fn run(data_dir: &Path, choice: &StoreChoice, cmd: TenantCommand) -> Result<()> {
     let TenantCommand::Create(args) = cmd;
-    let store = SqliteStore::open(SqliteConfig::new(data_dir, OpenMode::CreateIfMissing))?;
-    let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    let opened = crate::store::open(choice, data_dir, Access::Write).await?;
+    let shared: Arc<dyn EventStore> = opened.store.clone();
     let directory = Directory::load(shared.clone()).await?;
     let principal = Principal::operator(&args.operator).map_err(|e| anyhow!("--operator: {e}"))?;
     let slug = args.slug.parse().map_err(|e| anyhow!("--slug: {e}"))?;
     let created =
         tenancy::create_tenant(shared.as_ref(), &directory, slug, args.name, principal).await;
-    store.close().await;
+    opened.close().await;
     let (tenant_id, owner) = created?;
     println!("tenant {tenant_id} created (slug {})", args.slug);
     println!("owner token (shown once, store it now): {}", owner.token);

@@ -733,3 +733,24 @@ fn env_names(text: &str) -> BTreeSet<String> {
     }
     out
 }
+
+/// ARCHITECTURE.md's "Module dependencies": the modules of `actors` and
+/// `core` import each other in no cycle (`scripts/module-cycles` exits
+/// non-zero and prints the pairs when they do).
+#[test]
+fn crate_modules_import_each_other_in_no_cycle() {
+    let python = python::python(&[]);
+    for dir in ["actors/src", "core/src", "store-postgres/src"] {
+        let out = std::process::Command::new(&python)
+            .arg(root().join("scripts/module-cycles"))
+            .arg(root().join(dir))
+            .output()
+            .expect("run scripts/module-cycles");
+        assert!(
+            out.status.success(),
+            "{dir}: modules import each other in a cycle:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -141,6 +141,19 @@ async fn baseline(store: &Arc<dyn EventStore>, samples: u64) -> Histogram<u64> {
     h
 }
 
+/// The hook lane's fence check on its own: one `stream_revision` read of a
+/// stream, as a lane makes before each matching event (µs).
+async fn fence_read(store: &Arc<dyn EventStore>, samples: u64) -> Histogram<u64> {
+    let stream = StreamId::new("bench", "baseline").unwrap();
+    let mut h = Histogram::new(3).unwrap();
+    for _ in 0..samples {
+        let t = Instant::now();
+        store.stream_revision(stream.clone()).await.unwrap();
+        h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+    }
+    h
+}
+
 /// Latencies of one publish → hooks round: until the last hook finished
 /// (its record's `finished_at`) and until the last record was durable and
 /// seen on a subscription.
@@ -240,9 +253,15 @@ async fn latency() {
     println!("\n### Event published → hook finished (µs)\n");
     println!("| path | samples | p50 µs | p99 µs | max µs |");
     println!("|---|---|---|---|---|");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at the start: {}\n", load.trim());
     row(
         "baseline: raw store append → subscription",
         &baseline(&store, samples).await,
+    );
+    row(
+        "the lane's fence check alone: one stream_revision read",
+        &fence_read(&store, samples).await,
     );
     let (t1, one) = setup(&engine, "one", 1).await;
     let r = publish_to_hooks(&engine, &t1, &one, samples).await;

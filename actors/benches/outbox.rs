@@ -8,8 +8,11 @@
 //! the outbox is started and the clock runs until the relay has received
 //! all N and every one is recorded `email.sent`.
 //!
-//! Same-run baseline: the same N messages sent by `SmtpMailer::send` in a
-//! loop (no store, no outbox): the relay and SMTP client floor.
+//! Same-run baselines: the same N messages sent by `SmtpMailer::send` in a
+//! loop (no store, no outbox): the relay and SMTP client floor; and, as the
+//! "before" row, `EXTENSOR_BENCH_LETTRE_EMAILS` (default 200) messages
+//! through lettre's own `AsyncSmtpTransport` (what `SmtpMailer` used until
+//! it connected its own `TCP_NODELAY` socket).
 //!
 //! `EXTENSOR_BENCH_EMAILS` (default 2000) sets N; `EXTENSOR_BENCH_ROUNDS`
 //! (default 3) the rounds of each.
@@ -30,63 +33,16 @@ use extensor_js::host::OutboundEmail;
 use extensor_js::host::mail::{SmtpConfig, SmtpMailer, SmtpTls};
 use ractor::Actor;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+
+#[path = "../tests/common/smtp_relay.rs"]
+mod smtp_relay;
+use smtp_relay::relay;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A relay that accepts every message and counts them.
-async fn relay() -> (u16, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicU64::new(0));
-    let counted = count.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(session(socket, counted.clone()));
-        }
-    });
-    (port, count)
-}
-
-async fn session(socket: tokio::net::TcpStream, count: Arc<AtomicU64>) {
-    let (read, mut write) = socket.into_split();
-    let mut lines = BufReader::new(read).lines();
-    if write.write_all(b"220 bench relay\r\n").await.is_err() {
-        return;
-    }
-    while let Ok(Some(line)) = lines.next_line().await {
-        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-        let answer: &[u8] = match verb.as_str() {
-            "EHLO" => b"250-bench\r\n250 8BITMIME\r\n",
-            "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
-            "DATA" => {
-                if write.write_all(b"354 go\r\n").await.is_err() {
-                    return;
-                }
-                while let Ok(Some(body)) = lines.next_line().await {
-                    if body == "." {
-                        break;
-                    }
-                }
-                count.fetch_add(1, Ordering::Relaxed);
-                b"250 queued\r\n"
-            }
-            "QUIT" => {
-                let _ = write.write_all(b"221 bye\r\n").await;
-                return;
-            }
-            _ => b"502 unknown\r\n",
-        };
-        if write.write_all(answer).await.is_err() {
-            return;
-        }
-    }
 }
 
 fn mailer(port: u16) -> SmtpMailer {
@@ -199,6 +155,29 @@ async fn mailer_round(n: u64) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// The "before": lettre's own transport, whose socket keeps Nagle's
+/// algorithm on; seconds for `n` messages.
+async fn lettre_round(n: u64) -> f64 {
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let (port, count) = relay().await;
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .build();
+    let started = Instant::now();
+    for i in 0..n {
+        let e = email(i);
+        let message = Message::builder()
+            .from("bench@example.com".parse().unwrap())
+            .to(e.to[0].parse().unwrap())
+            .subject(e.subject)
+            .body(e.text.unwrap_or_default())
+            .unwrap();
+        transport.send(message).await.expect("send");
+    }
+    wait_count(&count, n).await;
+    started.elapsed().as_secs_f64()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -208,21 +187,36 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn main() {
     let n = env_num("EXTENSOR_BENCH_EMAILS", 2_000);
     let rounds = env_num("EXTENSOR_BENCH_ROUNDS", 3);
-    let (mut outbox_rates, mut mailer_rates) = (Vec::new(), Vec::new());
+    let before_n = env_num("EXTENSOR_BENCH_LETTRE_EMAILS", 200);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "outbox bench: {n} emails, {rounds} rounds; load average {}",
+        load.trim()
+    );
+    let (mut outbox_rates, mut mailer_rates, mut before_rates) =
+        (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
+        let before = lettre_round(before_n).await;
         let base = mailer_round(n).await;
         let out = outbox_round(n).await;
         println!(
-            "round {round}: mailer alone {:.0}/s, outbox {:.0}/s",
+            "round {round}: lettre transport {:.0}/s, mailer alone {:.0}/s, outbox {:.0}/s",
+            before_n as f64 / before,
             n as f64 / base,
             n as f64 / out
         );
+        before_rates.push(before_n as f64 / before);
         mailer_rates.push(n as f64 / base);
         outbox_rates.push(n as f64 / out);
     }
     println!("| path | emails | rounds | median emails/s | worst round emails/s |");
     println!("|---|---|---|---|---|");
     let worst = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
+    println!(
+        "| before: lettre's `AsyncSmtpTransport` (Nagle on) | {before_n} | {rounds} | {:.0} | {:.0} |",
+        median(before_rates.clone()),
+        worst(&before_rates)
+    );
     println!(
         "| `SmtpMailer::send` loop (baseline) | {n} | {rounds} | {:.0} | {:.0} |",
         median(mailer_rates.clone()),

@@ -674,9 +674,10 @@ async fn execute(
     }
     let slug = known.slug.clone();
     let outcome = if result.is_ok() { "executed" } else { "failed" };
-    metrics::counter!("extensor_hook_executions_total", "plugin" => slug.clone(), "outcome" => outcome)
+    let plugin = crate::metric_labels::plugin(&slug);
+    metrics::counter!("extensor_hook_executions_total", "plugin" => plugin.clone(), "outcome" => outcome)
         .increment(1);
-    metrics::histogram!("extensor_hook_duration_seconds", "plugin" => slug.clone())
+    metrics::histogram!("extensor_hook_duration_seconds", "plugin" => plugin)
         .record(elapsed.as_secs_f64());
     let mut record = HookRecord {
         installation_id: known.id.clone(),

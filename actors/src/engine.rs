@@ -13,12 +13,17 @@
 //!   warm heap bytes) and the host services wired to real components.
 //! - [`responses`]: what a plugin route may answer on the platform's origin
 //!   (status and header allow-list).
+//! - `gauges`: the `/metrics` gauges set from live state at scrape time.
+//! - `extensibility`: the live numbers of the status block (plugins,
+//!   webhooks, jobs) for a tenant or the platform.
 //! - `invoke`: invocations, plugin routes, test events, filter chains.
 //! - `publish`: business events, idempotent publishing.
 //! - `read_models`: the tenant's events projected into SQLite for
 //!   `ctx.db.query`.
 
 pub(crate) mod directory;
+mod extensibility;
+mod gauges;
 pub(crate) mod invoke;
 mod lanes;
 mod plugins;
@@ -36,7 +41,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use extensor_core::aggregate::{Loaded, SnapshotPolicy};
-use extensor_core::bundles::BundleStore;
+use extensor_core::bundles::{BundleBlobs, BundleStore};
 use extensor_core::event::{EventMeta, Principal};
 use extensor_core::ids::{InstallationId, TenantId};
 use extensor_core::installation::PluginInstallation;
@@ -59,6 +64,7 @@ use crate::supervision::{
 use crate::tenant_supervisor::{ChildKey, Handle, TenantService, TenantSupervisorMsg, TreeConfig};
 
 pub use directory::InstallationView;
+pub use extensibility::{ExtensibilityCounts, STATUS_SLUGS_MAX, StatusScope};
 pub use invoke::{
     ChainFailure, ChainResult, ChainStep, FilterOrder, HookRun, PluginStats, RouteRequest,
     RouteResponse, StepStatus,
@@ -140,6 +146,9 @@ pub struct EngineConfig {
     pub store: Arc<dyn EventStore>,
     /// Bundles, files, read models and the key file live under here.
     pub data_dir: PathBuf,
+    /// Where plugin bundles are kept; `None`: `<data_dir>/bundles`. A
+    /// shared store here lets any node load any installation's bundle.
+    pub bundles: Option<Arc<dyn BundleBlobs>>,
     pub sandbox: SandboxConfig,
     pub zip: ZipLimits,
     pub secret_key: SecretKey,
@@ -160,6 +169,9 @@ pub struct EngineConfig {
     /// Tenants that start stopped (suspended ones): nothing of theirs runs,
     /// not even for a moment during recovery, until `resume_tenant`.
     pub stopped_tenants: Vec<TenantId>,
+    /// How often route traffic is written as `route.accessed` records
+    /// (`route_access::FLUSH_MS_DEFAULT`).
+    pub route_access_flush_ms: u64,
 }
 
 impl EngineConfig {
@@ -168,6 +180,7 @@ impl EngineConfig {
         EngineConfig {
             store,
             data_dir,
+            bundles: None,
             sandbox: SandboxConfig::default(),
             zip: ZipLimits::default(),
             secret_key,
@@ -179,6 +192,7 @@ impl EngineConfig {
             filter_order: FilterOrder::InstallOrder,
             warm_isolates_bytes_max: runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT,
             stopped_tenants: Vec::new(),
+            route_access_flush_ms: crate::route_access::FLUSH_MS_DEFAULT,
         }
     }
 }
@@ -199,7 +213,7 @@ pub(crate) struct Inner {
     sandbox: Sandbox,
     zip: ZipLimits,
     secret_box: SecretBox,
-    bundles: BundleStore,
+    bundles: Arc<dyn BundleBlobs>,
     board: StatusBoard,
     root: ActorRef<RootMsg>,
     dispatch: DispatchConfig,
@@ -228,6 +242,8 @@ pub(crate) struct Inner {
     /// Dispatch lanes still reading their start revision: recovery waits
     /// for them, so the store's read queue stays bounded.
     lanes_starting: Arc<InFlight>,
+    /// Plugin route traffic since the last `route.accessed` flush.
+    route_access: Arc<crate::route_access::RouteAccess>,
 }
 
 /// Counts invocations and publishes in progress, for graceful shutdown.
@@ -299,6 +315,19 @@ impl Inner {
             .map_err(|_| Error::Stopped {
                 actor: format!("/tenants/{tenant}/{name}"),
             })
+    }
+
+    /// Starts the tenant's route-access flusher if it is not running (a
+    /// tenant's first counted route request in this process). If it cannot
+    /// start now the counts wait in memory for its next start.
+    pub async fn route_flusher(&self, tenant: &TenantId) {
+        let name = crate::route_access::SERVICE_NAME;
+        let started = self
+            .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
+            .await;
+        if let Err(e) | Ok(Err(e)) = started.map(|r| r.map(drop)) {
+            tracing::warn!(tenant = %tenant, error = %e, "route access flusher not started");
+        }
     }
 
     /// A call to the root, through its gate.
@@ -416,17 +445,20 @@ impl EngineSlot {
 /// for tenants in `webhook_tenants`, else on first use) and the job
 /// scheduler (with it for tenants with enabled jobs, else on demand) and
 /// the email outbox (with it for tenants with pending mail, else when mail
-/// is queued).
+/// is queued) and the route-access flusher (with it for tenants with
+/// counts in memory, else on a tenant's first counted route request).
 fn tenant_services(
     slot: &EngineSlot,
     webhooks: crate::webhooks::WebhookConfig,
     webhook_tenants: &crate::webhooks::service::WebhookTenants,
     schedulers: &crate::scheduler::Schedulers,
     outbox: crate::outbox::OutboxService,
+    routes: crate::route_access::RouteAccessService,
     config: &EngineConfig,
 ) -> Vec<Arc<dyn TenantService>> {
     vec![
         Arc::new(outbox),
+        Arc::new(routes),
         Arc::new(DispatcherService {
             engine: Arc::new(slot.clone()),
         }),
@@ -484,10 +516,16 @@ impl Engine {
     /// [`RECOVERY_TENANTS_CONCURRENT`] tenants at a time; returns once every
     /// tenant's services have started.
     pub async fn start(config: EngineConfig) -> Result<Engine, Error> {
-        let bundles = BundleStore::open(&config.data_dir).map_err(|source| Error::Platform {
-            what: "bundle store",
-            source,
-        })?;
+        let bundles: Arc<dyn BundleBlobs> =
+            match &config.bundles {
+                Some(shared) => shared.clone(),
+                None => Arc::new(BundleStore::open(&config.data_dir).map_err(|source| {
+                    Error::Platform {
+                        what: "bundle store",
+                        source,
+                    }
+                })?),
+            };
         let services = runtime::Platform::new(&config)?;
         let board = StatusBoard::default();
         let (closing_tx, _) = watch::channel(false);
@@ -497,6 +535,7 @@ impl Engine {
         let schedulers = crate::scheduler::Schedulers::with_starter(Arc::new(slot.clone()));
         let webhook_tenants = crate::webhooks::service::WebhookTenants::default();
         let outbox_tenants = crate::outbox::OutboxTenants::default();
+        let route_access = Arc::new(crate::route_access::RouteAccess::default());
         let outbox = crate::outbox::OutboxService {
             store: config.store.clone(),
             mailer: services.mailer.clone(),
@@ -518,6 +557,11 @@ impl Engine {
                 &webhook_tenants,
                 &schedulers,
                 outbox,
+                crate::route_access::RouteAccessService {
+                    access: route_access.clone(),
+                    store: config.store.clone(),
+                    flush_ms: config.route_access_flush_ms,
+                },
                 &config,
             ),
         };
@@ -553,6 +597,7 @@ impl Engine {
             webhook_tenants,
             outbox_tenants,
             lanes_starting: Arc::default(),
+            route_access,
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
@@ -820,6 +865,7 @@ impl Engine {
             || inner.directory.has_jobs(tenant)
             || inner.webhook_tenants.contains(tenant)
             || inner.outbox_tenants.contains(tenant)
+            || inner.route_access.has_tenant(tenant)
         {
             inner.supervisor(tenant).await?;
         }
@@ -838,8 +884,9 @@ impl Engine {
 
 /// Every service name a tenant supervisor may run (the tree shows them at
 /// `/tenants/<t>/<name>`), so each can be restarted by its path.
-const SERVICE_NAMES: [&str; 4] = [
+const SERVICE_NAMES: [&str; 5] = [
     crate::outbox::SERVICE_NAME,
+    crate::route_access::SERVICE_NAME,
     crate::dispatcher::SERVICE_NAME,
     crate::webhooks::service::SERVICE_NAME,
     crate::scheduler::SERVICE_NAME,

@@ -399,24 +399,22 @@ fn fenced_or(e: &extensor_core::Error, finished: Option<RunFinished>) -> RunTask
     }
 }
 
-/// Run counts by status and a duration histogram, per job.
+/// Run counts by status and a duration histogram, per job (labels capped
+/// by `metric_labels::JOB_LABELS_MAX`; the installation names the tenant).
 pub fn record_metrics(req: &JobRequest, status: RunStatus, duration: Duration) {
-    let labels = [
-        ("tenant", req.tenant.to_string()),
-        ("installation", req.installation.to_string()),
-        ("job", req.job.clone()),
-    ];
+    let (installation, job) = crate::metric_labels::job(req.installation.as_str(), &req.job);
+    let labels = [("installation", installation), ("job", job)];
     metrics::histogram!("extensor_job_run_duration_seconds", &labels)
         .record(duration.as_secs_f64());
     count_run(&req.tenant, &req.installation, &req.job, status);
 }
 
 /// Counts one run that ended with `status` (skips included).
-pub fn count_run(tenant: &TenantId, installation: &InstallationId, job: &str, status: RunStatus) {
+pub fn count_run(_tenant: &TenantId, installation: &InstallationId, job: &str, status: RunStatus) {
+    let (installation, job) = crate::metric_labels::job(installation.as_str(), job);
     let labels = [
-        ("tenant", tenant.to_string()),
-        ("installation", installation.to_string()),
-        ("job", job.to_owned()),
+        ("installation", installation),
+        ("job", job),
         ("status", status.as_str().to_owned()),
     ];
     metrics::counter!("extensor_job_runs_total", &labels).increment(1);

@@ -23,6 +23,13 @@
 //! - [`outbox`]: the per-tenant email outbox, the first user of the
 //!   durable-work model: claims its stream with a fencing epoch, retries
 //!   with backoff, caps sends per minute, records every outcome.
+//! - [`route_access`]: plugin route traffic counted in memory (per-route
+//!   atomics, bounded per tenant) and flushed by a per-tenant service child
+//!   as `route.accessed` records, on its timer and when it stops.
+//! - [`metric_labels`]: bounded label values for `/metrics` (slugs and
+//!   job names past a per-process cap become `_other`).
+//! - [`outbox_pending`]: each outbox's pending count, summed for the
+//!   outbox-depth gauge.
 //! - [`root`]: the root supervisor: one tenant supervisor per tenant, and
 //!   the tree snapshot for the ops view.
 //! - [`dispatcher`]: a tenant's event dispatcher (a service child of the
@@ -37,8 +44,11 @@ pub mod dispatcher;
 pub mod engine;
 pub mod error;
 pub mod jobs;
+pub mod metric_labels;
 pub mod outbox;
+pub mod outbox_pending;
 pub mod root;
+pub mod route_access;
 pub mod scheduler;
 pub mod supervision;
 mod tenant_locks;

@@ -1118,6 +1118,20 @@ impl Actor for Outbox {
         msg: OutboxMsg,
         state: &mut OutboxState,
     ) -> Result<(), ActorProcessingErr> {
+        let handled = self.handle_msg(myself, msg, state).await;
+        // The outbox depth `/metrics` reports (`outbox_pending`).
+        crate::outbox_pending::set(&state.tenant, state.pending());
+        handled
+    }
+}
+
+impl Outbox {
+    async fn handle_msg(
+        &self,
+        myself: ActorRef<OutboxMsg>,
+        msg: OutboxMsg,
+        state: &mut OutboxState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             OutboxMsg::Claim => {
                 state.claim().await?;

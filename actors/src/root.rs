@@ -25,6 +25,22 @@ pub struct RootState {
     config: TreeConfig,
     tenants: BTreeMap<TenantId, TenantEntry>,
     by_actor: BTreeMap<ActorId, TenantId>,
+    /// Tenant supervisors told to stop by an operator and not yet gone, by
+    /// actor id. The root never waits for a stop inside its handler (a
+    /// subtree may take up to `CHILDREN_STOP_TIMEOUT_MS` to stop, and every
+    /// other tenant's call would wait behind it): the callers wait here and
+    /// are answered when the supervisor's termination reaches the root, or
+    /// when the stop is overdue.
+    stopping: BTreeMap<ActorId, Stopping>,
+}
+
+/// A tenant stop in progress: who waits for it, and whether a resume
+/// arrived meanwhile (applied once the old subtree is gone, so a new
+/// supervisor never runs beside the one still stopping).
+struct Stopping {
+    tenant: TenantId,
+    waiters: Vec<RpcReplyPort<()>>,
+    resume: bool,
 }
 
 struct TenantEntry {
@@ -45,11 +61,15 @@ pub enum RootMsg {
     /// Sent to itself after the backoff delay.
     Restart { tenant: TenantId },
     /// An operator stops a tenant: its supervisor and children stop and
-    /// every request for it is refused until it is resumed.
+    /// every request for it is refused until it is resumed. Answered once
+    /// no actor of the tenant runs any more (or the stop is overdue).
     StopTenant {
         tenant: TenantId,
         reply: RpcReplyPort<()>,
     },
+    /// Sent to itself `CHILDREN_STOP_TIMEOUT_MS` after a tenant stop began:
+    /// answers its waiters if the supervisor has not terminated by then.
+    StopOverdue { actor: ActorId },
     /// An operator restarts a failed child of a tenant (forwarded to its
     /// supervisor).
     RestartActor {
@@ -64,6 +84,7 @@ pub enum RootMsg {
         reply: RpcReplyPort<Result<(), Error>>,
     },
     /// An operator resumes a stopped tenant; its next request starts it.
+    /// Answered once a stop still in progress has finished.
     ResumeTenant {
         tenant: TenantId,
         reply: RpcReplyPort<()>,
@@ -181,21 +202,65 @@ impl RootState {
             })
     }
 
-    /// Stops the tenant's subtree and waits for it, so the operator's reply
-    /// means no actor of the tenant is running any more.
-    async fn stop_tenant(&mut self, tenant: &TenantId) {
+    /// Tells the tenant's subtree to stop and returns at once; `reply` is
+    /// answered when the supervisor has terminated ([`RootState::stopped`]),
+    /// so the operator's answer still means no actor of the tenant runs.
+    fn stop_tenant(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        tenant: &TenantId,
+        reply: RpcReplyPort<()>,
+    ) {
         let entry = self.entry(tenant);
         entry.status = ActorStatus::Stopped;
         let running = entry.running.take();
+        self.show_stopped(tenant);
         if let Some(sup) = running {
-            self.by_actor.remove(&sup.get_id());
+            let actor = sup.get_id();
+            self.by_actor.remove(&actor);
+            sup.stop(None);
+            self.stopping.insert(
+                actor,
+                Stopping {
+                    tenant: tenant.clone(),
+                    waiters: vec![reply],
+                    resume: false,
+                },
+            );
             let timeout = Duration::from_millis(CHILDREN_STOP_TIMEOUT_MS);
-            if let Err(e) = sup.stop_and_wait(None, Some(timeout)).await {
-                tracing::warn!(tenant = %tenant, error = %e, "tenant stop did not finish");
-            }
+            myself.send_after(timeout, move || RootMsg::StopOverdue { actor });
+        } else if let Some(stopping) = self.stopping_of(tenant) {
+            // A second stop while the first is under way: a resume that
+            // came in between is cancelled, and this caller waits too.
+            stopping.resume = false;
+            stopping.waiters.push(reply);
+        } else {
+            let _ = reply.send(());
         }
-        // Shown (and refused) even if it never ran in this process: a
-        // tenant suspended before a restart starts stopped.
+    }
+
+    fn stopping_of(&mut self, tenant: &TenantId) -> Option<&mut Stopping> {
+        self.stopping.values_mut().find(|s| &s.tenant == tenant)
+    }
+
+    /// The supervisor of a stopping tenant terminated (or its stop is
+    /// overdue): apply a resume that waited for it, answer the waiters.
+    fn stopped(&mut self, actor: ActorId) -> bool {
+        let Some(stopping) = self.stopping.remove(&actor) else {
+            return false;
+        };
+        if stopping.resume {
+            self.resume_tenant(&stopping.tenant);
+        }
+        for reply in stopping.waiters {
+            let _ = reply.send(());
+        }
+        true
+    }
+
+    /// Shows the tenant stopped in the tree: even if it never ran in this
+    /// process (a tenant suspended before a restart starts stopped).
+    fn show_stopped(&mut self, tenant: &TenantId) {
         let path = path_of(tenant);
         if self.config.board.get(&path).is_none() {
             self.config.board.put(
@@ -264,6 +329,17 @@ impl RootState {
         started.map(drop)
     }
 
+    /// Resumes now, or once a stop of the tenant still under way is done.
+    fn resume_or_defer(&mut self, tenant: &TenantId, reply: RpcReplyPort<()>) {
+        if let Some(stopping) = self.stopping_of(tenant) {
+            stopping.resume = true;
+            stopping.waiters.push(reply);
+            return;
+        }
+        self.resume_tenant(tenant);
+        let _ = reply.send(());
+    }
+
     fn resume_tenant(&mut self, tenant: &TenantId) {
         let entry = self.entry(tenant);
         if entry.status == ActorStatus::Stopped {
@@ -314,6 +390,7 @@ impl Actor for Root {
             config,
             tenants: BTreeMap::new(),
             by_actor: BTreeMap::new(),
+            stopping: BTreeMap::new(),
         })
     }
 
@@ -331,9 +408,12 @@ impl Actor for Root {
                 let _ = reply.send(state.config.board.snapshot());
             }
             RootMsg::Restart { tenant } => state.restart(&myself, &tenant).await,
-            RootMsg::StopTenant { tenant, reply } => {
-                state.stop_tenant(&tenant).await;
-                let _ = reply.send(());
+            RootMsg::StopTenant { tenant, reply } => state.stop_tenant(&myself, &tenant, reply),
+            RootMsg::StopOverdue { actor } => {
+                if let Some(s) = state.stopping.get(&actor) {
+                    tracing::warn!(tenant = %s.tenant, timeout_ms = CHILDREN_STOP_TIMEOUT_MS, "tenant stop did not finish in time; answering its callers");
+                }
+                state.stopped(actor);
             }
             RootMsg::RestartActor { tenant, key, reply } => {
                 let _ = reply.send(state.restart_actor(&myself, &tenant, key).await);
@@ -341,10 +421,7 @@ impl Actor for Root {
             RootMsg::RestartTenant { tenant, reply } => {
                 let _ = reply.send(state.restart_supervisor(&myself, &tenant).await);
             }
-            RootMsg::ResumeTenant { tenant, reply } => {
-                state.resume_tenant(&tenant);
-                let _ = reply.send(());
-            }
+            RootMsg::ResumeTenant { tenant, reply } => state.resume_or_defer(&tenant, reply),
         }
         Ok(())
     }
@@ -366,6 +443,11 @@ impl Actor for Root {
         state: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
         match evt {
+            // A supervisor an operator stopped: its waiters are answered,
+            // whether it stopped cleanly or failed on the way out.
+            SupervisionEvent::ActorFailed(cell, _)
+            | SupervisionEvent::ActorTerminated(cell, _, _)
+                if state.stopped(cell.get_id()) => {}
             SupervisionEvent::ActorFailed(cell, err) => {
                 state.failed(&myself, cell.get_id(), err.to_string());
             }

@@ -490,8 +490,8 @@ impl SchedulerState {
                 }
             }
         }
-        let count = self.jobs.len() as f64;
-        metrics::gauge!("extensor_jobs_scheduled", "tenant" => self.tenant.to_string()).set(count);
+        // `extensor_jobs_scheduled` is set when `/metrics` is scraped (from
+        // the installation index, one unlabelled series).
     }
 
     /// Stops a job's schedule: its claimed and queued runs are recorded as

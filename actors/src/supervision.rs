@@ -137,6 +137,28 @@ pub enum ActorKind {
     Service,
 }
 
+impl ActorKind {
+    /// The name the ops view and `/metrics` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::TenantSupervisor => "tenant_supervisor",
+            ActorKind::Tenant => "tenant",
+            ActorKind::Installation => "installation",
+            ActorKind::Dispatcher => "dispatcher",
+            ActorKind::Service => "service",
+        }
+    }
+}
+
+/// Messages waiting in the bounded mailboxes of one kind of actor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailboxDepth {
+    /// All of them together.
+    pub messages: usize,
+    /// The fullest single mailbox.
+    pub max: usize,
+}
+
 /// One actor in the ops view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ActorInfo {
@@ -255,6 +277,27 @@ impl StatusBoard {
             info.queue_depth = mailbox.as_ref().map_or(0, Mailbox::depth);
             info
         })
+    }
+
+    /// Mailbox depths by actor kind, for `/metrics`: one walk of the
+    /// records (O(actors), like [`snapshot`](Self::snapshot), without
+    /// copying them); only a scrape calls it.
+    pub fn mailbox_depths(&self) -> Vec<(ActorKind, MailboxDepth)> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(ActorKind, MailboxDepth)> = Vec::new();
+        for (info, mailbox) in records.values() {
+            let depth = mailbox.as_ref().map_or(0, Mailbox::depth);
+            let slot = match out.iter_mut().find(|(k, _)| *k == info.kind) {
+                Some((_, d)) => d,
+                None => {
+                    out.push((info.kind, MailboxDepth::default()));
+                    &mut out.last_mut().expect("just pushed").1
+                }
+            };
+            slot.messages += depth;
+            slot.max = slot.max.max(depth);
+        }
+        out
     }
 
     pub fn snapshot(&self) -> TreeSnapshot {

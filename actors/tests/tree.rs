@@ -624,3 +624,146 @@ async fn an_operator_restarts_a_failed_tenant_supervisor() {
     .expect("serves again");
     root.stop_and_wait(None, None).await.expect("stop root");
 }
+
+/// A service actor that takes its time to stop: its `post_stop` says it
+/// began ([`SlowStop::stopping`]) and then waits for the test to let it go.
+struct SlowStop {
+    tenant: TenantId,
+    stopping: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+struct SlowStopActor;
+
+impl Actor for SlowStopActor {
+    type Msg = ();
+    type State = (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>);
+    type Arguments = (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<()>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<()>,
+        (stopping, release): &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        stopping.notify_one();
+        release.notified().await;
+        Ok(())
+    }
+}
+
+impl extensor_actors::tenant_supervisor::TenantService for SlowStop {
+    fn name(&self) -> &'static str {
+        "slow_stop"
+    }
+
+    fn wanted_at_start(&self, tenant: &TenantId) -> bool {
+        tenant == &self.tenant
+    }
+
+    fn spawn(
+        &self,
+        _tenant: TenantId,
+        supervisor: ractor::ActorCell,
+    ) -> futures::future::BoxFuture<'static, Result<ractor::ActorCell, Error>> {
+        let args = (self.stopping.clone(), self.release.clone());
+        Box::pin(async move {
+            let (actor, _) = Actor::spawn_linked(None, SlowStopActor, args, supervisor)
+                .await
+                .map_err(|e| Error::Spawn {
+                    actor: "slow_stop".into(),
+                    reason: e.to_string(),
+                })?;
+            Ok(actor.get_cell())
+        })
+    }
+}
+
+/// The root does not wait inside its handler while a tenant's subtree
+/// stops: with one tenant's service stuck in its stop, another tenant's
+/// supervisor is still handed out at once, and the operator's stop is
+/// answered only once the slow subtree is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_answers_other_calls_while_a_tenant_is_slow_to_stop() {
+    use extensor_actors::root::{Root, RootMsg};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (slow, other) = (TenantId::generate(), TenantId::generate());
+    let service = SlowStop {
+        tenant: slow.clone(),
+        stopping: Arc::default(),
+        release: Arc::default(),
+    };
+    let (stopping, release) = (service.stopping.clone(), service.release.clone());
+    let board = StatusBoard::default();
+    let config = TreeConfig {
+        store: open_store(&dir),
+        board: board.clone(),
+        policy: fast_policy(5),
+        snapshots: SnapshotPolicy::DEFAULT,
+        mailbox_messages_max: 100,
+        passivate_idle_ms: None,
+        services: vec![Arc::new(service)],
+    };
+    let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
+    let sup = |tenant: TenantId, timeout_ms| {
+        let root = root.clone();
+        async move {
+            let build = |reply| RootMsg::Tenant { tenant, reply };
+            call("/", &root, build, timeout_ms).await
+        }
+    };
+    sup(slow.clone(), TIMEOUT_MS)
+        .await
+        .expect("call")
+        .expect("slow tenant started");
+    board
+        .wait_until(
+            &format!("/tenants/{slow}/slow_stop"),
+            |i| i.status == ActorStatus::Running,
+            TIMEOUT_MS,
+        )
+        .await
+        .expect("its slow service runs");
+
+    let (r, t) = (root.clone(), slow.clone());
+    let stop = tokio::spawn(async move {
+        let build = |reply| RootMsg::StopTenant { tenant: t, reply };
+        call("/", &r, build, 3 * TIMEOUT_MS).await
+    });
+    tokio::time::timeout(
+        std::time::Duration::from_millis(TIMEOUT_MS),
+        stopping.notified(),
+    )
+    .await
+    .expect("the slow service began to stop");
+    // Well under the 5 s a tenant stop may take: the root is not waiting.
+    let prompt_ms = 1_000;
+    sup(other.clone(), prompt_ms)
+        .await
+        .expect("the root answers while the other tenant stops")
+        .expect("other tenant started");
+    call("/", &root, |reply| RootMsg::Snapshot { reply }, prompt_ms)
+        .await
+        .expect("the ops tree is answered while the other tenant stops");
+    assert!(
+        !stop.is_finished(),
+        "the stop was answered while the tenant's service was still stopping"
+    );
+
+    release.notify_one();
+    stop.await.expect("join").expect("the stop is answered");
+    let info = board.get(&format!("/tenants/{slow}")).expect("record");
+    assert_eq!(info.status, ActorStatus::Stopped);
+    assert!(matches!(
+        sup(slow.clone(), TIMEOUT_MS).await.expect("call"),
+        Err(Error::Stopped { .. })
+    ));
+    root.stop_and_wait(None, None).await.expect("stop root");
+}

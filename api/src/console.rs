@@ -5,7 +5,7 @@
 //! public API; every response carries a strict Content-Security-Policy
 //! (no inline script or style, no other origin, no framing).
 
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{StatusCode, header};
 use poem::{IntoResponse, Request, Response, handler};
 
 use crate::error::problem_response;
@@ -88,16 +88,6 @@ fn cache_control(a: &Asset) -> &'static str {
 
 fn secure(resp: Response) -> Response {
     let mut resp = resp.into_response();
-    let h = resp.headers_mut();
-    for (name, value) in [
-        ("content-security-policy", CONTENT_SECURITY_POLICY),
-        ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
-        ("x-frame-options", "DENY"),
-        ("cross-origin-opener-policy", "same-origin"),
-        ("cross-origin-resource-policy", "same-origin"),
-    ] {
-        h.insert(name, HeaderValue::from_static(value));
-    }
+    crate::page_headers::secure(resp.headers_mut(), CONTENT_SECURITY_POLICY);
     resp
 }

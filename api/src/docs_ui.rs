@@ -88,16 +88,9 @@ fn file(content_type: &'static str, body: &'static str) -> Response {
         .status(StatusCode::OK)
         .content_type(content_type)
         .body(body);
-    let h = resp.headers_mut();
-    for (name, value) in [
-        ("content-security-policy", CONTENT_SECURITY_POLICY),
-        ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
-        ("x-frame-options", "DENY"),
-        ("cache-control", "no-cache"),
-    ] {
-        h.insert(name, HeaderValue::from_static(value));
-    }
+    crate::page_headers::secure(resp.headers_mut(), CONTENT_SECURITY_POLICY);
+    resp.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-cache"));
     resp
 }
 

@@ -7,6 +7,8 @@
 //! - [`document`]: the OpenAPI document as served and committed
 //!   ([`server::openapi_yaml`]), and the `Allow` of `405` answers.
 //! - [`docs_ui`]: Swagger UI at `/docs`, over that document.
+//! - [`page_headers`]: the security headers of the server's own pages
+//!   (console, docs).
 //! - [`error`]: [`error::ApiError`], the one error type: every failure is
 //!   `application/problem+json` with a stable `code`.
 //! - [`auth`]: bearer tokens, `X-Tenant-Slug`, roles ([`auth::TenantCtx`]).
@@ -15,7 +17,8 @@
 //!   platform-admin bootstrap (no HTTP; the CLI uses it too).
 //! - [`ratelimit`]: per-tenant token buckets (events, routes, management).
 //! - [`observe`]: request ids, the per-request log line, HTTP metrics, the
-//!   Prometheus recorder.
+//!   Prometheus recorder. [`metered_store`]: the store with every append
+//!   timed for `/metrics`.
 //! - [`state`]: [`state::AppState`] shared by handlers; `FEATURE_*` switches.
 //! - One file per resource: [`health`], [`metrics`], [`tenants`], [`tokens`],
 //!   [`events`], [`audit`], [`plugins`], [`jobs`] (run-now, schedules, run history), [`secrets`], [`filters`]
@@ -94,10 +97,12 @@ pub mod ext_routes;
 pub mod filters;
 pub mod health;
 pub mod jobs;
+pub mod metered_store;
 pub mod metrics;
 pub mod observe;
 pub mod ops;
 pub mod outbox;
+pub mod page_headers;
 pub mod plugins;
 pub mod ratelimit;
 pub mod secrets;
@@ -115,7 +120,7 @@ pub mod types;
 pub mod webhook_body;
 pub mod webhooks;
 
-pub use server::{Listening, ServerConfig, api_service, openapi_yaml, serve};
+pub use server::{Listening, ServerConfig, StoreConfig, api_service, openapi_yaml, serve};
 
 /// Why the server could not start, or stopped with an error (the HTTP
 /// error type is [`error::ApiError`]).

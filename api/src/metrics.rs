@@ -1,9 +1,11 @@
 //! `GET /metrics`: every metric recorded through the `metrics` facade in
-//! this process (HTTP, engine, webhooks, scheduler), in Prometheus text.
+//! this process (HTTP, engine, webhooks, scheduler, store), in Prometheus
+//! text; the gauges are set from live state right before rendering.
 
 use poem_openapi::payload::PlainText;
 use poem_openapi::{ApiResponse, OpenApi};
 
+use crate::state::State;
 use crate::tags::ApiTags;
 
 #[derive(ApiResponse)]
@@ -22,9 +24,10 @@ pub struct MetricsApi;
 impl MetricsApi {
     /// Prometheus metrics
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
-    async fn metrics(&self) -> MetricsResponse {
+    async fn metrics(&self, state: State<'_>) -> MetricsResponse {
         match crate::observe::prometheus() {
             Some(h) => {
+                state.engine.set_gauges();
                 h.run_upkeep();
                 MetricsResponse::Ok(PlainText(h.render()))
             }

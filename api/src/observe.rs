@@ -29,6 +29,11 @@ const LATENCY_BUCKETS_S: &[f64] = &[
     5.0, 10.0, 30.0,
 ];
 
+/// A gauge not set for this long is dropped from the output. Every gauge
+/// is set at each scrape, just before rendering, so only series of things
+/// that are gone (an evicted pool) age out.
+pub const GAUGE_IDLE_MS: u64 = 60 * 1000;
+
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// The process's Prometheus recorder, installed on first use. `None` if
@@ -36,9 +41,16 @@ static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     PROMETHEUS
         .get_or_init(|| {
+            // Gauges are set when `/metrics` is scraped (`Engine::set_gauges`);
+            // one not set again for GAUGE_IDLE_MS (an evicted pool's) leaves
+            // the output, so per-pool series stay bounded by the live pools.
             let builder = PrometheusBuilder::new()
                 .set_buckets(LATENCY_BUCKETS_S)
-                .ok()?;
+                .ok()?
+                .idle_timeout(
+                    metrics_util::MetricKindMask::GAUGE,
+                    Some(std::time::Duration::from_millis(GAUGE_IDLE_MS)),
+                );
             match builder.install_recorder() {
                 Ok(h) => Some(h),
                 Err(e) => {

@@ -20,10 +20,30 @@ use crate::state::{AppState, Features};
 /// (default of `EXTENSOR_SHUTDOWN_GRACE_MS`).
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
+/// Which event store the server runs on.
+pub enum StoreConfig {
+    /// The embedded SQLite store in its data directory, opened by `serve`
+    /// and closed by it after the engine stops.
+    Embedded(SqliteConfig),
+    /// A store the caller opened (the shared PostgreSQL store). `data_dir`
+    /// holds what the node keeps beside the log: the secret key file,
+    /// plugin bundles, the webhook delivery index.
+    Opened {
+        store: Arc<dyn EventStore>,
+        data_dir: std::path::PathBuf,
+    },
+}
+
+impl From<SqliteConfig> for StoreConfig {
+    fn from(c: SqliteConfig) -> Self {
+        StoreConfig::Embedded(c)
+    }
+}
+
 pub struct ServerConfig {
     /// `host:port`; port 0 picks a free port (tests).
     pub listen: String,
-    pub store: SqliteConfig,
+    pub store: StoreConfig,
     /// `EXTENSOR_ADMIN_TOKEN`: the platform-admin token to record (its hash)
     /// on an empty store, or to rotate to. `None` on an empty store
     /// generates one, handed once to `on_listening`.
@@ -52,17 +72,22 @@ pub struct EngineSettings {
     /// Heap all warm isolates may hold together; `None` keeps the engine's
     /// default (`WARM_ISOLATES_BYTES_MAX_DEFAULT`).
     pub warm_isolates_bytes_max: Option<usize>,
+    /// Milliseconds between `route.accessed` flushes; `None` keeps the
+    /// engine's default (`route_access::FLUSH_MS_DEFAULT`).
+    pub route_access_flush_ms: Option<u64>,
     /// The platform key for secrets; `None` loads it per
     /// `SecretKey::load` (env, key file, or `<data_dir>/secret.key`).
     pub secret_key: Option<extensor_core::secrets::SecretKey>,
+    /// Where plugin bundles are kept; `None`: `<data_dir>/bundles`.
+    pub bundles: Option<Arc<dyn extensor_core::bundles::BundleBlobs>>,
 }
 
 impl ServerConfig {
     /// Defaults for everything but where to listen and the store.
-    pub fn new(listen: String, store: SqliteConfig) -> Self {
+    pub fn new(listen: String, store: impl Into<StoreConfig>) -> Self {
         Self {
             listen,
-            store,
+            store: store.into(),
             admin_token: None,
             rate_limits: RateLimits::default(),
             features: Features::default(),
@@ -158,9 +183,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     crate::observe::prometheus();
-    let data_dir = config.store.data_dir.clone();
-    let store = SqliteStore::open(config.store)?;
-    let shared: Arc<dyn EventStore> = Arc::new(store.clone());
+    let OpenStore {
+        data_dir,
+        shared,
+        embedded,
+    } = open_store(config.store)?;
+    // Appends timed for `/metrics` (any backend); `embedded` is kept to
+    // close the SQLite store.
+    let shared: Arc<dyn EventStore> = Arc::new(crate::metered_store::MeteredStore(shared));
     let sandbox = crate::status::SandboxInfo::from(&config.engine.sandbox);
     let http_allowlist = config.engine.sandbox.network.platform_allowed_hosts.clone();
     // The directory first: suspended tenants start stopped in the engine.
@@ -219,8 +249,38 @@ pub async fn serve(
         .run_with_graceful_shutdown(app(state), shutdown, Some(config.shutdown_grace))
         .await;
     engine.shutdown(config.shutdown_grace).await;
-    store.close().await;
+    // A server-backed store acknowledged every append at its commit.
+    if let Some(store) = embedded {
+        store.close().await;
+    }
     result.map_err(ServeError::Serve)
+}
+
+/// The store `serve` runs on.
+struct OpenStore {
+    data_dir: std::path::PathBuf,
+    shared: Arc<dyn EventStore>,
+    /// The embedded store, closed at the end (if it is the one in use).
+    embedded: Option<SqliteStore>,
+}
+
+fn open_store(config: StoreConfig) -> Result<OpenStore, ServeError> {
+    Ok(match config {
+        StoreConfig::Embedded(c) => {
+            let data_dir = c.data_dir.clone();
+            let store = SqliteStore::open(c)?;
+            OpenStore {
+                data_dir,
+                shared: Arc::new(store.clone()),
+                embedded: Some(store),
+            }
+        }
+        StoreConfig::Opened { store, data_dir } => OpenStore {
+            data_dir,
+            shared: store,
+            embedded: None,
+        },
+    })
 }
 
 async fn start_engine(
@@ -239,8 +299,12 @@ async fn start_engine(
     config.smtp = settings.smtp;
     config.llm = settings.llm;
     config.stopped_tenants = stopped_tenants;
+    config.bundles = settings.bundles;
     if let Some(max) = settings.warm_isolates_bytes_max {
         config.warm_isolates_bytes_max = max;
+    }
+    if let Some(ms) = settings.route_access_flush_ms {
+        config.route_access_flush_ms = ms;
     }
     extensor_actors::Engine::start(config)
         .await

@@ -1,11 +1,15 @@
-//! `GET /api/status`: the seed's extensibility block for the caller's
-//! tenant: which capabilities are switched on, plugins loaded and enabled,
-//! the sandbox's limits and the platform HTTP allowlist.
+//! `GET /api/status`: the seed's extensibility block, live: which
+//! capabilities are switched on, plugins loaded and enabled, the sandbox's
+//! limits, the platform HTTP allowlist, webhooks active and jobs
+//! scheduled. A tenant caller (or the platform admin naming a tenant with
+//! `X-Tenant-Slug`) sees its tenant; the platform admin without the header
+//! sees the whole platform.
 
+use extensor_actors::engine::StatusScope;
 use extensor_core::role::Role;
 use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 
 use crate::auth::BearerAuth;
 use crate::error::ApiError;
@@ -26,7 +30,7 @@ pub struct SandboxInfo {
 impl From<&extensor_js::SandboxConfig> for SandboxInfo {
     fn from(c: &extensor_js::SandboxConfig) -> Self {
         Self {
-            engine: "quickjs".into(),
+            engine: c.engine.as_str().into(),
             heap_bytes_max: c.heap_bytes_max as u64,
             deadline_ms: c.deadline_ms,
             job_deadline_ms: c.job_deadline_ms,
@@ -45,18 +49,39 @@ pub struct Features {
 
 #[derive(Object)]
 pub struct Extensibility {
-    /// Installed plugins of this tenant (enabled or not).
+    /// Installed plugins (enabled or not) of the tenant, or of every
+    /// tenant in the platform view.
     pub plugins_loaded: u64,
-    /// Slugs of the enabled ones.
+    /// Slugs of the enabled ones, sorted and distinct (the platform view
+    /// lists at most 1,000; `enabled_plugins_count` is exact).
     pub enabled_plugins: Vec<String>,
+    /// Enabled installations.
+    pub enabled_plugins_count: u64,
     pub sandbox: SandboxInfo,
     /// The platform's outbound allowlist; `null`: manifests alone decide.
     pub http_allowlist: Option<Vec<String>>,
+    /// Webhooks declared and enabled (neither disabled nor deleted).
+    pub webhooks_active: u64,
+    /// Jobs declared by enabled plugins, each with a next fire time in its
+    /// tenant's scheduler.
+    pub jobs_scheduled: u64,
+}
+
+/// What a status answer covers.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum StatusScopeView {
+    /// One tenant (`tenant` names it).
+    Tenant,
+    /// Every tenant (the platform admin without `X-Tenant-Slug`).
+    Platform,
 }
 
 #[derive(Object)]
 pub struct Status {
-    pub tenant: String,
+    /// The tenant's slug; `null` in the platform view.
+    pub tenant: Option<String>,
+    pub scope: StatusScopeView,
     pub features: Features,
     pub extensibility: Extensibility,
 }
@@ -65,23 +90,33 @@ pub struct StatusApi;
 
 #[OpenApi(prefix_path = "/api", tag = "ApiTags::Status")]
 impl StatusApi {
-    /// Capabilities and plugin status of the tenant
+    /// Capabilities and extensibility status of the tenant, or of the platform
     #[oai(path = "/status", method = "get", operation_id = "status")]
     async fn status(
         &self,
         state: State<'_>,
         auth: BearerAuth,
-        /// The tenant to act in (its slug). Optional with a tenant token,
-        /// which names its tenant (a different slug is refused); required
-        /// with the platform-admin token.
+        /// The tenant to report on (its slug). Optional with a tenant token,
+        /// which names its tenant (a different slug is refused). With the
+        /// platform-admin token: that tenant, or without it the whole
+        /// platform.
         #[oai(name = "X-Tenant-Slug")]
         tenant: Header<Option<String>>,
     ) -> Result<Json<Status>, ApiError> {
-        let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
-        let plugins = state.engine.installations(&ctx.tenant).await?;
+        let (slug, scope) = if tenant.0.is_none() && state.platform_admin(&auth).is_ok() {
+            (None, StatusScope::Platform)
+        } else {
+            let ctx = state.tenant_access(&auth, &tenant, Role::Viewer, RateClass::Management)?;
+            (Some(ctx.slug), StatusScope::Tenant(ctx.tenant))
+        };
+        let counts = state.engine.extensibility(&scope).await?;
         let f = state.features;
         Ok(Json(Status {
-            tenant: ctx.slug,
+            scope: match scope {
+                StatusScope::Tenant(_) => StatusScopeView::Tenant,
+                StatusScope::Platform => StatusScopeView::Platform,
+            },
+            tenant: slug,
             features: Features {
                 extensibility: f.plugins || f.webhooks || f.app_scripts,
                 plugins: f.plugins,
@@ -89,16 +124,13 @@ impl StatusApi {
                 app_scripts: f.app_scripts,
             },
             extensibility: Extensibility {
-                plugins_loaded: plugins.len() as u64,
-                enabled_plugins: plugins
-                    .iter()
-                    .filter(|p| {
-                        p.status == extensor_core::installation::InstallationStatus::Enabled
-                    })
-                    .map(|p| p.slug.to_string())
-                    .collect(),
+                plugins_loaded: counts.plugins_loaded,
+                enabled_plugins: counts.enabled_slugs,
+                enabled_plugins_count: counts.plugins_enabled,
                 sandbox: state.sandbox.clone(),
                 http_allowlist: state.http_allowlist.clone(),
+                webhooks_active: counts.webhooks_active,
+                jobs_scheduled: counts.jobs_scheduled,
             },
         }))
     }

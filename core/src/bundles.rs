@@ -7,11 +7,18 @@
 //! acknowledged event never points at a missing file. Reads verify the digest,
 //! so a corrupted or substituted file is reported, never run.
 //!
+//! [`BundleBlobs`] is the boundary: [`BundleStore`] keeps bundles in the
+//! data directory; a shared store (the PostgreSQL one) keeps them beside
+//! the log, so that any node can load any installation's bundle.
+//!
 //! **Architecture Invariant:** a bundle file is immutable: its name is its
 //! digest, and a file that exists is never rewritten.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
 
 use sha2::{Digest, Sha256};
 
@@ -29,7 +36,44 @@ pub fn digest_of(bytes: &[u8]) -> String {
     format!("{DIGEST_PREFIX}{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// The bundle blob store. Cheap to clone.
+/// Where bundles are kept. `put` is durable before it resolves (the event
+/// naming the digest is appended after it); `get` verifies the bytes
+/// against the digest, so altered bytes are reported, never run.
+pub trait BundleBlobs: Send + Sync + 'static {
+    /// Stores `bytes` (at most [`STORED_BUNDLE_BYTES_MAX`]) and returns
+    /// their digest; storing bytes already there is a no-op.
+    fn put(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, Error>>;
+    /// The bytes of `digest`, verified against it.
+    fn get<'a>(&'a self, digest: &'a str) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
+}
+
+/// The hex of a `sha256:<64 lowercase hex>` digest; anything else is
+/// refused, so a digest from an event can never steer a path or a query.
+pub fn digest_hex(digest: &str) -> Result<&str, Error> {
+    digest
+        .strip_prefix(DIGEST_PREFIX)
+        .filter(|h| h.len() == HEX_CHARS && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|h| h.bytes().all(|b| !b.is_ascii_uppercase()))
+        .ok_or_else(|| Error::BundleDigest {
+            digest: crate::error::truncate_for_error(digest),
+            detail: "not a `sha256:<64 lowercase hex>` digest".into(),
+        })
+}
+
+/// Checks that `bytes` are what `digest` names; `holder` says where they
+/// came from.
+pub fn verify_digest(digest: &str, bytes: &[u8], holder: &str) -> Result<(), Error> {
+    let actual = digest_of(bytes);
+    if actual != digest {
+        return Err(Error::BundleDigest {
+            digest: digest.into(),
+            detail: format!("{holder} holds {actual}: it was altered or corrupted"),
+        });
+    }
+    Ok(())
+}
+
+/// The bundle blob store in the data directory. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct BundleStore {
     dir: PathBuf,
@@ -51,7 +95,7 @@ impl BundleStore {
             .filter(|h| h.len() == HEX_CHARS && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .filter(|h| h.bytes().all(|b| !b.is_ascii_uppercase()))
             .ok_or_else(|| Error::BundleDigest {
-                digest: crate::ids::truncate_for_error(digest),
+                digest: crate::error::truncate_for_error(digest),
                 detail: "not a `sha256:<64 lowercase hex>` digest".into(),
             })?;
         Ok(self.dir.join(format!("sha256-{hex}.zip")))
@@ -98,22 +142,23 @@ impl BundleStore {
     pub async fn get(&self, digest: &str) -> Result<Vec<u8>, Error> {
         let path = self.path_of(digest)?;
         let bytes = tokio::fs::read(&path).await.map_err(|e| io(&path, e))?;
-        let actual = digest_of(&bytes);
-        if actual != digest {
-            return Err(Error::BundleDigest {
-                digest: digest.into(),
-                detail: format!(
-                    "the file {} holds {actual}: it was altered or corrupted",
-                    path.display()
-                ),
-            });
-        }
+        verify_digest(digest, &bytes, &format!("the file {}", path.display()))?;
         Ok(bytes)
     }
 
     /// Whether the bundle is stored.
     pub fn contains(&self, digest: &str) -> bool {
         self.path_of(digest).is_ok_and(|p| p.exists())
+    }
+}
+
+impl BundleBlobs for BundleStore {
+    fn put(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, Error>> {
+        BundleStore::put(self, bytes).boxed()
+    }
+
+    fn get<'a>(&'a self, digest: &'a str) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
+        BundleStore::get(self, digest).boxed()
     }
 }
 

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::store::ExpectedRevision;
+use crate::revision::ExpectedRevision;
 
 /// One problem found while validating a document, located by a JSON path
 /// (`$.jobs[0].schedule`) or, for YAML and source files, `file:line:column`.
@@ -123,11 +123,8 @@ pub enum Error {
     #[error("secret for `{context}` cannot be decrypted: {reason}")]
     SecretDecrypt { context: String, reason: String },
 
-    #[error(
-        "secret value is {len} bytes; the limit is {}",
-        crate::secrets::SECRET_PLAINTEXT_BYTES_MAX
-    )]
-    SecretTooLarge { len: usize },
+    #[error("secret value is {len} bytes; the limit is {max}")]
+    SecretTooLarge { len: usize, max: usize },
 
     #[error("bundle store at {}: {detail}", .path.display())]
     BundleIo { path: PathBuf, detail: String },
@@ -184,4 +181,17 @@ fn show_revision(r: Option<u64>) -> String {
         None => "no stream".into(),
         Some(n) => format!("revision {n}"),
     }
+}
+
+/// Error messages quote bad input, but never more than this much of it: a
+/// hostile caller must not be able to make us echo megabytes back.
+pub(crate) const QUOTED_INPUT_CHARS_MAX: usize = 80;
+
+pub(crate) fn truncate_for_error(s: &str) -> String {
+    if s.chars().count() <= QUOTED_INPUT_CHARS_MAX {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(QUOTED_INPUT_CHARS_MAX).collect();
+    out.push('…');
+    out
 }

@@ -12,7 +12,8 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::ids::{CorrelationId, EventId, InstallationId, TenantId, truncate_for_error};
+use crate::error::truncate_for_error;
+use crate::ids::{CorrelationId, EventId, InstallationId, TenantId};
 
 /// One event's JSON payload may not exceed this. Events are facts, not blobs:
 /// bundles and files live elsewhere and events carry their digests.

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::error::{Error, truncate_for_error};
 
 /// Length of the ULID body of every id: 26 Crockford base32 characters.
 const ULID_BODY_LEN: usize = 26;
@@ -164,19 +164,6 @@ fn parse_prefixed(s: &str, prefix: &'static str) -> Result<(), Error> {
         });
     }
     Ok(())
-}
-
-/// Error messages quote bad input, but never more than this much of it: a
-/// hostile caller must not be able to make us echo megabytes back.
-pub(crate) const QUOTED_INPUT_CHARS_MAX: usize = 80;
-
-pub(crate) fn truncate_for_error(s: &str) -> String {
-    if s.chars().count() <= QUOTED_INPUT_CHARS_MAX {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(QUOTED_INPUT_CHARS_MAX).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

@@ -323,7 +323,7 @@ impl PluginInstallation {
         let Some(expected) = expected else {
             return Ok(());
         };
-        let key_shown = crate::ids::truncate_for_error(key);
+        let key_shown = crate::error::truncate_for_error(key);
         match self.secrets.get(key).map(|s| s.revision) {
             Some(current) if current == expected => Ok(()),
             Some(current) => Err(self.refuse(
@@ -397,7 +397,7 @@ impl Aggregate for PluginInstallation {
                 if !self.secrets.contains_key(key) {
                     return Err(self.refuse(
                         "secret_not_found",
-                        format!("no secret `{}`", crate::ids::truncate_for_error(key)),
+                        format!("no secret `{}`", crate::error::truncate_for_error(key)),
                     ));
                 }
                 Ok(vec![E::SecretRemoved { key: key.clone() }])

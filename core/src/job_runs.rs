@@ -13,6 +13,12 @@
 //! `job.run_succeeded`, `job.run_failed`, `job.run_timed_out`; or
 //! `job.run_skipped` instead of running (missed while down, overlap, plugin
 //! disabled before it fired).
+//!
+//! The seed's audit name for a job run, `job.executed`, is not a second
+//! recording: the decision that finishes a run returns its outcome record
+//! and a [`JobExecuted`] summary, so both are in the same append (one
+//! transaction) and `GET /api/events?type=job.executed` finds every run
+//! that ended, under its own name. Folding ignores the summary.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +58,9 @@ pub mod types {
     pub const FAILED: &str = "job.run_failed";
     pub const TIMED_OUT: &str = "job.run_timed_out";
     pub const SKIPPED: &str = "job.run_skipped";
+    /// The seed's audit record of a finished run, appended with its
+    /// outcome record (see the module's documentation).
+    pub const EXECUTED: &str = "job.executed";
     /// A scheduler of a newer epoch took over the job's active claims.
     pub const FENCED: &str = "job.claims_fenced";
     /// A tenant's scheduler started and claimed the next epoch (on the
@@ -347,6 +356,26 @@ pub struct RunSkipped {
     pub folded_is_lower_bound: bool,
 }
 
+/// `job.executed` (schema version 1): the seed's audit record of one run
+/// that ended, appended in the same append as its outcome record
+/// (`job.run_succeeded` / `job.run_failed` / `job.run_timed_out`, which
+/// hold the result, error and logs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobExecuted {
+    pub run_id: RunId,
+    /// `null` only for a run claimed before this record existed (its claim
+    /// was folded from a snapshot that did not keep it).
+    pub installation: Option<InstallationId>,
+    pub job: Option<String>,
+    pub trigger: RunTrigger,
+    /// `succeeded`, `failed` or `timed_out`.
+    pub status: RunStatus,
+    pub scheduled_for: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobRunsEvent {
     Scheduled(RunScheduled),
@@ -355,6 +384,8 @@ pub enum JobRunsEvent {
     Finished(Box<RunFinished>),
     Skipped(RunSkipped),
     Fenced(ClaimsFenced),
+    /// `job.executed`, always right after a `Finished` of the same run.
+    Executed(Box<JobExecuted>),
 }
 
 impl DomainEvent for JobRunsEvent {
@@ -369,6 +400,7 @@ impl DomainEvent for JobRunsEvent {
             },
             JobRunsEvent::Skipped(_) => types::SKIPPED,
             JobRunsEvent::Fenced(_) => types::FENCED,
+            JobRunsEvent::Executed(_) => types::EXECUTED,
         }
     }
 
@@ -383,6 +415,7 @@ impl DomainEvent for JobRunsEvent {
             JobRunsEvent::Finished(p) => to_raw(p),
             JobRunsEvent::Skipped(p) => to_raw(p),
             JobRunsEvent::Fenced(p) => to_raw(p),
+            JobRunsEvent::Executed(p) => to_raw(p),
         }
     }
 
@@ -411,6 +444,7 @@ impl DomainEvent for JobRunsEvent {
             }
             types::SKIPPED => JobRunsEvent::Skipped(parse_payload(payload)?),
             types::FENCED => JobRunsEvent::Fenced(parse_payload(payload)?),
+            types::EXECUTED => JobRunsEvent::Executed(Box::new(parse_payload(payload)?)),
             other => return Err(format!("unknown job event type `{other}`")),
         })
     }
@@ -426,6 +460,12 @@ pub struct ActiveRun {
     #[serde(default)]
     pub epoch: u64,
     pub started_at: Option<DateTime<Utc>>,
+    /// From the claim, for the run's `job.executed` (absent in snapshots
+    /// written before it existed).
+    #[serde(default)]
+    pub installation: Option<InstallationId>,
+    #[serde(default)]
+    pub job: Option<String>,
 }
 
 impl ActiveRun {
@@ -547,15 +587,30 @@ impl JobRuns {
             },
             other => other.clone(),
         };
-        Ok(vec![JobRunsEvent::Finished(Box::new(RunFinished {
+        let executed = JobExecuted {
             run_id: run_id.clone(),
+            installation: run.installation.clone(),
+            job: run.job.clone(),
+            trigger: run.trigger,
+            status: end.status(),
             scheduled_for: run.scheduled_for,
+            started_at: run.started_at,
             finished_at,
             duration_ms,
-            end,
-            logs,
-            logs_dropped,
-        }))])
+        };
+        // One decision, one append: the outcome and its audit record.
+        Ok(vec![
+            JobRunsEvent::Finished(Box::new(RunFinished {
+                run_id: run_id.clone(),
+                scheduled_for: run.scheduled_for,
+                finished_at,
+                duration_ms,
+                end,
+                logs,
+                logs_dropped,
+            })),
+            JobRunsEvent::Executed(Box::new(executed)),
+        ])
     }
 
     fn decide_skip(&self, e: &RunSkipped) -> Result<Vec<JobRunsEvent>, DomainError> {
@@ -677,6 +732,8 @@ impl Aggregate for JobRuns {
                         owner: e.owner.clone(),
                         epoch: e.epoch,
                         started_at: None,
+                        installation: Some(e.installation.clone()),
+                        job: Some(e.job.clone()),
                     },
                 );
             }
@@ -718,6 +775,8 @@ impl Aggregate for JobRuns {
                 self.end(&e.run_id, summary);
             }
             JobRunsEvent::Fenced(e) => self.epoch = self.epoch.max(e.epoch),
+            // The audit copy of the `Finished` just applied.
+            JobRunsEvent::Executed(_) => {}
         }
         Ok(())
     }
@@ -826,7 +885,7 @@ impl RunHistory {
                 r.folded = e.folded;
                 r.position = ev.position;
             }
-            JobRunsEvent::Fenced(_) => {}
+            JobRunsEvent::Fenced(_) | JobRunsEvent::Executed(_) => {}
         }
         Ok(())
     }
@@ -1089,6 +1148,26 @@ mod tests {
             },
             logs: vec![],
         };
+        // The outcome and the seed's `job.executed` come from one decision,
+        // so they are always in one append.
+        let decided = s.decide(&finish).unwrap();
+        let types: Vec<&str> = decided.iter().map(DomainEvent::event_type).collect();
+        assert_eq!(types, [types::SUCCEEDED, types::EXECUTED]);
+        let JobRunsEvent::Executed(executed) = &decided[1] else {
+            unreachable!()
+        };
+        assert_eq!(
+            (
+                executed.installation.as_ref(),
+                executed.job.as_deref(),
+                executed.status,
+                executed.duration_ms
+            ),
+            (Some(&ins), Some("report"), RunStatus::Succeeded, 1_500)
+        );
+        let raw = decided[1].to_payload().unwrap();
+        let back = JobRunsEvent::decode(types::EXECUTED, 1, &raw).unwrap();
+        assert_eq!(back, decided[1]);
         run(&mut s, &finish).unwrap();
         assert!(s.active.is_empty());
         let last = s.last.clone().unwrap();

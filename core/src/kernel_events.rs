@@ -18,8 +18,9 @@
 use crate::manifest::event_type_problem;
 
 /// Every namespace the kernel writes, with the stream categories that own
-/// it. `route.` is written by no stream yet and kept for route audit
-/// records; `extensor.` is kept for the platform's future use.
+/// it (`route.`: the per-interval `route.accessed` records of
+/// `route_access-<tenant>`); `extensor.` is kept for the platform's future
+/// use.
 pub const KERNEL_NAMESPACES: &[(&str, &[&str])] = &[
     ("platform.", &["platform"]),
     ("tenant.", &["tenant", "tenant_slug"]),
@@ -31,7 +32,7 @@ pub const KERNEL_NAMESPACES: &[(&str, &[&str])] = &[
         &["webhooks", "webhook_deliveries", "webhook_cursor"],
     ),
     ("email.", &["outbox"]),
-    ("route.", &[]),
+    ("route.", &["route_access"]),
     ("extensor.", &[]),
 ];
 

@@ -17,10 +17,14 @@
 //! - [`clock`]: where "now" comes from; a manual clock for tests.
 //! - [`schedule`], [`job_runs`]: plugin jobs: fire times in a timezone with
 //!   the DST rule, catch-up decisions, and the per-job run aggregate.
+//! - [`route_access`]: `route.accessed`, the per-interval audit record of
+//!   plugin route traffic, and its duration-bucket arithmetic.
 //! - [`redact`]: the one redaction point: secret values and URL paths out
 //!   of every recorded text.
 //! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
 //! - [`bundles`]: the content-addressed store of uploaded plugin ZIPs.
+//! - [`revision`]: `ExpectedRevision`, an append's concurrency condition
+//!   (re-exported by `store`).
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
 //!   every backend must pass.
 
@@ -35,7 +39,9 @@ pub mod job_runs;
 pub mod kernel_events;
 pub mod manifest;
 pub mod redact;
+pub mod revision;
 pub mod role;
+pub mod route_access;
 pub mod schedule;
 pub mod secrets;
 pub mod store;

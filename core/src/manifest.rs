@@ -13,8 +13,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::truncate_for_error;
 use crate::error::{Error, FieldProblem};
-use crate::ids::truncate_for_error;
 use crate::role::Role;
 
 /// A manifest larger than this is not a manifest. Keeps a hostile upload from

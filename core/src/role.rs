@@ -45,7 +45,7 @@ impl FromStr for Role {
             .find(|r| r.as_str() == s)
             .ok_or_else(|| Error::InvalidValue {
                 what: "role",
-                value: crate::ids::truncate_for_error(s),
+                value: crate::error::truncate_for_error(s),
                 reason: "expected one of owner, admin, developer, viewer".into(),
             })
     }

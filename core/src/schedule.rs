@@ -57,7 +57,7 @@ impl JobSchedule {
     pub fn new(expr: &str, timezone: &str) -> Result<Self, Error> {
         let invalid = |what, value: &str, reason: String| Error::InvalidValue {
             what,
-            value: crate::ids::truncate_for_error(value),
+            value: crate::error::truncate_for_error(value),
             reason,
         };
         let normalized = normalize_cron(expr).map_err(|r| invalid("schedule", expr, r))?;

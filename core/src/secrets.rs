@@ -161,6 +161,7 @@ impl SecretBox {
         if plaintext.len() > SECRET_PLAINTEXT_BYTES_MAX {
             return Err(Error::SecretTooLarge {
                 len: plaintext.len(),
+                max: SECRET_PLAINTEXT_BYTES_MAX,
             });
         }
         let mut nonce = [0u8; NONCE_BYTES];

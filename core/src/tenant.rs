@@ -407,7 +407,7 @@ impl Aggregate for Tenant {
                 if !self.secrets.contains_key(key) {
                     return Err(self.refuse(
                         "secret_not_found",
-                        format!("no secret `{}`", crate::ids::truncate_for_error(key)),
+                        format!("no secret `{}`", crate::error::truncate_for_error(key)),
                     ));
                 }
                 Ok(vec![TenantEvent::SecretRemoved { key: key.clone() }])

@@ -169,3 +169,98 @@ async fn a_read_only_subscriber_sees_the_writer_appends() {
         assert_eq!(got.position, position);
     }
 }
+
+// ----- SQLite only: snapshots ride in the appends' group commit -----
+
+/// Snapshots saved at the same moment as appends (10,000 jobs that reach
+/// their snapshot interval on the same tick) are committed in the
+/// appends' transactions, not one durable transaction each: 500 saves and
+/// 500 appends issued together take far fewer commits than saves, and every
+/// snapshot is there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_snapshot_saves_share_the_group_commit() {
+    use extensor_core::store::SnapshotRecord;
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing)).expect("open");
+    let n = 500u64;
+    let groups0 = store.writer_stats().groups.load(Relaxed);
+    let saves = (0..n).map(|i| {
+        let store = store.clone();
+        async move {
+            let stream = StreamId::new("snap", &format!("s{i}")).expect("stream");
+            let record = SnapshotRecord {
+                stream,
+                aggregate: "bench".into(),
+                snapshot_version: 1,
+                revision: i,
+                position: i,
+                state: format!("{{\"i\":{i}}}"),
+            };
+            store.save_snapshot(record).await.expect("save");
+        }
+    });
+    let appends = (0..n).map(|i| {
+        let store = store.clone();
+        async move {
+            append(&store, &format!("a{i}"), i).await;
+        }
+    });
+    futures::future::join(
+        futures::future::join_all(saves),
+        futures::future::join_all(appends),
+    )
+    .await;
+    let commits = store.writer_stats().groups.load(Relaxed) - groups0;
+    assert!(
+        commits < n / 4,
+        "{commits} commits for {n} snapshots and {n} appends"
+    );
+    for i in [0, n / 2, n - 1] {
+        let stream = StreamId::new("snap", &format!("s{i}")).expect("stream");
+        let loaded = store
+            .load_snapshot(stream, "bench".into(), 1)
+            .await
+            .expect("load")
+            .expect("saved");
+        assert_eq!(loaded.revision, i);
+        assert_eq!(loaded.state, format!("{{\"i\":{i}}}"));
+    }
+}
+
+/// A snapshot over the size limit is refused alone; appends and snapshots
+/// queued beside it are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_snapshot_fails_alone() {
+    use extensor_core::store::{SNAPSHOT_BYTES_MAX, SnapshotRecord};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        SqliteStore::open(SqliteConfig::new(dir.path(), OpenMode::CreateIfMissing)).expect("open");
+    let record = |name: &str, bytes: usize| SnapshotRecord {
+        stream: StreamId::new("snap", name).expect("stream"),
+        aggregate: "bench".into(),
+        snapshot_version: 1,
+        revision: 0,
+        position: 0,
+        state: format!("\"{}\"", "x".repeat(bytes)),
+    };
+    let (big, small, appended) = futures::future::join3(
+        store.save_snapshot(record("big", SNAPSHOT_BYTES_MAX + 1)),
+        store.save_snapshot(record("small", 10)),
+        append(&store, "beside", 1),
+    )
+    .await;
+    let err = big.expect_err("over the limit");
+    assert!(err.to_string().contains("snapshot is"), "{err}");
+    small.expect("the small snapshot is saved");
+    assert!(appended > 0);
+    let stream = StreamId::new("snap", "small").expect("stream");
+    assert!(
+        store
+            .load_snapshot(stream, "bench".into(), 1)
+            .await
+            .expect("load")
+            .is_some()
+    );
+}

@@ -242,11 +242,17 @@ pub(crate) async fn run(
         inner.stats.record(id, result.is_ok(), started.elapsed());
     }
     let outcome = if result.is_ok() { "ok" } else { "error" };
+    let plugin = crate::metric_labels::plugin(&slug);
+    if let Err(f) = &result {
+        metrics::counter!("extensor_plugin_invocation_errors_total",
+            "plugin" => plugin.clone(), "trigger" => kind, "kind" => error_kind(&f.error))
+        .increment(1);
+    }
     metrics::counter!("extensor_plugin_invocations_total",
-        "plugin" => slug.clone(), "trigger" => kind, "outcome" => outcome)
+        "plugin" => plugin.clone(), "trigger" => kind, "outcome" => outcome)
     .increment(1);
     metrics::histogram!("extensor_plugin_invocation_seconds",
-        "plugin" => slug.clone(), "trigger" => kind)
+        "plugin" => plugin, "trigger" => kind)
     .record(started.elapsed().as_secs_f64());
     redacted(super::runtime::redactor(inner, known), kind, slug, result)
 }
@@ -288,6 +294,19 @@ fn redacted(
             source: f.error.map_text(|t| redactor.redact(t)),
             logs: logs(f.logs),
         }),
+    }
+}
+
+/// The `kind` label of a failed invocation: the limit it hit, a thrown
+/// error, a denied permission (or outbound host), or `other`.
+fn error_kind(e: &JsError) -> &'static str {
+    match e {
+        JsError::Timeout { .. } => "timeout",
+        JsError::HeapLimit { .. } => "heap",
+        JsError::StackOverflow { .. } => "stack",
+        JsError::Thrown { .. } => "thrown",
+        JsError::PermissionDenied { .. } | JsError::NetworkDenied { .. } => "permission",
+        _ => "other",
     }
 }
 
@@ -337,6 +356,31 @@ fn route_access(known: &Known, method: &str, pattern: &str) -> (Role, bool) {
         Some(d) => (d.min_role, d.public && m.has(Permission::RoutesPublic)),
         None => (Role::Viewer, false),
     }
+}
+
+/// Refuses a caller the route's manifest rule does not admit: anonymous
+/// on a route that is not public, or a role below its `min_role`.
+fn admit_caller(
+    known: &Known,
+    method: &str,
+    pattern: &str,
+    route_name: &str,
+    caller: Option<Role>,
+) -> Result<(), Error> {
+    let (min_role, public) = route_access(known, method, pattern);
+    if public {
+        return Ok(());
+    }
+    let role = caller.ok_or_else(|| Error::Unauthenticated {
+        route: route_name.to_owned(),
+    })?;
+    if role < min_role {
+        return Err(Error::Forbidden {
+            route: route_name.to_owned(),
+            required: min_role.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Whether the manifest declares a public route matching `method path`.
@@ -413,29 +457,20 @@ impl Engine {
             });
         }
         let rt = runtime(&self.inner, &known).await?;
-        let (pattern, params) = rt
+        let (key, pattern, params) = rt
             .installation
             .plugin()
             .registrations
             .iter()
             .filter(|r| r.kind == HandlerKind::Route)
-            .filter_map(|r| r.key.split_once(' '))
-            .filter(|(m, _)| m.eq_ignore_ascii_case(&method))
-            .find_map(|(_, p)| match_route(p, &request.path).map(|params| (p.to_owned(), params)))
+            .filter_map(|r| r.key.split_once(' ').map(|(m, p)| (r.key.as_str(), m, p)))
+            .filter(|(_, m, _)| m.eq_ignore_ascii_case(&method))
+            .find_map(|(key, _, p)| {
+                match_route(p, &request.path).map(|params| (key, p.to_owned(), params))
+            })
             .ok_or_else(|| Error::not_found("route", format!("{method} {}", request.path)))?;
         let route_name = format!("{method} /ext/{slug}{pattern}");
-        let (min_role, public) = route_access(&known, &method, &pattern);
-        if !public {
-            let role = request.caller.ok_or_else(|| Error::Unauthenticated {
-                route: route_name.clone(),
-            })?;
-            if role < min_role {
-                return Err(Error::Forbidden {
-                    route: route_name,
-                    required: min_role.to_string(),
-                });
-            }
-        }
+        admit_caller(&known, &method, &pattern, &route_name, request.caller)?;
         let input = json!({
             "method": method, "path": request.path, "params": params,
             "query": request.query, "headers": request.headers, "body": request.body,
@@ -444,14 +479,47 @@ impl Engine {
             method: method.clone(),
             path: pattern,
         };
-        let outcome = run(&self.inner, &known, trigger, input, None, 0).await?;
-        super::responses::route_response(outcome.value).map_err(|reason| Error::Plugin {
-            plugin: slug.to_owned(),
-            source: JsError::InvalidResult {
-                reason: format!("route {route_name} answered {reason}"),
-            },
-            logs: Vec::new(),
-        })
+        // Held until the access is counted, so a graceful shutdown (which
+        // waits for in-flight work before stopping the flushers) never
+        // stops a flusher ahead of a count.
+        let _work = self.inner.begin()?;
+        let started = Instant::now();
+        let answer = run(&self.inner, &known, trigger, input, None, 0)
+            .await
+            .and_then(|outcome| {
+                super::responses::route_response(outcome.value).map_err(|reason| Error::Plugin {
+                    plugin: slug.to_owned(),
+                    source: JsError::InvalidResult {
+                        reason: format!("route {route_name} answered {reason}"),
+                    },
+                    logs: Vec::new(),
+                })
+            });
+        self.count_access(tenant, &id, slug, key, &answer, started.elapsed())
+            .await;
+        answer
+    }
+
+    /// One `route.accessed` count: a failed handler or a 5xx answer is an
+    /// error. Starts the tenant's flusher the first time the tenant counts.
+    async fn count_access(
+        &self,
+        tenant: &TenantId,
+        id: &InstallationId,
+        slug: &str,
+        route: &str,
+        answer: &Result<RouteResponse, Error>,
+        elapsed: Duration,
+    ) {
+        use crate::route_access::{Failed, Recorded};
+        let failed = match answer {
+            Ok(r) if r.status < 500 => Failed::No,
+            _ => Failed::Yes,
+        };
+        let access = &self.inner.route_access;
+        if access.record(tenant, id, slug, route, failed, elapsed) == Recorded::NewTenant {
+            self.inner.route_flusher(tenant).await;
+        }
     }
 
     /// Runs every enabled hook matching `event_type` now, on a synthetic

@@ -99,6 +99,9 @@ pub(crate) struct Runtime {
     pub digest: String,
     pub installation: Installation,
     last_used: AtomicU64,
+    /// The most heap its idle warm isolates held together, sampled after
+    /// every invocation of any pool (`trim`, which reads them anyway).
+    heap_peak_bytes: std::sync::atomic::AtomicUsize,
 }
 
 pub(crate) struct Runtimes {
@@ -113,6 +116,9 @@ pub struct WarmPool {
     pub installation_id: InstallationId,
     pub warm_isolates: usize,
     pub heap_bytes: usize,
+    /// The most `heap_bytes` was after any invocation since the pool was
+    /// built (at least `heap_bytes`).
+    pub heap_peak_bytes: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +127,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Runtimes {
     pub fn new(warm_bytes_max: usize) -> Runtimes {
+        // Both series exist from the start (at 0), so a dashboard and the
+        // seed-list test see the family before the first eviction.
+        for reason in ["count", "bytes"] {
+            metrics::counter!("extensor_isolate_pools_evicted_total", "reason" => reason)
+                .increment(0);
+        }
         Runtimes {
             map: Mutex::default(),
             clock: AtomicU64::new(0),
@@ -173,6 +185,7 @@ impl Runtimes {
             digest: String::new(),
             installation: install(),
             last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
+            heap_peak_bytes: Default::default(),
         });
         self.insert(id.clone(), rt.clone());
         rt
@@ -187,7 +200,9 @@ impl Runtimes {
             .iter()
             .map(|(id, r)| {
                 let used = r.last_used.load(Ordering::Relaxed);
-                (used, r.installation.warm_heap_bytes(), id.clone())
+                let heap = r.installation.warm_heap_bytes();
+                r.heap_peak_bytes.fetch_max(heap, Ordering::Relaxed);
+                (used, heap, id.clone())
             })
             .collect();
         let mut total: usize = pools.iter().map(|p| p.1).sum();
@@ -212,10 +227,13 @@ impl Runtimes {
         let mut pools: Vec<(u64, WarmPool)> = map
             .iter()
             .map(|(id, r)| {
+                let heap_bytes = r.installation.warm_heap_bytes();
+                let peak = r.heap_peak_bytes.fetch_max(heap_bytes, Ordering::Relaxed);
                 let pool = WarmPool {
                     installation_id: id.clone(),
                     warm_isolates: r.installation.warm_isolates(),
-                    heap_bytes: r.installation.warm_heap_bytes(),
+                    heap_bytes,
+                    heap_peak_bytes: peak.max(heap_bytes),
                 };
                 (r.last_used.load(Ordering::Relaxed), pool)
             })
@@ -319,6 +337,7 @@ pub(crate) async fn runtime(inner: &Arc<Inner>, known: &Known) -> Result<Arc<Run
         digest: version.bundle_digest.clone(),
         installation,
         last_used: AtomicU64::new(inner.runtimes.clock.fetch_add(1, Ordering::Relaxed)),
+        heap_peak_bytes: Default::default(),
     });
     inner.runtimes.insert(id.clone(), rt.clone());
     Ok(rt)

@@ -247,6 +247,11 @@ impl WebhookTenants {
     pub fn contains(&self, tenant: &TenantId) -> bool {
         self.lock().contains(tenant)
     }
+
+    /// Every tenant in the set.
+    pub fn all(&self) -> Vec<TenantId> {
+        self.lock().iter().cloned().collect()
+    }
 }
 
 /// The webhook dispatcher as a tenant-supervisor service child: started

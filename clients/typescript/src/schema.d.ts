@@ -785,7 +785,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Capabilities and plugin status of the tenant */
+        /** Capabilities and extensibility status of the tenant, or of the platform */
         get: operations["status"];
         put?: never;
         post?: never;
@@ -1156,14 +1156,34 @@ export interface components {
         Extensibility: {
             /**
              * Format: uint64
-             * @description Installed plugins of this tenant (enabled or not).
+             * @description Installed plugins (enabled or not) of the tenant, or of every
+             *     tenant in the platform view.
              */
             plugins_loaded: number;
-            /** @description Slugs of the enabled ones. */
+            /**
+             * @description Slugs of the enabled ones, sorted and distinct (the platform view
+             *     lists at most 1,000; `enabled_plugins_count` is exact).
+             */
             enabled_plugins: string[];
+            /**
+             * Format: uint64
+             * @description Enabled installations.
+             */
+            enabled_plugins_count: number;
             sandbox: components["schemas"]["SandboxInfo"];
             /** @description The platform's outbound allowlist; `null`: manifests alone decide. */
             http_allowlist?: string[] | null;
+            /**
+             * Format: uint64
+             * @description Webhooks declared and enabled (neither disabled nor deleted).
+             */
+            webhooks_active: number;
+            /**
+             * Format: uint64
+             * @description Jobs declared by enabled plugins, each with a next fire time in its
+             *     tenant's scheduler.
+             */
+            jobs_scheduled: number;
         };
         /** Features */
         Features: {
@@ -1632,10 +1652,17 @@ export interface components {
         };
         /** Status */
         Status: {
-            tenant: string;
+            /** @description The tenant's slug; `null` in the platform view. */
+            tenant?: string | null;
+            scope: components["schemas"]["StatusScopeView"];
             features: components["schemas"]["Features"];
             extensibility: components["schemas"]["Extensibility"];
         };
+        /**
+         * @description What a status answer covers.
+         * @enum {string}
+         */
+        StatusScopeView: "tenant" | "platform";
         /** @enum {string} */
         StepStatusView: "ok" | "skipped" | "aborted";
         /**
@@ -10184,9 +10211,10 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description The tenant to act in (its slug). Optional with a tenant token,
-                 *     which names its tenant (a different slug is refused); required
-                 *     with the platform-admin token.
+                 * @description The tenant to report on (its slug). Optional with a tenant token,
+                 *     which names its tenant (a different slug is refused). With the
+                 *     platform-admin token: that tenant, or without it the whole
+                 *     platform.
                  */
                 "X-Tenant-Slug"?: string;
             };

@@ -6,12 +6,11 @@
 //! backend must pass, written so that a server-backed store (KurrentDB,
 //! PostgreSQL) runs exactly the same checks.
 
+pub mod chain;
 pub mod conformance;
 pub mod sqlite;
-mod subscription;
+pub mod subscription;
 pub mod verify;
-
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -20,6 +19,7 @@ use futures::stream::BoxStream;
 use crate::error::Error;
 use crate::event::{NewEvent, RecordedEvent, StreamId};
 use crate::ids::TenantId;
+pub use crate::revision::ExpectedRevision;
 
 /// One append carries at most this many events: a command that needs more is
 /// doing something other than recording a decision.
@@ -28,43 +28,6 @@ pub const APPEND_EVENTS_MAX: usize = 1_000;
 pub const READ_EVENTS_MAX: usize = 10_000;
 /// A snapshot's serialised state may not exceed this.
 pub const SNAPSHOT_BYTES_MAX: usize = 16 * 1024 * 1024;
-
-/// What the appender believes the stream's current revision is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExpectedRevision {
-    /// Append whatever the stream's state.
-    Any,
-    /// The stream must not exist yet.
-    NoStream,
-    /// The stream's last event must have this revision.
-    Exact(u64),
-}
-
-impl ExpectedRevision {
-    /// Whether a stream whose last revision is `actual` satisfies this.
-    pub fn admits(self, actual: Option<u64>) -> bool {
-        match self {
-            ExpectedRevision::Any => true,
-            ExpectedRevision::NoStream => actual.is_none(),
-            ExpectedRevision::Exact(n) => actual == Some(n),
-        }
-    }
-
-    /// The expectation that holds for a stream last seen at `revision`.
-    pub fn from_current(revision: Option<u64>) -> Self {
-        revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact)
-    }
-}
-
-impl fmt::Display for ExpectedRevision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExpectedRevision::Any => f.write_str("any revision"),
-            ExpectedRevision::NoStream => f.write_str("no stream"),
-            ExpectedRevision::Exact(n) => write!(f, "revision {n}"),
-        }
-    }
-}
 
 /// Where an acknowledged append landed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 
 use super::spec::{WebhookSpec, relative_path_problem};
 use crate::aggregate::{Aggregate, DomainEvent, parse_payload, refuse, to_raw};
+use crate::error::truncate_for_error;
 use crate::error::{DomainError, Error, FieldProblem};
-use crate::ids::{TenantId, truncate_for_error};
+use crate::ids::TenantId;
 
 /// Webhooks per tenant (deleted ones not counted).
 pub const WEBHOOKS_MAX: usize = 100;

@@ -121,7 +121,7 @@ impl std::str::FromStr for EventPattern {
         if s.len() > crate::event::EVENT_TYPE_BYTES_MAX || !body.split('.').all(segment_ok) {
             return Err(format!(
                 "`{}` is not an event pattern: use an event type like `build.completed`, a family like `auth.user.*`, or `*`",
-                crate::ids::truncate_for_error(s)
+                crate::error::truncate_for_error(s)
             ));
         }
         Ok(Self(s.into()))
@@ -169,13 +169,13 @@ impl Template {
             let Some(name) = inner.strip_prefix("SECRET:") else {
                 return Err(format!(
                     "`${{{}}}`: only `${{SECRET:NAME}}` references are supported",
-                    crate::ids::truncate_for_error(inner)
+                    crate::error::truncate_for_error(inner)
                 ));
             };
             if !secret_name_ok(name) {
                 return Err(format!(
                     "`{}` is not a secret name (letters, digits, _ . -)",
-                    crate::ids::truncate_for_error(name)
+                    crate::error::truncate_for_error(name)
                 ));
             }
             parts.push(TemplatePart::Secret(name.into()));
@@ -671,7 +671,7 @@ impl Cx {
                         &lp,
                         format!(
                             "`{}` is not supported: transforms and filters are JavaScript or TypeScript (`javascript`, `typescript`)",
-                            crate::ids::truncate_for_error(other)
+                            crate::error::truncate_for_error(other)
                         ),
                     );
                     None
@@ -890,7 +890,7 @@ pub fn relative_path_problem(path: &str) -> Option<String> {
     (!ok).then(|| {
         format!(
             "`{}` must be a relative path inside the webhook's files (no `..`, no leading `/`)",
-            crate::ids::truncate_for_error(path)
+            crate::error::truncate_for_error(path)
         )
     })
 }
@@ -904,14 +904,14 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .ok_or_else(|| {
             format!(
                 "`{}` must be an http:// or https:// URL",
-                crate::ids::truncate_for_error(url)
+                crate::error::truncate_for_error(url)
             )
         })?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() || host.contains('@') || url.chars().any(char::is_whitespace) {
         return Err(format!(
             "`{}` must name a host, without credentials or spaces",
-            crate::ids::truncate_for_error(url)
+            crate::error::truncate_for_error(url)
         ));
     }
     Ok(())
@@ -926,7 +926,7 @@ fn header_name_problem(name: &str) -> Option<String> {
     if !token {
         return Some(format!(
             "`{}` is not an HTTP header name",
-            crate::ids::truncate_for_error(name)
+            crate::error::truncate_for_error(name)
         ));
     }
     let lower = name.to_ascii_lowercase();

@@ -4,17 +4,25 @@
 //! (the [`EmailOutbox`](crate::host::EmailOutbox) trait); the platform
 //! delivers it with [`SmtpMailer`].
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use lettre::Message;
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+#[allow(deprecated)] // lettre's own stream type; see `Implicit`
+use lettre::transport::smtp::client::AsyncNetworkStream;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::error::JsError;
 use crate::host::OutboundEmail;
 
-/// SMTP conversations longer than this are abandoned.
+/// SMTP conversations (connect to the relay's answer to the message)
+/// longer than this are abandoned, as a transient failure.
 pub const SMTP_TIMEOUT_MS: u64 = 15_000;
 
 /// How the SMTP connection is protected.
@@ -71,30 +79,30 @@ impl SmtpConfig {
     }
 }
 
+/// Sends each message over its own connection to the relay: connect (with
+/// `TCP_NODELAY`), EHLO, STARTTLS or implicit TLS per [`SmtpTls`], AUTH if
+/// configured, MAIL / RCPT / DATA, QUIT.
+///
+/// The connection is ours, not lettre's transport's, for one reason:
+/// lettre writes a message's body and its `.` terminator in two writes, and
+/// on a socket with Nagle's algorithm on, the small second write waits for
+/// the relay to acknowledge the first, which the relay delays (~40 ms on
+/// Linux) because it is itself waiting for the terminator. That stall was
+/// the whole cost of an email on a loopback relay (docs/BENCHMARKS.md,
+/// "Email outbox").
 pub struct SmtpMailer {
     config: SmtpConfig,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    tls: Option<TlsParameters>,
 }
 
 impl SmtpMailer {
     /// TLS per [`SmtpTls`] (rustls, webpki roots).
     pub fn new(config: SmtpConfig) -> Result<SmtpMailer, JsError> {
         let tls = match config.tls {
-            SmtpTls::None => Tls::None,
-            SmtpTls::StartTls => Tls::Required(tls_parameters(&config.host)?),
-            SmtpTls::Wrapper => Tls::Wrapper(tls_parameters(&config.host)?),
+            SmtpTls::None => None,
+            SmtpTls::StartTls | SmtpTls::Wrapper => Some(tls_parameters(&config.host)?),
         };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(Duration::from_millis(SMTP_TIMEOUT_MS)));
-        if let Some((u, p)) = &config.credentials {
-            b = b.credentials(Credentials::new(u.clone(), p.clone()));
-        }
-        Ok(SmtpMailer {
-            transport: b.build(),
-            config,
-        })
+        Ok(SmtpMailer { config, tls })
     }
 
     /// Delivers one outbox message.
@@ -114,18 +122,136 @@ impl SmtpMailer {
             kind: SendFailure::Permanent,
             message: e.to_string(),
         })?;
-        self.transport
-            .send(message)
+        let timeout = Duration::from_millis(SMTP_TIMEOUT_MS);
+        match tokio::time::timeout(timeout, self.converse(&message)).await {
+            Ok(result) => result,
+            Err(_) => Err(SmtpFailure {
+                kind: SendFailure::Transient,
+                message: format!(
+                    "no answer from the SMTP relay {}:{} within {SMTP_TIMEOUT_MS} ms",
+                    self.config.host, self.config.port
+                ),
+            }),
+        }
+    }
+
+    /// One connection, one message.
+    async fn converse(&self, message: &Message) -> Result<(), SmtpFailure> {
+        let mut conn = self.connect().await?;
+        if let Some((user, password)) = &self.config.credentials {
+            let credentials = Credentials::new(user.clone(), password.clone());
+            conn.auth(DEFAULT_MECHANISMS, &credentials)
+                .await
+                .map_err(smtp_failure)?;
+        }
+        let sent = conn.send(message.envelope(), &message.formatted()).await;
+        // QUIT, then close; the message's fate is already decided.
+        conn.abort().await;
+        sent.map(|_| ()).map_err(smtp_failure)
+    }
+
+    /// Connects with `TCP_NODELAY`, reads the greeting, says EHLO and
+    /// secures the connection per [`SmtpTls`].
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpFailure> {
+        let (host, port) = (self.config.host.as_str(), self.config.port);
+        let tcp = TcpStream::connect((host, port)).await.map_err(|e| {
+            transient(format!(
+                "cannot connect to the SMTP relay {host}:{port}: {e}"
+            ))
+        })?;
+        tcp.set_nodelay(true)
+            .map_err(|e| transient(format!("cannot set TCP_NODELAY on {host}:{port}: {e}")))?;
+        let hello = ClientId::default();
+        let stream: Box<dyn AsyncTokioStream> = match (self.config.tls, &self.tls) {
+            (SmtpTls::Wrapper, Some(tls)) => Box::new(Implicit::wrap(tcp, tls.clone()).await?),
+            _ => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &hello)
             .await
-            .map(|_| ())
-            .map_err(|e| SmtpFailure {
-                kind: if e.is_permanent() {
-                    SendFailure::Permanent
-                } else {
-                    SendFailure::Transient
-                },
-                message: e.to_string(),
-            })
+            .map_err(smtp_failure)?;
+        if let (SmtpTls::StartTls, Some(tls)) = (self.config.tls, &self.tls) {
+            // Fails when the relay offers no STARTTLS: never sent in the clear.
+            conn.starttls(tls.clone(), &hello)
+                .await
+                .map_err(smtp_failure)?;
+        }
+        Ok(conn)
+    }
+}
+
+fn transient(message: String) -> SmtpFailure {
+    SmtpFailure {
+        kind: SendFailure::Transient,
+        message,
+    }
+}
+
+fn smtp_failure(e: lettre::transport::smtp::Error) -> SmtpFailure {
+    SmtpFailure {
+        kind: if e.is_permanent() {
+            SendFailure::Permanent
+        } else {
+            SendFailure::Transient
+        },
+        message: e.to_string(),
+    }
+}
+
+/// A connection in TLS from its first byte (SMTPS): our `TCP_NODELAY`
+/// socket, encrypted by lettre's own TLS stream, handed back to lettre as
+/// a plain stream. lettre marks its stream type as not meant to be public,
+/// but it is the only way to give its implicit-TLS setup a socket we
+/// configured.
+#[allow(deprecated)]
+#[derive(Debug)]
+struct Implicit(AsyncNetworkStream);
+
+#[allow(deprecated)]
+impl Implicit {
+    async fn wrap(tcp: TcpStream, tls: TlsParameters) -> Result<Self, SmtpFailure> {
+        let mut stream = AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+        stream.upgrade_tls(tls).await.map_err(smtp_failure)?;
+        Ok(Self(stream))
+    }
+}
+
+impl AsyncTokioStream for Implicit {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
+impl AsyncRead for Implicit {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let n = ready!(futures::io::AsyncRead::poll_read(
+            Pin::new(&mut self.0),
+            cx,
+            buf.initialize_unfilled()
+        ))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Implicit {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        futures::io::AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        futures::io::AsyncWrite::poll_flush(Pin::new(&mut self.0), cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        futures::io::AsyncWrite::poll_close(Pin::new(&mut self.0), cx)
     }
 }
 

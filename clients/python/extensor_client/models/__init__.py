@@ -58,6 +58,7 @@ from .secret_value import SecretValue
 from .session_view import SessionView
 from .set_secret import SetSecret
 from .status import Status
+from .status_scope_view import StatusScopeView
 from .step_status_view import StepStatusView
 from .stream_events_response_200 import StreamEventsResponse200
 from .stream_events_response_200_event import StreamEventsResponse200Event
@@ -147,6 +148,7 @@ __all__ = (
     "SessionView",
     "SetSecret",
     "Status",
+    "StatusScopeView",
     "StepStatusView",
     "StreamEventsResponse200",
     "StreamEventsResponse200Event",

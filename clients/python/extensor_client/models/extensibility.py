@@ -19,15 +19,24 @@ T = TypeVar("T", bound="Extensibility")
 class Extensibility:
     """
     Attributes:
-        plugins_loaded (int): Installed plugins of this tenant (enabled or not).
-        enabled_plugins (list[str]): Slugs of the enabled ones.
+        plugins_loaded (int): Installed plugins (enabled or not) of the tenant, or of every
+            tenant in the platform view.
+        enabled_plugins (list[str]): Slugs of the enabled ones, sorted and distinct (the platform view
+            lists at most 1,000; `enabled_plugins_count` is exact).
+        enabled_plugins_count (int): Enabled installations.
         sandbox (SandboxInfo): The sandbox settings every plugin runs under (manifests may lower them).
+        webhooks_active (int): Webhooks declared and enabled (neither disabled nor deleted).
+        jobs_scheduled (int): Jobs declared by enabled plugins, each with a next fire time in its
+            tenant's scheduler.
         http_allowlist (list[str] | None | Unset): The platform's outbound allowlist; `null`: manifests alone decide.
     """
 
     plugins_loaded: int
     enabled_plugins: list[str]
+    enabled_plugins_count: int
     sandbox: SandboxInfo
+    webhooks_active: int
+    jobs_scheduled: int
     http_allowlist: list[str] | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -36,7 +45,13 @@ class Extensibility:
 
         enabled_plugins = self.enabled_plugins
 
+        enabled_plugins_count = self.enabled_plugins_count
+
         sandbox = self.sandbox.to_dict()
+
+        webhooks_active = self.webhooks_active
+
+        jobs_scheduled = self.jobs_scheduled
 
         http_allowlist: list[str] | None | Unset
         if isinstance(self.http_allowlist, Unset):
@@ -53,7 +68,10 @@ class Extensibility:
             {
                 "plugins_loaded": plugins_loaded,
                 "enabled_plugins": enabled_plugins,
+                "enabled_plugins_count": enabled_plugins_count,
                 "sandbox": sandbox,
+                "webhooks_active": webhooks_active,
+                "jobs_scheduled": jobs_scheduled,
             }
         )
         if http_allowlist is not UNSET:
@@ -70,7 +88,13 @@ class Extensibility:
 
         enabled_plugins = cast(list[str], d.pop("enabled_plugins"))
 
+        enabled_plugins_count = d.pop("enabled_plugins_count")
+
         sandbox = SandboxInfo.from_dict(d.pop("sandbox"))
+
+        webhooks_active = d.pop("webhooks_active")
+
+        jobs_scheduled = d.pop("jobs_scheduled")
 
         def _parse_http_allowlist(data: object) -> list[str] | None | Unset:
             if data is None:
@@ -92,7 +116,10 @@ class Extensibility:
         extensibility = cls(
             plugins_loaded=plugins_loaded,
             enabled_plugins=enabled_plugins,
+            enabled_plugins_count=enabled_plugins_count,
             sandbox=sandbox,
+            webhooks_active=webhooks_active,
+            jobs_scheduled=jobs_scheduled,
             http_allowlist=http_allowlist,
         )
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..models.status_scope_view import StatusScopeView
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.extensibility import Extensibility
@@ -18,32 +21,42 @@ T = TypeVar("T", bound="Status")
 class Status:
     """
     Attributes:
-        tenant (str):
+        scope (StatusScopeView): What a status answer covers.
         features (Features):
         extensibility (Extensibility):
+        tenant (None | str | Unset): The tenant's slug; `null` in the platform view.
     """
 
-    tenant: str
+    scope: StatusScopeView
     features: Features
     extensibility: Extensibility
+    tenant: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        tenant = self.tenant
+        scope = self.scope.value
 
         features = self.features.to_dict()
 
         extensibility = self.extensibility.to_dict()
 
+        tenant: None | str | Unset
+        if isinstance(self.tenant, Unset):
+            tenant = UNSET
+        else:
+            tenant = self.tenant
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
-                "tenant": tenant,
+                "scope": scope,
                 "features": features,
                 "extensibility": extensibility,
             }
         )
+        if tenant is not UNSET:
+            field_dict["tenant"] = tenant
 
         return field_dict
 
@@ -53,16 +66,26 @@ class Status:
         from ..models.features import Features  # noqa: PLC0415
 
         d = dict(src_dict)
-        tenant = d.pop("tenant")
+        scope = StatusScopeView(d.pop("scope"))
 
         features = Features.from_dict(d.pop("features"))
 
         extensibility = Extensibility.from_dict(d.pop("extensibility"))
 
+        def _parse_tenant(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        tenant = _parse_tenant(d.pop("tenant", UNSET))
+
         status = cls(
-            tenant=tenant,
+            scope=scope,
             features=features,
             extensibility=extensibility,
+            tenant=tenant,
         )
 
         status.additional_properties = d

@@ -3,26 +3,26 @@
 //!
 //! Concurrent appends queue on a bounded channel. The writer takes whatever
 //! is queued (up to [`GROUP_COMMIT_EVENTS_MAX`]), checks each request's
-//! expected revision, inserts each request inside its own savepoint (so one
-//! bad request never takes its neighbours down), commits the whole group in
-//! one durable transaction, and only then answers every request and
-//! publishes the events to live subscribers. A crash before the commit loses
-//! the group, which nobody was told about; a crash after it loses nothing.
+//! expected revision, inserts every request (one that fails on insert is
+//! answered alone and the rest replayed, so one bad request never takes its
+//! neighbours down), commits the whole group in one durable transaction,
+//! and only then answers every request and publishes the events to live
+//! subscribers. Snapshots queued beside the appends are saved in the same
+//! transaction. A crash before the commit loses the group, which nobody was
+//! told about; a crash after it loses nothing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::schema::map_err;
 use crate::error::Error;
-use crate::event::{GENESIS_HASH, Hash, NewEvent, RecordedEvent, StreamId};
-use crate::store::{
-    APPEND_EVENTS_MAX, AppendResult, ExpectedRevision, SNAPSHOT_BYTES_MAX, SnapshotRecord,
-};
+use crate::event::{Hash, NewEvent, RecordedEvent, StreamId};
+use crate::store::chain::{ChainHead, chain_next, check_append};
+use crate::store::{AppendResult, ExpectedRevision, SNAPSHOT_BYTES_MAX, SnapshotRecord};
 
 /// At most this many events go into one transaction. Bounds the time one
 /// commit holds the write lock and the memory a group needs.
@@ -63,12 +63,15 @@ type QueuedAppend = (
     oneshot::Sender<Result<AppendResult, Error>>,
 );
 
-/// The last committed event: where the next one goes and what it links to.
-#[derive(Clone, Copy)]
-struct Head {
-    position: u64,
-    hash: Hash,
-    recorded_at_micros: i64,
+/// A snapshot taken off the queue, saved in the next group's transaction.
+type QueuedSnapshot = (SnapshotRecord, oneshot::Sender<Result<(), Error>>);
+
+/// What one transaction commits: the appends and snapshots queued together.
+#[derive(Default)]
+struct Group {
+    appends: Vec<QueuedAppend>,
+    snapshots: Vec<QueuedSnapshot>,
+    events: usize,
 }
 
 pub struct Writer {
@@ -88,6 +91,8 @@ pub struct Writer {
 const REVISION_CACHE_STREAMS_MAX: usize = 100_000;
 
 type Outcome = Result<(AppendResult, Vec<RecordedEvent>), Error>;
+/// A committed group: each append's outcome, each snapshot's.
+type Committed = (Vec<Outcome>, Vec<Result<(), Error>>);
 
 enum GroupFailure {
     /// The append at this index failed on insert; replay the rest.
@@ -133,8 +138,7 @@ impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
         let mut last_group_len = 0usize;
         while let Some(first) = rx.blocking_recv() {
-            let mut group = Vec::new();
-            let mut group_events = 0usize;
+            let mut group = Group::default();
             let mut shutdown = None;
             let mut next = Some(first);
             let fill_deadline =
@@ -147,21 +151,33 @@ impl Writer {
                         events,
                         reply,
                     } => {
-                        group_events += events.len();
-                        group.push((stream, expected, events, reply));
+                        group.events += events.len();
+                        group.appends.push((stream, expected, events, reply));
                     }
                     WriterMsg::SaveSnapshot { snapshot, reply } => {
-                        let _ = reply.send(self.save_snapshot(&snapshot));
+                        match check_snapshot(&snapshot) {
+                            Ok(()) => group.snapshots.push((snapshot, reply)),
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
                     }
                     WriterMsg::DeleteSnapshots { reply } => {
+                        // In queue order: snapshots queued before the delete
+                        // are saved (and deleted), none after it is lost.
+                        if !group.snapshots.is_empty() {
+                            self.commit_group(std::mem::take(&mut group));
+                        }
                         let _ = reply.send(self.delete_snapshots());
                     }
                     WriterMsg::Shutdown { reply } => shutdown = Some(reply),
                 }
-                if shutdown.is_none() && group_events < GROUP_COMMIT_EVENTS_MAX {
+                if shutdown.is_none()
+                    && group.events + group.snapshots.len() < GROUP_COMMIT_EVENTS_MAX
+                {
                     next = rx.try_recv().ok();
                     while next.is_none()
-                        && group.len() < last_group_len
+                        && group.appends.len() < last_group_len
                         && std::time::Instant::now() < fill_deadline
                     {
                         std::thread::yield_now();
@@ -169,8 +185,8 @@ impl Writer {
                     }
                 }
             }
-            last_group_len = group.len();
-            if !group.is_empty() {
+            last_group_len = group.appends.len();
+            if !group.appends.is_empty() || !group.snapshots.is_empty() {
                 self.commit_group(group);
             }
             if let Some(reply) = shutdown {
@@ -188,27 +204,42 @@ impl Writer {
     /// Commits a group. The common path runs no savepoints: if one append
     /// fails on insert (a duplicate event id), the transaction is rolled back,
     /// that caller is told, and the group is replayed without it.
-    fn commit_group(&mut self, mut group: Vec<QueuedAppend>) {
+    fn commit_group(&mut self, group: Group) {
+        let Group {
+            appends: mut group,
+            snapshots,
+            ..
+        } = group;
         loop {
-            match self.try_group(&group) {
-                Ok(outcomes) => return self.acknowledge(group, outcomes),
+            match self.try_group(&group, &snapshots) {
+                Ok((outcomes, saved)) => {
+                    for ((_, reply), result) in snapshots.into_iter().zip(saved) {
+                        let _ = reply.send(result);
+                    }
+                    return self.acknowledge(group, outcomes);
+                }
                 Err(GroupFailure::Request(i, err)) => {
                     let (_, _, _, reply) = group.remove(i);
                     let _ = reply.send(Err(err));
-                    if group.is_empty() {
-                        return;
-                    }
                 }
                 Err(GroupFailure::Whole(err)) => {
                     self.revisions.clear();
                     tracing::error!(error = %err, "group commit failed; no append of the group was acknowledged");
-                    return fail_all(group.into_iter().map(|g| g.3), &err);
+                    fail_all(group.into_iter().map(|g| g.3), &err);
+                    for (_, reply) in snapshots {
+                        let _ = reply.send(Err(clone_error(&err)));
+                    }
+                    return;
                 }
             }
         }
     }
 
-    fn try_group(&mut self, group: &[QueuedAppend]) -> Result<Vec<Outcome>, GroupFailure> {
+    fn try_group(
+        &mut self,
+        group: &[QueuedAppend],
+        snapshots: &[QueuedSnapshot],
+    ) -> Result<Committed, GroupFailure> {
         let path = self.path.clone();
         let whole = |e| GroupFailure::Whole(map_err(&path, e));
         let tx = self
@@ -256,10 +287,15 @@ impl Writer {
                 Err(e) => outcomes.push(Err(e)),
             }
         }
+        // A snapshot that cannot be saved fails alone: it is only a cache.
+        let saved = snapshots
+            .iter()
+            .map(|(snapshot, _)| save_snapshot(&tx, &path, snapshot))
+            .collect();
         tx.commit().map_err(whole)?;
         self.revisions.extend(tentative);
         self.committed_head = Some(head.position);
-        Ok(outcomes)
+        Ok((outcomes, saved))
     }
 
     /// Answers every caller of a committed group and publishes its events.
@@ -291,32 +327,6 @@ impl Writer {
         }
     }
 
-    fn save_snapshot(&mut self, s: &SnapshotRecord) -> Result<(), Error> {
-        if s.state.len() > SNAPSHOT_BYTES_MAX {
-            return Err(Error::InvalidAppend {
-                stream: s.stream.to_string(),
-                reason: format!(
-                    "snapshot is {} bytes; the limit is {SNAPSHOT_BYTES_MAX}",
-                    s.state.len()
-                ),
-            });
-        }
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO snapshots VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    s.stream.as_str(),
-                    s.aggregate,
-                    s.snapshot_version,
-                    s.revision as i64,
-                    s.position as i64,
-                    s.state
-                ],
-            )
-            .map(|_| ())
-            .map_err(|e| map_err(&self.path, e))
-    }
-
     fn delete_snapshots(&mut self) -> Result<u64, Error> {
         self.conn
             .execute("DELETE FROM snapshots", [])
@@ -325,18 +335,51 @@ impl Writer {
     }
 }
 
+fn check_snapshot(s: &SnapshotRecord) -> Result<(), Error> {
+    if s.state.len() > SNAPSHOT_BYTES_MAX {
+        return Err(Error::InvalidAppend {
+            stream: s.stream.to_string(),
+            reason: format!(
+                "snapshot is {} bytes; the limit is {SNAPSHOT_BYTES_MAX}",
+                s.state.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn save_snapshot(
+    conn: &Connection,
+    path: &std::path::Path,
+    s: &SnapshotRecord,
+) -> Result<(), Error> {
+    conn.prepare_cached("INSERT OR REPLACE INTO snapshots VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                s.stream.as_str(),
+                s.aggregate,
+                s.snapshot_version,
+                s.revision as i64,
+                s.position as i64,
+                s.state
+            ])
+        })
+        .map(|_| ())
+        .map_err(|e| map_err(path, e))
+}
+
 /// Checks and inserts one append. On error nothing of it is kept in `head`;
 /// the caller rolls the transaction back if rows were written.
 fn append_one(
     tx: &Connection,
     path: &std::path::Path,
-    head: &mut Head,
+    head: &mut ChainHead,
     stream: &StreamId,
     expected: ExpectedRevision,
     actual: Option<u64>,
     events: &[NewEvent],
 ) -> Result<(AppendResult, Vec<RecordedEvent>), Error> {
-    check_request(stream, events)?;
+    check_append(stream, events)?;
     if !expected.admits(actual) {
         return Err(Error::Conflict {
             stream: stream.to_string(),
@@ -360,49 +403,6 @@ fn append_one(
     };
     *head = local;
     Ok((result, recorded))
-}
-
-fn check_request(stream: &StreamId, events: &[NewEvent]) -> Result<(), Error> {
-    if events.is_empty() || events.len() > APPEND_EVENTS_MAX {
-        return Err(Error::InvalidAppend {
-            stream: stream.to_string(),
-            reason: format!(
-                "an append carries 1 to {APPEND_EVENTS_MAX} events, not {}",
-                events.len()
-            ),
-        });
-    }
-    events.iter().try_for_each(|e| e.validate(stream))
-}
-
-/// Places `ev` after `head` in the chain and advances `head`.
-fn chain_next(head: &mut Head, stream: &StreamId, revision: u64, ev: &NewEvent) -> RecordedEvent {
-    // The clock may step back; recorded_at never does, so time order and
-    // position order agree for every reader.
-    let now = Utc::now().timestamp_micros().max(head.recorded_at_micros);
-    let mut rec = RecordedEvent {
-        position: head.position + 1,
-        stream: stream.clone(),
-        revision,
-        event_id: ev.event_id.clone(),
-        event_type: ev.event_type.clone(),
-        schema_version: ev.schema_version,
-        recorded_at: DateTime::from_timestamp_micros(now).unwrap_or_default(),
-        tenant: ev.meta.tenant.clone(),
-        principal: ev.meta.principal.clone(),
-        correlation_id: ev.meta.correlation_id.clone(),
-        causation_id: ev.meta.causation_id.clone(),
-        payload: ev.payload.clone(),
-        prev_hash: head.hash,
-        hash: GENESIS_HASH,
-    };
-    rec.hash = rec.compute_hash();
-    *head = Head {
-        position: rec.position,
-        hash: rec.hash,
-        recorded_at_micros: now,
-    };
-    rec
 }
 
 fn insert(conn: &Connection, path: &std::path::Path, r: &RecordedEvent) -> Result<(), Error> {
@@ -439,7 +439,7 @@ fn insert(conn: &Connection, path: &std::path::Path, r: &RecordedEvent) -> Resul
     })
 }
 
-fn read_head(conn: &Connection, path: &std::path::Path) -> Result<Head, Error> {
+fn read_head(conn: &Connection, path: &std::path::Path) -> Result<ChainHead, Error> {
     let row = conn
         .query_row(
             "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1",
@@ -455,17 +455,13 @@ fn read_head(conn: &Connection, path: &std::path::Path) -> Result<Head, Error> {
         .optional()
         .map_err(|e| map_err(path, e))?;
     let Some((position, hash, recorded_at_micros)) = row else {
-        return Ok(Head {
-            position: 0,
-            hash: GENESIS_HASH,
-            recorded_at_micros: i64::MIN,
-        });
+        return Ok(ChainHead::GENESIS);
     };
     let hash: Hash = hash.try_into().map_err(|_| Error::StoreCorrupt {
         path: path.to_path_buf(),
         detail: format!("event {position} has a hash that is not 32 bytes"),
     })?;
-    Ok(Head {
+    Ok(ChainHead {
         position: position as u64,
         hash,
         recorded_at_micros,

@@ -123,7 +123,7 @@ def sync_detailed(
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Response[Problem | Status]:
-    """Capabilities and plugin status of the tenant
+    """Capabilities and extensibility status of the tenant, or of the platform
 
     Args:
         x_tenant_slug (str | Unset):
@@ -152,7 +152,7 @@ def sync(
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Problem | Status | None:
-    """Capabilities and plugin status of the tenant
+    """Capabilities and extensibility status of the tenant, or of the platform
 
     Args:
         x_tenant_slug (str | Unset):
@@ -176,7 +176,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Response[Problem | Status]:
-    """Capabilities and plugin status of the tenant
+    """Capabilities and extensibility status of the tenant, or of the platform
 
     Args:
         x_tenant_slug (str | Unset):
@@ -203,7 +203,7 @@ async def asyncio(
     client: AuthenticatedClient,
     x_tenant_slug: str | Unset = UNSET,
 ) -> Problem | Status | None:
-    """Capabilities and plugin status of the tenant
+    """Capabilities and extensibility status of the tenant, or of the platform
 
     Args:
         x_tenant_slug (str | Unset):
