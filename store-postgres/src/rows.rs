@@ -1,11 +1,10 @@
 //! Reading events back out of rows. Every column is re-validated: a row
 //! edited by hand (`psql`) gives an error naming its position, never a panic.
 
-use chrono::DateTime;
 use extensor_core::Error;
-use extensor_core::event::{Hash, RecordedEvent, StreamId};
+use extensor_core::event::{RecordedEvent, StreamId};
 use extensor_core::store::ReadFilter;
-use serde_json::value::RawValue;
+use extensor_core::store::event_row::{EventColumns, decode_event_row};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -110,62 +109,23 @@ pub(crate) fn decode_row(
     let bad = |what: &str, detail: String| {
         corrupt(location, format!("event {position}: {what}: {detail}"))
     };
-    let text = |i: usize, what: &str| -> Result<&str, Error> {
-        row.try_get::<_, &str>(i)
-            .map_err(|e| bad(what, e.to_string()))
-    };
-    let opt_text = |i: usize, what: &str| -> Result<Option<&str>, Error> {
-        row.try_get::<_, Option<&str>>(i)
-            .map_err(|e| bad(what, e.to_string()))
-    };
-    let int = |i: usize, what: &str| -> Result<i64, Error> {
-        row.try_get::<_, i64>(i)
-            .map_err(|e| bad(what, e.to_string()))
-    };
-    let hash = |i: usize, what: &str| -> Result<Hash, Error> {
-        let v = row
-            .try_get::<_, &[u8]>(i)
-            .map_err(|e| bad(what, e.to_string()))?;
-        v.try_into().map_err(|_| bad(what, "not 32 bytes".into()))
-    };
-    let stream_text = text(1, "stream")?;
-    let stream = match last_stream {
-        Some(s) if s.as_str() == stream_text => s.clone(),
-        _ => stream_text
-            .parse()
-            .map_err(|e: Error| bad("stream", e.to_string()))?,
-    };
-    let recorded = int(6, "recorded_at")?;
-    Ok(RecordedEvent {
-        position: u64::try_from(position).map_err(|_| bad("position", "negative".into()))?,
-        stream,
-        revision: u64::try_from(int(2, "revision")?)
-            .map_err(|_| bad("revision", "negative".into()))?,
-        event_id: text(3, "event_id")?
-            .parse()
-            .map_err(|e: Error| bad("event_id", e.to_string()))?,
-        event_type: text(4, "event_type")?.to_owned(),
-        schema_version: u32::try_from(int(5, "schema_version")?)
-            .map_err(|_| bad("schema_version", "out of range".into()))?,
-        recorded_at: DateTime::from_timestamp_micros(recorded)
-            .ok_or_else(|| bad("recorded_at", format!("{recorded} is out of range")))?,
-        tenant: opt_text(7, "tenant")?
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: Error| bad("tenant", e.to_string()))?,
-        principal: text(8, "principal")?
-            .parse()
-            .map_err(|e: Error| bad("principal", e.to_string()))?,
-        correlation_id: text(9, "correlation_id")?
-            .parse()
-            .map_err(|e: Error| bad("correlation_id", e.to_string()))?,
-        causation_id: opt_text(10, "causation_id")?
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: Error| bad("causation_id", e.to_string()))?,
-        payload: RawValue::from_string(text(11, "payload")?.to_owned())
-            .map_err(|e| bad("payload", format!("not valid JSON: {e}")))?,
-        prev_hash: hash(12, "prev_hash")?,
-        hash: hash(13, "hash")?,
-    })
+    decode_event_row(&Columns(row), position, last_stream, &bad)
+}
+
+/// A PostgreSQL row as [`EventColumns`].
+struct Columns<'a>(&'a Row);
+
+impl EventColumns for Columns<'_> {
+    fn text(&self, column: usize) -> Result<&str, String> {
+        self.0.try_get(column).map_err(|e| e.to_string())
+    }
+    fn opt_text(&self, column: usize) -> Result<Option<&str>, String> {
+        self.0.try_get(column).map_err(|e| e.to_string())
+    }
+    fn int(&self, column: usize) -> Result<i64, String> {
+        self.0.try_get(column).map_err(|e| e.to_string())
+    }
+    fn bytes(&self, column: usize) -> Result<&[u8], String> {
+        self.0.try_get(column).map_err(|e| e.to_string())
+    }
 }

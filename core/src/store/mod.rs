@@ -8,6 +8,7 @@
 
 pub mod chain;
 pub mod conformance;
+pub mod event_row;
 pub mod sqlite;
 pub mod subscription;
 pub mod verify;

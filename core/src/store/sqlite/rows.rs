@@ -3,15 +3,14 @@
 
 use std::path::Path;
 
-use chrono::DateTime;
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, Row};
-use serde_json::value::RawValue;
 
 use super::schema::map_err;
 use crate::error::Error;
-use crate::event::{Hash, RecordedEvent, StreamId};
+use crate::event::{RecordedEvent, StreamId};
 use crate::store::ReadFilter;
+use crate::store::event_row::{EventColumns, decode_event_row};
 
 const COLUMNS: &str =
     "position, stream, revision, event_id, event_type, schema_version, recorded_at,
@@ -169,66 +168,28 @@ pub fn decode_row(
         path: path.to_path_buf(),
         detail: format!("event {position}: {what}: {detail}"),
     };
-    let text = |i: usize, what: &str| -> Result<&str, Error> {
-        row.get_ref(i)
-            .and_then(|v| v.as_str().map_err(Into::into))
-            .map_err(|e| bad(what, e.to_string()))
-    };
-    let opt_text = |i: usize, what: &str| -> Result<Option<&str>, Error> {
-        row.get_ref(i)
-            .and_then(|v| v.as_str_or_null().map_err(Into::into))
-            .map_err(|e| bad(what, e.to_string()))
-    };
-    let int = |i: usize, what: &str| -> Result<i64, Error> {
-        row.get::<_, i64>(i).map_err(|e| bad(what, e.to_string()))
-    };
-    let hash = |i: usize, what: &str| -> Result<Hash, Error> {
-        let v = row
-            .get_ref(i)
-            .and_then(|v| v.as_blob().map_err(Into::into))
-            .map_err(|e| bad(what, e.to_string()))?;
-        v.try_into().map_err(|_| bad(what, "not 32 bytes".into()))
-    };
-    let stream_text = text(1, "stream")?;
-    let stream = match last_stream {
-        Some(s) if s.as_str() == stream_text => s.clone(),
-        _ => stream_text
-            .parse()
-            .map_err(|e: Error| bad("stream", e.to_string()))?,
-    };
-    let recorded = int(6, "recorded_at")?;
-    Ok(RecordedEvent {
-        position: u64::try_from(position).map_err(|_| bad("position", "negative".into()))?,
-        stream,
-        revision: u64::try_from(int(2, "revision")?)
-            .map_err(|_| bad("revision", "negative".into()))?,
-        event_id: text(3, "event_id")?
-            .parse()
-            .map_err(|e: Error| bad("event_id", e.to_string()))?,
-        event_type: text(4, "event_type")?.to_owned(),
-        schema_version: u32::try_from(int(5, "schema_version")?)
-            .map_err(|_| bad("schema_version", "out of range".into()))?,
-        recorded_at: DateTime::from_timestamp_micros(recorded)
-            .ok_or_else(|| bad("recorded_at", format!("{recorded} is out of range")))?,
-        tenant: opt_text(7, "tenant")?
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: Error| bad("tenant", e.to_string()))?,
-        principal: text(8, "principal")?
-            .parse()
-            .map_err(|e: Error| bad("principal", e.to_string()))?,
-        correlation_id: text(9, "correlation_id")?
-            .parse()
-            .map_err(|e: Error| bad("correlation_id", e.to_string()))?,
-        causation_id: opt_text(10, "causation_id")?
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: Error| bad("causation_id", e.to_string()))?,
-        payload: RawValue::from_string(text(11, "payload")?.to_owned())
-            .map_err(|e| bad("payload", format!("not valid JSON: {e}")))?,
-        prev_hash: hash(12, "prev_hash")?,
-        hash: hash(13, "hash")?,
-    })
+    decode_event_row(&Columns(row), position, last_stream, &bad)
+}
+
+/// A SQLite row as [`EventColumns`].
+struct Columns<'a, 'r>(&'a Row<'r>);
+
+impl EventColumns for Columns<'_, '_> {
+    fn text(&self, column: usize) -> Result<&str, String> {
+        let v = self.0.get_ref(column).map_err(|e| e.to_string())?;
+        v.as_str().map_err(|e| e.to_string())
+    }
+    fn opt_text(&self, column: usize) -> Result<Option<&str>, String> {
+        let v = self.0.get_ref(column).map_err(|e| e.to_string())?;
+        v.as_str_or_null().map_err(|e| e.to_string())
+    }
+    fn int(&self, column: usize) -> Result<i64, String> {
+        self.0.get::<_, i64>(column).map_err(|e| e.to_string())
+    }
+    fn bytes(&self, column: usize) -> Result<&[u8], String> {
+        let v = self.0.get_ref(column).map_err(|e| e.to_string())?;
+        v.as_blob().map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
