@@ -139,6 +139,35 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same failure once more, for each caller of a group commit that
+    /// failed as a whole. Store errors carry only strings and paths, so they
+    /// copy exactly; anything else becomes `StoreIo` with its message.
+    pub fn copy_for_each_caller(&self) -> Error {
+        match self {
+            Error::StoreFull { path, detail } => Error::StoreFull {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Error::StoreCorrupt { path, detail } => Error::StoreCorrupt {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Error::StoreOpen { path, detail } => Error::StoreOpen {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Error::StoreIo { path, detail } => Error::StoreIo {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Error::StoreClosed => Error::StoreClosed,
+            other => Error::StoreIo {
+                path: PathBuf::new(),
+                detail: other.to_string(),
+            },
+        }
+    }
+
     /// A stable, machine-readable code for each kind of error.
     pub fn code(&self) -> &'static str {
         match self {

@@ -142,7 +142,7 @@ fn answer(
         Err(e) => {
             tracing::warn!(error = %e, appends = group.len(), "group commit failed; no append of it was acknowledged");
             for request in group {
-                let _ = request.reply.send(Err(same_error(&e)));
+                let _ = request.reply.send(Err(e.copy_for_each_caller()));
             }
         }
     }
@@ -386,33 +386,5 @@ fn refuse_repeated_ids(stream: &StreamId, events: &[NewEvent]) -> Result<(), Err
             event_id: e.event_id.to_string(),
         }),
         None => Ok(()),
-    }
-}
-
-/// A group's failure, handed to each of its callers. Store errors carry
-/// only strings and the store's name.
-fn same_error(e: &Error) -> Error {
-    match e {
-        Error::StoreFull { path, detail } => Error::StoreFull {
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        Error::StoreCorrupt { path, detail } => Error::StoreCorrupt {
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        Error::StoreOpen { path, detail } => Error::StoreOpen {
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        Error::StoreIo { path, detail } => Error::StoreIo {
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        Error::StoreClosed => Error::StoreClosed,
-        other => Error::StoreIo {
-            path: std::path::PathBuf::new(),
-            detail: other.to_string(),
-        },
     }
 }

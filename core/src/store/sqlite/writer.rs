@@ -227,7 +227,7 @@ impl Writer {
                     tracing::error!(error = %err, "group commit failed; no append of the group was acknowledged");
                     fail_all(group.into_iter().map(|g| g.3), &err);
                     for (_, reply) in snapshots {
-                        let _ = reply.send(Err(clone_error(&err)));
+                        let _ = reply.send(Err(err.copy_for_each_caller()));
                     }
                     return;
                 }
@@ -484,34 +484,7 @@ fn fail_all(
     err: &Error,
 ) {
     for reply in replies {
-        let _ = reply.send(Err(clone_error(err)));
-    }
-}
-
-/// Store errors carry only strings and paths, so a group failure can be
-/// handed to each caller in the group.
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::StoreFull { path, detail } => Error::StoreFull {
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        Error::StoreCorrupt { path, detail } => Error::StoreCorrupt {
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        Error::StoreOpen { path, detail } => Error::StoreOpen {
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        Error::StoreIo { path, detail } => Error::StoreIo {
-            path: path.clone(),
-            detail: detail.clone(),
-        },
-        other => Error::StoreIo {
-            path: PathBuf::new(),
-            detail: other.to_string(),
-        },
+        let _ = reply.send(Err(err.copy_for_each_caller()));
     }
 }
 
