@@ -8,16 +8,18 @@
 //! it had claimed ahead run (or are recorded missed), and runs resume.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use api::Api;
+
+#[path = "common/api.rs"]
+mod api;
 #[path = "common/served.rs"]
 mod served;
 
 const ADMIN: &str = "jobs-kill9-platform-admin-token-0123456789";
-const WAIT: Duration = Duration::from_secs(60);
 
 const MANIFEST: &str = r#"{
   "slug": "ticker",
@@ -36,50 +38,6 @@ job("tick", "* * * * * *", async (run, ctx) => {
   return { run_id: run.run_id };
 });
 "#;
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .header("X-Tenant-Slug", "acme")
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut r = self.req(method.clone(), path);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        assert!(status < 300, "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// Polls `path` until `done` holds on its body (a positive marker).
-    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let last = self.call(Method::GET, path, None).await;
-            if done(&last) {
-                return last;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} never reached the expected state: {}",
-                last.to_string().chars().take(4_000).collect::<String>()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 fn runs(page: &Value) -> Vec<Value> {
     page["runs"].as_array().cloned().unwrap_or_default()

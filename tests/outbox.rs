@@ -9,16 +9,19 @@
 
 #[path = "../js-runtime/tests/common/aiosmtpd.rs"]
 mod aiosmtpd;
+#[path = "common/api.rs"]
+mod api;
 #[path = "../js-runtime/tests/common/python.rs"]
 mod python;
 #[path = "common/served.rs"]
 mod served;
 
 use std::path::Path;
-use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use api::Api;
 
 const ADMIN: &str = "outbox-platform-admin-token-0123456789";
 
@@ -54,46 +57,6 @@ fn serve(data: &Path, smtp_port: u16) -> served::Server {
             ("EXTENSOR_SMTP_TLS", "none"),
         ],
     )
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .header("X-Tenant-Slug", "acme")
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut r = self.req(method.clone(), path);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        assert!(status < 300, "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// Polls `path` until `done` holds on its body (a positive marker).
-    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..600 {
-            last = self.call(Method::GET, path, None).await;
-            if done(&last) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{path} never reached the expected state: {last}");
-    }
 }
 
 /// Uploads and enables the plugin whose hook sends 3 emails.

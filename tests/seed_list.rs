@@ -7,6 +7,8 @@
 //! every family docs/OPERATIONS.md lists, is in `GET /metrics`. The test
 //! fails on the first list with something missing and names all of it.
 
+#[path = "common/api.rs"]
+mod api;
 #[path = "common/served.rs"]
 mod served;
 
@@ -16,6 +18,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use api::Api;
 
 const ADMIN: &str = "seed-list-platform-admin-token-0123456789";
 
@@ -112,32 +116,7 @@ fn receiver() -> u16 {
     port
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
 impl Api {
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .header("X-Tenant-Slug", "acme")
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut r = self.req(method.clone(), path);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        assert!(status < 300, "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
     async fn upload(&self, slug: &str) -> String {
         let manifest = MANIFEST.replace("\"seed\"", &format!("\"{slug}\""));
         let zip = served::zip_of(&[("manifest.json", &manifest), ("main.js", MAIN)]);

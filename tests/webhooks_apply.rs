@@ -4,13 +4,16 @@
 //! the repository's `examples/webhooks/` applied (dry run first), changed,
 //! pruned, and broken on purpose.
 
+#[path = "common/api.rs"]
+mod api;
 #[path = "common/served.rs"]
 mod served;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use serde_json::{Value, json};
+use api::Api;
+use serde_json::json;
 use served::{Server, extensor, serve, tenant, text};
 
 const SIGNING_KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAAAAAAAAAAA=";
@@ -28,27 +31,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-struct Api {
-    client: reqwest::Client,
-    url: String,
-    token: String,
-}
-
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut r = self
-            .client
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .header("X-Tenant-Slug", "acme");
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
-    }
-
     async fn webhooks(&self) -> Vec<(String, u64)> {
         let list = self.call(reqwest::Method::GET, "/api/webhooks", None).await;
         list["webhooks"]
@@ -88,8 +71,8 @@ impl Env {
         let token = tenant(&data);
         let server = serve(&data, "admin-token-for-the-webhooks-test-0123456789");
         let api = Api {
-            client: reqwest::Client::new(),
-            url: server.url.clone(),
+            http: reqwest::Client::new(),
+            base: server.url.clone(),
             token: token.clone(),
         };
         for (key, value) in [
