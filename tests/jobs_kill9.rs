@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use api::Api;
 
@@ -55,22 +55,7 @@ async fn a_killed_servers_cron_claims_are_settled_at_once_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = served::serve(&data, ADMIN);
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{}/api/tenants", server.url))
-        .bearer_auth(ADMIN)
-        .json(&json!({"slug": "acme", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut api = Api {
-        http,
-        base: server.url.clone(),
-        token: created["owner_token"]["token"].as_str().unwrap().to_owned(),
-    };
+    let mut api = Api::create_tenant(&server.url, ADMIN).await;
     let zip = served::zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
     let part = reqwest::multipart::Part::bytes(zip).file_name("ticker.zip");
     let up: Value = api

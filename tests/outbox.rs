@@ -90,22 +90,7 @@ async fn mail_queued_while_the_relay_is_down_arrives_after_kill_9_and_restart() 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = serve(&data, smtp.port);
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{}/api/tenants", server.url))
-        .bearer_auth(ADMIN)
-        .json(&json!({"slug": "acme", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut api = Api {
-        http,
-        base: server.url.clone(),
-        token: created["owner_token"]["token"].as_str().unwrap().to_owned(),
-    };
+    let mut api = Api::create_tenant(&server.url, ADMIN).await;
     install(&api).await;
     api.call(
         Method::POST,

@@ -7,6 +7,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); an unreachable server
 //! fails the test, saying so.
 
+#[path = "common/api.rs"]
+mod api;
 #[path = "common/served.rs"]
 mod served;
 
@@ -42,21 +44,7 @@ async fn serve_publishes_and_reads_back_on_postgres() {
     let db = database().await;
     let data = tempfile::tempdir().unwrap();
     let server = served::serve_with(data.path(), ADMIN, &[("EXTENSOR_STORE_URL", db.url())]);
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{}/api/tenants", server.url))
-        .bearer_auth(ADMIN)
-        .json(&json!({"slug": "acme", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = created["owner_token"]["token"]
-        .as_str()
-        .expect("owner token")
-        .to_owned();
+    let api::Api { http, token, .. } = api::Api::create_tenant(&server.url, ADMIN).await;
     let call = |method: reqwest::Method, path: &str| {
         http.request(method, format!("{}{path}", server.url))
             .bearer_auth(&token)
@@ -247,21 +235,7 @@ async fn a_bundle_uploaded_on_one_node_runs_on_another() {
     let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let env = [("EXTENSOR_STORE_URL", db.url())];
     let server = served::serve_with(data_a.path(), ADMIN, &env);
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{}/api/tenants", server.url))
-        .bearer_auth(ADMIN)
-        .json(&json!({"slug": "acme", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = created["owner_token"]["token"]
-        .as_str()
-        .expect("owner token")
-        .to_owned();
+    let api::Api { http, token, .. } = api::Api::create_tenant(&server.url, ADMIN).await;
     let call = |base: &str, method: reqwest::Method, path: &str| {
         http.request(method, format!("{base}{path}"))
             .bearer_auth(&token)

@@ -11,6 +11,8 @@
 
 #[path = "../js-runtime/tests/common/aiosmtpd.rs"]
 mod aiosmtpd;
+#[path = "common/api.rs"]
+mod api;
 #[path = "../js-runtime/tests/common/python.rs"]
 mod python;
 
@@ -346,21 +348,11 @@ async fn no_secret_value_is_readable_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = serve(&data, &dir.path().join("server.log"), smtp.port);
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{}/api/tenants", server.url))
-        .bearer_auth(ADMIN)
-        .json(&json!({"slug": "acme", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tenant = api::Api::create_tenant(&server.url, ADMIN).await;
     let api = Api {
-        http,
-        base: server.url.clone(),
-        owner: created["owner_token"]["token"].as_str().unwrap().to_owned(),
+        http: tenant.http,
+        base: tenant.base,
+        owner: tenant.token,
     };
     let (plugin, runs) = set_up(&api).await;
     // Positive markers: the email reached its recipient with the secret;

@@ -274,22 +274,7 @@ async fn start(data: &std::path::Path) -> (served::Server, Api) {
             ("EXTENSOR_ALLOW_PRIVATE_NETWORKS", "true"),
         ],
     );
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{}/api/tenants", server.url))
-        .bearer_auth(ADMIN)
-        .json(&json!({"slug": "acme", "name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api = Api {
-        http,
-        base: server.url.clone(),
-        token: created["owner_token"]["token"].as_str().unwrap().to_owned(),
-    };
+    let api = Api::create_tenant(&server.url, ADMIN).await;
     (server, api)
 }
 

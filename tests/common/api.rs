@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The tenant every suite creates (`served::tenant`).
 pub const TENANT_SLUG: &str = "acme";
@@ -29,6 +29,34 @@ pub struct Api {
 }
 
 impl Api {
+    /// Creates the tenant [`TENANT_SLUG`] on the server at `base` as the
+    /// platform admin, and returns a client holding its owner token.
+    pub async fn create_tenant(base: &str, admin_token: &str) -> Api {
+        let http = reqwest::Client::new();
+        let resp = http
+            .post(format!("{base}/api/tenants"))
+            .bearer_auth(admin_token)
+            .json(&json!({"slug": TENANT_SLUG, "name": "Acme"}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let created: Value = resp.json().await.unwrap();
+        assert!(
+            status < 300,
+            "creating tenant {TENANT_SLUG}: {status} {created}"
+        );
+        let token = created["owner_token"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no owner token in {created}"))
+            .to_owned();
+        Api {
+            http,
+            base: base.to_owned(),
+            token,
+        }
+    }
+
     pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
