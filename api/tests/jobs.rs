@@ -15,28 +15,7 @@ fn daily_kpi() -> Vec<u8> {
 }
 
 async fn installed_and_enabled(s: &Server, token: &str, slug: &str) -> String {
-    let part = reqwest::multipart::Part::bytes(daily_kpi()).file_name("daily-kpi.zip");
-    let r = s
-        .req(Method::POST, "/api/plugins/upload", Some(token), Some(slug))
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
-    let (status, up) = json_of(r).await;
-    assert_eq!(status, 201, "{up}");
-    let id = up["plugin"]["id"].as_str().unwrap().to_owned();
-    let r = s
-        .req(
-            Method::POST,
-            &format!("/api/plugins/{id}/enable"),
-            Some(token),
-            Some(slug),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    id
+    s.install_enabled(daily_kpi(), token, slug).await
 }
 
 #[tokio::test]

@@ -41,24 +41,7 @@ fn probe_zip() -> Vec<u8> {
 
 /// Uploads and enables the probe plugin in `slug`; its id.
 async fn probe(s: &Server, token: &str, slug: &str) -> String {
-    let part = reqwest::multipart::Part::bytes(probe_zip()).file_name("probe.zip");
-    let r = s
-        .req(Method::POST, "/api/plugins/upload", Some(token), Some(slug))
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
-    let (status, up) = json_of(r).await;
-    assert_eq!(status, 201, "{up}");
-    let id = up["plugin"]["id"].as_str().unwrap().to_owned();
-    let path = format!("/api/plugins/{id}/enable");
-    let r = s
-        .req(Method::POST, &path, Some(token), Some(slug))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    id
+    s.install_enabled(probe_zip(), token, slug).await
 }
 
 /// Every event of `event_type` the caller's tenant sees, oldest first.

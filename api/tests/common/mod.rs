@@ -101,6 +101,29 @@ impl Server {
         )
     }
 
+    /// Uploads the plugin bundle `zip` in `slug` with `token` and enables
+    /// it; returns the plugin's id.
+    pub async fn install_enabled(&self, zip: Vec<u8>, token: &str, slug: &str) -> String {
+        let part = reqwest::multipart::Part::bytes(zip).file_name("plugin.zip");
+        let r = self
+            .req(Method::POST, "/api/plugins/upload", Some(token), Some(slug))
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap();
+        let (status, up) = json_of(r).await;
+        assert_eq!(status, 201, "{up}");
+        let id = up["plugin"]["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/plugins/{id}/enable");
+        let r = self
+            .req(Method::POST, &path, Some(token), Some(slug))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        id
+    }
+
     /// Issues a token with `role` in `slug` using `owner`; returns (id, token).
     pub async fn token(&self, slug: &str, owner: &str, role: &str) -> (String, String) {
         let resp = self
