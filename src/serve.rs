@@ -12,6 +12,7 @@ use extensor_api::ratelimit::RateLimits;
 use extensor_api::state::Features;
 use extensor_api::{ServerConfig, StoreConfig, serve};
 use extensor_core::bundles::BundleBlobs;
+use extensor_core::cluster::Cluster;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig};
 
 use crate::store::{Access, StoreChoice};
@@ -41,6 +42,13 @@ pub struct ServeArgs {
     #[arg(long, env = "EXTENSOR_ROUTE_ACCESS_FLUSH_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     route_access_flush_secs: u64,
+    /// On a shared store: how long, in ms, a node's tenant leases outlive
+    /// its last renewal. A node killed without a clean stop has its tenants
+    /// taken over after at most this plus one heartbeat (1 s); a node that
+    /// cannot renew for half of it stops its tenants' work and answers 503.
+    #[arg(long, env = "EXTENSOR_CLUSTER_LEASE_TTL_MS",
+          default_value_t = extensor_actors::cluster::LEASE_TTL_MS_DEFAULT)]
+    lease_ttl_ms: u64,
     /// Log lines as readable text or as JSON objects.
     #[arg(long, env = "EXTENSOR_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -58,9 +66,14 @@ pub enum LogFormat {
 pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Result<()> {
     // Held until the server has stopped: dropping it writes the last lines.
     let log_flush = init_logging(args.log_format, &args.log)?;
-    let (store, bundles) = store_config(data_dir, choice, args.store_bytes_max).await?;
+    let (store, opened) = store_config(data_dir, choice, args.store_bytes_max).await?;
     let mut config = ServerConfig::new(args.listen, store);
-    config.engine.bundles = bundles;
+    config.engine.bundles = opened.bundles;
+    if let Some(cluster) = opened.cluster {
+        let lease = extensor_actors::cluster::LeaseSettings::new(args.lease_ttl_ms)
+            .map_err(|e| anyhow!("--lease-ttl-ms / EXTENSOR_CLUSTER_LEASE_TTL_MS: {e}"))?;
+        config.cluster = Some(extensor_api::cluster::ClusterSettings { cluster, lease });
+    }
     config.admin_token = args.admin_token;
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
     config.features = Features::from_env().map_err(|e| anyhow!(e))?;
@@ -112,16 +125,25 @@ pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Resu
     Ok(())
 }
 
-/// The store, and where bundles go when not in the data directory.
+/// What a shared store keeps beside the log for the node.
+#[derive(Default)]
+struct Beside {
+    /// Where bundles go when not in the data directory.
+    bundles: Option<Arc<dyn BundleBlobs>>,
+    /// The node registry and tenant leases.
+    cluster: Option<Arc<dyn Cluster>>,
+}
+
+/// The store, and what the node keeps beside it.
 async fn store_config(
     data_dir: &Path,
     choice: &StoreChoice,
     store_bytes_max: Option<u64>,
-) -> Result<(StoreConfig, Option<Arc<dyn BundleBlobs>>)> {
+) -> Result<(StoreConfig, Beside)> {
     if let StoreChoice::Embedded = choice {
         let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
         store.store_bytes_max = store_bytes_max;
-        return Ok((store.into(), None));
+        return Ok((store.into(), Beside::default()));
     }
     if store_bytes_max.is_some() {
         return Err(anyhow!(
@@ -137,7 +159,11 @@ async fn store_config(
         store: opened.store.clone(),
         data_dir: data_dir.to_path_buf(),
     };
-    Ok((store, opened.bundles))
+    let beside = Beside {
+        bundles: opened.bundles,
+        cluster: opened.cluster,
+    };
+    Ok((store, beside))
 }
 
 /// Logs to stderr through the buffered sink (`log_sink`): readable on a

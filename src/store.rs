@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use extensor_core::bundles::BundleBlobs;
+use extensor_core::cluster::Cluster;
 use extensor_core::store::EventStore;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
 use extensor_store_postgres::{Location, PgConfig, PgOpenMode, PgStore};
@@ -69,6 +70,9 @@ pub struct Opened {
     pub store: Arc<dyn EventStore>,
     /// Plugin bundles kept beside the log (`None`: the data directory's).
     pub bundles: Option<Arc<dyn BundleBlobs>>,
+    /// The node registry and tenant leases of a shared store (`None`: the
+    /// embedded store, one node).
+    pub cluster: Option<Arc<dyn Cluster>>,
     embedded: Option<SqliteStore>,
 }
 
@@ -92,6 +96,7 @@ pub async fn open(choice: &StoreChoice, data_dir: &Path, access: Access) -> Resu
             Ok(Opened {
                 store: Arc::new(store.clone()),
                 bundles: None,
+                cluster: None,
                 embedded: Some(store),
             })
         }
@@ -103,6 +108,7 @@ pub async fn open(choice: &StoreChoice, data_dir: &Path, access: Access) -> Resu
             let store = PgStore::open(PgConfig::new(location.as_ref().clone(), mode)).await?;
             Ok(Opened {
                 bundles: Some(Arc::new(store.bundles())),
+                cluster: Some(Arc::new(store.cluster())),
                 store: Arc::new(store),
                 embedded: None,
             })

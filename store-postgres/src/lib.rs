@@ -15,11 +15,14 @@
 //!   fanning live events out to every subscriber.
 //! - [`bundles`]: plugin bundles in the database (`BundleBlobs`), so any
 //!   node can load any installation's bundle.
+//! - [`cluster`]: the node registry and tenant leases (`PgCluster`), so
+//!   several nodes divide single-owner work through the same database.
 //! - `errors`: PostgreSQL's errors as the core's, naming the store.
 //! - [`test_database`]: a fresh database per test, dropped afterwards.
 
 mod append;
 pub mod bundles;
+pub mod cluster;
 mod errors;
 pub mod location;
 mod pool;
@@ -147,6 +150,12 @@ impl PgStore {
     /// Where the store is (the URL without its password).
     pub fn location(&self) -> &Location {
         self.inner.pool.location()
+    }
+
+    /// The node registry and tenant leases in the same database, on a
+    /// session of their own.
+    pub fn cluster(&self) -> cluster::PgCluster {
+        cluster::PgCluster::new(self.location().clone())
     }
 
     /// The plugin bundles kept in the same database.
