@@ -108,3 +108,36 @@ impl Inner {
         }
     }
 }
+
+impl Engine {
+    /// The tenant's webhook registry on any node: the owner asks its webhook
+    /// dispatcher (which holds the newest state it decided on); another
+    /// node reads the registry stream from the shared log, so listings
+    /// answer everywhere without starting the single-owner dispatcher.
+    pub async fn webhook_registry(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<extensor_core::webhook::registry::TenantWebhooks, Error> {
+        if self.inner.ownership.owns(tenant) {
+            let dispatcher = self.webhooks(tenant).await?;
+            let path = format!("/tenants/{tenant}/webhooks");
+            let build = |reply| crate::webhooks::DispatcherMsg::Registry { reply };
+            let timeout = crate::webhooks::service::SERVICE_CALL_TIMEOUT_MS;
+            return call(&path, &dispatcher, build, timeout).await;
+        }
+        let stream = extensor_core::webhook::registry_stream(tenant);
+        let loaded = extensor_core::aggregate::load::<
+            extensor_core::webhook::registry::TenantWebhooks,
+        >(
+            &*self.inner.store,
+            &stream,
+            extensor_core::aggregate::AsOf::Latest,
+        )
+        .await
+        .map_err(|source| Error::Core {
+            actor: format!("/tenants/{tenant}/webhooks"),
+            source,
+        })?;
+        Ok(loaded.state)
+    }
+}
