@@ -177,7 +177,7 @@ pub struct EngineConfig {
     pub route_access_flush_ms: u64,
     /// Which tenants' single-owner work runs here: every tenant (the
     /// default, one node) or those whose lease the node holds
-    /// (`Ownership::leased`, kept by `crate::cluster`).
+    /// (`Ownership::leased`, kept by the `cluster` module).
     pub ownership: crate::ownership::Ownership,
 }
 

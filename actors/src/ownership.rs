@@ -1,14 +1,12 @@
 //! Which tenants' single-owner work this node runs.
 //!
 //! A tenant's hook dispatch, scheduler, webhook deliveries and outbox
-//! (the services whose [`TenantService::leased`] says so) run only on the
+//! (the tenant services whose `leased()` says so) run only on the
 //! node that owns the tenant. On the embedded store a node owns every
 //! tenant ([`Ownership::everything`]); on a shared store it owns the
 //! tenants whose lease it holds ([`Ownership::leased`], kept by
-//! `crate::cluster`). A *fenced* node (it could not renew its leases in
+//! the `cluster` module). A *fenced* node (it could not renew its leases in
 //! time) owns nothing, whatever its set says, until it renews again.
-//!
-//! [`TenantService::leased`]: crate::tenant_supervisor::TenantService::leased
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,6 @@
 //! The engine's side of tenant leases: a node that takes a tenant's lease
 //! starts its single-owner work ([`Engine::own`]); one giving it up stops
-//! that work first ([`Engine::disown`]), and only then does `crate::cluster`
+//! that work first ([`Engine::disown`]), and only then does the `cluster` module
 //! release the lease. On a shared store the owner also follows what other
 //! nodes append for its tenants (`Inner::follow_owned_work`): mail queued by
 //! a route another node served, a plugin installed through another node.
