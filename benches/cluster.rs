@@ -146,8 +146,9 @@ async fn one_kill(world: &mut World, peers: &mut [Node], out: &mut Failover) {
         && killed.elapsed() < FAILOVER_WAIT
     {
         hook = hook.or(first_recorded(&world.api, "hook.executed", Some(&id), killed_at).await);
-        delivery = delivery
-            .or(first_recorded(&world.api, "webhook.delivered", Some(&id), killed_at).await);
+        delivery =
+            delivery
+                .or(first_recorded(&world.api, "webhook.delivered", Some(&id), killed_at).await);
         job = job.or(first_recorded(&world.api, "job.run_started", None, killed_at).await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -173,25 +174,39 @@ fn summary(name: &str, v: &[f64]) {
     let missing = v.len() - s.len();
     let p50 = s.get(s.len() / 2).copied().unwrap_or(f64::NAN);
     let max = s.last().copied().unwrap_or(f64::NAN);
-    println!(
-        "| {name} | {} | {p50:.0} | {max:.0} | {missing} |",
-        s.len()
-    );
+    println!("| {name} | {} | {p50:.0} | {max:.0} | {missing} |", s.len());
 }
 
 async fn failover(kills: usize) {
     let db = database().await;
     let mut world = World::start_with(15, cluster_env(db.url(), ttl_ms())).await;
     let mut peers = vec![
-        Node::start(&world.dir.path().join("node-1"), world.dir.path(), world.env()).await,
-        Node::start(&world.dir.path().join("node-2"), world.dir.path(), world.env()).await,
+        Node::start(
+            &world.dir.path().join("node-1"),
+            world.dir.path(),
+            world.env(),
+        )
+        .await,
+        Node::start(
+            &world.dir.path().join("node-2"),
+            world.dir.path(),
+            world.env(),
+        )
+        .await,
     ];
     let mut out = Failover::default();
     for k in 0..kills {
         one_kill(&mut world, &mut peers, &mut out).await;
-        eprintln!("kill {}/{kills}: lease moved after {:.0} ms", k + 1, out.lease[k]);
+        eprintln!(
+            "kill {}/{kills}: lease moved after {:.0} ms",
+            k + 1,
+            out.lease[k]
+        );
     }
-    println!("\nFailover after kill -9 (ms from the kill; lease TTL {} ms):\n", ttl_ms());
+    println!(
+        "\nFailover after kill -9 (ms from the kill; lease TTL {} ms):\n",
+        ttl_ms()
+    );
     println!("| Successor's first | kills | p50 | max | not seen |\n|---|---|---|---|---|");
     summary("lease (cluster view)", &out.lease);
     summary("hook.executed of an order published at the kill", &out.hook);
@@ -261,11 +276,10 @@ async fn idle(tenants: usize, secs: u64) {
     // Settled: every tenant leased, by three live nodes.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let view: Value = Api::send(
-            Api::new(&nodes[0].url, "").admin(Method::GET, "/api/ops/cluster"),
-        )
-        .await
-        .unwrap();
+        let view: Value =
+            Api::send(Api::new(&nodes[0].url, "").admin(Method::GET, "/api/ops/cluster"))
+                .await
+                .unwrap();
         let owned: u64 = view["nodes"]
             .as_array()
             .unwrap()

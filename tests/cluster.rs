@@ -358,8 +358,14 @@ async fn a_node_cut_from_the_store_fences_itself_before_its_lease_passes() {
     let db = database().await;
     // Both nodes reach the database through their own proxy.
     let (_, target) = through(db.url(), 0);
-    let proxies = [Proxy::start(target.clone()).await, Proxy::start(target).await];
-    let urls: Vec<String> = proxies.iter().map(|p| through(db.url(), p.port).0).collect();
+    let proxies = [
+        Proxy::start(target.clone()).await,
+        Proxy::start(target).await,
+    ];
+    let urls: Vec<String> = proxies
+        .iter()
+        .map(|p| through(db.url(), p.port).0)
+        .collect();
     // The default TTL: the node fences at half of it, leaving the test
     // seconds to see the lease still its own.
     let ttl_ms = extensor_actors::cluster::LEASE_TTL_MS_DEFAULT;
@@ -428,8 +434,14 @@ async fn a_node_cut_from_the_store_fences_itself_before_its_lease_passes() {
 
     cut_proxy.restore();
     let back = Instant::now();
-    while refusal(&owner_client, "/api/events?limit=1").await.is_some() {
-        assert!(back.elapsed() < SETTLE_WAIT, "the cut node never served again");
+    while refusal(&owner_client, "/api/events?limit=1")
+        .await
+        .is_some()
+    {
+        assert!(
+            back.elapsed() < SETTLE_WAIT,
+            "the cut node never served again"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     settle(&other_url, &tenant, 2).await;

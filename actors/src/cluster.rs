@@ -228,14 +228,12 @@ async fn bounded<T>(
     call: impl std::future::Future<Output = Result<T, extensor_core::Error>>,
 ) -> Result<T, extensor_core::Error> {
     let limit = Duration::from_millis(CLUSTER_CALL_TIMEOUT_MS);
-    tokio::time::timeout(limit, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(extensor_core::Error::StoreIo {
-                path: "cluster registry".into(),
-                detail: format!("no answer within {CLUSTER_CALL_TIMEOUT_MS} ms"),
-            })
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(extensor_core::Error::StoreIo {
+            path: "cluster registry".into(),
+            detail: format!("no answer within {CLUSTER_CALL_TIMEOUT_MS} ms"),
         })
+    })
 }
 
 async fn stop_all(engine: &Engine, tenants: Vec<TenantId>) {
@@ -326,9 +324,8 @@ impl Balancer {
                 Beat::Renewed(renewal, sent) => self.rebalance(renewal, sent).await,
                 Beat::Fenced(owned) => {
                     // Held or not, nothing of theirs runs here now.
-                    let mut stop: BTreeSet<TenantId> = std::mem::take(&mut self.held)
-                        .into_keys()
-                        .collect();
+                    let mut stop: BTreeSet<TenantId> =
+                        std::mem::take(&mut self.held).into_keys().collect();
                     stop.extend(owned);
                     stop_all(&self.engine, stop.into_iter().collect()).await;
                 }
@@ -339,10 +336,11 @@ impl Balancer {
     async fn rebalance(&mut self, renewal: Renewal, sent: Instant) {
         if !renewal.live.contains(&self.me.id) {
             // Our registration expired (or was forgotten): register again.
-            let joined = bounded(
-                self.cluster
-                    .join(&self.me.id, &self.me.address, self.settings.ttl_ms),
-            )
+            let joined = bounded(self.cluster.join(
+                &self.me.id,
+                &self.me.address,
+                self.settings.ttl_ms,
+            ))
             .await;
             if let Err(e) = joined {
                 tracing::warn!(node = %self.me.id, error = %e, "registration failed");

@@ -146,7 +146,11 @@ pub async fn view(state: &AppState) -> Result<ClusterView, ApiError> {
                 last_heartbeat: n.last_heartbeat,
                 live: n.live,
                 tenants_owned: n.tenants_owned,
-                tenants: n.tenants.into_iter().map(|t| owned(t.to_string())).collect(),
+                tenants: n
+                    .tenants
+                    .into_iter()
+                    .map(|t| owned(t.to_string()))
+                    .collect(),
             })
             .collect(),
     })

@@ -213,8 +213,14 @@ pub async fn serve(
         Some(_) => extensor_actors::ownership::Ownership::leased(),
         None => extensor_actors::ownership::Ownership::everything(),
     };
-    let engine =
-        start_engine(shared.clone(), data_dir, config.engine, suspended, ownership).await?;
+    let engine = start_engine(
+        shared.clone(),
+        data_dir,
+        config.engine,
+        suspended,
+        ownership,
+    )
+    .await?;
     let generated =
         crate::tenancy::bootstrap_admin(shared.as_ref(), &directory, config.admin_token.as_deref())
             .await

@@ -68,8 +68,7 @@ pub trait Cluster: Send + Sync {
     /// Extends the node's registration and every unexpired lease it holds
     /// by `ttl_ms` from the store's now. A lease that expired meanwhile is
     /// not renewed (another node may hold it now) and is not in `held`.
-    fn renew<'a>(&'a self, node: &'a NodeId, ttl_ms: u64)
-    -> BoxFuture<'a, Result<Renewal, Error>>;
+    fn renew<'a>(&'a self, node: &'a NodeId, ttl_ms: u64) -> BoxFuture<'a, Result<Renewal, Error>>;
 
     /// Takes each lease in `tenants` that is free (never held, released or
     /// expired) for `ttl_ms`; returns those taken.
@@ -161,6 +160,9 @@ mod tests {
         }
         // About a quarter moves to the new node; every node gets a share.
         assert!((500..1_000).contains(&moved), "{moved} moved");
-        assert!(per_node.values().all(|n| (500..1_000).contains(n)), "{per_node:?}");
+        assert!(
+            per_node.values().all(|n| (500..1_000).contains(n)),
+            "{per_node:?}"
+        );
     }
 }

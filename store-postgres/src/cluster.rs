@@ -124,11 +124,7 @@ impl Cluster for PgCluster {
         .boxed()
     }
 
-    fn renew<'a>(
-        &'a self,
-        node: &'a NodeId,
-        ttl_ms: u64,
-    ) -> BoxFuture<'a, Result<Renewal, Error>> {
+    fn renew<'a>(&'a self, node: &'a NodeId, ttl_ms: u64) -> BoxFuture<'a, Result<Renewal, Error>> {
         async move {
             let mut s = self.session().await?;
             let location = s.location().clone();

@@ -53,7 +53,10 @@ async fn a_lease_has_one_holder_and_passes_on_release_or_expiry() {
             token: 2
         }]
     );
-    assert_eq!(tenants(&ca.renew(&n1, TTL_MS).await.unwrap().held), vec![t2.clone()]);
+    assert_eq!(
+        tenants(&ca.renew(&n1, TTL_MS).await.unwrap().held),
+        vec![t2.clone()]
+    );
 
     // Expired by the database's clock (set back with SQL, as time passing
     // would): not renewed for its old holder, taken by the other.
@@ -66,7 +69,13 @@ async fn a_lease_has_one_holder_and_passes_on_release_or_expiry() {
     .unwrap();
     assert!(ca.renew(&n1, TTL_MS).await.unwrap().held.is_empty());
     let expired = cb.acquire(&n2, &both, TTL_MS).await.unwrap();
-    assert_eq!(expired, vec![Lease { tenant: t2, token: 2 }]);
+    assert_eq!(
+        expired,
+        vec![Lease {
+            tenant: t2,
+            token: 2
+        }]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

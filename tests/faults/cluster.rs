@@ -16,13 +16,17 @@ pub const SETTLE_WAIT: Duration = Duration::from_secs(60);
 
 /// A 64-byte platform key every node shares, so secrets sealed by one
 /// decrypt on another (base64 of bytes 0..64).
-pub const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+pub const SECRET_KEY: &str =
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
 
 pub fn cluster_env(store_url: &str, lease_ttl_ms: u64) -> Vec<(String, String)> {
     vec![
         ("EXTENSOR_STORE_URL".into(), store_url.into()),
         ("EXTENSOR_SECRET_KEY".into(), SECRET_KEY.into()),
-        ("EXTENSOR_CLUSTER_LEASE_TTL_MS".into(), lease_ttl_ms.to_string()),
+        (
+            "EXTENSOR_CLUSTER_LEASE_TTL_MS".into(),
+            lease_ttl_ms.to_string(),
+        ),
     ]
 }
 
@@ -83,7 +87,10 @@ pub async fn settle(base: &str, tenant: &str, expected_live: usize) -> String {
             let winner = owner_of(&tenant_id, &ids).map(ToString::to_string);
             if live.len() == expected_live && owners.len() == 1 && winner.as_ref() == owners.first()
             {
-                let (_, address) = live.iter().find(|(id, _)| Some(id) == winner.as_ref()).unwrap();
+                let (_, address) = live
+                    .iter()
+                    .find(|(id, _)| Some(id) == winner.as_ref())
+                    .unwrap();
                 return format!("http://{address}");
             }
         }
@@ -94,4 +101,3 @@ pub async fn settle(base: &str, tenant: &str, expected_live: usize) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
-

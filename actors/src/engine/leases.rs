@@ -71,8 +71,10 @@ impl Inner {
     }
 
     async fn ensure_services(&self, tenant: &TenantId) -> Result<(), Error> {
-        self.supervisor_call(tenant, |reply| TenantSupervisorMsg::EnsureServices { reply })
-            .await
+        self.supervisor_call(tenant, |reply| TenantSupervisorMsg::EnsureServices {
+            reply,
+        })
+        .await
     }
 
     async fn stop_leased(&self, tenant: &TenantId) -> Result<(), Error> {
@@ -126,18 +128,17 @@ impl Engine {
             return call(&path, &dispatcher, build, timeout).await;
         }
         let stream = extensor_core::webhook::registry_stream(tenant);
-        let loaded = extensor_core::aggregate::load::<
-            extensor_core::webhook::registry::TenantWebhooks,
-        >(
-            &*self.inner.store,
-            &stream,
-            extensor_core::aggregate::AsOf::Latest,
-        )
-        .await
-        .map_err(|source| Error::Core {
-            actor: format!("/tenants/{tenant}/webhooks"),
-            source,
-        })?;
+        let loaded =
+            extensor_core::aggregate::load::<extensor_core::webhook::registry::TenantWebhooks>(
+                &*self.inner.store,
+                &stream,
+                extensor_core::aggregate::AsOf::Latest,
+            )
+            .await
+            .map_err(|source| Error::Core {
+                actor: format!("/tenants/{tenant}/webhooks"),
+                source,
+            })?;
         Ok(loaded.state)
     }
 }
