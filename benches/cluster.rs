@@ -287,7 +287,7 @@ async fn idle(tenants: usize, secs: u64) {
             .filter(|n| n["live"] == true)
             .map(|n| n["tenants_owned"].as_u64().unwrap_or(0))
             .sum();
-        if owned as usize >= tenants + 1 || Instant::now() > deadline {
+        if owned as usize >= tenants || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -35,7 +35,7 @@ use chrono::Utc;
 use extensor_store_postgres::test_database::TestDatabase;
 use harness::check;
 use harness::cluster::{SETTLE_WAIT, cluster_env, cluster_view, live_and_owners, settle};
-use harness::node::{ADMIN, Api, Node};
+use harness::node::{Api, Node};
 use harness::world::World;
 use reqwest::Method;
 use serde_json::{Value, json};
