@@ -152,18 +152,18 @@ pub async fn open(choice: &StoreChoice, data_dir: &Path, access: Access) -> Resu
                 embedded: None,
             })
         }
-            #[cfg(feature = "kurrentdb")]
-            StoreChoice::Kurrent(url) => {
-                // The server's own access control decides what may be
-                // written; read-only commands simply append nothing.
-                let config = extensor_store_kurrentdb::KurrentConfig::new(url.clone());
-                let store = extensor_store_kurrentdb::KurrentStore::open(config).await?;
-                Ok(Opened {
-                    store: Arc::new(store),
-                    shared: None,
-                    embedded: None,
-                })
-            }
+        #[cfg(feature = "kurrentdb")]
+        StoreChoice::Kurrent(url) => {
+            // The server's own access control decides what may be
+            // written; read-only commands simply append nothing.
+            let config = extensor_store_kurrentdb::KurrentConfig::new(url.clone());
+            let store = extensor_store_kurrentdb::KurrentStore::open(config).await?;
+            Ok(Opened {
+                store: Arc::new(store),
+                shared: None,
+                embedded: None,
+            })
+        }
     }
 }
 

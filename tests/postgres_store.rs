@@ -359,23 +359,41 @@ async fn two_nodes_read_each_other_plugin_files() {
         .json()
         .await
         .unwrap();
-    let id = up["plugin"]["id"].as_str().unwrap_or_else(|| panic!("{up}"));
-    let enabled = call(&a.url, reqwest::Method::POST, &format!("/api/plugins/{id}/enable"))
-        .send()
-        .await
-        .unwrap();
-    assert!(enabled.status().is_success(), "{}", enabled.text().await.unwrap());
+    let id = up["plugin"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{up}"));
+    let enabled = call(
+        &a.url,
+        reqwest::Method::POST,
+        &format!("/api/plugins/{id}/enable"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(
+        enabled.status().is_success(),
+        "{}",
+        enabled.text().await.unwrap()
+    );
     // Started after the enable: it loads the installation from the log.
     let b = served::serve_with(data_b.path(), ADMIN, &env);
     let put = |base: String, name: &'static str, text: &'static str| {
-        let request = call(&base, reqwest::Method::PUT, &format!("/ext/notes/notes/{name}"));
+        let request = call(
+            &base,
+            reqwest::Method::PUT,
+            &format!("/ext/notes/notes/{name}"),
+        );
         async move {
             let r = request.json(&json!({ "text": text })).send().await.unwrap();
             assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         }
     };
     let get = |base: String, name: &'static str| {
-        let request = call(&base, reqwest::Method::GET, &format!("/ext/notes/notes/{name}"));
+        let request = call(
+            &base,
+            reqwest::Method::GET,
+            &format!("/ext/notes/notes/{name}"),
+        );
         async move {
             let r = request.send().await.unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())

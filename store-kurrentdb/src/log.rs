@@ -153,7 +153,9 @@ impl Log {
     async fn catch_up(&self, index: &mut Index) -> Result<(), Error> {
         loop {
             let from = StreamPosition::Position(index.head.position);
-            let page = self.read_page(from, Direction::Forwards, PAGE_EVENTS).await?;
+            let page = self
+                .read_page(from, Direction::Forwards, PAGE_EVENTS)
+                .await?;
             for rec in &page {
                 index.add(rec, &self.location)?;
             }
@@ -236,7 +238,10 @@ impl Log {
             if page.iter().map(|e| e.position).ne(run.iter().copied()) {
                 return Err(corrupt(
                     &self.location,
-                    format!("the log changed under stream `{stream}` at position {}", run[0]),
+                    format!(
+                        "the log changed under stream `{stream}` at position {}",
+                        run[0]
+                    ),
                 ));
             }
             out.extend(page);
@@ -255,7 +260,9 @@ impl Log {
         let mut next = after;
         while out.len() < limit {
             let from = StreamPosition::Position(next);
-            let page = self.read_page(from, Direction::Forwards, PAGE_EVENTS).await?;
+            let page = self
+                .read_page(from, Direction::Forwards, PAGE_EVENTS)
+                .await?;
             let full = page.len() == PAGE_EVENTS;
             for rec in page {
                 next = rec.position;
@@ -289,7 +296,9 @@ impl Log {
         let mut out = Vec::new();
         while top > after && out.len() < limit {
             let from = StreamPosition::Position(top - 1);
-            let page = self.read_page(from, Direction::Backwards, PAGE_EVENTS).await?;
+            let page = self
+                .read_page(from, Direction::Backwards, PAGE_EVENTS)
+                .await?;
             let Some(last) = page.last().map(|e| e.position) else {
                 break;
             };
@@ -387,7 +396,11 @@ impl Log {
             Direction::Forwards => options.forwards(),
             Direction::Backwards => options.backwards(),
         };
-        let mut read = match self.client.read_stream(self.stream.as_str(), &options).await {
+        let mut read = match self
+            .client
+            .read_stream(self.stream.as_str(), &options)
+            .await
+        {
             Ok(read) => read,
             Err(kurrentdb::Error::ResourceNotFound) => return Ok(Vec::new()),
             Err(e) => return Err(io(&self.location, "read", e)),
@@ -415,7 +428,10 @@ fn decode(location: &Location, ev: &kurrentdb::RecordedEvent) -> Result<Recorded
     let rec: RecordedEvent = serde_json::from_slice(&ev.data).map_err(|e| {
         corrupt(
             location,
-            format!("log event at revision {}: not a recorded event: {e}", ev.revision),
+            format!(
+                "log event at revision {}: not a recorded event: {e}",
+                ev.revision
+            ),
         )
     })?;
     if rec.position != ev.revision + 1 {

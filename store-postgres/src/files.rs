@@ -79,7 +79,11 @@ impl PgFiles {
             .await
             .map_err(|e| storage(OP, e))?;
         let outcome = write_locked(&mut lease, owner, path, data, quota_bytes).await;
-        let finish = if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let finish = if outcome.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
         let finished = lease.client().batch_execute(finish).await;
         // A failed COMMIT or ROLLBACK leaves `in_transaction` set: the
         // session is then closed on drop, which rolls back what is left.
@@ -186,7 +190,13 @@ async fn write_locked(
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant, installation, path) \
              DO UPDATE SET size = EXCLUDED.size, bytes = EXCLUDED.bytes, updated_at = now()",
-            &[&owner.tenant, &owner.installation, &path.as_str(), &size, &data],
+            &[
+                &owner.tenant,
+                &owner.installation,
+                &path.as_str(),
+                &size,
+                &data,
+            ],
         )
         .await
         .map_err(|e| storage(OP, e))?;
@@ -203,9 +213,7 @@ async fn usage(lease: &mut Lease<'_>, owner: FileOwner<'_>) -> Result<FilesUsage
         )
         .await
         .map_err(|e| storage(OP, e))?;
-    let row = rows
-        .first()
-        .ok_or_else(|| storage(OP, "no usage row"))?;
+    let row = rows.first().ok_or_else(|| storage(OP, "no usage row"))?;
     let bytes: i64 = row.try_get(0).map_err(|e| storage(OP, e))?;
     let files: i64 = row.try_get(1).map_err(|e| storage(OP, e))?;
     Ok(FilesUsage {

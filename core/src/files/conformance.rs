@@ -10,8 +10,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::{
-    FILE_NAME_BYTES_MAX, FILE_PATH_BYTES_MAX, FILE_READ_BYTES_MAX, FILE_WRITE_BYTES_MAX, FILES_COUNT_MAX, FileBackend,
-    FileOwner, Files, FilesUsage,
+    FILE_NAME_BYTES_MAX, FILE_PATH_BYTES_MAX, FILE_READ_BYTES_MAX, FILE_WRITE_BYTES_MAX,
+    FILES_COUNT_MAX, FileBackend, FileOwner, Files, FilesUsage,
 };
 use crate::error::Error;
 
@@ -105,7 +105,17 @@ pub async fn hostile_paths_and_ids_refused<B: Backend>(b: &B) {
     let long = "x".repeat(FILE_PATH_BYTES_MAX + 1);
     let long_name = format!("d/{}", "x".repeat(FILE_NAME_BYTES_MAX + 1));
     for rel in [
-        "", "..", "../x", "a/../../b", "/etc/passwd", "./a", "a\\b", "a\0b", ".", &long, &long_name,
+        "",
+        "..",
+        "../x",
+        "a/../../b",
+        "/etc/passwd",
+        "./a",
+        "a\\b",
+        "a\0b",
+        ".",
+        &long,
+        &long_name,
     ] {
         let err = files.write(A, rel, b"x").await.unwrap_err();
         assert!(matches!(err, Error::FilePath { .. }), "{rel:?}: {err}");
@@ -116,7 +126,10 @@ pub async fn hostile_paths_and_ids_refused<B: Backend>(b: &B) {
     }
     // The longest path: 255-byte names up to 512 bytes in all.
     let name = "y".repeat(FILE_NAME_BYTES_MAX);
-    let longest = format!("{name}/{name}/{}", "z".repeat(FILE_PATH_BYTES_MAX - 2 * 256));
+    let longest = format!(
+        "{name}/{name}/{}",
+        "z".repeat(FILE_PATH_BYTES_MAX - 2 * 256)
+    );
     assert_eq!(longest.len(), FILE_PATH_BYTES_MAX);
     files.write(A, &longest, b"ok").await.unwrap();
     assert_eq!(files.read(A, &longest).await.unwrap().unwrap(), b"ok");
@@ -147,7 +160,10 @@ pub async fn installations_are_apart<B: Backend>(b: &B) {
     assert_eq!(files.read(A, "same.txt").await.unwrap().unwrap(), b"of a");
     assert_eq!(files.list(A).await.unwrap(), ["same.txt"]);
     assert_eq!(files.read(A, "only-b").await.unwrap(), None);
-    assert_eq!(files.usage(B).await.unwrap(), FilesUsage { bytes: 6, files: 2 });
+    assert_eq!(
+        files.usage(B).await.unwrap(),
+        FilesUsage { bytes: 6, files: 2 }
+    );
     files.remove_all(B).await.unwrap();
     assert_eq!(files.list(B).await.unwrap(), Vec::<String>::new());
     assert_eq!(files.read(A, "same.txt").await.unwrap().unwrap(), b"of a");
@@ -187,7 +203,13 @@ pub async fn quota_counts_bytes_and_replacements<B: Backend>(b: &B) {
     assert!(matches!(err, Error::FileQuota { .. }), "{err}");
     // The quota is per installation.
     files.write(B, "c", &[b'c'; 100]).await.unwrap();
-    assert_eq!(files.usage(A).await.unwrap(), FilesUsage { bytes: 99, files: 2 });
+    assert_eq!(
+        files.usage(A).await.unwrap(),
+        FilesUsage {
+            bytes: 99,
+            files: 2
+        }
+    );
     assert!(files.delete(A, "b").await.unwrap());
     files.write(A, "c", &[b'c'; 41]).await.unwrap();
 }
@@ -215,7 +237,13 @@ pub async fn one_call_is_bounded_in_bytes<B: Backend>(b: &B) {
     let big = vec![b'y'; FILE_WRITE_BYTES_MAX + 1];
     let err = files.write(A, "big.txt", &big).await.unwrap_err();
     assert!(
-        matches!(&err, Error::FileTooBig { limit: "FILE_WRITE_BYTES_MAX", .. }),
+        matches!(
+            &err,
+            Error::FileTooBig {
+                limit: "FILE_WRITE_BYTES_MAX",
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(files.usage(A).await.unwrap(), FilesUsage::default());
@@ -224,7 +252,13 @@ pub async fn one_call_is_bounded_in_bytes<B: Backend>(b: &B) {
         .await;
     let err = files.read(A, "r.txt").await.unwrap_err();
     assert!(
-        matches!(&err, Error::FileTooBig { limit: "FILE_READ_BYTES_MAX", .. }),
+        matches!(
+            &err,
+            Error::FileTooBig {
+                limit: "FILE_READ_BYTES_MAX",
+                ..
+            }
+        ),
         "{err}"
     );
     b.plant(&handle, A, "r.txt", vec![b'z'; FILE_READ_BYTES_MAX])
@@ -277,9 +311,18 @@ pub async fn handles_share_files<B: Backend>(b: &B) {
     );
     two.write(A, "shared/report.csv", b"4,5").await.unwrap();
     two.write(A, "from-two", b"2").await.unwrap();
-    assert_eq!(one.read(A, "shared/report.csv").await.unwrap().unwrap(), b"4,5");
-    assert_eq!(one.list(A).await.unwrap(), ["from-two", "shared/report.csv"]);
+    assert_eq!(
+        one.read(A, "shared/report.csv").await.unwrap().unwrap(),
+        b"4,5"
+    );
+    assert_eq!(
+        one.list(A).await.unwrap(),
+        ["from-two", "shared/report.csv"]
+    );
     assert!(one.delete(A, "from-two").await.unwrap());
     assert_eq!(two.read(A, "from-two").await.unwrap(), None);
-    assert_eq!(two.usage(A).await.unwrap(), FilesUsage { bytes: 3, files: 1 });
+    assert_eq!(
+        two.usage(A).await.unwrap(),
+        FilesUsage { bytes: 3, files: 1 }
+    );
 }

@@ -343,6 +343,9 @@ mod tests {
             assert!(err.to_string().contains("symlink"), "{rel}: {err}");
         }
         assert_eq!(store.list(OWNER).await.unwrap(), ["keep.txt"]);
-        assert_eq!(std::fs::read(outside.path().join("secret")).unwrap(), b"host");
+        assert_eq!(
+            std::fs::read(outside.path().join("secret")).unwrap(),
+            b"host"
+        );
     }
 }

@@ -228,8 +228,16 @@ impl Files {
         owner.check()?;
         let path = FilePath::parse(rel)?;
         let bytes = self.backend.read(owner, &path).await?;
-        if bytes.as_ref().is_some_and(|b| b.len() > FILE_READ_BYTES_MAX) {
-            return Err(too_big("ctx.files.read", "FILE_READ_BYTES_MAX", FILE_READ_BYTES_MAX, rel));
+        if bytes
+            .as_ref()
+            .is_some_and(|b| b.len() > FILE_READ_BYTES_MAX)
+        {
+            return Err(too_big(
+                "ctx.files.read",
+                "FILE_READ_BYTES_MAX",
+                FILE_READ_BYTES_MAX,
+                rel,
+            ));
         }
         Ok(bytes)
     }
@@ -300,7 +308,17 @@ mod tests {
         let long = "x".repeat(FILE_PATH_BYTES_MAX + 1);
         let long_name = "x".repeat(FILE_NAME_BYTES_MAX + 1);
         for rel in [
-            "", "..", "../x", "a/../b", "/etc/passwd", "./a", "a\\b", "a\0b", ".", &long, &long_name,
+            "",
+            "..",
+            "../x",
+            "a/../b",
+            "/etc/passwd",
+            "./a",
+            "a\\b",
+            "a\0b",
+            ".",
+            &long,
+            &long_name,
         ] {
             let err = FilePath::parse(rel).unwrap_err();
             assert!(matches!(err, Error::FilePath { .. }), "{rel:?}: {err}");

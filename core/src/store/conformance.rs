@@ -35,14 +35,17 @@ pub trait Backend: Send + Sync {
 /// `--ignored` where the server is.
 #[macro_export]
 macro_rules! conformance_tests {
-    (@each [$(#[$attr:meta])*] $backend:expr; $($check:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            $(#[$attr])*
-            async fn $check() {
-                $crate::store::conformance::$check(&$backend).await;
-            }
-        )*
+    (@one [$(#[$attr:meta])*] $backend:expr; $check:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $check() {
+            $crate::store::conformance::$check(&$backend).await;
+        }
+    };
+    // The attributes travel as one token tree, so they can be repeated
+    // for each check.
+    (@each $attrs:tt $backend:expr; $($check:ident),*) => {
+        $( $crate::conformance_tests!(@one $attrs $backend; $check); )*
     };
     ($backend:expr $(, #[$attr:meta])* $(,)?) => {
         $crate::conformance_tests!(@each [$(#[$attr])*] $backend;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 pub use extensor_core::files::dir::TMP_DIR_NAME;
 pub use extensor_core::files::{
-    FILE_NAME_BYTES_MAX, FILE_PATH_BYTES_MAX, FILE_READ_BYTES_MAX, FILE_WRITE_BYTES_MAX, FILES_COUNT_MAX,
-    FILES_QUOTA_BYTES_DEFAULT,
+    FILE_NAME_BYTES_MAX, FILE_PATH_BYTES_MAX, FILE_READ_BYTES_MAX, FILE_WRITE_BYTES_MAX,
+    FILES_COUNT_MAX, FILES_QUOTA_BYTES_DEFAULT,
 };
 use extensor_core::files::{FileBackend, FileOwner, Files};
 
