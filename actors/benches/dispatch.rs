@@ -262,7 +262,7 @@ async fn latency() {
 }
 
 /// The latency rows on PostgreSQL: the store a node of several uses,
-/// plugin bundles kept in the same database.
+/// plugin bundles and `ctx.files` kept in the same database.
 async fn latency_postgres() {
     let database = TestDatabase::create().await.expect("test database");
     let pg = PgStore::open(PgConfig::new(
