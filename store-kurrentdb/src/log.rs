@@ -16,7 +16,7 @@
 //! The index (each stream's positions by revision, each event id's
 //! position) is built from the log when the store opens and kept current
 //! by reading the log's tail before each append and stream read: memory
-//! grows with the log (about 60 bytes per event), and opening reads the
+//! grows with the log (an entry per event), and opening reads the
 //! whole log once. docs/ARCHITECTURE.md weighs this.
 
 use std::collections::{HashMap, HashSet};
