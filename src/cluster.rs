@@ -30,7 +30,7 @@ pub struct StatusArgs {
 pub async fn run(data_dir: &Path, choice: &StoreChoice, cmd: ClusterCommand) -> Result<()> {
     let ClusterCommand::Status(args) = cmd;
     let opened = crate::store::open(choice, data_dir, Access::ReadOnly).await?;
-    let Some(cluster) = opened.cluster.clone() else {
+    let Some(cluster) = opened.shared.as_ref().map(|s| s.cluster.clone()) else {
         opened.close().await;
         let line = format!(
             "{}: the embedded store has one node, the `extensor serve` on it, which owns \

@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -11,11 +10,9 @@ use clap::{Args, ValueEnum};
 use extensor_api::ratelimit::RateLimits;
 use extensor_api::state::Features;
 use extensor_api::{ServerConfig, StoreConfig, serve};
-use extensor_core::bundles::BundleBlobs;
-use extensor_core::cluster::Cluster;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig};
 
-use crate::store::{Access, StoreChoice};
+use crate::store::{Access, Shared, StoreChoice};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -66,13 +63,17 @@ pub enum LogFormat {
 pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Result<()> {
     // Held until the server has stopped: dropping it writes the last lines.
     let log_flush = init_logging(args.log_format, &args.log)?;
-    let (store, opened) = store_config(data_dir, choice, args.store_bytes_max).await?;
+    let (store, shared) = store_config(data_dir, choice, args.store_bytes_max).await?;
     let mut config = ServerConfig::new(args.listen, store);
-    config.engine.bundles = opened.bundles;
-    if let Some(cluster) = opened.cluster {
+    if let Some(shared) = shared {
+        config.engine.bundles = Some(shared.bundles);
+        config.engine.files = Some(shared.files);
         let lease = extensor_actors::cluster::LeaseSettings::new(args.lease_ttl_ms)
             .map_err(|e| anyhow!("--lease-ttl-ms / EXTENSOR_CLUSTER_LEASE_TTL_MS: {e}"))?;
-        config.cluster = Some(extensor_api::cluster::ClusterSettings { cluster, lease });
+        config.cluster = Some(extensor_api::cluster::ClusterSettings {
+            cluster: shared.cluster,
+            lease,
+        });
     }
     config.admin_token = args.admin_token;
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
@@ -125,25 +126,17 @@ pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Resu
     Ok(())
 }
 
-/// What a shared store keeps beside the log for the node.
-#[derive(Default)]
-struct Beside {
-    /// Where bundles go when not in the data directory.
-    bundles: Option<Arc<dyn BundleBlobs>>,
-    /// The node registry and tenant leases.
-    cluster: Option<Arc<dyn Cluster>>,
-}
-
-/// The store, and what the node keeps beside it.
+/// The store, and where bundles and files go when not in the data
+/// directory.
 async fn store_config(
     data_dir: &Path,
     choice: &StoreChoice,
     store_bytes_max: Option<u64>,
-) -> Result<(StoreConfig, Beside)> {
+) -> Result<(StoreConfig, Option<Shared>)> {
     if let StoreChoice::Embedded = choice {
         let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
         store.store_bytes_max = store_bytes_max;
-        return Ok((store.into(), Beside::default()));
+        return Ok((store.into(), None));
     }
     if store_bytes_max.is_some() {
         return Err(anyhow!(
@@ -159,11 +152,7 @@ async fn store_config(
         store: opened.store.clone(),
         data_dir: data_dir.to_path_buf(),
     };
-    let beside = Beside {
-        bundles: opened.bundles,
-        cluster: opened.cluster,
-    };
-    Ok((store, beside))
+    Ok((store, opened.shared))
 }
 
 /// Logs to stderr through the buffered sink (`log_sink`): readable on a

@@ -1,5 +1,5 @@
 //! The node registry and tenant leases of several nodes on one database
-//! (`cluster_nodes`, `tenant_leases`; migration 3): the PostgreSQL
+//! (`cluster_nodes`, `tenant_leases`; migration 4): the PostgreSQL
 //! [`Cluster`]. Every expiry is computed and compared with the database's
 //! `now()`, so nodes' clocks never decide who owns a tenant.
 //!
