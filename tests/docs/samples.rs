@@ -318,6 +318,31 @@ fn end_command(words: &mut Vec<String>, commands: &mut Vec<Vec<String>>) {
     }
 }
 
+/// The `name`s of the workspace's packages, from each member's Cargo.toml.
+fn workspace_packages() -> Vec<String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let members = manifest
+        .split("members")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or("");
+    std::iter::once(root().join("Cargo.toml"))
+        .chain(
+            members
+                .split('"')
+                .skip(1)
+                .step_by(2)
+                .filter(|m| *m != ".")
+                .map(|m| root().join(m).join("Cargo.toml")),
+        )
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .filter_map(|text| {
+            let line = text.lines().find(|l| l.trim_start().starts_with("name"))?;
+            Some(line.split('"').nth(1)?.to_owned())
+        })
+        .collect()
+}
+
 /// Checks the commands of a `sh` block without running them.
 pub struct Synopsis {
     api: OpenApi,
@@ -410,19 +435,31 @@ impl Synopsis {
     }
 
     /// `cargo run [--release] -- ARGS` is `extensor ARGS`; other cargo
-    /// subcommands are checked against `cargo SUB --help`.
+    /// subcommands are checked against `cargo SUB --help` up to a `--`
+    /// (what follows goes to the test binary, e.g. `-- --ignored`), and a
+    /// `-p`/`--package` must name a package of the workspace.
     fn check_cargo(&mut self, at: &str, args: &[String]) {
-        if let Some(dash) = args.iter().position(|a| a == "--") {
-            assert_eq!(args.first().map(String::as_str), Some("run"), "{at}");
+        let sub = args.first().expect("a cargo subcommand");
+        let dash = args.iter().position(|a| a == "--");
+        if let (Some(dash), "run") = (dash, sub.as_str()) {
             return self.check_extensor(at, &args[dash + 1..]);
         }
-        let sub = args.first().expect("a cargo subcommand");
+        let own = &args[..dash.unwrap_or(args.len())];
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let o = Command::new(cargo).args([sub, "--help"]).output().unwrap();
         assert!(o.status.success(), "{at}: `cargo {sub}` is not a command");
         let help = String::from_utf8_lossy(&o.stdout);
-        for flag in args.iter().filter(|a| a.starts_with('-')) {
+        for flag in own.iter().filter(|a| a.starts_with('-')) {
             assert!(mentions(&help, flag), "{at}: cargo {sub} has no `{flag}`");
+        }
+        for pair in own.windows(2) {
+            if pair[0] == "-p" || pair[0] == "--package" {
+                assert!(
+                    workspace_packages().contains(&pair[1]),
+                    "{at}: `{}` is not a package of the workspace",
+                    pair[1]
+                );
+            }
         }
     }
 
