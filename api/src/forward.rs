@@ -135,7 +135,12 @@ pub async fn forward_gate<E: Endpoint>(next: E, mut req: Request) -> poem::Resul
         headers: req.headers().clone(),
         body,
     };
-    let resp = next.call(req).await?.into_response();
+    let resp = match next.call(req).await {
+        Ok(r) => r.into_response(),
+        // Operations answer their errors as `Err`; only a 503 is looked at.
+        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => e.into_response(),
+        Err(e) => return Err(e),
+    };
     let (resp, owned_elsewhere) = refused_as_owned_elsewhere(resp).await;
     if !owned_elsewhere {
         return Ok(resp);
