@@ -19,6 +19,13 @@
 //!   tenant once the lease expired and runs the hooks of what was
 //!   published meanwhile, and the cut node serves again when the proxy is
 //!   back.
+//! - `a_node_without_the_lease_forwards_to_the_owner_one_hop`: on the node
+//!   that does not hold the tenant's lease, webhook apply and list, run-now
+//!   and a job view answer with the owner's answers (forwarded); a forged
+//!   forwarding mark gets `503 tenant_owned_elsewhere`, not a loop; a call
+//!   without credentials is refused there as on the owner; with the owner
+//!   killed the calls answer 503 with `Retry-After` until the other node
+//!   takes the lease and answers itself.
 
 #[path = "../js-runtime/tests/common/aiosmtpd.rs"]
 mod aiosmtpd;
