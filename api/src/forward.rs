@@ -312,7 +312,7 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
         let n = name.as_str();
         let dropped = HOP_BY_HOP.contains(&n)
             || named.iter().any(|x| x == n)
-            || name == HeaderName::from_static("x-extensor-forwarded-by");
+            || n.eq_ignore_ascii_case(FORWARDED_HEADER);
         if !dropped {
             kept.append(name.clone(), value.clone());
         }
@@ -339,5 +339,39 @@ fn tenant_of(state: &AppState, headers: &HeaderMap) -> Option<TenantId> {
     match state.directory.lookup(token.trim())? {
         TokenOwner::Tenant(t) => Some(t.tenant),
         TokenOwner::PlatformAdmin => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_end_to_end_headers_go_on_and_the_callers_credentials_unchanged() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer ext_abc"),
+            ("x-tenant-slug", "acme"),
+            ("content-type", "application/yaml"),
+            ("if-match", "\"3\""),
+            ("connection", "keep-alive, x-private-hop"),
+            ("x-private-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("host", "10.0.0.1:8080"),
+            ("content-length", "12"),
+            ("upgrade", "websocket"),
+            ("x-extensor-forwarded-by", "node_forged"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let kept = end_to_end(&h);
+        let names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            ["authorization", "x-tenant-slug", "content-type", "if-match"]
+        );
+        assert_eq!(kept["authorization"], "Bearer ext_abc");
+        assert_eq!(kept["x-tenant-slug"], "acme");
     }
 }
