@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use extensor_core::ids::TenantId;
-use poem::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use poem::http::{HeaderMap, HeaderValue, StatusCode};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 
 use crate::directory::TokenOwner;
@@ -345,6 +345,7 @@ fn tenant_of(state: &AppState, headers: &HeaderMap) -> Option<TenantId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use poem::http::HeaderName;
 
     #[test]
     fn only_end_to_end_headers_go_on_and_the_callers_credentials_unchanged() {
