@@ -19,6 +19,13 @@
 //!   tenant once the lease expired and runs the hooks of what was
 //!   published meanwhile, and the cut node serves again when the proxy is
 //!   back.
+//! - `a_node_without_the_lease_forwards_to_the_owner_one_hop`: on the node
+//!   that does not hold the tenant's lease, webhook apply and list, run-now
+//!   and a job view answer with the owner's answers (forwarded); a forged
+//!   forwarding mark gets `503 tenant_owned_elsewhere`, not a loop; a call
+//!   without credentials is refused there as on the owner; with the owner
+//!   killed the calls answer 503 with `Retry-After` until the other node
+//!   takes the lease and answers itself.
 
 #[path = "../js-runtime/tests/common/aiosmtpd.rs"]
 mod aiosmtpd;
@@ -521,4 +528,147 @@ async fn the_embedded_store_is_one_node_owning_every_tenant_and_the_cli_lists_no
     assert!(text.contains(&tenant), "{text}");
     assert!(text.contains(owner.trim_start_matches("http://")), "{text}");
     world.node.kill9();
+}
+
+/// The code and `Retry-After` of a refused call.
+async fn refused_with(resp: reqwest::Response) -> (u16, Option<String>, Option<String>) {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["code"].as_str().map(str::to_owned),
+        retry_after,
+    )
+}
+
+/// `extensor_cluster_forwards_total` of `outcome` in a node's `/metrics`.
+async fn forwards(base: &str, outcome: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("extensor_cluster_forwards_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_lease_forwards_to_the_owner_one_hop() {
+    let db = database().await;
+    let mut world = World::start_with(18, cluster_env(db.url(), LEASE_TTL_MS)).await;
+    let tenant = world.tenant_id.clone();
+    let mut peer = another_node(&world, "node-1").await;
+    let owner = settle(&world.node.url, &tenant, 2).await;
+    let other = if owner == world.node.url {
+        peer.url.clone()
+    } else {
+        world.node.url.clone()
+    };
+    let mut api = Api::new(&other, "acme");
+    api.token = world.api.token.clone();
+    let jobs = format!("/api/plugins/{}/jobs", world.installation_id);
+
+    // Webhook apply and list, run-now and a job view, all on the node
+    // without the lease: the owner's answers.
+    let yaml = harness::world::webhook_yaml(&world.receivers[0].url());
+    let applied = Api::send(
+        api.tenant(Method::PUT, "/api/webhooks/forwarded")
+            .header("Content-Type", "application/yaml")
+            .body(yaml),
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied["name"], "forwarded", "{applied}");
+    let listed = api.get("/api/webhooks").await.unwrap();
+    assert!(listed.to_string().contains("\"forwarded\""), "{listed}");
+    let ran = Api::send(api.tenant(
+        Method::POST,
+        &format!("{jobs}/{}/run-now?wait_ms=10000", harness::world::JOB),
+    ))
+    .await
+    .unwrap();
+    assert!(ran["run_id"].as_str().unwrap().starts_with("run_"), "{ran}");
+    let view = api.get(&jobs).await.unwrap();
+    assert_eq!(view["jobs"][0]["name"], harness::world::JOB, "{view}");
+    assert!(forwards(&other, "forwarded").await >= 3);
+
+    // A forged forwarding mark only loses forwarding: 503, never a loop.
+    let forged = api
+        .tenant(Method::GET, &jobs)
+        .header("X-Extensor-Forwarded-By", "node_forged")
+        .send()
+        .await
+        .unwrap();
+    let (status, code, retry) = refused_with(forged).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (503, Some("tenant_owned_elsewhere"))
+    );
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(forwards(&other, "second_hop_refused").await, 1);
+
+    // No credentials: refused as on the owner; the mark grants nothing.
+    let anonymous = |base: &str| {
+        reqwest::Client::new()
+            .get(format!("{base}{jobs}"))
+            .header("X-Tenant-Slug", "acme")
+            .header("X-Extensor-Forwarded-By", "node_forged")
+    };
+    let on_owner = anonymous(&owner).send().await.unwrap().status().as_u16();
+    let via_other = anonymous(&other).send().await.unwrap().status().as_u16();
+    assert_eq!(on_owner, 401);
+    assert_eq!(via_other, on_owner);
+    let wrong = reqwest::Client::new()
+        .get(format!("{other}{jobs}"))
+        .header("X-Tenant-Slug", "acme")
+        .bearer_auth("ext_not_a_token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    // The owner killed: 503 with Retry-After (unreachable, then moving)
+    // until the other node holds the lease and answers itself; never 500.
+    if owner == world.node.url {
+        world.node.kill9();
+    } else {
+        peer.kill9();
+    }
+    let killed = Instant::now();
+    let mut codes = Vec::new();
+    loop {
+        let resp = api.tenant(Method::GET, &jobs).send().await.unwrap();
+        if resp.status().is_success() {
+            break;
+        }
+        let (status, code, retry) = refused_with(resp).await;
+        assert_eq!(status, 503, "{code:?}");
+        assert_eq!(retry.as_deref(), Some("1"), "{code:?}");
+        codes.push(code.unwrap_or_default());
+        assert!(
+            killed.elapsed() < SETTLE_WAIT,
+            "never served again: {codes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        codes.first().map(String::as_str),
+        Some("tenant_owner_unreachable"),
+        "{codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| c == "tenant_owner_unreachable" || c == "tenant_lease_moving"),
+        "{codes:?}"
+    );
+    assert!(forwards(&other, "owner_unreachable").await >= 1);
 }

@@ -32,6 +32,9 @@ pub struct NodeState {
     /// The registry and leases; `None` on the embedded store.
     pub node: Option<ClusterNode>,
     pub lease: Option<LeaseSettings>,
+    /// The client that forwards calls to a tenant's owner
+    /// (`forward::forward_gate`); `None` on the embedded store.
+    pub forward: Option<reqwest::Client>,
 }
 
 impl NodeState {
@@ -45,6 +48,7 @@ impl NodeState {
             },
             node: None,
             lease: None,
+            forward: None,
         }
     }
 }

@@ -38,6 +38,9 @@
 //! - [`cluster`]: the server as one node of several on a shared store:
 //!   its settings, the `GET /api/ops/cluster` view, and the gate that
 //!   answers `503 node_fenced` while the node cannot renew its leases.
+//! - [`forward`]: on a shared store, sends an API call refused here with
+//!   `503 tenant_owned_elsewhere` on to the tenant's lease holder, one hop,
+//!   and returns its answer.
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)
@@ -99,6 +102,7 @@ pub mod error;
 pub mod events;
 pub mod ext_routes;
 pub mod filters;
+pub mod forward;
 pub mod health;
 pub mod jobs;
 pub mod metered_store;

@@ -173,6 +173,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
         .at("/t/:tenant/ext/*rest", crate::ext_routes::ext_route)
         .at("/console", crate::console::console)
         .at("/console/*rest", crate::console::console)
+        .around(crate::forward::forward_gate)
         .around(crate::cluster::fenced_gate)
         .data(state)
         .around(crate::observe::around)
@@ -377,5 +378,6 @@ async fn join_cluster(
         me: node.me().clone(),
         node: Some(node),
         lease: Some(settings.lease),
+        forward: Some(crate::forward::client()?),
     })
 }

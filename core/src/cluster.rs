@@ -38,6 +38,14 @@ pub struct NodeRecord {
     pub tenants: Vec<TenantId>,
 }
 
+/// The live node holding a tenant's unexpired lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub node: NodeId,
+    /// Where its API listens (`host:port`, as it registered).
+    pub address: String,
+}
+
 /// One tenant lease a node holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -89,6 +97,13 @@ pub trait Cluster: Send + Sync {
 
     /// A clean stop: every lease released, the registration expired.
     fn leave<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// The live node holding `tenant`'s unexpired lease; `None` while the
+    /// lease is free or moving (released, expired, or its node expired).
+    fn holder<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+    ) -> BoxFuture<'a, Result<Option<LeaseHolder>, Error>>;
 
     /// The nodes registered, live ones first, at most `nodes_max`, each
     /// with at most `tenants_max` of its tenants.

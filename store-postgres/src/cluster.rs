@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use extensor_core::Error;
-use extensor_core::cluster::{Cluster, Lease, NodeRecord, Renewal};
+use extensor_core::cluster::{Cluster, Lease, LeaseHolder, NodeRecord, Renewal};
 use extensor_core::ids::{NodeId, TenantId};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -233,6 +233,37 @@ impl Cluster for PgCluster {
             .await?;
             s.in_transaction = false;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn holder<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+    ) -> BoxFuture<'a, Result<Option<LeaseHolder>, Error>> {
+        async move {
+            let mut s = self.session().await?;
+            let location = s.location().clone();
+            let rows = s
+                .query(
+                    "SELECT n.id, n.address FROM tenant_leases l \
+                     JOIN cluster_nodes n ON n.id = l.node \
+                     WHERE l.tenant = $1 AND l.expires_at > now() AND n.expires_at > now()",
+                    &[&tenant.as_str()],
+                )
+                .await?;
+            let row = rows.into_iter().next();
+            s.in_transaction = false;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let id: String = row.get(0);
+            Ok(Some(LeaseHolder {
+                node: id
+                    .parse()
+                    .map_err(|e| corrupt(&location, format!("tenant_leases: {e}")))?,
+                address: row.get(1),
+            }))
         }
         .boxed()
     }

@@ -133,3 +133,42 @@ async fn the_registry_lists_nodes_with_their_tenants_and_a_leaving_node_frees_th
     assert_eq!(cb.acquire(&n2, &owned, TTL_MS).await.unwrap().len(), 5);
     assert!(!cb.renew(&n2, TTL_MS).await.unwrap().live.contains(&n1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_holder_is_the_live_node_with_its_unexpired_lease() {
+    let a = TestStore::fresh().await;
+    let b = TestStore::open_on(a.db.clone()).await;
+    let (ca, cb) = (a.store.cluster(), b.store.cluster());
+    let (n1, n2) = (NodeId::generate(), NodeId::generate());
+    ca.join(&n1, "127.0.0.1:1", TTL_MS).await.unwrap();
+    cb.join(&n2, "127.0.0.1:2", TTL_MS).await.unwrap();
+    let (t1, t2) = (TenantId::generate(), TenantId::generate());
+    assert_eq!(cb.holder(&t1).await.unwrap(), None, "never leased");
+    ca.acquire(&n1, &[t1.clone(), t2.clone()], TTL_MS)
+        .await
+        .unwrap();
+    let held = cb.holder(&t1).await.unwrap().expect("a holder");
+    assert_eq!(
+        (held.node, held.address.as_str()),
+        (n1.clone(), "127.0.0.1:1")
+    );
+
+    // Released: nobody holds it until it is taken again.
+    ca.release(&n1, std::slice::from_ref(&t1)).await.unwrap();
+    assert_eq!(cb.holder(&t1).await.unwrap(), None);
+    cb.acquire(&n2, std::slice::from_ref(&t1), TTL_MS)
+        .await
+        .unwrap();
+    assert_eq!(ca.holder(&t1).await.unwrap().expect("moved").node, n2);
+
+    // Its node's registration expired (a killed node): no live holder,
+    // though the lease itself has not expired yet.
+    let psql = a.psql().await;
+    psql.execute(
+        "UPDATE cluster_nodes SET expires_at = now() - interval '1 second' WHERE id = $1",
+        &[&n1.as_str()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(cb.holder(&t2).await.unwrap(), None);
+}

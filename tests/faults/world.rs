@@ -129,7 +129,7 @@ fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-fn webhook_yaml(url: &str) -> String {
+pub fn webhook_yaml(url: &str) -> String {
     format!(
         "api_version: v1\non: [\"fault.order.*\"]\ndelivery:\n  url: \"{url}\"\n  \
          timeout_ms: {WEBHOOK_TIMEOUT_MS}\nretry: {{max_attempts: {RETRY_ATTEMPTS}, \
