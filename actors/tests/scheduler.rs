@@ -1008,6 +1008,9 @@ async fn a_run_start_is_durable_before_the_job_is_invoked() {
         seen: seen.clone(),
     };
     let s = w.scheduler_with(Arc::new(runner), "sch_a").await;
+    // Loaded before the clock moves: an occurrence due while it loads
+    // would be started as a catch-up (its own start record first).
+    loaded(&s).await;
     // The wave case: two scheduled runs due at one instant.
     let at = w.minute(1);
     w.advance_to(at).await;
