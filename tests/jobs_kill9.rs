@@ -186,8 +186,11 @@ async fn a_server_killed_after_a_wave_settles_its_run_once_after_restart() {
     let page = api.until(WAVES, |p| waves(p).len() > seen).await;
     drop(server); // SIGKILL
     let wave = waves(&page).last().cloned().unwrap();
-    let at: chrono::DateTime<chrono::Utc> =
-        wave["data"]["scheduled_for"].as_str().unwrap().parse().unwrap();
+    let at: chrono::DateTime<chrono::Utc> = wave["data"]["scheduled_for"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let of_wave = |r: &Value| {
         r["scheduled_for"]
             .as_str()
@@ -216,7 +219,9 @@ async fn a_server_killed_after_a_wave_settles_its_run_once_after_restart() {
         .until(&runs_path, |p| {
             with_status(p, "succeeded")
                 .iter()
-                .filter(|r| r["scheduled_for"].as_str().unwrap() > run["scheduled_for"].as_str().unwrap())
+                .filter(|r| {
+                    r["scheduled_for"].as_str().unwrap() > run["scheduled_for"].as_str().unwrap()
+                })
                 .count()
                 >= 3
         })

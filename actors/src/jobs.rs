@@ -301,7 +301,11 @@ impl EpochClaim {
         };
         let event = NewEvent::new(job_types::WAVE_STARTED, 1, meta.clone(), &wave)?;
         let expected = ExpectedRevision::Exact(written.revision);
-        match self.store.append(self.stream.clone(), expected, vec![event]).await {
+        match self
+            .store
+            .append(self.stream.clone(), expected, vec![event])
+            .await
+        {
             Ok(r) => {
                 written.revision = r.next_expected;
                 written.wave = Some(at);

@@ -958,7 +958,9 @@ impl JobRunner for StartChecker {
         let own_start = events
             .iter()
             .any(|e| e.event_type == types::STARTED && e.payload.get().contains(&run_id));
-        let wave = waves.iter().any(|w| w.scheduled_for == request.scheduled_for);
+        let wave = waves
+            .iter()
+            .any(|w| w.scheduled_for == request.scheduled_for);
         self.seen.lock().unwrap().push(Seen {
             job: request.job.clone(),
             trigger: request.trigger,
@@ -1179,7 +1181,12 @@ async fn a_fenced_schedulers_wave_conflicts_and_it_starts_nothing() {
     w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
         .await;
     assert!(old_runner.calls().is_empty(), "{:?}", old_runner.calls());
-    assert_eq!(new_runner.runs_per_occurrence().get(&("report".to_owned(), at)), Some(&1));
+    assert_eq!(
+        new_runner
+            .runs_per_occurrence()
+            .get(&("report".to_owned(), at)),
+        Some(&1)
+    );
     assert!(newer.check().await.is_err(), "a newer claim came after it");
 }
 

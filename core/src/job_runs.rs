@@ -667,17 +667,17 @@ impl JobRuns {
         Ok(start
             .into_iter()
             .chain([
-            JobRunsEvent::Finished(Box::new(RunFinished {
-                run_id: run_id.clone(),
-                scheduled_for: run.scheduled_for,
-                finished_at,
-                duration_ms,
-                end,
-                logs,
-                logs_dropped,
-            })),
-            JobRunsEvent::Executed(Box::new(executed)),
-        ])
+                JobRunsEvent::Finished(Box::new(RunFinished {
+                    run_id: run_id.clone(),
+                    scheduled_for: run.scheduled_for,
+                    finished_at,
+                    duration_ms,
+                    end,
+                    logs,
+                    logs_dropped,
+                })),
+                JobRunsEvent::Executed(Box::new(executed)),
+            ])
             .collect())
     }
 
