@@ -594,7 +594,13 @@ async fn invoke(
         run_id: req.run_id.clone(),
         started_at: begun.started_at,
     };
-    let record = ctx.recorder.execute(&start, &ctx.meta);
+    // Polled after the call (which `join` polls first), and only once the
+    // task has yielded: the other runs of the instant, woken together, call
+    // their jobs before any of them builds and queues its start record.
+    let record = async {
+        tokio::task::yield_now().await;
+        ctx.recorder.execute(&start, &ctx.meta).await
+    };
     let (outcome, recorded) = futures::future::join(call, record).await;
     if let Err(e) = recorded {
         tracing::warn!(run = %req.run_id, error = %e, "run start not recorded after its wave");
