@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -11,10 +10,9 @@ use clap::{Args, ValueEnum};
 use extensor_api::ratelimit::RateLimits;
 use extensor_api::state::Features;
 use extensor_api::{ServerConfig, StoreConfig, serve};
-use extensor_core::bundles::BundleBlobs;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig};
 
-use crate::store::{Access, StoreChoice};
+use crate::store::{Access, Shared, StoreChoice};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -41,6 +39,13 @@ pub struct ServeArgs {
     #[arg(long, env = "EXTENSOR_ROUTE_ACCESS_FLUSH_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     route_access_flush_secs: u64,
+    /// On a shared store: how long, in ms, a node's tenant leases outlive
+    /// its last renewal. A node killed without a clean stop has its tenants
+    /// taken over after at most this plus one heartbeat (1 s); a node that
+    /// cannot renew for half of it stops its tenants' work and answers 503.
+    #[arg(long, env = "EXTENSOR_CLUSTER_LEASE_TTL_MS",
+          default_value_t = extensor_actors::cluster::LEASE_TTL_MS_DEFAULT)]
+    lease_ttl_ms: u64,
     /// Log lines as readable text or as JSON objects.
     #[arg(long, env = "EXTENSOR_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -58,9 +63,18 @@ pub enum LogFormat {
 pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Result<()> {
     // Held until the server has stopped: dropping it writes the last lines.
     let log_flush = init_logging(args.log_format, &args.log)?;
-    let (store, bundles) = store_config(data_dir, choice, args.store_bytes_max).await?;
+    let (store, shared) = store_config(data_dir, choice, args.store_bytes_max).await?;
     let mut config = ServerConfig::new(args.listen, store);
-    config.engine.bundles = bundles;
+    if let Some(shared) = shared {
+        config.engine.bundles = Some(shared.bundles);
+        config.engine.files = Some(shared.files);
+        let lease = extensor_actors::cluster::LeaseSettings::new(args.lease_ttl_ms)
+            .map_err(|e| anyhow!("--lease-ttl-ms / EXTENSOR_CLUSTER_LEASE_TTL_MS: {e}"))?;
+        config.cluster = Some(extensor_api::cluster::ClusterSettings {
+            cluster: shared.cluster,
+            lease,
+        });
+    }
     config.admin_token = args.admin_token;
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
     config.features = Features::from_env().map_err(|e| anyhow!(e))?;
@@ -112,12 +126,13 @@ pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Resu
     Ok(())
 }
 
-/// The store, and where bundles go when not in the data directory.
+/// The store, and where bundles and files go when not in the data
+/// directory.
 async fn store_config(
     data_dir: &Path,
     choice: &StoreChoice,
     store_bytes_max: Option<u64>,
-) -> Result<(StoreConfig, Option<Arc<dyn BundleBlobs>>)> {
+) -> Result<(StoreConfig, Option<Shared>)> {
     if let StoreChoice::Embedded = choice {
         let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
         store.store_bytes_max = store_bytes_max;
@@ -137,7 +152,7 @@ async fn store_config(
         store: opened.store.clone(),
         data_dir: data_dir.to_path_buf(),
     };
-    Ok((store, opened.bundles))
+    Ok((store, opened.shared))
 }
 
 /// Logs to stderr through the buffered sink (`log_sink`): readable on a

@@ -12,7 +12,7 @@
 //!   seeing it.
 //! - **latency-postgres**: the same on the PostgreSQL store (a fresh
 //!   database on `EXTENSOR_TEST_POSTGRES_URL`, default the local server,
-//!   dropped afterwards; bundles in the database as a node keeps them).
+//!   dropped afterwards; bundles and files in the database as a node keeps them).
 //! - **throughput**: sustained hook executions per second with 10
 //!   installations, events published as fast as the store takes them.
 //! - **recover**: 10,000 tenants × 5 installations with hooks (written
@@ -262,7 +262,7 @@ async fn latency() {
 }
 
 /// The latency rows on PostgreSQL: the store a node of several uses,
-/// plugin bundles kept in the same database.
+/// plugin bundles and `ctx.files` kept in the same database.
 async fn latency_postgres() {
     let database = TestDatabase::create().await.expect("test database");
     let pg = PgStore::open(PgConfig::new(
@@ -275,6 +275,7 @@ async fn latency_postgres() {
     let store: Arc<dyn EventStore> = Arc::new(pg.clone());
     let mut c = config(dir.path(), store.clone(), None);
     c.bundles = Some(Arc::new(pg.bundles()));
+    c.files = Some(Arc::new(pg.files()));
     let engine = Engine::start(c).await.unwrap();
     println!("\n### Event published → hook finished, PostgreSQL store (µs)\n");
     latency_rows(&engine, &store).await;

@@ -14,6 +14,8 @@
 //! - [`webhook`]: webhooks-as-code, pure: declarations (YAML with line and
 //!   column errors), the webhook registry and delivery aggregates, retry
 //!   policy, Standard Webhooks signatures.
+//! - [`cluster`]: several nodes on one store: the node registry and tenant
+//!   leases (`Cluster`), and which node should own a tenant (rendezvous).
 //! - [`clock`]: where "now" comes from; a manual clock for tests.
 //! - [`schedule`], [`job_runs`]: plugin jobs: fire times in a timezone with
 //!   the DST rule, catch-up decisions, and the per-job run aggregate.
@@ -23,6 +25,8 @@
 //!   of every recorded text.
 //! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
 //! - [`bundles`]: the content-addressed store of uploaded plugin ZIPs.
+//! - [`files`]: `ctx.files`: the checked front, the backend boundary, the
+//!   data directory's backend and the suite every backend passes.
 //! - [`revision`]: `ExpectedRevision`, an append's concurrency condition
 //!   (re-exported by `store`).
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
@@ -31,8 +35,10 @@
 pub mod aggregate;
 pub mod bundles;
 pub mod clock;
+pub mod cluster;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod ids;
 pub mod installation;
 pub mod job_runs;

@@ -15,12 +15,18 @@
 //!   fanning live events out to every subscriber.
 //! - [`bundles`]: plugin bundles in the database (`BundleBlobs`), so any
 //!   node can load any installation's bundle.
+//! - [`cluster`]: the node registry and tenant leases (`PgCluster`), so
+//!   several nodes divide single-owner work through the same database.
+//! - [`files`]: `ctx.files` in the database (`FileBackend`), so any node
+//!   can serve any installation's files.
 //! - `errors`: PostgreSQL's errors as the core's, naming the store.
 //! - [`test_database`]: a fresh database per test, dropped afterwards.
 
 mod append;
 pub mod bundles;
+pub mod cluster;
 mod errors;
+pub mod files;
 pub mod location;
 mod pool;
 mod publisher;
@@ -149,9 +155,22 @@ impl PgStore {
         self.inner.pool.location()
     }
 
+    /// The node registry and tenant leases in the same database, on
+    /// sessions of their own.
+    pub fn cluster(&self) -> cluster::PgCluster {
+        cluster::PgCluster::new(self.location().clone())
+    }
+
     /// The plugin bundles kept in the same database.
     pub fn bundles(&self) -> bundles::PgBundles {
         bundles::PgBundles {
+            pool: self.inner.pool.clone(),
+        }
+    }
+
+    /// The installations' `ctx.files` kept in the same database.
+    pub fn files(&self) -> files::PgFiles {
+        files::PgFiles {
             pool: self.inner.pool.clone(),
         }
     }

@@ -76,6 +76,48 @@ CREATE TABLE bundles (
 );
 ",
     },
+    Migration {
+        version: 3,
+        description: "ctx.files beside the log",
+        sql: "
+-- One row per file; `path` is the canonical form the core's FilePath gives.
+-- COLLATE \"C\": byte order, so listing matches the data directory's and a
+-- directory's files are one index range (`a/` up to `a0`).
+CREATE TABLE files (
+    tenant       text                 NOT NULL,
+    installation text                 NOT NULL,
+    path         text COLLATE \"C\" NOT NULL,
+    size         bigint               NOT NULL,
+    bytes        bytea                NOT NULL,
+    updated_at   timestamptz          NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, installation, path)
+);
+",
+    },
+    Migration {
+        version: 4,
+        description: "cluster nodes and tenant leases",
+        sql: "
+-- Beside the log, not in it: a heartbeat a second per node would be most
+-- of the log, and none of it is history anyone audits. Expiry is by the
+-- database's clock (now()), never a node's.
+CREATE TABLE cluster_nodes (
+    id             text        PRIMARY KEY,
+    address        text        NOT NULL,
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    last_heartbeat timestamptz NOT NULL DEFAULT now(),
+    expires_at     timestamptz NOT NULL
+);
+-- One row per tenant ever leased; the token only grows.
+CREATE TABLE tenant_leases (
+    tenant     text        PRIMARY KEY,
+    node       text        NOT NULL,
+    token      bigint      NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX tenant_leases_by_node ON tenant_leases (node, tenant);
+",
+    },
 ];
 
 /// The schema version this build writes and reads.

@@ -77,8 +77,9 @@ impl Inner {
     /// so); it reads the installations from the log when it starts. The
     /// command is durable already, so a failed start is logged, not
     /// returned: run-now and the jobs listing start it again.
-    async fn ensure_scheduler(&self, tenant: &TenantId) {
-        if !self.directory.has_jobs(tenant) {
+    pub(crate) async fn ensure_scheduler(&self, tenant: &TenantId) {
+        if !self.directory.has_jobs(tenant) || !self.ownership.owns(tenant) {
+            // Not here: the owner's log follower starts it (`leases`).
             return;
         }
         let name = crate::scheduler::SERVICE_NAME;
@@ -256,19 +257,15 @@ impl Engine {
             .installation_execute(tenant, id, InstallationCommand::Uninstall, principal)
             .await?;
         inner.runtimes.remove(id);
-        let dir = inner
-            .data_dir
-            .join(super::runtime::FILES_DIR_NAME)
-            .join(tenant.as_str())
-            .join(id.as_str());
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "plugin files not removed");
-                Ok(())
-            }
+        let owner = extensor_core::files::FileOwner {
+            tenant: tenant.as_str(),
+            installation: id.as_str(),
+        };
+        // The uninstall is recorded; files left behind are only storage.
+        if let Err(e) = inner.services.files.files().remove_all(owner).await {
+            tracing::warn!(tenant = %tenant, installation = %id, error = %e, "plugin files not removed");
         }
+        Ok(())
     }
 
     /// Sets a secret; the event holds only its AES-SIV ciphertext, sealed to
