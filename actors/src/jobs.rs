@@ -4,6 +4,7 @@
 //! the per-job record cell every append to a job stream goes through, and
 //! the run task (start → invoke with the deadline → finish → metrics).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use extensor_core::event::{EventMeta, NewEvent, StreamId};
 use extensor_core::ids::{EventId, InstallationId, RunId, TenantId};
 use extensor_core::job_runs::{
     JobRuns, JobRunsCommand, JobRunsEvent, RunEnd, RunFinished, RunLog, RunStatus, RunTrigger,
-    SchedulerClaimed, scheduler_stream, types as job_types,
+    SchedulerClaimed, SchedulerRecord, WaveStarted, scheduler_stream, types as job_types,
 };
 use extensor_core::store::{EventStore, ExpectedRevision, READ_EVENTS_MAX};
 use futures::future::BoxFuture;
@@ -195,19 +196,34 @@ impl JobRecorder {
 /// (another scheduler of the tenant claimed at the same moment).
 pub const EPOCH_CLAIM_RETRIES_MAX: u32 = 8;
 
+/// What a scheduler last wrote to its tenant's `jobs-<tenant>`.
+struct Written {
+    /// The revision of its newest record (its claim, then each wave).
+    revision: u64,
+    /// The newest instant a wave covers: its own newest wave's, or at
+    /// first the newest of older epochs' (waves only move forward).
+    wave: Option<DateTime<Utc>>,
+}
+
 /// One scheduler incarnation's claim on its tenant's jobs: the
 /// `job.scheduler_claimed` record it appended to `jobs-<tenant>` with the
-/// previous epoch + 1 (its revision + 1), at a known revision. Any later record on that
-/// stream is a newer scheduler's claim, so [`EpochClaim::check`] is one
-/// read of the stream's revision.
+/// epoch = its revision + 1 (increasing, since revisions are), and the
+/// `job.wave_started` records it appends after it. Only schedulers write
+/// that stream, and each appends at the revision it last wrote, so a head
+/// other than that revision is a newer scheduler's claim:
+/// [`EpochClaim::check`] is one read of the stream's revision.
 #[derive(Clone)]
 pub struct EpochClaim {
     store: Arc<dyn EventStore>,
     stream: StreamId,
     pub epoch: u64,
     pub owner: String,
-    /// The stream revision of this claim's record.
-    revision: u64,
+    /// Held across each wave's append, so waves go one after another.
+    written: Arc<tokio::sync::Mutex<Written>>,
+    /// The newest instant at which an older epoch started runs (its
+    /// `job.wave_started`), read once after this claim: no older epoch can
+    /// append a wave after it (the append would conflict).
+    pub older_wave: Option<DateTime<Utc>>,
 }
 
 impl EpochClaim {
@@ -221,8 +237,7 @@ impl EpochClaim {
         let stream = scheduler_stream(tenant);
         let mut attempt = 0;
         loop {
-            // Only claims are appended to this stream, one per start, so the
-            // claim at revision r has epoch r + 1: no record is parsed.
+            // The claim at revision r has epoch r + 1: no record is parsed.
             let head = store.stream_revision(stream.clone()).await?;
             let claimed = SchedulerClaimed {
                 epoch: head.map_or(1, |r| r + 2),
@@ -232,12 +247,19 @@ impl EpochClaim {
             let expected = ExpectedRevision::from_current(head);
             match store.append(stream.clone(), expected, vec![event]).await {
                 Ok(r) => {
+                    let older_wave =
+                        newest_wave_before(store.as_ref(), &stream, r.next_expected).await?;
+                    let written = Written {
+                        revision: r.next_expected,
+                        wave: older_wave,
+                    };
                     return Ok(Self {
                         store,
                         stream,
                         epoch: claimed.epoch,
                         owner: claimed.owner,
-                        revision: r.next_expected,
+                        written: Arc::new(tokio::sync::Mutex::new(written)),
+                        older_wave,
                     });
                 }
                 Err(extensor_core::Error::Conflict { .. }) if attempt < EPOCH_CLAIM_RETRIES_MAX => {
@@ -251,11 +273,51 @@ impl EpochClaim {
     /// `Ok` while this claim is the tenant's newest; a `stale_epoch` domain
     /// error once a newer scheduler claimed.
     pub async fn check(&self) -> Result<(), extensor_core::Error> {
+        let written = self.written.lock().await;
         let head = self.store.stream_revision(self.stream.clone()).await?;
-        if head == Some(self.revision) {
+        if head == Some(written.revision) {
             return Ok(());
         }
-        Err(extensor_core::Error::Domain(extensor_core::DomainError {
+        Err(self.fenced())
+    }
+
+    /// Makes the start of the runs due at `at` durable: one
+    /// `job.wave_started` at the revision this scheduler last wrote, so a
+    /// newer scheduler's claim in between makes it conflict
+    /// (`stale_epoch`: nothing may start). An instant at or before a wave
+    /// already written is covered by it and appends nothing.
+    pub async fn start_wave(
+        &self,
+        at: DateTime<Utc>,
+        meta: &EventMeta,
+    ) -> Result<(), extensor_core::Error> {
+        let mut written = self.written.lock().await;
+        if written.wave.is_some_and(|w| w >= at) {
+            return Ok(());
+        }
+        let wave = WaveStarted {
+            epoch: self.epoch,
+            scheduled_for: at,
+        };
+        let event = NewEvent::new(job_types::WAVE_STARTED, 1, meta.clone(), &wave)?;
+        let expected = ExpectedRevision::Exact(written.revision);
+        match self
+            .store
+            .append(self.stream.clone(), expected, vec![event])
+            .await
+        {
+            Ok(r) => {
+                written.revision = r.next_expected;
+                written.wave = Some(at);
+                Ok(())
+            }
+            Err(extensor_core::Error::Conflict { .. }) => Err(self.fenced()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn fenced(&self) -> extensor_core::Error {
+        extensor_core::Error::Domain(extensor_core::DomainError {
             aggregate: "scheduler",
             state: format!("epoch {}", self.epoch),
             code: "stale_epoch",
@@ -263,7 +325,86 @@ impl EpochClaim {
                 "scheduler epoch {} ({}) was fenced: a newer scheduler claimed the tenant's jobs",
                 self.epoch, self.owner
             ),
-        }))
+        })
+    }
+}
+
+/// The instant of the newest `job.wave_started` before `revision` of a
+/// scheduler stream, read backwards a page at a time (usually the first
+/// page: the records before a claim are the previous epoch's waves).
+async fn newest_wave_before(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    revision: u64,
+) -> Result<Option<DateTime<Utc>>, extensor_core::Error> {
+    let mut end = revision;
+    while end > 0 {
+        let from = end.saturating_sub(READ_EVENTS_MAX as u64);
+        let page = store
+            .read_stream(stream.clone(), from, (end - from) as usize)
+            .await?;
+        for ev in page.iter().rev() {
+            let record = SchedulerRecord::decode(&ev.event_type, ev.schema_version, &ev.payload)
+                .map_err(|reason| extensor_core::Error::Decode {
+                    position: ev.position,
+                    stream: ev.stream.to_string(),
+                    event_type: ev.event_type.clone(),
+                    schema_version: ev.schema_version,
+                    reason,
+                })?;
+            if let SchedulerRecord::WaveStarted(w) = record {
+                return Ok(Some(w.scheduled_for));
+            }
+        }
+        end = from;
+    }
+    Ok(None)
+}
+
+/// Whether an instant's wave is durable: `Err` if it could not be appended.
+type WaveCell = Arc<tokio::sync::OnceCell<Result<(), Arc<extensor_core::Error>>>>;
+
+/// A scheduler's waves, one cell per instant: the first run task woken for
+/// an instant appends its `job.wave_started`, the others await that same
+/// append, so 10,000 runs due at once wait on one durable write.
+pub struct Waves {
+    claim: EpochClaim,
+    cells: std::sync::Mutex<BTreeMap<DateTime<Utc>, WaveCell>>,
+}
+
+impl Waves {
+    pub fn new(claim: EpochClaim) -> Arc<Self> {
+        Arc::new(Self {
+            claim,
+            cells: std::sync::Mutex::default(),
+        })
+    }
+
+    fn cells(&self) -> std::sync::MutexGuard<'_, BTreeMap<DateTime<Utc>, WaveCell>> {
+        // A map of cells only; a panic elsewhere cannot leave it torn.
+        self.cells
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Returns once the wave of `at` is durable (appended by whichever run
+    /// task of that instant came first).
+    pub async fn start(
+        &self,
+        at: DateTime<Utc>,
+        meta: &EventMeta,
+    ) -> Result<(), Arc<extensor_core::Error>> {
+        let cell = self.cells().entry(at).or_default().clone();
+        cell.get_or_init(|| async { self.claim.start_wave(at, meta).await.map_err(Arc::new) })
+            .await
+            .clone()
+    }
+
+    /// Drops the cells of instants before `before`. A run task of such an
+    /// instant that still comes (woken very late) makes a new cell, which
+    /// the claim's newest wave already covers: nothing is appended twice.
+    pub fn forget_before(&self, before: DateTime<Utc>) {
+        self.cells().retain(|at, _| *at >= before);
     }
 }
 
@@ -298,6 +439,18 @@ pub struct RunContext {
     pub clock: Arc<dyn Clock>,
     pub request: JobRequest,
     pub meta: EventMeta,
+    pub start: RunStart,
+}
+
+/// What is durable before a run's job is invoked.
+pub enum RunStart {
+    /// Its own `job.run_started`: catch-up, queued and run-now runs, which
+    /// start one at a time.
+    Recorded,
+    /// Its instant's `job.wave_started` ([`Waves`]): an armed scheduled run.
+    /// 10,000 runs due at one instant wait on that one append instead of
+    /// 10,000; each run's own `job.run_started` follows its invocation.
+    Wave(Arc<Waves>),
 }
 
 /// How a run task ended.
@@ -308,50 +461,43 @@ pub enum RunTaskEnd {
     /// A newer scheduler claimed the tenant: the run was not started, or
     /// its end was not recorded (the newer scheduler settles it).
     Fenced,
+    /// Its instant's wave could not be appended (the store failed): it was
+    /// not run. Its scheduler stops, so that a newer epoch settles the
+    /// claim (a wave that did land makes it `owner_died`, else catch-up).
+    NotStarted(String),
 }
 
 impl RunTaskEnd {
     pub fn finished(self) -> Option<RunFinished> {
         match self {
             RunTaskEnd::Recorded(f) => f,
-            RunTaskEnd::Fenced => None,
+            RunTaskEnd::Fenced | RunTaskEnd::NotStarted(_) => None,
         }
     }
 }
 
-/// Runs one claimed run to its end and records it. A fenced scheduler
-/// neither runs nor records: a newer scheduler fences every job stream on
-/// which an older epoch holds a claim before it acts on it (at start, or
-/// when it meets the claim), and the recorder checks the epoch at the
-/// revision it appends at, so the start (or end) of a fenced scheduler
-/// conflicts, is re-decided on the fence and refused (`stale_epoch`). The
-/// tenant's epoch record is not read per run: the claim wave reads it once
-/// (10,000 runs due at one instant would queue 20,000 reads on the store).
+/// How a run began: when, and the wave's start if that was its start.
+struct Begun {
+    started_at: DateTime<Utc>,
+    wave_start: Option<DateTime<Utc>>,
+}
+
+/// Runs one claimed run to its end and records it. Its start is durable
+/// before the job is invoked (its own start record, or its instant's wave),
+/// so a restarted scheduler finds it started and settles it `owner_died`,
+/// never runs it a second time; a start that cannot be made durable is
+/// not run. A fenced scheduler neither runs nor records: a newer scheduler's
+/// epoch claim makes its wave conflict, and it fences every job stream on
+/// which an older epoch holds a claim before acting on it, where the
+/// recorder checks the epoch at the revision it appends at (`stale_epoch`).
 pub async fn run_job(ctx: RunContext) -> RunTaskEnd {
     let req = ctx.request.clone();
-    let started_at = ctx.clock.now();
-    if req.trigger == RunTrigger::Schedule {
-        let drift = (started_at - req.scheduled_for)
-            .to_std()
-            .unwrap_or_default();
-        metrics::histogram!("extensor_job_start_drift_seconds").record(drift.as_secs_f64());
-    }
-    let started = Instant::now();
-    let start = JobRunsCommand::Start {
-        run_id: req.run_id.clone(),
-        started_at,
+    let begun = match begin(&ctx).await {
+        Ok(b) => b,
+        Err(end) => return end,
     };
-    let guard = Duration::from_millis(req.deadline_ms.saturating_add(DEADLINE_GUARD_MS));
-    // The start record is durable before the job is invoked: a run that is
-    // invoked has a `job.run_started` a restarted scheduler finds, so it is
-    // settled as interrupted, never claimed and run a second time. If the
-    // start cannot be recorded (the run was settled by another scheduler,
-    // or the store refuses), the job is not invoked at all.
-    if let Err(e) = ctx.recorder.execute(&start, &ctx.meta).await {
-        tracing::warn!(run = %req.run_id, error = %e, "run start not recorded; not run");
-        return fenced_or(&e, None);
-    }
-    let outcome = tokio::time::timeout(guard, ctx.runner.run(req.clone())).await;
+    let started = Instant::now();
+    let outcome = invoke(&ctx, &begun).await;
     let (end, logs) = match outcome {
         Ok(Ok(s)) => (
             RunEnd::Succeeded {
@@ -378,6 +524,7 @@ pub async fn run_job(ctx: RunContext) -> RunTaskEnd {
         finished_at: ctx.clock.now(),
         end,
         logs,
+        wave_start: begun.wave_start,
     };
     match ctx.recorder.execute(&finish, &ctx.meta).await {
         Ok(events) => RunTaskEnd::Recorded(events.into_iter().find_map(|e| match e {
@@ -388,6 +535,85 @@ pub async fn run_job(ctx: RunContext) -> RunTaskEnd {
             tracing::warn!(run = %req.run_id, error = %e, "run end not recorded");
             fenced_or(&e, None)
         }
+    }
+}
+
+/// Makes the run's start durable: its own start record, or its instant's
+/// wave. `Err` carries how the task ends when it cannot (not run).
+async fn begin(ctx: &RunContext) -> Result<Begun, RunTaskEnd> {
+    let req = &ctx.request;
+    match &ctx.start {
+        RunStart::Recorded => {
+            let started_at = ctx.clock.now();
+            record_drift(req, started_at);
+            let start = JobRunsCommand::Start {
+                run_id: req.run_id.clone(),
+                started_at,
+            };
+            if let Err(e) = ctx.recorder.execute(&start, &ctx.meta).await {
+                tracing::warn!(run = %req.run_id, error = %e, "run start not recorded; not run");
+                return Err(fenced_or(&e, None));
+            }
+            Ok(Begun {
+                started_at,
+                wave_start: None,
+            })
+        }
+        RunStart::Wave(waves) => {
+            if let Err(e) = waves.start(req.scheduled_for, &ctx.meta).await {
+                tracing::warn!(run = %req.run_id, error = %e, "wave not recorded; not run");
+                if is_stale_epoch(&e) {
+                    return Err(RunTaskEnd::Fenced);
+                }
+                return Err(RunTaskEnd::NotStarted(e.to_string()));
+            }
+            let started_at = ctx.clock.now();
+            record_drift(req, started_at);
+            Ok(Begun {
+                started_at,
+                wave_start: Some(started_at),
+            })
+        }
+    }
+}
+
+/// Invokes the job under the deadline guard. A wave's run appends its own
+/// start record while the job runs: after the invocation, off the path
+/// from the instant to it (its end records the start if this fails).
+async fn invoke(
+    ctx: &RunContext,
+    begun: &Begun,
+) -> Result<Result<JobSuccess, JobFailure>, tokio::time::error::Elapsed> {
+    let req = &ctx.request;
+    let guard = Duration::from_millis(req.deadline_ms.saturating_add(DEADLINE_GUARD_MS));
+    let call = tokio::time::timeout(guard, ctx.runner.run(req.clone()));
+    if begun.wave_start.is_none() {
+        return call.await;
+    }
+    let start = JobRunsCommand::Start {
+        run_id: req.run_id.clone(),
+        started_at: begun.started_at,
+    };
+    // Polled after the call (which `join` polls first), and only once the
+    // task has yielded: the other runs of the instant, woken together, call
+    // their jobs before any of them builds and queues its start record.
+    let record = async {
+        tokio::task::yield_now().await;
+        ctx.recorder.execute(&start, &ctx.meta).await
+    };
+    let (outcome, recorded) = futures::future::join(call, record).await;
+    if let Err(e) = recorded {
+        tracing::warn!(run = %req.run_id, error = %e, "run start not recorded after its wave");
+    }
+    outcome
+}
+
+fn record_drift(req: &JobRequest, started_at: DateTime<Utc>) {
+    if req.trigger == RunTrigger::Schedule {
+        let drift = (started_at - req.scheduled_for)
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!("extensor_job_start_drift_seconds").record(drift.as_secs_f64());
     }
 }
 

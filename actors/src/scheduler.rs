@@ -19,6 +19,15 @@
 //!   a run conflicts there and is re-decided on the fence), so it can
 //!   neither run nor record; it then stops. Each claim wave also reads the
 //!   epoch record once; runs do not (see `jobs::run_job`).
+//! - **Wave start.** At an instant, the runs due then start together: the
+//!   first run task woken appends one `job.wave_started` to `jobs-<tenant>`
+//!   at the revision this scheduler last wrote ([`Waves`]); every run of the
+//!   instant awaits that append, invokes its job, then appends its own
+//!   `job.run_started`. A newer epoch's claim makes the wave conflict, so a
+//!   fenced scheduler starts nothing; a restarted one settles an older
+//!   epoch's unstarted claim at or before the newest older wave as
+//!   `owner_died` (it may have been invoked). Catch-up, queued and run-now
+//!   runs start one at a time, each with its own start record first.
 //! - **Claim ahead.** Claims are appended [`CLAIM_LEAD_MS`] before the fire
 //!   time, so the durable write is not on the path from fire time to start.
 //! - **Catch-up and overlap** follow the job's manifest policies (see
@@ -40,8 +49,8 @@ use extensor_core::event::{EventMeta, Principal, RecordedEvent};
 use extensor_core::ids::{InstallationId, RunId, TenantId};
 use extensor_core::installation::{InstallationStatus, PluginInstallation, types as ins_types};
 use extensor_core::job_runs::{
-    JobRuns, JobRunsCommand, RunEnd, RunFinished, RunStatus, RunSummary, RunTrigger, SkipReason,
-    job_stream,
+    ActiveRun, JobRuns, JobRunsCommand, RunEnd, RunFinished, RunStatus, RunSummary, RunTrigger,
+    SkipReason, job_stream,
 };
 use extensor_core::manifest::{JobDecl, Overlap};
 use extensor_core::schedule::{CatchUpRule, JobSchedule, plan_catch_up};
@@ -54,8 +63,8 @@ use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::jobs::{
-    EpochClaim, JobRecorder, JobRequest, JobRunner, RunContext, RunTaskEnd, count_run,
-    is_stale_epoch, run_job,
+    EpochClaim, JobRecorder, JobRequest, JobRunner, RunContext, RunStart, RunTaskEnd, Waves,
+    count_run, is_stale_epoch, run_job,
 };
 
 /// How long before its fire time an occurrence is claimed. Long enough for
@@ -77,6 +86,9 @@ pub const CLAIMS_AHEAD_MAX: usize = 64;
 pub const QUEUED_RUNS_MAX: usize = 1;
 /// The longest a run-now caller may wait for the result.
 pub const RUN_NOW_WAIT_MS_MAX: u64 = 120_000;
+/// How long an instant's wave cell is kept after the instant, for its run
+/// tasks woken late (a later one is covered by the newest wave anyway).
+pub const WAVE_CELLS_KEEP_MS: u64 = 60_000;
 
 /// The scheduler's settings; one per process, shared by every tenant.
 #[derive(Clone, Debug)]
@@ -238,6 +250,8 @@ pub struct SchedulerState {
     follower: Option<JoinHandle<()>>,
     /// This incarnation's epoch claim, appended first thing in `post_start`.
     claim: Option<EpochClaim>,
+    /// Its waves (made with the claim): armed scheduled runs start there.
+    waves: Option<Arc<Waves>>,
     /// Every run task, armed or going, and run-now waiters: aborted when
     /// the actor stops (a newer incarnation settles what they left).
     tasks: tokio::task::JoinSet<()>,
@@ -280,7 +294,9 @@ pub enum SchedulerMsg {
     Tick,
     /// A run this scheduler started has ended (recorded or not).
     RunEnded { key: JobKey },
-    /// A newer scheduler claimed the tenant: this one stops.
+    /// A newer scheduler claimed the tenant, or a wave could not be
+    /// recorded (this scheduler no longer knows its stream's revision):
+    /// this one stops, and a newer epoch settles what it left.
     Fenced(String),
     /// An armed occurrence came due while its job was busy. It carries its
     /// job's recorder so that, if the job was unscheduled meanwhile, the
@@ -349,6 +365,28 @@ impl SchedulerState {
             .expect("the epoch is claimed before anything is scheduled")
     }
 
+    /// How an armed claim's run starts: a scheduled occurrence in its
+    /// instant's wave, anything else (an adopted run-now or catch-up
+    /// claim) with its own start record.
+    fn run_start(&self, claim: &Claim) -> RunStart {
+        match (&self.waves, claim.trigger) {
+            (Some(waves), RunTrigger::Schedule) => RunStart::Wave(waves.clone()),
+            _ => RunStart::Recorded,
+        }
+    }
+
+    /// Whether an older epoch's unstarted claim may have been invoked: a
+    /// scheduled occurrence at or before the newest wave an older epoch
+    /// wrote (waves only move forward, so that wave or an earlier one
+    /// started it, if its job was idle). Such a run is settled
+    /// `owner_died`, never run again.
+    fn wave_may_have_run(&self, run: &ActiveRun) -> bool {
+        let older_wave = self.claim.as_ref().and_then(|c| c.older_wave);
+        run.trigger == RunTrigger::Schedule
+            && run.started_at.is_none()
+            && older_wave.is_some_and(|w| run.scheduled_for <= w)
+    }
+
     /// Claims the next epoch, reads every installation event of the
     /// tenant, then schedules.
     async fn load(&mut self, myself: &ActorRef<SchedulerMsg>) -> Result<(), Error> {
@@ -361,6 +399,7 @@ impl SchedulerState {
         .await
         .map_err(|e| core_error(&self.path(), e))?;
         tracing::info!(tenant = %self.tenant, epoch = claim.epoch, "scheduler claimed its epoch");
+        self.waves = Some(Waves::new(claim.clone()));
         self.claim = Some(claim);
         loop {
             let page = self
@@ -593,28 +632,54 @@ impl SchedulerState {
                 scheduled_for: run.scheduled_for,
                 trigger: run.trigger,
             };
-            match run.started_at {
-                None if now <= run.scheduled_for + grace => left.adopted.push(claim),
-                None => left.missed.push(claim),
-                Some(_) => {
-                    let error = format!(
-                        "owner_died: scheduler {} (epoch {}) stopped while the run was going; its outcome is unknown and it is not run again",
-                        run.owner, run.epoch
-                    );
-                    let cmd = JobRunsCommand::Finish {
-                        run_id: run_id.clone(),
-                        finished_at: now,
-                        end: RunEnd::Failed { error },
-                        logs: Vec::new(),
-                    };
-                    entry.recorder.execute(&cmd, &meta).await?;
-                    count_run(&self.tenant, &key.0, &key.1, RunStatus::Failed);
-                }
+            if run.started_at.is_some() || self.wave_may_have_run(&run) {
+                self.owner_died(key, &entry.recorder, &run_id, &run, &meta)
+                    .await?;
+            } else if now <= run.scheduled_for + grace {
+                left.adopted.push(claim);
+            } else {
+                left.missed.push(claim);
             }
         }
         left.adopted.sort_by_key(|c| c.scheduled_for);
         left.missed.sort_by_key(|c| c.scheduled_for);
         Ok(left)
+    }
+
+    /// Records an older epoch's run as failed (`owner_died`): it started
+    /// (its own start record, or a wave that may have invoked it) and its
+    /// outcome is unknown, so it is not run again.
+    async fn owner_died(
+        &self,
+        key: &JobKey,
+        recorder: &JobRecorder,
+        run_id: &RunId,
+        run: &ActiveRun,
+        meta: &EventMeta,
+    ) -> Result<(), extensor_core::Error> {
+        let error = match run.started_at {
+            Some(_) => format!(
+                "owner_died: scheduler {} (epoch {}) stopped while the run was going; its outcome is unknown and it is not run again",
+                run.owner, run.epoch
+            ),
+            None => format!(
+                "owner_died: a scheduler that held this run (claimed by {}, epoch {}) stopped after starting the runs due at {} (`job.wave_started`); its outcome is unknown and it is not run again",
+                run.owner,
+                run.epoch,
+                run.scheduled_for.to_rfc3339()
+            ),
+        };
+        let cmd = JobRunsCommand::Finish {
+            run_id: run_id.clone(),
+            finished_at: self.clock.now(),
+            end: RunEnd::Failed { error },
+            logs: Vec::new(),
+            // The wave's instant stands for its start, recorded with the end.
+            wave_start: Some(run.scheduled_for),
+        };
+        recorder.execute(&cmd, meta).await?;
+        count_run(&self.tenant, &key.0, &key.1, RunStatus::Failed);
+        Ok(())
     }
 
     /// Applies the catch-up policy to occurrences due since the cursor and
@@ -727,15 +792,18 @@ impl SchedulerState {
         match recorder.execute(&cmd, meta).await {
             Ok(_) => Ok(Some(claim)),
             Err(extensor_core::Error::Domain(d)) if d.code == "already_scheduled" => {
-                self.adopt(recorder, claim, meta).await
+                self.adopt(key, recorder, claim, meta).await
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Adopts `claim` if an older epoch holds it and has not started it.
+    /// Adopts `claim` if an older epoch holds it and has not started it
+    /// (neither its own start record nor a wave that may have invoked it:
+    /// that one is settled `owner_died`).
     async fn adopt(
         &self,
+        key: &JobKey,
         recorder: &JobRecorder,
         claim: Claim,
         meta: &EventMeta,
@@ -745,9 +813,10 @@ impl SchedulerState {
             state
                 .active
                 .get(&claim.run_id)
-                .is_some_and(|r| r.epoch < epoch && r.started_at.is_none())
+                .filter(|r| r.epoch < epoch && r.started_at.is_none())
+                .cloned()
         };
-        if !stale(recorder.state().await) {
+        if stale(recorder.state().await).is_none() {
             return Ok(None);
         }
         let fence = JobRunsCommand::Fence {
@@ -757,7 +826,15 @@ impl SchedulerState {
         recorder.execute(&fence, meta).await?;
         // Re-checked after the fence: the older owner may have started it
         // just before; then it is not ours to run.
-        Ok(stale(recorder.state().await).then_some(claim))
+        match stale(recorder.state().await) {
+            Some(run) if self.wave_may_have_run(&run) => {
+                self.owner_died(key, recorder, &claim.run_id, &run, meta)
+                    .await?;
+                Ok(None)
+            }
+            Some(_) => Ok(Some(claim)),
+            None => Ok(None),
+        }
     }
 
     /// The timer fired: claim what is near (arming each claim's run task)
@@ -765,6 +842,9 @@ impl SchedulerState {
     async fn tick(&mut self, myself: &ActorRef<SchedulerMsg>) {
         self.claim_wave(myself).await;
         let now = self.clock.now();
+        if let Some(waves) = &self.waves {
+            waves.forget_before(now - chrono::Duration::milliseconds(WAVE_CELLS_KEEP_MS as i64));
+        }
         for entry in self.jobs.values_mut() {
             while entry
                 .claimed
@@ -842,7 +922,8 @@ impl SchedulerState {
         entry: &mut JobEntry,
         claim: Claim,
     ) {
-        let ctx = self.run_context(key, entry, &claim, Principal::system());
+        let start = self.run_start(&claim);
+        let ctx = self.run_context(key, entry, &claim, Principal::system(), start);
         let sleep = self.clock.sleep_until(claim.scheduled_for);
         let (me, slots_ref, key_owned) = (myself.clone(), entry.slots.clone(), key.clone());
         let due = claim.clone();
@@ -893,8 +974,10 @@ impl SchedulerState {
         entry: &JobEntry,
         claim: &Claim,
         principal: Principal,
+        start: RunStart,
     ) -> RunContext {
         RunContext {
+            start,
             recorder: entry.recorder.clone(),
             runner: self.runner.clone(),
             clock: self.clock.clone(),
@@ -976,7 +1059,8 @@ impl SchedulerState {
             return;
         };
         slots(&entry.slots).running += 1;
-        let ctx = self.run_context(key, entry, &claim, principal);
+        // One at a time, so each keeps its own start record before the call.
+        let ctx = self.run_context(key, entry, &claim, principal, RunStart::Recorded);
         let me = myself.clone();
         let key = key.clone();
         self.tasks.spawn(async move {
@@ -1284,6 +1368,10 @@ fn ended(key: JobKey, end: &RunTaskEnd) -> SchedulerMsg {
             "job {} of {}: a newer scheduler claimed the tenant",
             key.1, key.0
         )),
+        RunTaskEnd::NotStarted(e) => SchedulerMsg::Fenced(format!(
+            "job {} of {}: its wave could not be recorded ({e}); a newer epoch settles its claims",
+            key.1, key.0
+        )),
         RunTaskEnd::Recorded(_) => SchedulerMsg::RunEnded { key },
     }
 }
@@ -1334,6 +1422,7 @@ impl Actor for Scheduler {
             timer: None,
             follower: None,
             claim: None,
+            waves: None,
             tasks: tokio::task::JoinSet::new(),
         })
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
-use extensor_actors::jobs::{JobFailure, JobRequest, JobRunner, JobSuccess};
+use extensor_actors::jobs::{EpochClaim, JobFailure, JobRequest, JobRunner, JobSuccess};
 use extensor_actors::scheduler::{
     RunNowOutcome, Scheduler, SchedulerArgs, SchedulerConfig, SchedulerMsg,
 };
@@ -17,8 +17,8 @@ use extensor_core::event::{EventMeta, Principal, StreamId};
 use extensor_core::ids::{InstallationId, RunId, TenantId};
 use extensor_core::installation::{InstallationCommand, InstalledVersion, PluginInstallation};
 use extensor_core::job_runs::{
-    JobRuns, JobRunsCommand, RunRecord, RunStatus, RunTrigger, SkipReason, job_stream, read_runs,
-    types,
+    JobRuns, JobRunsCommand, RunRecord, RunStatus, RunTrigger, SchedulerRecord, SkipReason,
+    WaveStarted, job_stream, read_runs, scheduler_stream, types,
 };
 use extensor_core::manifest::PluginManifest;
 use extensor_core::store::EventStore;
@@ -519,6 +519,12 @@ async fn two_schedulers_on_one_store_run_each_occurrence_exactly_once() {
         .filter(|s| matches!(s.get_status(), ractor::ActorStatus::Running))
         .count();
     assert_eq!(running, 1);
+    // One wave per minute, all of the newest epoch: the older one's wave
+    // would have conflicted with the newer claim.
+    let waves = waves(w.store.as_ref(), &w.tenant).await;
+    assert_eq!(waves.len(), 4, "{waves:?}");
+    let newest = waves.iter().map(|w| w.epoch).max().unwrap();
+    assert!(waves.iter().all(|w| w.epoch == newest), "{waves:?}");
 }
 
 /// Waits until `s` has finished starting (or stopped).
@@ -687,7 +693,7 @@ fn finished_ok(r: &RunRecord) -> bool {
     r.status == RunStatus::Succeeded
 }
 
-/// Appends what a dead scheduler (epoch 0, `sch_dead`) left on `job`: a
+/// Appends what a dead scheduler (`sch_dead`, of `epoch`) left on `job`: a
 /// claim of the occurrence at `at`, and its start if `started`.
 async fn leave_claim(
     w: &World,
@@ -695,6 +701,7 @@ async fn leave_claim(
     job: &str,
     at: DateTime<Utc>,
     started: Started,
+    epoch: u64,
 ) {
     let stream = job_stream(id, job).unwrap();
     let claim = JobRunsCommand::Schedule {
@@ -704,7 +711,7 @@ async fn leave_claim(
         scheduled_for: at,
         trigger: RunTrigger::Schedule,
         owner: "sch_dead".into(),
-        epoch: 0,
+        epoch,
     };
     let mut cmds = vec![claim.clone()];
     if started == Started::Yes {
@@ -744,7 +751,7 @@ async fn a_late_claim_left_by_a_dead_scheduler_is_settled_at_once_per_catch_up()
     // Another process claimed minute 1 and died before starting it; the
     // new one starts two minutes later (past the missed grace).
     let at = w.minute(1);
-    leave_claim(&w, &id, "report", at, Started::No).await;
+    leave_claim(&w, &id, "report", at, Started::No, 0).await;
     w.clock
         .set(at + chrono::Duration::minutes(2) + chrono::Duration::seconds(10));
     let runner = ScriptRunner::default();
@@ -778,8 +785,9 @@ async fn a_dead_schedulers_claims_are_settled_at_once_and_runs_resume() {
     // unknown) and claimed `report` for minute 1 (claim lead).
     let now = w.clock.now();
     let started_at = w.minute(0);
-    leave_claim(&w, &id, "long", started_at, Started::Yes).await;
-    leave_claim(&w, &id, "report", w.minute(1), Started::No).await;
+    let claimed = w.minute(1);
+    leave_claim(&w, &id, "long", started_at, Started::Yes, 0).await;
+    leave_claim(&w, &id, "report", claimed, Started::No, 0).await;
     w.clock.set(now + chrono::Duration::seconds(1));
     let runner = ScriptRunner::default();
     let _s = w.scheduler(&runner, "sch_new").await;
@@ -791,12 +799,14 @@ async fn a_dead_schedulers_claims_are_settled_at_once_and_runs_resume() {
         .await;
     let error = runs[0].error.as_deref().unwrap();
     assert!(error.starts_with("owner_died"), "{error}");
-    // The claim of minute 1 is adopted and runs at its time, once.
-    w.advance_to(w.minute(1)).await;
+    // The claim of minute 1 is adopted and runs at its time, once (the
+    // second added above may already have crossed it: the clock starts at
+    // the real time).
+    w.advance_to(claimed.max(w.clock.now())).await;
     let runs = w
         .wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
         .await;
-    assert_eq!(runs[0].scheduled_for, w.minute(0));
+    assert_eq!(runs[0].scheduled_for, claimed);
     w.wait_runs(&id, "long", |r| count(r, RunStatus::Succeeded) == 1)
         .await;
     // Runs resume: the next occurrence of both jobs runs too, and nothing
@@ -918,25 +928,48 @@ async fn a_run_going_under_a_fenced_scheduler_is_settled_and_its_late_end_refuse
     assert_eq!(new_runner.calls().len(), 1);
 }
 
+/// What was durable when a job was invoked.
+#[derive(Clone, Debug)]
+struct Seen {
+    job: String,
+    trigger: RunTrigger,
+    /// The run's own `job.run_started`, on its job's stream.
+    own_start: bool,
+    /// A `job.wave_started` of its instant, on `jobs-<tenant>`.
+    wave: bool,
+}
+
 /// A runner that, at the moment it is invoked, reads the job's stream and
-/// notes whether the run's start record is already durable there.
+/// the tenant's scheduler stream and notes which start is already durable.
 struct StartChecker {
     store: Arc<dyn EventStore>,
-    seen: Arc<Mutex<Vec<(String, bool)>>>,
+    tenant: TenantId,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl JobRunner for StartChecker {
     fn run(&self, request: JobRequest) -> BoxFuture<'static, Result<JobSuccess, JobFailure>> {
         let stream = job_stream(&request.installation, &request.job).unwrap();
-        let store = self.store.clone();
-        let run_id = request.run_id.to_string();
-        let read = async move { store.read_stream(stream, 0, 10_000).await.unwrap() };
-        let events =
+        let (store, tenant) = (self.store.clone(), self.tenant.clone());
+        let read = async move {
+            let job = store.read_stream(stream, 0, 10_000).await.unwrap();
+            (job, waves(store.as_ref(), &tenant).await)
+        };
+        let (events, waves) =
             tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(read));
-        let durable = events
+        let run_id = request.run_id.to_string();
+        let own_start = events
             .iter()
             .any(|e| e.event_type == types::STARTED && e.payload.get().contains(&run_id));
-        self.seen.lock().unwrap().push((run_id, durable));
+        let wave = waves
+            .iter()
+            .any(|w| w.scheduled_for == request.scheduled_for);
+        self.seen.lock().unwrap().push(Seen {
+            job: request.job.clone(),
+            trigger: request.trigger,
+            own_start,
+            wave,
+        });
         Box::pin(async {
             Ok(JobSuccess {
                 value: json!({}),
@@ -946,27 +979,219 @@ impl JobRunner for StartChecker {
     }
 }
 
+/// The waves on the tenant's scheduler stream, oldest first (every record
+/// decoded: claims are skipped, anything else fails the test).
+async fn waves(store: &dyn EventStore, tenant: &TenantId) -> Vec<WaveStarted> {
+    let events = store
+        .read_stream(scheduler_stream(tenant), 0, 10_000)
+        .await
+        .unwrap();
+    events
+        .iter()
+        .filter_map(|e| {
+            match SchedulerRecord::decode(&e.event_type, e.schema_version, &e.payload).unwrap() {
+                SchedulerRecord::WaveStarted(w) => Some(w),
+                SchedulerRecord::Claimed(_) => None,
+            }
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_start_is_durable_before_the_job_is_invoked() {
     let w = World::new();
-    let id = w
-        .install("kpi", json!([{"name": "report", "schedule": "* * * * *"}]))
-        .await;
+    let jobs = json!([
+        {"name": "report", "schedule": "* * * * *"},
+        {"name": "audit", "schedule": "* * * * *"},
+        {"name": "manual", "schedule": "0 0 1 1 *"}
+    ]);
+    let id = w.install("kpi", jobs).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let runner = StartChecker {
         store: w.store.clone(),
+        tenant: w.tenant.clone(),
         seen: seen.clone(),
     };
-    let _s = w.scheduler_with(Arc::new(runner), "sch_a").await;
-    w.advance_to(w.minute(1)).await;
+    let s = w.scheduler_with(Arc::new(runner), "sch_a").await;
+    // Loaded before the clock moves: an occurrence due while it loads
+    // would be started as a catch-up (its own start record first).
+    loaded(&s).await;
+    // The wave case: two scheduled runs due at one instant.
+    let at = w.minute(1);
+    w.advance_to(at).await;
+    for job in ["report", "audit"] {
+        let runs = w
+            .wait_runs(&id, job, |r| count(r, RunStatus::Succeeded) == 1)
+            .await;
+        // Its own start record followed the invocation.
+        assert!(runs[0].started_at.is_some(), "{runs:?}");
+    }
+    // A run-now starts alone, with its own start record first.
+    call(
+        "/test",
+        &s,
+        |reply| SchedulerMsg::RunNow {
+            installation: id.clone(),
+            job: "manual".into(),
+            principal: Principal::platform_admin(),
+            wait_ms: 5_000,
+            reply,
+        },
+        WAIT_MS,
+    )
+    .await
+    .expect("call")
+    .expect("run now");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for run in &seen {
+        match run.trigger {
+            RunTrigger::Schedule => assert!(run.wave, "invoked before its wave: {run:?}"),
+            _ => assert!(run.own_start, "invoked before its start: {run:?}"),
+        }
+    }
+    assert!(seen.iter().any(|r| r.job == "manual" && r.own_start));
+    // One wave for the instant, however many runs it started.
+    let waves = waves(w.store.as_ref(), &w.tenant).await;
+    assert_eq!(
+        waves.iter().filter(|w| w.scheduled_for == at).count(),
+        1,
+        "{waves:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wave_a_dead_scheduler_wrote_settles_its_runs_as_owner_died() {
+    let w = World::new();
+    let id = w
+        .install(
+            "waved",
+            json!([
+                {"name": "report", "schedule": "* * * * *"},
+                {"name": "audit", "schedule": "* * * * *"}
+            ]),
+        )
+        .await;
+    // What a process killed after its wave of minute 1 was durable leaves
+    // (before its runner was called or after, before the runs' own start
+    // records: the log is the same): its epoch claim, the claims of minute
+    // 1 and the wave. `audit` at minute 2 was claimed, not yet due.
+    let dead = EpochClaim::claim(w.store.clone(), &w.tenant, "sch_dead", &w.meta())
+        .await
+        .unwrap();
+    let at = w.minute(1);
+    let next = at + chrono::Duration::minutes(1);
+    leave_claim(&w, &id, "report", at, Started::No, dead.epoch).await;
+    leave_claim(&w, &id, "audit", at, Started::No, dead.epoch).await;
+    leave_claim(&w, &id, "audit", next, Started::No, dead.epoch).await;
+    dead.start_wave(at, &w.meta()).await.unwrap();
+    w.clock.set(at + chrono::Duration::seconds(1));
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_new").await;
+    // Settled at once, with no clock movement: failed `owner_died`, with
+    // the wave as its start, never run again.
+    for job in ["report", "audit"] {
+        let runs = w
+            .wait_runs(&id, job, |r| {
+                r.iter()
+                    .any(|r| r.scheduled_for == at && r.status == RunStatus::Failed)
+            })
+            .await;
+        let run = runs.iter().find(|r| r.scheduled_for == at).unwrap();
+        let error = run.error.as_deref().unwrap();
+        assert!(error.starts_with("owner_died"), "{error}");
+        assert_eq!(run.started_at, Some(at), "{run:?}");
+    }
+    // The claim after the wave is adopted and runs at its time, once; the
+    // next occurrences run too (the positive marker that the scheduler
+    // went on after settling).
+    w.advance_to(next).await;
+    w.wait_runs(&id, "audit", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
     w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
         .await;
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert!(
-        seen[0].1,
-        "invoked before its start record was durable: {seen:?}"
+    let per = runner.runs_per_occurrence();
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    assert!(per.keys().all(|(_, t)| *t == next), "{per:?}");
+    assert_eq!(per.len(), 2, "{per:?}");
+}
+
+#[tokio::test]
+async fn a_scheduler_stopped_mid_run_after_its_wave_is_settled_and_never_reruns() {
+    let w = World::new();
+    let id = w
+        .install("cut", json!([{"name": "block", "schedule": "* * * * *"}]))
+        .await;
+    let runner = ScriptRunner::default();
+    let first = w.scheduler(&runner, "sch_a").await;
+    let at = w.minute(1);
+    w.advance_to(at).await;
+    // Positive marker: the job was invoked (after its wave).
+    let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
+    while runner.calls().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never invoked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The scheduler stops mid-run (its run task is aborted, as in a kill),
+    // whether or not the run's own start record landed.
+    first.stop_and_wait(None, None).await.unwrap();
+    runner.gate.add_permits(10);
+    let _second = w.scheduler(&runner, "sch_b").await;
+    let runs = w
+        .wait_runs(&id, "block", |r| count(r, RunStatus::Failed) == 1)
+        .await;
+    assert!(runs[0].error.as_deref().unwrap().starts_with("owner_died"));
+    assert!(runs[0].started_at.is_some(), "{runs:?}");
+    w.advance_to(w.minute(1)).await;
+    w.wait_runs(&id, "block", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    let per = runner.runs_per_occurrence();
+    assert_eq!(per.get(&("block".to_owned(), at)), Some(&1), "{per:?}");
+    assert_eq!(runner.calls().len(), 2, "{:?}", runner.calls());
+}
+
+#[tokio::test]
+async fn a_fenced_schedulers_wave_conflicts_and_it_starts_nothing() {
+    let w = World::new();
+    let id = w
+        .install(
+            "fenced",
+            json!([{"name": "report", "schedule": "* * * * *"}]),
+        )
+        .await;
+    let old_runner = ScriptRunner::default();
+    let old = w.scheduler(&old_runner, "sch_a").await;
+    let at = w.minute(1);
+    // Claimed and armed by the old scheduler.
+    w.advance_to(at - chrono::Duration::seconds(2)).await;
+    w.wait_runs(&id, "report", |r| {
+        r.len() == 1 && r[0].status == RunStatus::Scheduled
+    })
+    .await;
+    // A newer scheduler claims the tenant and has not yet fenced any job
+    // stream (it is still loading; here it never gets further).
+    let newer = EpochClaim::claim(w.store.clone(), &w.tenant, "sch_b", &w.meta())
+        .await
+        .unwrap();
+    w.advance_to(at).await;
+    // The old one's wave conflicts: it stops without invoking anything.
+    wait_stopped(&old).await;
+    assert!(old_runner.calls().is_empty(), "{:?}", old_runner.calls());
+    let waves = waves(w.store.as_ref(), &w.tenant).await;
+    assert!(waves.iter().all(|w| w.scheduled_for != at), "{waves:?}");
+    // Its claim is left to a newer scheduler, which runs it once.
+    let new_runner = ScriptRunner::default();
+    let _new = w.scheduler(&new_runner, "sch_c").await;
+    w.wait_runs(&id, "report", |r| count(r, RunStatus::Succeeded) == 1)
+        .await;
+    assert!(old_runner.calls().is_empty(), "{:?}", old_runner.calls());
+    assert_eq!(
+        new_runner
+            .runs_per_occurrence()
+            .get(&("report".to_owned(), at)),
+        Some(&1)
     );
+    assert!(newer.check().await.is_err(), "a newer claim came after it");
 }
 
 #[tokio::test]

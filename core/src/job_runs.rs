@@ -12,7 +12,10 @@
 //! Life of a run: `job.run_scheduled` → `job.run_started` → one of
 //! `job.run_succeeded`, `job.run_failed`, `job.run_timed_out`; or
 //! `job.run_skipped` instead of running (missed while down, overlap, plugin
-//! disabled before it fired).
+//! disabled before it fired). A scheduled run's start is its tenant's
+//! `job.wave_started` for its instant (on `jobs-<tenant>`, durable before
+//! the job is invoked); its own `job.run_started` follows the invocation,
+//! and an end decided with `wave_start` records it if it is missing.
 //!
 //! The seed's audit name for a job run, `job.executed`, is not a second
 //! recording: the decision that finishes a run returns its outcome record
@@ -66,12 +69,16 @@ pub mod types {
     /// A tenant's scheduler started and claimed the next epoch (on the
     /// tenant's [`scheduler_stream`], not on a job stream).
     pub const SCHEDULER_CLAIMED: &str = "job.scheduler_claimed";
+    /// A scheduler started every run of its tenant due at one instant
+    /// whose job was idle (on the [`scheduler_stream`]).
+    pub const WAVE_STARTED: &str = "job.wave_started";
 }
 
-/// The stream holding a tenant's scheduler claims (`jobs-<tenant>`): one
-/// `job.scheduler_claimed` record per scheduler start, with the next epoch.
-/// A job stream's id always has a dot (`<installation>.<job>`), so the two
-/// never collide.
+/// The stream of a tenant's scheduler records (`jobs-<tenant>`): one
+/// `job.scheduler_claimed` per scheduler start, with the next epoch, and
+/// one `job.wave_started` per instant at which that scheduler started
+/// runs ([`SchedulerRecord`]). A job stream's id always has a dot
+/// (`<installation>.<job>`), so the two never collide.
 pub fn scheduler_stream(tenant: &crate::ids::TenantId) -> StreamId {
     StreamId::new("jobs", tenant.as_str()).expect("tenant ids are valid stream ids")
 }
@@ -81,6 +88,40 @@ pub fn scheduler_stream(tenant: &crate::ids::TenantId) -> StreamId {
 pub struct SchedulerClaimed {
     pub epoch: u64,
     pub owner: String,
+}
+
+/// The payload of `job.wave_started`: the scheduler of `epoch` started the
+/// runs due at `scheduled_for` (each one it had claimed, whose job was
+/// idle). Appended at the revision that scheduler last wrote, so it is
+/// durable before any of those runs is invoked and a newer epoch's claim
+/// in between makes it conflict. A run whose start was a wave appends its
+/// own `job.run_started` after its job was invoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveStarted {
+    pub epoch: u64,
+    pub scheduled_for: DateTime<Utc>,
+}
+
+/// One record of a [`scheduler_stream`]: its readers decode every record
+/// through this, never assuming all are claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchedulerRecord {
+    Claimed(SchedulerClaimed),
+    WaveStarted(WaveStarted),
+}
+
+impl SchedulerRecord {
+    /// Reads a stored record (schema version 1 is the only one).
+    pub fn decode(event_type: &str, version: u32, payload: &RawValue) -> Result<Self, String> {
+        if version != 1 {
+            return Err(format!("unknown version {version} of `{event_type}`"));
+        }
+        match event_type {
+            types::SCHEDULER_CLAIMED => Ok(Self::Claimed(parse_payload(payload)?)),
+            types::WAVE_STARTED => Ok(Self::WaveStarted(parse_payload(payload)?)),
+            other => Err(format!("unknown scheduler record type `{other}`")),
+        }
+    }
 }
 
 /// The stream of one job's runs: `jobs-<installation>.<job>`. A job name too
@@ -256,6 +297,28 @@ pub enum RunEnd {
 }
 
 impl RunEnd {
+    /// The end as it is stored: result and error capped.
+    fn capped(&self) -> RunEnd {
+        match self {
+            RunEnd::Succeeded {
+                result: Some(v), ..
+            } => {
+                let (result, result_truncated) = cap_result(v.clone());
+                RunEnd::Succeeded {
+                    result,
+                    result_truncated,
+                }
+            }
+            RunEnd::Failed { error } => RunEnd::Failed {
+                error: cap_error(error),
+            },
+            RunEnd::TimedOut { error } => RunEnd::TimedOut {
+                error: cap_error(error),
+            },
+            other => other.clone(),
+        }
+    }
+
     pub fn status(&self) -> RunStatus {
         match self {
             RunEnd::Succeeded { .. } => RunStatus::Succeeded,
@@ -290,6 +353,10 @@ pub enum JobRunsCommand {
         finished_at: DateTime<Utc>,
         end: RunEnd,
         logs: Vec<RunLog>,
+        /// The run was started by a `job.wave_started` at this time, so its
+        /// own `job.run_started` (appended after the job was invoked) may
+        /// be missing: then the decision records it before the end.
+        wave_start: Option<DateTime<Utc>>,
     },
     /// Skips a scheduled run, or records an occurrence that never got one.
     Skip {
@@ -558,6 +625,7 @@ impl JobRuns {
         finished_at: DateTime<Utc>,
         end: &RunEnd,
         logs: &[RunLog],
+        wave_start: Option<DateTime<Utc>>,
     ) -> Result<Vec<JobRunsEvent>, DomainError> {
         let run = self.active.get(run_id).ok_or_else(|| {
             self.refuse(
@@ -565,28 +633,23 @@ impl JobRuns {
                 format!("run {run_id} is not scheduled or running"),
             )
         })?;
-        let duration_ms = run.started_at.map_or(0, |s| {
+        // A wave's run whose own start record is not on the stream (its
+        // scheduler stopped, or the append failed, after the job was
+        // invoked) gets it here, in the same append as its end: a run that
+        // was invoked always reads as started.
+        let wave_started = match (run.started_at, wave_start) {
+            (None, Some(at)) => Some(RunStarted {
+                run_id: run_id.clone(),
+                started_at: at,
+            }),
+            _ => None,
+        };
+        let started_at = run.started_at.or(wave_start);
+        let duration_ms = started_at.map_or(0, |s| {
             u64::try_from((finished_at - s).num_milliseconds()).unwrap_or(0)
         });
         let (logs, logs_dropped) = cap_logs(logs.to_vec());
-        let end = match end {
-            RunEnd::Succeeded {
-                result: Some(v), ..
-            } => {
-                let (result, result_truncated) = cap_result(v.clone());
-                RunEnd::Succeeded {
-                    result,
-                    result_truncated,
-                }
-            }
-            RunEnd::Failed { error } => RunEnd::Failed {
-                error: cap_error(error),
-            },
-            RunEnd::TimedOut { error } => RunEnd::TimedOut {
-                error: cap_error(error),
-            },
-            other => other.clone(),
-        };
+        let end = end.capped();
         let executed = JobExecuted {
             run_id: run_id.clone(),
             installation: run.installation.clone(),
@@ -594,23 +657,28 @@ impl JobRuns {
             trigger: run.trigger,
             status: end.status(),
             scheduled_for: run.scheduled_for,
-            started_at: run.started_at,
+            started_at,
             finished_at,
             duration_ms,
         };
-        // One decision, one append: the outcome and its audit record.
-        Ok(vec![
-            JobRunsEvent::Finished(Box::new(RunFinished {
-                run_id: run_id.clone(),
-                scheduled_for: run.scheduled_for,
-                finished_at,
-                duration_ms,
-                end,
-                logs,
-                logs_dropped,
-            })),
-            JobRunsEvent::Executed(Box::new(executed)),
-        ])
+        // One decision, one append: the outcome and its audit record (after
+        // the wave's start, if it was missing).
+        let start = wave_started.map(JobRunsEvent::Started);
+        Ok(start
+            .into_iter()
+            .chain([
+                JobRunsEvent::Finished(Box::new(RunFinished {
+                    run_id: run_id.clone(),
+                    scheduled_for: run.scheduled_for,
+                    finished_at,
+                    duration_ms,
+                    end,
+                    logs,
+                    logs_dropped,
+                })),
+                JobRunsEvent::Executed(Box::new(executed)),
+            ])
+            .collect())
     }
 
     fn decide_skip(&self, e: &RunSkipped) -> Result<Vec<JobRunsEvent>, DomainError> {
@@ -693,7 +761,8 @@ impl Aggregate for JobRuns {
                 finished_at,
                 end,
                 logs,
-            } => self.decide_finish(run_id, *finished_at, end, logs),
+                wave_start,
+            } => self.decide_finish(run_id, *finished_at, end, logs, *wave_start),
             C::Skip {
                 run_id,
                 installation,
@@ -1147,6 +1216,7 @@ mod tests {
                 result_truncated: None,
             },
             logs: vec![],
+            wave_start: None,
         };
         // The outcome and the seed's `job.executed` come from one decision,
         // so they are always in one append.
@@ -1177,6 +1247,71 @@ mod tests {
         );
         assert_eq!(s.counts[&RunStatus::Succeeded], 1);
         assert_eq!(run(&mut s, &finish).unwrap_err().code, "run_not_active");
+    }
+
+    #[test]
+    fn the_end_of_a_wave_run_records_its_missing_start_in_the_same_append() {
+        let ins = ins();
+        let mut s = JobRuns::default();
+        let cmd = schedule(&ins, "2026-01-01T01:00:00Z", RunTrigger::Schedule);
+        let JobRunsCommand::Schedule { run_id, .. } = cmd.clone() else {
+            unreachable!()
+        };
+        run(&mut s, &cmd).unwrap();
+        let wave_at = utc("2026-01-01T01:00:00.004Z");
+        let finish = |wave_start| JobRunsCommand::Finish {
+            run_id: run_id.clone(),
+            finished_at: utc("2026-01-01T01:00:01.004Z"),
+            end: RunEnd::Failed {
+                error: "owner_died".into(),
+            },
+            logs: vec![],
+            wave_start,
+        };
+        // Its own start record never landed: the end brings it.
+        let decided = s.decide(&finish(Some(wave_at))).unwrap();
+        let types: Vec<&str> = decided.iter().map(DomainEvent::event_type).collect();
+        assert_eq!(types, [types::STARTED, types::FAILED, types::EXECUTED]);
+        let JobRunsEvent::Executed(executed) = &decided[2] else {
+            unreachable!()
+        };
+        assert_eq!(
+            (executed.started_at, executed.duration_ms),
+            (Some(wave_at), 1_000)
+        );
+        // Once the start is on the stream, the end does not repeat it.
+        let start = JobRunsCommand::Start {
+            run_id: run_id.clone(),
+            started_at: wave_at,
+        };
+        run(&mut s, &start).unwrap();
+        let decided = s.decide(&finish(Some(wave_at))).unwrap();
+        let types: Vec<&str> = decided.iter().map(DomainEvent::event_type).collect();
+        assert_eq!(types, [types::FAILED, types::EXECUTED]);
+    }
+
+    #[test]
+    fn scheduler_records_decode_claims_and_waves_and_refuse_others() {
+        let wave = WaveStarted {
+            epoch: 3,
+            scheduled_for: utc("2026-01-01T01:00:00Z"),
+        };
+        let raw = to_raw(&wave).unwrap();
+        assert_eq!(
+            SchedulerRecord::decode(types::WAVE_STARTED, 1, &raw),
+            Ok(SchedulerRecord::WaveStarted(wave))
+        );
+        let claim = to_raw(&SchedulerClaimed {
+            epoch: 2,
+            owner: "sch_a".into(),
+        })
+        .unwrap();
+        assert!(matches!(
+            SchedulerRecord::decode(types::SCHEDULER_CLAIMED, 1, &claim),
+            Ok(SchedulerRecord::Claimed(c)) if c.epoch == 2
+        ));
+        assert!(SchedulerRecord::decode(types::STARTED, 1, &raw).is_err());
+        assert!(SchedulerRecord::decode(types::WAVE_STARTED, 2, &raw).is_err());
     }
 
     #[test]

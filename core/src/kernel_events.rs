@@ -94,6 +94,8 @@ mod tests {
             "hook.executed",
             "hook.lane_claimed",
             "job.run_started",
+            "job.wave_started",
+            "JOB.wave_started",
             "webhook.declared",
             "email.sent",
             "route.called",
@@ -123,6 +125,9 @@ mod tests {
         assert!(from_owner("hook.lane_claimed", "hooks"));
         assert!(!from_owner("hook.lane_claimed", "events"));
         assert!(!from_owner("route.x", "events"));
+        // A scheduler's wave start counts only from its `jobs-<tenant>`.
+        assert!(from_owner("job.wave_started", "jobs"));
+        assert!(!from_owner("job.wave_started", "events"));
         assert!(from_owner("order.created", "events"));
     }
 }
