@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -11,10 +10,9 @@ use clap::{Args, ValueEnum};
 use extensor_api::ratelimit::RateLimits;
 use extensor_api::state::Features;
 use extensor_api::{ServerConfig, StoreConfig, serve};
-use extensor_core::bundles::BundleBlobs;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig};
 
-use crate::store::{Access, StoreChoice};
+use crate::store::{Access, Shared, StoreChoice};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -58,9 +56,12 @@ pub enum LogFormat {
 pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Result<()> {
     // Held until the server has stopped: dropping it writes the last lines.
     let log_flush = init_logging(args.log_format, &args.log)?;
-    let (store, bundles) = store_config(data_dir, choice, args.store_bytes_max).await?;
+    let (store, shared) = store_config(data_dir, choice, args.store_bytes_max).await?;
     let mut config = ServerConfig::new(args.listen, store);
-    config.engine.bundles = bundles;
+    if let Some(shared) = shared {
+        config.engine.bundles = Some(shared.bundles);
+        config.engine.files = Some(shared.files);
+    }
     config.admin_token = args.admin_token;
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;
     config.features = Features::from_env().map_err(|e| anyhow!(e))?;
@@ -112,12 +113,13 @@ pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Resu
     Ok(())
 }
 
-/// The store, and where bundles go when not in the data directory.
+/// The store, and where bundles and files go when not in the data
+/// directory.
 async fn store_config(
     data_dir: &Path,
     choice: &StoreChoice,
     store_bytes_max: Option<u64>,
-) -> Result<(StoreConfig, Option<Arc<dyn BundleBlobs>>)> {
+) -> Result<(StoreConfig, Option<Shared>)> {
     if let StoreChoice::Embedded = choice {
         let mut store = SqliteConfig::new(data_dir, OpenMode::CreateIfMissing);
         store.store_bytes_max = store_bytes_max;
@@ -137,7 +139,7 @@ async fn store_config(
         store: opened.store.clone(),
         data_dir: data_dir.to_path_buf(),
     };
-    Ok((store, opened.bundles))
+    Ok((store, opened.shared))
 }
 
 /// Logs to stderr through the buffered sink (`log_sink`): readable on a

@@ -309,3 +309,116 @@ async fn a_bundle_uploaded_on_one_node_runs_on_another() {
         "{text}"
     );
 }
+
+const NOTES_MANIFEST: &str = r#"{
+  "slug": "notes",
+  "name": "Notes",
+  "version": "1.0.0",
+  "entry": "main.js",
+  "permissions": ["files.read", "files.write"],
+  "routes": [
+    {"method": "PUT", "path": "/notes/:name"},
+    {"method": "GET", "path": "/notes/:name"}
+  ]
+}"#;
+
+const NOTES_MAIN: &str = r#"import { route } from "extensor:sdk";
+route("PUT", "/notes/:name", async (req, ctx) => {
+  await ctx.files.write(`notes/${req.params.name}.txt`, req.body.text);
+  return { status: 200, body: { stored: req.params.name } };
+});
+route("GET", "/notes/:name", async (req, ctx) => {
+  const text = await ctx.files.read(`notes/${req.params.name}.txt`);
+  if (text === null) return { status: 404, body: { error: "no such note" } };
+  return { status: 200, body: { text } };
+});
+"#;
+
+/// `ctx.files` live in the shared store: two nodes running at once on one
+/// database, each with its own empty data directory, read each other's
+/// writes through the plugin's routes, and neither keeps files locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_read_each_other_plugin_files() {
+    let db = database().await;
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = [("EXTENSOR_STORE_URL", db.url())];
+    let a = served::serve_with(data_a.path(), ADMIN, &env);
+    let api::Api { http, token, .. } = api::Api::create_tenant(&a.url, ADMIN).await;
+    let call = |base: &str, method: reqwest::Method, path: &str| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth(&token)
+            .header("X-Tenant-Slug", "acme")
+    };
+    let zip = served::zip_of(&[("manifest.json", NOTES_MANIFEST), ("main.js", NOTES_MAIN)]);
+    let part = reqwest::multipart::Part::bytes(zip).file_name("notes.zip");
+    let up: Value = call(&a.url, reqwest::Method::POST, "/api/plugins/upload")
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = up["plugin"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{up}"));
+    let enabled = call(
+        &a.url,
+        reqwest::Method::POST,
+        &format!("/api/plugins/{id}/enable"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(
+        enabled.status().is_success(),
+        "{}",
+        enabled.text().await.unwrap()
+    );
+    // Started after the enable: it loads the installation from the log.
+    let b = served::serve_with(data_b.path(), ADMIN, &env);
+    let put = |base: String, name: &'static str, text: &'static str| {
+        let request = call(
+            &base,
+            reqwest::Method::PUT,
+            &format!("/ext/notes/notes/{name}"),
+        );
+        async move {
+            let r = request.json(&json!({ "text": text })).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    let get = |base: String, name: &'static str| {
+        let request = call(
+            &base,
+            reqwest::Method::GET,
+            &format!("/ext/notes/notes/{name}"),
+        );
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    put(a.url.clone(), "from-a", "written on a").await;
+    assert_eq!(
+        get(b.url.clone(), "from-a").await,
+        (200, json!({ "text": "written on a" }))
+    );
+    put(b.url.clone(), "from-b", "written on b").await;
+    put(b.url.clone(), "from-a", "changed on b").await;
+    assert_eq!(
+        get(a.url.clone(), "from-b").await,
+        (200, json!({ "text": "written on b" }))
+    );
+    assert_eq!(
+        get(a.url.clone(), "from-a").await,
+        (200, json!({ "text": "changed on b" }))
+    );
+    assert_eq!(get(a.url.clone(), "none").await.0, 404);
+    for data in [&data_a, &data_b] {
+        assert!(
+            !data.path().join("files").exists(),
+            "no node keeps plugin files in its data directory"
+        );
+    }
+}

@@ -1,13 +1,18 @@
 //! Dispatch benchmark: `cargo bench -p extensor-actors --bench dispatch`
-//! (`-- latency`, `-- throughput` or `-- recover` runs one section).
+//! (`-- latency`, `-- latency-postgres`, `-- throughput` or `-- recover`
+//! runs one section).
 //!
-//! Real SQLite store, real engine, real QuickJS isolates.
+//! Real SQLite store (PostgreSQL for `latency-postgres`), real engine, real
+//! isolates of the default engine.
 //!
 //! - **latency**: an event published → its hook finished *and recorded*
 //!   (the `hook.executed` record arrives on a store subscription), with 1 and
 //!   with 10 subscribed installations (for 10: until the last of the ten).
 //!   Same-run baseline: the raw store, one append → the same subscription
 //!   seeing it.
+//! - **latency-postgres**: the same on the PostgreSQL store (a fresh
+//!   database on `EXTENSOR_TEST_POSTGRES_URL`, default the local server,
+//!   dropped afterwards; bundles and files in the database as a node keeps them).
 //! - **throughput**: sustained hook executions per second with 10
 //!   installations, events published as fast as the store takes them.
 //! - **recover**: 10,000 tenants × 5 installations with hooks (written
@@ -38,6 +43,8 @@ use extensor_core::secrets::SecretKey;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
 use extensor_core::store::{EventStore, ExpectedRevision, ReadFilter};
 use extensor_core::tenant::{Tenant, TenantCommand};
+use extensor_store_postgres::test_database::TestDatabase;
+use extensor_store_postgres::{PgConfig, PgOpenMode, PgStore};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -244,34 +251,61 @@ async fn setup(
 }
 
 async fn latency() {
-    let samples = env_num("EXTENSOR_BENCH_EVENTS", 500);
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let engine = Engine::start(config(dir.path(), store.clone(), None))
         .await
         .unwrap();
-    println!("\n### Event published → hook finished (µs)\n");
+    println!("\n### Event published → hook finished, SQLite store (µs)\n");
+    latency_rows(&engine, &store).await;
+    engine.shutdown(Duration::from_secs(10)).await;
+}
+
+/// The latency rows on PostgreSQL: the store a node of several uses,
+/// plugin bundles and `ctx.files` kept in the same database.
+async fn latency_postgres() {
+    let database = TestDatabase::create().await.expect("test database");
+    let pg = PgStore::open(PgConfig::new(
+        database.location().clone(),
+        PgOpenMode::Migrate,
+    ))
+    .await
+    .expect("PostgreSQL store");
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(pg.clone());
+    let mut c = config(dir.path(), store.clone(), None);
+    c.bundles = Some(Arc::new(pg.bundles()));
+    c.files = Some(Arc::new(pg.files()));
+    let engine = Engine::start(c).await.unwrap();
+    println!("\n### Event published → hook finished, PostgreSQL store (µs)\n");
+    latency_rows(&engine, &store).await;
+    engine.shutdown(Duration::from_secs(10)).await;
+    // `database` drops the test database when it goes out of scope.
+}
+
+async fn latency_rows(engine: &Engine, store: &Arc<dyn EventStore>) {
+    let samples = env_num("EXTENSOR_BENCH_EVENTS", 500);
     println!("| path | samples | p50 µs | p99 µs | max µs |");
     println!("|---|---|---|---|---|");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at the start: {}\n", load.trim());
     row(
         "baseline: raw store append → subscription",
-        &baseline(&store, samples).await,
+        &baseline(store, samples).await,
     );
     row(
         "the lane's fence check alone: one stream_revision read",
-        &fence_read(&store, samples).await,
+        &fence_read(store, samples).await,
     );
-    let (t1, one) = setup(&engine, "one", 1).await;
-    let r = publish_to_hooks(&engine, &t1, &one, samples).await;
+    let (t1, one) = setup(engine, "one", 1).await;
+    let r = publish_to_hooks(engine, &t1, &one, samples).await;
     row("1 installation: published → hook finished", &r.finished);
     row(
         "1 installation: published → record durable and seen",
         &r.recorded,
     );
-    let (t10, ten) = setup(&engine, "ten", 10).await;
-    let r = publish_to_hooks(&engine, &t10, &ten, samples).await;
+    let (t10, ten) = setup(engine, "ten", 10).await;
+    let r = publish_to_hooks(engine, &t10, &ten, samples).await;
     row(
         "10 installations: published → 10th hook finished",
         &r.finished,
@@ -280,7 +314,6 @@ async fn latency() {
         "10 installations: published → 10th record durable, seen",
         &r.recorded,
     );
-    engine.shutdown(Duration::from_secs(10)).await;
 }
 
 async fn throughput() {
@@ -661,6 +694,9 @@ fn main() {
         );
         if run("latency") {
             latency().await;
+        }
+        if run("latency-postgres") {
+            latency_postgres().await;
         }
         if run("throughput") {
             throughput().await;

@@ -149,6 +149,9 @@ pub struct EngineConfig {
     /// Where plugin bundles are kept; `None`: `<data_dir>/bundles`. A
     /// shared store here lets any node load any installation's bundle.
     pub bundles: Option<Arc<dyn BundleBlobs>>,
+    /// Where `ctx.files` are kept; `None`: `<data_dir>/files`. A shared
+    /// store here lets any node serve any installation's files.
+    pub files: Option<Arc<dyn extensor_core::files::FileBackend>>,
     pub sandbox: SandboxConfig,
     pub zip: ZipLimits,
     pub secret_key: SecretKey,
@@ -181,6 +184,7 @@ impl EngineConfig {
             store,
             data_dir,
             bundles: None,
+            files: None,
             sandbox: SandboxConfig::default(),
             zip: ZipLimits::default(),
             secret_key,

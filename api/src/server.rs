@@ -80,6 +80,8 @@ pub struct EngineSettings {
     pub secret_key: Option<extensor_core::secrets::SecretKey>,
     /// Where plugin bundles are kept; `None`: `<data_dir>/bundles`.
     pub bundles: Option<Arc<dyn extensor_core::bundles::BundleBlobs>>,
+    /// Where `ctx.files` are kept; `None`: `<data_dir>/files`.
+    pub files: Option<Arc<dyn extensor_core::files::FileBackend>>,
 }
 
 impl ServerConfig {
@@ -300,6 +302,7 @@ async fn start_engine(
     config.llm = settings.llm;
     config.stopped_tenants = stopped_tenants;
     config.bundles = settings.bundles;
+    config.files = settings.files;
     if let Some(max) = settings.warm_isolates_bytes_max {
         config.warm_isolates_bytes_max = max;
     }

@@ -132,6 +132,23 @@ pub enum Error {
     #[error("bundle {digest}: {detail}")]
     BundleDigest { digest: String, detail: String },
 
+    #[error("ctx.files: path `{path}` {reason}")]
+    FilePath { path: String, reason: String },
+
+    #[error("quota exceeded: {detail}")]
+    FileQuota { detail: String },
+
+    #[error("{op}: {what}; the limit {limit} is {max}")]
+    FileTooBig {
+        op: &'static str,
+        limit: &'static str,
+        max: u64,
+        what: String,
+    },
+
+    #[error("{op} failed: {detail}")]
+    FileStorage { op: &'static str, detail: String },
+
     #[error(
         "subscriber fell behind and was dropped at position {position}; resubscribe from there"
     )]
@@ -193,6 +210,10 @@ impl Error {
             Error::SecretTooLarge { .. } => "secret_too_large",
             Error::BundleIo { .. } => "bundle_io",
             Error::BundleDigest { .. } => "bundle_digest",
+            Error::FilePath { .. } => "file_path_invalid",
+            Error::FileQuota { .. } => "file_quota_exceeded",
+            Error::FileTooBig { .. } => "file_too_big",
+            Error::FileStorage { .. } => "file_storage",
         }
     }
 }

@@ -23,6 +23,8 @@
 //!   of every recorded text.
 //! - [`secrets`]: the platform key and AES-SIV sealing of secret values.
 //! - [`bundles`]: the content-addressed store of uploaded plugin ZIPs.
+//! - [`files`]: `ctx.files`: the checked front, the backend boundary, the
+//!   data directory's backend and the suite every backend passes.
 //! - [`revision`]: `ExpectedRevision`, an append's concurrency condition
 //!   (re-exported by `store`).
 //! - [`store`]: the `EventStore` trait, its types, and the conformance suite
@@ -33,6 +35,7 @@ pub mod bundles;
 pub mod clock;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod ids;
 pub mod installation;
 pub mod job_runs;

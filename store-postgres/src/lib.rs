@@ -15,12 +15,15 @@
 //!   fanning live events out to every subscriber.
 //! - [`bundles`]: plugin bundles in the database (`BundleBlobs`), so any
 //!   node can load any installation's bundle.
+//! - [`files`]: `ctx.files` in the database (`FileBackend`), so any node
+//!   can serve any installation's files.
 //! - `errors`: PostgreSQL's errors as the core's, naming the store.
 //! - [`test_database`]: a fresh database per test, dropped afterwards.
 
 mod append;
 pub mod bundles;
 mod errors;
+pub mod files;
 pub mod location;
 mod pool;
 mod publisher;
@@ -152,6 +155,13 @@ impl PgStore {
     /// The plugin bundles kept in the same database.
     pub fn bundles(&self) -> bundles::PgBundles {
         bundles::PgBundles {
+            pool: self.inner.pool.clone(),
+        }
+    }
+
+    /// The installations' `ctx.files` kept in the same database.
+    pub fn files(&self) -> files::PgFiles {
+        files::PgFiles {
             pool: self.inner.pool.clone(),
         }
     }

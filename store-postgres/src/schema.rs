@@ -76,6 +76,24 @@ CREATE TABLE bundles (
 );
 ",
     },
+    Migration {
+        version: 3,
+        description: "ctx.files beside the log",
+        sql: "
+-- One row per file; `path` is the canonical form the core's FilePath gives.
+-- COLLATE \"C\": byte order, so listing matches the data directory's and a
+-- directory's files are one index range (`a/` up to `a0`).
+CREATE TABLE files (
+    tenant       text                 NOT NULL,
+    installation text                 NOT NULL,
+    path         text COLLATE \"C\" NOT NULL,
+    size         bigint               NOT NULL,
+    bytes        bytea                NOT NULL,
+    updated_at   timestamptz          NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, installation, path)
+);
+",
+    },
 ];
 
 /// The schema version this build writes and reads.

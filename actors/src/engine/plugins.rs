@@ -256,19 +256,15 @@ impl Engine {
             .installation_execute(tenant, id, InstallationCommand::Uninstall, principal)
             .await?;
         inner.runtimes.remove(id);
-        let dir = inner
-            .data_dir
-            .join(super::runtime::FILES_DIR_NAME)
-            .join(tenant.as_str())
-            .join(id.as_str());
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "plugin files not removed");
-                Ok(())
-            }
+        let owner = extensor_core::files::FileOwner {
+            tenant: tenant.as_str(),
+            installation: id.as_str(),
+        };
+        // The uninstall is recorded; files left behind are only storage.
+        if let Err(e) = inner.services.files.files().remove_all(owner).await {
+            tracing::warn!(tenant = %tenant, installation = %id, error = %e, "plugin files not removed");
         }
+        Ok(())
     }
 
     /// Sets a secret; the event holds only its AES-SIV ciphertext, sealed to

@@ -41,7 +41,8 @@ pub const RUNTIMES_MAX: usize = 256;
 /// Eviction order: least recently used pool first (the one just used
 /// last), whole pools, until the total is within the cap.
 pub const WARM_ISOLATES_BYTES_MAX_DEFAULT: usize = 2 * 1024 * 1024 * 1024;
-/// Files of all installations live under `<data_dir>/files`.
+/// Without a shared store, files of all installations live under
+/// `<data_dir>/files`.
 pub const FILES_DIR_NAME: &str = "files";
 /// Tenants' read-model SQLite files: `<data_dir>/read_models/<tenant>.sqlite`.
 pub const READ_MODELS_DIR_NAME: &str = "read_models";
@@ -84,7 +85,10 @@ impl Platform {
             None => None,
         };
         Ok(Platform {
-            files: Arc::new(FileStore::new(config.data_dir.join(FILES_DIR_NAME))),
+            files: Arc::new(match &config.files {
+                Some(shared) => FileStore::on(shared.clone()),
+                None => FileStore::new(config.data_dir.join(FILES_DIR_NAME)),
+            }),
             read_models_dir: config.data_dir.join(READ_MODELS_DIR_NAME),
             projector_locks: Default::default(),
             http: Arc::new(http),
