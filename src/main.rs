@@ -15,12 +15,14 @@
 //! - [`store`]: `--store URL`: which event store a command opens.
 //! - [`tenant`]: `tenant create`, a tenant and its owner token.
 //! - [`ops`]: `ops tree`, the supervision tree of a running server.
+//! - [`cluster`]: `cluster status`, the nodes on the store and their tenants.
 //! - `openapi`: prints the OpenAPI document (`openapi.yaml`).
 //! - [`plugin`]: `plugin new | validate | pack | test | push`, the plugin
 //!   author's toolkit.
 //! - [`webhooks`]: `webhooks apply DIR [--dry-run]`, webhooks-as-code
 //!   applied declaratively to a running server.
 
+mod cluster;
 mod events;
 mod filter_args;
 mod jobs;
@@ -84,6 +86,9 @@ enum Command {
     /// Operate a running server.
     #[command(subcommand)]
     Ops(ops::OpsCommand),
+    /// The nodes sharing the store and the tenants each owns.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Print the HTTP API's OpenAPI document (YAML), as committed in openapi.yaml.
     Openapi,
     /// Plugin jobs on a running server.
@@ -112,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<events::Outcome> {
         Command::Tenant(cmd) => tenant::run(data_dir, &store()?, cmd).await.map(ok),
         Command::Jobs(cmd) => jobs::run(cmd).await.map(ok),
         Command::Ops(cmd) => ops::run(cmd).await.map(ok),
+        Command::Cluster(cmd) => cluster::run(data_dir, &store()?, cmd).await.map(ok),
         Command::Openapi => {
             print!("{}", extensor_api::openapi_yaml());
             Ok(events::Outcome::Ok)

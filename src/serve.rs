@@ -39,6 +39,13 @@ pub struct ServeArgs {
     #[arg(long, env = "EXTENSOR_ROUTE_ACCESS_FLUSH_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     route_access_flush_secs: u64,
+    /// On a shared store: how long, in ms, a node's tenant leases outlive
+    /// its last renewal. A node killed without a clean stop has its tenants
+    /// taken over after at most this plus one heartbeat (1 s); a node that
+    /// cannot renew for half of it stops its tenants' work and answers 503.
+    #[arg(long, env = "EXTENSOR_CLUSTER_LEASE_TTL_MS",
+          default_value_t = extensor_actors::cluster::LEASE_TTL_MS_DEFAULT)]
+    lease_ttl_ms: u64,
     /// Log lines as readable text or as JSON objects.
     #[arg(long, env = "EXTENSOR_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -61,6 +68,12 @@ pub async fn run(data_dir: &Path, choice: &StoreChoice, args: ServeArgs) -> Resu
     if let Some(shared) = shared {
         config.engine.bundles = Some(shared.bundles);
         config.engine.files = Some(shared.files);
+        let lease = extensor_actors::cluster::LeaseSettings::new(args.lease_ttl_ms)
+            .map_err(|e| anyhow!("--lease-ttl-ms / EXTENSOR_CLUSTER_LEASE_TTL_MS: {e}"))?;
+        config.cluster = Some(extensor_api::cluster::ClusterSettings {
+            cluster: shared.cluster,
+            lease,
+        });
     }
     config.admin_token = args.admin_token;
     config.rate_limits = RateLimits::from_env().map_err(|e| anyhow!(e))?;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use extensor_core::bundles::BundleBlobs;
+use extensor_core::cluster::Cluster;
 use extensor_core::files::FileBackend;
 use extensor_core::store::EventStore;
 use extensor_core::store::sqlite::{OpenMode, SqliteConfig, SqliteStore};
@@ -103,6 +104,9 @@ pub struct Shared {
     pub bundles: Arc<dyn BundleBlobs>,
     /// `ctx.files`.
     pub files: Arc<dyn FileBackend>,
+    /// The node registry and tenant leases, so several nodes divide the
+    /// tenants' single-owner work.
+    pub cluster: Arc<dyn Cluster>,
 }
 
 /// An open store; [`Opened::close`] lets the embedded store's queued
@@ -147,6 +151,7 @@ pub async fn open(choice: &StoreChoice, data_dir: &Path, access: Access) -> Resu
                 shared: Some(Shared {
                     bundles: Arc::new(store.bundles()),
                     files: Arc::new(store.files()),
+                    cluster: Arc::new(store.cluster()),
                 }),
                 store: Arc::new(store),
                 embedded: None,

@@ -198,6 +198,10 @@ impl TenantService for DispatcherService {
     fn name(&self) -> &'static str {
         SERVICE_NAME
     }
+    /// Single-owner work: only the node holding the tenant's lease runs it.
+    fn leased(&self) -> bool {
+        true
+    }
 
     fn kind(&self) -> ActorKind {
         ActorKind::Dispatcher

@@ -20,12 +20,15 @@
 //! - `publish`: business events, idempotent publishing.
 //! - `read_models`: the tenant's events projected into SQLite for
 //!   `ctx.db.query`.
+//! - `leases`: taking and giving up a tenant's single-owner work as the
+//!   node gains or loses its lease (`Engine::own`, `Engine::disown`).
 
 pub(crate) mod directory;
 mod extensibility;
 mod gauges;
 pub(crate) mod invoke;
 mod lanes;
+mod leases;
 mod plugins;
 mod publish;
 mod read_models;
@@ -175,6 +178,10 @@ pub struct EngineConfig {
     /// How often route traffic is written as `route.accessed` records
     /// (`route_access::FLUSH_MS_DEFAULT`).
     pub route_access_flush_ms: u64,
+    /// Which tenants' single-owner work runs here: every tenant (the
+    /// default, one node) or those whose lease the node holds
+    /// (`Ownership::leased`, kept by the `cluster` module).
+    pub ownership: crate::ownership::Ownership,
 }
 
 impl EngineConfig {
@@ -197,6 +204,7 @@ impl EngineConfig {
             warm_isolates_bytes_max: runtime::WARM_ISOLATES_BYTES_MAX_DEFAULT,
             stopped_tenants: Vec::new(),
             route_access_flush_ms: crate::route_access::FLUSH_MS_DEFAULT,
+            ownership: crate::ownership::Ownership::default(),
         }
     }
 }
@@ -248,6 +256,8 @@ pub(crate) struct Inner {
     lanes_starting: Arc<InFlight>,
     /// Plugin route traffic since the last `route.accessed` flush.
     route_access: Arc<crate::route_access::RouteAccess>,
+    /// The tenants whose single-owner work runs on this node.
+    ownership: crate::ownership::Ownership,
 }
 
 /// Counts invocations and publishes in progress, for graceful shutdown.
@@ -309,6 +319,10 @@ impl Inner {
 
     /// See [`Engine::outbox_wake`].
     pub async fn outbox_wake(&self, tenant: &TenantId) -> Result<(), Error> {
+        if !self.ownership.owns(tenant) {
+            // The owner's log follower sees the `email.queued` and wakes it.
+            return Ok(());
+        }
         let name = crate::outbox::SERVICE_NAME;
         let cell = self
             .supervisor_call(tenant, |reply| TenantSupervisorMsg::Service { name, reply })
@@ -568,6 +582,7 @@ impl Engine {
                 },
                 &config,
             ),
+            ownership: config.ownership.clone(),
         };
         let (root, _) = ractor::Actor::spawn(None, Root, tree)
             .await
@@ -602,6 +617,7 @@ impl Engine {
             outbox_tenants,
             lanes_starting: Arc::default(),
             route_access,
+            ownership: config.ownership.clone(),
         });
         let _ = slot.0.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
@@ -647,7 +663,9 @@ impl Engine {
         tenants.extend(with_mail);
         tenants.sort();
         tenants.dedup();
-        tenants.retain(|t| !self.tenant_stopped(t));
+        // On a shared store this node owns no tenant yet: the cluster loop
+        // resumes each as it takes its lease (`Engine::own`).
+        tenants.retain(|t| !self.tenant_stopped(t) && inner.ownership.owns(t));
         futures::stream::iter(tenants)
             .for_each_concurrent(RECOVERY_TENANTS_CONCURRENT, |tenant| async move {
                 if let Err(e) = self.resume(&tenant).await {

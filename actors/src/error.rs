@@ -85,6 +85,21 @@ pub enum Error {
         logs: Vec<extensor_js::LogEntry>,
     },
 
+    /// Single-owner work of a tenant (its hook dispatch, scheduler, webhook
+    /// deliveries, outbox) asked of a node that does not hold the tenant's
+    /// lease: another node runs it. HTTP 503.
+    #[error(
+        "{actor}: another node holds this tenant's lease and runs this work \
+         (GET /api/ops/cluster lists the nodes)"
+    )]
+    NotOwner { actor: String },
+
+    /// The node could not renew its leases in time and may have lost them
+    /// to other nodes: it runs no tenant's work and answers no request
+    /// until it renews again. HTTP 503.
+    #[error("{actor}: this node cannot reach the store to renew its leases (fenced)")]
+    Fenced { actor: String },
+
     /// The engine is shutting down and takes no new work. HTTP 503.
     #[error("the engine is shutting down")]
     ShuttingDown,
@@ -118,6 +133,8 @@ impl Error {
                 JsError::NoHandler { .. } => "plugin_no_handler",
                 _ => "plugin_failed",
             },
+            Error::NotOwner { .. } => "tenant_owned_elsewhere",
+            Error::Fenced { .. } => "node_fenced",
             Error::ShuttingDown => "shutting_down",
             Error::Platform { source, .. } => source.code(),
         }

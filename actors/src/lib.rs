@@ -35,11 +35,18 @@
 //! - [`dispatcher`]: a tenant's event dispatcher (a service child of the
 //!   tenant supervisor): one lane per hooked installation, each following
 //!   the business stream from its own durable checkpoint.
+//! - [`ownership`]: which tenants' single-owner work (leased services) this
+//!   node runs: every tenant on its own store, the leased ones on a shared
+//!   store; nothing while fenced.
+//! - [`cluster`]: several nodes on one store: the node's registration,
+//!   heartbeat and tenant leases (rendezvous over the live nodes), which
+//!   start and stop the tenants' leased services, and self-fencing.
 //! - [`engine`]: the library facade ([`Engine`]) the API, webhooks and
 //!   scheduler build on: plugin lifecycle, secrets, publishing, invocations,
 //!   routes, filter chains, ops.
 
 pub mod aggregate_actor;
+pub mod cluster;
 pub mod dispatcher;
 pub mod engine;
 pub mod error;
@@ -47,6 +54,7 @@ pub mod jobs;
 pub mod metric_labels;
 pub mod outbox;
 pub mod outbox_pending;
+pub mod ownership;
 pub mod root;
 pub mod route_access;
 pub mod scheduler;

@@ -768,6 +768,10 @@ impl crate::tenant_supervisor::TenantService for OutboxService {
     fn name(&self) -> &'static str {
         SERVICE_NAME
     }
+    /// Single-owner work: only the node holding the tenant's lease runs it.
+    fn leased(&self) -> bool {
+        true
+    }
 
     fn wanted_at_start(&self, tenant: &TenantId) -> bool {
         self.tenants.contains(tenant)

@@ -26,10 +26,15 @@ use crate::aggregate_actor::{
     ActorAggregate, AggregateActor, AggregateArgs, AggregateMsg, PASSIVATED,
 };
 use crate::error::Error;
+use crate::ownership::Ownership;
 use crate::supervision::{
     ActorInfo, ActorKind, ActorStatus, CHILDREN_STOP_TIMEOUT_MS, FailureHistory, Mailbox,
     RestartDecision, RestartPolicy, StatusBoard,
 };
+
+/// The stop reason of a leased service stopped because the node gave up
+/// (or lost) the tenant's lease.
+pub const LEASE_RELEASED: &str = "tenant lease released";
 
 /// A caller's handle on one aggregate actor: sends go through its bounded
 /// mailbox and calls always carry a timeout. After a restart the handle is
@@ -101,6 +106,13 @@ pub trait TenantService: Send + Sync + 'static {
     fn wanted_at_start(&self, _tenant: &TenantId) -> bool {
         true
     }
+    /// Whether it is single-owner work (hook dispatch, scheduler, webhook
+    /// deliveries, outbox): then it runs only while this node owns the
+    /// tenant ([`TreeConfig::ownership`]); elsewhere starting it is refused
+    /// with [`Error::NotOwner`].
+    fn leased(&self) -> bool {
+        false
+    }
     /// Spawns the service's actor for `tenant`, linked to `supervisor`.
     fn spawn(
         &self,
@@ -148,6 +160,8 @@ pub struct TreeConfig {
     /// The service children every tenant supervisor starts (see
     /// [`TenantService`]). Empty in tree-only tests.
     pub services: Vec<Arc<dyn TenantService>>,
+    /// Which tenants' leased services may run on this node.
+    pub ownership: Ownership,
 }
 
 pub struct TenantSupervisorArgs {
@@ -179,6 +193,13 @@ pub enum TenantSupervisorMsg {
     },
     /// Sent to itself at start: starts every service child.
     StartServices,
+    /// The node took the tenant's lease: starts every service child the
+    /// tenant needs that is not running; answered once they have started.
+    EnsureServices { reply: RpcReplyPort<()> },
+    /// The node is giving up the tenant's lease: stops every leased service
+    /// child (hook dispatch, scheduler, webhooks, outbox) and answers once
+    /// they have stopped, so the lease is released only after its work.
+    StopLeased { reply: RpcReplyPort<()> },
     /// A service child's actor, started if it is not running. Callers route
     /// by name through here rather than caching the actor, so a restarted
     /// service is never addressed through a stale reference.
@@ -226,12 +247,20 @@ impl TenantSupervisorState {
     /// others.
     async fn start_services(&mut self, myself: &ActorRef<TenantSupervisorMsg>) {
         let tenant = &self.tenant;
+        let owned = self.config.ownership.owns(tenant);
         let names: Vec<&'static str> = self
             .config
             .services
             .iter()
-            .filter(|s| s.wanted_at_start(tenant))
+            .filter(|s| s.wanted_at_start(tenant) && (owned || !s.leased()))
             .map(|s| s.name())
+            .filter(|name| {
+                let key = ChildKey::Service(name);
+                self.children.get(&key).is_none_or(|c| {
+                    c.running.is_none()
+                        && !matches!(c.status, ActorStatus::Failed | ActorStatus::Restarting)
+                })
+            })
             .collect();
         for name in names {
             let key = ChildKey::Service(name);
@@ -298,9 +327,69 @@ impl TenantSupervisorState {
         }
     }
 
+    /// Stops every running leased service (see
+    /// [`TenantSupervisorMsg::StopLeased`]). They show as passivated: not
+    /// running here, started again when the node owns the tenant again.
+    async fn stop_leased(&mut self) {
+        let keys: Vec<ChildKey> = self
+            .children
+            .iter()
+            .filter(|(key, child)| {
+                child.running.is_some()
+                    && matches!(key, ChildKey::Service(name)
+                        if self.service(name).is_some_and(|s| s.leased()))
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut stopping = Vec::new();
+        for key in keys {
+            let child = self.child(&key);
+            let Some(running) = child.running.take() else {
+                continue;
+            };
+            child.status = ActorStatus::Passivated;
+            let path = child.path.clone();
+            let cell = running.cell();
+            self.by_actor.remove(&cell.get_id());
+            self.config
+                .board
+                .update(&path, |i| i.status = ActorStatus::Passivated);
+            stopping.push(async move {
+                let timeout = Duration::from_millis(CHILDREN_STOP_TIMEOUT_MS);
+                if let Err(e) = cell
+                    .stop_and_wait(Some(LEASE_RELEASED.into()), Some(timeout))
+                    .await
+                {
+                    tracing::warn!(actor = %path, error = %e, "leased service slow to stop");
+                }
+            });
+        }
+        // Together: the whole stop takes at most one child's stop timeout.
+        futures::future::join_all(stopping).await;
+    }
+
+    /// A leased service may start only while the node owns the tenant.
+    fn check_owner(&self, key: &ChildKey, path: &str) -> Result<(), Error> {
+        match key {
+            ChildKey::Service(name)
+                if self.service(name).is_some_and(|s| s.leased())
+                    && !self.config.ownership.owns(&self.tenant) =>
+            {
+                let actor = path.to_owned();
+                Err(if self.config.ownership.fenced() {
+                    Error::Fenced { actor }
+                } else {
+                    Error::NotOwner { actor }
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Spawns the child linked to this supervisor and records it running.
     async fn start(&mut self, myself: &ActorCell, key: &ChildKey) -> Result<(), Error> {
         let path = self.path_of(key);
+        self.check_owner(key, &path)?;
         let mailbox = Mailbox::new(&path, self.config.mailbox_messages_max);
         self.config.board.put(
             self.info(key, &path, ActorStatus::Starting),
@@ -403,9 +492,18 @@ impl TenantSupervisorState {
         let path = self.path_of(key);
         self.child(key).status = ActorStatus::Starting;
         self.config.board.update(&path, |i| i.restarts += 1);
-        if let Err(e) = self.start(&myself.get_cell(), key).await {
+        match self.start(&myself.get_cell(), key).await {
+            Ok(()) => {}
+            // The lease went while it waited out its backoff: not a failure;
+            // it starts again when the node owns the tenant again.
+            Err(Error::NotOwner { .. } | Error::Fenced { .. }) => {
+                self.child(key).status = ActorStatus::Passivated;
+                self.config
+                    .board
+                    .update(&path, |i| i.status = ActorStatus::Passivated);
+            }
             // Failing to start (the rebuild failed) counts as a failure.
-            self.record_failure(myself, key.clone(), e.to_string());
+            Err(e) => self.record_failure(myself, key.clone(), e.to_string()),
         }
     }
 
@@ -516,6 +614,14 @@ impl Actor for TenantSupervisor {
                 let _ = reply.send(state.operator_restart(&myself, &key).await);
             }
             TenantSupervisorMsg::StartServices => state.start_services(&myself).await,
+            TenantSupervisorMsg::EnsureServices { reply } => {
+                state.start_services(&myself).await;
+                let _ = reply.send(());
+            }
+            TenantSupervisorMsg::StopLeased { reply } => {
+                state.stop_leased().await;
+                let _ = reply.send(());
+            }
             TenantSupervisorMsg::Service { name, reply } => {
                 let _ = reply.send(state.service_cell(&cell, name).await);
             }

@@ -62,6 +62,7 @@ async fn tree_passivating(
         mailbox_messages_max: 100,
         passivate_idle_ms,
         services: Vec::new(),
+        ownership: extensor_actors::ownership::Ownership::default(),
     };
     let args = TenantSupervisorArgs {
         tenant: tenant.clone(),
@@ -354,6 +355,7 @@ async fn the_root_serves_tenants_separately_and_snapshots_the_tree() {
         mailbox_messages_max: 100,
         passivate_idle_ms: None,
         services: Vec::new(),
+        ownership: extensor_actors::ownership::Ownership::default(),
     };
     let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
     let (t1, t2) = (TenantId::generate(), TenantId::generate());
@@ -469,6 +471,7 @@ async fn an_operator_stops_and_resumes_a_tenant() {
         mailbox_messages_max: 100,
         passivate_idle_ms: None,
         services: Vec::new(),
+        ownership: extensor_actors::ownership::Ownership::default(),
     };
     let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
     let tenant = TenantId::generate();
@@ -566,6 +569,7 @@ async fn an_operator_restarts_a_failed_tenant_supervisor() {
         mailbox_messages_max: 100,
         passivate_idle_ms: None,
         services: vec![Arc::new(CrashOnce(Arc::default()))],
+        ownership: extensor_actors::ownership::Ownership::default(),
     };
     let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
     let tenant = TenantId::generate();
@@ -710,6 +714,7 @@ async fn the_root_answers_other_calls_while_a_tenant_is_slow_to_stop() {
         mailbox_messages_max: 100,
         passivate_idle_ms: None,
         services: vec![Arc::new(service)],
+        ownership: extensor_actors::ownership::Ownership::default(),
     };
     let (root, _) = Actor::spawn(None, Root, config).await.expect("spawn root");
     let sup = |tenant: TenantId, timeout_ms| {

@@ -44,6 +44,8 @@ impl From<E> for ApiError {
             | E::Timeout { .. }
             | E::Stopped { .. }
             | E::Failed { .. }
+            | E::NotOwner { .. }
+            | E::Fenced { .. }
             | E::ShuttingDown => ApiError::unavailable(code, e.to_string()),
             E::Plugin { ref source, .. } => {
                 let status = if matches!(source, JsError::Timeout { .. }) {

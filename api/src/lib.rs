@@ -35,6 +35,9 @@
 //!   may offer).
 //! - [`console`]: the ops console at `/console`, its files embedded from
 //!   the generated [`console_assets`] (built from `console/`).
+//! - [`cluster`]: the server as one node of several on a shared store:
+//!   its settings, the `GET /api/ops/cluster` view, and the gate that
+//!   answers `503 node_fenced` while the node cannot renew its leases.
 //! - [`engine_error`]: how `extensor_actors::Error` answers over HTTP.
 //!
 //! # Adding a resource (the pattern every resource file follows)
@@ -84,6 +87,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 pub mod console;
 #[rustfmt::skip]
 pub mod console_assets;

@@ -1,4 +1,5 @@
 //! Operations on the supervision tree (platform admin): `GET /api/ops/tree`,
+//! `GET /api/ops/cluster` (the nodes on a shared store and their tenants),
 //! `POST /api/ops/actors/{path}/restart` (the tree path URL-encoded as one
 //! segment, e.g. `%2Ftenants%2Ften_…%2Finstallations%2Fins_…`), and stopping
 //! or resuming a whole tenant; with `EXTENSOR_FAULT_DRILLS=true`, the fault
@@ -95,6 +96,19 @@ impl OpsApi {
     async fn tree(&self, state: State<'_>, auth: BearerAuth) -> Result<Json<TreeView>, ApiError> {
         state.platform_admin(&auth)?;
         Ok(Json(tree_view(&state).await?))
+    }
+
+    /// The nodes sharing this server's store and the tenants each owns
+    ///
+    /// On the embedded store: this node alone, owning every tenant.
+    #[oai(path = "/cluster", method = "get", operation_id = "opsCluster")]
+    async fn cluster(
+        &self,
+        state: State<'_>,
+        auth: BearerAuth,
+    ) -> Result<Json<crate::cluster::ClusterView>, ApiError> {
+        state.platform_admin(&auth)?;
+        Ok(Json(crate::cluster::view(&state).await?))
     }
 
     /// Restart an actor (typically a failed one) by its tree path

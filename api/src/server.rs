@@ -60,6 +60,9 @@ pub struct ServerConfig {
     /// Engine settings: sandbox limits, ZIP caps, SMTP, LLM, filter order.
     /// The store, data directory and secret key are filled in by `serve`.
     pub engine: EngineSettings,
+    /// On a shared store: the node registry and tenant leases, so several
+    /// servers divide tenants' single-owner work. `None`: the only node.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 /// The engine settings `serve` does not derive itself.
@@ -97,6 +100,7 @@ impl ServerConfig {
             fault_drills: false,
             stream_heartbeat: Duration::from_millis(crate::streams::HEARTBEAT_MS),
             engine: EngineSettings::default(),
+            cluster: None,
         }
     }
 }
@@ -169,6 +173,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
         .at("/t/:tenant/ext/*rest", crate::ext_routes::ext_route)
         .at("/console", crate::console::console)
         .at("/console/*rest", crate::console::console)
+        .around(crate::cluster::fenced_gate)
         .data(state)
         .around(crate::observe::around)
 }
@@ -206,7 +211,18 @@ pub async fn serve(
     let webhook_index = extensor_actors::webhooks::index::DeliveryIndex::new(
         data_dir.join(extensor_actors::webhooks::index::INDEX_DIR),
     );
-    let engine = start_engine(shared.clone(), data_dir, config.engine, suspended).await?;
+    let ownership = match config.cluster {
+        Some(_) => extensor_actors::ownership::Ownership::leased(),
+        None => extensor_actors::ownership::Ownership::everything(),
+    };
+    let engine = start_engine(
+        shared.clone(),
+        data_dir,
+        config.engine,
+        suspended,
+        ownership,
+    )
+    .await?;
     let generated =
         crate::tenancy::bootstrap_admin(shared.as_ref(), &directory, config.admin_token.as_deref())
             .await
@@ -223,6 +239,7 @@ pub async fn serve(
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| ServeError::Startup("the listener has no socket address".into()))?;
+    let node = join_cluster(config.cluster, &engine, &directory, addr).await?;
     on_listening(Listening {
         addr,
         generated_admin_token: generated,
@@ -239,10 +256,12 @@ pub async fn serve(
         fault_drills: config.fault_drills,
         verified: tokio::sync::Mutex::default(),
         webhook_index,
+        node,
     });
     // Open event streams end when shutdown begins, so they do not hold
     // the graceful shutdown for its whole grace.
     let closing = state.clone();
+    let leaving = state.clone();
     let shutdown = async move {
         shutdown.await;
         closing.streams.close();
@@ -250,6 +269,11 @@ pub async fn serve(
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(config.shutdown_grace))
         .await;
+    // Owned work stops and the leases go before the engine stops, so the
+    // other nodes take over at their next heartbeat.
+    if let Some(node) = &leaving.node.node {
+        node.leave().await;
+    }
     engine.shutdown(config.shutdown_grace).await;
     // A server-backed store acknowledged every append at its commit.
     if let Some(store) = embedded {
@@ -290,6 +314,7 @@ async fn start_engine(
     data_dir: std::path::PathBuf,
     settings: EngineSettings,
     stopped_tenants: Vec<extensor_core::ids::TenantId>,
+    ownership: extensor_actors::ownership::Ownership,
 ) -> Result<extensor_actors::Engine, ServeError> {
     let key = match settings.secret_key {
         Some(k) => k,
@@ -301,6 +326,7 @@ async fn start_engine(
     config.smtp = settings.smtp;
     config.llm = settings.llm;
     config.stopped_tenants = stopped_tenants;
+    config.ownership = ownership;
     config.bundles = settings.bundles;
     config.files = settings.files;
     if let Some(max) = settings.warm_isolates_bytes_max {
@@ -312,4 +338,44 @@ async fn start_engine(
     extensor_actors::Engine::start(config)
         .await
         .map_err(|e| ServeError::Startup(format!("engine: {e}")))
+}
+
+/// On a shared store, registers this server as a node and starts its
+/// heartbeat and leases (it owns no tenant until it takes their leases);
+/// otherwise the one node of the embedded store.
+async fn join_cluster(
+    settings: Option<crate::cluster::ClusterSettings>,
+    engine: &extensor_actors::Engine,
+    directory: &Directory,
+    addr: SocketAddr,
+) -> Result<crate::cluster::NodeState, ServeError> {
+    let Some(settings) = settings else {
+        let node = crate::cluster::NodeState::single(addr.to_string());
+        tracing::info!(node = %node.me.id, "single node: it owns every tenant");
+        return Ok(node);
+    };
+    let dir = directory.clone();
+    // A suspended tenant is nobody's: its owner gives its lease up (and
+    // stops its work), whichever node took the suspension.
+    let tenants: extensor_actors::cluster::TenantList = Arc::new(move || {
+        dir.tenants()
+            .into_iter()
+            .filter(|t| t.status != extensor_core::tenant::TenantStatus::Suspended)
+            .map(|t| t.id)
+            .collect()
+    });
+    let node = extensor_actors::cluster::ClusterNode::join(
+        settings.cluster,
+        engine.clone(),
+        addr.to_string(),
+        settings.lease,
+        tenants,
+    )
+    .await
+    .map_err(|e| ServeError::Startup(format!("joining the cluster: {e}")))?;
+    Ok(crate::cluster::NodeState {
+        me: node.me().clone(),
+        node: Some(node),
+        lease: Some(settings.lease),
+    })
 }

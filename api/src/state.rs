@@ -100,4 +100,7 @@ pub struct AppState {
     pub verified: tokio::sync::Mutex<crate::audit::VerifiedPrefix>,
     /// The webhook deliveries index that listings read.
     pub webhook_index: Arc<extensor_actors::webhooks::index::DeliveryIndex>,
+    /// This server as a node: its id, and on a shared store its
+    /// registration and leases.
+    pub node: crate::cluster::NodeState,
 }

@@ -351,7 +351,7 @@ async fn record_of(
     ctx: &TenantCtx,
     name: &WebhookName,
 ) -> Result<WebhookRecord, ApiError> {
-    let registry = ask(state, ctx, |reply| DispatcherMsg::Registry { reply }).await?;
+    let registry = state.engine.webhook_registry(&ctx.tenant).await?;
     registry
         .get(name)
         .cloned()
@@ -410,7 +410,7 @@ async fn apply_result(
         (_, Some(w), _) => w.revision,
         (_, None, _) => {
             // A dry run of a new name: a name used before continues its count.
-            let registry = ask(state, ctx, |reply| DispatcherMsg::Registry { reply }).await?;
+            let registry = state.engine.webhook_registry(&ctx.tenant).await?;
             registry.webhooks.get(name).map_or(1, |w| w.revision + 1)
         }
     };
@@ -545,7 +545,7 @@ impl WebhooksApi {
         tenant: Header<Option<String>>,
     ) -> Result<Json<WebhookList>, ApiError> {
         let ctx = admit(&state, &auth, &tenant, Role::Viewer)?;
-        let registry = ask(&state, &ctx, |reply| DispatcherMsg::Registry { reply }).await?;
+        let registry = state.engine.webhook_registry(&ctx.tenant).await?;
         Ok(Json(WebhookList {
             webhooks: registry
                 .webhooks
@@ -574,14 +574,19 @@ impl WebhooksApi {
         let name = existing_name(&name)?;
         let record = record_of(&state, &ctx, &name).await?;
         let target = name.clone();
-        // A failed endpoint has no counters; the view still answers.
-        let stats = ask(&state, &ctx, |reply| DispatcherMsg::Stats {
-            name: target,
-            reply,
-        })
-        .await?
-        .ok()
-        .map(stats_view);
+        // A failed endpoint has no counters, nor has a node that does not
+        // own the tenant (its endpoints run on the owner); the view answers.
+        let stats = if state.engine.ownership().owns(&ctx.tenant) {
+            ask(&state, &ctx, |reply| DispatcherMsg::Stats {
+                name: target,
+                reply,
+            })
+            .await?
+            .ok()
+            .map(stats_view)
+        } else {
+            None
+        };
         Ok(Json(WebhookView {
             summary: summary(&name, &record),
             yaml: record.source.yaml,

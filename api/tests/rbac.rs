@@ -61,6 +61,7 @@ fn tenant_scoped(op: &str) -> bool {
             | "createTenant"
             | "listTenants"
             | "opsTree"
+            | "opsCluster"
             | "restartActor"
             | "stopTenant"
             | "resumeTenant"
@@ -205,6 +206,7 @@ fn request_for(op: &str) -> (Method, String, Option<Value>) {
         "listTenantSecrets" => (Method::GET, "/api/secrets".into(), None),
         "removeTenantSecret" => (Method::DELETE, "/api/secrets/NOPE".into(), None),
         "opsTree" => (Method::GET, "/api/ops/tree".into(), None),
+        "opsCluster" => (Method::GET, "/api/ops/cluster".into(), None),
         "status" => (Method::GET, "/api/status".into(), None),
         "restartActor" => (Method::POST, "/api/ops/actors/%2Fnope/restart".into(), None),
         "stopTenant" => (

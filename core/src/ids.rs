@@ -1,4 +1,4 @@
-//! Prefixed newtype ids (`ten_…`, `ins_…`, `evt_…`, `tok_…`, `cor_…`, `msg_…`, `run_…`).
+//! Prefixed newtype ids (`ten_…`, `ins_…`, `evt_…`, `tok_…`, `cor_…`, `msg_…`, `node_…`, `run_…`).
 //!
 //! An id is its prefix plus a ULID in Crockford base32, so ids sort by creation
 //! time, say what they are when they show up in a log line, and cannot be
@@ -97,6 +97,12 @@ prefixed_id!(
     /// One webhook delivery. It is the Standard Webhooks `webhook-id`, the
     /// same on every attempt, so receivers deduplicate with it.
     DeliveryId, "msg_"
+);
+
+prefixed_id!(
+    /// One `extensor serve` process sharing a store with others, generated
+    /// at each start (a restarted process is a new node).
+    NodeId, "node_"
 );
 
 prefixed_id!(

@@ -14,6 +14,8 @@
 //! - [`webhook`]: webhooks-as-code, pure: declarations (YAML with line and
 //!   column errors), the webhook registry and delivery aggregates, retry
 //!   policy, Standard Webhooks signatures.
+//! - [`cluster`]: several nodes on one store: the node registry and tenant
+//!   leases (`Cluster`), and which node should own a tenant (rendezvous).
 //! - [`clock`]: where "now" comes from; a manual clock for tests.
 //! - [`schedule`], [`job_runs`]: plugin jobs: fire times in a timezone with
 //!   the DST rule, catch-up decisions, and the per-job run aggregate.
@@ -33,6 +35,7 @@
 pub mod aggregate;
 pub mod bundles;
 pub mod clock;
+pub mod cluster;
 pub mod error;
 pub mod event;
 pub mod files;

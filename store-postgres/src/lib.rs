@@ -15,6 +15,8 @@
 //!   fanning live events out to every subscriber.
 //! - [`bundles`]: plugin bundles in the database (`BundleBlobs`), so any
 //!   node can load any installation's bundle.
+//! - [`cluster`]: the node registry and tenant leases (`PgCluster`), so
+//!   several nodes divide single-owner work through the same database.
 //! - [`files`]: `ctx.files` in the database (`FileBackend`), so any node
 //!   can serve any installation's files.
 //! - `errors`: PostgreSQL's errors as the core's, naming the store.
@@ -22,6 +24,7 @@
 
 mod append;
 pub mod bundles;
+pub mod cluster;
 mod errors;
 pub mod files;
 pub mod location;
@@ -150,6 +153,12 @@ impl PgStore {
     /// Where the store is (the URL without its password).
     pub fn location(&self) -> &Location {
         self.inner.pool.location()
+    }
+
+    /// The node registry and tenant leases in the same database, on
+    /// sessions of their own.
+    pub fn cluster(&self) -> cluster::PgCluster {
+        cluster::PgCluster::new(self.location().clone())
     }
 
     /// The plugin bundles kept in the same database.

@@ -94,6 +94,30 @@ CREATE TABLE files (
 );
 ",
     },
+    Migration {
+        version: 4,
+        description: "cluster nodes and tenant leases",
+        sql: "
+-- Beside the log, not in it: a heartbeat a second per node would be most
+-- of the log, and none of it is history anyone audits. Expiry is by the
+-- database's clock (now()), never a node's.
+CREATE TABLE cluster_nodes (
+    id             text        PRIMARY KEY,
+    address        text        NOT NULL,
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    last_heartbeat timestamptz NOT NULL DEFAULT now(),
+    expires_at     timestamptz NOT NULL
+);
+-- One row per tenant ever leased; the token only grows.
+CREATE TABLE tenant_leases (
+    tenant     text        PRIMARY KEY,
+    node       text        NOT NULL,
+    token      bigint      NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX tenant_leases_by_node ON tenant_leases (node, tenant);
+",
+    },
 ];
 
 /// The schema version this build writes and reads.

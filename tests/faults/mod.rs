@@ -15,12 +15,15 @@
 //! - `check.rs`: the invariants, read back from the event log, the
 //!   receivers and the relay's maildir.
 //! - `report.rs`: counts and violations.
+//! - `cluster.rs`: several nodes of a world on one PostgreSQL store (the
+//!   cluster suite and benchmark).
 //!
 //! A crate including this module also includes
 //! `js-runtime/tests/common/{aiosmtpd,python}.rs` at its root as
 //! `aiosmtpd` and `python`.
 
 pub mod check;
+pub mod cluster;
 pub mod node;
 pub mod plan;
 pub mod receiver;

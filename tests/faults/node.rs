@@ -26,7 +26,7 @@ pub struct Node {
     pub url: String,
     data: PathBuf,
     logs: PathBuf,
-    env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
     /// Processes started so far (the first is 1); names the log files.
     pub starts: u32,
 }
@@ -66,8 +66,13 @@ impl Node {
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "restart of a live server");
         self.starts += 1;
-        let log = std::fs::File::create(self.logs.join(format!("serve-{}.log", self.starts)))
-            .expect("server log file");
+        let name = self
+            .data
+            .file_name()
+            .map_or("data".into(), |n| n.to_string_lossy());
+        let log =
+            std::fs::File::create(self.logs.join(format!("serve-{name}-{}.log", self.starts)))
+                .expect("server log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_extensor"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("EXTENSOR_DATA_DIR", &self.data)

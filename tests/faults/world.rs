@@ -35,6 +35,8 @@ const PUBLISH_PAUSE_MS: u64 = 100;
 /// Cron occurrences this close to a kill, a restart or a tenant stop are
 /// not expected to run (they may, once); everything else is.
 const CRON_GUARD_MS: i64 = 1_500;
+/// How long a setup call answering 503 is retried.
+const SETUP_RETRY_MS: u64 = 30_000;
 
 const MANIFEST: &str = r#"{
   "slug": "faults",
@@ -71,7 +73,7 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    fn gap(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
+    pub fn gap(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
         let guard = chrono::Duration::milliseconds(CRON_GUARD_MS);
         self.gaps.push((from - guard, to + guard));
     }
@@ -135,16 +137,35 @@ fn webhook_yaml(url: &str) -> String {
     )
 }
 
+/// A setup call that must succeed. A 503 is retried while the request can
+/// be sent again: on a shared store a tenant's webhooks answer 503 until
+/// the node has taken the new tenant's lease (within a heartbeat).
 async fn must(what: &str, req: reqwest::RequestBuilder) -> Value {
-    Api::send(req)
-        .await
-        .unwrap_or_else(|e| panic!("setup: {what}: {e}"))
+    let deadline = std::time::Instant::now() + Duration::from_millis(SETUP_RETRY_MS);
+    let mut req = req;
+    loop {
+        let again = req.try_clone();
+        match (Api::send(req).await, again) {
+            (Err(e), Some(again)) if e.status == 503 && std::time::Instant::now() < deadline => {
+                req = again;
+                tokio::time::sleep(Duration::from_millis(PUBLISH_PAUSE_MS)).await;
+            }
+            (result, _) => return result.unwrap_or_else(|e| panic!("setup: {what}: {e}")),
+        }
+    }
 }
 
 impl World {
     /// Starts the relay, the receivers and the server; creates the tenant,
     /// installs and enables the plugin, declares one webhook per receiver.
     pub async fn start(seed: u64) -> World {
+        World::start_with(seed, Vec::new()).await
+    }
+
+    /// As [`World::start`], the server with `extra` settings besides the
+    /// harness's own (a shared store, a lease TTL): the first node of a
+    /// cluster.
+    pub async fn start_with(seed: u64, extra: Vec<(String, String)>) -> World {
         let relay = Smtp::start().await;
         let mut receivers = Vec::new();
         for _ in 0..RECEIVERS {
@@ -159,7 +180,11 @@ impl World {
             ("EXTENSOR_SMTP_FROM", "extensor@example.com".to_owned()),
             ("EXTENSOR_SMTP_TLS", "none".to_owned()),
         ];
-        let env = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .chain(extra)
+            .collect();
         let node = Node::start(&dir.path().join("data"), dir.path(), env).await;
         let mut api = Api::new(&node.url, "acme");
         let created = must(
@@ -238,9 +263,15 @@ impl World {
         }
     }
 
+    /// The settings every server of this world starts with (a cluster's
+    /// other nodes start with the same).
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.node.env.clone()
+    }
+
     /// Publishes one order, retrying a refusal with the same key, and
     /// records its id.
-    async fn publish(&mut self) {
+    pub async fn publish(&mut self) {
         let n = self.published.len();
         let key = format!("fault-{}-{n}", self.seed);
         let body = json!({"event_type": ORDER, "event_data": {"n": n}});

@@ -459,4 +459,7 @@ async fn on_event(inner: &Inner, ev: &RecordedEvent) {
         "events" => inner.directory.business_event(ev),
         _ => {}
     }
+    if inner.ownership.is_leased() {
+        inner.follow_owned_work(ev).await;
+    }
 }

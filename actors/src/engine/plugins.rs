@@ -77,8 +77,9 @@ impl Inner {
     /// so); it reads the installations from the log when it starts. The
     /// command is durable already, so a failed start is logged, not
     /// returned: run-now and the jobs listing start it again.
-    async fn ensure_scheduler(&self, tenant: &TenantId) {
-        if !self.directory.has_jobs(tenant) {
+    pub(crate) async fn ensure_scheduler(&self, tenant: &TenantId) {
+        if !self.directory.has_jobs(tenant) || !self.ownership.owns(tenant) {
+            // Not here: the owner's log follower starts it (`leases`).
             return;
         }
         let name = crate::scheduler::SERVICE_NAME;

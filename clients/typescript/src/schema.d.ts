@@ -704,6 +704,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/ops/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The nodes sharing this server's store and the tenants each owns
+         * @description On the embedded store: this node alone, owning every tenant.
+         */
+        get: operations["opsCluster"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/ops/actors/{path}/restart": {
         parameters: {
             query?: never;
@@ -1019,6 +1039,29 @@ export interface components {
         };
         /** @enum {string} */
         ChangeName: "created" | "updated" | "unchanged";
+        /**
+         * ClusterView
+         * @description The cluster as this node sees it.
+         */
+        ClusterView: {
+            /** @description The node answering. */
+            node: string;
+            /**
+             * @description `shared` (several nodes divide tenants by leases in the shared
+             *     store) or `single` (the embedded store: this node owns every tenant).
+             */
+            mode: string;
+            /**
+             * Format: uint64
+             * @description How long a lease outlives its last renewal (the takeover bound,
+             *     less one heartbeat); absent on a single node.
+             */
+            lease_ttl_ms?: number | null;
+            /** Format: uint64 */
+            heartbeat_interval_ms?: number | null;
+            /** @description Live nodes first, at most 256. */
+            nodes: components["schemas"]["NodeView"][];
+        };
         /** CreateTenant */
         CreateTenant: {
             /**
@@ -1292,6 +1335,31 @@ export interface components {
             message: string;
         };
         /**
+         * NodeView
+         * @description One node of the cluster.
+         */
+        NodeView: {
+            /** @description `node_…`, generated at each start. */
+            id: string;
+            /** @description Where its API listens. */
+            address: string;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            last_heartbeat: string;
+            /** @description Its registration has not expired (by the store's clock). */
+            live: boolean;
+            /** @description Whether it is the node answering this request. */
+            this_node: boolean;
+            /**
+             * Format: uint64
+             * @description How many tenants' leases it holds.
+             */
+            tenants_owned: number;
+            /** @description The tenants it holds, at most 1,000 (by id). */
+            tenants: components["schemas"]["OwnedTenant"][];
+        };
+        /**
          * @description What a chain does when a step fails or hits a limit.
          * @enum {string}
          */
@@ -1345,6 +1413,15 @@ export interface components {
          * @enum {string}
          */
         OutboxStatusName: "pending" | "sent" | "failed";
+        /**
+         * OwnedTenant
+         * @description A tenant a node owns.
+         */
+        OwnedTenant: {
+            id: string;
+            /** @description Its slug, if this node's directory knows it yet. */
+            slug?: string | null;
+        };
         /** PluginList */
         PluginList: {
             plugins: components["schemas"]["PluginView"][];
@@ -9445,6 +9522,159 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["TreeView"];
+                };
+            };
+            /** @description The request is malformed: unparseable body, bad parameter or header. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials: missing, unknown, expired or revoked token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token is valid but its role is too weak for this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such resource in the caller's tenant (another tenant's ids answer
+             *     this too, indistinguishably), or a feature switched off.
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state (slug taken, wrong state). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description `If-Match` names a revision that is not the current one: someone
+             *     else changed it since you read it (`precondition_failed`).
+             */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit for this operation. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body's media type is not one this operation accepts. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is well-formed but invalid: every problem is listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant's rate limit for this kind of call is exhausted. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store or the server failed underneath the request. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin's code failed (threw, hit a limit, had no handler). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Overloaded (an actor's queue is full) or shutting down: retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A plugin ran past its deadline. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    opsCluster: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ClusterView"];
                 };
             };
             /** @description The request is malformed: unparseable body, bad parameter or header. */

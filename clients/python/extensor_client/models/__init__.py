@@ -10,6 +10,7 @@ from .chain_break_view import ChainBreakView
 from .chain_result_view import ChainResultView
 from .chain_step_view import ChainStepView
 from .change_name import ChangeName
+from .cluster_view import ClusterView
 from .create_tenant import CreateTenant
 from .create_token import CreateToken
 from .created_tenant import CreatedTenant
@@ -30,10 +31,12 @@ from .job_list import JobList
 from .job_view import JobView
 from .last_run_view import LastRunView
 from .log_line import LogLine
+from .node_view import NodeView
 from .on_failure import OnFailure
 from .outbox_message_view import OutboxMessageView
 from .outbox_page import OutboxPage
 from .outbox_status_name import OutboxStatusName
+from .owned_tenant import OwnedTenant
 from .plugin_list import PluginList
 from .plugin_logs import PluginLogs
 from .plugin_metrics_list import PluginMetricsList
@@ -100,6 +103,7 @@ __all__ = (
     "ChainResultView",
     "ChainStepView",
     "ChangeName",
+    "ClusterView",
     "CreatedTenant",
     "CreateTenant",
     "CreateToken",
@@ -120,10 +124,12 @@ __all__ = (
     "JobView",
     "LastRunView",
     "LogLine",
+    "NodeView",
     "OnFailure",
     "OutboxMessageView",
     "OutboxPage",
     "OutboxStatusName",
+    "OwnedTenant",
     "PluginList",
     "PluginLogs",
     "PluginMetricsList",
