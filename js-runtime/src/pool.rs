@@ -11,7 +11,7 @@
 //! discarded (a limit hit, killed) leaves the pool at once; invocations
 //! queued on it that never started are run elsewhere.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,9 @@ pub(crate) struct Pool {
     queue_max: usize,
     /// The sandbox's count of isolates ever started.
     started: Arc<AtomicU64>,
+    /// The most heap the pool's isolates held together since it was built,
+    /// each invocation's isolate counted at its in-call peak.
+    heap_peak_bytes: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -59,7 +62,8 @@ pub(crate) struct Lease<'a> {
     pool: &'a Pool,
     id: u64,
     pub isolate: Arc<Isolate>,
-    heap_bytes: Option<usize>,
+    /// After the invocation: `(held, in-call peak)` heap bytes.
+    heap_bytes: Option<(usize, usize)>,
     discard: bool,
 }
 
@@ -85,6 +89,7 @@ impl Pool {
             isolates_max,
             queue_max,
             started,
+            heap_peak_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -164,11 +169,7 @@ impl Pool {
         let slot = Starting(self);
         self.started.fetch_add(1, Ordering::Relaxed);
         let isolate = Arc::new(Isolate::start(self.spec.clone()).await?);
-        let heap_bytes = if busy == 0 {
-            isolate.memory_bytes().await.unwrap_or(0)
-        } else {
-            0
-        };
+        let heap_bytes = isolate.loaded_heap_bytes();
         let id = {
             let mut m = lock(&self.members);
             let id = m.next_id;
@@ -180,6 +181,8 @@ impl Pool {
                 heap_bytes,
                 idle_since: Instant::now(),
             });
+            let total = m.list.iter().map(|x| x.heap_bytes).sum();
+            self.heap_peak_bytes.fetch_max(total, Ordering::Relaxed);
             id
         };
         drop(slot);
@@ -211,6 +214,14 @@ impl Pool {
         lock(&self.members).list.iter().map(|x| x.heap_bytes).sum()
     }
 
+    /// The most heap the pool's isolates held together at any point since
+    /// the pool was built: when an invocation ends, its isolate counts at
+    /// its in-call peak and the others at what they held after their last
+    /// invocation. At least [`heap_bytes`](Self::heap_bytes) was then.
+    pub fn heap_peak_bytes(&self) -> usize {
+        self.heap_peak_bytes.load(Ordering::Relaxed)
+    }
+
     /// Every isolate's heap bytes now (asks each thread).
     pub async fn memory_bytes(&self) -> Vec<usize> {
         let isolates: Vec<Arc<Isolate>> = lock(&self.members)
@@ -230,15 +241,25 @@ impl Pool {
         Arc::downgrade(&self.members)
     }
 
-    fn give_back(&self, id: u64, heap_bytes: Option<usize>, discard: bool) {
+    fn give_back(&self, id: u64, heap_bytes: Option<(usize, usize)>, discard: bool) {
         let removed = {
             let mut m = lock(&self.members);
             let Some(i) = m.list.iter().position(|x| x.id == id) else {
                 return;
             };
+            if let Some((_, peak)) = heap_bytes {
+                let others: usize = m
+                    .list
+                    .iter()
+                    .filter(|x| x.id != id)
+                    .map(|x| x.heap_bytes)
+                    .sum();
+                self.heap_peak_bytes
+                    .fetch_max(others.saturating_add(peak), Ordering::Relaxed);
+            }
             let x = &mut m.list[i];
             x.busy -= 1;
-            if let Some(bytes) = heap_bytes {
+            if let Some((bytes, _)) = heap_bytes {
                 x.heap_bytes = bytes;
             }
             if x.busy == 0 {
@@ -254,10 +275,10 @@ impl Pool {
 }
 
 impl Lease<'_> {
-    /// The invocation ran: the isolate's new heap size, and whether it is
-    /// discarded.
-    pub fn ran(&mut self, heap_bytes: usize, discard: bool) {
-        self.heap_bytes = Some(heap_bytes);
+    /// The invocation ran: the heap the isolate holds now and the most it
+    /// held during the invocation, and whether it is discarded.
+    pub fn ran(&mut self, (heap_bytes, heap_peak_bytes): (usize, usize), discard: bool) {
+        self.heap_bytes = Some((heap_bytes, heap_peak_bytes));
         self.discard = discard;
     }
 

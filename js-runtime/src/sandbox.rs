@@ -103,6 +103,7 @@ impl Sandbox {
         scope: InstallationScope,
         services: HostServices,
     ) -> Installation {
+        let info = InfoFrame::new(&scope, &plugin);
         let spec = self.spec(&plugin, scope, services);
         let pool = Pool::new(
             spec.clone(),
@@ -120,6 +121,7 @@ impl Sandbox {
             pool,
             reaper,
             recent: Mutex::default(),
+            info,
         }
     }
 
@@ -136,7 +138,6 @@ impl Sandbox {
             limits: self.config.limits_for(&m.limits),
             permissions: m.permissions.clone(),
             allowed_hosts: Arc::new(m.allowed_hosts.clone()),
-            plugin_info: json!({"slug": m.slug.as_str(), "version": m.version.to_string()}),
             scope,
             services,
             tokio: tokio::runtime::Handle::current(),
@@ -192,6 +193,63 @@ pub struct Installation {
     /// The task dropping isolates idle too long; aborted with the installation.
     reaper: AbortHandle,
     recent: Mutex<RecentLogs>,
+    info: InfoFrame,
+}
+
+/// The `ctx` info JSON of every invocation (`{installation, invocation,
+/// plugin, tenant}`) is the same but for its `invocation`: the rest is
+/// printed once per installation, in the key order serde_json's maps print
+/// (as when the whole object was built as a `Value` per invocation).
+struct InfoFrame {
+    /// `{"installation":{…},"invocation":`
+    head: String,
+    /// `,"plugin":{…},"tenant":{…}}`
+    tail: String,
+}
+
+/// `ctx.invocation`, its fields in that same key order.
+#[derive(Serialize)]
+struct InvocationInfo<'a> {
+    #[serde(rename = "chainDepth")]
+    chain_depth: u32,
+    #[serde(rename = "eventId")]
+    event_id: &'a Option<String>,
+    id: &'a str,
+    /// Through a `Value` so its keys print sorted too.
+    trigger: Value,
+}
+
+impl InfoFrame {
+    fn new(scope: &InstallationScope, plugin: &ValidatedPlugin) -> InfoFrame {
+        let m = &plugin.manifest;
+        let plugin = json!({"slug": m.slug.as_str(), "version": m.version.to_string()});
+        InfoFrame {
+            head: format!(
+                "{{\"installation\":{},\"invocation\":",
+                json!({"id": scope.installation_id})
+            ),
+            tail: format!(
+                ",\"plugin\":{plugin},\"tenant\":{}}}",
+                json!({"id": scope.tenant_id})
+            ),
+        }
+    }
+
+    fn around(&self, inv: &Invocation) -> String {
+        let info = InvocationInfo {
+            chain_depth: inv.chain_depth,
+            event_id: &inv.event_id,
+            id: &inv.id,
+            trigger: serde_json::to_value(&inv.trigger).unwrap_or(Value::Null),
+        };
+        // Strings, numbers and a `Value`: printing them cannot fail.
+        let invocation = serde_json::to_string(&info).unwrap_or_else(|_| "null".into());
+        let mut out = String::with_capacity(self.head.len() + invocation.len() + self.tail.len());
+        out.push_str(&self.head);
+        out.push_str(&invocation);
+        out.push_str(&self.tail);
+        out
+    }
 }
 
 impl Installation {
@@ -244,7 +302,10 @@ impl Installation {
                 }
             };
             let duration = started.elapsed();
-            lease.ran(finished.heap_bytes, finished.discard);
+            lease.ran(
+                (finished.heap_bytes, finished.heap_peak_bytes),
+                finished.discard,
+            );
             drop(lease);
             lock(&self.recent).extend(&finished.logs);
             return match finished.result {
@@ -288,6 +349,15 @@ impl Installation {
         self.pool.heap_bytes()
     }
 
+    /// The most heap the pool's isolates held together since it was built,
+    /// counting each invocation's isolate at its in-call peak (QuickJS:
+    /// every allocation counted; V8: sampled before every garbage
+    /// collection and at the end of each invocation). At least what
+    /// [`warm_heap_bytes`](Self::warm_heap_bytes) has been.
+    pub fn heap_peak_bytes(&self) -> usize {
+        self.pool.heap_peak_bytes()
+    }
+
     /// The installation's recent log lines, oldest first.
     pub fn recent_logs(&self) -> Vec<LogEntry> {
         lock(&self.recent).snapshot()
@@ -299,16 +369,10 @@ impl Installation {
             _ => DeadlineKind::Interactive,
         };
         let spec = self.pool.spec();
-        let info = json!({
-            "tenant": {"id": spec.scope.tenant_id},
-            "plugin": spec.plugin_info,
-            "installation": {"id": spec.scope.installation_id},
-            "invocation": {"id": inv.id, "trigger": inv.trigger, "eventId": inv.event_id, "chainDepth": inv.chain_depth},
-        });
         InvokeJob {
             handler,
             input_json: inv.input.to_string(),
-            info_json: info.to_string(),
+            info_json: self.info.around(inv),
             deadline: spec.limits.deadline(kind),
             causation_id: inv.event_id.clone(),
             chain_depth: inv.chain_depth,

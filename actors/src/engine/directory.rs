@@ -154,7 +154,9 @@ impl TenantHub {
 
 #[derive(Default)]
 pub(crate) struct Directory {
-    installations: RwLock<HashMap<InstallationId, Known>>,
+    /// Shared, so a lookup on the request path is a reference count, not a
+    /// copy of the manifest; folding copies one only while a caller holds it.
+    installations: RwLock<HashMap<InstallationId, Arc<Known>>>,
     by_tenant: RwLock<HashMap<TenantId, Vec<InstallationId>>>,
     hubs: RwLock<HashMap<TenantId, Arc<TenantHub>>>,
     /// Tenants seen created (creation is irreversible).
@@ -216,13 +218,15 @@ impl Directory {
             return true;
         };
         let mut all = write(&self.installations);
-        let known = all.entry(id.clone()).or_insert_with(|| Known {
-            state: PluginInstallation::default(),
-            revision: u64::MAX,
-            installed_at: 0,
-            enabled_at: 0,
-            installed_time: None,
-        });
+        let known = Arc::make_mut(all.entry(id.clone()).or_insert_with(|| {
+            Arc::new(Known {
+                state: PluginInstallation::default(),
+                revision: u64::MAX,
+                installed_at: 0,
+                enabled_at: 0,
+                installed_time: None,
+            })
+        }));
         let expected = known.revision.wrapping_add(1);
         if ev.revision != expected {
             // Already folded (old) is fine; past the next one is a gap.
@@ -278,12 +282,12 @@ impl Directory {
         }
     }
 
-    pub fn get(&self, id: &InstallationId) -> Option<Known> {
+    pub fn get(&self, id: &InstallationId) -> Option<Arc<Known>> {
         read(&self.installations).get(id).cloned()
     }
 
     /// The installation if it belongs to `tenant` and is installed.
-    pub fn get_for(&self, tenant: &TenantId, id: &InstallationId) -> Option<Known> {
+    pub fn get_for(&self, tenant: &TenantId, id: &InstallationId) -> Option<Arc<Known>> {
         self.get(id)
             .filter(|k| k.state.tenant.as_ref() == Some(tenant) && k.state.status.is_installed())
     }
@@ -299,7 +303,7 @@ impl Directory {
             .iter()
             .filter_map(|id| all.get(id))
             .filter(|k| k.state.status.is_installed())
-            .cloned()
+            .map(|k| Known::clone(k))
             .collect();
         out.sort_by_key(|k| k.installed_at);
         out
@@ -322,7 +326,7 @@ impl Directory {
             None => all
                 .values()
                 .filter(|k| k.state.status.is_installed())
-                .for_each(f),
+                .for_each(|k| f(k)),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The gauges `/metrics` shows, set from live state when it is scraped
 //! (never on a hot path): per warm pool, the heap its idle isolates hold
-//! and the most they held (one series per pool, so at most `RUNTIMES_MAX`
+//! and the most they held, in-call peaks included (one series per pool, so at most `RUNTIMES_MAX`
 //! of each); jobs scheduled; email messages pending in the outboxes;
 //! messages waiting in actor mailboxes and supervisor gates. A gauge not
 //! set again (an evicted pool's) leaves the scrape output once it idles
@@ -16,7 +16,7 @@ impl Engine {
             let slug = inner
                 .directory
                 .get(&pool.installation_id)
-                .and_then(|k| k.state.slug.map(|s| s.to_string()))
+                .and_then(|k| k.state.slug.as_ref().map(|s| s.to_string()))
                 // A webhook transform's pool: no plugin of that id.
                 .unwrap_or_else(|| "_webhook".into());
             let labels = [

@@ -254,18 +254,31 @@ pub(crate) async fn run(
     metrics::histogram!("extensor_plugin_invocation_seconds",
         "plugin" => plugin, "trigger" => kind)
     .record(started.elapsed().as_secs_f64());
-    redacted(super::runtime::redactor(inner, known), kind, slug, result)
+    redacted(
+        || super::runtime::redactor(inner, known),
+        kind,
+        slug,
+        result,
+    )
 }
 
 /// What an invocation leaves behind, with the installation's secret values
 /// replaced: logs and errors always; the value of hooks and jobs, which is
 /// recorded in the log (a route's or filter's value goes to its caller).
+/// The redactor (every secret decrypted) is made only when there is
+/// something to redact: a route or filter answer without logs has nothing.
 fn redacted(
-    redactor: extensor_core::redact::Redactor,
+    redactor: impl FnOnce() -> extensor_core::redact::Redactor,
     kind: &str,
     slug: String,
     result: Result<Outcome, extensor_js::InvokeFailure>,
 ) -> Result<Outcome, Error> {
+    let recorded = matches!(kind, "hook" | "job");
+    let result = match result {
+        Ok(o) if o.logs.is_empty() && !recorded => return Ok(o),
+        other => other,
+    };
+    let redactor = redactor();
     let logs = |logs: Vec<LogEntry>| -> Vec<LogEntry> {
         logs.into_iter()
             .map(|mut l| {
@@ -284,7 +297,7 @@ fn redacted(
     match result {
         Ok(mut o) => {
             o.logs = logs(o.logs);
-            if matches!(kind, "hook" | "job") {
+            if recorded {
                 o.value = redactor.redact_json(&o.value);
             }
             Ok(o)
@@ -419,7 +432,7 @@ impl Engine {
         run(&self.inner, &known, trigger, input, event_id, 0).await
     }
 
-    fn enabled(&self, tenant: &TenantId, id: &InstallationId) -> Result<Known, Error> {
+    fn enabled(&self, tenant: &TenantId, id: &InstallationId) -> Result<Arc<Known>, Error> {
         let known = self
             .inner
             .directory
@@ -448,7 +461,7 @@ impl Engine {
             .inner
             .directory
             .get_for(tenant, &id)
-            .filter(Known::is_enabled)
+            .filter(|k| k.is_enabled())
             .ok_or_else(|| Error::not_found("plugin", slug))?;
         let method = request.method.to_ascii_uppercase();
         if request.caller.is_none() && !public_route_declared(&known, &method, &request.path) {

@@ -103,9 +103,6 @@ pub(crate) struct Runtime {
     pub digest: String,
     pub installation: Installation,
     last_used: AtomicU64,
-    /// The most heap its idle warm isolates held together, sampled after
-    /// every invocation of any pool (`trim`, which reads them anyway).
-    heap_peak_bytes: std::sync::atomic::AtomicUsize,
 }
 
 pub(crate) struct Runtimes {
@@ -120,8 +117,9 @@ pub struct WarmPool {
     pub installation_id: InstallationId,
     pub warm_isolates: usize,
     pub heap_bytes: usize,
-    /// The most `heap_bytes` was after any invocation since the pool was
-    /// built (at least `heap_bytes`).
+    /// The most heap the pool's isolates held together since it was built,
+    /// each invocation's isolate counted at its in-call peak
+    /// (`Installation::heap_peak_bytes`; at least `heap_bytes`).
     pub heap_peak_bytes: usize,
 }
 
@@ -189,7 +187,6 @@ impl Runtimes {
             digest: String::new(),
             installation: install(),
             last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
-            heap_peak_bytes: Default::default(),
         });
         self.insert(id.clone(), rt.clone());
         rt
@@ -204,9 +201,7 @@ impl Runtimes {
             .iter()
             .map(|(id, r)| {
                 let used = r.last_used.load(Ordering::Relaxed);
-                let heap = r.installation.warm_heap_bytes();
-                r.heap_peak_bytes.fetch_max(heap, Ordering::Relaxed);
-                (used, heap, id.clone())
+                (used, r.installation.warm_heap_bytes(), id.clone())
             })
             .collect();
         let mut total: usize = pools.iter().map(|p| p.1).sum();
@@ -232,12 +227,11 @@ impl Runtimes {
             .iter()
             .map(|(id, r)| {
                 let heap_bytes = r.installation.warm_heap_bytes();
-                let peak = r.heap_peak_bytes.fetch_max(heap_bytes, Ordering::Relaxed);
                 let pool = WarmPool {
                     installation_id: id.clone(),
                     warm_isolates: r.installation.warm_isolates(),
                     heap_bytes,
-                    heap_peak_bytes: peak.max(heap_bytes),
+                    heap_peak_bytes: r.installation.heap_peak_bytes().max(heap_bytes),
                 };
                 (r.last_used.load(Ordering::Relaxed), pool)
             })
@@ -341,7 +335,6 @@ pub(crate) async fn runtime(inner: &Arc<Inner>, known: &Known) -> Result<Arc<Run
         digest: version.bundle_digest.clone(),
         installation,
         last_used: AtomicU64::new(inner.runtimes.clock.fetch_add(1, Ordering::Relaxed)),
-        heap_peak_bytes: Default::default(),
     });
     inner.runtimes.insert(id.clone(), rt.clone());
     Ok(rt)

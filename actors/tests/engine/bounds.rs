@@ -1,6 +1,7 @@
 //! Trust boundaries the engine enforces before and after plugin code runs:
 //! anonymous callers start nothing, route answers follow the header
-//! policy, and warm isolates are capped in bytes process-wide.
+//! policy, and warm isolates are capped in bytes process-wide (and their
+//! in-call heap peak is measured).
 
 use extensor_actors::Error;
 use extensor_actors::engine::{RouteRequest, WarmPool};
@@ -111,6 +112,33 @@ async fn route_answers_follow_the_header_policy() {
             other => panic!("{value}: {other}"),
         }
     }
+}
+
+/// The pool's peak (the `extensor_isolate_heap_peak_bytes` gauge) counts
+/// memory a route allocated and dropped inside one call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heap_peak_gauge_counts_memory_freed_within_a_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path()).await;
+    let tenant = new_tenant(&engine, "acme").await;
+    let js = "import { route } from 'extensor:sdk';
+        route('GET', '/burst', () => {
+          let held = [];
+          for (let i = 0; i < 8; i++) held.push(new Uint8Array(1 << 20).fill(i + 1));
+          held = null;
+          return 'done';
+        });";
+    let manifest = json!({"routes": [{"method": "GET", "path": "/burst"}]});
+    install(&engine, &tenant, plugin("burst", "1.0.0", manifest, js)).await;
+    let r = engine
+        .route(&tenant, "burst", req("GET", "/burst", Some(Role::Viewer)))
+        .await
+        .unwrap();
+    assert_eq!(r.body, json!("done"));
+    let pools = engine.warm_pools();
+    let pool = &pools[0];
+    assert!(pool.heap_peak_bytes >= 8 << 20, "{pool:?}");
+    assert!(pool.heap_peak_bytes >= pool.heap_bytes, "{pool:?}");
 }
 
 const FILL: &str = "import { route } from 'extensor:sdk';

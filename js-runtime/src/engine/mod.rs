@@ -66,6 +66,15 @@ impl Isolate {
         }
     }
 
+    /// Heap bytes it held right after the bundle loaded.
+    pub fn loaded_heap_bytes(&self) -> usize {
+        match self {
+            Isolate::QuickJs(i) => i.loaded_heap_bytes,
+            #[cfg(feature = "v8")]
+            Isolate::V8(i) => i.loaded_heap_bytes,
+        }
+    }
+
     /// Queues one invocation and waits for its answer; the isolate must be
     /// discarded if the answer's `discard` is set. [`Answer::NotRun`] when
     /// the isolate closed before the invocation started (run it elsewhere).
@@ -105,7 +114,6 @@ pub(crate) struct IsolateSpec {
     pub allowed_hosts: Arc<Vec<String>>,
     pub scope: InstallationScope,
     pub services: HostServices,
-    pub plugin_info: Value,
     pub tokio: tokio::runtime::Handle,
     pub engine: JsEngine,
     /// The sandbox's count of isolate threads alive ([`Alive`]).
@@ -149,6 +157,9 @@ pub(crate) struct RawOutcome {
 /// What one isolate reports after evaluating the bundle.
 pub(crate) struct Loaded {
     pub registrations: Vec<Registration>,
+    /// Heap bytes it holds once loaded (as [`Finished::heap_bytes`]), sent
+    /// with the answer so a new isolate needs no second round trip.
+    pub heap_bytes: usize,
 }
 
 /// The JS result plus the logs captured whatever happened.
@@ -160,6 +171,10 @@ pub(crate) struct Finished {
     /// Heap bytes the isolate holds after the invocation (what keeping it
     /// warm costs); the installation sums these for the process-wide cap.
     pub heap_bytes: usize,
+    /// The most heap bytes the isolate held at any point of the invocation
+    /// (at least `heap_bytes`): QuickJS counts every allocation, V8 samples
+    /// its heap before every garbage collection and at the end.
+    pub heap_peak_bytes: usize,
 }
 
 impl Finished {
@@ -170,6 +185,7 @@ impl Finished {
             logs: Vec::new(),
             discard: true,
             heap_bytes: 0,
+            heap_peak_bytes: 0,
         }
     }
 }

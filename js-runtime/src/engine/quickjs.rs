@@ -76,6 +76,7 @@ pub(crate) struct Isolate {
     queue: Queue<Msg>,
     kill: Arc<AtomicBool>,
     pub registrations: Vec<Registration>,
+    pub loaded_heap_bytes: usize,
 }
 
 impl Isolate {
@@ -112,6 +113,7 @@ impl Isolate {
                 queue,
                 kill,
                 registrations: loaded.registrations,
+                loaded_heap_bytes: loaded.heap_bytes,
             }),
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(JsError::Internal(
@@ -229,6 +231,9 @@ struct Clock {
     heap_exhausted: Rc<Cell<bool>>,
     /// Bytes the allocator has handed out, updated on every allocation.
     heap_used: Rc<Cell<usize>>,
+    /// The most `heap_used` has been since the running invocation started
+    /// (its in-call high-water mark), kept by the allocator.
+    heap_peak: Rc<Cell<usize>>,
     kill: Arc<AtomicBool>,
 }
 
@@ -379,6 +384,9 @@ struct LimitAllocator {
     /// `used_bytes` mirrored for the engine: O(1), unlike QuickJS's own
     /// memory statistics which walk the whole heap.
     used_shared: Rc<Cell<usize>>,
+    /// The high-water mark of `used_bytes`; the engine lowers it to the
+    /// current use when an invocation starts.
+    peak_shared: Rc<Cell<usize>>,
     limit_bytes: usize,
     exhausted: Rc<Cell<bool>>,
 }
@@ -386,6 +394,9 @@ struct LimitAllocator {
 impl LimitAllocator {
     fn publish(&self) {
         self.used_shared.set(self.used_bytes);
+        if self.used_bytes > self.peak_shared.get() {
+            self.peak_shared.set(self.used_bytes);
+        }
     }
 
     fn admit(&mut self, more: usize, less: usize) -> bool {
@@ -480,12 +491,14 @@ impl Engine {
             interrupted: Cell::new(false),
             heap_exhausted: Rc::new(Cell::new(false)),
             heap_used: Rc::new(Cell::new(0)),
+            heap_peak: Rc::new(Cell::new(0)),
             kill,
         });
         let allocator = LimitAllocator {
             inner: RustAllocator,
             used_bytes: 0,
             used_shared: clock.heap_used.clone(),
+            peak_shared: clock.heap_peak.clone(),
             limit_bytes: spec.limits.heap_bytes_max,
             exhausted: clock.heap_exhausted.clone(),
         };
@@ -553,6 +566,7 @@ impl Engine {
         self.state.phase.set(Phase::Ready);
         self.reclassify_oom(result).map(|()| Loaded {
             registrations: self.state.registrations.borrow().clone(),
+            heap_bytes: self.state.clock.heap_used.get(),
         })
     }
 
@@ -563,6 +577,7 @@ impl Engine {
         s.clock.deadline.set(Some(deadline));
         s.clock.interrupted.set(false);
         s.clock.heap_exhausted.set(false);
+        s.clock.heap_peak.set(s.clock.heap_used.get());
         s.deadline_ms.set(job.deadline.as_millis() as u64);
         s.denied.set(None);
         *s.logs.borrow_mut() = LogCapture::default();
@@ -587,6 +602,7 @@ impl Engine {
             logs,
             discard,
             heap_bytes: s.clock.heap_used.get(),
+            heap_peak_bytes: s.clock.heap_peak.get().max(s.clock.heap_used.get()),
         }
     }
 

@@ -325,4 +325,39 @@ async fn language_surface_is_as_documented() {
     }
 }
 
+
+/// Memory a handler allocates and frees inside one call shows in the pool's
+/// peak, though the isolate holds little of it once the call is over.
+#[tokio::test]
+async fn the_heap_peak_counts_what_one_call_allocated_and_freed() {
+    const MIB: usize = 1 << 20;
+    let ins = install(
+        json!({}),
+        "import { hook } from 'extensor:sdk';
+         hook('test.ping', (e) => {
+           let held = [];
+           for (let i = 0; i < e.mib; i++) held.push(new Uint8Array(1 << 20).fill(i + 1));
+           const n = held.length;
+           held = null;
+           return n;
+         });",
+        HostServices::default(),
+    )
+    .await;
+    let call = |mib: usize| hook("test.ping", json!({ "mib": mib }));
+    assert_eq!(ins.invoke(call(0)).await.unwrap().value, json!(0));
+    let quiet = ins.heap_peak_bytes();
+    assert!(quiet >= ins.warm_heap_bytes() && quiet < 6 * MIB, "{quiet} bytes after a quiet call");
+    assert_eq!(ins.invoke(call(8)).await.unwrap().value, json!(8));
+    let peak = ins.heap_peak_bytes();
+    assert!(peak >= 8 * MIB, "peak {peak} bytes after 8 MiB held in the call");
+    assert!(peak >= ins.warm_heap_bytes());
+    if engine() == JsEngine::QuickJs {
+        // Reference counting freed the buffers before the call returned:
+        // only the in-call peak saw them.
+        let held = ins.warm_heap_bytes();
+        assert!(held < 2 * MIB, "{held} bytes held after the call");
+    }
+}
+
 }

@@ -1,8 +1,8 @@
 // V8 only. Evaluated once per process while the start-up snapshot is made,
 // as `(this file)(Deno.core.ops, prelude)`. It binds the shared prelude to
-// the three host ops and leaves one entry point where the isolate's start
-// script takes it (and deletes it, `Deno` and `__bootstrap`) before any
-// plugin code runs. Everything here is captured in this closure, so plugin
+// the three host ops and leaves one entry point where each isolate's start
+// (`start` in runtime.rs) takes it and deletes it, `Deno` and `__bootstrap`
+// before any plugin code runs. Everything here is captured in this closure, so plugin
 // code that replaces builtins later cannot reach or redirect it.
 (ops, prelude) => {
   'use strict';

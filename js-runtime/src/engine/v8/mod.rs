@@ -21,8 +21,11 @@
 //!   isolate exists (`stack`); the thread's native stack is that limit plus
 //!   [`THREAD_STACK_MARGIN_BYTES`];
 //! - host calls: the engine-neutral `host_call` layer.
+//!
+//! `heap` measures what an isolate's heap costs, now and at its in-call peak.
 
 mod buffers;
+mod heap;
 mod loader;
 mod ops;
 mod runtime;
@@ -69,6 +72,7 @@ pub(crate) struct Isolate {
     queue: Queue<Msg>,
     terminate: Terminator,
     pub registrations: Vec<Registration>,
+    pub loaded_heap_bytes: usize,
 }
 
 /// Stops the isolate's JS from any thread, once the thread has published
@@ -117,6 +121,7 @@ impl Isolate {
                 queue: Queue::new(tx, gate),
                 terminate,
                 registrations: loaded.registrations,
+                loaded_heap_bytes: loaded.heap_bytes,
             }),
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(JsError::Internal(
@@ -175,8 +180,12 @@ fn isolate_main(
     gate: &Gate,
     ready: oneshot::Sender<Result<Loaded, JsError>>,
 ) {
+    // Timers only: deno_core's delayed V8 tasks and the deadline's tokio
+    // timeouts sleep on it; nothing on this thread does I/O (host calls run
+    // on the server's runtime), so no I/O driver (an epoll instance and an
+    // eventfd per isolate) is built.
     let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .build()
     {
         Ok(rt) => rt,
