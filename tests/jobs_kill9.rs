@@ -56,19 +56,7 @@ fn with_status(page: &Value, status: &str) -> Vec<Value> {
 /// Uploads and enables the ticker plugin; returns its runs' path.
 async fn ticker(api: &Api) -> String {
     let zip = served::zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
-    let part = reqwest::multipart::Part::bytes(zip).file_name("ticker.zip");
-    let up: Value = api
-        .req(Method::POST, "/api/plugins/upload")
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = up["plugin"]["id"].as_str().expect("plugin id").to_owned();
-    api.call(Method::POST, &format!("/api/plugins/{id}/enable"), None)
-        .await;
+    let id = api.install_enabled("ticker.zip", zip).await;
     format!("/api/plugins/{id}/runs?limit=200")
 }
 

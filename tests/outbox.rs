@@ -62,17 +62,7 @@ fn serve(data: &Path, smtp_port: u16) -> served::Server {
 /// Uploads and enables the plugin whose hook sends 3 emails.
 async fn install(api: &Api) {
     let zip = served::zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
-    let part = reqwest::multipart::Part::bytes(zip).file_name("mailer.zip");
-    let r = api
-        .req(Method::POST, "/api/plugins/upload")
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
-    let up: Value = r.json().await.unwrap();
-    let id = up["plugin"]["id"].as_str().expect("plugin id").to_owned();
-    api.call(Method::POST, &format!("/api/plugins/{id}/enable"), None)
-        .await;
+    api.install_enabled("mailer.zip", zip).await;
 }
 
 fn count_of(events: &Value, kinds: &[&str]) -> usize {

@@ -235,39 +235,9 @@ async fn a_bundle_uploaded_on_one_node_runs_on_another() {
     let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let env = [("EXTENSOR_STORE_URL", db.url())];
     let server = served::serve_with(data_a.path(), ADMIN, &env);
-    let api::Api { http, token, .. } = api::Api::create_tenant(&server.url, ADMIN).await;
-    let call = |base: &str, method: reqwest::Method, path: &str| {
-        http.request(method, format!("{base}{path}"))
-            .bearer_auth(&token)
-            .header("X-Tenant-Slug", "acme")
-    };
+    let mut api = api::Api::create_tenant(&server.url, ADMIN).await;
     let zip = served::zip_of(&[("manifest.json", MANIFEST), ("main.js", MAIN)]);
-    let part = reqwest::multipart::Part::bytes(zip).file_name("greeter.zip");
-    let up: Value = call(&server.url, reqwest::Method::POST, "/api/plugins/upload")
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = up["plugin"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{up}"))
-        .to_owned();
-    let enabled = call(
-        &server.url,
-        reqwest::Method::POST,
-        &format!("/api/plugins/{id}/enable"),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert!(
-        enabled.status().is_success(),
-        "{}",
-        enabled.text().await.unwrap()
-    );
+    api.install_enabled("greeter.zip", zip).await;
     assert!(
         !data_a.path().join("bundles").exists(),
         "the bundle is not in the first node's data directory"
@@ -275,39 +245,17 @@ async fn a_bundle_uploaded_on_one_node_runs_on_another() {
     drop(server);
 
     let server = served::serve_with(data_b.path(), ADMIN, &env);
-    let published = call(&server.url, reqwest::Method::POST, "/api/events")
-        .json(&json!({"event_type": "order.created", "event_data": {"who": "ada"}}))
-        .send()
+    api.base = server.url.clone();
+    let event = json!({"event_type": "order.created", "event_data": {"who": "ada"}});
+    api.call(reqwest::Method::POST, "/api/events", Some(event))
+        .await;
+    let hooks = api
+        .until("/api/events?type=hook.&limit=100", |page| {
+            page.to_string().contains("hook.executed")
+        })
         .await
-        .unwrap();
-    assert!(
-        published.status().is_success(),
-        "{}",
-        published.text().await.unwrap()
-    );
-    let mut last = Value::Null;
-    for _ in 0..400 {
-        last = call(
-            &server.url,
-            reqwest::Method::GET,
-            "/api/events?type=hook.&limit=100",
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        if last.to_string().contains("hook.executed") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let text = last.to_string();
-    assert!(
-        text.contains("hook.executed") && text.contains("ada"),
-        "{text}"
-    );
+        .to_string();
+    assert!(hooks.contains("ada"), "{hooks}");
 }
 
 const NOTES_MANIFEST: &str = r#"{
@@ -343,38 +291,15 @@ async fn two_nodes_read_each_other_plugin_files() {
     let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let env = [("EXTENSOR_STORE_URL", db.url())];
     let a = served::serve_with(data_a.path(), ADMIN, &env);
-    let api::Api { http, token, .. } = api::Api::create_tenant(&a.url, ADMIN).await;
-    let call = |base: &str, method: reqwest::Method, path: &str| {
-        http.request(method, format!("{base}{path}"))
-            .bearer_auth(&token)
-            .header("X-Tenant-Slug", "acme")
-    };
+    let api = api::Api::create_tenant(&a.url, ADMIN).await;
     let zip = served::zip_of(&[("manifest.json", NOTES_MANIFEST), ("main.js", NOTES_MAIN)]);
-    let part = reqwest::multipart::Part::bytes(zip).file_name("notes.zip");
-    let up: Value = call(&a.url, reqwest::Method::POST, "/api/plugins/upload")
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = up["plugin"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{up}"));
-    let enabled = call(
-        &a.url,
-        reqwest::Method::POST,
-        &format!("/api/plugins/{id}/enable"),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert!(
-        enabled.status().is_success(),
-        "{}",
-        enabled.text().await.unwrap()
-    );
+    api.install_enabled("notes.zip", zip).await;
+    let call = |base: &str, method: reqwest::Method, path: &str| {
+        api.http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&api.token)
+            .header("X-Tenant-Slug", api::TENANT_SLUG)
+    };
     // Started after the enable: it loads the installation from the log.
     let b = served::serve_with(data_b.path(), ADMIN, &env);
     let put = |base: String, name: &'static str, text: &'static str| {

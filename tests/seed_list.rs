@@ -120,18 +120,7 @@ impl Api {
     async fn upload(&self, slug: &str) -> String {
         let manifest = MANIFEST.replace("\"seed\"", &format!("\"{slug}\""));
         let zip = served::zip_of(&[("manifest.json", &manifest), ("main.js", MAIN)]);
-        let part = reqwest::multipart::Part::bytes(zip).file_name("seed.zip");
-        let r = self
-            .req(Method::POST, "/api/plugins/upload")
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .unwrap();
-        let up: Value = r.json().await.unwrap();
-        up["plugin"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{up}"))
-            .to_owned()
+        self.upload_zip("seed.zip", zip).await
     }
 
     async fn webhook(&self, name: &str, url: &str) {

@@ -856,24 +856,47 @@ async fn wait_stopped(actor: &ActorRef<SchedulerMsg>) {
     }
 }
 
-#[tokio::test]
-async fn a_fenced_scheduler_neither_runs_its_armed_claim_nor_claims_more() {
+/// A per-minute `report` job whose next occurrence an old scheduler
+/// (`sch_a`) has claimed and armed, two seconds before it is due.
+struct Armed {
+    w: World,
+    id: InstallationId,
+    old_runner: ScriptRunner,
+    old: ActorRef<SchedulerMsg>,
+    at: DateTime<Utc>,
+}
+
+async fn armed_by_an_old_scheduler(slug: &str) -> Armed {
     let w = World::new();
     let id = w
-        .install(
-            "twins",
-            json!([{"name": "report", "schedule": "* * * * *"}]),
-        )
+        .install(slug, json!([{"name": "report", "schedule": "* * * * *"}]))
         .await;
     let old_runner = ScriptRunner::default();
     let old = w.scheduler(&old_runner, "sch_a").await;
     let at = w.minute(1);
-    // Claimed and armed by the old scheduler.
     w.advance_to(at - chrono::Duration::seconds(2)).await;
     w.wait_runs(&id, "report", |r| {
         r.len() == 1 && r[0].status == RunStatus::Scheduled
     })
     .await;
+    Armed {
+        w,
+        id,
+        old_runner,
+        old,
+        at,
+    }
+}
+
+#[tokio::test]
+async fn a_fenced_scheduler_neither_runs_its_armed_claim_nor_claims_more() {
+    let Armed {
+        w,
+        id,
+        old_runner,
+        old,
+        at,
+    } = armed_by_an_old_scheduler("twins").await;
     // A twin starts (a restarted scheduler whose predecessor is still
     // alive): it claims the next epoch and adopts the armed claim.
     let new_runner = ScriptRunner::default();
@@ -1152,22 +1175,13 @@ async fn a_scheduler_stopped_mid_run_after_its_wave_is_settled_and_never_reruns(
 
 #[tokio::test]
 async fn a_fenced_schedulers_wave_conflicts_and_it_starts_nothing() {
-    let w = World::new();
-    let id = w
-        .install(
-            "fenced",
-            json!([{"name": "report", "schedule": "* * * * *"}]),
-        )
-        .await;
-    let old_runner = ScriptRunner::default();
-    let old = w.scheduler(&old_runner, "sch_a").await;
-    let at = w.minute(1);
-    // Claimed and armed by the old scheduler.
-    w.advance_to(at - chrono::Duration::seconds(2)).await;
-    w.wait_runs(&id, "report", |r| {
-        r.len() == 1 && r[0].status == RunStatus::Scheduled
-    })
-    .await;
+    let Armed {
+        w,
+        id,
+        old_runner,
+        old,
+        at,
+    } = armed_by_an_old_scheduler("fenced").await;
     // A newer scheduler claims the tenant and has not yet fenced any job
     // stream (it is still loading; here it never gets further).
     let newer = EpochClaim::claim(w.store.clone(), &w.tenant, "sch_b", &w.meta())

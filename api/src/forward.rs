@@ -97,6 +97,21 @@ impl Outcome {
     }
 }
 
+/// Every outcome's series exists from the start (at 0), also on a node
+/// that never forwards (the embedded store), so dashboards and the
+/// seed-list test see the family before the first forward.
+pub fn register_metrics() {
+    for outcome in [
+        Outcome::Forwarded,
+        Outcome::SecondHop,
+        Outcome::LeaseMoving,
+        Outcome::OwnerUnreachable,
+    ] {
+        metrics::counter!("extensor_cluster_forwards_total", "outcome" => outcome.as_str())
+            .increment(0);
+    }
+}
+
 fn count(outcome: Outcome) {
     metrics::counter!("extensor_cluster_forwards_total", "outcome" => outcome.as_str())
         .increment(1);

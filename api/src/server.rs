@@ -164,6 +164,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint + 'static {
             .content_type("application/json")
             .body(crate::document::json())
     });
+    crate::forward::register_metrics();
     Route::new()
         .nest("/", service)
         .at("/openapi.yaml", yaml)

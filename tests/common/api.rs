@@ -94,4 +94,31 @@ impl Api {
             tokio::time::sleep(UNTIL_POLL).await;
         }
     }
+
+    /// Uploads the plugin ZIP `zip` as `file_name`; fails the test unless
+    /// it is accepted, and returns the plugin's id.
+    pub async fn upload_zip(&self, file_name: &str, zip: Vec<u8>) -> String {
+        let part = reqwest::multipart::Part::bytes(zip).file_name(file_name.to_owned());
+        let resp = self
+            .req(Method::POST, "/api/plugins/upload")
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let up: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(status < 300, "uploading {file_name}: {status} {up}");
+        up["plugin"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no plugin id in {up}"))
+            .to_owned()
+    }
+
+    /// [`Api::upload_zip`], then enables the plugin; returns its id.
+    pub async fn install_enabled(&self, file_name: &str, zip: Vec<u8>) -> String {
+        let id = self.upload_zip(file_name, zip).await;
+        self.call(Method::POST, &format!("/api/plugins/{id}/enable"), None)
+            .await;
+        id
+    }
 }
