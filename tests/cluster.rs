@@ -256,6 +256,123 @@ async fn three_nodes_survive_a_kill_a_restart_and_a_join() {
     );
 }
 
+/// A stale owner that is alive: the owner is frozen (SIGSTOP) past its
+/// lease, the other node takes the tenant over, then the frozen one runs
+/// again (SIGCONT) still believing it owns the tenant until its next
+/// renewal fails. It can neither run nor record: every record of a hook
+/// lane carries the epoch of the newest claim on its stream at that point
+/// (a stale lane's append would carry its older epoch), and the harness's
+/// invariants (hooks, deliveries, cron at most once, emails) hold across
+/// both nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_owner_thawed_after_takeover_neither_runs_nor_records() {
+    let db = database().await;
+    let mut world = World::start_with(17, cluster_env(db.url(), LEASE_TTL_MS)).await;
+    let tenant = world.tenant_id.clone();
+    settle(&world.node.url, &tenant, 1).await;
+    let peer = another_node(&world, "node-1").await;
+    let joined = Utc::now();
+    let both = vec![world.node.url.clone(), peer.url.clone()];
+    let traffic = Traffic::start(world.api.token.clone(), both.clone());
+    let owner = settle(&world.node.url, &tenant, 2).await;
+    hand_over(&mut world, joined);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let frozen_at = Utc::now();
+    let other = both.iter().find(|u| **u != owner).unwrap().clone();
+    traffic.set_bases(vec![other.clone()]);
+    world.api.base = other.clone();
+    let signal = |world: &World, name: &str| {
+        if owner == world.node.url {
+            world.node.signal(name);
+        } else {
+            peer.signal(name);
+        }
+    };
+    signal(&world, "STOP");
+    let successor = settle(&other, &tenant, 1).await;
+    assert_eq!(successor, other, "the live node took the tenant");
+    hand_over(&mut world, frozen_at);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let thawed_at = Utc::now();
+    signal(&world, "CONT");
+    settle(&other, &tenant, 2).await;
+    traffic.set_bases(both);
+    hand_over(&mut world, thawed_at);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    world.published = traffic.finish().await;
+    let traffic_end = Utc::now();
+    assert!(world.published.len() > 20, "too little traffic");
+    let violations = settle_and_check(&mut world, traffic_end).await;
+    assert!(
+        violations.is_empty(),
+        "a thawed stale owner broke delivery guarantees (logs in {}):\n{}",
+        keep_logs(&mut world),
+        violations.join("\n")
+    );
+    let lanes = lane_records(&world.api).await;
+    assert!(
+        lanes.checked > 20,
+        "too few lane records: {}",
+        lanes.checked
+    );
+    assert!(
+        lanes.claims_max >= 2,
+        "no lane was claimed again after the takeover"
+    );
+    let stale = lanes.stale;
+    assert!(stale.is_empty(), "records of a stale lane: {stale:#?}");
+    drop(peer);
+}
+
+/// The records of the `hooks-*` streams, checked against their claims.
+#[derive(Default)]
+struct LaneRecords {
+    /// Records carrying an epoch, other than claims.
+    checked: usize,
+    /// The most claims any one stream had.
+    claims_max: usize,
+    /// Records whose epoch is not the newest claim's on their stream at
+    /// that point of the log.
+    stale: Vec<Value>,
+}
+
+async fn lane_records(api: &Api) -> LaneRecords {
+    let mut newest: std::collections::HashMap<String, (u64, usize)> = Default::default();
+    let mut lanes = LaneRecords::default();
+    let mut after = 0u64;
+    loop {
+        let page = api
+            .get(&format!("/api/events?after={after}&limit=1000"))
+            .await
+            .expect("reading the log");
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            return lanes;
+        }
+        after = page["next_after"].as_u64().expect("next_after");
+        for e in events {
+            let stream = e["stream"].as_str().unwrap_or_default().to_owned();
+            let epoch = e["data"]["epoch"].as_u64();
+            let (true, Some(epoch)) = (stream.starts_with("hooks-"), epoch) else {
+                continue;
+            };
+            if e["type"] == "hook.lane_claimed" {
+                let claims = newest.get(&stream).map_or(0, |(_, n)| *n) + 1;
+                lanes.claims_max = lanes.claims_max.max(claims);
+                newest.insert(stream, (epoch, claims));
+                continue;
+            }
+            lanes.checked += 1;
+            if newest.get(&stream).map(|(e, _)| *e) != Some(epoch) {
+                lanes.stale.push(e);
+            }
+        }
+    }
+}
+
 /// Heals (receivers and relay are up all along here) and re-checks every
 /// invariant until nothing is pending or the settle time is over.
 async fn settle_and_check(world: &mut World, until: chrono::DateTime<Utc>) -> Vec<String> {

@@ -53,6 +53,17 @@ impl Node {
         node
     }
 
+    /// Sends `signal` (a `kill -s` name such as `STOP` or `CONT`) to the
+    /// running process: a frozen node is alive but runs nothing.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the node is running").id();
+        let status = std::process::Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -s {signal} {pid} failed");
+    }
+
     /// SIGKILL: no graceful shutdown, nothing flushed but what is durable.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
