@@ -67,12 +67,13 @@ struct NoopRunner {
 
 impl JobRunner for NoopRunner {
     fn run(&self, request: JobRequest) -> BoxFuture<'static, Result<JobSuccess, JobFailure>> {
-        let now = Utc::now();
-        self.calls
-            .lock()
-            .unwrap()
-            .push((request.scheduled_for, now));
-        Box::pin(async {
+        // Stamped when the job's future is first polled, which is when a
+        // real runner (the engine's) starts the job: building the future
+        // does nothing.
+        let calls = self.calls.clone();
+        Box::pin(async move {
+            let now = Utc::now();
+            calls.lock().unwrap().push((request.scheduled_for, now));
             Ok(JobSuccess {
                 value: serde_json::Value::Null,
                 logs: Vec::new(),

@@ -364,9 +364,10 @@ async fn newest_wave_before(
 /// Whether an instant's wave is durable: `Err` if it could not be appended.
 type WaveCell = Arc<tokio::sync::OnceCell<Result<(), Arc<extensor_core::Error>>>>;
 
-/// A scheduler's waves, one cell per instant: the first run task woken for
-/// an instant appends its `job.wave_started`, the others await that same
-/// append, so 10,000 runs due at once wait on one durable write.
+/// A scheduler's waves, one cell per instant: the first to ask for an
+/// instant (its firing task, before it spawns the runs) appends its
+/// `job.wave_started`; every run of the instant awaits that same append,
+/// so 10,000 runs due at once wait on one durable write.
 pub struct Waves {
     claim: EpochClaim,
     cells: std::sync::Mutex<BTreeMap<DateTime<Utc>, WaveCell>>,
@@ -595,8 +596,8 @@ async fn invoke(
         started_at: begun.started_at,
     };
     // Polled after the call (which `join` polls first), and only once the
-    // task has yielded: the other runs of the instant, woken together, call
-    // their jobs before any of them builds and queues its start record.
+    // task has yielded: the other runs of the instant, spawned together,
+    // call their jobs before any of them builds and queues its start record.
     let record = async {
         tokio::task::yield_now().await;
         ctx.recorder.execute(&start, &ctx.meta).await

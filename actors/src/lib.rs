@@ -19,7 +19,8 @@
 //!   read models (the `ctx.db` projection, the deliveries index).
 //! - [`jobs`], [`scheduler`]: plugin jobs: the [`jobs::JobRunner`] boundary,
 //!   run recording, and the per-tenant scheduler actor (claims, fires,
-//!   catch-up, overlap, run-now).
+//!   catch-up, overlap, run-now); `scheduler/instant.rs` fires the claims
+//!   of one instant from one task.
 //! - [`outbox`]: the per-tenant email outbox, the first user of the
 //!   durable-work model: claims its stream with a fencing epoch, retries
 //!   with backoff, caps sends per minute, records every outcome.

@@ -19,11 +19,11 @@
 //!   a run conflicts there and is re-decided on the fence), so it can
 //!   neither run nor record; it then stops. Each claim wave also reads the
 //!   epoch record once; runs do not (see `jobs::run_job`).
-//! - **Wave start.** At an instant, the runs due then start together: the
-//!   first run task woken appends one `job.wave_started` to `jobs-<tenant>`
-//!   at the revision this scheduler last wrote ([`Waves`]); every run of the
-//!   instant awaits that append, invokes its job, then appends its own
-//!   `job.run_started`. A newer epoch's claim makes the wave conflict, so a
+//! - **Wave start.** At an instant, the runs due then start together: one
+//!   task per instant wakes ([`instant`]), takes the run slot of every idle
+//!   job due then, appends one `job.wave_started` to `jobs-<tenant>` at the
+//!   revision this scheduler last wrote ([`Waves`]), and spawns the runs;
+//!   each invokes its job, then appends its own `job.run_started`. A newer epoch's claim makes the wave conflict, so a
 //!   fenced scheduler starts nothing; a restarted one settles an older
 //!   epoch's unstarted claim at or before the newest older wave as
 //!   `owner_died` (it may have been invoked). Catch-up, queued and run-now
@@ -38,7 +38,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -66,6 +65,7 @@ use crate::jobs::{
     EpochClaim, JobRecorder, JobRequest, JobRunner, RunContext, RunStart, RunTaskEnd, Waves,
     count_run, is_stale_epoch, run_job,
 };
+use instant::{FireState, Member, SharedSlots, slots};
 
 /// How long before its fire time an occurrence is claimed. Long enough for
 /// a wave of claims (10,000 jobs firing on the same minute) to be durable
@@ -131,6 +131,8 @@ pub struct SchedulerArgs {
     pub registry: Option<Schedulers>,
 }
 
+mod instant;
+
 pub struct Scheduler;
 
 type JobKey = (InstallationId, String);
@@ -150,57 +152,12 @@ pub struct Claim {
     trigger: RunTrigger,
 }
 
-/// A claimed occurrence whose run task is armed: it sleeps until the
-/// scheduled time and starts the run itself, so a wave of 10,000 runs
-/// starts at the timer's pace, not one by one through this actor. The task
-/// lives in the actor's [`SchedulerState::tasks`], so it never outlives it.
+/// A claimed occurrence waiting for its instant, fired by its instant's
+/// task ([`instant::fire`]); kept here so that unscheduling can cancel it.
 struct Armed {
     scheduled_for: DateTime<Utc>,
     claim: Claim,
-    task: tokio::task::AbortHandle,
-    /// [`ARMED`], [`FIRED`] or [`CANCELLED`]: who got there first, the
-    /// task at its time or a cancel (unschedule, the actor stopping).
-    state: Arc<std::sync::atomic::AtomicU8>,
-}
-
-/// The run task is sleeping until its time.
-const ARMED: u8 = 0;
-/// The run task passed its time: its run is (or is about to be) going and
-/// is never aborted; it finishes within its deadline and records its end.
-const FIRED: u8 = 1;
-/// Cancelled before its time: the task is aborted and never runs.
-const CANCELLED: u8 = 2;
-
-impl Armed {
-    /// Aborts the task if it has not fired; `false` if its run is going.
-    fn cancel(&self) -> bool {
-        let won = self
-            .state
-            .compare_exchange(ARMED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if won {
-            self.task.abort();
-        }
-        won
-    }
-}
-
-/// What the actor and a job's armed tasks share: whether a run is going,
-/// so an armed task starts only when the job is idle and otherwise hands
-/// its occurrence to the actor for the overlap policy.
-#[derive(Debug, Default)]
-struct RunSlots {
-    /// Runs of this job going in this process.
-    running: usize,
-    /// Runs waiting in the actor's queue.
-    pending: usize,
-}
-
-type SharedSlots = Arc<std::sync::Mutex<RunSlots>>;
-
-fn slots(s: &SharedSlots) -> std::sync::MutexGuard<'_, RunSlots> {
-    // Only counters live here; a panic elsewhere cannot leave them torn.
-    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    state: FireState,
 }
 
 struct JobEntry {
@@ -543,7 +500,7 @@ impl SchedulerState {
         // A task that already fired is left to finish its run and record
         // it (aborting it mid-run left the run `running` for good); only
         // the ones still sleeping are cancelled and skipped.
-        let cancelled: Vec<&Armed> = entry.claimed.iter().filter(|a| a.cancel()).collect();
+        let cancelled: Vec<&Armed> = entry.claimed.iter().filter(|a| a.state.cancel()).collect();
         let claims = cancelled.into_iter().map(|a| &a.claim);
         for claim in claims.chain(entry.pending.iter()) {
             let cmd = skip_command(key, claim, SkipReason::Unscheduled);
@@ -583,9 +540,10 @@ impl SchedulerState {
             slots: SharedSlots::default(),
         };
         let left = self.settle_leftovers(key, &mut entry).await?;
-        for claim in left.adopted {
-            self.arm_run(myself, key, &mut entry, claim);
-        }
+        let adopted: Vec<Member> = (left.adopted.into_iter())
+            .map(|claim| self.arm_run(key, &mut entry, claim))
+            .collect();
+        self.fire_at_instants(myself, adopted);
         self.catch_up(key, &mut entry, active_since, left.missed)
             .await?;
         self.jobs.insert(key.clone(), entry);
@@ -837,8 +795,8 @@ impl SchedulerState {
         }
     }
 
-    /// The timer fired: claim what is near (arming each claim's run task)
-    /// and re-arm. Claims whose time has come fired on their own.
+    /// The timer fired: claim what is near (arming a firing task per
+    /// instant) and re-arm. Claims whose time has come fired on their own.
     async fn tick(&mut self, myself: &ActorRef<SchedulerMsg>) {
         self.claim_wave(myself).await;
         let now = self.clock.now();
@@ -894,12 +852,13 @@ impl SchedulerState {
             .buffer_unordered(CLAIM_CONCURRENCY)
             .collect()
             .await;
+        let mut armed = Vec::with_capacity(results.len());
         for (key, result) in results {
             let Some(mut entry) = self.jobs.remove(&key) else {
                 continue;
             };
             match result {
-                Ok(Some(claim)) => self.arm_run(myself, &key, &mut entry, claim),
+                Ok(Some(claim)) => armed.push(self.arm_run(&key, &mut entry, claim)),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(installation = %key.0, job = %key.1, error = %e, "claim failed; occurrence not run");
@@ -910,62 +869,49 @@ impl SchedulerState {
             }
             self.jobs.insert(key, entry);
         }
+        self.fire_at_instants(myself, armed);
     }
 
-    /// Arms the run task of a claim: it sleeps until the scheduled time,
-    /// then starts the run if the job is idle, or hands the occurrence back
-    /// ([`SchedulerMsg::Due`]) for the overlap policy.
-    fn arm_run(
-        &mut self,
-        myself: &ActorRef<SchedulerMsg>,
-        key: &JobKey,
-        entry: &mut JobEntry,
-        claim: Claim,
-    ) {
+    /// Arms a claim: records it among the job's claimed occurrences and
+    /// builds its run, which its instant's task fires ([`instant::fire`]).
+    fn arm_run(&self, key: &JobKey, entry: &mut JobEntry, claim: Claim) -> Member {
         let start = self.run_start(&claim);
         let ctx = self.run_context(key, entry, &claim, Principal::system(), start);
-        let sleep = self.clock.sleep_until(claim.scheduled_for);
-        let (me, slots_ref, key_owned) = (myself.clone(), entry.slots.clone(), key.clone());
-        let due = claim.clone();
-        let state = Arc::new(std::sync::atomic::AtomicU8::new(ARMED));
-        let fired = state.clone();
-        let task = self.tasks.spawn(async move {
-            sleep.await;
-            let won = fired
-                .compare_exchange(ARMED, FIRED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if !won {
-                return; // cancelled at its time
-            }
-            let idle = {
-                let mut s = slots(&slots_ref);
-                let idle = s.running == 0 && s.pending == 0;
-                if idle {
-                    s.running += 1;
-                }
-                idle
-            };
-            if !idle {
-                let _ = me.send_message(SchedulerMsg::Due {
-                    key: key_owned,
-                    claim: due,
-                    recorder: ctx.recorder.clone(),
-                });
-                return;
-            }
-            let end = run_job(ctx).await;
-            let _ = me.send_message(ended(key_owned, &end));
-        });
+        let state = FireState::default();
         let pos = entry
             .claimed
             .partition_point(|a| a.scheduled_for < claim.scheduled_for);
         let armed = Armed {
             scheduled_for: claim.scheduled_for,
-            claim,
-            task,
-            state,
+            claim: claim.clone(),
+            state: state.clone(),
         };
         entry.claimed.insert(pos, armed);
+        Member {
+            key: key.clone(),
+            claim,
+            recorder: entry.recorder.clone(),
+            slots: entry.slots.clone(),
+            state,
+            run: Box::pin(run_job(ctx)),
+        }
+    }
+
+    /// Spawns one firing task per instant of `members` (see [`instant`]).
+    fn fire_at_instants(&mut self, myself: &ActorRef<SchedulerMsg>, members: Vec<Member>) {
+        for (at, members) in instant::by_instant(members) {
+            let waves = self
+                .waves
+                .clone()
+                .map(|w| (w, self.meta(Principal::system())));
+            let fire = instant::Instant {
+                at,
+                sleep: self.clock.sleep_until(at),
+                waves,
+                members,
+            };
+            self.tasks.spawn(instant::fire(fire, myself.clone()));
+        }
     }
 
     fn run_context(
@@ -1509,7 +1455,7 @@ impl Actor for Scheduler {
         // (`owner_died`): its start is durable, so it is never run again.
         for entry in state.jobs.values() {
             for armed in &entry.claimed {
-                armed.cancel();
+                armed.state.cancel();
             }
         }
         state.tasks.abort_all();

@@ -40,7 +40,7 @@ fn open_store(dir: &tempfile::TempDir) -> Arc<dyn EventStore> {
 }
 
 /// A runner whose jobs behave by name: `boom` throws, `slow` reports its
-/// deadline hit, `hang` never answers, `huge` returns 1 MB, `block` waits
+/// deadline hit, `hang` never answers, `panic` panics (a host bug), `huge` returns 1 MB, `block` waits
 /// for a permit; anything else returns `{"n": <call number>}`.
 #[derive(Clone)]
 struct ScriptRunner {
@@ -96,6 +96,7 @@ impl JobRunner for ScriptRunner {
                     logs: vec![],
                 }),
                 "hang" => std::future::pending().await,
+                "panic" => panic!("the runner panicked (on purpose)"),
                 "huge" => Ok(JobSuccess {
                     value: Value::String("x".repeat(1_000_000)),
                     logs: vec![],
@@ -290,6 +291,84 @@ async fn a_job_fires_at_its_times_and_each_run_is_recorded() {
     // Each occurrence ran exactly once, with the job deadline.
     assert!(runner.runs_per_occurrence().values().all(|n| *n == 1));
     assert!(runner.calls().iter().all(|c| c.deadline_ms == 20));
+}
+
+/// One task fires every claim of an instant (`scheduler/instant.rs`): many
+/// jobs of several installations due at the same minutes each run exactly
+/// once per occurrence, with their own run records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_due_at_one_instant_runs_once_per_occurrence() {
+    const INSTALLATIONS: usize = 3;
+    const JOBS: usize = 20;
+    let w = World::new();
+    let jobs: Vec<Value> = (0..JOBS)
+        .map(|j| json!({"name": format!("j{j}"), "schedule": "* * * * *"}))
+        .collect();
+    let mut ids = Vec::new();
+    for i in 0..INSTALLATIONS {
+        ids.push(w.install(&format!("many-{i}"), json!(jobs)).await);
+    }
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_a").await;
+    let m1 = w.minute(1);
+    for at in [m1, m1 + chrono::Duration::minutes(1)] {
+        w.advance_to(at).await;
+        for id in &ids {
+            for j in 0..JOBS {
+                w.wait_runs(id, &format!("j{j}"), |r| {
+                    r.iter()
+                        .any(|r| r.scheduled_for == at && r.status == RunStatus::Succeeded)
+                })
+                .await;
+            }
+        }
+    }
+    let per = runner.runs_per_occurrence();
+    // The runner cannot tell installations apart by job name: each
+    // (job, minute) ran once per installation.
+    assert_eq!(per.len(), JOBS * 2, "{per:?}");
+    assert!(per.values().all(|n| *n == INSTALLATIONS), "{per:?}");
+    for id in &ids {
+        for j in 0..JOBS {
+            let runs = w.runs(id, &format!("j{j}")).await;
+            assert_eq!(count(&runs, RunStatus::Succeeded), 2, "{runs:#?}");
+            assert!(runs.iter().all(|r| r.started_at.is_some()));
+        }
+    }
+}
+
+/// A runner that panics (a host bug, not plugin code) ends that run
+/// only: the job's run slot is freed, so its next occurrence is invoked.
+#[tokio::test]
+async fn a_panicking_runner_does_not_stop_its_jobs_later_occurrences() {
+    let w = World::new();
+    w.install("oops", json!([{"name": "panic", "schedule": "* * * * *"}]))
+        .await;
+    let runner = ScriptRunner::default();
+    let _s = w.scheduler(&runner, "sch_a").await;
+    let m1 = w.minute(1);
+    w.advance_to(m1).await;
+    wait_calls(&runner, 1).await;
+    w.advance_to(m1 + chrono::Duration::minutes(1)).await;
+    wait_calls(&runner, 2).await;
+    let at: Vec<_> = runner.calls().iter().map(|c| c.scheduled_for).collect();
+    assert_eq!(at, vec![m1, m1 + chrono::Duration::minutes(1)]);
+    // The wave made each start durable before the call.
+    let waves = waves(w.store.as_ref(), &w.tenant).await;
+    assert!(waves.iter().any(|v| v.scheduled_for == m1), "{waves:?}");
+}
+
+/// Waits until the runner was called `n` times (a positive marker).
+async fn wait_calls(runner: &ScriptRunner, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(WAIT_MS);
+    while runner.calls().len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} calls, want {n}",
+            runner.calls().len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test]
