@@ -893,7 +893,7 @@ impl SchedulerState {
             recorder: entry.recorder.clone(),
             slots: entry.slots.clone(),
             state,
-            run: Box::pin(run_job(ctx)),
+            run: Box::pin(run_job_caught(ctx)),
         }
     }
 
@@ -1010,10 +1010,10 @@ impl SchedulerState {
         let me = myself.clone();
         let key = key.clone();
         self.tasks.spawn(async move {
-            let end = run_job(ctx).await;
-            let msg = ended(key, &end);
+            let end = run_job_caught(ctx).await;
+            let msg = instant::end_message(key, &end);
             if let Some(done) = done {
-                let _ = done.send(end.finished());
+                let _ = done.send(end.ok().and_then(RunTaskEnd::finished));
             }
             let _ = me.send_message(msg);
         });
@@ -1305,6 +1305,13 @@ fn claim_command(key: &JobKey, claim: &Claim, owner: &str, epoch: u64) -> JobRun
         owner: owner.into(),
         epoch,
     }
+}
+
+/// A run whose panic (a host bug: the runner, the recorder) is caught, so
+/// its task still tells the actor it ended and the job's slot is freed.
+async fn run_job_caught(ctx: RunContext) -> std::thread::Result<RunTaskEnd> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(run_job(ctx)).catch_unwind().await
 }
 
 /// What a run task tells the actor when it is done.

@@ -24,7 +24,6 @@
 //!   set, aborted at its stop.
 
 use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::Poll;
@@ -32,7 +31,6 @@ use std::task::Poll;
 use chrono::{DateTime, Utc};
 use extensor_core::event::EventMeta;
 use extensor_core::job_runs::RunTrigger;
-use futures::FutureExt;
 use futures::future::BoxFuture;
 use ractor::ActorRef;
 use tokio::task::JoinHandle;
@@ -104,10 +102,10 @@ pub(super) struct Member {
     pub(super) recorder: JobRecorder,
     pub(super) slots: SharedSlots,
     pub(super) state: FireState,
-    /// Its run (`jobs::run_job`), built at claim time. A future does
-    /// nothing until polled, so building it early only moves the
-    /// allocation off the instant.
-    pub(super) run: BoxFuture<'static, RunTaskEnd>,
+    /// Its run (`jobs::run_job`, panics caught), built at claim time. A
+    /// future does nothing until polled, so building it early only moves
+    /// the allocation off the instant.
+    pub(super) run: BoxFuture<'static, std::thread::Result<RunTaskEnd>>,
 }
 
 /// The occurrences of one instant and what firing them needs.
@@ -157,8 +155,8 @@ pub(super) async fn fire(instant: Instant, me: ActorRef<SchedulerMsg>) {
     for (key, run) in going {
         let me = me.clone();
         runs.0.push(tokio::spawn(async move {
-            let end = AssertUnwindSafe(run).catch_unwind().await;
-            let _ = me.send_message(end_message(key, end));
+            let end = run.await;
+            let _ = me.send_message(end_message(key, &end));
         }));
     }
     for run in &mut runs.0 {
@@ -179,7 +177,7 @@ impl Drop for Runs {
 }
 
 /// A run not finished at its first poll, to be driven by its own task.
-type Going = (JobKey, BoxFuture<'static, RunTaskEnd>);
+type Going = (JobKey, BoxFuture<'static, std::thread::Result<RunTaskEnd>>);
 
 /// Polls every run once, in one loop, before any of them is spawned. A
 /// scheduled run's start is its instant's wave, already durable, so its
@@ -194,13 +192,10 @@ async fn start_all(runnable: Vec<Member>, me: &ActorRef<SchedulerMsg>) -> Vec<Go
         let members = runnable.take().unwrap_or_default();
         let mut going = Vec::with_capacity(members.len());
         for Member { key, mut run, .. } in members {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
-                Ok(Poll::Pending) => going.push((key, run)),
-                Ok(Poll::Ready(end)) => {
-                    let _ = me.send_message(end_message(key, Ok(end)));
-                }
-                Err(panic) => {
-                    let _ = me.send_message(end_message(key, Err(panic)));
+            match run.as_mut().poll(cx) {
+                Poll::Pending => going.push((key, run)),
+                Poll::Ready(end) => {
+                    let _ = me.send_message(end_message(key, &end));
                 }
             }
         }
@@ -210,9 +205,9 @@ async fn start_all(runnable: Vec<Member>, me: &ActorRef<SchedulerMsg>) -> Vec<Go
 }
 
 /// What the scheduler hears when a run task is done, panicked or not.
-fn end_message(key: JobKey, end: std::thread::Result<RunTaskEnd>) -> SchedulerMsg {
+pub(super) fn end_message(key: JobKey, end: &std::thread::Result<RunTaskEnd>) -> SchedulerMsg {
     match end {
-        Ok(end) => ended(key, &end),
+        Ok(end) => ended(key, end),
         Err(_) => {
             // The run's end is unknown; free its slot so later occurrences
             // run (a newer epoch settles its claim).
