@@ -156,14 +156,18 @@ async fn store_config(
 }
 
 /// Logs to stderr through the buffered sink (`log_sink`): readable on a
-/// terminal, or one JSON object per line.
+/// terminal, or one JSON object per line. Terminal colours only when
+/// stderr is a terminal: a log file or collector gets plain text (and the
+/// colour codes cost formatting time on every request line).
 fn init_logging(format: LogFormat, filter: &str) -> Result<crate::log_sink::Flush> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| anyhow!("EXTENSOR_LOG=`{filter}`: {e}"))?;
     let (sink, flush) =
         crate::log_sink::start().map_err(|e| anyhow!("cannot start the log writer: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(sink);
     let result = match format {
         LogFormat::Text => builder.try_init(),

@@ -81,6 +81,8 @@ fn serves_health_and_stops_cleanly_on_sigterm() {
         .read_to_string(&mut err)
         .unwrap();
     assert!(err.contains("stopped cleanly"), "{err}");
+    // Logs piped to a file or collector carry no terminal colour codes.
+    assert!(err.contains("request") && !err.contains('\u{1b}'), "{err}");
     let verify = Command::new(env!("CARGO_BIN_EXE_extensor"))
         .args(["events", "verify"])
         .env("EXTENSOR_DATA_DIR", &data)

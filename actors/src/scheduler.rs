@@ -1311,7 +1311,9 @@ fn claim_command(key: &JobKey, claim: &Claim, owner: &str, epoch: u64) -> JobRun
 /// its task still tells the actor it ended and the job's slot is freed.
 async fn run_job_caught(ctx: RunContext) -> std::thread::Result<RunTaskEnd> {
     use futures::FutureExt;
-    std::panic::AssertUnwindSafe(run_job(ctx)).catch_unwind().await
+    std::panic::AssertUnwindSafe(run_job(ctx))
+        .catch_unwind()
+        .await
 }
 
 /// What a run task tells the actor when it is done.
