@@ -333,6 +333,32 @@ pub(crate) fn answer(
     keep
 }
 
+/// How long an idle isolate thread keeps looking for its next message
+/// before it sleeps. Under a steady stream of invocations the next one
+/// usually comes within this, and a thread that never slept needs no
+/// wake-up: a futex wake, and on a VM whose vCPU halted meanwhile, a
+/// wake-up through the hypervisor (40 µs on the benchmark VM, more than a
+/// whole warm hook; docs/BENCHMARKS.md). Bounded so that an idle server
+/// spends at most this much CPU after each invocation.
+pub(crate) const IDLE_LOOK_US: u64 = 50;
+
+/// The thread side's next message: looks for [`IDLE_LOOK_US`], yielding
+/// its core to any other runnable thread between looks, then sleeps on
+/// the channel. `Err` once the host dropped its handle.
+pub(crate) fn next_message<M>(rx: &mpsc::Receiver<M>) -> Result<M, mpsc::RecvError> {
+    let until = Instant::now() + Duration::from_micros(IDLE_LOOK_US);
+    loop {
+        match rx.try_recv() {
+            Ok(msg) => return Ok(msg),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => {
+                std::thread::yield_now();
+            }
+            Err(mpsc::TryRecvError::Empty) => return rx.recv(),
+        }
+    }
+}
+
 /// Thread side, once an isolate is discarded and its engine gone: answers
 /// every invocation still queued, or queued later, as not run, until the
 /// host drops its handle (which closes the channel).
@@ -345,4 +371,55 @@ pub(crate) fn refuse_the_rest<M>(rx: &mpsc::Receiver<M>, not_run: impl Fn(M)) {
 /// A poisoned lock only guards plain data here; it is still usable.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod idle_look_tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::next_message;
+
+    /// User + system CPU of one thread of this process, in clock ticks.
+    fn thread_cpu_ticks(tid: &str) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        // Fields after the command name (which may hold spaces): utime and
+        // stime are the 12th and 13th of them.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
+    /// The look is bounded: a thread with nothing to do sleeps on its
+    /// channel after it (its CPU time stops growing), a message wakes it,
+    /// and a dropped sender ends it.
+    #[test]
+    fn an_idle_thread_sleeps_after_its_look_and_wakes_for_a_message() {
+        let (tx, rx) = mpsc::channel::<u32>();
+        let (tid_tx, tid_rx) = mpsc::channel::<String>();
+        let thread = std::thread::spawn(move || {
+            let me = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            tid_tx
+                .send(me.split(' ').next().unwrap().to_owned())
+                .unwrap();
+            let first = next_message(&rx);
+            let second = next_message(&rx);
+            (first, second)
+        });
+        let tid = tid_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let before = thread_cpu_ticks(&tid);
+        std::thread::sleep(Duration::from_millis(400));
+        let spent = thread_cpu_ticks(&tid) - before;
+        // A thread still looking would have spent ~40 ticks (10 ms each).
+        assert!(
+            spent <= 2,
+            "the idle thread used {spent} ticks of CPU in 400 ms"
+        );
+        tx.send(7).unwrap();
+        drop(tx);
+        let (first, second) = thread.join().unwrap();
+        assert_eq!(first, Ok(7));
+        assert_eq!(second, Err(mpsc::RecvError));
+    }
 }

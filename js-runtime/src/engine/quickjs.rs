@@ -824,7 +824,7 @@ impl Engine {
     /// The next message: one held while busy, else the channel's.
     fn next(&self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
         let held = self.held.borrow_mut().pop_front();
-        held.or_else(|| rx.recv().ok())
+        held.or_else(|| super::next_message(rx).ok())
     }
 
     fn memory_bytes(&self) -> usize {

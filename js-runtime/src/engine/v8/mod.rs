@@ -41,7 +41,8 @@ use tokio::sync::oneshot;
 
 use super::gate::{Begin, Gate};
 use super::{
-    Alive, Answer, InvokeJob, IsolateSpec, Loaded, Queue, answer, await_answer, refuse_the_rest,
+    Alive, Answer, InvokeJob, IsolateSpec, Loaded, Queue, answer, await_answer, next_message,
+    refuse_the_rest,
 };
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind};
 use crate::error::JsError;
@@ -65,9 +66,10 @@ enum Msg {
 
 /// The host's handle on one V8 isolate thread. Dropping it ends the thread.
 pub(crate) struct Isolate {
-    /// A std channel: between invocations the thread blocks on a futex
-    /// outside its tokio runtime, which wakes faster than the runtime's
-    /// parked I/O driver (eventfd + epoll). Invocations queue on it while
+    /// A std channel: between invocations the thread looks for the next
+    /// one briefly (`next_message`), then blocks on a futex outside its
+    /// tokio runtime, which wakes faster than the runtime's parked I/O
+    /// driver (eventfd + epoll). Invocations queue on it while
     /// the thread is busy, and it runs them back to back.
     queue: Queue<Msg>,
     terminate: Terminator,
@@ -211,7 +213,7 @@ fn isolate_main(
     if ready.send(loaded).is_err() || failed_load {
         return;
     }
-    while let Ok(msg) = rx.recv() {
+    while let Ok(msg) = next_message(rx) {
         match msg {
             Msg::Invoke(job, seq, reply) => {
                 match gate.begin(seq) {
