@@ -175,17 +175,36 @@ struct Parts {
     body: bytes::Bytes,
 }
 
-/// Whether `resp` is `503 tenant_owned_elsewhere` (and `resp` itself,
-/// rebuilt when its body had to be read).
+/// Whether `resp` is `503 tenant_owned_elsewhere`, and `resp` itself with
+/// its body intact: a 503 whose body is longer than a refusal can be is
+/// not one, and goes on whole, as it came (the part already read, then the
+/// rest), never cut.
 async fn refused_as_owned_elsewhere(resp: Response) -> (Response, bool) {
+    use futures::StreamExt;
     if resp.status() != StatusCode::SERVICE_UNAVAILABLE {
         return (resp, false);
     }
     let (parts, body) = resp.into_parts();
-    let bytes = body
-        .into_bytes_limit(REFUSAL_BYTES_MAX)
-        .await
-        .unwrap_or_default();
+    let mut stream = body.into_bytes_stream();
+    let mut head: Vec<bytes::Bytes> = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let failed = match chunk {
+            Ok(c) => {
+                seen += c.len();
+                head.push(c);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if failed.is_some() || seen > REFUSAL_BYTES_MAX {
+            let read = futures::stream::iter(head.into_iter().map(Ok));
+            let failed = futures::stream::iter(failed.map(Err));
+            let body = Body::from_bytes_stream(read.chain(failed).chain(stream));
+            return (Response::from_parts(parts, body), false);
+        }
+    }
+    let bytes = bytes::Bytes::from(head.concat());
     let code = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v["code"].as_str().map(str::to_owned));
@@ -361,6 +380,44 @@ fn tenant_of(state: &AppState, headers: &HeaderMap) -> Option<TenantId> {
 mod tests {
     use super::*;
     use poem::http::HeaderName;
+
+    fn unavailable(body: Body) -> Response {
+        Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(body)
+    }
+
+    /// Only the refusal is taken for one, and no answer's body is lost on
+    /// the way: not a long 503's (it used to go out empty), not a body
+    /// that arrives in chunks.
+    #[tokio::test]
+    async fn a_refusal_is_recognised_and_every_other_503_goes_on_whole() {
+        let refusal = r#"{"status":503,"code":"tenant_owned_elsewhere","detail":"x"}"#;
+        let (resp, refused) = refused_as_owned_elsewhere(unavailable(refusal.into())).await;
+        assert!(refused);
+        assert_eq!(resp.into_body().into_string().await.unwrap(), refusal);
+
+        let other = r#"{"status":503,"code":"backpressure","detail":"x"}"#;
+        let (resp, refused) = refused_as_owned_elsewhere(unavailable(other.into())).await;
+        assert!(!refused);
+        assert_eq!(resp.into_body().into_string().await.unwrap(), other);
+
+        // Longer than any refusal, in chunks: passed through byte for byte.
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..40u8)
+            .map(|i| Ok(bytes::Bytes::from(vec![i; 4096])))
+            .collect();
+        let want: Vec<u8> = (0..40u8).flat_map(|i| vec![i; 4096]).collect();
+        let body = Body::from_bytes_stream(futures::stream::iter(chunks));
+        let (resp, refused) = refused_as_owned_elsewhere(unavailable(body)).await;
+        assert!(!refused);
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.into_body().into_vec().await.unwrap(), want);
+
+        let ok = Response::builder().body("fine");
+        let (resp, refused) = refused_as_owned_elsewhere(ok).await;
+        assert!(!refused);
+        assert_eq!(resp.into_body().into_string().await.unwrap(), "fine");
+    }
 
     #[test]
     fn only_end_to_end_headers_go_on_and_the_callers_credentials_unchanged() {
