@@ -504,13 +504,15 @@ async fn crash_until_failed(
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
             }
         };
+        let before = board.get(&path).and_then(|i| i.last_error_at);
         handle.panic().unwrap();
+        // This panic's failure is recorded (the board's last error moved):
+        // only then is the next panic sent, to the restarted actor. Waiting
+        // for "not running" could return on the previous restart's status
+        // while this actor was still alive, and the next panic then queued
+        // behind this one in a mailbox that died with it (seen in CI).
         board
-            .wait_until(
-                &path,
-                |i| i.status != extensor_actors::ActorStatus::Running,
-                WAIT_MS,
-            )
+            .wait_until(&path, |i| i.last_error_at != before, WAIT_MS)
             .await
             .unwrap();
     }
