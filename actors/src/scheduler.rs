@@ -23,10 +23,11 @@
 //!   task per instant wakes ([`instant`]), takes the run slot of every idle
 //!   job due then, appends one `job.wave_started` to `jobs-<tenant>` at the
 //!   revision this scheduler last wrote ([`Waves`]), and spawns the runs;
-//!   each invokes its job, then appends its own `job.run_started`. A newer epoch's claim makes the wave conflict, so a
-//!   fenced scheduler starts nothing; a restarted one settles an older
-//!   epoch's unstarted claim at or before the newest older wave as
-//!   `owner_died` (it may have been invoked). Catch-up, queued and run-now
+//!   each invokes its job, then appends its own `job.run_started`. A newer
+//!   epoch's claim makes the wave conflict, so a fenced scheduler starts
+//!   nothing; a restarted one settles an older epoch's unstarted claim at
+//!   or before the newest older wave as `owner_died` (it may have been
+//!   invoked). Catch-up, queued and run-now
 //!   runs start one at a time, each with its own start record first.
 //! - **Claim ahead.** Claims are appended [`CLAIM_LEAD_MS`] before the fire
 //!   time, so the durable write is not on the path from fire time to start.
@@ -958,10 +959,7 @@ impl SchedulerState {
             }
             return;
         };
-        let busy = {
-            let s = slots(&entry.slots);
-            s.running > 0 || s.pending > 0
-        };
+        let busy = !slots(&entry.slots).idle();
         let queue =
             entry.decl.overlap == Overlap::QueueOne && entry.pending.len() < QUEUED_RUNS_MAX;
         if !busy || queue {
@@ -1011,7 +1009,7 @@ impl SchedulerState {
         let key = key.clone();
         self.tasks.spawn(async move {
             let end = run_job_caught(ctx).await;
-            let msg = instant::end_message(key, &end);
+            let msg = ended(key, &end);
             if let Some(done) = done {
                 let _ = done.send(end.ok().and_then(RunTaskEnd::finished));
             }
@@ -1316,8 +1314,14 @@ async fn run_job_caught(ctx: RunContext) -> std::thread::Result<RunTaskEnd> {
         .await
 }
 
-/// What a run task tells the actor when it is done.
-fn ended(key: JobKey, end: &RunTaskEnd) -> SchedulerMsg {
+/// What a run task tells the actor when it is done, panicked or not.
+fn ended(key: JobKey, end: &std::thread::Result<RunTaskEnd>) -> SchedulerMsg {
+    let Ok(end) = end else {
+        // The run's end is unknown; free its slot so later occurrences run
+        // (a newer epoch settles its claim).
+        tracing::error!(installation = %key.0, job = %key.1, "run task panicked");
+        return SchedulerMsg::RunEnded { key };
+    };
     match end {
         RunTaskEnd::Fenced => SchedulerMsg::Fenced(format!(
             "job {} of {}: a newer scheduler claimed the tenant",

@@ -78,6 +78,13 @@ pub(super) struct RunSlots {
     pub(super) pending: usize,
 }
 
+impl RunSlots {
+    /// Nothing of the job is going or queued.
+    pub(super) fn idle(&self) -> bool {
+        self.running == 0 && self.pending == 0
+    }
+}
+
 pub(super) type SharedSlots = Arc<std::sync::Mutex<RunSlots>>;
 
 pub(super) fn slots(s: &SharedSlots) -> std::sync::MutexGuard<'_, RunSlots> {
@@ -88,7 +95,7 @@ pub(super) fn slots(s: &SharedSlots) -> std::sync::MutexGuard<'_, RunSlots> {
 /// Takes the job's run slot if it is idle (nothing going, nothing queued).
 fn take_slot(s: &SharedSlots) -> bool {
     let mut s = slots(s);
-    let idle = s.running == 0 && s.pending == 0;
+    let idle = s.idle();
     if idle {
         s.running += 1;
     }
@@ -156,7 +163,7 @@ pub(super) async fn fire(instant: Instant, me: ActorRef<SchedulerMsg>) {
         let me = me.clone();
         runs.0.push(tokio::spawn(async move {
             let end = run.await;
-            let _ = me.send_message(end_message(key, &end));
+            let _ = me.send_message(ended(key, &end));
         }));
     }
     for run in &mut runs.0 {
@@ -195,26 +202,13 @@ async fn start_all(runnable: Vec<Member>, me: &ActorRef<SchedulerMsg>) -> Vec<Go
             match run.as_mut().poll(cx) {
                 Poll::Pending => going.push((key, run)),
                 Poll::Ready(end) => {
-                    let _ = me.send_message(end_message(key, &end));
+                    let _ = me.send_message(ended(key, &end));
                 }
             }
         }
         Poll::Ready(going)
     })
     .await
-}
-
-/// What the scheduler hears when a run task is done, panicked or not.
-pub(super) fn end_message(key: JobKey, end: &std::thread::Result<RunTaskEnd>) -> SchedulerMsg {
-    match end {
-        Ok(end) => ended(key, end),
-        Err(_) => {
-            // The run's end is unknown; free its slot so later occurrences
-            // run (a newer epoch settles its claim).
-            tracing::error!(installation = %key.0, job = %key.1, "run task panicked");
-            SchedulerMsg::RunEnded { key }
-        }
-    }
 }
 
 /// Fires every member that was not cancelled; those whose job is busy go
