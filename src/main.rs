@@ -41,6 +41,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many
+/// small objects across threads (HTTP, the engine, the isolate hop), and
+/// glibc's arenas spent a tenth of a plugin route's CPU on it
+/// (docs/BENCHMARKS.md, plugin routes).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "extensor",
