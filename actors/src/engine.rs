@@ -26,6 +26,7 @@
 pub(crate) mod directory;
 mod extensibility;
 mod gauges;
+mod invocation_metrics;
 pub(crate) mod invoke;
 mod lanes;
 mod leases;

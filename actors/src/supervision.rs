@@ -270,6 +270,15 @@ impl StatusBoard {
     /// and a copy of the whole tree per start made starting N actors cost
     /// O(N²) (at 10,000 tenants the root's handler fell behind its callers'
     /// timeouts).
+    /// The last error of the actor at `path` if it is failed (given up on
+    /// by its supervisor); `None` otherwise. Asked before every
+    /// invocation, so it copies only the error of a failed actor.
+    pub fn failure(&self, path: &str) -> Option<String> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let (info, _) = records.get(path)?;
+        (info.status == ActorStatus::Failed).then(|| info.last_error.clone().unwrap_or_default())
+    }
+
     pub fn get(&self, path: &str) -> Option<ActorInfo> {
         let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         records.get(path).map(|(info, mailbox)| {

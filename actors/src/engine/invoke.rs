@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::directory::Known;
-use super::runtime::runtime;
+use super::invocation_metrics::{self, Kind};
+use super::runtime::{Runtime, runtime};
 use super::{Engine, Inner};
 use crate::error::Error;
-use crate::supervision::ActorStatus;
 
 /// Route path segments: deeper paths are not plugin routes.
 pub const ROUTE_SEGMENTS_MAX: usize = 32;
@@ -143,13 +143,24 @@ impl Stats {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let c = map.entry(id.clone()).or_insert_with(|| Counters {
-            invocations: 0,
-            errors: 0,
-            // Two significant figures keep one histogram to a few KiB.
-            latency_us: hdrhistogram::Histogram::new_with_bounds(1, STATS_LATENCY_US_MAX, 2)
-                .expect("static histogram bounds"),
-        });
+        // The id is cloned only for an installation's first invocation.
+        if !map.contains_key(id) {
+            map.insert(
+                id.clone(),
+                Counters {
+                    invocations: 0,
+                    errors: 0,
+                    // Two significant figures keep one histogram to a few KiB.
+                    latency_us: hdrhistogram::Histogram::new_with_bounds(
+                        1,
+                        STATS_LATENCY_US_MAX,
+                        2,
+                    )
+                    .expect("static histogram bounds"),
+                },
+            );
+        }
+        let Some(c) = map.get_mut(id) else { return };
         c.invocations += 1;
         c.errors += u64::from(!ok);
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -199,12 +210,12 @@ pub(crate) fn refuse_failed(inner: &Inner, known: &Known) -> Result<(), Error> {
         return Ok(());
     };
     let path = crate::tenant_supervisor::installation_path(tenant, id);
-    match inner.board.get(&path) {
-        Some(info) if info.status == ActorStatus::Failed => Err(Error::Failed {
+    match inner.board.failure(&path) {
+        Some(last_error) => Err(Error::Failed {
             actor: path,
-            last_error: info.last_error.unwrap_or_default(),
+            last_error,
         }),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -219,21 +230,38 @@ pub(crate) async fn run(
 ) -> Result<Outcome, Error> {
     let _work = inner.begin()?;
     refuse_failed(inner, known)?;
-    let slug = known
-        .state
-        .slug
-        .as_ref()
-        .map_or_else(String::new, |s| s.to_string());
     let rt = runtime(inner, known).await?;
-    let kind = trigger_kind(&trigger);
-    let invocation = Invocation {
+    let invocation = invocation(trigger, input, event_id, chain_depth);
+    run_on(inner, known, &rt, invocation).await
+}
+
+/// A new invocation with a fresh id.
+fn invocation(
+    trigger: Trigger,
+    input: Value,
+    event_id: Option<String>,
+    chain_depth: u32,
+) -> Invocation {
+    Invocation {
         id: format!("inv_{}", ulid::Ulid::new()),
         trigger,
         input,
         event_id,
         chain_depth,
-    };
+    }
+}
+
+/// [`run`] on a runtime the caller already holds (a plugin route found its
+/// handler in it), inside the caller's in-flight guard, after
+/// [`refuse_failed`].
+async fn run_on(
+    inner: &Arc<Inner>,
+    known: &Known,
+    rt: &Runtime,
+    invocation: Invocation,
+) -> Result<Outcome, Error> {
     let started = Instant::now();
+    let kind = Kind::of(&invocation.trigger);
     let result = rt.installation.invoke_with_logs(invocation).await;
     // The isolate is back in its pool with its new heap size: hold the
     // process-wide warm-isolate cap.
@@ -241,22 +269,22 @@ pub(crate) async fn run(
     if let Some(id) = &known.state.id {
         inner.stats.record(id, result.is_ok(), started.elapsed());
     }
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    let plugin = crate::metric_labels::plugin(&slug);
-    if let Err(f) = &result {
-        metrics::counter!("extensor_plugin_invocation_errors_total",
-            "plugin" => plugin.clone(), "trigger" => kind, "kind" => error_kind(&f.error))
-        .increment(1);
-    }
-    metrics::counter!("extensor_plugin_invocations_total",
-        "plugin" => plugin.clone(), "trigger" => kind, "outcome" => outcome)
-    .increment(1);
-    metrics::histogram!("extensor_plugin_invocation_seconds",
-        "plugin" => plugin, "trigger" => kind)
-    .record(started.elapsed().as_secs_f64());
+    let outcome = match &result {
+        Ok(_) => invocation_metrics::Outcome::Ok,
+        Err(f) => {
+            metrics::counter!("extensor_plugin_invocation_errors_total",
+                "plugin" => rt.metrics.plugin().to_owned(), "trigger" => kind.label(),
+                "kind" => error_kind(&f.error))
+            .increment(1);
+            invocation_metrics::Outcome::Error
+        }
+    };
+    rt.metrics
+        .record(kind, outcome, started.elapsed().as_secs_f64());
+    let slug = known.state.slug.as_ref().map_or("", |s| s.as_str());
     redacted(
         || super::runtime::redactor(inner, known),
-        kind,
+        kind.label(),
         slug,
         result,
     )
@@ -270,7 +298,7 @@ pub(crate) async fn run(
 fn redacted(
     redactor: impl FnOnce() -> extensor_core::redact::Redactor,
     kind: &str,
-    slug: String,
+    slug: &str,
     result: Result<Outcome, extensor_js::InvokeFailure>,
 ) -> Result<Outcome, Error> {
     let recorded = matches!(kind, "hook" | "job");
@@ -289,7 +317,7 @@ fn redacted(
     };
     if redactor.is_empty() {
         return result.map_err(|f| Error::Plugin {
-            plugin: slug,
+            plugin: slug.to_owned(),
             source: f.error,
             logs: f.logs,
         });
@@ -303,7 +331,7 @@ fn redacted(
             Ok(o)
         }
         Err(f) => Err(Error::Plugin {
-            plugin: slug,
+            plugin: slug.to_owned(),
             source: f.error.map_text(|t| redactor.redact(t)),
             logs: logs(f.logs),
         }),
@@ -320,16 +348,6 @@ fn error_kind(e: &JsError) -> &'static str {
         JsError::Thrown { .. } => "thrown",
         JsError::PermissionDenied { .. } | JsError::NetworkDenied { .. } => "permission",
         _ => "other",
-    }
-}
-
-fn trigger_kind(t: &Trigger) -> &'static str {
-    match t {
-        Trigger::Hook { .. } => "hook",
-        Trigger::Route { .. } => "route",
-        Trigger::Job { .. } => "job",
-        Trigger::LlmFilter { .. } => "llm_filter",
-        Trigger::GeneratorHook { .. } => "generator_hook",
     }
 }
 
@@ -496,8 +514,10 @@ impl Engine {
         // waits for in-flight work before stopping the flushers) never
         // stops a flusher ahead of a count.
         let _work = self.inner.begin()?;
+        refuse_failed(&self.inner, &known)?;
+        let invocation = invocation(trigger, input, None, 0);
         let started = Instant::now();
-        let answer = run(&self.inner, &known, trigger, input, None, 0)
+        let answer = run_on(&self.inner, &known, &rt, invocation)
             .await
             .and_then(|outcome| {
                 super::responses::route_response(outcome.value).map_err(|reason| Error::Plugin {

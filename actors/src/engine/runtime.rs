@@ -27,6 +27,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::directory::Known;
+use super::invocation_metrics::InvocationMetrics;
 use super::{EngineConfig, Inner};
 use crate::error::Error;
 
@@ -102,6 +103,8 @@ impl Platform {
 pub(crate) struct Runtime {
     pub digest: String,
     pub installation: Installation,
+    /// Its invocations' metric handles (`invoke::run`).
+    pub metrics: InvocationMetrics,
     last_used: AtomicU64,
 }
 
@@ -186,6 +189,9 @@ impl Runtimes {
         let rt = Arc::new(Runtime {
             digest: String::new(),
             installation: install(),
+            // A shared pool's invocations are not plugin invocations: it
+            // records none of these series.
+            metrics: InvocationMetrics::new(String::new()),
             last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
         });
         self.insert(id.clone(), rt.clone());
@@ -197,6 +203,12 @@ impl Runtimes {
     /// evicted pool's isolates end when the invocations using it finish.
     pub fn trim(&self) {
         let mut map = lock(&self.map);
+        // Called after every invocation: under the cap (the usual case) it
+        // only sums, allocating and cloning nothing.
+        let held: usize = map.values().map(|r| r.installation.warm_heap_bytes()).sum();
+        if held <= self.warm_bytes_max {
+            return;
+        }
         let mut pools: Vec<(u64, usize, InstallationId)> = map
             .iter()
             .map(|(id, r)| {
@@ -331,9 +343,11 @@ pub(crate) async fn runtime(inner: &Arc<Inner>, known: &Known) -> Result<Arc<Run
         .map_err(Error::Validation)?;
     let services = host_services(inner);
     let installation = inner.sandbox.install(plugin, scope(tenant, id), services);
+    let slug = known.state.slug.as_ref().map_or("", |s| s.as_str());
     let rt = Arc::new(Runtime {
         digest: version.bundle_digest.clone(),
         installation,
+        metrics: InvocationMetrics::new(crate::metric_labels::plugin(slug)),
         last_used: AtomicU64::new(inner.runtimes.clock.fetch_add(1, Ordering::Relaxed)),
     });
     inner.runtimes.insert(id.clone(), rt.clone());
