@@ -62,18 +62,50 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// The `area` label values, in [`area`] order.
+const AREAS: [&str; 4] = ["plugin_route", "events", "management", "other"];
+/// The `status` label values, in [`status_class`] order.
+const STATUS_CLASSES: [&str; 6] = ["2xx", "3xx", "429", "4xx", "503", "5xx"];
+
 /// Which family of endpoint a path is, for metric labels (bounded: never
-/// the raw path).
-fn area(path: &str) -> &'static str {
+/// the raw path): an index into [`AREAS`].
+fn area(path: &str) -> usize {
     if path.starts_with("/ext/") {
-        "plugin_route"
+        0
     } else if path.starts_with("/api/events") {
-        "events"
+        1
     } else if path.starts_with("/api/") {
-        "management"
+        2
     } else {
-        "other"
+        3
     }
+}
+
+/// The request metrics' handles, each registered at its first use (so
+/// `/metrics` shows the series that were counted, as a lookup would). A
+/// labelled lookup per request hashed and compared its labels twice on
+/// every request (docs/BENCHMARKS.md, plugin routes).
+struct HttpMetrics {
+    requests: [[OnceLock<metrics::Counter>; STATUS_CLASSES.len()]; AREAS.len()],
+    seconds: [OnceLock<metrics::Histogram>; AREAS.len()],
+}
+
+static HTTP_METRICS: HttpMetrics = HttpMetrics {
+    requests: [const { [const { OnceLock::new() }; STATUS_CLASSES.len()] }; AREAS.len()],
+    seconds: [const { OnceLock::new() }; AREAS.len()],
+};
+
+/// Counts one request of `area` that answered `status`, taking `elapsed`.
+fn record(area: usize, status: u16, elapsed: std::time::Duration) {
+    let (a, s) = (AREAS[area], STATUS_CLASSES[status_class(status)]);
+    HTTP_METRICS.requests[area][status_class(status)]
+        .get_or_init(
+            || metrics::counter!("extensor_http_requests_total", "area" => a, "status" => s),
+        )
+        .increment(1);
+    HTTP_METRICS.seconds[area]
+        .get_or_init(|| metrics::histogram!("extensor_http_request_duration_seconds", "area" => a))
+        .record(elapsed.as_secs_f64());
 }
 
 /// The plugin a request concerns, for the log span.
@@ -179,10 +211,7 @@ pub async fn around<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    let area = area(&path);
-    metrics::counter!("extensor_http_requests_total", "area" => area, "status" => status_class(status)).increment(1);
-    metrics::histogram!("extensor_http_request_duration_seconds", "area" => area)
-        .record(elapsed.as_secs_f64());
+    record(area(&path), status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             method = %method,
@@ -200,14 +229,15 @@ fn chars_prefix(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
-fn status_class(status: u16) -> &'static str {
+/// An index into [`STATUS_CLASSES`].
+fn status_class(status: u16) -> usize {
     match status {
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        429 => "429",
-        400..=499 => "4xx",
-        503 => "503",
-        _ => "5xx",
+        200..=299 => 0,
+        300..=399 => 1,
+        429 => 2,
+        400..=499 => 3,
+        503 => 4,
+        _ => 5,
     }
 }
 
