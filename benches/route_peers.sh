@@ -50,7 +50,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/extensor-route-bench.XXXXXX")
 PIDS=()
 RUNS=0
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    pkill -TERM -P "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -65,6 +69,15 @@ install_peers() {
   if [ ! -x "$PEERS_DIR/node_modules/.bin/workerd" ] || [ ! -x "$PEERS_DIR/node_modules/.bin/deno" ]; then
     (cd "$PEERS_DIR" && { [ -f package.json ] || npm init -y >/dev/null; } \
       && npm install --no-audit --no-fund --ignore-scripts "workerd@$WORKERD_VERSION" "deno@$DENO_VERSION")
+  fi
+}
+
+# Nothing may answer on a server's port before it starts: a leftover
+# server would be measured in its place.
+port_free() { # port
+  if curl -sS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; then
+    echo "route_peers: something already answers on port $1" >&2
+    exit 1
   fi
 }
 
@@ -110,6 +123,7 @@ route('GET', '/hello', () => ({ hello: 'world' }));
 JS
   token=$("$bin" --data-dir "$data" tenant create --slug bench --name Bench \
     | sed -n 's/^owner token[^:]*: //p')
+  port_free "$PORT_EXTENSOR"
   EXTENSOR_JS_ENGINE=$1 EXTENSOR_RATE_ROUTES_PER_S=0 EXTENSOR_LOG=${EXTENSOR_LOG:-info} \
     env ${queue:+EXTENSOR_ISOLATE_QUEUE_MAX=$queue} "$bin" --data-dir "$data" serve --listen "127.0.0.1:$PORT_EXTENSOR" \
     >"$WORK/extensor-$1.log" 2>&1 &
@@ -119,9 +133,15 @@ JS
     --token "$token" --tenant bench --enable >/dev/null
 }
 
+# Stops the last server started, and its children: the npm packages'
+# `workerd` and `deno` are Node wrappers that run the real binary as a
+# child, which killing the wrapper alone left running (still bound to the
+# port, so the next run's peer failed to bind and the old one answered).
 stop_last() {
   local pid=${PIDS[-1]}
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  pkill -TERM -P "$pid" 2>/dev/null || true
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
   unset 'PIDS[-1]'
 }
 
@@ -140,6 +160,7 @@ const worker :Workerd.Worker = (
   compatibilityDate = "2024-09-23",
 );
 CAPNP
+  port_free "$PORT_WORKERD"
   "$PEERS_DIR/node_modules/.bin/workerd" serve "$WORK/workerd.capnp" >"$WORK/workerd.log" 2>&1 &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$PORT_WORKERD/"
@@ -150,6 +171,7 @@ deno_up() {
 Deno.serve({ hostname: '127.0.0.1', port: $PORT_DENO, onListen() {} },
   () => Response.json({ hello: 'world' }));
 JS
+  port_free "$PORT_DENO"
   DENO_DIR="$PEERS_DIR/deno-dir" DENO_NO_UPDATE_CHECK=1 \
     "$PEERS_DIR/node_modules/.bin/deno" run --allow-net "$WORK/deno.js" >"$WORK/deno.log" 2>&1 &
   PIDS+=($!)
