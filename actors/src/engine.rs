@@ -17,6 +17,7 @@
 //! - `extensibility`: the live numbers of the status block (plugins,
 //!   webhooks, jobs) for a tenant or the platform.
 //! - `invoke`: invocations, plugin routes, test events, filter chains.
+//! - `invocation_metrics`: each runtime's invocation metric handles.
 //! - `publish`: business events, idempotent publishing.
 //! - `read_models`: the tenant's events projected into SQLite for
 //!   `ctx.db.query`.

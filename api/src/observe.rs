@@ -90,23 +90,33 @@ struct HttpMetrics {
     seconds: [OnceLock<metrics::Histogram>; AREAS.len()],
 }
 
-static HTTP_METRICS: HttpMetrics = HttpMetrics {
-    requests: [const { [const { OnceLock::new() }; STATUS_CLASSES.len()] }; AREAS.len()],
-    seconds: [const { OnceLock::new() }; AREAS.len()],
-};
+impl HttpMetrics {
+    const fn new() -> HttpMetrics {
+        HttpMetrics {
+            requests: [const { [const { OnceLock::new() }; STATUS_CLASSES.len()] }; AREAS.len()],
+            seconds: [const { OnceLock::new() }; AREAS.len()],
+        }
+    }
 
-/// Counts one request of `area` that answered `status`, taking `elapsed`.
-fn record(area: usize, status: u16, elapsed: std::time::Duration) {
-    let (a, s) = (AREAS[area], STATUS_CLASSES[status_class(status)]);
-    HTTP_METRICS.requests[area][status_class(status)]
-        .get_or_init(
-            || metrics::counter!("extensor_http_requests_total", "area" => a, "status" => s),
-        )
-        .increment(1);
-    HTTP_METRICS.seconds[area]
-        .get_or_init(|| metrics::histogram!("extensor_http_request_duration_seconds", "area" => a))
-        .record(elapsed.as_secs_f64());
+    /// Counts one request of `area` that answered `status`, taking `elapsed`.
+    fn record(&self, area: usize, status: u16, elapsed: std::time::Duration) {
+        let class = status_class(status);
+        let (a, s) = (AREAS[area], STATUS_CLASSES[class]);
+        self.requests[area][class]
+            .get_or_init(
+                || metrics::counter!("extensor_http_requests_total", "area" => a, "status" => s),
+            )
+            .increment(1);
+        self.seconds[area]
+            .get_or_init(
+                || metrics::histogram!("extensor_http_request_duration_seconds", "area" => a),
+            )
+            .record(elapsed.as_secs_f64());
+    }
 }
+
+/// The process's request metrics (the recorder is process-wide too).
+static HTTP_METRICS: HttpMetrics = HttpMetrics::new();
 
 /// The plugin a request concerns, for the log span.
 fn plugin_of(path: &str) -> &str {
@@ -211,7 +221,7 @@ pub async fn around<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    record(area(&path), status, elapsed);
+    HTTP_METRICS.record(area(&path), status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             method = %method,
@@ -243,7 +253,54 @@ fn status_class(status: u16) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::chars_prefix;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::{HttpMetrics, area, chars_prefix};
+
+    /// A request's series exist once such a request was counted, and only
+    /// then, with the area and status class as labels.
+    #[test]
+    fn request_metrics_register_only_what_was_counted() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let m = HttpMetrics::new();
+        let ms = std::time::Duration::from_millis(1);
+        metrics::with_local_recorder(&recorder, || {
+            m.record(area("/ext/shop/x"), 200, ms);
+            m.record(area("/ext/shop/x"), 204, ms);
+            m.record(area("/api/tenants"), 503, ms);
+            m.record(area("/api/tenants"), 429, ms);
+        });
+        let mut seen: Vec<String> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let (_, key) = key.into_parts();
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                let value = match value {
+                    DebugValue::Counter(n) => n.to_string(),
+                    DebugValue::Histogram(v) => format!("{} samples", v.len()),
+                    DebugValue::Gauge(_) => "gauge".into(),
+                };
+                format!("{}{{{}}} {value}", key.name(), labels.join(","))
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "extensor_http_request_duration_seconds{area=management} 2 samples",
+                "extensor_http_request_duration_seconds{area=plugin_route} 2 samples",
+                "extensor_http_requests_total{area=management,status=429} 1",
+                "extensor_http_requests_total{area=management,status=503} 1",
+                "extensor_http_requests_total{area=plugin_route,status=2xx} 2",
+            ]
+        );
+    }
 
     #[test]
     fn chars_prefix_cuts_at_a_character_boundary() {

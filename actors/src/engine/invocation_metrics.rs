@@ -94,3 +94,80 @@ impl InvocationMetrics {
             .record(seconds);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+
+    /// Each series exists once it was counted, and only then: a route's
+    /// handles count routes, a hook's error counts hooks, and nothing is
+    /// registered for the kinds and outcomes that never happened.
+    #[test]
+    fn handles_register_only_the_series_that_were_counted() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let route = Trigger::Route {
+            method: "GET".into(),
+            path: "/x".into(),
+        };
+        let hook = Trigger::Hook {
+            event_type: "a.b".into(),
+        };
+        metrics::with_local_recorder(&recorder, || {
+            let m = InvocationMetrics::new("shop".into());
+            m.record(Kind::of(&route), Outcome::Ok, 0.001);
+            m.record(Kind::of(&route), Outcome::Ok, 0.002);
+            m.record(Kind::of(&hook), Outcome::Error, 0.003);
+        });
+        let mut seen: Vec<(String, Vec<String>, String)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let (_, key) = key.into_parts();
+                let labels = key.labels().map(|l| format!("{}={}", l.key(), l.value()));
+                let value = match value {
+                    DebugValue::Counter(n) => format!("count {n}"),
+                    DebugValue::Histogram(v) => format!("samples {}", v.len()),
+                    DebugValue::Gauge(_) => "gauge".into(),
+                };
+                (key.name().to_owned(), labels.collect(), value)
+            })
+            .collect();
+        seen.sort();
+        let series = |name: &str, labels: &[&str], value: &str| {
+            (
+                name.to_owned(),
+                labels.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>(),
+                value.to_owned(),
+            )
+        };
+        assert_eq!(
+            seen,
+            vec![
+                series(
+                    "extensor_plugin_invocation_seconds",
+                    &["plugin=shop", "trigger=hook"],
+                    "samples 1"
+                ),
+                series(
+                    "extensor_plugin_invocation_seconds",
+                    &["plugin=shop", "trigger=route"],
+                    "samples 2"
+                ),
+                series(
+                    "extensor_plugin_invocations_total",
+                    &["plugin=shop", "trigger=hook", "outcome=error"],
+                    "count 1"
+                ),
+                series(
+                    "extensor_plugin_invocations_total",
+                    &["plugin=shop", "trigger=route", "outcome=ok"],
+                    "count 2"
+                ),
+            ]
+        );
+    }
+}
