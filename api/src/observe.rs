@@ -115,7 +115,9 @@ impl HttpMetrics {
     }
 }
 
-/// The process's request metrics (the recorder is process-wide too).
+/// The process's request metrics (the recorder is process-wide too). A
+/// handle belongs to the recorder installed when it was registered: `serve`
+/// installs the Prometheus recorder before it accepts a request.
 static HTTP_METRICS: HttpMetrics = HttpMetrics::new();
 
 /// The plugin a request concerns, for the log span.

@@ -3,7 +3,8 @@
 //! macro) hashed its labels and allocated the plugin's name three times on
 //! every plugin route request (docs/BENCHMARKS.md, plugin routes). A handle
 //! is registered at its first use, so `/metrics` shows exactly the series
-//! that were counted, as before.
+//! that were counted, as before, on the recorder installed then (the server
+//! installs its recorder before the engine starts).
 
 use std::sync::OnceLock;
 
