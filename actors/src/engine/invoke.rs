@@ -134,6 +134,26 @@ pub(crate) struct Counters {
     latency_us: hdrhistogram::Histogram<u64>,
 }
 
+impl Counters {
+    fn new() -> Counters {
+        Counters {
+            invocations: 0,
+            errors: 0,
+            // Two significant figures keep one histogram to a few KiB.
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, STATS_LATENCY_US_MAX, 2)
+                .expect("static histogram bounds"),
+        }
+    }
+
+    fn add(&mut self, ok: bool, elapsed: Duration) {
+        self.invocations += 1;
+        self.errors += u64::from(!ok);
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us
+            .saturating_record(us.clamp(1, STATS_LATENCY_US_MAX));
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Stats(std::sync::Mutex<std::collections::HashMap<InstallationId, Counters>>);
 
@@ -144,28 +164,14 @@ impl Stats {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // The id is cloned only for an installation's first invocation.
-        if !map.contains_key(id) {
-            map.insert(
-                id.clone(),
-                Counters {
-                    invocations: 0,
-                    errors: 0,
-                    // Two significant figures keep one histogram to a few KiB.
-                    latency_us: hdrhistogram::Histogram::new_with_bounds(
-                        1,
-                        STATS_LATENCY_US_MAX,
-                        2,
-                    )
-                    .expect("static histogram bounds"),
-                },
-            );
+        match map.get_mut(id) {
+            Some(c) => c.add(ok, elapsed),
+            None => {
+                let mut c = Counters::new();
+                c.add(ok, elapsed);
+                map.insert(id.clone(), c);
+            }
         }
-        let Some(c) = map.get_mut(id) else { return };
-        c.invocations += 1;
-        c.errors += u64::from(!ok);
-        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        c.latency_us
-            .saturating_record(us.clamp(1, STATS_LATENCY_US_MAX));
     }
 
     fn get(&self, id: &InstallationId) -> Option<(u64, u64, [u64; 4])> {
