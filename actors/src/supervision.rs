@@ -265,11 +265,6 @@ impl StatusBoard {
             })?
     }
 
-    /// One record, looked up by path. Never through [`snapshot`](Self::snapshot):
-    /// supervisors call this on every child start, inside their handlers,
-    /// and a copy of the whole tree per start made starting N actors cost
-    /// O(N²) (at 10,000 tenants the root's handler fell behind its callers'
-    /// timeouts).
     /// The last error of the actor at `path` if it is failed (given up on
     /// by its supervisor); `None` otherwise. Asked before every
     /// invocation, so it copies only the error of a failed actor.
@@ -279,6 +274,11 @@ impl StatusBoard {
         (info.status == ActorStatus::Failed).then(|| info.last_error.clone().unwrap_or_default())
     }
 
+    /// One record, looked up by path. Never through [`snapshot`](Self::snapshot):
+    /// supervisors call this on every child start, inside their handlers,
+    /// and a copy of the whole tree per start made starting N actors cost
+    /// O(N²) (at 10,000 tenants the root's handler fell behind its callers'
+    /// timeouts).
     pub fn get(&self, path: &str) -> Option<ActorInfo> {
         let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         records.get(path).map(|(info, mailbox)| {

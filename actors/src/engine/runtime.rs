@@ -216,10 +216,9 @@ impl Runtimes {
                 (used, r.installation.warm_heap_bytes(), id.clone())
             })
             .collect();
+        // Summed again from the values the evictions below use (a pool's
+        // bytes may have moved since `held`): the loop stops once under.
         let mut total: usize = pools.iter().map(|p| p.1).sum();
-        if total <= self.warm_bytes_max {
-            return;
-        }
         pools.sort_unstable_by_key(|p| p.0);
         for (_, bytes, id) in pools {
             if total <= self.warm_bytes_max {
