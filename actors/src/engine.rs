@@ -499,6 +499,7 @@ fn tenant_services(
 /// same platform key.
 fn webhook_config(
     config: &EngineConfig,
+    sandbox: &Sandbox,
     board: &StatusBoard,
     slot: &EngineSlot,
 ) -> Result<crate::webhooks::WebhookConfig, Error> {
@@ -515,7 +516,7 @@ fn webhook_config(
     };
     let mut webhooks = crate::webhooks::WebhookConfig::new(
         config.store.clone(),
-        Sandbox::new(config.sandbox.clone()),
+        sandbox.clone(),
         Arc::new(http),
         Arc::new(secrets),
     );
@@ -547,6 +548,10 @@ impl Engine {
                 })?),
             };
         let services = runtime::Platform::new(&config)?;
+        // One sandbox for plugins and webhook transforms: one set of spare
+        // isolates, made now so no request waits for V8's snapshot or start.
+        let sandbox = Sandbox::new(config.sandbox.clone());
+        sandbox.make_spares().await;
         let board = StatusBoard::default();
         let (closing_tx, _) = watch::channel(false);
         // Services reach the engine through this slot, filled once the
@@ -573,7 +578,7 @@ impl Engine {
             passivate_idle_ms: config.tree.passivate_idle_ms,
             services: tenant_services(
                 &slot,
-                webhook_config(&config, &board, &slot)?,
+                webhook_config(&config, &sandbox, &board, &slot)?,
                 &webhook_tenants,
                 &schedulers,
                 outbox,
@@ -595,7 +600,7 @@ impl Engine {
         let inner = Arc::new(Inner {
             store: config.store.clone(),
             data_dir: config.data_dir.clone(),
-            sandbox: Sandbox::new(config.sandbox.clone()),
+            sandbox,
             zip: config.zip.clone(),
             secret_box: SecretBox::new(config.secret_key.clone()),
             bundles,

@@ -190,17 +190,69 @@ fn v8_floor(iterations: usize) {
     );
 }
 
-async fn cold_start(sandbox: &Sandbox, plugin: &Arc<ValidatedPlugin>, iterations: usize) {
+/// How the cold starts of a run find V8's spare isolates.
+#[derive(Clone, Copy, PartialEq)]
+enum SpareUse {
+    /// The sandbox keeps none: every isolate is made on demand.
+    Off,
+    /// Before each start (untimed) the spare is made: installations that
+    /// arrive one at a time.
+    Ready,
+    /// Starts back to back: a burst, where each start finds the spare its
+    /// predecessor's replacement, still being made.
+    Burst,
+}
+
+async fn cold_start(
+    sandbox: &Sandbox,
+    plugin: &Arc<ValidatedPlugin>,
+    iterations: usize,
+    spares: SpareUse,
+) {
     let mut h = hist();
+    let used = sandbox.spare_isolates_used();
     for i in 0..iterations {
         let ins = sandbox.install(plugin.clone(), scope(i), HostServices::default());
+        if spares == SpareUse::Ready {
+            sandbox.make_spares().await;
+        }
         let t = Instant::now();
         ins.prewarm(1).await.expect("prewarm");
         h.record(t.elapsed().as_nanos() as u64).ok();
     }
-    report(
-        "isolate cold start (thread + runtime + evaluate bundle)",
-        &h,
+    let label = match spares {
+        SpareUse::Off => "isolate cold start (thread + runtime + evaluate bundle)",
+        SpareUse::Ready => "isolate cold start from a ready spare (evaluate bundle)",
+        SpareUse::Burst => "isolate cold starts back to back (spares still being made)",
+    };
+    let from_spares = sandbox.spare_isolates_used() - used;
+    report(&format!("{label}; {from_spares} from spares"), &h);
+}
+
+/// What keeping spares costs: the process's resident memory before and
+/// after making `count` of them (V8 only), per spare.
+#[cfg(target_os = "linux")]
+async fn spare_memory(engine: JsEngine, count: usize) {
+    let rss = || {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: usize = statm
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("rss");
+        pages * 4096
+    };
+    let sandbox = Sandbox::new(SandboxConfig {
+        engine,
+        spare_isolates: count,
+        ..SandboxConfig::default()
+    });
+    let before = rss();
+    sandbox.make_spares().await;
+    let after = rss();
+    println!(
+        "resident memory per spare isolate ({count} made, a thread and a heap each): {:.0} KiB",
+        after.saturating_sub(before) as f64 / count as f64 / 1024.0
     );
 }
 
@@ -285,7 +337,18 @@ async fn engine_run(engine: JsEngine) {
         "| first validate in the process (V8: includes making the start-up snapshot) | {:.1} ms | | 1 |",
         t.elapsed().as_secs_f64() * 1000.0
     );
-    cold_start(&sandbox, &plugin, scaled(500)).await;
+    if engine == JsEngine::V8 {
+        cold_start(&sandbox, &plugin, scaled(500), SpareUse::Ready).await;
+        cold_start(&sandbox, &plugin, scaled(500), SpareUse::Burst).await;
+        #[cfg(target_os = "linux")]
+        spare_memory(engine, 8).await;
+    }
+    let unspared = Sandbox::new(SandboxConfig {
+        engine,
+        spare_isolates: 0,
+        ..SandboxConfig::default()
+    });
+    cold_start(&unspared, &plugin, scaled(500), SpareUse::Off).await;
     let fresh = sandbox.install(plugin.clone(), scope(1), HostServices::default());
     fresh.prewarm(1).await.expect("prewarm");
     for bytes in fresh.isolate_memory_bytes().await {

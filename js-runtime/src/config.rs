@@ -31,6 +31,16 @@ pub const ISOLATE_QUEUE_MAX_DEFAULT: usize = 8;
 /// isolates warm through any steady traffic, where a cold start (0.3 ms on
 /// QuickJS, 2 ms on V8) per call would show.
 pub const ISOLATE_IDLE_MS_DEFAULT: u64 = 5 * 60 * 1000;
+/// V8 isolates kept made ahead of demand (`EXTENSOR_SPARE_ISOLATES`), so a
+/// new installation's first isolate skips V8's own start (deserialising
+/// the snapshot, ~1.5 ms of a ~2 ms cold start: docs/BENCHMARKS.md). One
+/// per sandbox covers installations that arrive one at a time, and costs a
+/// thread and a fresh heap (measured there); a burst beyond it waits for
+/// spares still being made, or makes its own.
+pub const SPARE_ISOLATES_DEFAULT: usize = 1;
+/// Each spare is a thread and a heap held whether or not installations
+/// come; more than this is memory spent on a burst that rarely comes.
+pub const SPARE_ISOLATES_MAX: usize = 16;
 /// `ctx.emit` → hook → `ctx.emit` … deeper than this is a loop, not a design.
 pub const EMIT_CHAIN_DEPTH_MAX: u32 = 8;
 /// The largest JSON result a handler may return: results land in events.
@@ -57,6 +67,9 @@ pub struct SandboxConfig {
     /// ([`ISOLATE_QUEUE_MAX_DEFAULT`]); 1 runs each isolate one invocation
     /// at a time, handing it the next only after the last answer.
     pub isolate_queue_max: usize,
+    /// `EXTENSOR_SPARE_ISOLATES`: V8 isolates kept made ahead of demand
+    /// ([`SPARE_ISOLATES_DEFAULT`]); 0 makes every isolate from scratch.
+    pub spare_isolates: usize,
     pub network: NetworkPolicy,
     /// `EXTENSOR_JS_ENGINE`: which engine runs plugin code.
     pub engine: JsEngine,
@@ -146,6 +159,7 @@ impl Default for SandboxConfig {
             pool_isolates_max: POOL_ISOLATES_MAX_DEFAULT,
             isolate_idle_ms: ISOLATE_IDLE_MS_DEFAULT,
             isolate_queue_max: ISOLATE_QUEUE_MAX_DEFAULT,
+            spare_isolates: SPARE_ISOLATES_DEFAULT,
             network: NetworkPolicy::default(),
             engine: JsEngine::default(),
         }
@@ -179,6 +193,9 @@ impl SandboxConfig {
         }
         if let Some(n) = number(&get, "EXTENSOR_ISOLATE_QUEUE_MAX")? {
             c.isolate_queue_max = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = count(&get, "EXTENSOR_SPARE_ISOLATES", SPARE_ISOLATES_MAX)? {
+            c.spare_isolates = n;
         }
         if let Some(v) = get("EXTENSOR_ALLOW_PRIVATE_NETWORKS") {
             c.network.private_networks = match v.trim() {
@@ -258,6 +275,26 @@ fn number(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<u6
     }
 }
 
+/// A count that may be 0, at most `max`.
+fn count(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    max: usize,
+) -> Result<Option<usize>, JsError> {
+    match get(name) {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n <= max => Ok(Some(n)),
+            Ok(_) => Err(JsError::InvalidArgument {
+                op: "config",
+                message: format!("{name}={v:?} is more than {max}"),
+            }),
+            Err(_) => Err(bad_env(name, &v)),
+        },
+    }
+}
+
 fn bad_env(name: &str, value: &str) -> JsError {
     JsError::InvalidArgument {
         op: "config",
@@ -293,6 +330,21 @@ mod tests {
             zero.is_err_and(|e| e.to_string().contains("EXTENSOR_ISOLATE_QUEUE_MAX")),
             "a queue of 0 would admit nothing"
         );
+        let spares = |v: &'static str| {
+            SandboxConfig::from_lookup(move |n| {
+                (n == "EXTENSOR_SPARE_ISOLATES").then(|| v.to_string())
+            })
+        };
+        assert_eq!(c.spare_isolates, SPARE_ISOLATES_DEFAULT);
+        assert_eq!(spares("0").unwrap().spare_isolates, 0, "0 turns spares off");
+        assert_eq!(spares(" 3 ").unwrap().spare_isolates, 3);
+        for bad in ["17", "-1", "two", "1.5"] {
+            let e = spares(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("EXTENSOR_SPARE_ISOLATES") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
         assert_eq!(c.network.private_networks, PrivateNetworks::Allow);
         assert_eq!(
             c.network.platform_allowed_hosts.as_deref(),

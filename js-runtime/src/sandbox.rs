@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use extensor_core::manifest::ManifestLimits;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
 use crate::bundle::Bundle;
 use crate::config::{DeadlineKind, EMIT_CHAIN_DEPTH_MAX, SandboxConfig};
-use crate::engine::{Answer, InvokeJob, Isolate, IsolateSpec};
+use crate::engine::{Answer, InvokeJob, Isolate, IsolateSpec, Spares};
 use crate::error::{JsError, Problem};
 use crate::host::{HostServices, InstallationScope};
 use crate::logs::{LogEntry, RecentLogs};
@@ -38,15 +39,41 @@ pub struct Sandbox {
     /// Isolate threads of this sandbox running now (each counted until its
     /// engine and heap are gone).
     alive: Arc<AtomicUsize>,
+    /// V8 isolates made ahead of demand ([`SandboxConfig::spare_isolates`]).
+    spares: Arc<Spares>,
 }
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Sandbox {
+        let platform = config.limits_for(&ManifestLimits::default());
+        let spares = Spares::new(config.engine, config.spare_isolates, &platform);
         Sandbox {
             config: Arc::new(config),
             started: Arc::default(),
             alive: Arc::default(),
+            spares: Arc::new(spares),
         }
+    }
+
+    /// Makes this sandbox's spare isolates now, rather than at the first
+    /// isolate start that could use one, and waits until they are ready
+    /// (on V8, the first also makes the process's start-up snapshot). The
+    /// server calls it at boot, so no request waits for either. Nothing to
+    /// do on QuickJS or with [`SandboxConfig::spare_isolates`] at 0.
+    pub async fn make_spares(&self) {
+        self.spares.ready().await;
+    }
+
+    /// Spare isolates alive that no installation has taken yet. Not
+    /// counted by [`isolates_alive`](Self::isolates_alive) until taken.
+    pub fn spare_isolates(&self) -> usize {
+        self.spares.unassigned()
+    }
+
+    /// Isolates that started from a spare, ever (each is also counted by
+    /// [`isolates_started`](Self::isolates_started)).
+    pub fn spare_isolates_used(&self) -> u64 {
+        self.spares.used()
     }
 
     /// Isolates this sandbox (validation and every installation) has started.
@@ -143,6 +170,7 @@ impl Sandbox {
             tokio: tokio::runtime::Handle::current(),
             engine: self.config.engine,
             alive: self.alive.clone(),
+            spares: self.spares.clone(),
         })
     }
 }

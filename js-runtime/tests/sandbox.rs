@@ -19,5 +19,7 @@ mod ctx_apis;
 mod hostile;
 #[path = "sandbox/pipelining.rs"]
 mod pipelining;
+#[path = "sandbox/spares.rs"]
+mod spares;
 #[path = "sandbox/validation.rs"]
 mod validation;

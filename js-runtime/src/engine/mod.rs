@@ -118,6 +118,63 @@ pub(crate) struct IsolateSpec {
     pub engine: JsEngine,
     /// The sandbox's count of isolate threads alive ([`Alive`]).
     pub alive: Arc<AtomicUsize>,
+    /// The sandbox's isolates made ahead of demand.
+    pub spares: Arc<Spares>,
+}
+
+/// Isolates made before an installation needs them, so its first isolate
+/// skips the engine's own start. V8 only: deserialising V8's start-up
+/// snapshot is most of its cold start, while a whole QuickJS cold start is
+/// a fraction of a V8 one (docs/BENCHMARKS.md). Owned by the sandbox.
+pub(crate) struct Spares {
+    #[cfg(feature = "v8")]
+    v8: v8::Spares,
+}
+
+impl Spares {
+    /// `count` spares (none unless the engine is V8) made with the
+    /// platform's `limits`, lazily: at the first isolate start that could
+    /// use one, or at [`ready`](Self::ready).
+    pub fn new(engine: JsEngine, count: usize, limits: &Limits) -> Spares {
+        let count = if engine == JsEngine::V8 { count } else { 0 };
+        #[cfg(not(feature = "v8"))]
+        let _ = (count, limits);
+        Spares {
+            #[cfg(feature = "v8")]
+            v8: v8::Spares::new(count, limits),
+        }
+    }
+
+    /// Makes the spares now and waits until their runtimes exist.
+    pub async fn ready(&self) {
+        #[cfg(feature = "v8")]
+        self.v8.ready().await;
+    }
+
+    /// Spare threads alive that no installation has taken.
+    pub fn unassigned(&self) -> usize {
+        #[cfg(feature = "v8")]
+        return self.v8.unassigned();
+        #[cfg(not(feature = "v8"))]
+        0
+    }
+
+    /// Isolates started from a spare, ever.
+    pub fn used(&self) -> u64 {
+        #[cfg(feature = "v8")]
+        return self.v8.used();
+        #[cfg(not(feature = "v8"))]
+        0
+    }
+}
+
+impl std::fmt::Debug for Spares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spares")
+            .field("unassigned", &self.unassigned())
+            .field("used", &self.used())
+            .finish()
+    }
 }
 
 /// Counts one isolate thread for as long as it runs: made first thing on

@@ -84,6 +84,7 @@ pub fn config() -> SandboxConfig {
         pool_isolates_max: 2,
         isolate_idle_ms: extensor_js::config::ISOLATE_IDLE_MS_DEFAULT,
         isolate_queue_max: extensor_js::config::ISOLATE_QUEUE_MAX_DEFAULT,
+        spare_isolates: extensor_js::config::SPARE_ISOLATES_DEFAULT,
         network: NetworkPolicy {
             private_networks: PrivateNetworks::Allow,
             platform_allowed_hosts: None,

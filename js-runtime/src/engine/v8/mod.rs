@@ -6,7 +6,10 @@
 //! starts from the process's start-up snapshot (`snapshot`); ops are in
 //! `ops`, module loading in `loader`, the deadline watchdog in `watchdog`,
 //! and the runtime itself in `runtime`. No deno_core or V8 type leaves this
-//! module: the handle below speaks the engine-neutral job types.
+//! module: the handle below speaks the engine-neutral job types. Every
+//! isolate thread is started by `spare`, either ahead of demand (a spare
+//! made before its installation is known) or for one isolate at once, and
+//! runs the same loop either way.
 //!
 //! Limits, each with a typed error and a discarded isolate:
 //! - heap: V8's heap limit, with a near-heap-limit callback that terminates
@@ -30,6 +33,7 @@ mod loader;
 mod ops;
 mod runtime;
 mod snapshot;
+mod spare;
 mod stack;
 mod watchdog;
 
@@ -39,15 +43,13 @@ use std::time::Duration;
 use deno_core::v8::IsolateHandle;
 use tokio::sync::oneshot;
 
-use super::gate::{Begin, Gate};
-use super::{
-    Alive, Answer, InvokeJob, IsolateSpec, Loaded, Queue, answer, await_answer, next_message,
-    refuse_the_rest,
-};
+use super::gate::Gate;
+use super::{Answer, InvokeJob, IsolateSpec, Queue, await_answer};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind};
 use crate::error::JsError;
 use crate::plugin::Registration;
-use runtime::Engine;
+use spare::Assignment;
+pub(crate) use spare::Spares;
 
 /// The isolate thread's native stack beyond the JS stack limit: room for
 /// tokio, deno_core's event loop, V8's own C++ frames and its slack.
@@ -93,7 +95,8 @@ impl Terminator {
 }
 
 impl Isolate {
-    /// Spawns the thread, makes the runtime from the snapshot and evaluates the bundle.
+    /// Takes a spare (`spare`) or spawns a thread of its own, which loads
+    /// the bundle.
     pub async fn start(spec: Arc<IsolateSpec>) -> Result<Isolate, JsError> {
         let (tx, rx) = mpsc::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -102,22 +105,13 @@ impl Isolate {
         let limit = spec.limits.deadline(DeadlineKind::Interactive)
             + Duration::from_millis(DEADLINE_GRACE_MS);
         let deadline_ms = spec.limits.deadline_ms;
-        let (thread_terminate, thread_gate) = (terminate.clone(), gate.clone());
-        std::thread::Builder::new()
-            .name("extensor-v8".into())
-            .stack_size(spec.limits.stack_bytes_max.max(V8_STACK_BYTES) + THREAD_STACK_MARGIN_BYTES)
-            .spawn(move || {
-                {
-                    let _alive = Alive::enter(&spec.alive);
-                    isolate_main(spec, &rx, &thread_terminate, &thread_gate, ready_tx);
-                }
-                refuse_the_rest(&rx, |msg| {
-                    if let Msg::Invoke(_, _, reply) = msg {
-                        let _ = reply.send(Answer::NotRun);
-                    }
-                });
-            })
-            .map_err(|e| JsError::Internal(format!("spawn isolate thread: {e}")))?;
+        spec.spares.v8.assign(Assignment {
+            spec: spec.clone(),
+            rx,
+            terminate: terminate.clone(),
+            gate: gate.clone(),
+            ready: ready_tx,
+        })?;
         match tokio::time::timeout(limit, ready_rx).await {
             Ok(Ok(Ok(loaded))) => Ok(Isolate {
                 queue: Queue::new(tx, gate),
@@ -172,66 +166,5 @@ impl Drop for Isolate {
         // An isolate abandoned mid-invocation stops running JS now; an idle
         // one sees its channel close and ends its thread.
         self.queue.gate.close(|| self.terminate.terminate());
-    }
-}
-
-fn isolate_main(
-    spec: Arc<IsolateSpec>,
-    rx: &mpsc::Receiver<Msg>,
-    terminate: &Terminator,
-    gate: &Gate,
-    ready: oneshot::Sender<Result<Loaded, JsError>>,
-) {
-    // Timers only: deno_core's delayed V8 tasks and the deadline's tokio
-    // timeouts sleep on it; nothing on this thread does I/O (host calls run
-    // on the server's runtime), so no I/O driver (an epoll instance and an
-    // eventfd per isolate) is built.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(JsError::Internal(format!("isolate runtime: {e}"))));
-            return;
-        }
-    };
-    let _context = rt.enter();
-    let mut engine = match Engine::new(spec) {
-        Ok(e) => e,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    let _ = terminate.handle.set(engine.handle());
-    if gate.is_closed() {
-        return;
-    }
-    let loaded = rt.block_on(engine.load());
-    let failed_load = loaded.is_err();
-    if ready.send(loaded).is_err() || failed_load {
-        return;
-    }
-    while let Ok(msg) = next_message(rx) {
-        match msg {
-            Msg::Invoke(job, seq, reply) => {
-                match gate.begin(seq) {
-                    Begin::Run => {}
-                    Begin::Skip => continue,
-                    Begin::Closed => {
-                        let _ = reply.send(Answer::NotRun);
-                        break;
-                    }
-                }
-                let finished = rt.block_on(engine.invoke(&job));
-                if !answer(gate, finished, reply) {
-                    break;
-                }
-            }
-            Msg::Memory(reply) => {
-                let _ = reply.send(engine.memory_bytes());
-            }
-        }
     }
 }

@@ -52,16 +52,34 @@ pub(super) struct Engine {
     heap_peak: HeapPeak,
 }
 
-impl Engine {
-    pub fn new(spec: Arc<IsolateSpec>) -> Result<Engine, JsError> {
+/// A runtime made from the snapshot, sanitised and limited in heap, but
+/// not yet given an installation: what a spare isolate (`spare`) holds
+/// until one needs it. Nothing of any installation has touched it, and it
+/// is assigned once, so no state passes between installations.
+pub(super) struct Blank {
+    runtime: JsRuntime,
+    loader: Rc<BundleLoader>,
+    entry: v8::Global<v8::Function>,
+    heap_exhausted: Rc<Cell<bool>>,
+    buffers: Arc<BufferBudget>,
+    heap_bytes_max: usize,
+    heap_peak: HeapPeak,
+}
+
+impl Blank {
+    /// Everything of an isolate's start that does not depend on its
+    /// installation: the V8 heap (`heap_bytes_max`, fixed once the isolate
+    /// exists) deserialised from the snapshot, the heap callbacks, and the
+    /// bootstrap's globals taken away.
+    pub fn new(heap_bytes_max: usize) -> Result<Blank, JsError> {
         let snapshot = startup_snapshot()?;
-        let limits = spec.limits;
-        let buffers = BufferBudget::new(limits.heap_bytes_max);
+        let buffers = BufferBudget::new(heap_bytes_max);
         let params = v8::CreateParams::default()
-            .heap_limits(0, limits.heap_bytes_max)
+            .heap_limits(0, heap_bytes_max)
             .array_buffer_allocator(allocator(&buffers));
+        let loader = Rc::new(BundleLoader::default());
         let mut runtime = JsRuntime::try_new(RuntimeOptions {
-            module_loader: Some(Rc::new(BundleLoader::new(spec.sources.clone()))),
+            module_loader: Some(loader.clone()),
             extensions: vec![extensor_host::init()],
             startup_snapshot: Some(snapshot),
             // The bootstrap captured its four ops in the snapshot (as the
@@ -73,10 +91,7 @@ impl Engine {
             ..Default::default()
         })
         .map_err(|e| JsError::Internal(format!("V8 runtime: {e}")))?;
-        limit_stack(runtime.v8_isolate(), limits.stack_bytes_max);
         let heap_peak = HeapPeak::watch(runtime.v8_isolate());
-        let host = Rc::new(HostState::new(spec));
-        runtime.op_state().borrow_mut().put(host.clone());
         let heap_exhausted = Rc::new(Cell::new(false));
         let (flag, handle) = (
             heap_exhausted.clone(),
@@ -88,17 +103,44 @@ impl Engine {
             current.max(initial.saturating_mul(HEAP_UNWIND_FACTOR))
         });
         let entry = start(&mut runtime)?;
-        Ok(Engine {
+        Ok(Blank {
             runtime,
-            host,
+            loader,
             entry,
             heap_exhausted,
             buffers,
-            deadline_ms: limits.deadline_ms,
+            heap_bytes_max,
             heap_peak,
         })
     }
 
+    /// Gives the runtime its installation: the bundle, the host state its
+    /// ops reach, and its stack limit. Must run on the thread that runs the
+    /// isolate from now on (the stack limit is an address on it), and the
+    /// spec's heap limit must be the one the heap was made with.
+    pub fn assign(mut self, spec: Arc<IsolateSpec>) -> Engine {
+        let limits = spec.limits;
+        assert_eq!(
+            limits.heap_bytes_max, self.heap_bytes_max,
+            "a V8 runtime was assigned to an installation with another heap limit"
+        );
+        self.loader.assign(spec.sources.clone());
+        limit_stack(self.runtime.v8_isolate(), limits.stack_bytes_max);
+        let host = Rc::new(HostState::new(spec));
+        self.runtime.op_state().borrow_mut().put(host.clone());
+        Engine {
+            runtime: self.runtime,
+            host,
+            entry: self.entry,
+            heap_exhausted: self.heap_exhausted,
+            buffers: self.buffers,
+            deadline_ms: limits.deadline_ms,
+            heap_peak: self.heap_peak,
+        }
+    }
+}
+
+impl Engine {
     pub fn handle(&mut self) -> v8::IsolateHandle {
         self.runtime.v8_isolate().thread_safe_handle()
     }
