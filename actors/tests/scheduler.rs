@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, DurationRound, Timelike, Utc};
 use extensor_actors::jobs::{EpochClaim, JobFailure, JobRequest, JobRunner, JobSuccess};
 use extensor_actors::scheduler::{
     RunNowOutcome, Scheduler, SchedulerArgs, SchedulerConfig, SchedulerMsg,
@@ -29,6 +29,10 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 const WAIT_MS: u64 = 10_000;
+/// A test's world starts no later than this before a real minute ends
+/// (`World::new`): more than a loaded machine takes from there to
+/// recording the installation's events.
+const MINUTE_END_MARGIN_S: i64 = 5;
 
 fn open_store(dir: &tempfile::TempDir) -> Arc<dyn EventStore> {
     let config = SqliteConfig {
@@ -127,7 +131,21 @@ struct World {
 impl World {
     /// A store and a manual clock starting now: the store stamps events
     /// with the real time, and the simulated time runs on from there.
+    ///
+    /// An installation is active from its enable event's real stamp, and
+    /// tests fire its jobs at `minute(1)`, the next minute of the clock. A
+    /// test started in a real minute's last moments would record that
+    /// event after `minute(1)`, whose occurrence then never comes (a flake
+    /// seen in CI: no run at all). So a test starts in a minute's first
+    /// `60 - MINUTE_END_MARGIN_S` seconds, waiting for the next if need be.
     fn new() -> World {
+        let now = Utc::now();
+        let into_minute_ms =
+            i64::from(now.second()) * 1000 + i64::from(now.timestamp_subsec_millis());
+        if into_minute_ms >= (60 - MINUTE_END_MARGIN_S) * 1000 {
+            let to_next_ms = 60_000 - into_minute_ms + 20;
+            std::thread::sleep(Duration::from_millis(to_next_ms as u64));
+        }
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(&dir);
         World {
