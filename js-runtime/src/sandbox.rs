@@ -82,7 +82,8 @@ impl Sandbox {
     }
 
     /// Isolates of this sandbox alive now: started and not yet ended (an
-    /// isolate is counted until its thread has freed its heap).
+    /// isolate is counted until its thread has freed its heap). Spares
+    /// count from when an isolate takes one ([`spare_isolates`](Self::spare_isolates)).
     pub fn isolates_alive(&self) -> usize {
         self.alive.load(Ordering::SeqCst)
     }
