@@ -118,7 +118,8 @@ pub(crate) struct IsolateSpec {
     pub engine: JsEngine,
     /// The sandbox's count of isolate threads alive ([`Alive`]).
     pub alive: Arc<AtomicUsize>,
-    /// The sandbox's isolates made ahead of demand.
+    /// The sandbox's isolates made ahead of demand (only V8 takes them).
+    #[cfg_attr(not(feature = "v8"), allow(dead_code))]
     pub spares: Arc<Spares>,
 }
 

@@ -2,7 +2,9 @@
 //! an isolate that starts from one is the installation's own, under the
 //! installation's limits, and a spare never serves two installations.
 
-use extensor_js::{HostServices, JsEngine, JsError, Sandbox, SandboxConfig};
+#[cfg(feature = "v8")]
+use extensor_js::JsError;
+use extensor_js::{HostServices, JsEngine, Sandbox, SandboxConfig};
 use serde_json::json;
 
 use crate::support::*;
