@@ -600,7 +600,7 @@ impl Engine {
         let inner = Arc::new(Inner {
             store: config.store.clone(),
             data_dir: config.data_dir.clone(),
-            sandbox,
+            sandbox: sandbox.clone(),
             zip: config.zip.clone(),
             secret_box: SecretBox::new(config.secret_key.clone()),
             bundles,
@@ -609,7 +609,7 @@ impl Engine {
             dispatch: config.dispatch.clone(),
             filter_order: config.filter_order,
             directory: directory::Directory::default(),
-            runtimes: runtime::Runtimes::new(config.warm_isolates_bytes_max),
+            runtimes: runtime::Runtimes::new(config.warm_isolates_bytes_max, sandbox.clone()),
             services,
             closing: AtomicBool::new(false),
             closing_tx,

@@ -51,9 +51,48 @@ struct Member {
     /// Invocations sent to it and not answered yet.
     busy: usize,
     /// Heap bytes it held after its last invocation.
-    heap_bytes: usize,
+    heap: HeapShare,
     /// When `busy` last fell to zero.
     idle_since: Instant,
+}
+
+/// One member's heap bytes, kept in the sandbox's running total of every
+/// warm isolate's heap ([`IsolateSpec::warm_heap`]) as well: a change is
+/// added to it, and dropping the member (discarded, reaped, or its pool
+/// dropped) takes its bytes out, so no path that ends a member can leave
+/// the total wrong.
+struct HeapShare {
+    bytes: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl HeapShare {
+    fn new(bytes: usize, total: &Arc<AtomicUsize>) -> HeapShare {
+        total.fetch_add(bytes, Ordering::Relaxed);
+        HeapShare {
+            bytes,
+            total: total.clone(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn set(&mut self, bytes: usize) {
+        if bytes >= self.bytes {
+            self.total.fetch_add(bytes - self.bytes, Ordering::Relaxed);
+        } else {
+            self.total.fetch_sub(self.bytes - bytes, Ordering::Relaxed);
+        }
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for HeapShare {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// One invocation's claim on one isolate; dropping it gives the claim back
@@ -178,10 +217,10 @@ impl Pool {
                 id,
                 isolate: isolate.clone(),
                 busy,
-                heap_bytes,
+                heap: HeapShare::new(heap_bytes, &self.spec.warm_heap),
                 idle_since: Instant::now(),
             });
-            let total = m.list.iter().map(|x| x.heap_bytes).sum();
+            let total = m.list.iter().map(|x| x.heap.bytes()).sum();
             self.heap_peak_bytes.fetch_max(total, Ordering::Relaxed);
             id
         };
@@ -211,7 +250,11 @@ impl Pool {
 
     /// Heap bytes the pool's isolates held after their last invocation.
     pub fn heap_bytes(&self) -> usize {
-        lock(&self.members).list.iter().map(|x| x.heap_bytes).sum()
+        lock(&self.members)
+            .list
+            .iter()
+            .map(|x| x.heap.bytes())
+            .sum()
     }
 
     /// The most heap the pool's isolates held together at any point since
@@ -252,7 +295,7 @@ impl Pool {
                     .list
                     .iter()
                     .filter(|x| x.id != id)
-                    .map(|x| x.heap_bytes)
+                    .map(|x| x.heap.bytes())
                     .sum();
                 self.heap_peak_bytes
                     .fetch_max(others.saturating_add(peak), Ordering::Relaxed);
@@ -260,7 +303,7 @@ impl Pool {
             let x = &mut m.list[i];
             x.busy -= 1;
             if let Some((bytes, _)) = heap_bytes {
-                x.heap_bytes = bytes;
+                x.heap.set(bytes);
             }
             if x.busy == 0 {
                 x.idle_since = Instant::now();

@@ -118,6 +118,9 @@ pub(crate) struct IsolateSpec {
     pub engine: JsEngine,
     /// The sandbox's count of isolate threads alive ([`Alive`]).
     pub alive: Arc<AtomicUsize>,
+    /// Heap bytes the warm isolates of all the sandbox's pools held after
+    /// their last invocation, kept by the pools (`pool::HeapShare`).
+    pub warm_heap: Arc<AtomicUsize>,
     /// The sandbox's isolates made ahead of demand (only V8 takes them).
     #[cfg_attr(not(feature = "v8"), allow(dead_code))]
     pub spares: Arc<Spares>,

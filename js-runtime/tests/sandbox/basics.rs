@@ -219,6 +219,7 @@ async fn isolates_idle_past_the_setting_are_dropped() {
     let warmed = std::time::Instant::now();
     assert_eq!(ins.warm_isolates(), 2);
     assert!(ins.warm_heap_bytes() > 0);
+    assert_eq!(sandbox.warm_heap_bytes(), ins.warm_heap_bytes());
     // Positive marker: every isolate thread of this sandbox (the pool's two
     // and validation's) has ended, so their heaps are freed.
     let deadline = warmed + std::time::Duration::from_secs(20);
@@ -233,10 +234,48 @@ async fn isolates_idle_past_the_setting_are_dropped() {
     }
     assert!(warmed.elapsed() >= idle, "dropped before the idle time");
     assert_eq!(ins.warm_heap_bytes(), 0);
+    assert_eq!(sandbox.warm_heap_bytes(), 0, "reaped isolates leave the total");
     // The next call starts a fresh isolate, which stays warm until idle again.
     assert_eq!(ins.invoke(ping()).await.unwrap().value, json!(1));
     assert_eq!((ins.warm_isolates(), sandbox.isolates_alive()), (1, 1));
     assert_eq!(sandbox.isolates_started(), 4);
+}
+
+#[tokio::test]
+async fn the_sandbox_totals_the_warm_heap_of_all_its_installations() {
+    // The engine checks its warm-isolate cap against this total after
+    // every invocation, so every way an isolate's heap changes or an
+    // isolate ends must move it.
+    let sandbox = sandbox();
+    let code = "import { hook } from 'extensor:sdk';
+        function deep() { return deep() + 1; }
+        hook('test.ping', (e) => { if (e.n === -1) return deep(); globalThis.keep = 'x'.repeat(e.n); return e.n; });";
+    let plugin = sandbox.validate(&bundle(json!({}), code)).await.unwrap();
+    assert_eq!(sandbox.warm_heap_bytes(), 0, "validation's isolate is in no pool");
+    let a = sandbox.install(plugin.clone(), scope("a"), HostServices::default());
+    let b = sandbox.install(plugin, scope("b"), HostServices::default());
+    a.prewarm(2).await.unwrap();
+    b.prewarm(1).await.unwrap();
+    let both = |a: &extensor_js::Installation, b: &extensor_js::Installation| {
+        a.warm_heap_bytes() + b.warm_heap_bytes()
+    };
+    assert!(b.warm_heap_bytes() > 0);
+    assert_eq!(sandbox.warm_heap_bytes(), both(&a, &b));
+    // An invocation's new heap size moves it with the pool's own (here
+    // keeping 4 MB more, which QuickJS counts at once and V8 once it
+    // commits pages for it).
+    a.invoke(hook("test.ping", json!({"n": 4_000_000}))).await.unwrap();
+    assert_eq!(sandbox.warm_heap_bytes(), both(&a, &b));
+    // A discarded isolate (it overflowed its stack) leaves the total.
+    let err = b.invoke(hook("test.ping", json!({"n": -1}))).await.unwrap_err();
+    assert!(matches!(err, JsError::StackOverflow { .. }), "{err:?}");
+    assert_eq!(b.warm_heap_bytes(), 0);
+    assert_eq!(sandbox.warm_heap_bytes(), a.warm_heap_bytes());
+    // So does a dropped installation, at once (its threads end after).
+    drop(a);
+    assert_eq!(sandbox.warm_heap_bytes(), 0);
+    assert_eq!(b.invoke(ping()).await.unwrap().value, json!(1));
+    assert_eq!(sandbox.warm_heap_bytes(), b.warm_heap_bytes());
 }
 
 #[tokio::test]

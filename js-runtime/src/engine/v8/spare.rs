@@ -215,6 +215,9 @@ fn thread_main(
     signals: &Signals,
 ) {
     let unassigned = Alive::enter(&signals.unassigned);
+    // Announced however making the runtime ends, a panic included, so
+    // `Spares::ready` (which the server's boot awaits) never waits forever.
+    let announce = Announce { made, signals };
     // Timers only: deno_core's delayed V8 tasks and the deadline's tokio
     // timeouts sleep on it; nothing on this thread does I/O (host calls run
     // on the server's runtime), so no I/O driver (an epoll instance and an
@@ -228,8 +231,7 @@ fn thread_main(
         .as_ref()
         .map_err(Clone::clone)
         .and_then(|rt| Blank::new(heap_bytes_max).map(|blank| (rt, blank)));
-    made.store(true, Ordering::SeqCst);
-    signals.made.notify_waiters();
+    drop(announce);
     // The sandbox dropped its spares: the runtime goes, then the count.
     let Ok(Assignment {
         spec,
@@ -257,6 +259,20 @@ fn thread_main(
             let _ = reply.send(Answer::NotRun);
         }
     });
+}
+
+/// Marks a spare's runtime made (or failed) and wakes `Spares::ready`
+/// when dropped.
+struct Announce<'a> {
+    made: &'a AtomicBool,
+    signals: &'a Signals,
+}
+
+impl Drop for Announce<'_> {
+    fn drop(&mut self) {
+        self.made.store(true, Ordering::SeqCst);
+        self.signals.made.notify_waiters();
+    }
 }
 
 /// Loads the bundle, then runs invocations until the isolate is discarded
