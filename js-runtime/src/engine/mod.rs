@@ -375,11 +375,43 @@ impl<F: Fn()> Drop for Waiting<'_, F> {
     }
 }
 
+/// What an isolate thread does after one message.
+pub(crate) enum Next {
+    /// Takes the next message.
+    Continue,
+    /// Stops: the isolate is discarded or closed.
+    Stop,
+}
+
+/// Thread side of one queued invocation, on either engine: asks the gate
+/// whether it may start (skipped when its caller went away, answered as not
+/// run when the isolate closed meanwhile), runs it with `run`, and answers.
+pub(crate) fn run_queued(
+    gate: &gate::Gate,
+    seq: u64,
+    reply: tokio::sync::oneshot::Sender<Answer>,
+    run: impl FnOnce() -> Finished,
+) -> Next {
+    match gate.begin(seq) {
+        gate::Begin::Run => {}
+        gate::Begin::Skip => return Next::Continue,
+        gate::Begin::Closed => {
+            let _ = reply.send(Answer::NotRun);
+            return Next::Stop;
+        }
+    }
+    if answer(gate, run(), reply) {
+        Next::Continue
+    } else {
+        Next::Stop
+    }
+}
+
 /// Thread side, after an invocation: closes the gate if the isolate is
 /// discarded (by its own verdict, or because the host killed it meanwhile),
 /// so nothing queued behind it starts, then answers. `false` when the
 /// thread must stop.
-pub(crate) fn answer(
+fn answer(
     gate: &gate::Gate,
     mut finished: Finished,
     reply: tokio::sync::oneshot::Sender<Answer>,

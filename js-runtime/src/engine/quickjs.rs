@@ -30,11 +30,11 @@ use rquickjs::{
 };
 use tokio::sync::oneshot;
 
-use super::gate::{Begin, Gate};
+use super::gate::Gate;
 use super::host_call::{Admitted, admit};
 use super::{
-    Alive, Answer, Finished, InvokeJob, IsolateSpec, Loaded, PRELUDE, Queue, RawOutcome,
-    SDK_SOURCE, answer, await_answer, refuse_the_rest,
+    Alive, Answer, Finished, InvokeJob, IsolateSpec, Loaded, Next, PRELUDE, Queue, RawOutcome,
+    SDK_SOURCE, await_answer, refuse_the_rest, run_queued,
 };
 use crate::bundle::{SDK_MODULE, Sources};
 use crate::config::{DEADLINE_GRACE_MS, DeadlineKind, RESULT_BYTES_MAX};
@@ -201,16 +201,7 @@ fn isolate_main(
         match msg {
             Msg::Shutdown => break,
             Msg::Invoke(job, seq, reply) => {
-                match gate.begin(seq) {
-                    Begin::Run => {}
-                    Begin::Skip => continue,
-                    Begin::Closed => {
-                        let _ = reply.send(Answer::NotRun);
-                        break;
-                    }
-                }
-                let finished = engine.invoke(&job, rx);
-                if !answer(gate, finished, reply) {
+                if let Next::Stop = run_queued(gate, seq, reply, || engine.invoke(&job, rx)) {
                     break;
                 }
             }

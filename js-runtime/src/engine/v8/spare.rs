@@ -32,8 +32,10 @@ use tokio::sync::{Notify, oneshot};
 use super::runtime::{Blank, Engine};
 use super::{Msg, THREAD_STACK_MARGIN_BYTES, Terminator, V8_STACK_BYTES};
 use crate::config::Limits;
-use crate::engine::gate::{Begin, Gate};
-use crate::engine::{Alive, Answer, IsolateSpec, Loaded, answer, next_message, refuse_the_rest};
+use crate::engine::gate::Gate;
+use crate::engine::{
+    Alive, Answer, IsolateSpec, Loaded, Next, next_message, refuse_the_rest, run_queued,
+};
 use crate::error::JsError;
 
 /// What a thread needs to become one installation's isolate.
@@ -297,16 +299,8 @@ fn serve(
     while let Ok(msg) = next_message(rx) {
         match msg {
             Msg::Invoke(job, seq, reply) => {
-                match gate.begin(seq) {
-                    Begin::Run => {}
-                    Begin::Skip => continue,
-                    Begin::Closed => {
-                        let _ = reply.send(Answer::NotRun);
-                        break;
-                    }
-                }
-                let finished = rt.block_on(engine.invoke(&job));
-                if !answer(gate, finished, reply) {
+                let run = || rt.block_on(engine.invoke(&job));
+                if let Next::Stop = run_queued(gate, seq, reply, run) {
                     break;
                 }
             }
