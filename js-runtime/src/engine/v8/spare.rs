@@ -119,8 +119,9 @@ impl Spares {
                     self.fill();
                     return Ok(());
                 }
-                // Its thread ended (it could not make a runtime and its
-                // error went with it): start on a thread of its own.
+                // Its thread ended (it panicked making its runtime; a
+                // runtime that failed is reported to the assignment
+                // instead): start on a thread of its own.
                 Err(mpsc::SendError(a)) => a,
             },
             None => a,
