@@ -16,8 +16,10 @@
 //! - [`plugin`]: SDK registrations, triggers, validation against the manifest.
 //! - `engine`: the only engine-specific code, one private module per engine
 //!   ([`JsEngine`]): QuickJS via rquickjs, and V8 via deno_core (cargo
-//!   feature `v8`); isolate threads, limits, the event loop that drives
-//!   promises and host calls. No engine type is visible outside it.
+//!   feature `v8`); isolate threads (on V8, spares made ahead of demand
+//!   take most of the cold start off a new installation), limits, the
+//!   event loop that drives promises and host calls. No engine type is
+//!   visible outside it.
 //! - [`host`]: what `ctx` reaches — platform traits ([`host::SecretStore`],
 //!   [`host::EventSink`], [`host::EmailOutbox`], [`host::DbReader`]) and the
 //!   sandbox-security components: SSRF-guarded HTTP ([`host::net`]), files
