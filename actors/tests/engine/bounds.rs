@@ -1,7 +1,8 @@
 //! Trust boundaries the engine enforces before and after plugin code runs:
 //! anonymous callers start nothing, route answers follow the header
-//! policy, and warm isolates are capped in bytes process-wide (and their
-//! in-call heap peak is measured).
+//! policy, warm isolates are capped in bytes process-wide (and their
+//! in-call heap peak is measured), and isolates start from the spare V8
+//! isolates the engine makes at boot.
 
 use extensor_actors::Error;
 use extensor_actors::engine::{RouteRequest, WarmPool};
@@ -64,6 +65,35 @@ async fn anonymous_requests_to_private_routes_start_no_isolate() {
         .unwrap();
     assert_eq!(r.body, json!("hello"));
     assert!(engine.sandbox().isolates_started() > before);
+}
+
+/// The engine makes its spare V8 isolate at boot, so an installation's
+/// isolates (validation's and its pool's) start from spares, not from V8's
+/// snapshot on the request's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolates_start_from_the_spares_made_at_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), open_store(dir.path()));
+    c.sandbox.engine = extensor_js::JsEngine::V8;
+    let engine = extensor_actors::engine::Engine::start(c).await.unwrap();
+    let sandbox = engine.sandbox();
+    assert_eq!(sandbox.spare_isolates(), 1, "the spare is made during boot");
+    assert_eq!(sandbox.spare_isolates_used(), 0);
+    let tenant = new_tenant(&engine, "acme").await;
+    let js = "import { route } from 'extensor:sdk'; route('GET', '/hi', () => 'hi');";
+    let manifest = json!({"routes": [{"method": "GET", "path": "/hi"}]});
+    install(&engine, &tenant, plugin("hi", "1.0.0", manifest, js)).await;
+    let r = engine
+        .route(&tenant, "hi", req("GET", "/hi", Some(Role::Viewer)))
+        .await
+        .unwrap();
+    assert_eq!(r.body, json!("hi"));
+    assert!(sandbox.isolates_started() >= 2, "validation and the pool");
+    assert_eq!(
+        sandbox.spare_isolates_used(),
+        sandbox.isolates_started(),
+        "every isolate started from a spare"
+    );
 }
 
 /// A route answer that breaks the header policy is a plugin failure naming
