@@ -134,12 +134,13 @@ impl Spares {
         let (tx, rx) = mpsc::channel();
         // Cannot fail: `rx` is alive until the thread takes it.
         let _ = tx.send(a);
-        let signals = self.signals.clone();
+        // Signals of its own: this thread is no spare (its assignment is
+        // already queued), so it must not count in `unassigned`.
         spawn(
             (limits.heap_bytes_max, limits.stack_bytes_max),
             rx,
             Arc::default(),
-            signals,
+            Arc::default(),
         )
     }
 
