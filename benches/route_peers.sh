@@ -14,10 +14,22 @@
 #   PEERS_DIR      where the peers are installed with npm (default
 #                  ${TMPDIR:-/tmp}/extensor-route-peers); never inside the repo
 #   WRK_ARGS       default "-t2 -c64 -d8s"; WARMUP_S seconds of wrk before each (2)
-#   ONLY           a subset of: healthz quickjs v8 workerd deno baseline-quickjs
+#   FLOOR_BIN      the HTTP floor (default: cargo build --release -p extensor-api
+#                  --example http_floor): poem alone answering the same JSON;
+#                  "notfound" is Extensor's 404 through every middleware
+#   ONLY           a subset of: floor healthz notfound quickjs v8 workerd deno baseline-quickjs
 #                  baseline-v8 quickjs-queue1 v8-queue1 (the last two: the same
 #                  binary with EXTENSOR_ISOLATE_QUEUE_MAX=1, one invocation per
 #                  isolate at a time, as before pipelining)
+#
+# Besides wrk's figures, every row gives the server's CPU per request
+# (user + system time of all its threads, and of its children for the npm
+# wrappers, over the measured wrk run, divided by the requests wrk counted)
+# and its context switches per request. On a 2-core machine that wrk shares,
+# CPU per request is the figure that moves: what the server saves goes to
+# more requests. Extensor rows split it: tokio's threads (its async workers:
+# HTTP, middleware, the engine's bookkeeping; and its blocking pool, which
+# store reads use) and the isolate threads (JS, and the idle look).
 #
 # Needs wrk (Debian: apt-get install -y wrk), node/npm, curl. A missing tool
 # is an error, never a skipped row.
@@ -29,9 +41,9 @@ WRK_ARGS=${WRK_ARGS:--t2 -c64 -d8s}
 WARMUP_S=${WARMUP_S:-2}
 if [ -z "${ONLY:-}" ]; then
   if [ -n "${BASELINE_BIN:-}" ]; then
-    ONLY="healthz baseline-quickjs quickjs baseline-v8 v8 workerd deno"
+    ONLY="floor healthz baseline-quickjs quickjs baseline-v8 v8 workerd deno"
   else
-    ONLY="healthz quickjs-queue1 quickjs v8-queue1 v8 workerd deno"
+    ONLY="floor healthz quickjs-queue1 quickjs v8-queue1 v8 workerd deno"
   fi
 fi
 WORKERD_VERSION=${WORKERD_VERSION:-1.20261123.1}
@@ -39,9 +51,10 @@ DENO_VERSION=${DENO_VERSION:-2.9.6}
 PORT_EXTENSOR=${PORT_EXTENSOR:-18080}
 PORT_WORKERD=${PORT_WORKERD:-18081}
 PORT_DENO=${PORT_DENO:-18082}
+PORT_FLOOR=${PORT_FLOOR:-18083}
 BODY='{"hello":"world"}'
 
-for tool in wrk npm node curl; do
+for tool in wrk npm node curl pgrep getconf awk; do
   command -v "$tool" >/dev/null || { echo "route_peers: $tool is missing" >&2; exit 1; }
 done
 case "$PEERS_DIR" in "$ROOT"/*) echo "route_peers: PEERS_DIR must be outside the repository" >&2; exit 1;; esac
@@ -62,6 +75,11 @@ trap cleanup EXIT
 if [ -z "${EXTENSOR_BIN:-}" ]; then
   (cd "$ROOT" && cargo build --release --bin extensor)
   EXTENSOR_BIN="$ROOT/target/release/extensor"
+fi
+
+if [ -z "${FLOOR_BIN:-}" ] && [[ " $ONLY " == *" floor "* ]]; then
+  (cd "$ROOT" && cargo build --release -p extensor-api --example http_floor)
+  FLOOR_BIN="$ROOT/target/release/examples/http_floor"
 fi
 
 install_peers() {
@@ -90,21 +108,65 @@ wait_http() { # url
   exit 1
 }
 
-# wrk's requests/s, p50 and p99 as one markdown row.
+# Every thread of a process and of its descendants (the npm wrappers run the
+# real server as a child): "name cpu_ticks voluntary nonvoluntary" per line.
+threads() { # pid
+  local pid=$1 child t
+  for t in /proc/"$pid"/task/*; do
+    [ -r "$t/stat" ] || continue
+    # The name is the field in parentheses; the fields after it count from 3.
+    awk -v name="$(cat "$t/comm" 2>/dev/null)" '
+      FNR == NR { sub(/^.*\) /, ""); split($0, f, " "); cpu = f[12] + f[13]; next }
+      /^voluntary_ctxt_switches/ { v = $2 }
+      /^nonvoluntary_ctxt_switches/ { n = $2 }
+      END { gsub(/ /, "_", name); print name, cpu, v, n }' "$t/stat" "$t/status" 2>/dev/null || true
+  done
+  for child in $(pgrep -P "$pid" 2>/dev/null); do threads "$child"; done
+}
+
+# CPU µs and context switches per request between two `threads` snapshots,
+# as "total | tokio | isolates | switches" cells (tokio and isolates only
+# where such threads exist: Extensor's; tokio's workers and blocking pool
+# share the name `tokio-rt-worker`).
+per_request() { # before after requests
+  local tick_us
+  tick_us=$((1000000 / $(getconf CLK_TCK)))
+  awk -v reqs="$3" -v tick_us="$tick_us" '
+    function group(name) {
+      if (name == "tokio-rt-worker") return "workers"
+      if (name ~ /^extensor-(v8|js)$/) return "isolates"
+      return "other"
+    }
+    FNR == NR { cpu[$1] += $2; sw[$1] += $3 + $4; next }
+    { dc[group($1)] += $2; all += $2; dsw += $3 + $4 }
+    END {
+      for (n in cpu) { all -= cpu[n]; dsw -= sw[n]; dc[group(n)] -= cpu[n] }
+      w = ("workers" in dc) ? sprintf("%.1f", dc["workers"] * tick_us / reqs) : "-"
+      i = ("isolates" in dc) ? sprintf("%.1f", dc["isolates"] * tick_us / reqs) : "-"
+      printf "%.1f | %s | %s | %.2f", all * tick_us / reqs, w, i, dsw / reqs
+    }' <(echo "$1") <(echo "$2")
+}
+
+# wrk's requests/s, p50 and p99, and the server's CPU per request, as one
+# markdown row.
 measure() { # label url
-  local out
-  curl -fsS "$2" | grep -q '"hello"' || [ "$1" = "extensor /healthz" ] \
+  local out before after
+  curl -sS "$2" | grep -q '"hello"' || [[ "$1" == "extensor /"* ]] \
     || { echo "route_peers: $2 did not answer the JSON" >&2; exit 1; }
   wrk -t2 -c64 -d"${WARMUP_S}s" "$2" >/dev/null
+  before=$(threads "${PIDS[-1]}")
   # shellcheck disable=SC2086
   out=$(wrk $WRK_ARGS --latency "$2")
+  after=$(threads "${PIDS[-1]}")
   echo "$out" >"$WORK/$(echo "$1" | tr -c 'a-z0-9' _).txt"
-  local rps p50 p99 errors
+  local rps p50 p99 errors requests cpu
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
   errors=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr -s ' ' | paste -sd';' - || true)
-  printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "${errors:-none}"
+  cpu=$(per_request "$before" "$after" "$requests")
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "$cpu" "${errors:-none}"
 }
 
 extensor_up() { # engine [binary] [isolate queue]
@@ -166,6 +228,13 @@ CAPNP
   wait_http "http://127.0.0.1:$PORT_WORKERD/"
 }
 
+floor_up() {
+  port_free "$PORT_FLOOR"
+  "$FLOOR_BIN" "127.0.0.1:$PORT_FLOOR" >"$WORK/floor.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$PORT_FLOOR/"
+}
+
 deno_up() {
   cat >"$WORK/deno.js" <<JS
 Deno.serve({ hostname: '127.0.0.1', port: $PORT_DENO, onListen() {} },
@@ -183,10 +252,12 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "extensor: $("$EXTENSOR_BIN" --version), commit $(git -C "$ROOT" rev-parse --short HEAD)"
 [ -z "${BASELINE_BIN:-}" ] || echo "baseline: $BASELINE_BIN"
 echo
-echo "| server | requests/s | p50 | p99 | errors |"
-echo "|---|---|---|---|---|"
+echo "| server | requests/s | p50 | p99 | CPU µs/request | of it: tokio's threads | of it: isolate threads | context switches/request | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for what in $ONLY; do
   case $what in
+    floor) floor_up; measure "HTTP floor: poem alone" "http://127.0.0.1:$PORT_FLOOR/"; stop_last ;;
+    notfound) extensor_up v8; measure "extensor /nothing (404 through every middleware)" "http://127.0.0.1:$PORT_EXTENSOR/nothing"; stop_last ;;
     healthz) extensor_up v8; measure "extensor /healthz" "http://127.0.0.1:$PORT_EXTENSOR/healthz"; stop_last ;;
     quickjs|v8) extensor_up "$what"
       measure "extensor plugin route ($what)" "http://127.0.0.1:$PORT_EXTENSOR/t/bench/ext/hello/hello"
