@@ -109,17 +109,18 @@ wait_http() { # url
 }
 
 # Every thread of a process and of its descendants (the npm wrappers run the
-# real server as a child): "name cpu_ticks voluntary nonvoluntary" per line.
+# real server as a child): "tid name cpu_ticks voluntary nonvoluntary" per
+# line.
 threads() { # pid
   local pid=$1 child t
   for t in /proc/"$pid"/task/*; do
     [ -r "$t/stat" ] || continue
     # The name is the field in parentheses; the fields after it count from 3.
-    awk -v name="$(cat "$t/comm" 2>/dev/null)" '
+    awk -v tid="${t##*/}" -v name="$(cat "$t/comm" 2>/dev/null)" '
       FNR == NR { sub(/^.*\) /, ""); split($0, f, " "); cpu = f[12] + f[13]; next }
       /^voluntary_ctxt_switches/ { v = $2 }
       /^nonvoluntary_ctxt_switches/ { n = $2 }
-      END { gsub(/ /, "_", name); print name, cpu, v, n }' "$t/stat" "$t/status" 2>/dev/null || true
+      END { gsub(/ /, "_", name); print tid, name, cpu, v, n }' "$t/stat" "$t/status" 2>/dev/null || true
   done
   for child in $(pgrep -P "$pid" 2>/dev/null); do threads "$child"; done
 }
@@ -127,7 +128,8 @@ threads() { # pid
 # CPU µs and context switches per request between two `threads` snapshots,
 # as "total | tokio | isolates | switches" cells (tokio and isolates only
 # where such threads exist: Extensor's; tokio's workers and blocking pool
-# share the name `tokio-rt-worker`).
+# share the name `tokio-rt-worker`). Threads are matched by id: one made
+# during the run counts from zero, one that ended during it is left out.
 per_request() { # before after requests
   local tick_us
   tick_us=$((1000000 / $(getconf CLK_TCK)))
@@ -137,10 +139,12 @@ per_request() { # before after requests
       if (name ~ /^extensor-(v8|js)$/) return "isolates"
       return "other"
     }
-    FNR == NR { cpu[$1] += $2; sw[$1] += $3 + $4; next }
-    { dc[group($1)] += $2; all += $2; dsw += $3 + $4 }
+    FNR == NR { cpu[$1] = $3; sw[$1] = $4 + $5; next }
+    {
+      d = $3 - cpu[$1]; dc[group($2)] += d; all += d
+      dsw += $4 + $5 - sw[$1]
+    }
     END {
-      for (n in cpu) { all -= cpu[n]; dsw -= sw[n]; dc[group(n)] -= cpu[n] }
       w = ("workers" in dc) ? sprintf("%.1f", dc["workers"] * tick_us / reqs) : "-"
       i = ("isolates" in dc) ? sprintf("%.1f", dc["isolates"] * tick_us / reqs) : "-"
       printf "%.1f | %s | %s | %.2f", all * tick_us / reqs, w, i, dsw / reqs
